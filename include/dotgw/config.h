@@ -1,0 +1,72 @@
+/*
+ * config.h - the daemon's settings, from the command line. Plain data; config_parse_args()
+ * fills it and reports the first bad option by name.
+ */
+#ifndef DOTGW_CONFIG_H
+#define DOTGW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define CONFIG_MAX_UPSTREAMS  16
+#define CONFIG_MAX_INTERFACES 32
+#define CONFIG_AUTH_NAME_MAX  253
+
+enum capture_mode {
+	MODE_TPROXY,
+};
+
+/* One DoT upstream: address and port, and the name its certificate must carry. */
+struct upstream_config {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char auth_name[CONFIG_AUTH_NAME_MAX + 1]; /* "" = verify the address instead */
+	char text[INET6_ADDRSTRLEN + 8 + CONFIG_AUTH_NAME_MAX]; /* "[2001:db8::1]:853#dot.test", for logs */
+};
+
+struct config {
+	struct upstream_config upstreams[CONFIG_MAX_UPSTREAMS];
+	size_t n_upstreams;
+	const char *ca_file; /* NULL: the system trust store */
+	unsigned int scope;  /* RULESET_SCOPE_* bits */
+	const char *interfaces[CONFIG_MAX_INTERFACES];
+	size_t n_interfaces;
+	enum capture_mode mode;
+	const char *user; /* NULL: "dotgw" if it exists, else "nobody" */
+	int log_level;
+	const char *table;
+	uint16_t tproxy_port;
+	uint32_t capture_mark;
+	uint32_t bypass_mark;
+	uint32_t route_table;
+	uint32_t rule_priority;
+	unsigned int timeout_ms;     /* per-query deadline */
+	unsigned int udp_size_cap;   /* largest UDP answer, whatever the client advertises */
+	unsigned int tcp_idle_ms;    /* idle TCP client connections are closed after this */
+	unsigned int max_tcp_clients;
+	unsigned int max_inflight;   /* queries in flight at once; more get SERVFAIL */
+	bool remove_rules;	     /* --remove-rules: remove a table and routes left behind, exit */
+};
+
+/* config_init - fill cfg with the defaults (no upstreams yet: see config_parse_args). */
+void config_init(struct config *cfg);
+
+/*
+ * config_parse_upstream - parse "ADDR[@PORT][#AUTH-NAME]" (IPv6 may be written
+ * [ADDR]@PORT, [ADDR]:PORT or bare). Returns 0, or -EINVAL; *u is written only on success.
+ */
+int config_parse_upstream(struct upstream_config *u, const char *spec);
+
+/*
+ * config_parse_args - parse the command line into cfg (after config_init). Adds the default
+ * upstreams when none is given. Returns 0 to run, 1 when the program should exit with success
+ * (--help, --version: the text is written to out), or -EINVAL after writing a message that
+ * names the bad option to err.
+ */
+int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE *err);
+
+#endif

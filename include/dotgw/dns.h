@@ -1,0 +1,137 @@
+/*
+ * dns.h - DNS wire format: parse a message into a view, build error answers, truncate.
+ *
+ * Pure code: (const uint8_t *, size_t) in, results out. No sockets, no logging, no globals,
+ * no allocation. Every function validates lengths itself; malformed input yields -EBADMSG
+ * (or -ENOSPC when an output buffer is too small), never a read outside the buffer.
+ */
+#ifndef DOTGW_DNS_H
+#define DOTGW_DNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DNS_HDR_LEN	   12
+#define DNS_MAX_NAME	   255	 /* wire-format name, including the root label */
+#define DNS_MAX_MSG	   65535 /* largest message (TCP/TLS 2-octet length) */
+#define DNS_MIN_UDP	   512	 /* UDP limit without EDNS(0) (RFC 1035) */
+#define DNS_DEFAULT_UDP_CAP 1232 /* DNS flag day 2020 */
+
+/* Header flag bits (host order of the 16-bit flags word). */
+#define DNS_FLAG_QR	0x8000
+#define DNS_OPCODE_MASK 0x7800
+#define DNS_FLAG_AA	0x0400
+#define DNS_FLAG_TC	0x0200
+#define DNS_FLAG_RD	0x0100
+#define DNS_FLAG_RA	0x0080
+#define DNS_FLAG_AD	0x0020
+#define DNS_FLAG_CD	0x0010
+#define DNS_RCODE_MASK	0x000f
+
+#define DNS_OPCODE_QUERY 0
+
+#define DNS_RCODE_NOERROR  0
+#define DNS_RCODE_FORMERR  1
+#define DNS_RCODE_SERVFAIL 2
+#define DNS_RCODE_NXDOMAIN 3
+#define DNS_RCODE_NOTIMP   4
+#define DNS_RCODE_REFUSED  5
+
+#define DNS_TYPE_A    1
+#define DNS_TYPE_SOA  6
+#define DNS_TYPE_TXT  16
+#define DNS_TYPE_AAAA 28
+#define DNS_TYPE_OPT  41
+#define DNS_CLASS_IN  1
+
+/* The question of a message, name copied out uncompressed in wire format. */
+struct dns_question {
+	uint8_t name[DNS_MAX_NAME];
+	uint8_t name_len; /* octets in name, root label included (1 for ".") */
+	uint16_t qtype;
+	uint16_t qclass;
+};
+
+/*
+ * A validated view of one message. Offsets index the buffer that was parsed; the view holds
+ * no pointer into it, so the buffer may move (but not change) between parse and use.
+ */
+struct dns_msg {
+	uint16_t id;
+	uint16_t flags;
+	uint16_t qdcount, ancount, nscount, arcount;
+	struct dns_question q; /* valid when qdcount == 1 */
+	size_t question_end;   /* offset just past the question section */
+	size_t len;	       /* the message length that was parsed */
+	/* EDNS(0): the single OPT RR of the additional section, when present. */
+	bool has_opt;
+	size_t opt_off;	      /* offset of the OPT RR (its root owner name) */
+	size_t opt_len;	      /* length of the whole OPT RR */
+	uint16_t opt_udp_size; /* the OPT RR's CLASS: advertised UDP payload size */
+	uint32_t opt_ttl;      /* extended rcode, version, DO and Z flags */
+};
+
+/*
+ * dns_msg_parse - validate a whole message and fill *m.
+ * Checks the header, at most one question, every name (compression pointers must point
+ * backwards, at most DNS_MAX_NAME octets, no loops), that every RR fits the buffer, that there
+ * is at most one OPT RR, in the additional section, with the root as owner, and that no
+ * octets trail the last RR. Returns 0, or -EBADMSG; *m is written only on success.
+ */
+int dns_msg_parse(struct dns_msg *m, const uint8_t *buf, size_t len);
+
+/*
+ * dns_query_check - is a parsed message a query dotgw forwards? QR clear, opcode QUERY,
+ * exactly one question. Returns 0, -EBADMSG (not a valid query: answer FORMERR) or
+ * -EOPNOTSUPP (another opcode: answer NOTIMP).
+ */
+int dns_query_check(const struct dns_msg *m);
+
+/* dns_question_equal - same type, class and name (names compared case-insensitively). */
+bool dns_question_equal(const struct dns_question *a, const struct dns_question *b);
+
+/*
+ * dns_name_to_text - presentation form of an uncompressed wire-format name, for logs:
+ * "www.example.com." ("." for the root); octets outside [-_a-zA-Z0-9] are written \DDD.
+ * Returns the text length, or -ENOSPC (out too small) / -EBADMSG (malformed name).
+ */
+int dns_name_to_text(const uint8_t *name, size_t name_len, char *out, size_t outlen);
+
+/*
+ * dns_udp_limit - the largest UDP answer the sender of query q accepts: 512 without EDNS(0),
+ * else its advertised size, at least 512 and at most cap.
+ */
+size_t dns_udp_limit(const struct dns_msg *q, size_t cap);
+
+/*
+ * dns_truncate - cut the parsed answer r in buf down to header, question and OPT RR (if r
+ * has one), set TC, fix the counts. Done in place; returns the new length (always <= r->len),
+ * or -ENOSPC if even that exceeds limit.
+ */
+int dns_truncate(uint8_t *buf, const struct dns_msg *r, size_t limit);
+
+/*
+ * dns_build_error - write into out an answer with rcode to query. q is the parsed query, or
+ * NULL when only the 12-octet header of query could be read (then the answer is a bare
+ * header). The answer keeps the query's id, opcode, RD and CD bits and its question, sets QR
+ * and RA, and carries an OPT RR (payload size DNS_DEFAULT_UDP_CAP) when the query had one.
+ * An rcode above 15 (extended, e.g. BADVERS) goes into that OPT RR, so it needs one; out may
+ * be the query buffer itself. Returns the length written, or -ENOSPC / -EBADMSG (query
+ * shorter than a header) / -EINVAL (rcode negative, above 4095, or above 15 without OPT).
+ */
+int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t qlen,
+		    const struct dns_msg *q, int rcode);
+
+static inline uint16_t dns_get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline void dns_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * stats.h - the daemon's counters. One struct per worker, written only by its thread;
+ * stats_format() renders them as "key=value" pairs for the log.
+ */
+#ifndef DOTGW_STATS_H
+#define DOTGW_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STATS_FIELDS(X)                                                                        \
+	X(queries)	      /* queries accepted from clients (UDP and TCP) */                  \
+	X(queries_udp)	      /* ...of them over UDP */                                          \
+	X(queries_tcp)	      /* ...of them over TCP */                                          \
+	X(answered)	      /* answers from an upstream sent to the client */                  \
+	X(truncated)	      /* UDP answers cut to the client's limit, TC set */                \
+	X(servfail)	      /* SERVFAIL sent: deadline passed, or no usable upstream */        \
+	X(formerr)	      /* FORMERR sent to malformed queries */                            \
+	X(notimp)	      /* NOTIMP sent to other opcodes */                                 \
+	X(malformed)	      /* packets or frames that were not a valid DNS query */            \
+	X(dropped)	      /* queries dropped without an answer (see log) */                  \
+	X(overload)	      /* queries refused because max-inflight was reached */             \
+	X(reply_errors)	      /* answers the kernel refused to send */                           \
+	X(tcp_clients)	      /* TCP client connections accepted */                              \
+	X(upstream_handshakes) /* TLS handshakes completed */                                    \
+	X(upstream_resumed)   /* ...of them resumed a session */                                 \
+	X(upstream_failures)  /* connections that failed (connect, verification, I/O) */         \
+	X(upstream_bad_answers) /* answers that did not match a query (connection closed) */    \
+	X(upstream_retries)   /* queries sent again after their connection failed */
+
+struct stats {
+#define STATS_DECLARE(name) uint64_t name;
+	STATS_FIELDS(STATS_DECLARE)
+#undef STATS_DECLARE
+};
+
+/* stats_format - "queries=N answered=N ..." into buf; returns the length (truncated if small). */
+size_t stats_format(const struct stats *s, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * upstream.h - DNS-over-TLS (RFC 7858) to the configured upstreams.
+ *
+ * One persistent TLS connection per upstream, opened on demand, many queries pipelined on it.
+ * Query ids are rewritten per connection (id = generation << 10 | slot), answers are matched
+ * out of order by id and checked against the question. Only connections whose certificate
+ * chain and authentication name (or address) verified are ever written to or read from.
+ * A failed connection puts its upstream into exponential back-off and its queries are sent
+ * again, to the next usable upstream, while their deadline allows.
+ */
+#ifndef DOTGW_UPSTREAM_H
+#define DOTGW_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dotgw/config.h"
+#include "dotgw/dns.h"
+#include "dotgw/loop.h"
+#include "dotgw/stats.h"
+
+struct upstream_pool;
+struct upconn;
+
+/*
+ * A query handed to the pool. The caller fills the public part and keeps the struct and msg
+ * alive until complete() runs or upstream_query_cancel() returns.
+ */
+struct upstream_query {
+	const uint8_t *msg;	      /* the query as the client sent it (its id is replaced) */
+	size_t len;
+	const struct dns_question *q; /* answers must carry this question */
+	uint64_t deadline_ms;	      /* no new attempt is started after it */
+	/*
+	 * Called exactly once, unless cancelled: with the answer (its id is the upstream one;
+	 * the buffer is valid only during the call) and err 0, or with answer NULL and
+	 * -ENETUNREACH (no usable upstream), -ETIMEDOUT (deadline), -EIO (attempts used up).
+	 */
+	void (*complete)(struct upstream_query *uq, const uint8_t *answer, size_t len, int err);
+
+	/* private to upstream.c */
+	struct upconn *conn;
+	struct upstream_query *next, *prev; /* the pool's wait list */
+	uint64_t sent_ms;
+	uint32_t tried; /* upstreams that failed this query, by index */
+	uint16_t id;
+	uint8_t attempts;
+	uint8_t waiting;
+};
+
+/*
+ * upstream_pool_new - TLS context (trust anchors from cfg->ca_file or the system store; a
+ * file that cannot be loaded is an error) and one idle connection per upstream. Logs what
+ * went wrong. Returns 0 or -errno.
+ */
+int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struct config *cfg,
+		      struct stats *stats);
+/* upstream_pool_free - close every connection; queries still in flight are not completed. */
+void upstream_pool_free(struct upstream_pool *pool);
+
+/*
+ * upstream_pool_submit - send uq. complete() may run before this returns (no usable
+ * upstream): the caller must not touch uq after the call unless it knows otherwise.
+ */
+void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq);
+
+/*
+ * upstream_query_cancel - forget uq (its deadline passed, or its client went away); a late
+ * answer is ignored. timed_out tells the pool that the upstream did not answer in time: a
+ * connection that has answered nothing since uq was sent is then taken for stalled and closed.
+ */
+void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq, bool timed_out);
+
+#endif

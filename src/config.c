@@ -1,0 +1,442 @@
+/*
+ * config.c - command-line parsing into struct config. Every error message names the option
+ * and quotes the value that was refused. Nothing here touches the system.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dotgw/config.h"
+#include "dotgw/log.h"
+#include "dotgw/ruleset.h"
+#include "dotgw/version.h"
+
+#define DEFAULT_DOT_PORT 853
+
+static const char *const default_upstreams[] = {
+	"1.1.1.1#cloudflare-dns.com",
+	"1.0.0.1#cloudflare-dns.com",
+	"9.9.9.9#dns.quad9.net",
+};
+
+enum {
+	OPT_MODE = 0x100,
+	OPT_SCOPE,
+	OPT_INTERFACE,
+	OPT_UPSTREAM,
+	OPT_CA_FILE,
+	OPT_USER,
+	OPT_LOG_LEVEL,
+	OPT_TABLE,
+	OPT_TPROXY_PORT,
+	OPT_MARK,
+	OPT_BYPASS_MARK,
+	OPT_ROUTE_TABLE,
+	OPT_RULE_PRIORITY,
+	OPT_TIMEOUT,
+	OPT_UDP_SIZE_CAP,
+	OPT_TCP_IDLE,
+	OPT_MAX_TCP,
+	OPT_MAX_INFLIGHT,
+	OPT_REMOVE_RULES,
+};
+
+static const struct option long_options[] = {
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "scope", required_argument, NULL, OPT_SCOPE },
+	{ "interface", required_argument, NULL, OPT_INTERFACE },
+	{ "upstream", required_argument, NULL, OPT_UPSTREAM },
+	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "table", required_argument, NULL, OPT_TABLE },
+	{ "tproxy-port", required_argument, NULL, OPT_TPROXY_PORT },
+	{ "mark", required_argument, NULL, OPT_MARK },
+	{ "bypass-mark", required_argument, NULL, OPT_BYPASS_MARK },
+	{ "route-table", required_argument, NULL, OPT_ROUTE_TABLE },
+	{ "rule-priority", required_argument, NULL, OPT_RULE_PRIORITY },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "udp-size-cap", required_argument, NULL, OPT_UDP_SIZE_CAP },
+	{ "tcp-idle-timeout", required_argument, NULL, OPT_TCP_IDLE },
+	{ "max-tcp-clients", required_argument, NULL, OPT_MAX_TCP },
+	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+	{ "remove-rules", no_argument, NULL, OPT_REMOVE_RULES },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char usage_text[] =
+	"Usage: dotgw [OPTION]...\n"
+	"Capture plain DNS (port 53, UDP and TCP, IPv4 and IPv6) with nftables and answer it over\n"
+	"DNS-over-TLS (RFC 7858), replying from the address the client asked.\n"
+	"\n"
+	"Capture:\n"
+	"  --mode MODE              capture method: tproxy (default: tproxy)\n"
+	"  --scope SCOPE            host: this machine's own DNS; gateway: forwarded DNS;\n"
+	"                           both (default: host)\n"
+	"  --interface IFACE        gateway scope: capture only DNS arriving on IFACE (repeatable;\n"
+	"                           default: every interface but lo)\n"
+	"  --table NAME             name of dotgw's nftables table, family inet (default: dotgw)\n"
+	"  --tproxy-port PORT       port of the transparent listeners (default: 10053)\n"
+	"  --mark VALUE             firewall mark of captured packets (default: 0xd07)\n"
+	"  --bypass-mark VALUE      firewall mark of dotgw's own sockets (default: 0xd08)\n"
+	"  --route-table N          policy-routing table for captured packets (default: 853)\n"
+	"  --rule-priority N        priority of the fwmark policy rules (default: 853)\n"
+	"  --remove-rules           remove the table and policy routing left by a run, and exit\n"
+	"\n"
+	"Upstreams:\n"
+	"  --upstream ADDR[@PORT][#AUTH-NAME]\n"
+	"                           a DNS-over-TLS resolver (repeatable; port 853 by default;\n"
+	"                           IPv6 as ADDR or [ADDR]@PORT). The certificate must be valid\n"
+	"                           for AUTH-NAME (also sent as SNI), or for ADDR when no name is\n"
+	"                           given. Default: 1.1.1.1 and 1.0.0.1 (cloudflare-dns.com),\n"
+	"                           9.9.9.9 (dns.quad9.net)\n"
+	"  --ca-file PATH           trust anchors in PEM (default: the system trust store)\n"
+	"  --timeout MS             deadline of each query; SERVFAIL after it (default: 3000)\n"
+	"\n"
+	"Clients:\n"
+	"  --udp-size-cap N         largest UDP answer sent, whatever the client advertises;\n"
+	"                           larger answers are truncated (TC) (default: 1232)\n"
+	"  --tcp-idle-timeout MS    close idle TCP client connections after MS (default: 10000)\n"
+	"  --max-tcp-clients N      TCP client connections at once (default: 256)\n"
+	"  --max-inflight N         queries in flight at once; more get SERVFAIL (default: 4096)\n"
+	"\n"
+	"Process:\n"
+	"  --user NAME              run as NAME after setup (default: dotgw if it exists,\n"
+	"                           else nobody)\n"
+	"  --log-level LEVEL        error, warn, info or debug (default: info)\n"
+	"  -h, --help               show this help and exit\n"
+	"  -V, --version            show the version and exit\n"
+	"\n"
+	"dotgw installs its own nftables table and fwmark policy routing, and removes them on\n"
+	"SIGINT or SIGTERM. It needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE,\n"
+	"CAP_SETUID, CAP_SETGID) to start, and keeps only CAP_NET_ADMIN and CAP_NET_BIND_SERVICE.\n";
+
+void config_init(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->scope = RULESET_SCOPE_HOST;
+	cfg->mode = MODE_TPROXY;
+	cfg->log_level = LOG_LVL_INFO;
+	cfg->table = "dotgw";
+	cfg->tproxy_port = 10053;
+	cfg->capture_mark = 0xd07;
+	cfg->bypass_mark = 0xd08;
+	cfg->route_table = 853;
+	cfg->rule_priority = 853;
+	cfg->timeout_ms = 3000;
+	cfg->udp_size_cap = 1232;
+	cfg->tcp_idle_ms = 10000;
+	cfg->max_tcp_clients = 256;
+	cfg->max_inflight = 4096;
+}
+
+static bool valid_auth_name(const char *name)
+{
+	size_t len = strlen(name), label = 0;
+
+	if (len == 0 || len > CONFIG_AUTH_NAME_MAX)
+		return false;
+	for (const char *p = name; *p; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return true;
+}
+
+/* parse_u32 - a whole decimal (or 0x hex) number within [min, max]; 0 or -EINVAL. */
+static int parse_u32(const char *s, unsigned long min, unsigned long max, uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!*s || *s == '-' || *s == '+' || isspace((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int config_parse_upstream(struct upstream_config *u, const char *spec)
+{
+	char buf[INET6_ADDRSTRLEN + 8 + CONFIG_AUTH_NAME_MAX + 4];
+	struct upstream_config r;
+	char *addr, *port = NULL, *name, *p;
+	uint32_t portnum = DEFAULT_DOT_PORT;
+
+	if (strlen(spec) >= sizeof(buf))
+		return -EINVAL;
+	memset(&r, 0, sizeof(r));
+	strcpy(buf, spec);
+	name = strchr(buf, '#');
+	if (name) {
+		*name++ = '\0';
+		if (!valid_auth_name(name))
+			return -EINVAL;
+		strcpy(r.auth_name, name);
+	}
+	addr = buf;
+	if (*addr == '[') {
+		p = strchr(++addr, ']');
+		if (!p)
+			return -EINVAL;
+		*p++ = '\0';
+		if (*p == '@' || *p == ':')
+			port = p + 1;
+		else if (*p)
+			return -EINVAL;
+	} else {
+		p = strchr(addr, '@');
+		if (p) {
+			*p = '\0';
+			port = p + 1;
+		}
+	}
+	if (port && parse_u32(port, 1, 65535, &portnum) < 0)
+		return -EINVAL;
+
+	struct sockaddr_in *sin = (struct sockaddr_in *)&r.addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&r.addr;
+
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)portnum);
+		r.addrlen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)portnum);
+		r.addrlen = sizeof(*sin6);
+	} else {
+		return -EINVAL;
+	}
+	char ip[INET6_ADDRSTRLEN];
+
+	inet_ntop(r.addr.ss_family,
+		  r.addr.ss_family == AF_INET ? (const void *)&sin->sin_addr
+					      : (const void *)&sin6->sin6_addr,
+		  ip, sizeof(ip));
+	snprintf(r.text, sizeof(r.text), "%s%s%s@%u%s%s", r.addrlen == sizeof(*sin6) ? "[" : "",
+		 ip, r.addrlen == sizeof(*sin6) ? "]" : "", (unsigned int)portnum,
+		 r.auth_name[0] ? "#" : "", r.auth_name);
+	*u = r;
+	return 0;
+}
+
+static bool valid_table_name(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 64 || !isalpha((unsigned char)s[0]))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+			return false;
+	return true;
+}
+
+static int bad_value(FILE *err, const char *opt, const char *value, const char *expected)
+{
+	fprintf(err, "dotgw: --%s: invalid value '%s' (expected %s)\n", opt, value, expected);
+	return -EINVAL;
+}
+
+static int parse_number(FILE *err, const char *opt, const char *value, unsigned long min,
+			unsigned long max, const char *expected, uint32_t *out)
+{
+	if (parse_u32(value, min, max, out) < 0)
+		return bad_value(err, opt, value, expected);
+	return 0;
+}
+
+static int parse_one(struct config *cfg, int opt, const char *name, const char *arg, FILE *err)
+{
+	uint32_t v;
+	int r;
+
+	switch (opt) {
+	case OPT_MODE:
+		if (strcmp(arg, "tproxy") != 0)
+			return bad_value(err, name, arg, "tproxy");
+		cfg->mode = MODE_TPROXY;
+		return 0;
+	case OPT_SCOPE:
+		if (strcmp(arg, "host") == 0)
+			cfg->scope = RULESET_SCOPE_HOST;
+		else if (strcmp(arg, "gateway") == 0)
+			cfg->scope = RULESET_SCOPE_GATEWAY;
+		else if (strcmp(arg, "both") == 0)
+			cfg->scope = RULESET_SCOPE_HOST | RULESET_SCOPE_GATEWAY;
+		else
+			return bad_value(err, name, arg, "host, gateway or both");
+		return 0;
+	case OPT_INTERFACE:
+		if (strlen(arg) == 0 || strlen(arg) >= 16 || strchr(arg, '/') || strchr(arg, ' '))
+			return bad_value(err, name, arg, "an interface name of 1 to 15 characters");
+		if (cfg->n_interfaces == CONFIG_MAX_INTERFACES) {
+			fprintf(err, "dotgw: --interface: at most %d interfaces\n",
+				CONFIG_MAX_INTERFACES);
+			return -EINVAL;
+		}
+		cfg->interfaces[cfg->n_interfaces++] = arg;
+		return 0;
+	case OPT_UPSTREAM:
+		if (cfg->n_upstreams == CONFIG_MAX_UPSTREAMS) {
+			fprintf(err, "dotgw: --upstream: at most %d upstreams\n",
+				CONFIG_MAX_UPSTREAMS);
+			return -EINVAL;
+		}
+		if (config_parse_upstream(&cfg->upstreams[cfg->n_upstreams], arg) < 0)
+			return bad_value(err, name, arg, "ADDR[@PORT][#AUTH-NAME]");
+		cfg->n_upstreams++;
+		return 0;
+	case OPT_CA_FILE:
+		if (!*arg)
+			return bad_value(err, name, arg, "a file name");
+		cfg->ca_file = arg;
+		return 0;
+	case OPT_USER:
+		if (!*arg)
+			return bad_value(err, name, arg, "a user name");
+		cfg->user = arg;
+		return 0;
+	case OPT_LOG_LEVEL:
+		r = log_level_parse(arg);
+		if (r < 0)
+			return bad_value(err, name, arg, "error, warn, info or debug");
+		cfg->log_level = r;
+		return 0;
+	case OPT_TABLE:
+		if (!valid_table_name(arg))
+			return bad_value(err, name, arg,
+					 "a letter then up to 63 letters, digits, '_' or '-'");
+		cfg->table = arg;
+		return 0;
+	case OPT_TPROXY_PORT:
+		r = parse_number(err, name, arg, 1, 65535, "a port from 1 to 65535, not 53", &v);
+		if (r == 0 && v == 53)
+			return bad_value(err, name, arg, "a port from 1 to 65535, not 53");
+		cfg->tproxy_port = (uint16_t)v;
+		return r;
+	case OPT_MARK:
+		r = parse_number(err, name, arg, 1, UINT32_MAX, "a non-zero 32-bit mark", &v);
+		cfg->capture_mark = v;
+		return r;
+	case OPT_BYPASS_MARK:
+		r = parse_number(err, name, arg, 1, UINT32_MAX, "a non-zero 32-bit mark", &v);
+		cfg->bypass_mark = v;
+		return r;
+	case OPT_ROUTE_TABLE:
+		r = parse_number(err, name, arg, 1, 0xfffffff0,
+				 "a table number from 1 to 4294967280, not 253, 254 or 255", &v);
+		if (r == 0 && v >= 253 && v <= 255)
+			return bad_value(err, name, arg,
+					 "a table number from 1 to 4294967280, not 253, 254 or 255");
+		cfg->route_table = v;
+		return r;
+	case OPT_RULE_PRIORITY:
+		r = parse_number(err, name, arg, 1, 32765, "a priority from 1 to 32765", &v);
+		cfg->rule_priority = v;
+		return r;
+	case OPT_TIMEOUT:
+		r = parse_number(err, name, arg, 100, 60000, "100 to 60000 milliseconds", &v);
+		cfg->timeout_ms = v;
+		return r;
+	case OPT_UDP_SIZE_CAP:
+		r = parse_number(err, name, arg, 512, 65535, "512 to 65535 octets", &v);
+		cfg->udp_size_cap = v;
+		return r;
+	case OPT_TCP_IDLE:
+		r = parse_number(err, name, arg, 100, 3600000, "100 to 3600000 milliseconds", &v);
+		cfg->tcp_idle_ms = v;
+		return r;
+	case OPT_MAX_TCP:
+		r = parse_number(err, name, arg, 1, 65536, "1 to 65536", &v);
+		cfg->max_tcp_clients = v;
+		return r;
+	case OPT_MAX_INFLIGHT:
+		r = parse_number(err, name, arg, 1, 1000000, "1 to 1000000", &v);
+		cfg->max_inflight = v;
+		return r;
+	case OPT_REMOVE_RULES:
+		cfg->remove_rules = true;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static const char *option_name(int opt)
+{
+	for (const struct option *o = long_options; o->name; o++)
+		if (o->val == opt)
+			return o->name;
+	return "?";
+}
+
+int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
+{
+	int opt, r;
+
+	optind = 0; /* full re-initialisation: parsing may run more than once (tests) */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			fputs(usage_text, out);
+			return 1;
+		case 'V':
+			fprintf(out, "dotgw %s\n", DOTGW_VERSION);
+			return 1;
+		case ':':
+			fprintf(err, "dotgw: option '%s' needs a value\n", argv[optind - 1]);
+			return -EINVAL;
+		case '?':
+			if (optopt)
+				fprintf(err, "dotgw: unknown option '-%c' (see --help)\n", optopt);
+			else
+				fprintf(err, "dotgw: unknown option '%s' (see --help)\n",
+					argv[optind - 1]);
+			return -EINVAL;
+		default:
+			r = parse_one(cfg, opt, option_name(opt), optarg, err);
+			if (r < 0)
+				return r;
+		}
+	}
+	if (optind < argc) {
+		fprintf(err, "dotgw: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (cfg->n_interfaces && !(cfg->scope & RULESET_SCOPE_GATEWAY)) {
+		fprintf(err, "dotgw: --interface: needs --scope gateway or --scope both\n");
+		return -EINVAL;
+	}
+	if (cfg->capture_mark == cfg->bypass_mark) {
+		fprintf(err, "dotgw: --bypass-mark: must differ from --mark (0x%x)\n",
+			cfg->capture_mark);
+		return -EINVAL;
+	}
+	if (cfg->n_upstreams == 0) {
+		for (size_t i = 0; i < sizeof(default_upstreams) / sizeof(default_upstreams[0]); i++)
+			if (config_parse_upstream(&cfg->upstreams[cfg->n_upstreams++],
+						  default_upstreams[i]) < 0)
+				return -EINVAL;
+	}
+	return 0;
+}

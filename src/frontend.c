@@ -1,0 +1,886 @@
+/*
+ * frontend.c - TPROXY listeners and the life of each client query.
+ *
+ * UDP: the listener learns each query's original destination from IP(V6)_ORIGDSTADDR; the
+ * answer leaves through a "reply socket", an IP_TRANSPARENT socket bound to that destination
+ * (kept in a small LRU cache, since clients use few resolver addresses), so the client sees
+ * it come from exactly the address and port it asked. TCP: the accepted socket's local address
+ * already is the original destination, so answers just go back on it (RFC 7766 framing).
+ *
+ * Every accepted query ends in exactly one answer or one counted drop: the upstream's answer,
+ * SERVFAIL at the deadline or when no upstream is usable, FORMERR/NOTIMP for bad queries.
+ * struct query owns its copy of the message and is freed by query_finish() alone.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dotgw/dns.h"
+#include "dotgw/frontend.h"
+#include "dotgw/log.h"
+
+#define UDP_BATCH	     32
+#define UDP_QUERY_MAX	     4096 /* larger datagrams are not DNS queries */
+#define REPLY_SOCKS_MAX	     64
+#define TCP_CLIENT_QUERIES   64	       /* in flight per TCP client; reading pauses beyond */
+#define TCP_CLIENT_OUT_MAX   (256u << 10) /* unsent answers per TCP client before it is cut off */
+#define ACCEPT_RETRY_MS	     100
+
+union sockaddr_any {
+	struct sockaddr sa;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	struct sockaddr_storage ss;
+};
+
+struct tcp_client;
+
+struct query {
+	struct upstream_query uq;
+	struct loop_timer deadline;
+	struct frontend *fe;
+	struct query *next, *prev;	 /* every query in flight */
+	struct tcp_client *tc;		 /* TCP: the client; NULL for UDP */
+	struct query *tc_next, *tc_prev; /* the TCP client's queries */
+	union sockaddr_any client;	 /* UDP: the client... */
+	union sockaddr_any odst;	 /* ...and the address it asked */
+	struct dns_msg m;		 /* the parsed query */
+	size_t udp_limit;
+	uint16_t len;
+	uint8_t msg[];
+};
+
+struct reply_sock {
+	union sockaddr_any addr;
+	int fd;
+	uint64_t last_used;
+};
+
+struct listener {
+	struct frontend *fe;
+	struct loop_watch watch;
+	int family;
+};
+
+struct tcp_client {
+	struct frontend *fe;
+	struct loop_watch watch;
+	struct loop_timer idle;
+	struct tcp_client *next, *prev;
+	struct query *queries;
+	unsigned int nqueries;
+	bool eof;
+	bool busy; /* its input is being walked: answers are only queued */
+	struct loop_timer resume;
+	uint8_t *in;
+	size_t in_len, in_cap;
+	uint8_t *out;
+	size_t out_off, out_len, out_cap;
+	char peer[INET6_ADDRSTRLEN + 8];
+};
+
+struct frontend {
+	struct loop *loop;
+	const struct config *cfg;
+	struct upstream_pool *pool;
+	struct stats *stats;
+	struct listener udp[2], tcp[2];
+	struct loop_timer accept_retry;
+	struct reply_sock replies[REPLY_SOCKS_MAX];
+	size_t nreplies;
+	struct query *queries;
+	unsigned int inflight;
+	struct tcp_client *clients;
+	unsigned int nclients;
+	struct log_ratelimit rl_malformed, rl_reply, rl_tcp;
+	/* UDP receive batch */
+	struct mmsghdr mmsg[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	union sockaddr_any from[UDP_BATCH];
+	uint8_t ctrl[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6))];
+	uint8_t bufs[UDP_BATCH][UDP_QUERY_MAX];
+	uint8_t reply[DNS_MAX_MSG];
+};
+
+static void tcp_client_close(struct tcp_client *tc);
+static void tcp_client_write(struct tcp_client *tc);
+static void listeners_enable(struct frontend *fe, bool on);
+
+static const char *addr_text(const union sockaddr_any *a, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (a->sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &a->sin6.sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(a->sin6.sin6_port));
+	} else {
+		inet_ntop(AF_INET, &a->sin.sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(a->sin.sin_port));
+	}
+	return buf;
+}
+
+static bool addr_equal(const union sockaddr_any *a, const union sockaddr_any *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->sin.sin_port == b->sin.sin_port &&
+		       a->sin.sin_addr.s_addr == b->sin.sin_addr.s_addr;
+	return a->sin6.sin6_port == b->sin6.sin6_port &&
+	       memcmp(&a->sin6.sin6_addr, &b->sin6.sin6_addr, 16) == 0 &&
+	       a->sin6.sin6_scope_id == b->sin6.sin6_scope_id;
+}
+
+static socklen_t addr_len(const union sockaddr_any *a)
+{
+	return a->sa.sa_family == AF_INET6 ? sizeof(a->sin6) : sizeof(a->sin);
+}
+
+/* --- UDP answers ---------------------------------------------------------------------- */
+
+static int set_transparent(int fd, int family)
+{
+	int one = 1;
+
+	if (family == AF_INET6)
+		return setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
+	return setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+}
+
+/* reply_sock_get - the reply socket bound to odst, opened (evicting the LRU one) if needed. */
+static int reply_sock_get(struct frontend *fe, const union sockaddr_any *odst)
+{
+	struct reply_sock *rs = NULL;
+	int fd, one = 1;
+
+	for (size_t i = 0; i < fe->nreplies; i++) {
+		if (addr_equal(&fe->replies[i].addr, odst)) {
+			fe->replies[i].last_used = loop_now_ms(fe->loop);
+			return fe->replies[i].fd;
+		}
+	}
+	fd = socket(odst->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (set_transparent(fd, odst->sa.sa_family) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &fe->cfg->bypass_mark,
+		       sizeof(fe->cfg->bypass_mark)) < 0 ||
+	    (odst->sa.sa_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, &odst->sa, addr_len(odst)) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	if (fe->nreplies < REPLY_SOCKS_MAX) {
+		rs = &fe->replies[fe->nreplies++];
+	} else {
+		rs = &fe->replies[0];
+		for (size_t i = 1; i < fe->nreplies; i++)
+			if (fe->replies[i].last_used < rs->last_used)
+				rs = &fe->replies[i];
+		close(rs->fd);
+	}
+	rs->addr = *odst;
+	rs->fd = fd;
+	rs->last_used = loop_now_ms(fe->loop);
+	return fd;
+}
+
+static void udp_send(struct frontend *fe, const union sockaddr_any *client,
+		     const union sockaddr_any *odst, const uint8_t *msg, size_t len)
+{
+	char a[64], b[64];
+	int fd = reply_sock_get(fe, odst);
+
+	if (fd >= 0 && sendto(fd, msg, len, 0, &client->sa, addr_len(client)) >= 0)
+		return;
+	if (fd >= 0)
+		fd = -errno;
+	fe->stats->reply_errors++;
+	log_ratelimited(&fe->rl_reply, LOG_LVL_WARN, "cannot answer %s from %s: %s",
+			addr_text(client, a, sizeof(a)), addr_text(odst, b, sizeof(b)),
+			strerror(-fd));
+}
+
+/* --- the life of a query ------------------------------------------------------------- */
+
+static void query_free(struct query *q)
+{
+	struct frontend *fe = q->fe;
+
+	loop_timer_cancel(fe->loop, &q->deadline);
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		fe->queries = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	fe->inflight--;
+	if (q->tc) {
+		struct tcp_client *tc = q->tc;
+
+		if (q->tc_prev)
+			q->tc_prev->tc_next = q->tc_next;
+		else
+			tc->queries = q->tc_next;
+		if (q->tc_next)
+			q->tc_next->tc_prev = q->tc_prev;
+		tc->nqueries--;
+	}
+	free(q);
+}
+
+/* client_send - hand a finished answer to the client's transport. */
+static void client_send(struct frontend *fe, struct tcp_client *tc, const union sockaddr_any *client,
+			const union sockaddr_any *odst, const uint8_t *msg, size_t len)
+{
+	size_t need;
+
+	if (!tc) {
+		udp_send(fe, client, odst, msg, len);
+		return;
+	}
+	need = tc->out_len + 2 + len;
+	if (need > tc->out_cap) {
+		size_t cap = tc->out_cap ? tc->out_cap : 1024;
+		uint8_t *p;
+
+		while (cap < need)
+			cap *= 2;
+		if (cap > TCP_CLIENT_OUT_MAX || !(p = realloc(tc->out, cap))) {
+			fe->stats->reply_errors++;
+			log_ratelimited(&fe->rl_tcp, LOG_LVL_WARN,
+					"TCP client %s does not read its answers, closing", tc->peer);
+			tc->eof = true;
+			return;
+		}
+		tc->out = p;
+		tc->out_cap = cap;
+	}
+	dns_put16(tc->out + tc->out_len, (uint16_t)len);
+	memcpy(tc->out + tc->out_len + 2, msg, len);
+	tc->out_len += 2 + len;
+}
+
+/*
+ * query_finish - answer q with msg (an answer from the upstream, any id), or with rcode when
+ * msg is NULL; restore the client's id, truncate to its UDP limit; then free q.
+ */
+static void query_finish(struct query *q, const uint8_t *msg, size_t len, int rcode)
+{
+	struct frontend *fe = q->fe;
+	struct tcp_client *tc = q->tc;
+	uint8_t *out = fe->reply;
+	int n;
+
+	if (msg) {
+		memcpy(out, msg, len);
+	} else {
+		n = dns_build_error(out, sizeof(fe->reply), q->msg, q->len, &q->m, rcode);
+		if (n < 0) {
+			fe->stats->dropped++;
+			goto out_free;
+		}
+		len = (size_t)n;
+	}
+	dns_put16(out, q->m.id);
+	if (len > q->udp_limit) {
+		struct dns_msg r;
+
+		n = -EBADMSG;
+		if (dns_msg_parse(&r, out, len) == 0)
+			n = dns_truncate(out, &r, q->udp_limit);
+		if (n < 0) /* cannot happen for an answer that matched its question */
+			n = dns_build_error(out, sizeof(fe->reply), q->msg, q->len, &q->m,
+					    DNS_RCODE_SERVFAIL);
+		if (n < 0) {
+			fe->stats->dropped++;
+			goto out_free;
+		}
+		len = (size_t)n;
+		fe->stats->truncated++;
+	}
+	client_send(fe, tc, &q->client, &q->odst, out, len);
+out_free:
+	query_free(q);
+	if (tc && !tc->busy)
+		tcp_client_write(tc);
+}
+
+static void query_complete(struct upstream_query *uq, const uint8_t *answer, size_t len, int err)
+{
+	struct query *q = container_of(uq, struct query, uq);
+
+	if (err) {
+		log_debug("query id %u: %s, SERVFAIL", q->m.id, strerror(-err));
+		q->fe->stats->servfail++;
+		query_finish(q, NULL, 0, DNS_RCODE_SERVFAIL);
+		return;
+	}
+	q->fe->stats->answered++;
+	query_finish(q, answer, len, 0);
+}
+
+static void query_deadline(struct loop_timer *t)
+{
+	struct query *q = container_of(t, struct query, deadline);
+
+	upstream_query_cancel(q->fe->pool, &q->uq, true);
+	log_debug("query id %u: no answer within %u ms, SERVFAIL", q->m.id, q->fe->cfg->timeout_ms);
+	q->fe->stats->servfail++;
+	query_finish(q, NULL, 0, DNS_RCODE_SERVFAIL);
+}
+
+/*
+ * query_reject - answer a message that will not go upstream, at once: rcode FORMERR (m NULL:
+ * only its header could be read), NOTIMP or SERVFAIL (overload). Error answers are small
+ * (header, question, OPT), within any client's UDP limit.
+ */
+static void query_reject(struct frontend *fe, const uint8_t *msg, size_t len,
+			 const struct dns_msg *m, int rcode, struct tcp_client *tc,
+			 const union sockaddr_any *client, const union sockaddr_any *odst)
+{
+	int n = dns_build_error(fe->reply, sizeof(fe->reply), msg, len, m, rcode);
+
+	if (n < 0) {
+		fe->stats->dropped++;
+		return;
+	}
+	client_send(fe, tc, client, odst, fe->reply, (size_t)n);
+}
+
+/*
+ * query_start - a message arrived from a client: answer bad ones at once, else make a query
+ * and submit it. tc is NULL for UDP (then client and odst are set). For TCP the caller holds
+ * tc->busy, so nothing here writes to or closes the client.
+ */
+static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
+			struct tcp_client *tc, const union sockaddr_any *client,
+			const union sockaddr_any *odst)
+{
+	struct dns_msg m;
+	struct query *q;
+	char a[64];
+	int r;
+
+	fe->stats->queries++;
+	if (tc)
+		fe->stats->queries_tcp++;
+	else
+		fe->stats->queries_udp++;
+	if (len < DNS_HDR_LEN || (dns_get16(msg + 2) & DNS_FLAG_QR)) {
+		/* Not a query at all: never answer it (no loops, no reflection). */
+		fe->stats->malformed++;
+		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
+				"dropped a %zu-octet non-query from %s", len,
+				tc ? tc->peer : addr_text(client, a, sizeof(a)));
+		return;
+	}
+	r = dns_msg_parse(&m, msg, len);
+	if (r == 0)
+		r = dns_query_check(&m);
+	if (r == -EOPNOTSUPP) {
+		fe->stats->notimp++;
+		query_reject(fe, msg, len, &m, DNS_RCODE_NOTIMP, tc, client, odst);
+		return;
+	}
+	if (r < 0) {
+		fe->stats->malformed++;
+		fe->stats->formerr++;
+		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
+				"malformed %zu-octet query from %s, FORMERR", len,
+				tc ? tc->peer : addr_text(client, a, sizeof(a)));
+		query_reject(fe, msg, len, NULL, DNS_RCODE_FORMERR, tc, client, odst);
+		return;
+	}
+	q = fe->inflight < fe->cfg->max_inflight ? malloc(sizeof(*q) + len) : NULL;
+	if (!q) {
+		fe->stats->overload++;
+		fe->stats->servfail++;
+		query_reject(fe, msg, len, &m, DNS_RCODE_SERVFAIL, tc, client, odst);
+		return;
+	}
+	memset(q, 0, sizeof(*q));
+	q->fe = fe;
+	q->m = m;
+	q->len = (uint16_t)len;
+	memcpy(q->msg, msg, len);
+	if (tc) {
+		q->tc = tc;
+		q->tc_next = tc->queries;
+		if (tc->queries)
+			tc->queries->tc_prev = q;
+		tc->queries = q;
+		tc->nqueries++;
+		q->udp_limit = DNS_MAX_MSG;
+	} else {
+		q->client = *client;
+		q->odst = *odst;
+		q->udp_limit = dns_udp_limit(&m, fe->cfg->udp_size_cap);
+	}
+	q->next = fe->queries;
+	if (fe->queries)
+		fe->queries->prev = q;
+	fe->queries = q;
+	fe->inflight++;
+	loop_timer_init(&q->deadline, query_deadline);
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char name[DNS_MAX_NAME * 4 + 1], b[64];
+
+		if (dns_name_to_text(m.q.name, m.q.name_len, name, sizeof(name)) < 0)
+			strcpy(name, "?");
+		log_debug("query %s type %u from %s%s%s over %s", name, m.q.qtype,
+			  tc ? tc->peer : addr_text(client, a, sizeof(a)), tc ? "" : " to ",
+			  tc ? "" : addr_text(odst, b, sizeof(b)), tc ? "TCP" : "UDP");
+	}
+	q->uq.msg = q->msg;
+	q->uq.len = q->len;
+	q->uq.q = &q->m.q;
+	q->uq.deadline_ms = loop_now_ms(fe->loop) + fe->cfg->timeout_ms;
+	q->uq.complete = query_complete;
+	if (loop_timer_set(fe->loop, &q->deadline, q->uq.deadline_ms) < 0) {
+		fe->stats->servfail++;
+		query_finish(q, NULL, 0, DNS_RCODE_SERVFAIL);
+		return;
+	}
+	upstream_pool_submit(fe->pool, &q->uq); /* may complete (and free) q at once */
+}
+
+/* --- UDP listener -------------------------------------------------------------------- */
+
+static bool udp_orig_dst(struct msghdr *mh, union sockaddr_any *odst)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in))) {
+			memset(odst, 0, sizeof(*odst));
+			memcpy(&odst->sin, CMSG_DATA(c), sizeof(struct sockaddr_in));
+			return true;
+		}
+		if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in6))) {
+			memset(odst, 0, sizeof(*odst));
+			memcpy(&odst->sin6, CMSG_DATA(c), sizeof(struct sockaddr_in6));
+			return true;
+		}
+	}
+	return false;
+}
+
+static void udp_readable(struct loop_watch *w, uint32_t revents)
+{
+	struct listener *l = container_of(w, struct listener, watch);
+	struct frontend *fe = l->fe;
+	int n;
+
+	(void)revents;
+	for (int i = 0; i < UDP_BATCH; i++) {
+		struct msghdr *mh = &fe->mmsg[i].msg_hdr;
+
+		fe->iov[i].iov_base = fe->bufs[i];
+		fe->iov[i].iov_len = sizeof(fe->bufs[i]);
+		mh->msg_name = &fe->from[i];
+		mh->msg_namelen = sizeof(fe->from[i]);
+		mh->msg_iov = &fe->iov[i];
+		mh->msg_iovlen = 1;
+		mh->msg_control = fe->ctrl[i];
+		mh->msg_controllen = sizeof(fe->ctrl[i]);
+		mh->msg_flags = 0;
+	}
+	n = recvmmsg(w->fd, fe->mmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			log_ratelimited(&fe->rl_reply, LOG_LVL_WARN, "UDP receive: %s",
+					strerror(errno));
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		struct msghdr *mh = &fe->mmsg[i].msg_hdr;
+		union sockaddr_any odst;
+
+		if (!udp_orig_dst(mh, &odst) || (mh->msg_flags & MSG_TRUNC)) {
+			fe->stats->malformed++;
+			continue;
+		}
+		query_start(fe, fe->bufs[i], fe->mmsg[i].msg_len, NULL, &fe->from[i], &odst);
+	}
+}
+
+/* --- TCP clients -------------------------------------------------------------------- */
+
+static bool tcp_client_has_frame(const struct tcp_client *tc)
+{
+	return tc->in_len >= 2 && tc->in_len >= 2 + (size_t)dns_get16(tc->in);
+}
+
+static void tcp_client_update(struct tcp_client *tc)
+{
+	struct frontend *fe = tc->fe;
+	uint32_t ev = 0;
+	bool room = tc->nqueries < TCP_CLIENT_QUERIES;
+
+	if (!tc->eof && room)
+		ev |= EPOLLIN;
+	if (tc->out_off < tc->out_len)
+		ev |= EPOLLOUT;
+	loop_watch_mod(fe->loop, &tc->watch, ev);
+	/* Frames read while the client was at its query limit: take them up from the loop. */
+	if (room && tcp_client_has_frame(tc) && !loop_timer_armed(&tc->resume))
+		loop_timer_set(fe->loop, &tc->resume, loop_now_ms(fe->loop));
+}
+
+/* tcp_client_write - send what is pending; closes the client when it is finished. */
+static void tcp_client_write(struct tcp_client *tc)
+{
+	while (tc->out_off < tc->out_len) {
+		ssize_t n = send(tc->watch.fd, tc->out + tc->out_off, tc->out_len - tc->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			tcp_client_close(tc);
+			return;
+		}
+		tc->out_off += (size_t)n;
+	}
+	if (tc->out_off == tc->out_len)
+		tc->out_off = tc->out_len = 0;
+	if (tc->eof && tc->nqueries == 0 && tc->out_len == 0) {
+		tcp_client_close(tc);
+		return;
+	}
+	tcp_client_update(tc);
+}
+
+static void tcp_client_close(struct tcp_client *tc)
+{
+	struct frontend *fe = tc->fe;
+
+	while (tc->queries) {
+		struct query *q = tc->queries;
+
+		upstream_query_cancel(fe->pool, &q->uq, false);
+		fe->stats->dropped++;
+		query_free(q);
+	}
+	loop_watch_del(fe->loop, &tc->watch);
+	close(tc->watch.fd);
+	loop_timer_cancel(fe->loop, &tc->idle);
+	loop_timer_cancel(fe->loop, &tc->resume);
+	if (tc->prev)
+		tc->prev->next = tc->next;
+	else
+		fe->clients = tc->next;
+	if (tc->next)
+		tc->next->prev = tc->prev;
+	if (fe->nclients-- == fe->cfg->max_tcp_clients)
+		listeners_enable(fe, true);
+	free(tc->in);
+	free(tc->out);
+	free(tc);
+}
+
+static void tcp_client_idle(struct loop_timer *t)
+{
+	struct tcp_client *tc = container_of(t, struct tcp_client, idle);
+
+	if (tc->nqueries || tc->out_len) {
+		loop_timer_set(tc->fe->loop, &tc->idle,
+			       loop_now_ms(tc->fe->loop) + tc->fe->cfg->tcp_idle_ms);
+		return;
+	}
+	log_debug("TCP client %s idle, closing", tc->peer);
+	tcp_client_close(tc);
+}
+
+/*
+ * tcp_client_frames - start a query for each complete frame, up to the client's query limit.
+ * Returns false when the client was closed (a frame too short to be answered).
+ */
+static bool tcp_client_frames(struct tcp_client *tc)
+{
+	struct frontend *fe = tc->fe;
+	size_t off = 0;
+
+	tc->busy = true;
+	while (tc->in_len - off >= 2 && tc->nqueries < TCP_CLIENT_QUERIES) {
+		size_t flen = dns_get16(tc->in + off);
+
+		if (flen < DNS_HDR_LEN) {
+			/* Nothing to answer: the stream cannot be trusted any more. */
+			fe->stats->malformed++;
+			log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
+					"TCP client %s sent a %zu-octet frame, closing", tc->peer,
+					flen);
+			tcp_client_close(tc);
+			return false;
+		}
+		if (tc->in_len - off < 2 + flen)
+			break;
+		query_start(fe, tc->in + off + 2, flen, tc, NULL, NULL);
+		off += 2 + flen;
+	}
+	tc->busy = false;
+	if (off) {
+		memmove(tc->in, tc->in + off, tc->in_len - off);
+		tc->in_len -= off;
+	}
+	return true;
+}
+
+static void tcp_client_resume(struct loop_timer *t)
+{
+	struct tcp_client *tc = container_of(t, struct tcp_client, resume);
+
+	if (tcp_client_frames(tc))
+		tcp_client_write(tc);
+}
+
+static void tcp_client_event(struct loop_watch *w, uint32_t revents)
+{
+	struct tcp_client *tc = container_of(w, struct tcp_client, watch);
+	struct frontend *fe = tc->fe;
+
+	if (revents & EPOLLIN) {
+		for (int rounds = 0; rounds < 16 && !tc->eof; rounds++) {
+			size_t want = 2;
+			ssize_t n;
+
+			if (tc->in_len >= 2)
+				want = 2 + (size_t)dns_get16(tc->in);
+			if (want <= tc->in_len)
+				want = tc->in_len + 512;
+			if (want > tc->in_cap) {
+				size_t cap = want < 512 ? 512 : want;
+				uint8_t *p = realloc(tc->in, cap);
+
+				if (!p) {
+					tcp_client_close(tc);
+					return;
+				}
+				tc->in = p;
+				tc->in_cap = cap;
+			}
+			n = recv(w->fd, tc->in + tc->in_len, tc->in_cap - tc->in_len, MSG_DONTWAIT);
+			if (n == 0) {
+				tc->eof = true;
+				break;
+			}
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EINTR)
+					break;
+				tcp_client_close(tc);
+				return;
+			}
+			tc->in_len += (size_t)n;
+			loop_timer_set(fe->loop, &tc->idle, loop_now_ms(fe->loop) + fe->cfg->tcp_idle_ms);
+			if (!tcp_client_frames(tc))
+				return;
+			if (tc->nqueries >= TCP_CLIENT_QUERIES)
+				break;
+		}
+	} else if (revents & (EPOLLERR | EPOLLHUP)) {
+		tcp_client_close(tc);
+		return;
+	}
+	tcp_client_write(tc);
+}
+
+static void tcp_accept(struct loop_watch *w, uint32_t revents)
+{
+	struct listener *l = container_of(w, struct listener, watch);
+	struct frontend *fe = l->fe;
+
+	(void)revents;
+	for (int i = 0; i < 16 && fe->nclients < fe->cfg->max_tcp_clients; i++) {
+		union sockaddr_any peer;
+		socklen_t plen = sizeof(peer);
+		struct tcp_client *tc;
+		int fd;
+
+		fd = accept4(w->fd, &peer.sa, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Back off instead of spinning on a full fd table. */
+				log_ratelimited(&fe->rl_tcp, LOG_LVL_WARN, "accept: %s",
+						strerror(errno));
+				listeners_enable(fe, false);
+				loop_timer_set(fe->loop, &fe->accept_retry,
+					       loop_now_ms(fe->loop) + ACCEPT_RETRY_MS);
+			}
+			return;
+		}
+		tc = calloc(1, sizeof(*tc));
+		if (!tc) {
+			close(fd);
+			return;
+		}
+		tc->fe = fe;
+		tc->watch.fd = fd;
+		tc->watch.cb = tcp_client_event;
+		addr_text(&peer, tc->peer, sizeof(tc->peer));
+		if (loop_watch_add(fe->loop, &tc->watch, EPOLLIN) < 0) {
+			close(fd);
+			free(tc);
+			return;
+		}
+		loop_timer_init(&tc->idle, tcp_client_idle);
+		loop_timer_init(&tc->resume, tcp_client_resume);
+		loop_timer_set(fe->loop, &tc->idle, loop_now_ms(fe->loop) + fe->cfg->tcp_idle_ms);
+		tc->next = fe->clients;
+		if (fe->clients)
+			fe->clients->prev = tc;
+		fe->clients = tc;
+		fe->stats->tcp_clients++;
+		/* At the limit, further clients wait in the listen backlog. */
+		if (++fe->nclients == fe->cfg->max_tcp_clients)
+			listeners_enable(fe, false);
+	}
+}
+
+static void listeners_enable(struct frontend *fe, bool on)
+{
+	for (int i = 0; i < 2; i++)
+		if (fe->tcp[i].watch.fd >= 0)
+			loop_watch_mod(fe->loop, &fe->tcp[i].watch, on ? EPOLLIN : 0);
+}
+
+static void accept_retry(struct loop_timer *t)
+{
+	struct frontend *fe = container_of(t, struct frontend, accept_retry);
+
+	if (fe->nclients < fe->cfg->max_tcp_clients)
+		listeners_enable(fe, true);
+}
+
+/* --- setup ---------------------------------------------------------------------------- */
+
+static int listener_open(struct frontend *fe, struct listener *l, int family, int type)
+{
+	union sockaddr_any a;
+	int fd, one = 1, r;
+	const char *what = type == SOCK_DGRAM ? "UDP" : "TCP";
+
+	memset(&a, 0, sizeof(a));
+	a.sa.sa_family = (sa_family_t)family;
+	if (family == AF_INET) {
+		a.sin.sin_port = htons(fe->cfg->tproxy_port);
+		a.sin.sin_addr.s_addr = htonl(INADDR_ANY);
+	} else {
+		a.sin6.sin6_port = htons(fe->cfg->tproxy_port);
+		a.sin6.sin6_addr = in6addr_any;
+	}
+	l->fe = fe;
+	l->family = family;
+	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto out_err;
+	if (set_transparent(fd, family) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto out_close;
+	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		goto out_close;
+	if (type == SOCK_DGRAM) {
+		int rcvbuf = 4 << 20;
+
+		if (family == AF_INET ? setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one))
+				      : setsockopt(fd, SOL_IPV6, IPV6_RECVORIGDSTADDR, &one,
+						   sizeof(one)))
+			goto out_close;
+		/* best effort: a larger buffer absorbs bursts; capped by net.core.rmem_max */
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	}
+	if (bind(fd, &a.sa, addr_len(&a)) < 0)
+		goto out_close;
+	if (type == SOCK_STREAM && listen(fd, 128) < 0)
+		goto out_close;
+	l->watch.fd = fd;
+	l->watch.cb = type == SOCK_DGRAM ? udp_readable : tcp_accept;
+	r = loop_watch_add(fe->loop, &l->watch, EPOLLIN);
+	if (r < 0) {
+		errno = -r;
+		goto out_close;
+	}
+	return 0;
+
+out_close:
+	r = -errno;
+	close(fd);
+	errno = -r;
+out_err:
+	r = -errno;
+	log_error("%s listener on %s port %u: %s", what, family == AF_INET ? "IPv4" : "IPv6",
+		  fe->cfg->tproxy_port, strerror(-r));
+	return r;
+}
+
+int frontend_open(struct frontend **out, struct loop *loop, const struct config *cfg,
+		  struct upstream_pool *pool, struct stats *stats)
+{
+	struct frontend *fe = calloc(1, sizeof(*fe));
+	int r;
+
+	if (!fe)
+		return -ENOMEM;
+	fe->loop = loop;
+	fe->cfg = cfg;
+	fe->pool = pool;
+	fe->stats = stats;
+	loop_timer_init(&fe->accept_retry, accept_retry);
+	for (int i = 0; i < 2; i++)
+		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = -1;
+	for (int i = 0; i < 2; i++) {
+		int family = i ? AF_INET6 : AF_INET;
+
+		r = listener_open(fe, &fe->udp[i], family, SOCK_DGRAM);
+		if (r == 0)
+			r = listener_open(fe, &fe->tcp[i], family, SOCK_STREAM);
+		if (r < 0) {
+			frontend_close(fe);
+			return r;
+		}
+	}
+	*out = fe;
+	return 0;
+}
+
+void frontend_close(struct frontend *fe)
+{
+	if (!fe)
+		return;
+	while (fe->clients)
+		tcp_client_close(fe->clients);
+	while (fe->queries) {
+		struct query *q = fe->queries;
+
+		upstream_query_cancel(fe->pool, &q->uq, false);
+		fe->stats->dropped++;
+		query_free(q);
+	}
+	for (int i = 0; i < 2; i++) {
+		struct listener *ls[2] = { &fe->udp[i], &fe->tcp[i] };
+
+		for (int j = 0; j < 2; j++) {
+			if (ls[j]->watch.fd < 0)
+				continue;
+			loop_watch_del(fe->loop, &ls[j]->watch);
+			close(ls[j]->watch.fd);
+		}
+	}
+	for (size_t i = 0; i < fe->nreplies; i++)
+		close(fe->replies[i].fd);
+	loop_timer_cancel(fe->loop, &fe->accept_retry);
+	free(fe);
+}

@@ -1,0 +1,231 @@
+/*
+ * loop.c - epoll dispatch and a binary min-heap of timers.
+ *
+ * Invariants: a timer is in the heap iff heap_idx != 0, and heap[heap_idx - 1] == timer.
+ * Callbacks may add, modify and delete any watch or timer, their own included: a timer is
+ * removed from the heap before its callback runs, and epoll events for a watch deleted during
+ * the same iteration are skipped (the watch pointer is checked against a per-iteration list).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dotgw/loop.h"
+
+#define LOOP_MAX_EVENTS 64
+
+struct loop {
+	int epfd;
+	bool stop;
+	uint64_t now_ms;
+	struct loop_timer **heap;
+	size_t heap_len, heap_cap;
+	/* the events of the current iteration, so that loop_watch_del can void them */
+	struct epoll_event events[LOOP_MAX_EVENTS];
+	int nevents;
+};
+
+static uint64_t loop_clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int loop_new(struct loop **out)
+{
+	struct loop *loop = calloc(1, sizeof(*loop));
+
+	if (!loop)
+		return -ENOMEM;
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (loop->epfd < 0) {
+		int err = -errno;
+
+		free(loop);
+		return err;
+	}
+	loop->now_ms = loop_clock_ms();
+	*out = loop;
+	return 0;
+}
+
+void loop_free(struct loop *loop)
+{
+	if (!loop)
+		return;
+	close(loop->epfd);
+	free(loop->heap);
+	free(loop);
+}
+
+int loop_watch_add(struct loop *loop, struct loop_watch *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0)
+		return -errno;
+	w->events = events;
+	return 0;
+}
+
+int loop_watch_mod(struct loop *loop, struct loop_watch *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	if (w->events == events)
+		return 0;
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0)
+		return -errno;
+	w->events = events;
+	return 0;
+}
+
+void loop_watch_del(struct loop *loop, struct loop_watch *w)
+{
+	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	for (int i = 0; i < loop->nevents; i++)
+		if (loop->events[i].data.ptr == w)
+			loop->events[i].data.ptr = NULL;
+}
+
+static void heap_swap(struct loop *loop, size_t a, size_t b)
+{
+	struct loop_timer *t = loop->heap[a];
+
+	loop->heap[a] = loop->heap[b];
+	loop->heap[b] = t;
+	loop->heap[a]->heap_idx = a + 1;
+	loop->heap[b]->heap_idx = b + 1;
+}
+
+static void heap_up(struct loop *loop, size_t i)
+{
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+
+		if (loop->heap[parent]->when_ms <= loop->heap[i]->when_ms)
+			break;
+		heap_swap(loop, i, parent);
+		i = parent;
+	}
+}
+
+static void heap_down(struct loop *loop, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, min = i;
+
+		if (l < loop->heap_len && loop->heap[l]->when_ms < loop->heap[min]->when_ms)
+			min = l;
+		if (r < loop->heap_len && loop->heap[r]->when_ms < loop->heap[min]->when_ms)
+			min = r;
+		if (min == i)
+			return;
+		heap_swap(loop, i, min);
+		i = min;
+	}
+}
+
+void loop_timer_cancel(struct loop *loop, struct loop_timer *t)
+{
+	size_t i;
+
+	if (!t->heap_idx)
+		return;
+	i = t->heap_idx - 1;
+	t->heap_idx = 0;
+	loop->heap_len--;
+	if (i == loop->heap_len)
+		return;
+	loop->heap[i] = loop->heap[loop->heap_len];
+	loop->heap[i]->heap_idx = i + 1;
+	heap_down(loop, i);
+	heap_up(loop, i);
+}
+
+int loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t when_ms)
+{
+	if (t->heap_idx) {
+		size_t i = t->heap_idx - 1;
+
+		t->when_ms = when_ms;
+		heap_down(loop, i);
+		heap_up(loop, t->heap_idx - 1);
+		return 0;
+	}
+	if (loop->heap_len == loop->heap_cap) {
+		size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+		struct loop_timer **heap = realloc(loop->heap, cap * sizeof(*heap));
+
+		if (!heap)
+			return -ENOMEM;
+		loop->heap = heap;
+		loop->heap_cap = cap;
+	}
+	t->when_ms = when_ms;
+	loop->heap[loop->heap_len] = t;
+	t->heap_idx = ++loop->heap_len;
+	heap_up(loop, loop->heap_len - 1);
+	return 0;
+}
+
+uint64_t loop_now_ms(const struct loop *loop)
+{
+	return loop->now_ms;
+}
+
+static void loop_run_timers(struct loop *loop)
+{
+	while (loop->heap_len && loop->heap[0]->when_ms <= loop->now_ms && !loop->stop) {
+		struct loop_timer *t = loop->heap[0];
+
+		loop_timer_cancel(loop, t);
+		t->cb(t);
+	}
+}
+
+int loop_run(struct loop *loop)
+{
+	loop->stop = false;
+	while (!loop->stop) {
+		int timeout = -1, n;
+
+		loop->now_ms = loop_clock_ms();
+		loop_run_timers(loop);
+		if (loop->stop)
+			break;
+		if (loop->heap_len) {
+			uint64_t when = loop->heap[0]->when_ms;
+
+			uint64_t wait = when <= loop->now_ms ? 0 : when - loop->now_ms;
+
+			timeout = wait > 60000 ? 60000 : (int)wait;
+		}
+		n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		loop->now_ms = loop_clock_ms();
+		loop->nevents = n;
+		for (int i = 0; i < n && !loop->stop; i++) {
+			struct loop_watch *w = loop->events[i].data.ptr;
+
+			if (w)
+				w->cb(w, loop->events[i].events);
+		}
+		loop->nevents = 0;
+	}
+	return 0;
+}
+
+void loop_stop(struct loop *loop)
+{
+	loop->stop = true;
+}

@@ -1,0 +1,781 @@
+/*
+ * upstream.c - DoT connections to the upstreams; see upstream.h for the contract.
+ *
+ * Invariants:
+ * - A query is in exactly one place: a connection slot (uq->conn set), the pool's wait list
+ *   (uq->waiting set), or nowhere (completed or cancelled).
+ * - Bytes reach a connection's output buffer only after its slot is taken; they reach the wire
+ *   only once the TLS handshake (and so verification) has succeeded.
+ * - conn_close() detaches every query before it calls anything that could complete one, so
+ *   callbacks never see a half-closed connection.
+ * All OpenSSL calls of dotgw live in this file.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "dotgw/log.h"
+#include "dotgw/upstream.h"
+
+#define UPCONN_SLOT_BITS 10
+#define UPCONN_SLOTS	 (1u << UPCONN_SLOT_BITS)
+#define UPCONN_SLOT_MASK (UPCONN_SLOTS - 1)
+#define UPCONN_IN_SIZE	 (2 + DNS_MAX_MSG)
+#define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for SSL_write at most */
+#define UPQ_MAX_ATTEMPTS 3
+#define UP_CONNECT_MS	 2000  /* TCP connect + TLS handshake */
+#define UP_BACKOFF_MIN	 500   /* first back-off after a failure, doubled per failure */
+#define UP_BACKOFF_MAX	 30000
+
+enum upconn_state {
+	UC_CLOSED,
+	UC_CONNECTING, /* TCP connect in progress */
+	UC_HANDSHAKE,  /* TLS handshake in progress */
+	UC_READY,
+};
+
+struct upstream;
+
+struct upconn {
+	struct upstream *up;
+	enum upconn_state state;
+	struct loop_watch watch;
+	struct loop_timer timer; /* connect + handshake deadline */
+	SSL *ssl;
+	uint8_t *out; /* framed queries not yet taken by SSL_write */
+	size_t out_off, out_len, out_cap;
+	uint8_t *in; /* UPCONN_IN_SIZE octets while open */
+	size_t in_len;
+	uint64_t last_answer_ms;
+	unsigned int inflight;
+	uint16_t gen;
+	uint16_t nfree;
+	uint16_t free_slots[UPCONN_SLOTS];
+	struct upstream_query *slots[UPCONN_SLOTS];
+};
+
+struct upstream {
+	struct upstream_pool *pool;
+	const struct upstream_config *cfg;
+	unsigned int idx;
+	unsigned int fails; /* consecutive failures */
+	uint64_t down_until_ms;
+	SSL_SESSION *session; /* last session of a verified handshake, for resumption */
+	struct upconn conn;
+};
+
+struct upstream_pool {
+	struct loop *loop;
+	struct stats *stats;
+	SSL_CTX *ctx;
+	uint32_t bypass_mark;
+	struct upstream_query *wait_head, *wait_tail;
+	size_t n;
+	struct upstream ups[];
+};
+
+static int upstream_ssl_index = -1;
+static struct log_ratelimit up_late_rl;
+
+static void conn_io(struct upconn *c);
+static void conn_close(struct upconn *c, int err, bool fault);
+static void pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq);
+
+/* --- TLS context --------------------------------------------------------------------- */
+
+/* Log the OpenSSL error queue once, at debug level, and empty it. */
+static void tls_log_errors(const struct upstream *up)
+{
+	unsigned long e;
+	char buf[256];
+
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		log_debug("upstream %s: openssl: %s", up->cfg->text, buf);
+	}
+}
+
+static int tls_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct upconn *c = SSL_get_ex_data(ssl, upstream_ssl_index);
+
+	if (!c)
+		return 0;
+	/* Sessions only exist after a handshake that verified: VERIFY_PEER aborts otherwise. */
+	SSL_SESSION_free(c->up->session);
+	c->up->session = sess;
+	return 1; /* we keep the reference */
+}
+
+static SSL_CTX *tls_ctx_new(const struct config *cfg)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	unsigned long e;
+	char buf[256];
+
+	if (!ctx)
+		return NULL;
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
+		goto out_free;
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				      SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_new_session);
+	ERR_clear_error();
+	if (cfg->ca_file) {
+		if (!SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL)) {
+			e = ERR_peek_last_error();
+			ERR_error_string_n(e, buf, sizeof(buf));
+			log_error("--ca-file '%s': cannot load trust anchors: %s", cfg->ca_file,
+				  buf);
+			goto out_free;
+		}
+	} else if (!SSL_CTX_set_default_verify_paths(ctx)) {
+		log_error("cannot load the system trust store");
+		goto out_free;
+	}
+	ERR_clear_error();
+	return ctx;
+
+out_free:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struct config *cfg,
+		      struct stats *stats)
+{
+	struct upstream_pool *pool;
+
+	if (upstream_ssl_index < 0) {
+		upstream_ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+		if (upstream_ssl_index < 0)
+			return -ENOMEM;
+	}
+	pool = calloc(1, sizeof(*pool) + cfg->n_upstreams * sizeof(pool->ups[0]));
+	if (!pool)
+		return -ENOMEM;
+	pool->ctx = tls_ctx_new(cfg);
+	if (!pool->ctx) {
+		free(pool);
+		return -EINVAL;
+	}
+	pool->loop = loop;
+	pool->stats = stats;
+	pool->bypass_mark = cfg->bypass_mark;
+	pool->n = cfg->n_upstreams;
+	for (size_t i = 0; i < pool->n; i++) {
+		struct upstream *up = &pool->ups[i];
+
+		up->pool = pool;
+		up->cfg = &cfg->upstreams[i];
+		up->idx = (unsigned int)i;
+		up->conn.up = up;
+		up->conn.watch.fd = -1;
+		loop_timer_init(&up->conn.timer, NULL);
+	}
+	*out = pool;
+	return 0;
+}
+
+void upstream_pool_free(struct upstream_pool *pool)
+{
+	if (!pool)
+		return;
+	for (size_t i = 0; i < pool->n; i++) {
+		struct upconn *c = &pool->ups[i].conn;
+
+		/* Forget the queries: the caller is tearing everything down. */
+		for (unsigned int s = 0; s < UPCONN_SLOTS; s++)
+			if (c->slots[s]) {
+				c->slots[s]->conn = NULL;
+				c->slots[s] = NULL;
+			}
+		conn_close(c, 0, false);
+		SSL_SESSION_free(pool->ups[i].session);
+	}
+	for (struct upstream_query *uq = pool->wait_head; uq; uq = uq->next)
+		uq->waiting = 0;
+	SSL_CTX_free(pool->ctx);
+	free(pool);
+}
+
+/* --- connection life ------------------------------------------------------------------ */
+
+static void conn_timeout(struct loop_timer *t)
+{
+	struct upconn *c = container_of(t, struct upconn, timer);
+
+	log_debug("upstream %s: connect/handshake timed out", c->up->cfg->text);
+	conn_close(c, -ETIMEDOUT, true);
+}
+
+static void conn_event(struct loop_watch *w, uint32_t revents)
+{
+	struct upconn *c = container_of(w, struct upconn, watch);
+
+	(void)revents;
+	conn_io(c);
+}
+
+static int conn_open(struct upconn *c)
+{
+	struct upstream *up = c->up;
+	struct upstream_pool *pool = up->pool;
+	int fd, one = 1, r;
+
+	fd = socket(up->cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Our own traffic carries the bypass mark so that the capture rules never take it. */
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &pool->bypass_mark, sizeof(pool->bypass_mark)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	if (connect(fd, (const struct sockaddr *)&up->cfg->addr, up->cfg->addrlen) < 0 &&
+	    errno != EINPROGRESS) {
+		r = -errno;
+		goto out_close;
+	}
+	c->in = malloc(UPCONN_IN_SIZE);
+	if (!c->in) {
+		r = -ENOMEM;
+		goto out_close;
+	}
+	c->in_len = 0;
+	c->watch.fd = fd;
+	c->watch.cb = conn_event;
+	r = loop_watch_add(pool->loop, &c->watch, EPOLLIN | EPOLLOUT);
+	if (r < 0)
+		goto out_free;
+	c->timer.cb = conn_timeout;
+	r = loop_timer_set(pool->loop, &c->timer, loop_now_ms(pool->loop) + UP_CONNECT_MS);
+	if (r < 0)
+		goto out_unwatch;
+	c->state = UC_CONNECTING;
+	c->nfree = UPCONN_SLOTS;
+	for (unsigned int i = 0; i < UPCONN_SLOTS; i++)
+		c->free_slots[i] = (uint16_t)(UPCONN_SLOTS - 1 - i);
+	c->inflight = 0;
+	c->gen = (uint16_t)(c->gen + 1);
+	log_debug("upstream %s: connecting", up->cfg->text);
+	return 0;
+
+out_unwatch:
+	loop_watch_del(pool->loop, &c->watch);
+out_free:
+	free(c->in);
+	c->in = NULL;
+out_close:
+	close(fd);
+	c->watch.fd = -1;
+	return r;
+}
+
+static void upstream_mark_failed(struct upstream *up, int err)
+{
+	struct upstream_pool *pool = up->pool;
+	uint64_t backoff = UP_BACKOFF_MIN;
+
+	for (unsigned int i = 0; i < up->fails && backoff < UP_BACKOFF_MAX; i++)
+		backoff *= 2;
+	if (backoff > UP_BACKOFF_MAX)
+		backoff = UP_BACKOFF_MAX;
+	up->fails++;
+	up->down_until_ms = loop_now_ms(pool->loop) + backoff;
+	pool->stats->upstream_failures++;
+	if (up->fails == 1)
+		log_warn("upstream %s: unusable (%s), retrying in %llu ms", up->cfg->text,
+			 strerror(-err), (unsigned long long)backoff);
+	else
+		log_debug("upstream %s: still unusable (%s), retrying in %llu ms", up->cfg->text,
+			  strerror(-err), (unsigned long long)backoff);
+}
+
+/*
+ * conn_close - tear the connection down. fault: the upstream misbehaved or is unreachable,
+ * so it backs off and its queries are not sent to it again. Queries in flight are sent again
+ * (pool_dispatch), after the connection is fully reset.
+ */
+static void conn_close(struct upconn *c, int err, bool fault)
+{
+	struct upstream *up = c->up;
+	struct upstream_pool *pool = up->pool;
+	struct upstream_query *list = NULL;
+
+	for (unsigned int s = 0; s < UPCONN_SLOTS && c->inflight; s++) {
+		struct upstream_query *uq = c->slots[s];
+
+		if (!uq)
+			continue;
+		c->slots[s] = NULL;
+		c->inflight--;
+		uq->conn = NULL;
+		if (fault)
+			uq->tried |= 1u << up->idx;
+		uq->next = list;
+		list = uq;
+	}
+	c->inflight = 0;
+	if (c->ssl) {
+		SSL_set_ex_data(c->ssl, upstream_ssl_index, NULL);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (c->watch.fd >= 0) {
+		loop_watch_del(pool->loop, &c->watch);
+		close(c->watch.fd);
+		c->watch.fd = -1;
+	}
+	loop_timer_cancel(pool->loop, &c->timer);
+	free(c->in);
+	c->in = NULL;
+	free(c->out);
+	c->out = NULL;
+	c->out_off = c->out_len = c->out_cap = 0;
+	c->state = UC_CLOSED;
+	if (fault)
+		upstream_mark_failed(up, err);
+	while (list) {
+		struct upstream_query *uq = list;
+
+		list = uq->next;
+		pool->stats->upstream_retries++;
+		pool_dispatch(pool, uq);
+	}
+}
+
+static void conn_handshake_done(struct upconn *c)
+{
+	struct upstream *up = c->up;
+	struct upstream_pool *pool = up->pool;
+	bool resumed = SSL_session_reused(c->ssl);
+
+	loop_timer_cancel(pool->loop, &c->timer);
+	c->state = UC_READY;
+	c->last_answer_ms = loop_now_ms(pool->loop);
+	pool->stats->upstream_handshakes++;
+	if (resumed)
+		pool->stats->upstream_resumed++;
+	if (up->fails)
+		log_info("upstream %s: usable again", up->cfg->text);
+	up->fails = 0;
+	up->down_until_ms = 0;
+	log_debug("upstream %s: %s %s%s", up->cfg->text, SSL_get_version(c->ssl),
+		  SSL_get_cipher_name(c->ssl), resumed ? ", session resumed" : "");
+}
+
+static int conn_start_tls(struct upconn *c)
+{
+	struct upstream *up = c->up;
+	const struct upstream_config *cfg = up->cfg;
+	SSL *ssl = SSL_new(up->pool->ctx);
+
+	if (!ssl)
+		return -ENOMEM;
+	if (!SSL_set_fd(ssl, c->watch.fd))
+		goto out_free;
+	if (cfg->auth_name[0]) {
+		if (!SSL_set_tlsext_host_name(ssl, cfg->auth_name) ||
+		    !SSL_set1_host(ssl, cfg->auth_name))
+			goto out_free;
+	} else {
+		X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+		const void *ip;
+		size_t iplen;
+
+		if (cfg->addr.ss_family == AF_INET) {
+			ip = &((const struct sockaddr_in *)&cfg->addr)->sin_addr;
+			iplen = 4;
+		} else {
+			ip = &((const struct sockaddr_in6 *)&cfg->addr)->sin6_addr;
+			iplen = 16;
+		}
+		if (!X509_VERIFY_PARAM_set1_ip(param, ip, iplen))
+			goto out_free;
+	}
+	if (up->session && !SSL_set_session(ssl, up->session))
+		goto out_free;
+	SSL_set_ex_data(ssl, upstream_ssl_index, c);
+	c->ssl = ssl;
+	c->state = UC_HANDSHAKE;
+	return 0;
+
+out_free:
+	tls_log_errors(up);
+	SSL_free(ssl);
+	return -ENOMEM;
+}
+
+/* --- I/O ---------------------------------------------------------------------------- */
+
+/* conn_want - translate an SSL error into epoll interest; -errno for a real failure. */
+static int conn_want(struct upconn *c, int ret, bool *want_write)
+{
+	int e = SSL_get_error(c->ssl, ret);
+
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		*want_write = true;
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		return -ECONNRESET;
+	case SSL_ERROR_SYSCALL:
+		tls_log_errors(c->up);
+		return errno ? -errno : -ECONNRESET;
+	default:
+		tls_log_errors(c->up);
+		return -EPROTO;
+	}
+}
+
+static int conn_flush(struct upconn *c, bool *want_write)
+{
+	while (c->out_off < c->out_len) {
+		int n;
+
+		ERR_clear_error();
+		n = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
+		if (n <= 0)
+			return conn_want(c, n, want_write);
+		c->out_off += (size_t)n;
+	}
+	c->out_off = c->out_len = 0;
+	return 0;
+}
+
+static void slot_release(struct upconn *c, struct upstream_query *uq)
+{
+	unsigned int s = uq->id & UPCONN_SLOT_MASK;
+
+	c->slots[s] = NULL;
+	c->free_slots[c->nfree++] = (uint16_t)s;
+	c->inflight--;
+	uq->conn = NULL;
+}
+
+/* answer_matches - is ans a plausible answer to uq? Checks QR, and the question. */
+static bool answer_matches(const struct upstream_query *uq, const uint8_t *ans, size_t len)
+{
+	struct dns_msg m;
+
+	if (dns_msg_parse(&m, ans, len) < 0 || !(m.flags & DNS_FLAG_QR))
+		return false;
+	if (m.qdcount == 1)
+		return dns_question_equal(&m.q, uq->q);
+	/* Some servers leave the question out of an error answer. */
+	return m.qdcount == 0 && (m.flags & DNS_RCODE_MASK) != DNS_RCODE_NOERROR;
+}
+
+/*
+ * conn_answer - one frame from the upstream. Returns 0, or -EPROTO when the upstream broke the
+ * protocol (the connection must close).
+ */
+static int conn_answer(struct upconn *c, const uint8_t *ans, size_t len)
+{
+	struct upstream_pool *pool = c->up->pool;
+	struct upstream_query *uq;
+	uint16_t id;
+
+	if (len < DNS_HDR_LEN)
+		return -EPROTO;
+	id = dns_get16(ans);
+	uq = c->slots[id & UPCONN_SLOT_MASK];
+	c->last_answer_ms = loop_now_ms(pool->loop);
+	if (!uq || uq->id != id) {
+		/* The answer to a query that was cancelled (deadline, client gone). */
+		log_ratelimited(&up_late_rl, LOG_LVL_DEBUG, "upstream %s: late answer, id %u",
+				c->up->cfg->text, id);
+		return 0;
+	}
+	if (!answer_matches(uq, ans, len)) {
+		pool->stats->upstream_bad_answers++;
+		log_warn("upstream %s: answer does not match its query, closing the connection",
+			 c->up->cfg->text);
+		return -EPROTO;
+	}
+	slot_release(c, uq);
+	uq->complete(uq, ans, len, 0);
+	return 0;
+}
+
+/* conn_read - read and dispatch every complete frame; 0, or -errno to close. */
+static int conn_read(struct upconn *c, bool *want_write)
+{
+	for (;;) {
+		size_t off = 0;
+		int n, r;
+
+		ERR_clear_error();
+		n = SSL_read(c->ssl, c->in + c->in_len, (int)(UPCONN_IN_SIZE - c->in_len));
+		if (n <= 0)
+			return conn_want(c, n, want_write);
+		c->in_len += (size_t)n;
+		while (c->in_len - off >= 2) {
+			size_t flen = dns_get16(c->in + off);
+
+			if (c->in_len - off < 2 + flen)
+				break;
+			r = conn_answer(c, c->in + off + 2, flen);
+			if (r < 0)
+				return r;
+			if (c->state != UC_READY)
+				return -ECONNRESET; /* closed from a callback */
+			off += 2 + flen;
+		}
+		if (off) {
+			memmove(c->in, c->in + off, c->in_len - off);
+			c->in_len -= off;
+		}
+	}
+}
+
+static void pool_drain_waiting(struct upstream_pool *pool)
+{
+	while (pool->wait_head) {
+		struct upstream_query *uq = pool->wait_head;
+
+		pool->wait_head = uq->next;
+		if (pool->wait_head)
+			pool->wait_head->prev = NULL;
+		else
+			pool->wait_tail = NULL;
+		uq->waiting = 0;
+		pool_dispatch(pool, uq);
+		if (uq->waiting)
+			break; /* still no room anywhere */
+	}
+}
+
+static void conn_io(struct upconn *c)
+{
+	struct upstream_pool *pool = c->up->pool;
+	bool want_write = false;
+	int r = 0, soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	if (c->state == UC_CONNECTING) {
+		if (getsockopt(c->watch.fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+			soerr = errno;
+		if (soerr == EINPROGRESS || soerr == EALREADY)
+			return;
+		if (soerr) {
+			conn_close(c, -soerr, true);
+			return;
+		}
+		r = conn_start_tls(c);
+		if (r < 0) {
+			conn_close(c, r, true);
+			return;
+		}
+	}
+	if (c->state == UC_HANDSHAKE) {
+		int ret;
+
+		ERR_clear_error();
+		ret = SSL_connect(c->ssl);
+		if (ret != 1) {
+			r = conn_want(c, ret, &want_write);
+			if (r < 0) {
+				long v = SSL_get_verify_result(c->ssl);
+
+				if (v != X509_V_OK)
+					log_warn("upstream %s: certificate verification failed: %s",
+						 c->up->cfg->text, X509_verify_cert_error_string(v));
+				conn_close(c, r == -EPROTO ? -EPERM : r, true);
+				return;
+			}
+			loop_watch_mod(pool->loop, &c->watch, EPOLLIN | (want_write ? EPOLLOUT : 0));
+			return;
+		}
+		conn_handshake_done(c);
+	}
+	r = conn_flush(c, &want_write);
+	if (r == 0)
+		r = conn_read(c, &want_write);
+	if (r == 0 && c->out_off < c->out_len && !want_write)
+		r = conn_flush(c, &want_write); /* reading may have unblocked a write */
+	if (r < 0) {
+		if (c->state == UC_CLOSED)
+			return;
+		/* A verified connection that closes is not the upstream's fault unless it broke the
+		 * protocol; its queries are retried (on a new connection if need be). */
+		if (r != -ECONNRESET || c->inflight)
+			log_debug("upstream %s: connection closed (%s), %u queries in flight",
+				  c->up->cfg->text, strerror(-r), c->inflight);
+		conn_close(c, r, r == -EPROTO);
+		pool_drain_waiting(pool);
+		return;
+	}
+	loop_watch_mod(pool->loop, &c->watch, EPOLLIN | (want_write ? EPOLLOUT : 0));
+	if (pool->wait_head && c->nfree)
+		pool_drain_waiting(pool);
+}
+
+/* --- queries ------------------------------------------------------------------------ */
+
+static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstream_query *uq)
+{
+	uint64_t now = loop_now_ms(pool->loop);
+
+	for (size_t i = 0; i < pool->n; i++) {
+		struct upstream *up = &pool->ups[i];
+
+		if (uq->tried & (1u << i))
+			continue;
+		if (up->down_until_ms > now)
+			continue;
+		return up;
+	}
+	return NULL;
+}
+
+/* conn_queue - take a slot and frame the query into the output buffer; 0 or -errno. */
+static int conn_queue(struct upconn *c, struct upstream_query *uq)
+{
+	size_t need = c->out_len + 2 + uq->len;
+	unsigned int s;
+	uint16_t id;
+
+	if (need > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		uint8_t *p;
+
+		if (c->out_off && need - c->out_off <= c->out_cap) {
+			/* compact: unsent bytes keep their content, so OpenSSL retries see them */
+			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+		} else {
+			while (cap < need)
+				cap *= 2;
+			if (cap > UPCONN_OUT_MAX)
+				return -ENOBUFS;
+			p = realloc(c->out, cap);
+			if (!p)
+				return -ENOMEM;
+			c->out = p;
+			c->out_cap = cap;
+		}
+	}
+	s = c->free_slots[--c->nfree];
+	id = (uint16_t)(c->gen++ << UPCONN_SLOT_BITS | s);
+	c->slots[s] = uq;
+	c->inflight++;
+	uq->conn = c;
+	uq->id = id;
+	uq->sent_ms = loop_now_ms(c->up->pool->loop);
+	dns_put16(c->out + c->out_len, (uint16_t)uq->len);
+	memcpy(c->out + c->out_len + 2, uq->msg, uq->len);
+	dns_put16(c->out + c->out_len + 2, id);
+	c->out_len += 2 + uq->len;
+	return 0;
+}
+
+static void pool_wait(struct upstream_pool *pool, struct upstream_query *uq)
+{
+	uq->waiting = 1;
+	uq->next = NULL;
+	uq->prev = pool->wait_tail;
+	if (pool->wait_tail)
+		pool->wait_tail->next = uq;
+	else
+		pool->wait_head = uq;
+	pool->wait_tail = uq;
+}
+
+static void pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
+{
+	struct upstream *up;
+	int r;
+
+	for (;;) {
+		if (uq->attempts >= UPQ_MAX_ATTEMPTS) {
+			uq->complete(uq, NULL, 0, -EIO);
+			return;
+		}
+		if (loop_now_ms(pool->loop) >= uq->deadline_ms) {
+			uq->complete(uq, NULL, 0, -ETIMEDOUT);
+			return;
+		}
+		up = pool_pick(pool, uq);
+		if (!up) {
+			uq->complete(uq, NULL, 0, -ENETUNREACH);
+			return;
+		}
+		if (up->conn.state == UC_CLOSED) {
+			r = conn_open(&up->conn);
+			if (r < 0) {
+				upstream_mark_failed(up, r);
+				uq->tried |= 1u << up->idx;
+				continue;
+			}
+		}
+		if (up->conn.nfree == 0) {
+			pool_wait(pool, uq);
+			return;
+		}
+		r = conn_queue(&up->conn, uq);
+		if (r < 0) {
+			pool_wait(pool, uq);
+			return;
+		}
+		uq->attempts++;
+		if (up->conn.state == UC_READY)
+			conn_io(&up->conn);
+		return;
+	}
+}
+
+void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
+{
+	uq->conn = NULL;
+	uq->waiting = 0;
+	uq->tried = 0;
+	uq->attempts = 0;
+	pool_dispatch(pool, uq);
+}
+
+void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq, bool timed_out)
+{
+	struct upconn *c = uq->conn;
+
+	if (uq->waiting) {
+		if (uq->prev)
+			uq->prev->next = uq->next;
+		else
+			pool->wait_head = uq->next;
+		if (uq->next)
+			uq->next->prev = uq->prev;
+		else
+			pool->wait_tail = uq->prev;
+		uq->waiting = 0;
+		return;
+	}
+	if (!c)
+		return;
+	slot_release(c, uq);
+	/* No answer at all since this query went out: the connection is stalled. */
+	if (timed_out && c->state == UC_READY && c->last_answer_ms < uq->sent_ms) {
+		log_warn("upstream %s: no answer for %llu ms, closing the connection",
+			 c->up->cfg->text,
+			 (unsigned long long)(loop_now_ms(pool->loop) - uq->sent_ms));
+		conn_close(c, -ETIMEDOUT, true);
+	}
+}

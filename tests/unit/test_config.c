@@ -1,0 +1,165 @@
+/* test_config.c - command-line parsing: upstream specs, defaults, and errors that name the option. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "dotgw/config.h"
+#include "dotgw/ruleset.h"
+
+static struct config cfg;
+static char errbuf[4096];
+
+/* parse - run config_parse_args on a NULL-terminated list; stderr text lands in errbuf. */
+static int parse(const char *const *args)
+{
+	char *argv[32];
+	int argc = 0, r;
+	FILE *err = fmemopen(errbuf, sizeof(errbuf), "w");
+	FILE *out = fopen("/dev/null", "w");
+
+	argv[argc++] = (char *)"dotgw";
+	for (; *args; args++)
+		argv[argc++] = (char *)*args;
+	argv[argc] = NULL;
+	config_init(&cfg);
+	memset(errbuf, 0, sizeof(errbuf));
+	r = config_parse_args(&cfg, argc, argv, out, err);
+	fclose(err);
+	fclose(out);
+	return r;
+}
+
+static void test_upstream_specs(void)
+{
+	struct upstream_config u;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&u.addr;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&u.addr;
+	char ip[INET6_ADDRSTRLEN];
+
+	CHECK_EQ(config_parse_upstream(&u, "203.0.113.2#dot.test"), 0);
+	CHECK_EQ(u.addr.ss_family, AF_INET);
+	CHECK_EQ(ntohs(sin->sin_port), 853);
+	CHECK(strcmp(u.auth_name, "dot.test") == 0);
+	CHECK(strcmp(u.text, "203.0.113.2@853#dot.test") == 0);
+
+	CHECK_EQ(config_parse_upstream(&u, "198.51.100.7@8853"), 0);
+	CHECK_EQ(ntohs(sin->sin_port), 8853);
+	CHECK(u.auth_name[0] == '\0');
+
+	CHECK_EQ(config_parse_upstream(&u, "2001:db8::1#dns.example"), 0);
+	CHECK_EQ(u.addr.ss_family, AF_INET6);
+	CHECK_EQ(ntohs(sin6->sin6_port), 853);
+	inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+	CHECK(strcmp(ip, "2001:db8::1") == 0);
+	CHECK(strcmp(u.text, "[2001:db8::1]@853#dns.example") == 0);
+
+	CHECK_EQ(config_parse_upstream(&u, "[2001:db8::2]@8853#a.b"), 0);
+	CHECK_EQ(ntohs(sin6->sin6_port), 8853);
+	CHECK_EQ(config_parse_upstream(&u, "[2001:db8::2]:853"), 0);
+	CHECK_EQ(config_parse_upstream(&u, "2001:db8::2@5353"), 0);
+	CHECK_EQ(ntohs(sin6->sin6_port), 5353);
+
+	/* refused: bad address, port, name, brackets */
+	const char *bad[] = { "",		"999.1.1.1",	 "1.2.3.4@0",	  "1.2.3.4@65536",
+			      "1.2.3.4@",	"1.2.3.4@x",	 "1.2.3.4#",	  "1.2.3.4#bad name",
+			      "1.2.3.4#a..b",	"[2001:db8::1",	 "[2001:db8::1]x", "dns.example",
+			      "1.2.3.4@-5",	"1.2.3.4@ 53" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&u, 0x5a, sizeof(u));
+		CHECK_EQ(config_parse_upstream(&u, bad[i]), -22);
+		CHECK_EQ(((const unsigned char *)&u)[0], 0x5a); /* untouched on error */
+	}
+}
+
+static void test_defaults(void)
+{
+	const char *args[] = { NULL };
+
+	CHECK_EQ(parse(args), 0);
+	CHECK_EQ(cfg.n_upstreams, 3);
+	CHECK(strcmp(cfg.upstreams[0].text, "1.1.1.1@853#cloudflare-dns.com") == 0);
+	CHECK(strcmp(cfg.upstreams[1].text, "1.0.0.1@853#cloudflare-dns.com") == 0);
+	CHECK(strcmp(cfg.upstreams[2].text, "9.9.9.9@853#dns.quad9.net") == 0);
+	CHECK_EQ(cfg.scope, RULESET_SCOPE_HOST);
+	CHECK(strcmp(cfg.table, "dotgw") == 0);
+	CHECK_EQ(cfg.tproxy_port, 10053);
+	CHECK_EQ(cfg.udp_size_cap, 1232);
+	CHECK(cfg.ca_file == NULL);
+	CHECK(cfg.user == NULL);
+}
+
+static void test_options(void)
+{
+	const char *args[] = { "--scope",     "both",	  "--interface", "eth1", "--interface",
+			       "eth2",	      "--upstream", "192.0.2.9#x.test", "--table", "dgw2",
+			       "--tproxy-port", "5300",	  "--mark",	 "0x10", "--timeout",
+			       "1500",	      "--log-level", "debug", NULL };
+
+	CHECK_EQ(parse(args), 0);
+	CHECK_EQ(cfg.scope, RULESET_SCOPE_HOST | RULESET_SCOPE_GATEWAY);
+	CHECK_EQ(cfg.n_interfaces, 2);
+	CHECK(strcmp(cfg.interfaces[1], "eth2") == 0);
+	CHECK_EQ(cfg.n_upstreams, 1); /* no defaults added when one is given */
+	CHECK(strcmp(cfg.table, "dgw2") == 0);
+	CHECK_EQ(cfg.tproxy_port, 5300);
+	CHECK_EQ(cfg.capture_mark, 0x10);
+	CHECK_EQ(cfg.timeout_ms, 1500);
+	CHECK_EQ(cfg.log_level, 3);
+}
+
+/* Each bad command line fails, and the message names the option or the value. */
+static void test_errors(void)
+{
+	static const struct {
+		const char *args[4];
+		const char *named;
+	} cases[] = {
+		{ { "--scope", "nowhere" }, "--scope" },
+		{ { "--upstream", "999.1.1.1" }, "'999.1.1.1'" },
+		{ { "--bogus" }, "'--bogus'" },
+		{ { "--mode", "magic" }, "--mode" },
+		{ { "--timeout", "5s" }, "--timeout" },
+		{ { "--timeout", "10" }, "--timeout" },
+		{ { "--tproxy-port", "53" }, "--tproxy-port" },
+		{ { "--tproxy-port", "70000" }, "--tproxy-port" },
+		{ { "--table", "bad name" }, "--table" },
+		{ { "--route-table", "254" }, "--route-table" },
+		{ { "--mark", "0" }, "--mark" },
+		{ { "--log-level", "loud" }, "--log-level" },
+		{ { "--interface", "eth0" }, "--interface" }, /* needs gateway scope */
+		{ { "--interface", "a-name-far-too-long", "--scope", "gateway" }, "--interface" },
+		{ { "--mark", "0xd08" }, "--bypass-mark" },
+		{ { "stray" }, "'stray'" },
+		{ { "--upstream" }, "'--upstream'" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse(cases[i].args);
+
+		CHECK_EQ(r, -22);
+		if (!strstr(errbuf, cases[i].named)) {
+			fprintf(stderr, "case %zu: message '%s' does not name %s\n", i, errbuf,
+				cases[i].named);
+			CHECK(0);
+		}
+	}
+}
+
+static void test_help_version(void)
+{
+	const char *h[] = { "--help", NULL }, *v[] = { "-V", NULL };
+
+	CHECK_EQ(parse(h), 1);
+	CHECK_EQ(parse(v), 1);
+}
+
+int main(void)
+{
+	test_upstream_specs();
+	test_defaults();
+	test_options();
+	test_errors();
+	test_help_version();
+	return check_done("config");
+}
