@@ -1,0 +1,393 @@
+/*
+ * dns.c - DNS wire format: validate a message into a struct dns_msg view, build error answers,
+ * truncate answers for UDP, print names for logs.
+ *
+ * Pure code: no sockets, no logging, no globals, no allocation. Every read is bounded by the
+ * length the caller gave; malformed input yields -EBADMSG. Compression pointers must point
+ * strictly below the start of the label run that holds them (the name's start, or the target
+ * of the previous pointer), so every jump lowers the read position and a name can never loop;
+ * the jump count and the 255-octet name limit bound the work per name, and every RR takes at
+ * least 11 octets, so a parse is linear in the message length.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "dotgw/dns.h"
+
+#define DNS_MAX_JUMPS	127 /* a 255-octet name has at most 127 labels */
+#define DNS_RR_FIXED	10  /* TYPE, CLASS, TTL, RDLENGTH after the owner name */
+#define DNS_OPT_MIN_LEN (1 + DNS_RR_FIXED)
+#define DNS_OPT_DO	0x8000 /* DNSSEC OK, in the low 16 bits of the OPT TTL */
+
+enum dns_section { DNS_SEC_AN, DNS_SEC_NS, DNS_SEC_AR };
+
+static uint32_t get32(const uint8_t *p);
+static void put32(uint8_t *p, uint32_t v);
+static int name_walk(const uint8_t *buf, size_t len, size_t off, size_t *end, uint8_t *out,
+		     size_t *out_len);
+static int opt_options_check(const uint8_t *p, size_t n);
+static int rr_walk(struct dns_msg *m, const uint8_t *buf, size_t len, size_t *off,
+		   enum dns_section sec);
+static int name_check(const uint8_t *name, size_t name_len);
+static bool text_plain(uint8_t c);
+static uint8_t ascii_lower(uint8_t c);
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/*
+ * name_walk - validate the possibly compressed name at buf[off], set *end to the offset just
+ * past it (past its first pointer, if any). When out is not NULL, copy the uncompressed name
+ * there (DNS_MAX_NAME octets room) and its length to *out_len. Returns 0 or -EBADMSG.
+ */
+static int name_walk(const uint8_t *buf, size_t len, size_t off, size_t *end, uint8_t *out,
+		     size_t *out_len)
+{
+	size_t pos = off, run = off, wire = 0, after = 0;
+	unsigned int jumps = 0;
+
+	for (;;) {
+		size_t target;
+		uint8_t c;
+
+		if (pos >= len)
+			return -EBADMSG;
+		c = buf[pos];
+		if ((c & 0xc0) == 0xc0) {
+			if (len - pos < 2)
+				return -EBADMSG;
+			target = (size_t)(c & 0x3f) << 8 | buf[pos + 1];
+			/* Never into the header, never forward, at most DNS_MAX_JUMPS times. */
+			if (target < DNS_HDR_LEN || target >= run || ++jumps > DNS_MAX_JUMPS)
+				return -EBADMSG;
+			if (jumps == 1)
+				after = pos + 2;
+			pos = run = target;
+			continue;
+		}
+		/* 0x40 (extended, RFC 6891) and 0x80 (reserved) label types. */
+		if (c & 0xc0)
+			return -EBADMSG;
+		if (c == 0)
+			break;
+		/* This label, then at least the root label, must fit DNS_MAX_NAME. */
+		if (len - pos <= c || wire + 1 + c + 1 > DNS_MAX_NAME)
+			return -EBADMSG;
+		if (out)
+			memcpy(out + wire, buf + pos, 1 + (size_t)c);
+		wire += 1 + (size_t)c;
+		pos += 1 + (size_t)c;
+	}
+	if (out)
+		out[wire] = 0;
+	wire++;
+	*end = jumps ? after : pos + 1;
+	if (out_len)
+		*out_len = wire;
+	return 0;
+}
+
+/* opt_options_check - the OPT RDATA is a sequence of {CODE, LENGTH, DATA} that fills it. */
+static int opt_options_check(const uint8_t *p, size_t n)
+{
+	while (n) {
+		size_t olen;
+
+		if (n < 4)
+			return -EBADMSG;
+		olen = dns_get16(p + 2);
+		if (n - 4 < olen)
+			return -EBADMSG;
+		p += 4 + olen;
+		n -= 4 + olen;
+	}
+	return 0;
+}
+
+/*
+ * rr_walk - validate the RR at buf[*off] of section sec and advance *off past it; record the
+ * OPT RR in *m. Returns 0 or -EBADMSG.
+ */
+static int rr_walk(struct dns_msg *m, const uint8_t *buf, size_t len, size_t *off,
+		   enum dns_section sec)
+{
+	size_t start = *off, pos, rdlen;
+	uint16_t type;
+	int rc;
+
+	rc = name_walk(buf, len, start, &pos, NULL, NULL);
+	if (rc)
+		return rc;
+	if (len - pos < DNS_RR_FIXED)
+		return -EBADMSG;
+	type = dns_get16(buf + pos);
+	rdlen = dns_get16(buf + pos + 8);
+	if (len - pos - DNS_RR_FIXED < rdlen)
+		return -EBADMSG;
+
+	if (type == DNS_TYPE_OPT) {
+		/* RFC 6891 6.1.1: one OPT RR, in the additional section, owned by the root. */
+		if (sec != DNS_SEC_AR || m->has_opt || pos != start + 1)
+			return -EBADMSG;
+		rc = opt_options_check(buf + pos + DNS_RR_FIXED, rdlen);
+		if (rc)
+			return rc;
+		m->has_opt = true;
+		m->opt_off = start;
+		m->opt_len = DNS_OPT_MIN_LEN + rdlen;
+		m->opt_udp_size = dns_get16(buf + pos + 2);
+		m->opt_ttl = get32(buf + pos + 4);
+	}
+	*off = pos + DNS_RR_FIXED + rdlen;
+	return 0;
+}
+
+int dns_msg_parse(struct dns_msg *m, const uint8_t *buf, size_t len)
+{
+	static const enum dns_section order[] = {DNS_SEC_AN, DNS_SEC_NS, DNS_SEC_AR};
+	struct dns_msg v;
+	size_t off, i, n;
+	uint16_t counts[3];
+	int rc;
+
+	if (len < DNS_HDR_LEN || len > DNS_MAX_MSG)
+		return -EBADMSG;
+	memset(&v, 0, sizeof(v));
+	v.id = dns_get16(buf);
+	v.flags = dns_get16(buf + 2);
+	v.qdcount = dns_get16(buf + 4);
+	v.ancount = dns_get16(buf + 6);
+	v.nscount = dns_get16(buf + 8);
+	v.arcount = dns_get16(buf + 10);
+	if (v.qdcount > 1)
+		return -EBADMSG;
+
+	off = DNS_HDR_LEN;
+	if (v.qdcount == 1) {
+		size_t name_len;
+
+		rc = name_walk(buf, len, off, &off, v.q.name, &name_len);
+		if (rc)
+			return rc;
+		if (len - off < 4)
+			return -EBADMSG;
+		v.q.name_len = (uint8_t)name_len;
+		v.q.qtype = dns_get16(buf + off);
+		v.q.qclass = dns_get16(buf + off + 2);
+		off += 4;
+	}
+	v.question_end = off;
+
+	counts[0] = v.ancount;
+	counts[1] = v.nscount;
+	counts[2] = v.arcount;
+	for (i = 0; i < 3; i++) {
+		for (n = 0; n < counts[i]; n++) {
+			rc = rr_walk(&v, buf, len, &off, order[i]);
+			if (rc)
+				return rc;
+		}
+	}
+	if (off != len)
+		return -EBADMSG;
+	v.len = len;
+	*m = v;
+	return 0;
+}
+
+int dns_query_check(const struct dns_msg *m)
+{
+	if (m->flags & DNS_FLAG_QR)
+		return -EBADMSG;
+	if ((m->flags & DNS_OPCODE_MASK) != DNS_OPCODE_QUERY << 11)
+		return -EOPNOTSUPP;
+	if (m->qdcount != 1)
+		return -EBADMSG;
+	return 0;
+}
+
+static uint8_t ascii_lower(uint8_t c)
+{
+	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + ('a' - 'A')) : c;
+}
+
+bool dns_question_equal(const struct dns_question *a, const struct dns_question *b)
+{
+	size_t i;
+
+	if (a->qtype != b->qtype || a->qclass != b->qclass || a->name_len != b->name_len)
+		return false;
+	/* Length octets (0..63) are never ASCII letters: folding every octet is exact. */
+	for (i = 0; i < a->name_len && i < DNS_MAX_NAME; i++)
+		if (ascii_lower(a->name[i]) != ascii_lower(b->name[i]))
+			return false;
+	return true;
+}
+
+/* name_check - an uncompressed name: labels of at most 63 octets, ending with the root. */
+static int name_check(const uint8_t *name, size_t name_len)
+{
+	size_t pos = 0;
+
+	if (name_len == 0 || name_len > DNS_MAX_NAME)
+		return -EBADMSG;
+	for (;;) {
+		uint8_t c = name[pos];
+
+		if (c & 0xc0)
+			return -EBADMSG;
+		if (c == 0)
+			return pos + 1 == name_len ? 0 : -EBADMSG;
+		if (name_len - pos - 1 <= c)
+			return -EBADMSG;
+		pos += 1 + (size_t)c;
+	}
+}
+
+static bool text_plain(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_';
+}
+
+int dns_name_to_text(const uint8_t *name, size_t name_len, char *out, size_t outlen)
+{
+	static const char digits[] = "0123456789";
+	size_t pos, need = 0, w = 0;
+	int rc;
+
+	rc = name_check(name, name_len);
+	if (rc)
+		return rc;
+	if (name_len == 1)
+		need = 1;
+	for (pos = 0; name[pos]; pos++) {
+		size_t end = pos + name[pos];
+
+		while (pos < end)
+			need += text_plain(name[++pos]) ? 1 : 4;
+		need++;
+	}
+	if (outlen <= need)
+		return -ENOSPC;
+
+	if (name_len == 1)
+		out[w++] = '.';
+	for (pos = 0; name[pos]; pos++) {
+		size_t end = pos + name[pos];
+
+		while (pos < end) {
+			uint8_t c = name[++pos];
+
+			if (text_plain(c)) {
+				out[w++] = (char)c;
+				continue;
+			}
+			out[w++] = '\\';
+			out[w++] = digits[c / 100];
+			out[w++] = digits[c / 10 % 10];
+			out[w++] = digits[c % 10];
+		}
+		out[w++] = '.';
+	}
+	out[w] = '\0';
+	return (int)w;
+}
+
+size_t dns_udp_limit(const struct dns_msg *q, size_t cap)
+{
+	size_t size;
+
+	if (!q->has_opt)
+		return DNS_MIN_UDP;
+	size = q->opt_udp_size;
+	if (size > cap)
+		size = cap;
+	if (size < DNS_MIN_UDP)
+		size = DNS_MIN_UDP;
+	return size;
+}
+
+int dns_truncate(uint8_t *buf, const struct dns_msg *r, size_t limit)
+{
+	size_t opt_len = r->has_opt ? r->opt_len : 0;
+	size_t n = r->question_end + opt_len;
+	uint16_t flags;
+
+	if (n > limit)
+		return -ENOSPC;
+	if (opt_len)
+		memmove(buf + r->question_end, buf + r->opt_off, opt_len);
+	flags = (uint16_t)(dns_get16(buf + 2) | DNS_FLAG_TC);
+	dns_put16(buf + 2, flags);
+	dns_put16(buf + 6, 0);
+	dns_put16(buf + 8, 0);
+	dns_put16(buf + 10, r->has_opt ? 1 : 0);
+	return (int)n;
+}
+
+int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t qlen,
+		    const struct dns_msg *q, int rcode)
+{
+	bool question = q && q->qdcount == 1;
+	bool opt = q && q->has_opt;
+	uint16_t id, flags;
+	size_t n = DNS_HDR_LEN, name_len = 0;
+
+	if (qlen < DNS_HDR_LEN)
+		return -EBADMSG;
+	/* Extended rcodes (above 15) live in the OPT RR: they need one. */
+	if (rcode < 0 || rcode > (opt ? 0xfff : DNS_RCODE_MASK))
+		return -EINVAL;
+	if (question) {
+		name_len = q->q.name_len;
+		if (name_len == 0)
+			return -EINVAL;
+		n += name_len + 4;
+	}
+	if (opt)
+		n += DNS_OPT_MIN_LEN;
+	if (n > outlen)
+		return -ENOSPC;
+
+	/* Read the query's header before writing: out may be the query buffer itself. */
+	id = dns_get16(query);
+	flags = dns_get16(query + 2);
+	flags &= DNS_OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD;
+	flags |= DNS_FLAG_QR | DNS_FLAG_RA | (uint16_t)(rcode & DNS_RCODE_MASK);
+
+	dns_put16(out, id);
+	dns_put16(out + 2, flags);
+	dns_put16(out + 4, question ? 1 : 0);
+	dns_put16(out + 6, 0);
+	dns_put16(out + 8, 0);
+	dns_put16(out + 10, opt ? 1 : 0);
+	n = DNS_HDR_LEN;
+	if (question) {
+		memcpy(out + n, q->q.name, name_len);
+		n += name_len;
+		dns_put16(out + n, q->q.qtype);
+		dns_put16(out + n + 2, q->q.qclass);
+		n += 4;
+	}
+	if (opt) {
+		/* TTL: extended rcode, version 0, the query's DO bit (RFC 3225 3), Z clear. */
+		out[n] = 0;
+		dns_put16(out + n + 1, DNS_TYPE_OPT);
+		dns_put16(out + n + 3, DNS_DEFAULT_UDP_CAP);
+		put32(out + n + 5, (uint32_t)(rcode >> 4) << 24 | (q->opt_ttl & DNS_OPT_DO));
+		dns_put16(out + n + 9, 0);
+		n += DNS_OPT_MIN_LEN;
+	}
+	return (int)n;
+}

@@ -1,0 +1,901 @@
+/*
+ * test_dns.c - unit tests for the DNS wire-format module (src/dns.c).
+ *
+ * Every message is built octet by octet with the small writer below, so each test shows the
+ * exact wire layout it feeds to the parser: compression pointers are written by offset.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "check.h"
+#include "dotgw/dns.h"
+
+#define OPCODE_NOTIFY 4
+#define TYPE_NS	      2
+#define TYPE_CNAME    5
+#define RCODE_BADVERS 16
+#define OPT_DO	      0x8000
+
+/* A message under construction. */
+struct wire {
+	uint8_t b[8192];
+	size_t n;
+};
+
+static void w_u8(struct wire *w, unsigned int v);
+static void w_u16(struct wire *w, unsigned int v);
+static void w_u32(struct wire *w, uint32_t v);
+static void w_bytes(struct wire *w, const void *p, size_t n);
+static void w_labels(struct wire *w, const char *dotted);
+static void w_name(struct wire *w, const char *dotted);
+static void w_ptr(struct wire *w, size_t off);
+static void w_hdr(struct wire *w, unsigned int id, unsigned int flags, unsigned int qd,
+		  unsigned int an, unsigned int ns, unsigned int ar);
+static void w_rr(struct wire *w, unsigned int type, unsigned int rdlen);
+static void w_opt(struct wire *w, unsigned int udp, uint32_t ttl);
+static void set_count(struct wire *w, size_t at, unsigned int v);
+static void build_query(struct wire *w, const char *name, unsigned int qtype, bool opt);
+static void build_long_answer(struct wire *w, bool opt);
+static bool parse_fails(const struct wire *w);
+
+static void test_query(void);
+static void test_compressed_answer(void);
+static void test_names_bad(void);
+static void test_structure_bad(void);
+static void test_opt_bad(void);
+static void test_query_check(void);
+static void test_question_equal(void);
+static void test_udp_limit(void);
+static void test_truncate(void);
+static void test_build_error(void);
+static void test_name_to_text(void);
+
+static void w_u8(struct wire *w, unsigned int v)
+{
+	if (w->n < sizeof(w->b))
+		w->b[w->n++] = (uint8_t)v;
+}
+
+static void w_u16(struct wire *w, unsigned int v)
+{
+	w_u8(w, v >> 8);
+	w_u8(w, v & 0xff);
+}
+
+static void w_u32(struct wire *w, uint32_t v)
+{
+	w_u16(w, v >> 16);
+	w_u16(w, v & 0xffff);
+}
+
+static void w_bytes(struct wire *w, const void *p, size_t n)
+{
+	const uint8_t *s = p;
+
+	while (n--)
+		w_u8(w, *s++);
+}
+
+/* Labels of a dotted name, without the terminating root label ("" writes nothing). */
+static void w_labels(struct wire *w, const char *dotted)
+{
+	while (*dotted) {
+		size_t len = strcspn(dotted, ".");
+
+		w_u8(w, (unsigned int)len);
+		w_bytes(w, dotted, len);
+		dotted += len;
+		if (*dotted == '.')
+			dotted++;
+	}
+}
+
+/* A whole uncompressed name: labels, then the root. */
+static void w_name(struct wire *w, const char *dotted)
+{
+	w_labels(w, dotted);
+	w_u8(w, 0);
+}
+
+static void w_ptr(struct wire *w, size_t off)
+{
+	w_u16(w, 0xc000 | (unsigned int)off);
+}
+
+static void w_hdr(struct wire *w, unsigned int id, unsigned int flags, unsigned int qd,
+		  unsigned int an, unsigned int ns, unsigned int ar)
+{
+	w_u16(w, id);
+	w_u16(w, flags);
+	w_u16(w, qd);
+	w_u16(w, an);
+	w_u16(w, ns);
+	w_u16(w, ar);
+}
+
+/* TYPE, CLASS IN, TTL 300, RDLENGTH: the fixed part after an owner name. */
+static void w_rr(struct wire *w, unsigned int type, unsigned int rdlen)
+{
+	w_u16(w, type);
+	w_u16(w, DNS_CLASS_IN);
+	w_u32(w, 300);
+	w_u16(w, rdlen);
+}
+
+/* A whole OPT RR without options. */
+static void w_opt(struct wire *w, unsigned int udp, uint32_t ttl)
+{
+	w_u8(w, 0);
+	w_u16(w, DNS_TYPE_OPT);
+	w_u16(w, udp);
+	w_u32(w, ttl);
+	w_u16(w, 0);
+}
+
+/* Overwrite the 16-bit count at header offset at (4 qd, 6 an, 8 ns, 10 ar). */
+static void set_count(struct wire *w, size_t at, unsigned int v)
+{
+	dns_put16(w->b + at, (uint16_t)v);
+}
+
+static void build_query(struct wire *w, const char *name, unsigned int qtype, bool opt)
+{
+	w->n = 0;
+	w_hdr(w, 0xbeef, DNS_FLAG_RD | DNS_FLAG_CD, 1, 0, 0, opt ? 1 : 0);
+	w_name(w, name);
+	w_u16(w, qtype);
+	w_u16(w, DNS_CLASS_IN);
+	if (opt)
+		w_opt(w, 4096, OPT_DO);
+}
+
+/* An answer of over 3000 octets: 112 TXT RRs owned by a pointer to the question name. */
+static void build_long_answer(struct wire *w, bool opt)
+{
+	static const char txt[] = "0123456789abcd";
+	unsigned int i;
+
+	w->n = 0;
+	w_hdr(w, 0x1234, DNS_FLAG_QR | DNS_FLAG_RD | DNS_FLAG_RA, 1, 112, 0, opt ? 1 : 0);
+	w_name(w, "big.example.org");
+	w_u16(w, DNS_TYPE_TXT);
+	w_u16(w, DNS_CLASS_IN);
+	for (i = 0; i < 112; i++) {
+		w_ptr(w, DNS_HDR_LEN);
+		w_rr(w, DNS_TYPE_TXT, 1 + sizeof(txt) - 1);
+		w_u8(w, sizeof(txt) - 1);
+		w_bytes(w, txt, sizeof(txt) - 1);
+	}
+	if (opt)
+		w_opt(w, 1232, 0);
+}
+
+/* Parse must fail with -EBADMSG and leave the output untouched. */
+static bool parse_fails(const struct wire *w)
+{
+	struct dns_msg m, canary;
+
+	memset(&m, 0xa5, sizeof(m));
+	memcpy(&canary, &m, sizeof(m));
+	return dns_msg_parse(&m, w->b, w->n) == -EBADMSG && !memcmp(&m, &canary, sizeof(m));
+}
+
+static void test_query(void)
+{
+	static const uint8_t qname[] = "\3www\7example\3com";
+	struct wire w;
+	struct dns_msg m;
+
+	/* Without OPT. */
+	build_query(&w, "www.example.com", DNS_TYPE_AAAA, false);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(m.id, 0xbeef);
+	CHECK_EQ(m.flags, DNS_FLAG_RD | DNS_FLAG_CD);
+	CHECK_EQ(m.qdcount, 1);
+	CHECK_EQ(m.ancount + m.nscount + m.arcount, 0);
+	CHECK_EQ(m.q.name_len, sizeof(qname));
+	CHECK(!memcmp(m.q.name, qname, sizeof(qname)));
+	CHECK_EQ(m.q.qtype, DNS_TYPE_AAAA);
+	CHECK_EQ(m.q.qclass, DNS_CLASS_IN);
+	CHECK_EQ(m.question_end, DNS_HDR_LEN + sizeof(qname) + 4);
+	CHECK_EQ(m.len, w.n);
+	CHECK(!m.has_opt);
+
+	/* With OPT. */
+	build_query(&w, "www.example.com", DNS_TYPE_A, true);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(m.arcount, 1);
+	CHECK(m.has_opt);
+	CHECK_EQ(m.opt_off, m.question_end);
+	CHECK_EQ(m.opt_len, 11);
+	CHECK_EQ(m.opt_udp_size, 4096);
+	CHECK_EQ(m.opt_ttl, OPT_DO);
+	CHECK_EQ(m.len, m.opt_off + m.opt_len);
+
+	/* With an OPT carrying a COOKIE option (code 10, 8 octets). */
+	w.n -= 2;
+	w_u16(&w, 12);
+	w_u16(&w, 10);
+	w_u16(&w, 8);
+	w_bytes(&w, "\1\2\3\4\5\6\7\10", 8);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK(m.has_opt);
+	CHECK_EQ(m.opt_len, 11 + 12);
+
+	/* The root name, and no question at all. */
+	build_query(&w, "", DNS_TYPE_SOA, false);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(m.q.name_len, 1);
+	CHECK_EQ(m.question_end, DNS_HDR_LEN + 1 + 4);
+	w.n = 0;
+	w_hdr(&w, 1, 0, 0, 0, 0, 0);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(m.qdcount, 0);
+	CHECK_EQ(m.question_end, DNS_HDR_LEN);
+}
+
+/*
+ * Offsets of the answer below:
+ *   12  question www.example.com A           ("example.com" starts at 16)
+ *   33  answer 1: ptr 12, CNAME -> "mail" + ptr 16   (rdata name "mail..." at 45)
+ *   ..  answer 2: ptr 45 (mail.example.com, itself ending in a pointer: 2 jumps), A
+ *   ..  authority: ptr 16, NS -> "ns1" + ptr 16      (rdata name at ns1_off)
+ *   ..  additional: ptr ns1_off, A; then "x" + ptr 12, AAAA; then OPT
+ */
+static void test_compressed_answer(void)
+{
+	struct wire w;
+	struct dns_msg m;
+	size_t ns1_off, opt_off, full;
+
+	w.n = 0;
+	w_hdr(&w, 0x4242, DNS_FLAG_QR | DNS_FLAG_RD | DNS_FLAG_RA, 1, 2, 1, 3);
+	w_name(&w, "www.example.com");
+	w_u16(&w, DNS_TYPE_A);
+	w_u16(&w, DNS_CLASS_IN);
+	CHECK_EQ(w.n, 33);
+
+	w_ptr(&w, 12);
+	w_rr(&w, TYPE_CNAME, 7);
+	CHECK_EQ(w.n, 45);
+	w_labels(&w, "mail");
+	w_ptr(&w, 16);
+
+	w_ptr(&w, 45);
+	w_rr(&w, DNS_TYPE_A, 4);
+	w_bytes(&w, "\xc0\x00\x02\x01", 4);
+
+	w_ptr(&w, 16);
+	w_rr(&w, TYPE_NS, 6);
+	ns1_off = w.n;
+	w_labels(&w, "ns1");
+	w_ptr(&w, 16);
+
+	w_ptr(&w, ns1_off);
+	w_rr(&w, DNS_TYPE_A, 4);
+	w_bytes(&w, "\xc0\x00\x02\x35", 4);
+	w_labels(&w, "x");
+	w_ptr(&w, 12);
+	w_rr(&w, DNS_TYPE_AAAA, 16);
+	w_bytes(&w, "\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\1", 16);
+	opt_off = w.n;
+	w_opt(&w, 1232, 0);
+	full = w.n;
+
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(m.qdcount, 1);
+	CHECK_EQ(m.ancount, 2);
+	CHECK_EQ(m.nscount, 1);
+	CHECK_EQ(m.arcount, 3);
+	CHECK_EQ(m.question_end, 33);
+	CHECK(m.has_opt);
+	CHECK_EQ(m.opt_off, opt_off);
+	CHECK_EQ(m.opt_len, 11);
+	CHECK_EQ(m.opt_udp_size, 1232);
+	CHECK_EQ(m.len, full);
+
+	/* Every strict prefix is malformed. */
+	{
+		size_t cut, bad = 0;
+
+		for (cut = 0; cut < full; cut++) {
+			w.n = cut;
+			if (!parse_fails(&w))
+				bad++;
+		}
+		CHECK_EQ(bad, 0);
+		w.n = full;
+	}
+
+	/* Trailing garbage after the last RR. */
+	w_u8(&w, 0);
+	CHECK(parse_fails(&w));
+	w.n = full;
+
+	/* One RR fewer in the count: the OPT RR becomes trailing octets. */
+	set_count(&w, 10, 2);
+	CHECK(parse_fails(&w));
+	set_count(&w, 10, 3);
+
+	/* One RR more in the count: the last RR is missing. */
+	set_count(&w, 6, 3);
+	CHECK(parse_fails(&w));
+	set_count(&w, 6, 2);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+}
+
+static void test_names_bad(void)
+{
+	struct wire w;
+	struct dns_msg m;
+	size_t at;
+	int i;
+
+	/* Question name that is a pointer to itself. */
+	w.n = 0;
+	w_hdr(&w, 1, 0, 1, 0, 0, 0);
+	w_ptr(&w, 12);
+	w_u32(&w, 0x00010001);
+	CHECK(parse_fails(&w));
+
+	/* A pointer into the header. */
+	w.n = 0;
+	w_hdr(&w, 1, 0, 1, 0, 0, 0);
+	w_ptr(&w, 2);
+	w_u32(&w, 0x00010001);
+	CHECK(parse_fails(&w));
+
+	/* Owner name: forward pointer (to the CNAME target "b"), self pointer, past the end. */
+	build_query(&w, "a.example", DNS_TYPE_A, false);
+	set_count(&w, 6, 1);
+	at = w.n;
+	w_ptr(&w, at + 12);
+	w_rr(&w, TYPE_CNAME, 3);
+	w_name(&w, "b");
+	CHECK(parse_fails(&w));
+	dns_put16(w.b + at, (uint16_t)(0xc000 | at));
+	CHECK(parse_fails(&w));
+	dns_put16(w.b + at, 0xc000 | 0x3fff);
+	CHECK(parse_fails(&w));
+
+	/* The same owner as a proper backward pointer parses. */
+	dns_put16(w.b + at, 0xc000 | 12);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+
+	/* A pointer truncated to its first octet, at the very end. */
+	w.n = at;
+	w_u8(&w, 0xc0);
+	CHECK(parse_fails(&w));
+
+	/*
+	 * Loop: the CNAME rdata at 39 is "y" + a pointer to 39 (below its own position 41, but
+	 * not below the start of the label run it ends); the next owner is "x" + pointer to 39.
+	 * Following it would read "y" and jump back to 39 forever.
+	 */
+	build_query(&w, "a.example", DNS_TYPE_A, false);
+	set_count(&w, 6, 2);
+	CHECK_EQ(w.n, 27);
+	w_ptr(&w, 12);
+	w_rr(&w, TYPE_CNAME, 4);
+	CHECK_EQ(w.n, 39);
+	w_labels(&w, "y");
+	w_ptr(&w, 39);
+	w_labels(&w, "x");
+	w_ptr(&w, 39);
+	w_rr(&w, DNS_TYPE_A, 0);
+	CHECK(parse_fails(&w));
+	/* Aimed at the "a.example" question instead, it is a plain two-jump name. */
+	dns_put16(w.b + 41, 0xc000 | 12);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+
+	/*
+	 * A chain of pointers in a CNAME rdata at 31, each to the one before it, the first to
+	 * the question name at 12. An owner pointing at chain element k makes k + 2 jumps: 127
+	 * is the most allowed.
+	 */
+	w.n = 0;
+	w_hdr(&w, 1, 0, 1, 0, 0, 2);
+	w_name(&w, "a");
+	w_u32(&w, 0x00010001);
+	w_ptr(&w, 12);
+	w_rr(&w, TYPE_CNAME, 2 * 200);
+	at = w.n;
+	CHECK_EQ(at, 31);
+	w_ptr(&w, 12);
+	for (i = 1; i < 200; i++)
+		w_ptr(&w, at + 2 * (size_t)(i - 1));
+	w_ptr(&w, at + 2 * 125);
+	w_rr(&w, DNS_TYPE_A, 0);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	dns_put16(w.b + w.n - 12, 0xc000 | (uint16_t)(at + 2 * 126));
+	CHECK(parse_fails(&w));
+	dns_put16(w.b + w.n - 12, 0xc000 | (uint16_t)(at + 2 * 199));
+	CHECK(parse_fails(&w));
+
+	/* Label types 0x40 and 0x80, i.e. a label "longer" than 63. */
+	build_query(&w, "abc", DNS_TYPE_A, false);
+	w.b[12] = 0x40;
+	CHECK(parse_fails(&w));
+	w.b[12] = 0x80 | 3;
+	CHECK(parse_fails(&w));
+	w.n = 0;
+	w_hdr(&w, 1, 0, 1, 0, 0, 0);
+	w_u8(&w, 64);
+	for (i = 0; i < 64; i++)
+		w_u8(&w, 'a');
+	w_u8(&w, 0);
+	w_u32(&w, 0x00010001);
+	CHECK(parse_fails(&w));
+	/* 63 is the longest label. */
+	w.n = 0;
+	w_hdr(&w, 1, 0, 1, 0, 0, 0);
+	w_u8(&w, 63);
+	for (i = 0; i < 63; i++)
+		w_u8(&w, 'a');
+	w_u8(&w, 0);
+	w_u32(&w, 0x00010001);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(m.q.name_len, 65);
+
+	/* Names of exactly 255 octets (63+63+63+61 labels) parse, 256 do not. */
+	{
+		static const unsigned int lens[2][4] = {{63, 63, 63, 61}, {63, 63, 63, 62}};
+		int k, j;
+
+		for (k = 0; k < 2; k++) {
+			w.n = 0;
+			w_hdr(&w, 1, 0, 1, 0, 0, 0);
+			for (j = 0; j < 4; j++) {
+				w_u8(&w, lens[k][j]);
+				for (i = 0; i < (int)lens[k][j]; i++)
+					w_u8(&w, 'a' + j);
+			}
+			w_u8(&w, 0);
+			w_u32(&w, 0x00010001);
+			if (k == 0) {
+				CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+				CHECK_EQ(m.q.name_len, 255);
+			} else {
+				CHECK(parse_fails(&w));
+			}
+		}
+		/* 255 octets in the question, one more label through compression. */
+		w.n = 0;
+		w_hdr(&w, 1, 0, 1, 1, 0, 0);
+		for (j = 0; j < 4; j++) {
+			w_u8(&w, lens[0][j]);
+			for (i = 0; i < (int)lens[0][j]; i++)
+				w_u8(&w, 'a' + j);
+		}
+		w_u8(&w, 0);
+		w_u32(&w, 0x00010001);
+		at = w.n;
+		w_ptr(&w, 12);
+		w_rr(&w, DNS_TYPE_A, 0);
+		CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+		w.n = at;
+		w_labels(&w, "x");
+		w_ptr(&w, 12);
+		w_rr(&w, DNS_TYPE_A, 0);
+		CHECK(parse_fails(&w));
+	}
+
+	/* A name that runs off the end of the message: label longer than what is left. */
+	w.n = 0;
+	w_hdr(&w, 1, 0, 1, 0, 0, 0);
+	w_u8(&w, 10);
+	w_bytes(&w, "abc", 3);
+	CHECK(parse_fails(&w));
+}
+
+static void test_structure_bad(void)
+{
+	struct wire w;
+	struct dns_msg m;
+	size_t at;
+
+	/* Truncated header; the empty message. */
+	build_query(&w, "a.example", DNS_TYPE_A, false);
+	w.n = 11;
+	CHECK(parse_fails(&w));
+	w.n = 0;
+	CHECK(parse_fails(&w));
+	CHECK_EQ(dns_msg_parse(&m, w.b, 0), -EBADMSG);
+
+	/* Question without its class. */
+	build_query(&w, "a.example", DNS_TYPE_A, false);
+	w.n -= 2;
+	CHECK(parse_fails(&w));
+
+	/* qdcount 2, with two complete questions. */
+	build_query(&w, "a.example", DNS_TYPE_A, false);
+	set_count(&w, 4, 2);
+	w_ptr(&w, 12);
+	w_u32(&w, 0x001c0001);
+	CHECK(parse_fails(&w));
+
+	/* An answer RR cut inside its fixed part; then RDLENGTH past the end. */
+	build_query(&w, "a.example", DNS_TYPE_A, false);
+	set_count(&w, 6, 1);
+	at = w.n;
+	w_ptr(&w, 12);
+	w_rr(&w, DNS_TYPE_A, 4);
+	w_bytes(&w, "\1\2\3\4", 4);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	w.n = at + 2 + 7;
+	CHECK(parse_fails(&w));
+	w.n = at;
+	w_ptr(&w, 12);
+	w_rr(&w, DNS_TYPE_A, 5);
+	w_bytes(&w, "\1\2\3\4", 4);
+	CHECK(parse_fails(&w));
+	/* Trailing garbage. */
+	w.n = at;
+	w_ptr(&w, 12);
+	w_rr(&w, DNS_TYPE_A, 4);
+	w_bytes(&w, "\1\2\3\4\5", 5);
+	CHECK(parse_fails(&w));
+
+	/* A message longer than DNS_MAX_MSG. */
+	{
+		static uint8_t big[DNS_MAX_MSG + 1];
+
+		build_query(&w, "a", DNS_TYPE_A, false);
+		memcpy(big, w.b, w.n);
+		CHECK_EQ(dns_msg_parse(&m, big, sizeof(big)), -EBADMSG);
+	}
+}
+
+static void test_opt_bad(void)
+{
+	struct wire w;
+	struct dns_msg m;
+	size_t at;
+
+	/* Two OPT RRs. */
+	build_query(&w, "a.example", DNS_TYPE_A, true);
+	set_count(&w, 10, 2);
+	w_opt(&w, 512, 0);
+	CHECK(parse_fails(&w));
+
+	/* OPT in the answer section, and in the authority section. */
+	build_query(&w, "a.example", DNS_TYPE_A, true);
+	set_count(&w, 10, 0);
+	set_count(&w, 6, 1);
+	CHECK(parse_fails(&w));
+	set_count(&w, 6, 0);
+	set_count(&w, 8, 1);
+	CHECK(parse_fails(&w));
+	set_count(&w, 8, 0);
+	set_count(&w, 10, 1);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+
+	/*
+	 * OPT whose owner is not the root: "x."; then a pointer to a root question name, which
+	 * is refused too (RFC 6891 6.1.2: the owner is the single root octet).
+	 */
+	build_query(&w, "a.example", DNS_TYPE_A, false);
+	set_count(&w, 10, 1);
+	w_name(&w, "x");
+	w_u16(&w, DNS_TYPE_OPT);
+	w_u16(&w, 4096);
+	w_u32(&w, 0);
+	w_u16(&w, 0);
+	CHECK(parse_fails(&w));
+	build_query(&w, "", TYPE_NS, false);
+	set_count(&w, 10, 1);
+	w_ptr(&w, 12);
+	w_u16(&w, DNS_TYPE_OPT);
+	w_u16(&w, 4096);
+	w_u32(&w, 0);
+	w_u16(&w, 0);
+	CHECK(parse_fails(&w));
+
+	/* OPT options that do not fill the RDATA exactly. */
+	build_query(&w, "a.example", DNS_TYPE_A, true);
+	at = w.n - 2;
+	w.n = at;
+	w_u16(&w, 3);
+	w_bytes(&w, "\0\12\0", 3);
+	CHECK(parse_fails(&w));
+	w.n = at;
+	w_u16(&w, 6);
+	w_u16(&w, 10);
+	w_u16(&w, 3);
+	w_bytes(&w, "\1\2", 2);
+	CHECK(parse_fails(&w));
+}
+
+static void test_query_check(void)
+{
+	struct wire w;
+	struct dns_msg m;
+
+	build_query(&w, "www.example.com", DNS_TYPE_A, true);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(dns_query_check(&m), 0);
+
+	dns_put16(w.b + 2, DNS_FLAG_QR | DNS_FLAG_RD);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(dns_query_check(&m), -EBADMSG);
+
+	dns_put16(w.b + 2, OPCODE_NOTIFY << 11 | DNS_FLAG_AA);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(dns_query_check(&m), -EOPNOTSUPP);
+
+	w.n = 0;
+	w_hdr(&w, 7, DNS_FLAG_RD, 0, 0, 0, 0);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(dns_query_check(&m), -EBADMSG);
+}
+
+static void test_question_equal(void)
+{
+	struct wire w;
+	struct dns_msg a, b;
+
+	build_query(&w, "www.example.com", DNS_TYPE_A, false);
+	CHECK_EQ(dns_msg_parse(&a, w.b, w.n), 0);
+	build_query(&w, "WwW.ExAmple.COM", DNS_TYPE_A, true);
+	CHECK_EQ(dns_msg_parse(&b, w.b, w.n), 0);
+	CHECK(dns_question_equal(&a.q, &b.q));
+	CHECK(dns_question_equal(&b.q, &a.q));
+
+	build_query(&w, "www.example.com", DNS_TYPE_AAAA, false);
+	CHECK_EQ(dns_msg_parse(&b, w.b, w.n), 0);
+	CHECK(!dns_question_equal(&a.q, &b.q));
+
+	build_query(&w, "www.example.com", DNS_TYPE_A, false);
+	dns_put16(w.b + w.n - 2, 3); /* CH */
+	CHECK_EQ(dns_msg_parse(&b, w.b, w.n), 0);
+	CHECK(!dns_question_equal(&a.q, &b.q));
+
+	build_query(&w, "www.example.net", DNS_TYPE_A, false);
+	CHECK_EQ(dns_msg_parse(&b, w.b, w.n), 0);
+	CHECK(!dns_question_equal(&a.q, &b.q));
+
+	build_query(&w, "www.example.co", DNS_TYPE_A, false);
+	CHECK_EQ(dns_msg_parse(&b, w.b, w.n), 0);
+	CHECK(!dns_question_equal(&a.q, &b.q));
+
+	/* '@' and '`' differ from 'A'..'Z' by 0x20 but are not letters. */
+	build_query(&w, "a@", DNS_TYPE_A, false);
+	CHECK_EQ(dns_msg_parse(&a, w.b, w.n), 0);
+	build_query(&w, "a`", DNS_TYPE_A, false);
+	CHECK_EQ(dns_msg_parse(&b, w.b, w.n), 0);
+	CHECK(!dns_question_equal(&a.q, &b.q));
+}
+
+static void test_udp_limit(void)
+{
+	struct wire w;
+	struct dns_msg m;
+
+	build_query(&w, "a.example", DNS_TYPE_A, false);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(dns_udp_limit(&m, DNS_DEFAULT_UDP_CAP), 512);
+	CHECK_EQ(dns_udp_limit(&m, 4096), 512);
+
+	build_query(&w, "a.example", DNS_TYPE_A, true);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(m.opt_udp_size, 4096);
+	CHECK_EQ(dns_udp_limit(&m, DNS_DEFAULT_UDP_CAP), 1232);
+	CHECK_EQ(dns_udp_limit(&m, 65535), 4096);
+
+	m.opt_udp_size = 100;
+	CHECK_EQ(dns_udp_limit(&m, DNS_DEFAULT_UDP_CAP), 512);
+	m.opt_udp_size = 0;
+	CHECK_EQ(dns_udp_limit(&m, DNS_DEFAULT_UDP_CAP), 512);
+	m.opt_udp_size = 1400;
+	CHECK_EQ(dns_udp_limit(&m, DNS_DEFAULT_UDP_CAP), 1232);
+	m.opt_udp_size = 800;
+	CHECK_EQ(dns_udp_limit(&m, DNS_DEFAULT_UDP_CAP), 800);
+	/* A cap below 512 never lowers the RFC 1035 minimum. */
+	CHECK_EQ(dns_udp_limit(&m, 300), 512);
+}
+
+static void test_truncate(void)
+{
+	struct wire w, copy;
+	struct dns_msg r, t;
+	size_t qend;
+	int n;
+
+	/* With OPT. */
+	build_long_answer(&w, true);
+	CHECK(w.n > 3000);
+	CHECK_EQ(dns_msg_parse(&r, w.b, w.n), 0);
+	CHECK(r.has_opt);
+	qend = r.question_end;
+	CHECK_EQ(qend, DNS_HDR_LEN + 17 + 4);
+	memcpy(&copy, &w, sizeof(w));
+
+	/* Limit too small by one octet: -ENOSPC, buffer untouched. */
+	CHECK_EQ(dns_truncate(w.b, &r, qend + 10), -ENOSPC);
+	CHECK(!memcmp(w.b, copy.b, w.n));
+
+	n = dns_truncate(w.b, &r, DNS_DEFAULT_UDP_CAP);
+	CHECK_EQ(n, qend + 11);
+	CHECK(dns_get16(w.b + 2) & DNS_FLAG_TC);
+	CHECK_EQ(dns_get16(w.b + 2) & ~DNS_FLAG_TC, dns_get16(copy.b + 2));
+	CHECK_EQ(dns_get16(w.b), 0x1234);
+	CHECK_EQ(dns_get16(w.b + 4), 1);
+	CHECK_EQ(dns_get16(w.b + 6), 0);
+	CHECK_EQ(dns_get16(w.b + 8), 0);
+	CHECK_EQ(dns_get16(w.b + 10), 1);
+	CHECK(!memcmp(w.b + DNS_HDR_LEN, copy.b + DNS_HDR_LEN, qend - DNS_HDR_LEN));
+	CHECK(n > 0 && !memcmp(w.b + qend, copy.b + r.opt_off, 11));
+	CHECK_EQ(dns_msg_parse(&t, w.b, (size_t)n), 0);
+	CHECK(t.has_opt);
+	CHECK_EQ(t.opt_off, qend);
+	CHECK_EQ(t.opt_udp_size, 1232);
+	CHECK(dns_question_equal(&t.q, &r.q));
+
+	/* Truncating the truncated message again changes nothing. */
+	memcpy(&copy, &w, sizeof(w));
+	CHECK_EQ(dns_truncate(w.b, &t, qend + 11), n);
+	CHECK(!memcmp(w.b, copy.b, (size_t)n));
+
+	/* Without OPT. */
+	build_long_answer(&w, false);
+	CHECK_EQ(dns_msg_parse(&r, w.b, w.n), 0);
+	CHECK(!r.has_opt);
+	CHECK_EQ(dns_truncate(w.b, &r, qend - 1), -ENOSPC);
+	n = dns_truncate(w.b, &r, DNS_MIN_UDP);
+	CHECK_EQ(n, qend);
+	CHECK(dns_get16(w.b + 2) & DNS_FLAG_TC);
+	CHECK_EQ(dns_get16(w.b + 6) + dns_get16(w.b + 8) + dns_get16(w.b + 10), 0);
+	CHECK_EQ(dns_msg_parse(&t, w.b, (size_t)n), 0);
+	CHECK(!t.has_opt);
+	CHECK_EQ(t.qdcount, 1);
+}
+
+static void test_build_error(void)
+{
+	struct wire w;
+	struct dns_msg q, a;
+	uint8_t out[600];
+	int n;
+
+	/* SERVFAIL to a query with OPT. */
+	build_query(&w, "WWW.example.com", DNS_TYPE_A, true);
+	CHECK_EQ(dns_msg_parse(&q, w.b, w.n), 0);
+	n = dns_build_error(out, sizeof(out), w.b, w.n, &q, DNS_RCODE_SERVFAIL);
+	CHECK_EQ(n, q.question_end + 11);
+	CHECK_EQ(dns_msg_parse(&a, out, (size_t)n), 0);
+	CHECK_EQ(a.id, 0xbeef);
+	CHECK_EQ(a.flags,
+		 DNS_FLAG_QR | DNS_FLAG_RD | DNS_FLAG_CD | DNS_FLAG_RA | DNS_RCODE_SERVFAIL);
+	CHECK_EQ(a.qdcount, 1);
+	CHECK_EQ(a.ancount + a.nscount, 0);
+	CHECK_EQ(a.arcount, 1);
+	CHECK(dns_question_equal(&a.q, &q.q));
+	CHECK(!memcmp(out + DNS_HDR_LEN, w.b + DNS_HDR_LEN, q.question_end - DNS_HDR_LEN));
+	CHECK(a.has_opt);
+	CHECK_EQ(a.opt_udp_size, DNS_DEFAULT_UDP_CAP);
+	CHECK_EQ(a.opt_ttl, OPT_DO);
+
+	/* Exactly enough room, one octet short. */
+	CHECK_EQ(dns_build_error(out, (size_t)n, w.b, w.n, &q, DNS_RCODE_SERVFAIL), n);
+	CHECK_EQ(dns_build_error(out, (size_t)n - 1, w.b, w.n, &q, DNS_RCODE_SERVFAIL), -ENOSPC);
+
+	/* BADVERS: extended rcode 16 goes into the OPT TTL, header rcode 0. */
+	n = dns_build_error(out, sizeof(out), w.b, w.n, &q, RCODE_BADVERS);
+	CHECK_EQ(dns_msg_parse(&a, out, (size_t)n), 0);
+	CHECK_EQ(a.flags & DNS_RCODE_MASK, 0);
+	CHECK_EQ(a.opt_ttl, 1u << 24 | OPT_DO);
+	CHECK_EQ(dns_build_error(out, sizeof(out), w.b, w.n, &q, 4096), -EINVAL);
+	CHECK_EQ(dns_build_error(out, sizeof(out), w.b, w.n, &q, -1), -EINVAL);
+
+	/* Built in place, over the query itself. */
+	n = dns_build_error(w.b, sizeof(w.b), w.b, w.n, &q, DNS_RCODE_REFUSED);
+	CHECK_EQ(dns_msg_parse(&a, w.b, (size_t)n), 0);
+	CHECK_EQ(a.id, 0xbeef);
+	CHECK_EQ(a.flags & DNS_RCODE_MASK, DNS_RCODE_REFUSED);
+	CHECK(dns_question_equal(&a.q, &q.q));
+
+	/* Without OPT: no OPT in the answer, and no room for an extended rcode. */
+	build_query(&w, "www.example.com", DNS_TYPE_AAAA, false);
+	dns_put16(w.b + 2, DNS_FLAG_AD | DNS_FLAG_TC | DNS_FLAG_AA);
+	CHECK_EQ(dns_msg_parse(&q, w.b, w.n), 0);
+	n = dns_build_error(out, sizeof(out), w.b, w.n, &q, DNS_RCODE_NOTIMP);
+	CHECK_EQ(n, q.question_end);
+	CHECK_EQ(dns_msg_parse(&a, out, (size_t)n), 0);
+	CHECK_EQ(a.flags, DNS_FLAG_QR | DNS_FLAG_RA | DNS_RCODE_NOTIMP);
+	CHECK(!a.has_opt);
+	CHECK_EQ(a.arcount, 0);
+	CHECK_EQ(dns_build_error(out, sizeof(out), w.b, w.n, &q, RCODE_BADVERS), -EINVAL);
+
+	/* NULL q: the bare header, opcode kept. */
+	memset(out, 0xee, sizeof(out));
+	w.n = 0;
+	w_hdr(&w, 0x0102, OPCODE_NOTIFY << 11 | DNS_FLAG_RD, 1, 0, 0, 0);
+	w_u8(&w, 0xff);
+	n = dns_build_error(out, sizeof(out), w.b, w.n, NULL, DNS_RCODE_FORMERR);
+	CHECK_EQ(n, DNS_HDR_LEN);
+	CHECK_EQ(out[DNS_HDR_LEN], 0xee);
+	CHECK_EQ(dns_msg_parse(&a, out, (size_t)n), 0);
+	CHECK_EQ(a.id, 0x0102);
+	CHECK_EQ(a.flags,
+		 OPCODE_NOTIFY << 11 | DNS_FLAG_QR | DNS_FLAG_RD | DNS_FLAG_RA | DNS_RCODE_FORMERR);
+	CHECK_EQ(a.qdcount + a.ancount + a.nscount + a.arcount, 0);
+	CHECK_EQ(dns_build_error(out, DNS_HDR_LEN - 1, w.b, w.n, NULL, DNS_RCODE_FORMERR), -ENOSPC);
+	CHECK_EQ(dns_build_error(out, sizeof(out), w.b, DNS_HDR_LEN - 1, NULL, DNS_RCODE_FORMERR),
+		 -EBADMSG);
+	CHECK_EQ(dns_build_error(out, sizeof(out), w.b, w.n, NULL, RCODE_BADVERS), -EINVAL);
+}
+
+static void test_name_to_text(void)
+{
+	static const uint8_t root[] = {0};
+	static const uint8_t www[] = "\3www\7Example\3com";
+	static const uint8_t odd[] = "\3a.b\3c d\2\\\"\1\377\3_x-";
+	static const uint8_t ptr[] = {3, 'w', 'w', 'w', 0xc0, 12};
+	static const uint8_t ext[] = {0x41, 'a', 0};
+	static const uint8_t overrun[] = {3, 'a', 'b', 0};
+	static const uint8_t noroot[] = {1, 'a', 1, 'b'};
+	static const uint8_t extra[] = {1, 'a', 0, 0};
+	char out[1100];
+
+	CHECK_EQ(dns_name_to_text(root, sizeof(root), out, sizeof(out)), 1);
+	CHECK(!strcmp(out, "."));
+	CHECK_EQ(dns_name_to_text(root, sizeof(root), out, 2), 1);
+	CHECK_EQ(dns_name_to_text(root, sizeof(root), out, 1), -ENOSPC);
+
+	CHECK_EQ(dns_name_to_text(www, sizeof(www), out, sizeof(out)), 16);
+	CHECK(!strcmp(out, "www.Example.com."));
+	CHECK_EQ(dns_name_to_text(www, sizeof(www), out, 17), 16);
+	memset(out, 'z', sizeof(out));
+	CHECK_EQ(dns_name_to_text(www, sizeof(www), out, 16), -ENOSPC);
+	CHECK_EQ(out[0], 'z');
+	CHECK_EQ(dns_name_to_text(www, sizeof(www), out, 0), -ENOSPC);
+
+	CHECK_EQ(dns_name_to_text(odd, sizeof(odd), out, sizeof(out)),
+		 (int)strlen("a\\046b.c\\032d.\\092\\034.\\255._x-."));
+	CHECK(!strcmp(out, "a\\046b.c\\032d.\\092\\034.\\255._x-."));
+
+	/* The longest name: 255 octets, every one escaped, fits in 4 * 255 + 1 octets. */
+	{
+		uint8_t name[DNS_MAX_NAME];
+		size_t i, j, pos = 0;
+		int n;
+
+		for (i = 0; i < 4; i++) {
+			size_t len = i < 3 ? 63 : 61;
+
+			name[pos++] = (uint8_t)len;
+			for (j = 0; j < len; j++)
+				name[pos++] = '.';
+		}
+		name[pos++] = 0;
+		CHECK_EQ(pos, DNS_MAX_NAME);
+		n = dns_name_to_text(name, pos, out, sizeof(out));
+		CHECK_EQ(n, 4 * 250 + 4);
+		CHECK_EQ(strlen(out), (size_t)n);
+		CHECK_EQ(dns_name_to_text(name, pos, out, (size_t)n), -ENOSPC);
+	}
+
+	CHECK_EQ(dns_name_to_text(root, 0, out, sizeof(out)), -EBADMSG);
+	CHECK_EQ(dns_name_to_text(ptr, sizeof(ptr), out, sizeof(out)), -EBADMSG);
+	CHECK_EQ(dns_name_to_text(ext, sizeof(ext), out, sizeof(out)), -EBADMSG);
+	CHECK_EQ(dns_name_to_text(overrun, sizeof(overrun), out, sizeof(out)), -EBADMSG);
+	CHECK_EQ(dns_name_to_text(noroot, sizeof(noroot), out, sizeof(out)), -EBADMSG);
+	CHECK_EQ(dns_name_to_text(extra, sizeof(extra), out, sizeof(out)), -EBADMSG);
+	CHECK_EQ(dns_name_to_text(www, DNS_MAX_NAME + 1, out, sizeof(out)), -EBADMSG);
+}
+
+int main(void)
+{
+	test_query();
+	test_compressed_answer();
+	test_names_bad();
+	test_structure_bad();
+	test_opt_bad();
+	test_query_check();
+	test_question_equal();
+	test_udp_limit();
+	test_truncate();
+	test_build_error();
+	test_name_to_text();
+	return check_done("dns");
+}
