@@ -1,0 +1,684 @@
+/*
+ * ruleset.c - dotgw's nftables table, built with libnftnl and committed with libmnl.
+ *
+ * The install batch is one transaction: NEWTABLE, DELTABLE, NEWTABLE, the chains, the rules.
+ * The first NEWTABLE makes sure the DELTABLE has something to delete, so a table left by a
+ * crashed run is replaced atomically and a fresh start works the same way; when any message
+ * fails, the kernel aborts the whole transaction and the previous state stays.
+ *
+ * Invariants: every message but the batch begin/end markers carries NLM_F_ACK and its ACK is
+ * read; ruleset_install() sends exactly the bytes ruleset_build() writes; this file touches no
+ * table but the one it is given. nftables/dotgw.nft is the same ruleset written for nft(8) and
+ * must list identically: change both together.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter_ipv4.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/table.h>
+
+#include "dotgw/ruleset.h"
+
+/*
+ * Each message is built in a scratch buffer and copied into the caller's buffer only when it
+ * fits: libnftnl writes attributes without bounds checks. Our largest message, a rule of 12
+ * expressions plus a table name of at most NFT_TABLE_MAXNAMELEN bytes, is under 1 KiB.
+ */
+#define RS_MSG_MAX    4096
+#define RS_BATCH_INIT 16384
+#define RS_BATCH_MAX  (4u << 20)
+#define RS_RECV_SIZE  8192
+/* the socket buffer space one ACK takes, with its skb overhead, counted generously */
+#define RS_ACK_TRUESIZE 2048
+
+struct rs_batch {
+	struct mnl_nlmsg_batch *b;
+	size_t buflen;
+	uint32_t seq;
+	unsigned int nmsgs;
+	int err;
+	uint32_t scratch[RS_MSG_MAX / sizeof(uint32_t)];
+};
+
+/* A rule under construction; the first failure sticks and later additions do nothing. */
+struct rs_rule {
+	struct nftnl_rule *r;
+	int err;
+};
+
+static int rs_config_check(const struct ruleset_config *cfg);
+static int rs_table_name_check(const char *table);
+static void rs_batch_put(struct rs_batch *bb, size_t len);
+static void rs_batch_marker(struct rs_batch *bb, bool begin);
+static void rs_batch_table(struct rs_batch *bb, const char *table, uint16_t type, uint16_t flags);
+static void rs_batch_chain(struct rs_batch *bb, const char *table, const char *name,
+			   const char *type, uint32_t hooknum, int32_t prio);
+static void rs_batch_rule(struct rs_batch *bb, struct rs_rule *rr);
+static void rs_rule_start(struct rs_rule *rr, const char *table, const char *chain);
+static struct nftnl_expr *rs_expr_new(struct rs_rule *rr, const char *name);
+static void rs_expr_meta_load(struct rs_rule *rr, uint32_t key);
+static void rs_expr_cmp(struct rs_rule *rr, uint32_t op, const void *data, uint32_t len);
+static void rs_expr_payload(struct rs_rule *rr, uint32_t base, uint32_t offset, uint32_t len);
+static void rs_expr_imm_data(struct rs_rule *rr, const void *data, uint32_t len);
+static void rs_expr_imm_verdict(struct rs_rule *rr, int verdict);
+static void rs_match_meta_u32(struct rs_rule *rr, uint32_t key, uint32_t op, uint32_t value);
+static void rs_match_iifname(struct rs_rule *rr, const char *name);
+static void rs_match_dport(struct rs_rule *rr, uint8_t l4proto, uint16_t port);
+static void rs_stmt_counter(struct rs_rule *rr);
+static void rs_stmt_mark_set(struct rs_rule *rr, uint32_t mark);
+static void rs_stmt_tproxy(struct rs_rule *rr, uint16_t port);
+static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cfg);
+static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config *cfg);
+static void rs_build_input(struct rs_batch *bb, const struct ruleset_config *cfg);
+static void rs_socket_size(struct mnl_socket *nl, size_t len, unsigned int nacks);
+static int rs_commit(const void *batch, size_t len, uint32_t seq, unsigned int nmsgs);
+static int rs_read_acks(struct mnl_socket *nl, uint32_t seq, unsigned int nacks);
+
+static const uint8_t rs_l4protos[] = {IPPROTO_UDP, IPPROTO_TCP};
+
+static int rs_table_name_check(const char *table)
+{
+	size_t len;
+
+	if (!table)
+		return -EINVAL;
+	len = strnlen(table, NFT_TABLE_MAXNAMELEN);
+	if (len == 0 || len == NFT_TABLE_MAXNAMELEN)
+		return -EINVAL;
+	return 0;
+}
+
+static int rs_config_check(const struct ruleset_config *cfg)
+{
+	const unsigned int all = RULESET_SCOPE_HOST | RULESET_SCOPE_GATEWAY;
+	size_t i, len;
+
+	if (rs_table_name_check(cfg->table) < 0)
+		return -EINVAL;
+	if (cfg->scope == 0 || (cfg->scope & ~all))
+		return -EINVAL;
+	if (cfg->tproxy_port == 0 || cfg->capture_mark == 0 || cfg->bypass_mark == 0 ||
+	    cfg->capture_mark == cfg->bypass_mark)
+		return -EINVAL;
+	if (cfg->n_interfaces && (!cfg->interfaces || !(cfg->scope & RULESET_SCOPE_GATEWAY)))
+		return -EINVAL;
+	for (i = 0; i < cfg->n_interfaces; i++) {
+		if (!cfg->interfaces[i])
+			return -EINVAL;
+		len = strnlen(cfg->interfaces[i], IFNAMSIZ);
+		if (len == 0 || len == IFNAMSIZ)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* rs_batch_put - append the message of length len built in bb->scratch, or fail -ENOSPC. */
+static void rs_batch_put(struct rs_batch *bb, size_t len)
+{
+	if (bb->err)
+		return;
+	if (len > bb->buflen - mnl_nlmsg_batch_size(bb->b)) {
+		bb->err = -ENOSPC;
+		return;
+	}
+	memcpy(mnl_nlmsg_batch_current(bb->b), bb->scratch, len);
+	mnl_nlmsg_batch_next(bb->b);
+	bb->seq++;
+	bb->nmsgs++;
+}
+
+static void rs_batch_marker(struct rs_batch *bb, bool begin)
+{
+	struct nlmsghdr *nlh;
+
+	if (bb->err)
+		return;
+	if (begin)
+		nlh = nftnl_batch_begin((char *)bb->scratch, bb->seq);
+	else
+		nlh = nftnl_batch_end((char *)bb->scratch, bb->seq);
+	rs_batch_put(bb, nlh->nlmsg_len);
+}
+
+static void rs_batch_table(struct rs_batch *bb, const char *table, uint16_t type, uint16_t flags)
+{
+	struct nftnl_table *t;
+	struct nlmsghdr *nlh;
+
+	if (bb->err)
+		return;
+	t = nftnl_table_alloc();
+	if (!t || nftnl_table_set_str(t, NFTNL_TABLE_NAME, table) < 0) {
+		bb->err = -ENOMEM;
+		goto out_free_table;
+	}
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	nlh = nftnl_table_nlmsg_build_hdr((char *)bb->scratch, type, NFPROTO_INET,
+					  flags | NLM_F_ACK, bb->seq);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	rs_batch_put(bb, nlh->nlmsg_len);
+out_free_table:
+	nftnl_table_free(t);
+}
+
+/* A base chain of policy accept: dotgw never drops what it does not capture. */
+static void rs_batch_chain(struct rs_batch *bb, const char *table, const char *name,
+			   const char *type, uint32_t hooknum, int32_t prio)
+{
+	struct nftnl_chain *c;
+	struct nlmsghdr *nlh;
+
+	if (bb->err)
+		return;
+	c = nftnl_chain_alloc();
+	if (!c || nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type) < 0) {
+		bb->err = -ENOMEM;
+		goto out_free_chain;
+	}
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hooknum);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	nlh = nftnl_chain_nlmsg_build_hdr((char *)bb->scratch, NFT_MSG_NEWCHAIN, NFPROTO_INET,
+					  NLM_F_CREATE | NLM_F_ACK, bb->seq);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	rs_batch_put(bb, nlh->nlmsg_len);
+out_free_chain:
+	nftnl_chain_free(c);
+}
+
+/* rs_batch_rule - append the finished rule rr (or record its error) and free it. */
+static void rs_batch_rule(struct rs_batch *bb, struct rs_rule *rr)
+{
+	struct nlmsghdr *nlh;
+
+	if (!bb->err && rr->err)
+		bb->err = rr->err;
+	if (!bb->err) {
+		nlh = nftnl_rule_nlmsg_build_hdr((char *)bb->scratch, NFT_MSG_NEWRULE, NFPROTO_INET,
+						 NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, bb->seq);
+		nftnl_rule_nlmsg_build_payload(nlh, rr->r);
+		rs_batch_put(bb, nlh->nlmsg_len);
+	}
+	nftnl_rule_free(rr->r);
+	rr->r = NULL;
+}
+
+static void rs_rule_start(struct rs_rule *rr, const char *table, const char *chain)
+{
+	rr->err = 0;
+	rr->r = nftnl_rule_alloc();
+	if (!rr->r || nftnl_rule_set_str(rr->r, NFTNL_RULE_TABLE, table) < 0 ||
+	    nftnl_rule_set_str(rr->r, NFTNL_RULE_CHAIN, chain) < 0) {
+		rr->err = -ENOMEM;
+		return;
+	}
+	nftnl_rule_set_u32(rr->r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+}
+
+/* rs_expr_new - a new expression already attached to the rule (which then owns it). */
+static struct nftnl_expr *rs_expr_new(struct rs_rule *rr, const char *name)
+{
+	struct nftnl_expr *e;
+
+	if (rr->err)
+		return NULL;
+	e = nftnl_expr_alloc(name);
+	if (!e) {
+		rr->err = -ENOMEM;
+		return NULL;
+	}
+	nftnl_rule_add_expr(rr->r, e);
+	return e;
+}
+
+static void rs_expr_meta_load(struct rs_rule *rr, uint32_t key)
+{
+	struct nftnl_expr *e = rs_expr_new(rr, "meta");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+}
+
+static void rs_expr_cmp(struct rs_rule *rr, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = rs_expr_new(rr, "cmp");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+	if (nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len) < 0)
+		rr->err = -EINVAL;
+}
+
+static void rs_expr_payload(struct rs_rule *rr, uint32_t base, uint32_t offset, uint32_t len)
+{
+	struct nftnl_expr *e = rs_expr_new(rr, "payload");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+}
+
+static void rs_expr_imm_data(struct rs_rule *rr, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = rs_expr_new(rr, "immediate");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+	if (nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len) < 0)
+		rr->err = -EINVAL;
+}
+
+static void rs_expr_imm_verdict(struct rs_rule *rr, int verdict)
+{
+	struct nftnl_expr *e = rs_expr_new(rr, "immediate");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+}
+
+/* Meta keys of 32 bits (mark, iif) compare in host byte order, as nft encodes them. */
+static void rs_match_meta_u32(struct rs_rule *rr, uint32_t key, uint32_t op, uint32_t value)
+{
+	rs_expr_meta_load(rr, key);
+	rs_expr_cmp(rr, op, &value, sizeof(value));
+}
+
+/* iifname "NAME": the whole IFNAMSIZ buffer, zero-padded, for an exact match. */
+static void rs_match_iifname(struct rs_rule *rr, const char *name)
+{
+	char ifname[IFNAMSIZ] = {0};
+
+	memcpy(ifname, name, strnlen(name, IFNAMSIZ - 1));
+	rs_expr_meta_load(rr, NFT_META_IIFNAME);
+	rs_expr_cmp(rr, NFT_CMP_EQ, ifname, sizeof(ifname));
+}
+
+/* "udp dport N" / "tcp dport N" in an inet table: meta l4proto, then the transport header. */
+static void rs_match_dport(struct rs_rule *rr, uint8_t l4proto, uint16_t port)
+{
+	uint16_t nport = htons(port);
+
+	rs_expr_meta_load(rr, NFT_META_L4PROTO);
+	rs_expr_cmp(rr, NFT_CMP_EQ, &l4proto, sizeof(l4proto));
+	rs_expr_payload(rr, NFT_PAYLOAD_TRANSPORT_HEADER, 2, sizeof(nport));
+	rs_expr_cmp(rr, NFT_CMP_EQ, &nport, sizeof(nport));
+}
+
+static void rs_stmt_counter(struct rs_rule *rr)
+{
+	struct nftnl_expr *e = rs_expr_new(rr, "counter");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u64(e, NFTNL_EXPR_CTR_PACKETS, 0);
+	nftnl_expr_set_u64(e, NFTNL_EXPR_CTR_BYTES, 0);
+}
+
+static void rs_stmt_mark_set(struct rs_rule *rr, uint32_t mark)
+{
+	struct nftnl_expr *e;
+
+	rs_expr_imm_data(rr, &mark, sizeof(mark));
+	e = rs_expr_new(rr, "meta");
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+}
+
+/*
+ * "tproxy to :PORT" in an inet table, as nft encodes it: family NFPROTO_UNSPEC and only a port
+ * register, so one rule serves IPv4 and IPv6 and the kernel picks the address of the receiving
+ * interface. The kernel requires the family attribute even when it is UNSPEC.
+ */
+static void rs_stmt_tproxy(struct rs_rule *rr, uint16_t port)
+{
+	uint16_t nport = htons(port);
+	struct nftnl_expr *e;
+
+	rs_expr_imm_data(rr, &nport, sizeof(nport));
+	e = rs_expr_new(rr, "tproxy");
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_TPROXY_FAMILY, NFPROTO_UNSPEC);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_TPROXY_REG_PORT, NFT_REG_1);
+}
+
+/*
+ * Host scope, first half: mark this machine's own port-53 packets. Only a "type route" chain
+ * re-routes a packet whose mark changed, so the policy route sends it to lo, where prerouting
+ * hands it to TPROXY. dotgw's own sockets carry the bypass mark and loopback traffic is left
+ * alone (a local resolver on 127.0.0.1 or ::1 keeps working).
+ */
+static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cfg)
+{
+	static const uint8_t ip4 = NFPROTO_IPV4, ip6 = NFPROTO_IPV6, net127 = 127;
+	const struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
+	struct rs_rule rr;
+	size_t i;
+
+	rs_rule_start(&rr, cfg->table, "output");
+	rs_match_meta_u32(&rr, NFT_META_MARK, NFT_CMP_EQ, cfg->bypass_mark);
+	rs_expr_imm_verdict(&rr, NFT_RETURN);
+	rs_batch_rule(bb, &rr);
+
+	/* ip daddr 127.0.0.0/8: nft compares just the first address byte */
+	rs_rule_start(&rr, cfg->table, "output");
+	rs_expr_meta_load(&rr, NFT_META_NFPROTO);
+	rs_expr_cmp(&rr, NFT_CMP_EQ, &ip4, sizeof(ip4));
+	rs_expr_payload(&rr, NFT_PAYLOAD_NETWORK_HEADER, 16, 1);
+	rs_expr_cmp(&rr, NFT_CMP_EQ, &net127, sizeof(net127));
+	rs_expr_imm_verdict(&rr, NFT_RETURN);
+	rs_batch_rule(bb, &rr);
+
+	rs_rule_start(&rr, cfg->table, "output");
+	rs_expr_meta_load(&rr, NFT_META_NFPROTO);
+	rs_expr_cmp(&rr, NFT_CMP_EQ, &ip6, sizeof(ip6));
+	rs_expr_payload(&rr, NFT_PAYLOAD_NETWORK_HEADER, 24, sizeof(lo6));
+	rs_expr_cmp(&rr, NFT_CMP_EQ, &lo6, sizeof(lo6));
+	rs_expr_imm_verdict(&rr, NFT_RETURN);
+	rs_batch_rule(bb, &rr);
+
+	for (i = 0; i < sizeof(rs_l4protos); i++) {
+		rs_rule_start(&rr, cfg->table, "output");
+		rs_match_dport(&rr, rs_l4protos[i], 53);
+		rs_stmt_counter(&rr);
+		rs_stmt_mark_set(&rr, cfg->capture_mark);
+		rs_batch_rule(bb, &rr);
+	}
+}
+
+/*
+ * TPROXY proper. Host scope: the packets marked in output come back on lo (ifindex 1 in every
+ * namespace) still carrying the capture mark. Gateway scope: port-53 packets arriving on the
+ * chosen interfaces, or on any but lo; they get the capture mark here, which the policy route
+ * turns into local delivery.
+ */
+static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config *cfg)
+{
+	const uint32_t lo_ifindex = 1;
+	struct rs_rule rr;
+	size_t i, j;
+
+	if (cfg->scope & RULESET_SCOPE_HOST) {
+		for (i = 0; i < sizeof(rs_l4protos); i++) {
+			rs_rule_start(&rr, cfg->table, "prerouting");
+			rs_match_meta_u32(&rr, NFT_META_IIF, NFT_CMP_EQ, lo_ifindex);
+			rs_match_meta_u32(&rr, NFT_META_MARK, NFT_CMP_EQ, cfg->capture_mark);
+			rs_match_dport(&rr, rs_l4protos[i], 53);
+			rs_stmt_counter(&rr);
+			rs_stmt_tproxy(&rr, cfg->tproxy_port);
+			rs_expr_imm_verdict(&rr, NF_ACCEPT);
+			rs_batch_rule(bb, &rr);
+		}
+	}
+	if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
+		return;
+	for (j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {
+		for (i = 0; i < sizeof(rs_l4protos); i++) {
+			rs_rule_start(&rr, cfg->table, "prerouting");
+			if (cfg->n_interfaces)
+				rs_match_iifname(&rr, cfg->interfaces[j]);
+			else
+				rs_match_meta_u32(&rr, NFT_META_IIF, NFT_CMP_NEQ, lo_ifindex);
+			rs_match_dport(&rr, rs_l4protos[i], 53);
+			rs_stmt_counter(&rr);
+			rs_stmt_tproxy(&rr, cfg->tproxy_port);
+			rs_stmt_mark_set(&rr, cfg->capture_mark);
+			rs_expr_imm_verdict(&rr, NF_ACCEPT);
+			rs_batch_rule(bb, &rr);
+		}
+	}
+}
+
+/*
+ * The listeners must be reachable only through TPROXY, whose packets keep destination port 53;
+ * anything addressed to the listener port itself is dropped.
+ */
+static void rs_build_input(struct rs_batch *bb, const struct ruleset_config *cfg)
+{
+	struct rs_rule rr;
+	size_t i;
+
+	for (i = 0; i < sizeof(rs_l4protos); i++) {
+		rs_rule_start(&rr, cfg->table, "input");
+		rs_match_dport(&rr, rs_l4protos[i], cfg->tproxy_port);
+		rs_expr_imm_verdict(&rr, NF_DROP);
+		rs_batch_rule(bb, &rr);
+	}
+}
+
+/*
+ * ruleset_build - buf must be 4-byte aligned. *nmsgs counts every message including the batch
+ * begin and end markers: they take sequence numbers seq .. seq + *nmsgs - 1, and all but the
+ * two markers are acknowledged.
+ */
+int ruleset_build(const struct ruleset_config *cfg, void *buf, size_t buflen, uint32_t seq,
+		  size_t *len, unsigned int *nmsgs)
+{
+	struct rs_batch *bb;
+	int err;
+
+	err = rs_config_check(cfg);
+	if (err < 0)
+		return err;
+	/* the scratch buffer is too big for comfort on a thread's stack */
+	bb = calloc(1, sizeof(*bb));
+	if (!bb)
+		return -ENOMEM;
+	bb->b = mnl_nlmsg_batch_start(buf, buflen);
+	if (!bb->b) {
+		err = -ENOMEM;
+		goto out_free_bb;
+	}
+	bb->buflen = buflen;
+	bb->seq = seq;
+
+	rs_batch_marker(bb, true);
+	rs_batch_table(bb, cfg->table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	rs_batch_table(bb, cfg->table, NFT_MSG_DELTABLE, 0);
+	rs_batch_table(bb, cfg->table, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
+	if (cfg->scope & RULESET_SCOPE_HOST)
+		rs_batch_chain(bb, cfg->table, "output", "route", NF_INET_LOCAL_OUT,
+			       NF_IP_PRI_MANGLE);
+	rs_batch_chain(bb, cfg->table, "prerouting", "filter", NF_INET_PRE_ROUTING,
+		       NF_IP_PRI_MANGLE);
+	rs_batch_chain(bb, cfg->table, "input", "filter", NF_INET_LOCAL_IN, NF_IP_PRI_FILTER);
+	if (cfg->scope & RULESET_SCOPE_HOST)
+		rs_build_output(bb, cfg);
+	rs_build_prerouting(bb, cfg);
+	rs_build_input(bb, cfg);
+	rs_batch_marker(bb, false);
+
+	err = bb->err;
+	if (!err) {
+		*len = mnl_nlmsg_batch_size(bb->b);
+		*nmsgs = bb->nmsgs;
+	}
+	mnl_nlmsg_batch_stop(bb->b);
+out_free_bb:
+	free(bb);
+	return err;
+}
+
+/*
+ * rs_read_acks - read the ACKs of the nacks messages that follow the batch begin (sequence
+ * number seq). The kernel reports them in batch order once it has processed the whole batch.
+ * An error about the batch as a whole (EPERM, ENOMEM) comes alone, with the begin marker's
+ * sequence number. Returns 0 or the first error as -errno.
+ */
+static int rs_read_acks(struct mnl_socket *nl, uint32_t seq, unsigned int nacks)
+{
+	uint32_t portid = mnl_socket_get_portid(nl);
+	uint32_t buf[RS_RECV_SIZE / sizeof(uint32_t)];
+	unsigned int acked = 0;
+	struct nlmsghdr *nlh;
+	uint32_t expect;
+	ssize_t n;
+	int first_err = 0, ret;
+	int len;
+
+	while (acked < nacks) {
+		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		if (n < 0)
+			return -errno;
+		len = (int)n;
+		for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, len);
+		     nlh = mnl_nlmsg_next(nlh, &len)) {
+			if (nlh->nlmsg_type != NLMSG_ERROR)
+				continue;
+			expect = nlh->nlmsg_seq == seq ? seq : seq + 1 + acked;
+			if (nlh->nlmsg_seq != expect)
+				return -EPROTO;
+			ret = mnl_cb_run(nlh, nlh->nlmsg_len, expect, portid, NULL, NULL);
+			if (ret < 0 && !first_err)
+				first_err = errno ? -errno : -EPROTO;
+			if (expect == seq)
+				return first_err ? first_err : -EPROTO;
+			acked++;
+		}
+	}
+	return first_err;
+}
+
+/*
+ * rs_socket_size - make room for a large batch (a long interface list): a netlink datagram
+ * larger than the send buffer fails with EMSGSIZE, and ACKs that overflow the receive buffer
+ * are lost (ENOBUFS). The kernel sends all ACKs at once after the commit. As in nft, the FORCE
+ * variants (CAP_NET_ADMIN, which a batch needs anyway) pass net.core.[rw]mem_max; should both
+ * fail, the send or the receive reports the error.
+ */
+static void rs_socket_size(struct mnl_socket *nl, size_t len, unsigned int nacks)
+{
+	int fd = mnl_socket_get_fd(nl), cur, want;
+	socklen_t sl = sizeof(cur);
+
+	if (len > INT_MAX / 2 || nacks > INT_MAX / 2 / RS_ACK_TRUESIZE)
+		return;
+	want = (int)len; /* the kernel doubles it */
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &sl) == 0 && cur < 2 * want + 1024 &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+	want = (int)nacks * RS_ACK_TRUESIZE / 2;
+	sl = sizeof(cur);
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cur, &sl) == 0 && cur < 2 * want &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+}
+
+static int rs_commit(const void *batch, size_t len, uint32_t seq, unsigned int nmsgs)
+{
+	struct mnl_socket *nl;
+	int err;
+
+	nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	rs_socket_size(nl, len, nmsgs - 2);
+	if (mnl_socket_sendto(nl, batch, len) < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	err = rs_read_acks(nl, seq, nmsgs - 2);
+out_close:
+	mnl_socket_close(nl);
+	return err;
+}
+
+int ruleset_install(const struct ruleset_config *cfg)
+{
+	uint32_t seq = (uint32_t)time(NULL);
+	unsigned int nmsgs;
+	size_t size, len;
+	void *buf;
+	int err;
+
+	for (size = RS_BATCH_INIT;; size *= 2) {
+		buf = malloc(size);
+		if (!buf)
+			return -ENOMEM;
+		err = ruleset_build(cfg, buf, size, seq, &len, &nmsgs);
+		if (err != -ENOSPC || size >= RS_BATCH_MAX)
+			break;
+		free(buf);
+	}
+	if (!err)
+		err = rs_commit(buf, len, seq, nmsgs);
+	free(buf);
+	return err;
+}
+
+int ruleset_remove(const char *table)
+{
+	uint32_t buf[RS_MSG_MAX / sizeof(uint32_t)];
+	uint32_t seq = (uint32_t)time(NULL);
+	struct mnl_nlmsg_batch *b;
+	struct nftnl_table *t;
+	struct nlmsghdr *nlh;
+	int err;
+
+	err = rs_table_name_check(table);
+	if (err < 0)
+		return err;
+	t = nftnl_table_alloc();
+	if (!t)
+		return -ENOMEM;
+	if (nftnl_table_set_str(t, NFTNL_TABLE_NAME, table) < 0) {
+		err = -ENOMEM;
+		goto out_free_table;
+	}
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	b = mnl_nlmsg_batch_start(buf, sizeof(buf));
+	if (!b) {
+		err = -ENOMEM;
+		goto out_free_table;
+	}
+	/* three small messages: well within buf */
+	nftnl_batch_begin(mnl_nlmsg_batch_current(b), seq);
+	mnl_nlmsg_batch_next(b);
+	nlh = nftnl_table_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_DELTABLE,
+					  NFPROTO_INET, NLM_F_ACK, seq + 1);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	mnl_nlmsg_batch_next(b);
+	nftnl_batch_end(mnl_nlmsg_batch_current(b), seq + 2);
+	mnl_nlmsg_batch_next(b);
+
+	err = rs_commit(mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b), seq, 3);
+	mnl_nlmsg_batch_stop(b);
+out_free_table:
+	nftnl_table_free(t);
+	return err;
+}
