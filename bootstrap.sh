@@ -1,0 +1,77 @@
+#!/bin/sh
+# bootstrap.sh - the README's two commands on a fresh Debian 12 machine (as root, or with sudo):
+#   ./bootstrap.sh run [DOTGW-OPTION]...  install build dependencies, build, and run dotgw in
+#                                         host scope with the default upstreams (Ctrl-C stops
+#                                         it and removes its rules)
+#   ./bootstrap.sh test                   install build and test dependencies, build twice
+#                                         (gcc with -Werror; clang with ASan+UBSan and the
+#                                         fuzzers) and pass the whole CTest suite with each
+set -eu
+cd "$(dirname "$0")"
+
+RUN_PKGS="build-essential cmake pkg-config libmnl-dev libnftnl-dev libnetfilter-queue-dev
+	libssl-dev libcap-dev ca-certificates nftables iproute2"
+TEST_PKGS="$RUN_PKGS clang libclang-rt-dev unbound unbound-anchor dnsutils knot-dnsutils
+	dnsperf tcpdump openssl procps psmisc"
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+need_root()
+{
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "bootstrap.sh: run me as root (sudo ./bootstrap.sh $1): I install packages" >&2
+		echo "and dotgw installs nftables rules" >&2
+		exit 1
+	fi
+}
+
+# install_packages PKG...: apt-get, without letting the packages start their services (the
+# test suite runs its own unbound inside network namespaces; the machine's DNS stays as it is).
+install_packages()
+{
+	guard=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		guard=1
+	fi
+	rc=0
+	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends "$@"; } || rc=$?
+	[ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+	return "$rc"
+}
+
+build()
+{
+	dir=$1
+	shift
+	cmake -S . -B "$dir" "$@"
+	cmake --build "$dir" -j "$JOBS"
+}
+
+case "${1:-}" in
+run)
+	need_root run
+	shift
+	# shellcheck disable=SC2086 # word splitting of the package lists is intended
+	install_packages $RUN_PKGS
+	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	exec build/dotgw --scope host "$@"
+	;;
+test)
+	need_root test
+	# shellcheck disable=SC2086
+	install_packages $TEST_PKGS
+	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOTGW_WERROR=ON
+	(cd build && ctest --output-on-failure -j 2)
+	build build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DDOTGW_WERROR=ON \
+		-DDOTGW_SANITIZE=ON -DDOTGW_FUZZ=ON
+	cd build-asan
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+	exec ctest --output-on-failure -j 2
+	;;
+*)
+	echo "usage: $0 run [DOTGW-OPTION]... | test" >&2
+	exit 2
+	;;
+esac
