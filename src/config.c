@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dotgw/config.h"
 #include "dotgw/log.h"
@@ -43,6 +44,9 @@ enum {
 	OPT_MAX_TCP,
 	OPT_MAX_INFLIGHT,
 	OPT_REMOVE_RULES,
+	OPT_QUEUES,
+	OPT_QUEUE_NUM,
+	OPT_FAIL,
 };
 
 static const struct option long_options[] = {
@@ -65,6 +69,9 @@ static const struct option long_options[] = {
 	{ "max-tcp-clients", required_argument, NULL, OPT_MAX_TCP },
 	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 	{ "remove-rules", no_argument, NULL, OPT_REMOVE_RULES },
+	{ "queues", required_argument, NULL, OPT_QUEUES },
+	{ "queue-num", required_argument, NULL, OPT_QUEUE_NUM },
+	{ "fail", required_argument, NULL, OPT_FAIL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -76,7 +83,14 @@ static const char usage_text[] =
 	"DNS-over-TLS (RFC 7858), replying from the address the client asked.\n"
 	"\n"
 	"Capture:\n"
-	"  --mode MODE              capture method: tproxy (default: tproxy)\n"
+	"  --mode MODE              tproxy: UDP and TCP through TPROXY; nfqueue: UDP through\n"
+	"                           NFQUEUE with raw-socket answers, TCP through TPROXY\n"
+	"                           (default: tproxy)\n"
+	"  --fail open|closed       while dotgw is not serving (stopped, crashed, killed, queue\n"
+	"                           full): open lets DNS pass in plaintext; closed blocks it\n"
+	"                           until dotgw serves again or --remove-rules (default: open)\n"
+	"  --queues N               nfqueue mode: queues and worker threads (default: CPUs)\n"
+	"  --queue-num N            nfqueue mode: number of the first queue (default: 0)\n"
 	"  --scope SCOPE            host: this machine's own DNS; gateway: forwarded DNS;\n"
 	"                           both (default: host)\n"
 	"  --interface IFACE        gateway scope: capture only DNS arriving on IFACE (repeatable;\n"
@@ -87,7 +101,8 @@ static const char usage_text[] =
 	"  --bypass-mark VALUE      firewall mark of dotgw's own sockets (default: 0xd08)\n"
 	"  --route-table N          policy-routing table for captured packets (default: 853)\n"
 	"  --rule-priority N        priority of the fwmark policy rules (default: 853)\n"
-	"  --remove-rules           remove the table and policy routing left by a run, and exit\n"
+	"  --remove-rules           remove the table and policy routing a run left (with\n"
+	"                           --fail closed: the block), and exit\n"
 	"\n"
 	"Upstreams:\n"
 	"  --upstream ADDR[@PORT][#AUTH-NAME]\n"
@@ -134,6 +149,8 @@ void config_init(struct config *cfg)
 	cfg->tcp_idle_ms = 10000;
 	cfg->max_tcp_clients = 256;
 	cfg->max_inflight = 4096;
+	cfg->queues = 0; /* the number of CPUs, decided in config_parse_args */
+	cfg->queue_num = 0;
 }
 
 static bool valid_auth_name(const char *name)
@@ -271,10 +288,29 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 
 	switch (opt) {
 	case OPT_MODE:
-		if (strcmp(arg, "tproxy") != 0)
-			return bad_value(err, name, arg, "tproxy");
-		cfg->mode = MODE_TPROXY;
+		if (strcmp(arg, "tproxy") == 0)
+			cfg->mode = MODE_TPROXY;
+		else if (strcmp(arg, "nfqueue") == 0)
+			cfg->mode = MODE_NFQUEUE;
+		else
+			return bad_value(err, name, arg, "tproxy or nfqueue");
 		return 0;
+	case OPT_FAIL:
+		if (strcmp(arg, "open") == 0)
+			cfg->fail_closed = false;
+		else if (strcmp(arg, "closed") == 0)
+			cfg->fail_closed = true;
+		else
+			return bad_value(err, name, arg, "open or closed");
+		return 0;
+	case OPT_QUEUES:
+		r = parse_number(err, name, arg, 1, CONFIG_MAX_QUEUES, "1 to 64", &v);
+		cfg->queues = v;
+		return r;
+	case OPT_QUEUE_NUM:
+		r = parse_number(err, name, arg, 0, 65535, "0 to 65535", &v);
+		cfg->queue_num = (uint16_t)v;
+		return r;
 	case OPT_SCOPE:
 		if (strcmp(arg, "host") == 0)
 			cfg->scope = RULESET_SCOPE_HOST;
@@ -425,6 +461,16 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 	}
 	if (cfg->n_interfaces && !(cfg->scope & RULESET_SCOPE_GATEWAY)) {
 		fprintf(err, "dotgw: --interface: needs --scope gateway or --scope both\n");
+		return -EINVAL;
+	}
+	if (cfg->queues == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		cfg->queues = n < 1 ? 1 : n > CONFIG_MAX_QUEUES ? CONFIG_MAX_QUEUES : (unsigned int)n;
+	}
+	if ((unsigned long)cfg->queue_num + cfg->queues > 65536) {
+		fprintf(err, "dotgw: --queue-num: queues %u to %lu do not exist (at most 65535)\n",
+			cfg->queue_num, (unsigned long)cfg->queue_num + cfg->queues - 1);
 		return -EINVAL;
 	}
 	if (cfg->capture_mark == cfg->bypass_mark) {

@@ -24,6 +24,7 @@
 #include "dotgw/dns.h"
 #include "dotgw/frontend.h"
 #include "dotgw/log.h"
+#include "dotgw/pkt.h"
 
 #define UDP_BATCH	     32
 #define UDP_QUERY_MAX	     4096 /* larger datagrams are not DNS queries */
@@ -91,6 +92,7 @@ struct frontend {
 	struct upstream_pool *pool;
 	struct stats *stats;
 	struct listener udp[2], tcp[2];
+	int raw[2]; /* nfqueue mode: IPPROTO_RAW sockets, IPv4 and IPv6; -1 when unused */
 	struct loop_timer accept_retry;
 	struct reply_sock replies[REPLY_SOCKS_MAX];
 	size_t nreplies;
@@ -106,6 +108,7 @@ struct frontend {
 	uint8_t ctrl[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6))];
 	uint8_t bufs[UDP_BATCH][UDP_QUERY_MAX];
 	uint8_t reply[DNS_MAX_MSG];
+	uint8_t packet[PKT_MAX_HDR + DNS_MAX_MSG];
 };
 
 static void tcp_client_close(struct tcp_client *tc);
@@ -196,16 +199,61 @@ static int reply_sock_get(struct frontend *fe, const union sockaddr_any *odst)
 	return fd;
 }
 
+/*
+ * raw_send - inject the answer as an IP packet from odst to client (nfqueue mode: the query
+ * was dropped, no socket ever saw it). Returns 0, or -errno; -EMSGSIZE when the packet exceeds
+ * the path MTU (raw sends never fragment: the caller falls back to a reply socket, which does).
+ */
+static int raw_send(struct frontend *fe, const union sockaddr_any *client,
+		    const union sockaddr_any *odst, const uint8_t *msg, size_t len)
+{
+	bool v6 = client->sa.sa_family == AF_INET6;
+	union sockaddr_any to = *client;
+	int n;
+
+	if (v6)
+		n = pkt_udp_build(fe->packet, sizeof(fe->packet), AF_INET6,
+				  odst->sin6.sin6_addr.s6_addr, ntohs(odst->sin6.sin6_port),
+				  client->sin6.sin6_addr.s6_addr, ntohs(client->sin6.sin6_port), msg,
+				  len);
+	else
+		n = pkt_udp_build(fe->packet, sizeof(fe->packet), AF_INET,
+				  (const uint8_t *)&odst->sin.sin_addr, ntohs(odst->sin.sin_port),
+				  (const uint8_t *)&client->sin.sin_addr, ntohs(client->sin.sin_port),
+				  msg, len);
+	if (n < 0)
+		return n;
+	/* raw IPPROTO_RAW sockets want port 0 in the destination */
+	if (v6)
+		to.sin6.sin6_port = 0;
+	else
+		to.sin.sin_port = 0;
+	if (sendto(fe->raw[v6], fe->packet, (size_t)n, 0, &to.sa, addr_len(&to)) < 0)
+		return -errno;
+	return 0;
+}
+
 static void udp_send(struct frontend *fe, const union sockaddr_any *client,
 		     const union sockaddr_any *odst, const uint8_t *msg, size_t len)
 {
 	char a[64], b[64];
-	int fd = reply_sock_get(fe, odst);
+	int fd;
+
+	if (fe->raw[client->sa.sa_family == AF_INET6] >= 0) {
+		fd = raw_send(fe, client, odst, msg, len);
+		if (fd != -EMSGSIZE) {
+			if (fd == 0)
+				return;
+			goto out_err;
+		}
+	}
+	fd = reply_sock_get(fe, odst);
 
 	if (fd >= 0 && sendto(fd, msg, len, 0, &client->sa, addr_len(client)) >= 0)
 		return;
 	if (fd >= 0)
 		fd = -errno;
+out_err:
 	fe->stats->reply_errors++;
 	log_ratelimited(&fe->rl_reply, LOG_LVL_WARN, "cannot answer %s from %s: %s",
 			addr_text(client, a, sizeof(a)), addr_text(odst, b, sizeof(b)),
@@ -514,6 +562,37 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 		}
 		query_start(fe, fe->bufs[i], fe->mmsg[i].msg_len, NULL, &fe->from[i], &odst);
 	}
+}
+
+void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len)
+{
+	struct frontend *fe = data;
+	union sockaddr_any client, odst;
+	struct pkt_udp p;
+
+	if (pkt_udp_parse(&p, pkt, len) < 0 || p.dport != 53) {
+		fe->stats->queries++;
+		fe->stats->queries_udp++;
+		fe->stats->malformed++;
+		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
+				"dropped a queued %zu-octet packet that is not UDP to port 53", len);
+		return;
+	}
+	memset(&client, 0, sizeof(client));
+	memset(&odst, 0, sizeof(odst));
+	client.sa.sa_family = odst.sa.sa_family = (sa_family_t)p.family;
+	if (p.family == AF_INET) {
+		memcpy(&client.sin.sin_addr, p.src, 4);
+		memcpy(&odst.sin.sin_addr, p.dst, 4);
+		client.sin.sin_port = htons(p.sport);
+		odst.sin.sin_port = htons(p.dport);
+	} else {
+		memcpy(&client.sin6.sin6_addr, p.src, 16);
+		memcpy(&odst.sin6.sin6_addr, p.dst, 16);
+		client.sin6.sin6_port = htons(p.sport);
+		odst.sin6.sin6_port = htons(p.dport);
+	}
+	query_start(fe, pkt + p.payload_off, p.payload_len, NULL, &client, &odst);
 }
 
 /* --- TCP clients -------------------------------------------------------------------- */
@@ -826,8 +905,32 @@ out_err:
 	return r;
 }
 
+static int raw_open(struct frontend *fe, int family)
+{
+	int fd = socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+
+	if (fd < 0)
+		goto out_err;
+	/* The mark exempts our answers from capture, and a notrack rule for it keeps them out
+	 * of conntrack (an unconfirmed, reversed entry would break NAT and stateful firewalls). */
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &fe->cfg->bypass_mark,
+		       sizeof(fe->cfg->bypass_mark)) < 0) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		goto out_err;
+	}
+	fe->raw[family == AF_INET6] = fd;
+	return 0;
+
+out_err:
+	log_error("raw %s socket: %s", family == AF_INET ? "IPv4" : "IPv6", strerror(errno));
+	return -errno;
+}
+
 int frontend_open(struct frontend **out, struct loop *loop, const struct config *cfg,
-		  struct upstream_pool *pool, struct stats *stats)
+		  struct upstream_pool *pool, struct stats *stats, unsigned int flags)
 {
 	struct frontend *fe = calloc(1, sizeof(*fe));
 	int r;
@@ -840,13 +943,17 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	fe->stats = stats;
 	loop_timer_init(&fe->accept_retry, accept_retry);
 	for (int i = 0; i < 2; i++)
-		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = -1;
+		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = fe->raw[i] = -1;
 	for (int i = 0; i < 2; i++) {
 		int family = i ? AF_INET6 : AF_INET;
 
-		r = listener_open(fe, &fe->udp[i], family, SOCK_DGRAM);
-		if (r == 0)
+		r = 0;
+		if (flags & FE_UDP_LISTEN)
+			r = listener_open(fe, &fe->udp[i], family, SOCK_DGRAM);
+		if (r == 0 && (flags & FE_TCP_LISTEN))
 			r = listener_open(fe, &fe->tcp[i], family, SOCK_STREAM);
+		if (r == 0 && (flags & FE_UDP_RAW))
+			r = raw_open(fe, family);
 		if (r < 0) {
 			frontend_close(fe);
 			return r;
@@ -881,6 +988,9 @@ void frontend_close(struct frontend *fe)
 	}
 	for (size_t i = 0; i < fe->nreplies; i++)
 		close(fe->replies[i].fd);
+	for (int i = 0; i < 2; i++)
+		if (fe->raw[i] >= 0)
+			close(fe->raw[i]);
 	loop_timer_cancel(fe->loop, &fe->accept_retry);
 	free(fe);
 }

@@ -24,6 +24,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
 #include <linux/netfilter_ipv4.h>
 
 #include <libmnl/libmnl.h>
@@ -34,6 +35,10 @@
 #include <libnftnl/table.h>
 
 #include "dotgw/ruleset.h"
+
+struct ruleset {
+	struct mnl_socket *owner; /* fail open: the socket that owns the table; else NULL */
+};
 
 /*
  * Each message is built in a scratch buffer and copied into the caller's buffer only when it
@@ -66,7 +71,8 @@ static int rs_config_check(const struct ruleset_config *cfg);
 static int rs_table_name_check(const char *table);
 static void rs_batch_put(struct rs_batch *bb, size_t len);
 static void rs_batch_marker(struct rs_batch *bb, bool begin);
-static void rs_batch_table(struct rs_batch *bb, const char *table, uint16_t type, uint16_t flags);
+static void rs_batch_table(struct rs_batch *bb, const char *table, uint16_t type, uint16_t flags,
+			   uint32_t table_flags);
 static void rs_batch_chain(struct rs_batch *bb, const char *table, const char *name,
 			   const char *type, uint32_t hooknum, int32_t prio);
 static void rs_batch_rule(struct rs_batch *bb, struct rs_rule *rr);
@@ -87,7 +93,8 @@ static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cf
 static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_build_input(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_socket_size(struct mnl_socket *nl, size_t len, unsigned int nacks);
-static int rs_commit(const void *batch, size_t len, uint32_t seq, unsigned int nmsgs);
+static int rs_commit(struct mnl_socket *nl, const void *batch, size_t len, uint32_t seq,
+		     unsigned int nacks);
 static int rs_read_acks(struct mnl_socket *nl, uint32_t seq, unsigned int nacks);
 
 static const uint8_t rs_l4protos[] = {IPPROTO_UDP, IPPROTO_TCP};
@@ -117,6 +124,11 @@ static int rs_config_check(const struct ruleset_config *cfg)
 	    cfg->capture_mark == cfg->bypass_mark)
 		return -EINVAL;
 	if (cfg->n_interfaces && (!cfg->interfaces || !(cfg->scope & RULESET_SCOPE_GATEWAY)))
+		return -EINVAL;
+	if (cfg->mode != RULESET_MODE_TPROXY && cfg->mode != RULESET_MODE_NFQUEUE)
+		return -EINVAL;
+	if (cfg->mode == RULESET_MODE_NFQUEUE &&
+	    (cfg->queue_total == 0 || (uint32_t)cfg->queue_num + cfg->queue_total > 65536))
 		return -EINVAL;
 	for (i = 0; i < cfg->n_interfaces; i++) {
 		if (!cfg->interfaces[i])
@@ -156,7 +168,8 @@ static void rs_batch_marker(struct rs_batch *bb, bool begin)
 	rs_batch_put(bb, nlh->nlmsg_len);
 }
 
-static void rs_batch_table(struct rs_batch *bb, const char *table, uint16_t type, uint16_t flags)
+static void rs_batch_table(struct rs_batch *bb, const char *table, uint16_t type, uint16_t flags,
+			   uint32_t table_flags)
 {
 	struct nftnl_table *t;
 	struct nlmsghdr *nlh;
@@ -169,6 +182,8 @@ static void rs_batch_table(struct rs_batch *bb, const char *table, uint16_t type
 		goto out_free_table;
 	}
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	if (table_flags)
+		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, table_flags);
 	nlh = nftnl_table_nlmsg_build_hdr((char *)bb->scratch, type, NFPROTO_INET,
 					  flags | NLM_F_ACK, bb->seq);
 	nftnl_table_nlmsg_build_payload(nlh, t);
@@ -374,6 +389,49 @@ static void rs_stmt_tproxy(struct rs_rule *rr, uint16_t port)
 }
 
 /*
+ * "queue num N-M [bypass]": the native expression, or (queue_compat) the xtables NFQUEUE
+ * target, revision 3, through nft_compat, which is what `iptables-nft -j NFQUEUE` installs.
+ * Several queues spread packets by flow hash, so one client's queries stay on one worker.
+ * bypass (fail open): packets pass when no process listens or the queue is full.
+ */
+static void rs_stmt_queue(struct rs_rule *rr, const struct ruleset_config *cfg)
+{
+	uint16_t flags = cfg->fail_closed ? 0 : NFT_QUEUE_FLAG_BYPASS;
+	struct xt_NFQ_info_v3 *info;
+	struct nftnl_expr *e;
+
+	if (!cfg->queue_compat) {
+		e = rs_expr_new(rr, "queue");
+		if (!e)
+			return;
+		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_NUM, cfg->queue_num);
+		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_TOTAL, cfg->queue_total);
+		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_FLAGS, flags);
+		return;
+	}
+	e = rs_expr_new(rr, "target");
+	if (!e)
+		return;
+	/* libnftnl takes ownership of the info block: it must come from malloc */
+	info = calloc(1, sizeof(*info));
+	if (!info) {
+		rr->err = -ENOMEM;
+		return;
+	}
+	info->queuenum = cfg->queue_num;
+	info->queues_total = cfg->queue_total;
+	info->flags = cfg->fail_closed ? 0 : NFQ_FLAG_BYPASS;
+	nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
+	nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info, sizeof(*info));
+}
+
+static void rs_stmt_notrack(struct rs_rule *rr)
+{
+	rs_expr_new(rr, "notrack");
+}
+
+/*
  * Host scope, first half: mark this machine's own port-53 packets. Only a "type route" chain
  * re-routes a packet whose mark changed, so the policy route sends it to lo, where prerouting
  * hands it to TPROXY. dotgw's own sockets carry the bypass mark and loopback traffic is left
@@ -412,7 +470,10 @@ static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cf
 		rs_rule_start(&rr, cfg->table, "output");
 		rs_match_dport(&rr, rs_l4protos[i], 53);
 		rs_stmt_counter(&rr);
-		rs_stmt_mark_set(&rr, cfg->capture_mark);
+		if (cfg->mode == RULESET_MODE_NFQUEUE && rs_l4protos[i] == IPPROTO_UDP)
+			rs_stmt_queue(&rr, cfg);
+		else
+			rs_stmt_mark_set(&rr, cfg->capture_mark);
 		rs_batch_rule(bb, &rr);
 	}
 }
@@ -426,37 +487,92 @@ static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cf
 static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config *cfg)
 {
 	const uint32_t lo_ifindex = 1;
+	bool nfqueue = cfg->mode == RULESET_MODE_NFQUEUE;
 	struct rs_rule rr;
 	size_t i, j;
+	int pass;
 
-	if (cfg->scope & RULESET_SCOPE_HOST) {
-		for (i = 0; i < sizeof(rs_l4protos); i++) {
-			rs_rule_start(&rr, cfg->table, "prerouting");
-			rs_match_meta_u32(&rr, NFT_META_IIF, NFT_CMP_EQ, lo_ifindex);
-			rs_match_meta_u32(&rr, NFT_META_MARK, NFT_CMP_EQ, cfg->capture_mark);
-			rs_match_dport(&rr, rs_l4protos[i], 53);
-			rs_stmt_counter(&rr);
-			rs_stmt_tproxy(&rr, cfg->tproxy_port);
-			rs_expr_imm_verdict(&rr, NF_ACCEPT);
-			rs_batch_rule(bb, &rr);
+	/*
+	 * Two passes: the capture rules, then (fail closed) the same matches with "drop", which
+	 * take what TPROXY could not hand to a listener because dotgw is not running.
+	 */
+	for (pass = 0; pass < (cfg->fail_closed ? 2 : 1); pass++) {
+		if (cfg->scope & RULESET_SCOPE_HOST) {
+			for (i = 0; i < sizeof(rs_l4protos); i++) {
+				/* nfqueue mode: host UDP is queued in output, never reaches lo */
+				if (nfqueue && rs_l4protos[i] == IPPROTO_UDP)
+					continue;
+				rs_rule_start(&rr, cfg->table, "prerouting");
+				rs_match_meta_u32(&rr, NFT_META_IIF, NFT_CMP_EQ, lo_ifindex);
+				rs_match_meta_u32(&rr, NFT_META_MARK, NFT_CMP_EQ, cfg->capture_mark);
+				rs_match_dport(&rr, rs_l4protos[i], 53);
+				if (pass == 0) {
+					rs_stmt_counter(&rr);
+					rs_stmt_tproxy(&rr, cfg->tproxy_port);
+					rs_expr_imm_verdict(&rr, NF_ACCEPT);
+				} else {
+					rs_expr_imm_verdict(&rr, NF_DROP);
+				}
+				rs_batch_rule(bb, &rr);
+			}
+		}
+		if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
+			continue;
+		for (j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {
+			for (i = 0; i < sizeof(rs_l4protos); i++) {
+				bool queue = nfqueue && rs_l4protos[i] == IPPROTO_UDP;
+
+				/* a queue rule without bypass already drops when nobody listens */
+				if (pass == 1 && queue)
+					continue;
+				rs_rule_start(&rr, cfg->table, "prerouting");
+				if (cfg->n_interfaces)
+					rs_match_iifname(&rr, cfg->interfaces[j]);
+				else
+					rs_match_meta_u32(&rr, NFT_META_IIF, NFT_CMP_NEQ, lo_ifindex);
+				rs_match_dport(&rr, rs_l4protos[i], 53);
+				if (pass == 1) {
+					rs_expr_imm_verdict(&rr, NF_DROP);
+				} else if (queue) {
+					rs_stmt_counter(&rr);
+					rs_stmt_queue(&rr, cfg);
+				} else {
+					rs_stmt_counter(&rr);
+					rs_stmt_tproxy(&rr, cfg->tproxy_port);
+					rs_stmt_mark_set(&rr, cfg->capture_mark);
+					rs_expr_imm_verdict(&rr, NF_ACCEPT);
+				}
+				rs_batch_rule(bb, &rr);
+			}
 		}
 	}
-	if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
-		return;
-	for (j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {
-		for (i = 0; i < sizeof(rs_l4protos); i++) {
-			rs_rule_start(&rr, cfg->table, "prerouting");
-			if (cfg->n_interfaces)
-				rs_match_iifname(&rr, cfg->interfaces[j]);
-			else
-				rs_match_meta_u32(&rr, NFT_META_IIF, NFT_CMP_NEQ, lo_ifindex);
-			rs_match_dport(&rr, rs_l4protos[i], 53);
-			rs_stmt_counter(&rr);
-			rs_stmt_tproxy(&rr, cfg->tproxy_port);
-			rs_stmt_mark_set(&rr, cfg->capture_mark);
-			rs_expr_imm_verdict(&rr, NF_ACCEPT);
-			rs_batch_rule(bb, &rr);
-		}
+}
+
+/*
+ * nfqueue mode: answers injected through raw sockets carry the bypass mark and leave from
+ * port 53. Keep them out of conntrack, on the way out and (host scope) on their way in through
+ * lo, where the mark survives: the query they answer was dropped unconfirmed, so conntrack
+ * would take the answer for a new flow, which breaks stateful firewalls and NAT.
+ */
+static void rs_build_notrack(struct rs_batch *bb, const struct ruleset_config *cfg)
+{
+	static const char *const chains[] = { "raw_output", "raw_prerouting" };
+	const uint32_t lo_ifindex = 1;
+	const uint8_t udp = IPPROTO_UDP;
+	const uint16_t port = htons(53);
+	struct rs_rule rr;
+
+	for (size_t i = 0; i < 2; i++) {
+		rs_rule_start(&rr, cfg->table, chains[i]);
+		if (i == 1)
+			rs_match_meta_u32(&rr, NFT_META_IIF, NFT_CMP_EQ, lo_ifindex);
+		rs_match_meta_u32(&rr, NFT_META_MARK, NFT_CMP_EQ, cfg->bypass_mark);
+		rs_expr_meta_load(&rr, NFT_META_L4PROTO);
+		rs_expr_cmp(&rr, NFT_CMP_EQ, &udp, sizeof(udp));
+		rs_expr_payload(&rr, NFT_PAYLOAD_TRANSPORT_HEADER, 0, sizeof(port));
+		rs_expr_cmp(&rr, NFT_CMP_EQ, &port, sizeof(port));
+		rs_stmt_notrack(&rr);
+		rs_batch_rule(bb, &rr);
 	}
 }
 
@@ -504,9 +620,16 @@ int ruleset_build(const struct ruleset_config *cfg, void *buf, size_t buflen, ui
 	bb->seq = seq;
 
 	rs_batch_marker(bb, true);
-	rs_batch_table(bb, cfg->table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
-	rs_batch_table(bb, cfg->table, NFT_MSG_DELTABLE, 0);
-	rs_batch_table(bb, cfg->table, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
+	rs_batch_table(bb, cfg->table, NFT_MSG_NEWTABLE, NLM_F_CREATE, 0);
+	rs_batch_table(bb, cfg->table, NFT_MSG_DELTABLE, 0, 0);
+	rs_batch_table(bb, cfg->table, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL,
+		       cfg->fail_closed ? 0 : NFT_TABLE_F_OWNER);
+	if (cfg->mode == RULESET_MODE_NFQUEUE) {
+		rs_batch_chain(bb, cfg->table, "raw_output", "filter", NF_INET_LOCAL_OUT,
+			       NF_IP_PRI_RAW);
+		rs_batch_chain(bb, cfg->table, "raw_prerouting", "filter", NF_INET_PRE_ROUTING,
+			       NF_IP_PRI_RAW);
+	}
 	if (cfg->scope & RULESET_SCOPE_HOST)
 		rs_batch_chain(bb, cfg->table, "output", "route", NF_INET_LOCAL_OUT,
 			       NF_IP_PRI_MANGLE);
@@ -517,6 +640,8 @@ int ruleset_build(const struct ruleset_config *cfg, void *buf, size_t buflen, ui
 		rs_build_output(bb, cfg);
 	rs_build_prerouting(bb, cfg);
 	rs_build_input(bb, cfg);
+	if (cfg->mode == RULESET_MODE_NFQUEUE)
+		rs_build_notrack(bb, cfg);
 	rs_batch_marker(bb, false);
 
 	err = bb->err;
@@ -595,90 +720,196 @@ static void rs_socket_size(struct mnl_socket *nl, size_t len, unsigned int nacks
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
 }
 
-static int rs_commit(const void *batch, size_t len, uint32_t seq, unsigned int nmsgs)
+static struct mnl_socket *rs_socket_open(void)
 {
-	struct mnl_socket *nl;
-	int err;
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 
-	nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (!nl)
-		return -errno;
+		return NULL;
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		err = -errno;
-		goto out_close;
+		int err = errno;
+
+		mnl_socket_close(nl);
+		errno = err;
+		return NULL;
 	}
-	rs_socket_size(nl, len, nmsgs - 2);
-	if (mnl_socket_sendto(nl, batch, len) < 0) {
-		err = -errno;
-		goto out_close;
-	}
-	err = rs_read_acks(nl, seq, nmsgs - 2);
-out_close:
-	mnl_socket_close(nl);
-	return err;
+	return nl;
 }
 
-int ruleset_install(const struct ruleset_config *cfg)
+/* rs_commit - send a batch on nl and read its ACKs; 0 or the first error. */
+static int rs_commit(struct mnl_socket *nl, const void *batch, size_t len, uint32_t seq,
+		     unsigned int nacks)
+{
+	rs_socket_size(nl, len, nacks);
+	if (mnl_socket_sendto(nl, batch, len) < 0)
+		return -errno;
+	return rs_read_acks(nl, seq, nacks);
+}
+
+int ruleset_install(struct ruleset **out, const struct ruleset_config *cfg)
 {
 	uint32_t seq = (uint32_t)time(NULL);
+	struct mnl_socket *nl;
+	struct ruleset *rs;
 	unsigned int nmsgs;
 	size_t size, len;
 	void *buf;
 	int err;
 
+	rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
 	for (size = RS_BATCH_INIT;; size *= 2) {
 		buf = malloc(size);
-		if (!buf)
-			return -ENOMEM;
+		if (!buf) {
+			err = -ENOMEM;
+			goto out_free_rs;
+		}
 		err = ruleset_build(cfg, buf, size, seq, &len, &nmsgs);
 		if (err != -ENOSPC || size >= RS_BATCH_MAX)
 			break;
 		free(buf);
 	}
-	if (!err)
-		err = rs_commit(buf, len, seq, nmsgs);
+	if (err)
+		goto out_free_buf;
+	nl = rs_socket_open();
+	if (!nl) {
+		err = -errno;
+		goto out_free_buf;
+	}
+	err = rs_commit(nl, buf, len, seq, nmsgs - 2);
+	/* An owned table lives exactly as long as this socket. */
+	if (err == 0 && !cfg->fail_closed)
+		rs->owner = nl;
+	else
+		mnl_socket_close(nl);
 	free(buf);
+	if (err)
+		goto out_free_rs;
+	*out = rs;
+	return 0;
+
+out_free_buf:
+	free(buf);
+out_free_rs:
+	free(rs);
 	return err;
 }
 
-int ruleset_remove(const char *table)
+void ruleset_close(struct ruleset *rs)
+{
+	if (!rs)
+		return;
+	if (rs->owner)
+		mnl_socket_close(rs->owner);
+	free(rs);
+}
+
+/*
+ * rs_send_small - build a small batch with build(), which writes the messages between the
+ * begin and end markers (numbered from seq + 1) and returns how many it wrote, and commit it
+ * (or, with end false, send it without the end marker: the kernel checks every message and
+ * commits nothing).
+ */
+static int rs_send_small(int (*build)(char *p, size_t room, uint32_t seq, void *data),
+			 void *data, bool end)
 {
 	uint32_t buf[RS_MSG_MAX / sizeof(uint32_t)];
 	uint32_t seq = (uint32_t)time(NULL);
 	struct mnl_nlmsg_batch *b;
-	struct nftnl_table *t;
-	struct nlmsghdr *nlh;
-	int err;
+	struct mnl_socket *nl;
+	int n, err;
 
-	err = rs_table_name_check(table);
-	if (err < 0)
-		return err;
-	t = nftnl_table_alloc();
-	if (!t)
-		return -ENOMEM;
-	if (nftnl_table_set_str(t, NFTNL_TABLE_NAME, table) < 0) {
-		err = -ENOMEM;
-		goto out_free_table;
-	}
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
 	b = mnl_nlmsg_batch_start(buf, sizeof(buf));
-	if (!b) {
-		err = -ENOMEM;
-		goto out_free_table;
-	}
-	/* three small messages: well within buf */
+	if (!b)
+		return -ENOMEM;
 	nftnl_batch_begin(mnl_nlmsg_batch_current(b), seq);
 	mnl_nlmsg_batch_next(b);
-	nlh = nftnl_table_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_DELTABLE,
-					  NFPROTO_INET, NLM_F_ACK, seq + 1);
-	nftnl_table_nlmsg_build_payload(nlh, t);
-	mnl_nlmsg_batch_next(b);
-	nftnl_batch_end(mnl_nlmsg_batch_current(b), seq + 2);
-	mnl_nlmsg_batch_next(b);
-
-	err = rs_commit(mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b), seq, 3);
+	n = build(mnl_nlmsg_batch_current(b), sizeof(buf) - mnl_nlmsg_batch_size(b), seq + 1, data);
+	if (n < 0) {
+		err = n;
+		goto out_stop;
+	}
+	for (int i = 0; i < n; i++)
+		mnl_nlmsg_batch_next(b);
+	if (end) {
+		nftnl_batch_end(mnl_nlmsg_batch_current(b), seq + 1 + (uint32_t)n);
+		mnl_nlmsg_batch_next(b);
+	}
+	nl = rs_socket_open();
+	if (!nl) {
+		err = -errno;
+		goto out_stop;
+	}
+	err = rs_commit(nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b), seq, (unsigned int)n);
+	mnl_socket_close(nl);
+out_stop:
 	mnl_nlmsg_batch_stop(b);
-out_free_table:
+	return err;
+}
+
+/* Messages are laid out back to back (netlink messages are 4-byte aligned by construction). */
+static int rs_build_deltable(char *p, size_t room, uint32_t seq, void *data)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!t)
+		return -ENOMEM;
+	if (room < 512 || nftnl_table_set_str(t, NFTNL_TABLE_NAME, data) < 0) {
+		nftnl_table_free(t);
+		return -ENOMEM;
+	}
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	nlh = nftnl_table_nlmsg_build_hdr(p, NFT_MSG_DELTABLE, NFPROTO_INET, NLM_F_ACK, seq);
+	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);
+	return 1;
+}
+
+int ruleset_remove(const char *table)
+{
+	int err = rs_table_name_check(table);
+
+	if (err < 0)
+		return err;
+	return rs_send_small(rs_build_deltable, (void *)table, true);
+}
+
+/* The probe: a scratch table, a base chain and one native queue rule. */
+static int rs_build_probe(char *p, size_t room, uint32_t seq, void *data)
+{
+	struct rs_batch *bb = data;
+	struct ruleset_config cfg = {
+		.table = "dotgw-probe",
+		.queue_num = 0,
+		.queue_total = 1,
+		.fail_closed = true,
+	};
+	struct rs_rule rr;
+
+	bb->b = mnl_nlmsg_batch_start(p, room);
+	if (!bb->b)
+		return -ENOMEM;
+	bb->buflen = room;
+	bb->seq = seq;
+	rs_batch_table(bb, cfg.table, NFT_MSG_NEWTABLE, NLM_F_CREATE, 0);
+	rs_batch_chain(bb, cfg.table, "probe", "filter", NF_INET_LOCAL_OUT, NF_IP_PRI_MANGLE);
+	rs_rule_start(&rr, cfg.table, "probe");
+	rs_stmt_queue(&rr, &cfg);
+	rs_batch_rule(bb, &rr);
+	mnl_nlmsg_batch_stop(bb->b);
+	return bb->err ? bb->err : (int)bb->nmsgs;
+}
+
+int ruleset_probe_queue(void)
+{
+	struct rs_batch *bb = calloc(1, sizeof(*bb));
+	int err;
+
+	if (!bb)
+		return -ENOMEM;
+	err = rs_send_small(rs_build_probe, bb, false);
+	free(bb);
 	return err;
 }

@@ -79,13 +79,13 @@ struct upstream_pool {
 	struct stats *stats;
 	SSL_CTX *ctx;
 	uint32_t bypass_mark;
+	struct log_ratelimit late_rl;
 	struct upstream_query *wait_head, *wait_tail;
 	size_t n;
 	struct upstream ups[];
 };
 
 static int upstream_ssl_index = -1;
-static struct log_ratelimit up_late_rl;
 
 static void conn_io(struct upconn *c);
 static void conn_close(struct upconn *c, int err, bool fault);
@@ -500,7 +500,7 @@ static int conn_answer(struct upconn *c, const uint8_t *ans, size_t len)
 	c->last_answer_ms = loop_now_ms(pool->loop);
 	if (!uq || uq->id != id) {
 		/* The answer to a query that was cancelled (deadline, client gone). */
-		log_ratelimited(&up_late_rl, LOG_LVL_DEBUG, "upstream %s: late answer, id %u",
+		log_ratelimited(&pool->late_rl, LOG_LVL_DEBUG, "upstream %s: late answer, id %u",
 				c->up->cfg->text, id);
 		return 0;
 	}

@@ -17,8 +17,11 @@
 #define CONFIG_AUTH_NAME_MAX  253
 
 enum capture_mode {
-	MODE_TPROXY,
+	MODE_TPROXY,  /* UDP and TCP through TPROXY listeners */
+	MODE_NFQUEUE, /* UDP through NFQUEUE with raw-socket answers, TCP through TPROXY */
 };
+
+#define CONFIG_MAX_QUEUES 64
 
 /* One DoT upstream: address and port, and the name its certificate must carry. */
 struct upstream_config {
@@ -49,6 +52,9 @@ struct config {
 	unsigned int tcp_idle_ms;    /* idle TCP client connections are closed after this */
 	unsigned int max_tcp_clients;
 	unsigned int max_inflight;   /* queries in flight at once; more get SERVFAIL */
+	unsigned int queues;	     /* nfqueue mode: queues (one worker thread each) */
+	uint16_t queue_num;	     /* nfqueue mode: number of the first queue */
+	bool fail_closed;	     /* while dotgw is not serving: block DNS (else let it pass) */
 	bool remove_rules;	     /* --remove-rules: remove a table and routes left behind, exit */
 };
 

@@ -13,12 +13,24 @@
 
 struct frontend;
 
+#define FE_UDP_LISTEN 1u /* transparent UDP listeners (tproxy mode) */
+#define FE_TCP_LISTEN 2u /* transparent TCP listeners (both modes) */
+#define FE_UDP_RAW    4u /* UDP answers injected through raw sockets (nfqueue mode) */
+
 /*
- * frontend_open - open the listeners (needs CAP_NET_ADMIN or CAP_NET_RAW for IP_TRANSPARENT)
- * and start serving. Returns 0 or -errno after logging which socket failed.
+ * frontend_open - open the sockets that flags ask for (IP_TRANSPARENT needs CAP_NET_ADMIN or
+ * CAP_NET_RAW, raw sockets CAP_NET_RAW) and start serving. Returns 0 or -errno after logging
+ * which socket failed.
  */
 int frontend_open(struct frontend **out, struct loop *loop, const struct config *cfg,
-		  struct upstream_pool *pool, struct stats *stats);
+		  struct upstream_pool *pool, struct stats *stats, unsigned int flags);
+
+/*
+ * frontend_queue_packet - a queue_packet_fn: one IP packet from NFQUEUE (data is the
+ * frontend). A UDP DNS query starts a query answered by raw injection; anything else is
+ * counted as malformed and dropped.
+ */
+void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len);
 
 /* frontend_close - close every socket and forget every query in flight. Accepts NULL. */
 void frontend_close(struct frontend *fe);

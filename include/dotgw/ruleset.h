@@ -9,21 +9,39 @@
 #ifndef DOTGW_RULESET_H
 #define DOTGW_RULESET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define RULESET_SCOPE_HOST    1u /* this machine's own port-53 traffic (output path) */
 #define RULESET_SCOPE_GATEWAY 2u /* forwarded port-53 traffic (prerouting) */
 
+#define RULESET_MODE_TPROXY  0 /* UDP and TCP to the TPROXY listeners */
+#define RULESET_MODE_NFQUEUE 1 /* UDP to NFQUEUE, TCP to the TPROXY listeners */
+
 struct ruleset_config {
 	const char *table;		 /* table name (family inet) */
+	unsigned int mode;		 /* RULESET_MODE_* */
 	unsigned int scope;		 /* RULESET_SCOPE_* bits, at least one */
 	const char *const *interfaces;	 /* gateway scope: only these input interfaces... */
 	size_t n_interfaces;		 /* ...or, when 0, every interface but lo */
 	uint16_t tproxy_port;		 /* where the TPROXY listeners are bound */
 	uint32_t capture_mark;		 /* set on captured packets; the policy route matches it */
 	uint32_t bypass_mark;		 /* SO_MARK of dotgw's own sockets: never captured */
+	uint16_t queue_num;		 /* nfqueue: the first queue... */
+	uint16_t queue_total;		 /* ...and how many (packets spread by flow hash) */
+	bool queue_compat;		 /* nfqueue: xtables NFQUEUE target through nft_compat */
+	/*
+	 * fail_closed: captured packets that no dotgw socket takes are dropped (TPROXY: a drop
+	 * rule after each tproxy rule; NFQUEUE: no bypass) and the table outlives the process.
+	 * Otherwise (fail open) the table is created NFT_TABLE_F_OWNER, so the kernel deletes it
+	 * when the process ends however it ends, queues get the bypass flag, and DNS passes.
+	 */
+	bool fail_closed;
 };
+
+/* An installed table: with fail open, also the netlink socket that owns it. */
+struct ruleset;
 
 /*
  * ruleset_build - write the whole install batch (batch begin ... batch end) into buf.
@@ -34,10 +52,26 @@ struct ruleset_config {
 int ruleset_build(const struct ruleset_config *cfg, void *buf, size_t buflen, uint32_t seq,
 		  size_t *len, unsigned int *nmsgs);
 
-/* ruleset_install - build and commit the batch; 0 or -errno (the kernel's error, e.g. -EPERM). */
-int ruleset_install(const struct ruleset_config *cfg);
+/*
+ * ruleset_install - build and commit the batch; 0 and *out, or -errno (the kernel's error,
+ * e.g. -EPERM; -EPERM also when another live process owns a table of that name).
+ */
+int ruleset_install(struct ruleset **out, const struct ruleset_config *cfg);
 
-/* ruleset_remove - delete the table; 0, -ENOENT when there was none, or -errno. */
+/*
+ * ruleset_close - let go of an installed table: an owned (fail-open) table is deleted by the
+ * kernel as its socket closes; a fail-closed one stays until ruleset_remove(). Accepts NULL.
+ */
+void ruleset_close(struct ruleset *rs);
+
+/* ruleset_remove - delete a table by name; 0, -ENOENT when there was none, or -errno. */
 int ruleset_remove(const char *table);
+
+/*
+ * ruleset_probe_queue - can this kernel run the native nftables "queue" expression? Sends a
+ * batch that creates a scratch table, chain and queue rule but no batch end, so nothing is
+ * ever committed. Returns 0 (yes), -ENOENT or -EOPNOTSUPP (no: use queue_compat), or -errno.
+ */
+int ruleset_probe_queue(void);
 
 #endif

@@ -26,7 +26,9 @@
 	X(upstream_resumed)   /* ...of them resumed a session */                                 \
 	X(upstream_failures)  /* connections that failed (connect, verification, I/O) */         \
 	X(upstream_bad_answers) /* answers that did not match a query (connection closed) */    \
-	X(upstream_retries)   /* queries sent again after their connection failed */
+	X(upstream_retries)   /* queries sent again after their connection failed */            \
+	X(queue_packets)      /* packets read from NFQUEUE (each got an NF_DROP verdict) */     \
+	X(queue_enobufs)      /* ENOBUFS on a queue socket: the kernel dropped messages */
 
 struct stats {
 #define STATS_DECLARE(name) uint64_t name;

@@ -1,0 +1,32 @@
+/*
+ * queue.h - one NFQUEUE queue, read with libmnl + libnetfilter_queue. Every packet the
+ * kernel queues gets exactly one verdict: NF_DROP, sent as one batch verdict after each read
+ * burst. dotgw answers the query itself (or counts it as dropped), so the original never
+ * leaves.
+ */
+#ifndef DOTGW_QUEUE_H
+#define DOTGW_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dotgw/loop.h"
+#include "dotgw/stats.h"
+
+struct queue_source;
+
+/* Called for each queued packet (the whole IP packet); the buffer lives during the call. */
+typedef void (*queue_packet_fn)(void *data, const uint8_t *pkt, size_t len);
+
+/*
+ * queue_open - bind queue number num (needs CAP_NET_ADMIN, for the daemon's whole life: the
+ * kernel checks it on every verdict) and watch it on loop. fail_open sets
+ * NFQA_CFG_F_FAIL_OPEN: when the queue is full the kernel lets packets pass instead of
+ * dropping them. Returns 0 or -errno (logged).
+ */
+int queue_open(struct queue_source **out, struct loop *loop, uint16_t num, bool fail_open,
+	       struct stats *stats, queue_packet_fn cb, void *data);
+void queue_close(struct queue_source *q);
+
+#endif

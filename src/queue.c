@@ -1,0 +1,212 @@
+/*
+ * queue.c - an NFQUEUE consumer on a libmnl socket; see queue.h.
+ *
+ * Verdicts: every packet read is handed to the callback and then dropped. After each burst of
+ * reads one NFQNL_MSG_VERDICT_BATCH covers every id up to the highest seen, so each id gets
+ * exactly one verdict and the kernel is written to once per burst, not once per packet.
+ * ENOBUFS on the socket means the kernel could not deliver some messages: counted, not fatal
+ * (the packets themselves stay queued and are dropped by the next batch verdict, or by the
+ * kernel when the queue overflows).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+
+#include "dotgw/log.h"
+#include "dotgw/queue.h"
+
+#define QUEUE_BUF_SIZE	 (0xffff + 4096) /* one packet copied whole, plus attributes */
+#define QUEUE_MAX_LEN	 4096		  /* packets the kernel may hold for us */
+#define QUEUE_RCVBUF	 (8 << 20)
+#define QUEUE_BURST	 64		  /* reads per wake-up before the batch verdict */
+#define QUEUE_CFG_BUF	 8192
+
+struct queue_source {
+	struct loop *loop;
+	struct loop_watch watch;
+	struct mnl_socket *nl;
+	uint32_t portid;
+	uint16_t num;
+	struct stats *stats;
+	queue_packet_fn cb;
+	void *data;
+	uint32_t max_id;
+	bool have_id;
+	struct log_ratelimit rl;
+	char buf[QUEUE_BUF_SIZE];
+};
+
+static int queue_send_cfg(struct queue_source *q, struct nlmsghdr *nlh)
+{
+	uint32_t seq = (uint32_t)time(NULL);
+	char buf[QUEUE_CFG_BUF];
+	ssize_t n;
+
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	n = mnl_socket_recvfrom(q->nl, buf, sizeof(buf));
+	if (n < 0)
+		return -errno;
+	if (mnl_cb_run(buf, (size_t)n, seq, q->portid, NULL, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+static int queue_configure(struct queue_source *q, bool fail_open)
+{
+	char buf[QUEUE_CFG_BUF];
+	struct nlmsghdr *nlh;
+	uint32_t flags = fail_open ? NFQA_CFG_F_FAIL_OPEN : 0;
+	int r;
+
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
+	r = queue_send_cfg(q, nlh);
+	if (r < 0)
+		return r;
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
+	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
+	nfq_nlmsg_cfg_put_qmaxlen(nlh, QUEUE_MAX_LEN);
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
+	return queue_send_cfg(q, nlh);
+}
+
+static int queue_packet(const struct nlmsghdr *nlh, void *data)
+{
+	struct queue_source *q = data;
+	struct nlattr *attr[NFQA_MAX + 1] = { NULL };
+	const struct nfqnl_msg_packet_hdr *ph;
+	uint32_t id;
+
+	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR]) {
+		q->stats->malformed++;
+		return MNL_CB_OK;
+	}
+	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+	id = ntohl(ph->packet_id);
+	if (!q->have_id || (int32_t)(id - q->max_id) > 0)
+		q->max_id = id;
+	q->have_id = true;
+	q->stats->queue_packets++;
+	if (!attr[NFQA_PAYLOAD]) {
+		q->stats->malformed++;
+		return MNL_CB_OK;
+	}
+	q->cb(q->data, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
+	      mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]));
+	return MNL_CB_OK;
+}
+
+/* queue_verdict - NF_DROP for every id up to the highest read so far. */
+static void queue_verdict(struct queue_source *q)
+{
+	char buf[MNL_NLMSG_HDRLEN + 64];
+	struct nlmsghdr *nlh;
+
+	if (!q->have_id)
+		return;
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT_BATCH, q->num);
+	nfq_nlmsg_verdict_put(nlh, (int)q->max_id, NF_DROP);
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		log_ratelimited(&q->rl, LOG_LVL_ERROR, "queue %u: verdict: %s", q->num,
+				strerror(errno));
+	q->have_id = false;
+}
+
+static void queue_readable(struct loop_watch *w, uint32_t revents)
+{
+	struct queue_source *q = container_of(w, struct queue_source, watch);
+
+	(void)revents;
+	for (int i = 0; i < QUEUE_BURST; i++) {
+		ssize_t n = recv(w->fd, q->buf, sizeof(q->buf), MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == ENOBUFS) {
+				q->stats->queue_enobufs++;
+				continue;
+			}
+			if (errno != EAGAIN && errno != EINTR)
+				log_ratelimited(&q->rl, LOG_LVL_ERROR, "queue %u: %s", q->num,
+						strerror(errno));
+			break;
+		}
+		/* An NLMSG_ERROR here answers a verdict, e.g. EPERM without CAP_NET_ADMIN. */
+		if (mnl_cb_run(q->buf, (size_t)n, 0, q->portid, queue_packet, q) < 0)
+			log_ratelimited(&q->rl, LOG_LVL_ERROR, "queue %u: kernel says: %s", q->num,
+					strerror(errno));
+	}
+	queue_verdict(q);
+}
+
+int queue_open(struct queue_source **out, struct loop *loop, uint16_t num, bool fail_open,
+	       struct stats *stats, queue_packet_fn cb, void *data)
+{
+	struct queue_source *q = calloc(1, sizeof(*q));
+	int r, size = QUEUE_RCVBUF, one = 1;
+
+	if (!q)
+		return -ENOMEM;
+	q->loop = loop;
+	q->num = num;
+	q->stats = stats;
+	q->cb = cb;
+	q->data = data;
+	/* blocking while we configure it and read the ACKs; non-blocking afterwards */
+	q->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!q->nl) {
+		r = -errno;
+		goto out_free;
+	}
+	if (mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	q->portid = mnl_socket_get_portid(q->nl);
+	/* Bursts: a big buffer (SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN). */
+	if (setsockopt(mnl_socket_get_fd(q->nl), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(mnl_socket_get_fd(q->nl), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	r = queue_configure(q, fail_open);
+	if (r == 0 && fcntl(mnl_socket_get_fd(q->nl), F_SETFL, O_NONBLOCK) < 0)
+		r = -errno;
+	if (r < 0)
+		goto out_close;
+	setsockopt(mnl_socket_get_fd(q->nl), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+	q->watch.fd = mnl_socket_get_fd(q->nl);
+	q->watch.cb = queue_readable;
+	r = loop_watch_add(loop, &q->watch, EPOLLIN);
+	if (r < 0)
+		goto out_close;
+	*out = q;
+	return 0;
+
+out_close:
+	mnl_socket_close(q->nl);
+out_free:
+	log_error("NFQUEUE %u: %s", num, strerror(-r));
+	free(q);
+	return r;
+}
+
+void queue_close(struct queue_source *q)
+{
+	if (!q)
+		return;
+	loop_watch_del(q->loop, &q->watch);
+	mnl_socket_close(q->nl);
+	free(q);
+}
