@@ -155,8 +155,8 @@ static uint16_t csum_fold(uint32_t sum)
 }
 
 /* The UDP checksum over the pseudo-header and the UDP header + payload at udp. */
-static uint16_t udp_checksum(int family, const uint8_t *src, const uint8_t *dst,
-			     const uint8_t *udp, size_t ulen)
+static uint16_t udp_checksum(int family, const uint8_t *src, const uint8_t *dst, const uint8_t *udp,
+			     size_t ulen)
 {
 	size_t alen = family == AF_INET ? 4 : 16;
 	uint32_t sum = 0;

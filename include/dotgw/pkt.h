@@ -40,8 +40,9 @@ int pkt_udp_parse(struct pkt_udp *p, const uint8_t *buf, size_t len);
  * pkt_udp_build - write an IPv4 (TTL 64, DF clear, id 0: the kernel fills id and header
  * checksum on raw sends, we fill the checksum anyway) or IPv6 (hop limit 64) packet with a
  * UDP header and payload into out, with a correct UDP checksum (the kernel does not compute it
- * on raw sends; IPv6 receivers drop checksum 0). Returns the total length, or -EINVAL (bad
- * family) / -EMSGSIZE (larger than 65535 or out).
+ * on raw sends; IPv6 receivers drop checksum 0). payload, src and dst may overlap out (a
+ * reply built over its query). Returns the total length, or -EINVAL (bad family) / -EMSGSIZE
+ * (larger than 65535 or out).
  */
 int pkt_udp_build(uint8_t *out, size_t outlen, int family, const uint8_t *src, uint16_t sport,
 		  const uint8_t *dst, uint16_t dport, const uint8_t *payload, size_t plen);
