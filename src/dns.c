@@ -391,3 +391,106 @@ int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t ql
 	}
 	return (int)n;
 }
+
+/*
+ * opt_filter - copy the options of rdata (n octets, already validated by dns_msg_parse) to out,
+ * leaving out padding and keepalive; a keepalive timeout seen is stored in *keepalive.
+ * Returns the length written (never more than n).
+ */
+static size_t opt_filter(const uint8_t *rdata, size_t n, uint8_t *out, uint16_t *keepalive)
+{
+	size_t off = 0, w = 0;
+
+	while (n - off >= 4) {
+		uint16_t code = dns_get16(rdata + off), olen = dns_get16(rdata + off + 2);
+
+		if (olen > n - off - 4)
+			break;
+		if (code == DNS_EDNS_KEEPALIVE && olen == 2 && keepalive)
+			*keepalive = dns_get16(rdata + off + 4);
+		if (code != DNS_EDNS_PADDING && code != DNS_EDNS_KEEPALIVE) {
+			memmove(out + w, rdata + off, 4 + (size_t)olen);
+			w += 4 + (size_t)olen;
+		}
+		off += 4 + (size_t)olen;
+	}
+	return w;
+}
+
+int dns_query_rewrite(uint8_t *out, size_t outlen, const uint8_t *q, const struct dns_msg *m,
+		      bool keepalive, size_t pad_block)
+{
+	size_t head = m->has_opt ? m->opt_off : m->len; /* everything before the OPT RR */
+	size_t tail_off = m->has_opt ? m->opt_off + m->opt_len : m->len;
+	size_t tail = m->len - tail_off, n, rdlen, pad = 0;
+	uint16_t arcount = m->arcount;
+
+	if (head + DNS_OPT_MIN_LEN + tail > outlen)
+		return -ENOSPC;
+	memcpy(out, q, head);
+	n = head;
+	out[n] = 0; /* root owner */
+	dns_put16(out + n + 1, DNS_TYPE_OPT);
+	if (m->has_opt) {
+		memcpy(out + n + 3, q + m->opt_off + 3, 6); /* class (payload size) and TTL */
+		rdlen = m->opt_len - DNS_OPT_MIN_LEN;
+		if (n + DNS_OPT_MIN_LEN + rdlen + tail > outlen)
+			return -ENOSPC;
+		rdlen = opt_filter(q + m->opt_off + DNS_OPT_MIN_LEN, rdlen,
+				   out + n + DNS_OPT_MIN_LEN, NULL);
+	} else {
+		dns_put16(out + n + 3, DNS_DEFAULT_UDP_CAP);
+		put32(out + n + 5, 0);
+		rdlen = 0;
+		arcount++;
+	}
+	n += DNS_OPT_MIN_LEN + rdlen;
+	if (keepalive) {
+		if (n + 4 + tail > outlen)
+			return -ENOSPC;
+		dns_put16(out + n, DNS_EDNS_KEEPALIVE);
+		dns_put16(out + n + 2, 0);
+		n += 4;
+		rdlen += 4;
+	}
+	if (pad_block) {
+		size_t total = n + 4 + tail;
+
+		pad = (pad_block - total % pad_block) % pad_block;
+		if (total + pad > outlen || total + pad > DNS_MAX_MSG)
+			pad = 0; /* no room to pad: send it unpadded rather than not at all */
+		if (total + pad > outlen)
+			return -ENOSPC;
+		dns_put16(out + n, DNS_EDNS_PADDING);
+		dns_put16(out + n + 2, (uint16_t)pad);
+		memset(out + n + 4, 0, pad);
+		n += 4 + pad;
+		rdlen += 4 + pad;
+	}
+	if (rdlen > 0xffff || n + tail > DNS_MAX_MSG)
+		return -ENOSPC;
+	dns_put16(out + head + 9, (uint16_t)rdlen);
+	memcpy(out + n, q + tail_off, tail);
+	dns_put16(out + 10, arcount);
+	return (int)(n + tail);
+}
+
+size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt,
+			  uint16_t *keepalive)
+{
+	size_t rd = r->opt_off + DNS_OPT_MIN_LEN, rdlen, tail_off, w;
+
+	if (!r->has_opt)
+		return r->len;
+	rdlen = r->opt_len - DNS_OPT_MIN_LEN;
+	tail_off = r->opt_off + r->opt_len;
+	w = opt_filter(buf + rd, rdlen, buf + rd, keepalive);
+	if (!client_opt) {
+		memmove(buf + r->opt_off, buf + tail_off, r->len - tail_off);
+		dns_put16(buf + 10, (uint16_t)(r->arcount - 1));
+		return r->len - r->opt_len;
+	}
+	dns_put16(buf + r->opt_off + 9, (uint16_t)w);
+	memmove(buf + rd + w, buf + tail_off, r->len - tail_off);
+	return r->len - (rdlen - w);
+}

@@ -43,7 +43,13 @@
 #define DNS_TYPE_TXT  16
 #define DNS_TYPE_AAAA 28
 #define DNS_TYPE_OPT  41
+#define DNS_TYPE_NS   2
 #define DNS_CLASS_IN  1
+
+/* EDNS(0) option codes */
+#define DNS_EDNS_KEEPALIVE 11 /* RFC 7828 edns-tcp-keepalive */
+#define DNS_EDNS_PADDING   12 /* RFC 7830 */
+#define DNS_PAD_BLOCK	   128 /* RFC 8467: queries padded to a multiple of 128 octets */
 
 /* The question of a message, name copied out uncompressed in wire format. */
 struct dns_question {
@@ -122,6 +128,27 @@ int dns_truncate(uint8_t *buf, const struct dns_msg *r, size_t limit);
  */
 int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t qlen,
 		    const struct dns_msg *q, int rcode);
+
+/*
+ * dns_query_rewrite - the query q (parsed into m) as it goes to a DoT upstream, written to out:
+ * its OPT RR (added when the query had none, with payload size DNS_DEFAULT_UDP_CAP) loses any
+ * padding and keepalive options the client put there, gains an empty edns-tcp-keepalive option
+ * when keepalive is set, and then a padding option so that the whole message is a multiple of
+ * pad_block octets (no padding when pad_block is 0). Nothing else changes: no Client Subnet is
+ * ever added. Returns the length written, or -ENOSPC.
+ */
+int dns_query_rewrite(uint8_t *out, size_t outlen, const uint8_t *q, const struct dns_msg *m,
+		      bool keepalive, size_t pad_block);
+
+/*
+ * dns_answer_restore - undo dns_query_rewrite on the parsed answer r in buf, in place: when the
+ * client's query had no OPT RR the answer's is removed; otherwise the padding and keepalive
+ * options are taken out of it. A keepalive option's timeout (units of 100 ms) is stored in
+ * *keepalive when keepalive is not NULL (left alone when there is none). Returns the new
+ * length (<= r->len).
+ */
+size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt,
+			  uint16_t *keepalive);
 
 static inline uint16_t dns_get16(const uint8_t *p)
 {

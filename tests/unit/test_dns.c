@@ -884,6 +884,110 @@ static void test_name_to_text(void)
 	CHECK_EQ(dns_name_to_text(www, DNS_MAX_NAME + 1, out, sizeof(out)), -EBADMSG);
 }
 
+
+/* --- OPT rewriting for the upstream (padding, keepalive) and its undoing ------------- */
+
+/* opt_has - does the OPT RR of the parsed message carry option code (with length olen)? */
+static bool opt_has(const uint8_t *buf, const struct dns_msg *m, uint16_t code, int olen)
+{
+	size_t off = m->opt_off + 11, end = m->opt_off + m->opt_len;
+
+	while (end - off >= 4) {
+		uint16_t c = dns_get16(buf + off), l = dns_get16(buf + off + 2);
+
+		if (c == code && (olen < 0 || l == olen))
+			return true;
+		off += 4 + (size_t)l;
+	}
+	return false;
+}
+
+static void test_query_rewrite(void)
+{
+	/* www.example.test A, RD, no OPT */
+	static const uint8_t plain[] = { 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
+					 3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e',
+					 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1 };
+	uint8_t out[1024], withopt[256], ans[1024];
+	struct dns_msg m, r;
+	uint16_t ka = 0;
+	int n;
+
+	CHECK_EQ(dns_msg_parse(&m, plain, sizeof(plain)), 0);
+	n = dns_query_rewrite(out, sizeof(out), plain, &m, true, DNS_PAD_BLOCK);
+	CHECK_EQ(n, 128);
+	CHECK_EQ(dns_msg_parse(&r, out, (size_t)n), 0);
+	CHECK(r.has_opt);
+	CHECK_EQ(r.arcount, 1);
+	CHECK_EQ(r.opt_udp_size, DNS_DEFAULT_UDP_CAP);
+	CHECK(opt_has(out, &r, DNS_EDNS_KEEPALIVE, 0));
+	CHECK(opt_has(out, &r, DNS_EDNS_PADDING, -1));
+	/* header (but arcount) and question kept */
+	CHECK(memcmp(out, plain, 10) == 0);
+	CHECK(memcmp(out + 12, plain + 12, sizeof(plain) - 12) == 0);
+
+	/* The answer to it, as a server echoing the OPT with a keepalive timeout of 30 s. */
+	memcpy(ans, out, (size_t)n);
+	ans[2] |= 0x80;
+	CHECK_EQ(dns_msg_parse(&r, ans, (size_t)n), 0);
+	/* replace the empty keepalive option's place: rebuild OPT rdata = keepalive(300) + pad */
+	{
+		size_t rd = r.opt_off + 11;
+
+		dns_put16(ans + rd, DNS_EDNS_KEEPALIVE);
+		dns_put16(ans + rd + 2, 2);
+		dns_put16(ans + rd + 4, 300);
+		dns_put16(ans + r.opt_off + 9, 6);
+		CHECK_EQ(dns_msg_parse(&r, ans, rd + 6), 0);
+	}
+	n = (int)dns_answer_restore(ans, &r, false, &ka);
+	CHECK_EQ(ka, 300);
+	CHECK_EQ(n, (int)sizeof(plain));
+	CHECK_EQ(dns_msg_parse(&r, ans, (size_t)n), 0);
+	CHECK(!r.has_opt);
+	CHECK_EQ(r.arcount, 0);
+
+	/* A query with its own OPT: a cookie (kept) and its own padding (replaced). */
+	memcpy(withopt, plain, sizeof(plain));
+	withopt[11] = 1;
+	{
+		size_t o = sizeof(plain);
+		static const uint8_t opt[] = { 0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 20,
+					       0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8,
+					       0, 12, 0, 4, 0, 0, 0, 0 };
+
+		memcpy(withopt + o, opt, sizeof(opt));
+		CHECK_EQ(dns_msg_parse(&m, withopt, o + sizeof(opt)), 0);
+	}
+	n = dns_query_rewrite(out, sizeof(out), withopt, &m, false, DNS_PAD_BLOCK);
+	CHECK_EQ(n % DNS_PAD_BLOCK, 0);
+	CHECK_EQ(dns_msg_parse(&r, out, (size_t)n), 0);
+	CHECK_EQ(r.arcount, 1);
+	CHECK_EQ(r.opt_udp_size, 1232);
+	CHECK_EQ(r.opt_ttl & 0x8000, 0x8000); /* DO bit kept */
+	CHECK(opt_has(out, &r, 10, 8));
+	CHECK(!opt_has(out, &r, DNS_EDNS_KEEPALIVE, -1));
+	out[2] |= 0x80;
+	n = (int)dns_answer_restore(out, &r, true, NULL);
+	CHECK_EQ(dns_msg_parse(&r, out, (size_t)n), 0);
+	CHECK(r.has_opt);
+	CHECK_EQ(r.opt_len, 11 + 12); /* only the cookie is left */
+	CHECK(opt_has(out, &r, 10, 8));
+	CHECK(!opt_has(out, &r, DNS_EDNS_PADDING, -1));
+
+	/* No padding asked: the OPT RR is added, nothing else. */
+	CHECK_EQ(dns_msg_parse(&m, plain, sizeof(plain)), 0);
+	CHECK_EQ(dns_query_rewrite(out, sizeof(out), plain, &m, false, 0), (int)sizeof(plain) + 11);
+	/* Too small an output buffer. */
+	CHECK_EQ(dns_query_rewrite(out, 40, plain, &m, true, DNS_PAD_BLOCK), -ENOSPC);
+	/* no room for the padding itself: sent with an empty padding option rather than not */
+	CHECK_EQ(dns_query_rewrite(out, 100, plain, &m, true, DNS_PAD_BLOCK),
+		 (int)sizeof(plain) + 11 + 4 + 4);
+	/* An answer without OPT is left as it is. */
+	CHECK_EQ(dns_msg_parse(&r, plain, sizeof(plain)), 0);
+	CHECK_EQ(dns_answer_restore(ans, &r, true, NULL), sizeof(plain));
+}
+
 int main(void)
 {
 	test_query();
@@ -897,5 +1001,6 @@ int main(void)
 	test_truncate();
 	test_build_error();
 	test_name_to_text();
+	test_query_rewrite();
 	return check_done("dns");
 }
