@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "dotgw/config.h"
 #include "dotgw/log.h"
 #include "dotgw/ruleset.h"
@@ -47,6 +49,14 @@ enum {
 	OPT_QUEUES,
 	OPT_QUEUE_NUM,
 	OPT_FAIL,
+	OPT_PIN,
+	OPT_TLS_AUTH,
+	OPT_POLICY,
+	OPT_POOL_SIZE,
+	OPT_CONN_INFLIGHT,
+	OPT_IDLE_TIMEOUT,
+	OPT_STALL_TIMEOUT,
+	OPT_NO_PADDING,
 };
 
 static const struct option long_options[] = {
@@ -72,6 +82,14 @@ static const struct option long_options[] = {
 	{ "queues", required_argument, NULL, OPT_QUEUES },
 	{ "queue-num", required_argument, NULL, OPT_QUEUE_NUM },
 	{ "fail", required_argument, NULL, OPT_FAIL },
+	{ "pin", required_argument, NULL, OPT_PIN },
+	{ "tls-auth", required_argument, NULL, OPT_TLS_AUTH },
+	{ "upstream-policy", required_argument, NULL, OPT_POLICY },
+	{ "pool-size", required_argument, NULL, OPT_POOL_SIZE },
+	{ "conn-inflight", required_argument, NULL, OPT_CONN_INFLIGHT },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+	{ "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
+	{ "no-padding", no_argument, NULL, OPT_NO_PADDING },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -111,7 +129,23 @@ static const char usage_text[] =
 	"                           for AUTH-NAME (also sent as SNI), or for ADDR when no name is\n"
 	"                           given. Default: 1.1.1.1 and 1.0.0.1 (cloudflare-dns.com),\n"
 	"                           9.9.9.9 (dns.quad9.net)\n"
+	"  --pin BASE64             SHA-256 SPKI pin of the upstream given just before\n"
+	"                           (repeatable; RFC 7858 4.2). With an auth name both must\n"
+	"                           hold; without one the pin alone authenticates\n"
 	"  --ca-file PATH           trust anchors in PEM (default: the system trust store)\n"
+	"  --tls-auth MODE          strict: never use an upstream that fails authentication;\n"
+	"                           opportunistic: use it anyway, with a warning per\n"
+	"                           connection (default: strict)\n"
+	"  --upstream-policy P      ordered, round-robin or fastest (lowest smoothed RTT)\n"
+	"                           (default: ordered)\n"
+	"  --pool-size N            TLS connections per upstream and worker (default: 2)\n"
+	"  --conn-inflight N        queries in flight per connection (default: 128)\n"
+	"  --idle-timeout MS        close idle upstream connections; shortened by the server's\n"
+	"                           edns-tcp-keepalive (default: 30000)\n"
+	"  --stall-timeout MS       queries in flight and no answer for MS/2: probe the\n"
+	"                           connection; none by MS: close it, retry elsewhere\n"
+	"                           (default: 1000)\n"
+	"  --no-padding             do not pad queries to 128 octets (RFC 8467)\n"
 	"  --timeout MS             deadline of each query; SERVFAIL after it (default: 3000)\n"
 	"\n"
 	"Clients:\n"
@@ -150,6 +184,12 @@ void config_init(struct config *cfg)
 	cfg->max_tcp_clients = 256;
 	cfg->max_inflight = 4096;
 	cfg->queues = 0; /* the number of CPUs, decided in config_parse_args */
+	cfg->policy = POLICY_ORDERED;
+	cfg->pool_size = 2;
+	cfg->conn_inflight = 128;
+	cfg->idle_ms = 30000;
+	cfg->stall_ms = 1000;
+	cfg->padding = true;
 	cfg->queue_num = 0;
 }
 
@@ -302,6 +342,64 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 			cfg->fail_closed = true;
 		else
 			return bad_value(err, name, arg, "open or closed");
+		return 0;
+	case OPT_PIN: {
+		struct upstream_config *u;
+		uint8_t raw[64];
+		int n;
+
+		if (cfg->n_upstreams == 0) {
+			fprintf(err, "dotgw: --pin: give it after the --upstream it belongs to\n");
+			return -EINVAL;
+		}
+		u = &cfg->upstreams[cfg->n_upstreams - 1];
+		/* 32 octets are 44 base64 characters, one '=' of padding */
+		n = strlen(arg) == 44 ? EVP_DecodeBlock(raw, (const unsigned char *)arg, 44) : -1;
+		if (n != 33 || arg[43] != '=' || arg[42] == '=')
+			return bad_value(err, name, arg, "the base64 of a SHA-256 digest");
+		if (u->n_pins == CONFIG_MAX_PINS) {
+			fprintf(err, "dotgw: --pin: at most %d pins per upstream\n", CONFIG_MAX_PINS);
+			return -EINVAL;
+		}
+		memcpy(u->pins[u->n_pins++], raw, 32);
+		return 0;
+	}
+	case OPT_TLS_AUTH:
+		if (strcmp(arg, "strict") == 0)
+			cfg->tls_opportunistic = false;
+		else if (strcmp(arg, "opportunistic") == 0)
+			cfg->tls_opportunistic = true;
+		else
+			return bad_value(err, name, arg, "strict or opportunistic");
+		return 0;
+	case OPT_POLICY:
+		if (strcmp(arg, "ordered") == 0)
+			cfg->policy = POLICY_ORDERED;
+		else if (strcmp(arg, "round-robin") == 0)
+			cfg->policy = POLICY_ROUND_ROBIN;
+		else if (strcmp(arg, "fastest") == 0)
+			cfg->policy = POLICY_FASTEST;
+		else
+			return bad_value(err, name, arg, "ordered, round-robin or fastest");
+		return 0;
+	case OPT_POOL_SIZE:
+		r = parse_number(err, name, arg, 1, CONFIG_MAX_POOL, "1 to 16", &v);
+		cfg->pool_size = v;
+		return r;
+	case OPT_CONN_INFLIGHT:
+		r = parse_number(err, name, arg, 1, 1024, "1 to 1024", &v);
+		cfg->conn_inflight = v;
+		return r;
+	case OPT_IDLE_TIMEOUT:
+		r = parse_number(err, name, arg, 100, 3600000, "100 to 3600000 milliseconds", &v);
+		cfg->idle_ms = v;
+		return r;
+	case OPT_STALL_TIMEOUT:
+		r = parse_number(err, name, arg, 50, 60000, "50 to 60000 milliseconds", &v);
+		cfg->stall_ms = v;
+		return r;
+	case OPT_NO_PADDING:
+		cfg->padding = false;
 		return 0;
 	case OPT_QUEUES:
 		r = parse_number(err, name, arg, 1, CONFIG_MAX_QUEUES, "1 to 64", &v);

@@ -493,7 +493,7 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	}
 	q->uq.msg = q->msg;
 	q->uq.len = q->len;
-	q->uq.q = &q->m.q;
+	q->uq.m = &q->m;
 	q->uq.deadline_ms = loop_now_ms(fe->loop) + fe->cfg->timeout_ms;
 	q->uq.complete = query_complete;
 	if (loop_timer_set(fe->loop, &q->deadline, q->uq.deadline_ms) < 0) {

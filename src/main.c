@@ -89,6 +89,9 @@ static void daemon_signal(struct loop_watch *w, uint32_t revents)
 			loop_stop(d->loop);
 			break;
 		case SIGUSR1:
+			/* a snapshot read while the workers run */
+			for (unsigned int i = 0; i < d->nworkers; i++)
+				upstream_pool_log(d->workers[i].pool);
 			daemon_log_stats(d);
 			break;
 		case SIGHUP:
@@ -390,8 +393,11 @@ out_remove_rules:
 			status = EXIT_FAILURE;
 	}
 out_close_workers:
-	for (unsigned int i = 0; i < d.nworkers; i++)
+	for (unsigned int i = 0; i < d.nworkers; i++) {
+		if (d.workers[i].pool && status == EXIT_SUCCESS)
+			upstream_pool_log(d.workers[i].pool);
 		worker_close(&d.workers[i]);
+	}
 out_free_loop:
 	loop_free(d.loop);
 out_close_sig:

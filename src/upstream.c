@@ -1,26 +1,31 @@
 /*
- * upstream.c - DoT connections to the upstreams; see upstream.h for the contract.
+ * upstream.c - DoT connection pools to the upstreams; see upstream.h for the contract.
  *
  * Invariants:
  * - A query is in exactly one place: a connection slot (uq->conn set), the pool's wait list
  *   (uq->waiting set), or nowhere (completed or cancelled).
  * - Bytes reach a connection's output buffer only after its slot is taken; they reach the wire
- *   only once the TLS handshake (and so verification) has succeeded.
+ *   only once the TLS handshake (and so authentication) has succeeded.
  * - conn_close() detaches every query before it calls anything that could complete one, so
  *   callbacks never see a half-closed connection.
+ * - Each connection has one timer: the connect/handshake deadline while it opens; then the
+ *   stall check while queries are in flight, or the idle deadline while none are.
  * All OpenSSL calls of dotgw live in this file.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -50,13 +55,16 @@ struct upconn {
 	struct upstream *up;
 	enum upconn_state state;
 	struct loop_watch watch;
-	struct loop_timer timer; /* connect + handshake deadline */
+	struct loop_timer timer; /* handshake deadline; stall check or idle deadline when ready */
 	SSL *ssl;
 	uint8_t *out; /* framed queries not yet taken by SSL_write */
 	size_t out_off, out_len, out_cap;
 	uint8_t *in; /* UPCONN_IN_SIZE octets while open */
 	size_t in_len;
-	uint64_t last_answer_ms;
+	uint64_t progress_ms;	/* last answer, or when queries started to be in flight */
+	uint64_t idle_ms;	/* this connection's idle timeout (keepalive may shorten it) */
+	bool unverified;	/* opportunistic: authentication failed, used anyway */
+	struct upstream_query probe;
 	unsigned int inflight;
 	uint16_t gen;
 	uint16_t nfree;
@@ -70,15 +78,18 @@ struct upstream {
 	unsigned int idx;
 	unsigned int fails; /* consecutive failures */
 	uint64_t down_until_ms;
-	SSL_SESSION *session; /* last session of a verified handshake, for resumption */
-	struct upconn conn;
+	uint64_t srtt_us; /* smoothed RTT of answers (0: none yet) */
+	uint64_t handshakes, resumed, failures, answers;
+	SSL_SESSION *session; /* last session of an authenticated handshake, for resumption */
+	struct upconn *conns; /* pool_size of them */
 };
 
 struct upstream_pool {
 	struct loop *loop;
 	struct stats *stats;
+	const struct config *cfg;
 	SSL_CTX *ctx;
-	uint32_t bypass_mark;
+	unsigned int rr; /* round-robin position */
 	struct log_ratelimit late_rl;
 	struct upstream_query *wait_head, *wait_tail;
 	size_t n;
@@ -87,11 +98,26 @@ struct upstream_pool {
 
 static int upstream_ssl_index = -1;
 
+/* ". IN NS": every resolver answers it from cache; the probe of a silent connection. */
+static const uint8_t probe_query[] = { 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1 };
+static struct dns_msg probe_msg;
+
 static void conn_io(struct upconn *c);
 static void conn_close(struct upconn *c, int err, bool fault);
+static void conn_arm(struct upconn *c);
 static void pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq);
+static void pool_drain_waiting(struct upstream_pool *pool);
+static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq);
 
-/* --- TLS context --------------------------------------------------------------------- */
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* --- TLS context and authentication --------------------------------------------------- */
 
 /* Log the OpenSSL error queue once, at debug level, and empty it. */
 static void tls_log_errors(const struct upstream *up)
@@ -109,12 +135,65 @@ static int tls_new_session(SSL *ssl, SSL_SESSION *sess)
 {
 	struct upconn *c = SSL_get_ex_data(ssl, upstream_ssl_index);
 
-	if (!c)
+	/* Only sessions of authenticated connections are kept for resumption. */
+	if (!c || c->unverified)
 		return 0;
-	/* Sessions only exist after a handshake that verified: VERIFY_PEER aborts otherwise. */
 	SSL_SESSION_free(c->up->session);
 	c->up->session = sess;
 	return 1; /* we keep the reference */
+}
+
+/* pin_match - does cert's SubjectPublicKeyInfo hash to one of the upstream's pins? */
+static bool pin_match(const struct upstream_config *u, X509 *cert)
+{
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+	bool ok = false;
+
+	if (len <= 0)
+		return false;
+	if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) && mdlen == 32)
+		for (size_t i = 0; i < u->n_pins && !ok; i++)
+			ok = CRYPTO_memcmp(md, u->pins[i], 32) == 0;
+	OPENSSL_free(der);
+	return ok;
+}
+
+/*
+ * tls_verify - OpenSSL's verdict on each certificate of the chain, plus ours:
+ * - with pins, the leaf's SPKI must match one (RFC 7858 4.2); with pins and no auth name the
+ *   pin alone authenticates, so chain errors are forgiven;
+ * - opportunistic: every failure is recorded (and the connection marked) but forgiven.
+ */
+static int tls_verify(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct upconn *c = ssl ? SSL_get_ex_data(ssl, upstream_ssl_index) : NULL;
+	const struct upstream_config *u;
+	int depth = X509_STORE_CTX_get_error_depth(x);
+
+	if (!c)
+		return 0;
+	u = c->up->cfg;
+	if (!ok && u->n_pins && !u->auth_name[0])
+		ok = 1; /* pin-only: the chain does not matter, the pin below does */
+	if (ok && depth == 0 && u->n_pins && !pin_match(u, X509_STORE_CTX_get_current_cert(x))) {
+		X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
+		ok = 0;
+	}
+	if (!ok && c->up->pool->cfg->tls_opportunistic) {
+		if (!c->unverified)
+			log_warn("upstream %s: NOT AUTHENTICATED (%s%s), used anyway because of "
+				 "--tls-auth opportunistic",
+				 u->text, X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)),
+				 X509_STORE_CTX_get_error(x) == X509_V_ERR_APPLICATION_VERIFICATION
+					 ? ": SPKI pin mismatch"
+					 : "");
+		c->unverified = true;
+		ok = 1;
+	}
+	return ok;
 }
 
 static SSL_CTX *tls_ctx_new(const struct config *cfg)
@@ -130,7 +209,7 @@ static SSL_CTX *tls_ctx_new(const struct config *cfg)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, tls_new_session);
 	ERR_clear_error();
@@ -160,10 +239,13 @@ int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struc
 {
 	struct upstream_pool *pool;
 
+	/* called from the main thread before any worker runs */
 	if (upstream_ssl_index < 0) {
 		upstream_ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 		if (upstream_ssl_index < 0)
 			return -ENOMEM;
+		if (dns_msg_parse(&probe_msg, probe_query, sizeof(probe_query)) < 0)
+			return -EINVAL;
 	}
 	pool = calloc(1, sizeof(*pool) + cfg->n_upstreams * sizeof(pool->ups[0]));
 	if (!pool)
@@ -175,7 +257,7 @@ int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struc
 	}
 	pool->loop = loop;
 	pool->stats = stats;
-	pool->bypass_mark = cfg->bypass_mark;
+	pool->cfg = cfg;
 	pool->n = cfg->n_upstreams;
 	for (size_t i = 0; i < pool->n; i++) {
 		struct upstream *up = &pool->ups[i];
@@ -183,9 +265,16 @@ int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struc
 		up->pool = pool;
 		up->cfg = &cfg->upstreams[i];
 		up->idx = (unsigned int)i;
-		up->conn.up = up;
-		up->conn.watch.fd = -1;
-		loop_timer_init(&up->conn.timer, NULL);
+		up->conns = calloc(cfg->pool_size, sizeof(*up->conns));
+		if (!up->conns) {
+			upstream_pool_free(pool);
+			return -ENOMEM;
+		}
+		for (unsigned int k = 0; k < cfg->pool_size; k++) {
+			up->conns[k].up = up;
+			up->conns[k].watch.fd = -1;
+			loop_timer_init(&up->conns[k].timer, NULL);
+		}
 	}
 	*out = pool;
 	return 0;
@@ -196,16 +285,22 @@ void upstream_pool_free(struct upstream_pool *pool)
 	if (!pool)
 		return;
 	for (size_t i = 0; i < pool->n; i++) {
-		struct upconn *c = &pool->ups[i].conn;
+		struct upstream *up = &pool->ups[i];
 
-		/* Forget the queries: the caller is tearing everything down. */
-		for (unsigned int s = 0; s < UPCONN_SLOTS; s++)
-			if (c->slots[s]) {
-				c->slots[s]->conn = NULL;
-				c->slots[s] = NULL;
-			}
-		conn_close(c, 0, false);
-		SSL_SESSION_free(pool->ups[i].session);
+		for (unsigned int k = 0; up->conns && k < pool->cfg->pool_size; k++) {
+			struct upconn *c = &up->conns[k];
+
+			/* Forget the queries: the caller is tearing everything down. */
+			for (unsigned int s = 0; s < UPCONN_SLOTS; s++)
+				if (c->slots[s]) {
+					c->slots[s]->conn = NULL;
+					c->slots[s] = NULL;
+				}
+			c->inflight = 0;
+			conn_close(c, 0, false);
+		}
+		free(up->conns);
+		SSL_SESSION_free(up->session);
 	}
 	for (struct upstream_query *uq = pool->wait_head; uq; uq = uq->next)
 		uq->waiting = 0;
@@ -213,15 +308,26 @@ void upstream_pool_free(struct upstream_pool *pool)
 	free(pool);
 }
 
-/* --- connection life ------------------------------------------------------------------ */
-
-static void conn_timeout(struct loop_timer *t)
+void upstream_pool_log(const struct upstream_pool *pool)
 {
-	struct upconn *c = container_of(t, struct upconn, timer);
+	uint64_t now = loop_now_ms(pool->loop);
 
-	log_debug("upstream %s: connect/handshake timed out", c->up->cfg->text);
-	conn_close(c, -ETIMEDOUT, true);
+	for (size_t i = 0; i < pool->n; i++) {
+		const struct upstream *up = &pool->ups[i];
+		unsigned int open = 0;
+
+		for (unsigned int k = 0; k < pool->cfg->pool_size; k++)
+			open += up->conns[k].state != UC_CLOSED;
+		log_info("upstream %s: %s, %u connections open, handshakes=%llu resumed=%llu "
+			 "failures=%llu answers=%llu srtt_us=%llu",
+			 up->cfg->text, up->down_until_ms > now ? "backing off" : "usable", open,
+			 (unsigned long long)up->handshakes, (unsigned long long)up->resumed,
+			 (unsigned long long)up->failures, (unsigned long long)up->answers,
+			 (unsigned long long)up->srtt_us);
+	}
 }
+
+/* --- connection life ------------------------------------------------------------------ */
 
 static void conn_event(struct loop_watch *w, uint32_t revents)
 {
@@ -231,17 +337,99 @@ static void conn_event(struct loop_watch *w, uint32_t revents)
 	conn_io(c);
 }
 
+static void probe_complete(struct upstream_query *uq, const uint8_t *answer, size_t len, int err)
+{
+	(void)uq;
+	(void)answer;
+	(void)len;
+	(void)err; /* its answer already counted as progress; nothing else to do */
+}
+
+/* conn_probe - send the health probe on a connection that went silent. */
+static void conn_probe(struct upconn *c)
+{
+	struct upstream_pool *pool = c->up->pool;
+	struct upstream_query *uq = &c->probe;
+
+	if (uq->conn || c->nfree == 0)
+		return; /* one at a time; no room: the stall deadline decides */
+	memset(uq, 0, sizeof(*uq));
+	uq->msg = probe_query;
+	uq->len = sizeof(probe_query);
+	uq->m = &probe_msg;
+	uq->deadline_ms = UINT64_MAX;
+	uq->complete = probe_complete;
+	uq->probe = 1;
+	pool->stats->upstream_probes++;
+	log_debug("upstream %s: no answer for %llu ms, probing the connection",
+		  c->up->cfg->text, (unsigned long long)(loop_now_ms(pool->loop) - c->progress_ms));
+	pool_dispatch_to(c, uq);
+}
+
+static void conn_timeout(struct loop_timer *t)
+{
+	struct upconn *c = container_of(t, struct upconn, timer);
+	struct upstream_pool *pool = c->up->pool;
+	uint64_t now = loop_now_ms(pool->loop), stall = pool->cfg->stall_ms;
+
+	if (c->state != UC_READY) {
+		log_debug("upstream %s: connect/handshake timed out", c->up->cfg->text);
+		conn_close(c, -ETIMEDOUT, true);
+		pool_drain_waiting(pool);
+		return;
+	}
+	if (c->inflight == 0) {
+		log_debug("upstream %s: connection idle for %llu ms, closing", c->up->cfg->text,
+			  (unsigned long long)c->idle_ms);
+		pool->stats->upstream_idle_closed++;
+		conn_close(c, 0, false);
+		return;
+	}
+	if (now >= c->progress_ms + stall) {
+		pool->stats->upstream_stalled++;
+		log_warn("upstream %s: no answer for %llu ms with %u queries in flight, closing the "
+			 "connection and sending them again",
+			 c->up->cfg->text, (unsigned long long)(now - c->progress_ms), c->inflight);
+		conn_close(c, -ETIMEDOUT, true);
+		pool_drain_waiting(pool);
+		return;
+	}
+	if (now >= c->progress_ms + stall / 2)
+		conn_probe(c);
+	conn_arm(c);
+}
+
+/* conn_arm - set the timer of a ready connection: stall check, or idle deadline. */
+static void conn_arm(struct upconn *c)
+{
+	struct upstream_pool *pool = c->up->pool;
+	uint64_t stall = pool->cfg->stall_ms, when;
+
+	if (c->state != UC_READY)
+		return;
+	if (c->inflight) {
+		when = c->progress_ms + stall / 2;
+		if (when <= loop_now_ms(pool->loop) || c->probe.conn)
+			when = c->progress_ms + stall;
+	} else {
+		when = loop_now_ms(pool->loop) + c->idle_ms;
+	}
+	if (!loop_timer_armed(&c->timer) || c->timer.when_ms != when)
+		loop_timer_set(pool->loop, &c->timer, when);
+}
+
 static int conn_open(struct upconn *c)
 {
 	struct upstream *up = c->up;
 	struct upstream_pool *pool = up->pool;
+	uint32_t mark = pool->cfg->bypass_mark;
 	int fd, one = 1, r;
 
 	fd = socket(up->cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	/* Our own traffic carries the bypass mark so that the capture rules never take it. */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &pool->bypass_mark, sizeof(pool->bypass_mark)) < 0 ||
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
 		r = -errno;
 		goto out_close;
@@ -267,6 +455,8 @@ static int conn_open(struct upconn *c)
 	if (r < 0)
 		goto out_unwatch;
 	c->state = UC_CONNECTING;
+	c->unverified = false;
+	c->idle_ms = pool->cfg->idle_ms;
 	c->nfree = UPCONN_SLOTS;
 	for (unsigned int i = 0; i < UPCONN_SLOTS; i++)
 		c->free_slots[i] = (uint16_t)(UPCONN_SLOTS - 1 - i);
@@ -296,6 +486,7 @@ static void upstream_mark_failed(struct upstream *up, int err)
 	if (backoff > UP_BACKOFF_MAX)
 		backoff = UP_BACKOFF_MAX;
 	up->fails++;
+	up->failures++;
 	up->down_until_ms = loop_now_ms(pool->loop) + backoff;
 	pool->stats->upstream_failures++;
 	if (up->fails == 1)
@@ -308,8 +499,8 @@ static void upstream_mark_failed(struct upstream *up, int err)
 
 /*
  * conn_close - tear the connection down. fault: the upstream misbehaved or is unreachable,
- * so it backs off and its queries are not sent to it again. Queries in flight are sent again
- * (pool_dispatch), after the connection is fully reset.
+ * so it backs off and the queries are not sent to it again. Queries in flight are sent again
+ * (pool_dispatch), after the connection is fully reset; the probe is simply forgotten.
  */
 static void conn_close(struct upconn *c, int err, bool fault)
 {
@@ -325,6 +516,8 @@ static void conn_close(struct upconn *c, int err, bool fault)
 		c->slots[s] = NULL;
 		c->inflight--;
 		uq->conn = NULL;
+		if (uq->probe)
+			continue;
 		if (fault)
 			uq->tried |= 1u << up->idx;
 		uq->next = list;
@@ -367,16 +560,23 @@ static void conn_handshake_done(struct upconn *c)
 
 	loop_timer_cancel(pool->loop, &c->timer);
 	c->state = UC_READY;
-	c->last_answer_ms = loop_now_ms(pool->loop);
+	c->progress_ms = loop_now_ms(pool->loop);
 	pool->stats->upstream_handshakes++;
-	if (resumed)
+	up->handshakes++;
+	if (resumed) {
 		pool->stats->upstream_resumed++;
+		up->resumed++;
+	}
+	if (c->unverified)
+		pool->stats->upstream_unverified++;
 	if (up->fails)
 		log_info("upstream %s: usable again", up->cfg->text);
 	up->fails = 0;
 	up->down_until_ms = 0;
-	log_debug("upstream %s: %s %s%s", up->cfg->text, SSL_get_version(c->ssl),
-		  SSL_get_cipher_name(c->ssl), resumed ? ", session resumed" : "");
+	log_debug("upstream %s: %s %s%s%s", up->cfg->text, SSL_get_version(c->ssl),
+		  SSL_get_cipher_name(c->ssl), resumed ? ", session resumed" : "",
+		  c->unverified ? ", NOT AUTHENTICATED" : "");
+	conn_arm(c);
 }
 
 static int conn_start_tls(struct upconn *c)
@@ -393,7 +593,7 @@ static int conn_start_tls(struct upconn *c)
 		if (!SSL_set_tlsext_host_name(ssl, cfg->auth_name) ||
 		    !SSL_set1_host(ssl, cfg->auth_name))
 			goto out_free;
-	} else {
+	} else if (!cfg->n_pins) {
 		X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
 		const void *ip;
 		size_t iplen;
@@ -470,47 +670,60 @@ static void slot_release(struct upconn *c, struct upstream_query *uq)
 	uq->conn = NULL;
 }
 
-/* answer_matches - is ans a plausible answer to uq? Checks QR, and the question. */
-static bool answer_matches(const struct upstream_query *uq, const uint8_t *ans, size_t len)
+/* answer_matches - parse ans into r; is it a plausible answer to uq (QR, the question)? */
+static bool answer_matches(const struct upstream_query *uq, const uint8_t *ans, size_t len,
+			   struct dns_msg *r)
 {
-	struct dns_msg m;
-
-	if (dns_msg_parse(&m, ans, len) < 0 || !(m.flags & DNS_FLAG_QR))
+	if (dns_msg_parse(r, ans, len) < 0 || !(r->flags & DNS_FLAG_QR))
 		return false;
-	if (m.qdcount == 1)
-		return dns_question_equal(&m.q, uq->q);
+	if (r->qdcount == 1)
+		return dns_question_equal(&r->q, &uq->m->q);
 	/* Some servers leave the question out of an error answer. */
-	return m.qdcount == 0 && (m.flags & DNS_RCODE_MASK) != DNS_RCODE_NOERROR;
+	return r->qdcount == 0 && (r->flags & DNS_RCODE_MASK) != DNS_RCODE_NOERROR;
 }
 
 /*
- * conn_answer - one frame from the upstream. Returns 0, or -EPROTO when the upstream broke the
- * protocol (the connection must close).
+ * conn_answer - one frame from the upstream (modified in place). Returns 0, or -EPROTO when
+ * the upstream broke the protocol (the connection must close).
  */
-static int conn_answer(struct upconn *c, const uint8_t *ans, size_t len)
+static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 {
-	struct upstream_pool *pool = c->up->pool;
+	struct upstream *up = c->up;
+	struct upstream_pool *pool = up->pool;
 	struct upstream_query *uq;
-	uint16_t id;
+	struct dns_msg r;
+	uint16_t id, keepalive = UINT16_MAX;
+	uint64_t rtt;
 
 	if (len < DNS_HDR_LEN)
 		return -EPROTO;
 	id = dns_get16(ans);
 	uq = c->slots[id & UPCONN_SLOT_MASK];
-	c->last_answer_ms = loop_now_ms(pool->loop);
+	c->progress_ms = loop_now_ms(pool->loop);
 	if (!uq || uq->id != id) {
 		/* The answer to a query that was cancelled (deadline, client gone). */
 		log_ratelimited(&pool->late_rl, LOG_LVL_DEBUG, "upstream %s: late answer, id %u",
-				c->up->cfg->text, id);
+				up->cfg->text, id);
 		return 0;
 	}
-	if (!answer_matches(uq, ans, len)) {
+	if (!answer_matches(uq, ans, len, &r)) {
 		pool->stats->upstream_bad_answers++;
 		log_warn("upstream %s: answer does not match its query, closing the connection",
-			 c->up->cfg->text);
+			 up->cfg->text);
 		return -EPROTO;
 	}
 	slot_release(c, uq);
+	len = dns_answer_restore(ans, &r, uq->m->has_opt, &keepalive);
+	if (keepalive != UINT16_MAX) {
+		/* RFC 7828: the server's idle timeout, in units of 100 ms; close before it does */
+		uint64_t ms = (uint64_t)keepalive * 100;
+
+		ms = ms > 500 ? ms - 500 : 0;
+		c->idle_ms = ms < pool->cfg->idle_ms ? ms : pool->cfg->idle_ms;
+	}
+	rtt = now_us() - uq->sent_us;
+	up->srtt_us = up->srtt_us ? (7 * up->srtt_us + rtt) / 8 : rtt;
+	up->answers++;
 	uq->complete(uq, ans, len, 0);
 	return 0;
 }
@@ -577,11 +790,13 @@ static void conn_io(struct upconn *c)
 			return;
 		if (soerr) {
 			conn_close(c, -soerr, true);
+			pool_drain_waiting(pool);
 			return;
 		}
 		r = conn_start_tls(c);
 		if (r < 0) {
 			conn_close(c, r, true);
+			pool_drain_waiting(pool);
 			return;
 		}
 	}
@@ -596,9 +811,13 @@ static void conn_io(struct upconn *c)
 				long v = SSL_get_verify_result(c->ssl);
 
 				if (v != X509_V_OK)
-					log_warn("upstream %s: certificate verification failed: %s",
-						 c->up->cfg->text, X509_verify_cert_error_string(v));
+					log_warn("upstream %s: authentication failed: %s%s",
+						 c->up->cfg->text, X509_verify_cert_error_string(v),
+						 v == X509_V_ERR_APPLICATION_VERIFICATION
+							 ? " (SPKI pin mismatch)"
+							 : "");
 				conn_close(c, r == -EPROTO ? -EPERM : r, true);
+				pool_drain_waiting(pool);
 				return;
 			}
 			loop_watch_mod(pool->loop, &c->watch, EPOLLIN | (want_write ? EPOLLOUT : 0));
@@ -614,7 +833,7 @@ static void conn_io(struct upconn *c)
 	if (r < 0) {
 		if (c->state == UC_CLOSED)
 			return;
-		/* A verified connection that closes is not the upstream's fault unless it broke the
+		/* A connection that closes is not the upstream's fault unless it broke the
 		 * protocol; its queries are retried (on a new connection if need be). */
 		if (r != -ECONNRESET || c->inflight)
 			log_debug("upstream %s: connection closed (%s), %u queries in flight",
@@ -624,34 +843,100 @@ static void conn_io(struct upconn *c)
 		return;
 	}
 	loop_watch_mod(pool->loop, &c->watch, EPOLLIN | (want_write ? EPOLLOUT : 0));
+	conn_arm(c);
 	if (pool->wait_head && c->nfree)
 		pool_drain_waiting(pool);
 }
 
-/* --- queries ------------------------------------------------------------------------ */
+/* --- choosing an upstream and a connection ------------------------------------------ */
+
+static bool upstream_usable(const struct upstream *up, const struct upstream_query *uq,
+			    uint64_t now)
+{
+	return !(uq->tried & (1u << up->idx)) && up->down_until_ms <= now;
+}
 
 static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstream_query *uq)
 {
 	uint64_t now = loop_now_ms(pool->loop);
+	struct upstream *best = NULL;
 
-	for (size_t i = 0; i < pool->n; i++) {
-		struct upstream *up = &pool->ups[i];
+	switch (pool->cfg->policy) {
+	case POLICY_ROUND_ROBIN:
+		for (size_t i = 0; i < pool->n; i++) {
+			struct upstream *up = &pool->ups[(pool->rr + i) % pool->n];
 
-		if (uq->tried & (1u << i))
+			if (upstream_usable(up, uq, now)) {
+				pool->rr = (unsigned int)((up->idx + 1) % pool->n);
+				return up;
+			}
+		}
+		return NULL;
+	case POLICY_FASTEST:
+		/* an upstream without an RTT yet counts as fastest, so each gets measured */
+		for (size_t i = 0; i < pool->n; i++) {
+			struct upstream *up = &pool->ups[i];
+
+			if (upstream_usable(up, uq, now) && (!best || up->srtt_us < best->srtt_us))
+				best = up;
+		}
+		return best;
+	case POLICY_ORDERED:
+	default:
+		for (size_t i = 0; i < pool->n; i++)
+			if (upstream_usable(&pool->ups[i], uq, now))
+				return &pool->ups[i];
+		return NULL;
+	}
+}
+
+/*
+ * upstream_conn - a connection of up with room for one more query: the least loaded ready
+ * one under the per-connection limit, else one still opening, else a new one while the pool
+ * has room, else NULL (the query waits). Returns -errno through *err when opening failed.
+ */
+static struct upconn *upstream_conn(struct upstream *up, int *err)
+{
+	unsigned int limit = up->pool->cfg->conn_inflight, size = up->pool->cfg->pool_size;
+	struct upconn *best = NULL, *opening = NULL, *closed = NULL;
+
+	*err = 0;
+	for (unsigned int k = 0; k < size; k++) {
+		struct upconn *c = &up->conns[k];
+
+		if (c->state == UC_CLOSED) {
+			if (!closed)
+				closed = c;
 			continue;
-		if (up->down_until_ms > now)
+		}
+		if (c->inflight >= limit || c->nfree == 0)
 			continue;
-		return up;
+		if (c->state == UC_READY) {
+			if (!best || c->inflight < best->inflight)
+				best = c;
+		} else if (!opening) {
+			opening = c;
+		}
+	}
+	if (best)
+		return best;
+	if (opening)
+		return opening;
+	if (closed) {
+		*err = conn_open(closed);
+		return *err ? NULL : closed;
 	}
 	return NULL;
 }
 
-/* conn_queue - take a slot and frame the query into the output buffer; 0 or -errno. */
+/* conn_queue - take a slot and frame the (rewritten) query into the output buffer. */
 static int conn_queue(struct upconn *c, struct upstream_query *uq)
 {
-	size_t need = c->out_len + 2 + uq->len;
+	const struct config *cfg = c->up->pool->cfg;
+	size_t need = c->out_len + 2 + DNS_MAX_MSG;
 	unsigned int s;
 	uint16_t id;
+	int n;
 
 	if (need > c->out_cap) {
 		size_t cap = c->out_cap ? c->out_cap : 4096;
@@ -674,17 +959,34 @@ static int conn_queue(struct upconn *c, struct upstream_query *uq)
 			c->out_cap = cap;
 		}
 	}
+	n = dns_query_rewrite(c->out + c->out_len + 2, c->out_cap - c->out_len - 2, uq->msg,
+			      uq->m, true, cfg->padding ? DNS_PAD_BLOCK : 0);
+	if (n < 0)
+		return n;
 	s = c->free_slots[--c->nfree];
 	id = (uint16_t)(c->gen++ << UPCONN_SLOT_BITS | s);
 	c->slots[s] = uq;
-	c->inflight++;
+	if (c->inflight++ == 0)
+		c->progress_ms = loop_now_ms(c->up->pool->loop);
 	uq->conn = c;
 	uq->id = id;
-	uq->sent_ms = loop_now_ms(c->up->pool->loop);
-	dns_put16(c->out + c->out_len, (uint16_t)uq->len);
-	memcpy(c->out + c->out_len + 2, uq->msg, uq->len);
+	uq->sent_us = now_us();
+	dns_put16(c->out + c->out_len, (uint16_t)n);
 	dns_put16(c->out + c->out_len + 2, id);
-	c->out_len += 2 + uq->len;
+	c->out_len += 2 + (size_t)n;
+	return 0;
+}
+
+/* pool_dispatch_to - queue uq on connection c and push it out if c is ready. */
+static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq)
+{
+	int r = conn_queue(c, uq);
+
+	if (r < 0)
+		return r;
+	uq->attempts++;
+	if (c->state == UC_READY)
+		conn_io(c);
 	return 0;
 }
 
@@ -703,6 +1005,7 @@ static void pool_wait(struct upstream_pool *pool, struct upstream_query *uq)
 static void pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	struct upstream *up;
+	struct upconn *c;
 	int r;
 
 	for (;;) {
@@ -719,26 +1022,14 @@ static void pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 			uq->complete(uq, NULL, 0, -ENETUNREACH);
 			return;
 		}
-		if (up->conn.state == UC_CLOSED) {
-			r = conn_open(&up->conn);
-			if (r < 0) {
-				upstream_mark_failed(up, r);
-				uq->tried |= 1u << up->idx;
-				continue;
-			}
-		}
-		if (up->conn.nfree == 0) {
-			pool_wait(pool, uq);
-			return;
-		}
-		r = conn_queue(&up->conn, uq);
+		c = upstream_conn(up, &r);
 		if (r < 0) {
-			pool_wait(pool, uq);
-			return;
+			upstream_mark_failed(up, r);
+			uq->tried |= 1u << up->idx;
+			continue;
 		}
-		uq->attempts++;
-		if (up->conn.state == UC_READY)
-			conn_io(&up->conn);
+		if (!c || pool_dispatch_to(c, uq) < 0)
+			pool_wait(pool, uq); /* every connection is full: first free slot takes it */
 		return;
 	}
 }
@@ -749,6 +1040,7 @@ void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
 	uq->waiting = 0;
 	uq->tried = 0;
 	uq->attempts = 0;
+	uq->probe = 0;
 	pool_dispatch(pool, uq);
 }
 
@@ -756,6 +1048,7 @@ void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq
 {
 	struct upconn *c = uq->conn;
 
+	(void)timed_out; /* stalls are caught by each connection's own timer */
 	if (uq->waiting) {
 		if (uq->prev)
 			uq->prev->next = uq->next;
@@ -771,11 +1064,5 @@ void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq
 	if (!c)
 		return;
 	slot_release(c, uq);
-	/* No answer at all since this query went out: the connection is stalled. */
-	if (timed_out && c->state == UC_READY && c->last_answer_ms < uq->sent_ms) {
-		log_warn("upstream %s: no answer for %llu ms, closing the connection",
-			 c->up->cfg->text,
-			 (unsigned long long)(loop_now_ms(pool->loop) - uq->sent_ms));
-		conn_close(c, -ETIMEDOUT, true);
-	}
+	conn_arm(c);
 }

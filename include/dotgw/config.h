@@ -15,6 +15,14 @@
 #define CONFIG_MAX_UPSTREAMS  16
 #define CONFIG_MAX_INTERFACES 32
 #define CONFIG_AUTH_NAME_MAX  253
+#define CONFIG_MAX_PINS	      8
+#define CONFIG_MAX_POOL	      16
+
+enum upstream_policy {
+	POLICY_ORDERED,	    /* the first usable upstream, in the order given */
+	POLICY_ROUND_ROBIN, /* each query to the next usable upstream */
+	POLICY_FASTEST,	    /* the usable upstream with the lowest smoothed RTT */
+};
 
 enum capture_mode {
 	MODE_TPROXY,  /* UDP and TCP through TPROXY listeners */
@@ -27,7 +35,9 @@ enum capture_mode {
 struct upstream_config {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	char auth_name[CONFIG_AUTH_NAME_MAX + 1]; /* "" = verify the address instead */
+	char auth_name[CONFIG_AUTH_NAME_MAX + 1]; /* "" = verify the address (or only pins) */
+	uint8_t pins[CONFIG_MAX_PINS][32];	  /* SHA-256 of the SubjectPublicKeyInfo */
+	size_t n_pins;
 	char text[INET6_ADDRSTRLEN + 8 + CONFIG_AUTH_NAME_MAX]; /* "[2001:db8::1]:853#dot.test", for logs */
 };
 
@@ -52,6 +62,13 @@ struct config {
 	unsigned int tcp_idle_ms;    /* idle TCP client connections are closed after this */
 	unsigned int max_tcp_clients;
 	unsigned int max_inflight;   /* queries in flight at once; more get SERVFAIL */
+	enum upstream_policy policy;
+	bool tls_opportunistic;	     /* use upstreams that fail authentication (loudly) */
+	unsigned int pool_size;	     /* TLS connections per upstream (per worker), at most */
+	unsigned int conn_inflight;  /* queries in flight per connection */
+	unsigned int idle_ms;	     /* idle upstream connections are closed after this */
+	unsigned int stall_ms;	     /* no answer for this long: probe, then give up */
+	bool padding;		     /* RFC 8467 padding of queries */
 	unsigned int queues;	     /* nfqueue mode: queues (one worker thread each) */
 	uint16_t queue_num;	     /* nfqueue mode: number of the first queue */
 	bool fail_closed;	     /* while dotgw is not serving: block DNS (else let it pass) */

@@ -27,6 +27,10 @@
 	X(upstream_failures)  /* connections that failed (connect, verification, I/O) */         \
 	X(upstream_bad_answers) /* answers that did not match a query (connection closed) */    \
 	X(upstream_retries)   /* queries sent again after their connection failed */            \
+	X(upstream_stalled)   /* connections closed because answers stopped coming */           \
+	X(upstream_probes)    /* health probes sent on silent connections */                    \
+	X(upstream_idle_closed) /* idle connections closed by us (idle or keepalive timeout) */ \
+	X(upstream_unverified) /* connections used although authentication failed (opportunistic) */ \
 	X(queue_packets)      /* packets read from NFQUEUE (each got an NF_DROP verdict) */     \
 	X(queue_enobufs)      /* ENOBUFS on a queue socket: the kernel dropped messages */
 

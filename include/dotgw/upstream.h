@@ -1,12 +1,16 @@
 /*
  * upstream.h - DNS-over-TLS (RFC 7858) to the configured upstreams.
  *
- * One persistent TLS connection per upstream, opened on demand, many queries pipelined on it.
- * Query ids are rewritten per connection (id = generation << 10 | slot), answers are matched
- * out of order by id and checked against the question. Only connections whose certificate
- * chain and authentication name (or address) verified are ever written to or read from.
- * A failed connection puts its upstream into exponential back-off and its queries are sent
- * again, to the next usable upstream, while their deadline allows.
+ * Each upstream has a pool of persistent TLS connections (--pool-size), opened on demand as
+ * load needs them, with many queries pipelined on each (--conn-inflight). Query ids are
+ * rewritten per connection (id = generation << 10 | slot), answers are matched out of order by
+ * id and checked against the question. Queries carry edns-tcp-keepalive and RFC 8467 padding;
+ * answers lose both before they go back. Only connections that authenticated (chain and name,
+ * or address, and SPKI pins) are used, unless --tls-auth opportunistic says otherwise.
+ * A connection that stops answering is probed with a query of its own and closed when the
+ * probe gets no answer either; a failed connection puts its upstream into exponential back-off.
+ * Either way its queries are sent again, to another connection or upstream, while their
+ * deadline allows. Upstreams are chosen by --upstream-policy among the usable ones.
  */
 #ifndef DOTGW_UPSTREAM_H
 #define DOTGW_UPSTREAM_H
@@ -29,7 +33,7 @@ struct upconn;
 struct upstream_query {
 	const uint8_t *msg;	      /* the query as the client sent it (its id is replaced) */
 	size_t len;
-	const struct dns_question *q; /* answers must carry this question */
+	const struct dns_msg *m;      /* the parsed query: answers must carry its question */
 	uint64_t deadline_ms;	      /* no new attempt is started after it */
 	/*
 	 * Called exactly once, unless cancelled: with the answer (its id is the upstream one;
@@ -41,11 +45,12 @@ struct upstream_query {
 	/* private to upstream.c */
 	struct upconn *conn;
 	struct upstream_query *next, *prev; /* the pool's wait list */
-	uint64_t sent_ms;
+	uint64_t sent_us;
 	uint32_t tried; /* upstreams that failed this query, by index */
 	uint16_t id;
 	uint8_t attempts;
 	uint8_t waiting;
+	uint8_t probe; /* the pool's own health probe */
 };
 
 /*
@@ -57,6 +62,9 @@ int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struc
 		      struct stats *stats);
 /* upstream_pool_free - close every connection; queries still in flight are not completed. */
 void upstream_pool_free(struct upstream_pool *pool);
+
+/* upstream_pool_log - one log line per upstream: health, connections, counters, RTT. */
+void upstream_pool_log(const struct upstream_pool *pool);
 
 /*
  * upstream_pool_submit - send uq. complete() may run before this returns (no usable
