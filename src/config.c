@@ -153,7 +153,8 @@ static const char usage_text[] =
 	"                           larger answers are truncated (TC) (default: 1232)\n"
 	"  --tcp-idle-timeout MS    close idle TCP client connections after MS (default: 10000)\n"
 	"  --max-tcp-clients N      TCP client connections at once (default: 256)\n"
-	"  --max-inflight N         queries in flight at once; more get SERVFAIL (default: 4096)\n"
+	"  --max-inflight N         queries in flight at once, per worker; more get SERVFAIL\n"
+	"                           (default: 4096)\n"
 	"\n"
 	"Process:\n"
 	"  --user NAME              run as NAME after setup (default: dotgw if it exists,\n"
@@ -163,8 +164,10 @@ static const char usage_text[] =
 	"  -V, --version            show the version and exit\n"
 	"\n"
 	"dotgw installs its own nftables table and fwmark policy routing, and removes them on\n"
-	"SIGINT or SIGTERM. It needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE,\n"
-	"CAP_SETUID, CAP_SETGID) to start, and keeps only CAP_NET_ADMIN and CAP_NET_BIND_SERVICE.\n";
+	"SIGINT or SIGTERM (with --fail closed they stay and block DNS). SIGUSR1 logs the\n"
+	"counters. It needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE, CAP_SETUID,\n"
+	"CAP_SETGID, CAP_SETPCAP) to start, and keeps only CAP_NET_ADMIN and\n"
+	"CAP_NET_BIND_SERVICE.\n";
 
 void config_init(struct config *cfg)
 {
