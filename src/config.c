@@ -57,6 +57,9 @@ enum {
 	OPT_IDLE_TIMEOUT,
 	OPT_STALL_TIMEOUT,
 	OPT_NO_PADDING,
+	OPT_CACHE_SIZE,
+	OPT_CACHE_MAX_TTL,
+	OPT_SERVE_STALE,
 };
 
 static const struct option long_options[] = {
@@ -90,6 +93,9 @@ static const struct option long_options[] = {
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
 	{ "no-padding", no_argument, NULL, OPT_NO_PADDING },
+	{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
+	{ "cache-max-ttl", required_argument, NULL, OPT_CACHE_MAX_TTL },
+	{ "serve-stale", required_argument, NULL, OPT_SERVE_STALE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -148,6 +154,14 @@ static const char usage_text[] =
 	"  --no-padding             do not pad queries to 128 octets (RFC 8467)\n"
 	"  --timeout MS             deadline of each query; SERVFAIL after it (default: 3000)\n"
 	"\n"
+	"Cache:\n"
+	"  --cache-size N[k|M]      answer cache in all, shared out among the workers;\n"
+	"                           0 turns it off (default: 4M)\n"
+	"  --cache-max-ttl SECONDS  cache answers this long at most (default: 86400)\n"
+	"  --serve-stale SECONDS    when no upstream answers, serve an expired answer up to\n"
+	"                           SECONDS past its expiry, with TTL 30 (RFC 8767);\n"
+	"                           0 is off, at most 604800 (default: 0)\n"
+	"\n"
 	"Clients:\n"
 	"  --udp-size-cap N         largest UDP answer sent, whatever the client advertises;\n"
 	"                           larger answers are truncated (TC) (default: 1232)\n"
@@ -193,6 +207,9 @@ void config_init(struct config *cfg)
 	cfg->idle_ms = 30000;
 	cfg->stall_ms = 1000;
 	cfg->padding = true;
+	cfg->cache_size = 4u << 20;
+	cfg->cache_max_ttl = 86400;
+	cfg->serve_stale = 0;
 	cfg->queue_num = 0;
 }
 
@@ -404,6 +421,33 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 	case OPT_NO_PADDING:
 		cfg->padding = false;
 		return 0;
+	case OPT_CACHE_SIZE: {
+		char num[32], *suffix;
+		unsigned long mult = 1;
+		size_t len = strlen(arg);
+
+		strncpy(num, arg, sizeof(num) - 1);
+		num[sizeof(num) - 1] = '\0';
+		suffix = len && len < sizeof(num) ? num + len - 1 : NULL;
+		if (suffix && (*suffix == 'k' || *suffix == 'K'))
+			mult = 1024;
+		else if (suffix && (*suffix == 'm' || *suffix == 'M'))
+			mult = 1024 * 1024;
+		if (mult > 1)
+			*suffix = '\0';
+		if (len >= sizeof(num) || parse_u32(num, 0, (1ul << 30) / mult, &v) < 0)
+			return bad_value(err, name, arg, "0 to 1024M octets, e.g. 4M or 512k");
+		cfg->cache_size = (size_t)v * mult;
+		return 0;
+	}
+	case OPT_CACHE_MAX_TTL:
+		r = parse_number(err, name, arg, 1, 604800, "1 to 604800 seconds", &v);
+		cfg->cache_max_ttl = v;
+		return r;
+	case OPT_SERVE_STALE:
+		r = parse_number(err, name, arg, 0, 604800, "0 to 604800 seconds", &v);
+		cfg->serve_stale = v;
+		return r;
 	case OPT_QUEUES:
 		r = parse_number(err, name, arg, 1, CONFIG_MAX_QUEUES, "1 to 64", &v);
 		cfg->queues = v;

@@ -494,3 +494,45 @@ size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt
 	memmove(buf + rd + w, buf + tail_off, r->len - tail_off);
 	return r->len - (rdlen - w);
 }
+
+int dns_ttl_scan(const uint8_t *buf, const struct dns_msg *m, uint16_t *offs, size_t max,
+		 struct dns_ttl_info *info)
+{
+	size_t off = m->question_end, counts[3] = { m->ancount, m->nscount, m->arcount };
+	struct dns_ttl_info r = { .min_ttl = UINT32_MAX };
+
+	/* m was validated by dns_msg_parse: every name and RR fits the buffer */
+	for (size_t sec = 0; sec < 3; sec++) {
+		for (size_t i = 0; i < counts[sec]; i++) {
+			size_t pos, rdlen;
+			uint16_t type;
+			uint32_t ttl;
+
+			if (name_walk(buf, m->len, off, &pos, NULL, NULL))
+				return -EBADMSG;
+			type = dns_get16(buf + pos);
+			ttl = get32(buf + pos + 4);
+			rdlen = dns_get16(buf + pos + 8);
+			off = pos + DNS_RR_FIXED + rdlen;
+			if (type == DNS_TYPE_OPT)
+				continue;
+			if (r.nrr == max)
+				return -E2BIG;
+			offs[r.nrr++] = (uint16_t)(pos + 4);
+			if (ttl > 0x7fffffff) /* RFC 2181 8: treat as zero */
+				ttl = 0;
+			if (ttl < r.min_ttl)
+				r.min_ttl = ttl;
+			if (sec == 1 && type == DNS_TYPE_SOA && rdlen >= 20) {
+				uint32_t minimum = get32(buf + off - 4);
+
+				r.neg_ttl = ttl < minimum ? ttl : minimum;
+				r.have_soa = true;
+			}
+		}
+	}
+	if (r.nrr == 0)
+		r.min_ttl = 0;
+	*info = r;
+	return 0;
+}

@@ -18,9 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dotgw/cache.h"
 #include "dotgw/dns.h"
 #include "dotgw/frontend.h"
 #include "dotgw/log.h"
@@ -91,6 +93,7 @@ struct frontend {
 	const struct config *cfg;
 	struct upstream_pool *pool;
 	struct stats *stats;
+	struct cache *cache; /* NULL: no cache */
 	struct listener udp[2], tcp[2];
 	int raw[2]; /* nfqueue mode: IPPROTO_RAW sockets, IPv4 and IPv6; -1 when unused */
 	struct loop_timer accept_retry;
@@ -321,8 +324,31 @@ static void client_send(struct frontend *fe, struct tcp_client *tc, const union 
 }
 
 /*
+ * deliver - send an answer (already carrying the client's id) in out, cut to udp_limit with
+ * TC set when it is larger.
+ */
+static void deliver(struct frontend *fe, struct tcp_client *tc, const union sockaddr_any *client,
+		    const union sockaddr_any *odst, size_t udp_limit, uint8_t *out, size_t len)
+{
+	if (len > udp_limit) {
+		struct dns_msg r;
+		int n = -EBADMSG;
+
+		if (dns_msg_parse(&r, out, len) == 0)
+			n = dns_truncate(out, &r, udp_limit);
+		if (n < 0) { /* an OPT RR too large for the client: nothing sensible to send */
+			fe->stats->dropped++;
+			return;
+		}
+		len = (size_t)n;
+		fe->stats->truncated++;
+	}
+	client_send(fe, tc, client, odst, out, len);
+}
+
+/*
  * query_finish - answer q with msg (an answer from the upstream, any id), or with rcode when
- * msg is NULL; restore the client's id, truncate to its UDP limit; then free q.
+ * msg is NULL (SERVFAIL: a stale cached answer instead, when serve-stale allows); then free q.
  */
 static void query_finish(struct query *q, const uint8_t *msg, size_t len, int rcode)
 {
@@ -333,6 +359,12 @@ static void query_finish(struct query *q, const uint8_t *msg, size_t len, int rc
 
 	if (msg) {
 		memcpy(out, msg, len);
+		dns_put16(out, q->m.id);
+	} else if (rcode == DNS_RCODE_SERVFAIL && fe->cache && fe->cfg->serve_stale &&
+		   (n = cache_lookup(fe->cache, &q->m, out, sizeof(fe->reply),
+				     loop_now_ms(fe->loop), true)) >= 0) {
+		fe->stats->cache_stale++;
+		len = (size_t)n;
 	} else {
 		n = dns_build_error(out, sizeof(fe->reply), q->msg, q->len, &q->m, rcode);
 		if (n < 0) {
@@ -340,25 +372,10 @@ static void query_finish(struct query *q, const uint8_t *msg, size_t len, int rc
 			goto out_free;
 		}
 		len = (size_t)n;
+		if (rcode == DNS_RCODE_SERVFAIL)
+			fe->stats->servfail++;
 	}
-	dns_put16(out, q->m.id);
-	if (len > q->udp_limit) {
-		struct dns_msg r;
-
-		n = -EBADMSG;
-		if (dns_msg_parse(&r, out, len) == 0)
-			n = dns_truncate(out, &r, q->udp_limit);
-		if (n < 0) /* cannot happen for an answer that matched its question */
-			n = dns_build_error(out, sizeof(fe->reply), q->msg, q->len, &q->m,
-					    DNS_RCODE_SERVFAIL);
-		if (n < 0) {
-			fe->stats->dropped++;
-			goto out_free;
-		}
-		len = (size_t)n;
-		fe->stats->truncated++;
-	}
-	client_send(fe, tc, &q->client, &q->odst, out, len);
+	deliver(fe, tc, &q->client, &q->odst, q->udp_limit, out, len);
 out_free:
 	query_free(q);
 	if (tc && !tc->busy)
@@ -369,13 +386,18 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer, siz
 {
 	struct query *q = container_of(uq, struct query, uq);
 
+	struct frontend *fe = q->fe;
+	struct dns_msg r;
+
 	if (err) {
 		log_debug("query id %u: %s, SERVFAIL", q->m.id, strerror(-err));
-		q->fe->stats->servfail++;
 		query_finish(q, NULL, 0, DNS_RCODE_SERVFAIL);
 		return;
 	}
-	q->fe->stats->answered++;
+	fe->stats->answered++;
+	if (fe->cache && dns_msg_parse(&r, answer, len) == 0 &&
+	    cache_store(fe->cache, &q->m, answer, &r, loop_now_ms(fe->loop)) == 0)
+		fe->stats->cache_stored++;
 	query_finish(q, answer, len, 0);
 }
 
@@ -385,7 +407,6 @@ static void query_deadline(struct loop_timer *t)
 
 	upstream_query_cancel(q->fe->pool, &q->uq, true);
 	log_debug("query id %u: no answer within %u ms, SERVFAIL", q->m.id, q->fe->cfg->timeout_ms);
-	q->fe->stats->servfail++;
 	query_finish(q, NULL, 0, DNS_RCODE_SERVFAIL);
 }
 
@@ -451,6 +472,19 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		query_reject(fe, msg, len, NULL, DNS_RCODE_FORMERR, tc, client, odst);
 		return;
 	}
+	if (fe->cache) {
+		int n = cache_lookup(fe->cache, &m, fe->reply, sizeof(fe->reply),
+				     loop_now_ms(fe->loop), false);
+
+		if (n >= 0) {
+			fe->stats->cache_hits++;
+			deliver(fe, tc, client, odst,
+				tc ? DNS_MAX_MSG : dns_udp_limit(&m, fe->cfg->udp_size_cap),
+				fe->reply, (size_t)n);
+			return;
+		}
+		fe->stats->cache_misses++;
+	}
 	q = fe->inflight < fe->cfg->max_inflight ? malloc(sizeof(*q) + len) : NULL;
 	if (!q) {
 		fe->stats->overload++;
@@ -497,7 +531,6 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	q->uq.deadline_ms = loop_now_ms(fe->loop) + fe->cfg->timeout_ms;
 	q->uq.complete = query_complete;
 	if (loop_timer_set(fe->loop, &q->deadline, q->uq.deadline_ms) < 0) {
-		fe->stats->servfail++;
 		query_finish(q, NULL, 0, DNS_RCODE_SERVFAIL);
 		return;
 	}
@@ -944,6 +977,18 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	loop_timer_init(&fe->accept_retry, accept_retry);
 	for (int i = 0; i < 2; i++)
 		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = fe->raw[i] = -1;
+	if (cfg->cache_worker_size) {
+		uint32_t seed;
+
+		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+			seed = (uint32_t)getpid() ^ (uint32_t)loop_now_ms(loop);
+		r = cache_new(&fe->cache, cfg->cache_worker_size, cfg->cache_max_ttl,
+			      cfg->serve_stale, seed);
+		if (r < 0) {
+			free(fe);
+			return r;
+		}
+	}
 	for (int i = 0; i < 2; i++) {
 		int family = i ? AF_INET6 : AF_INET;
 
@@ -992,5 +1037,6 @@ void frontend_close(struct frontend *fe)
 		if (fe->raw[i] >= 0)
 			close(fe->raw[i]);
 	loop_timer_cancel(fe->loop, &fe->accept_retry);
+	cache_free(fe->cache);
 	free(fe);
 }

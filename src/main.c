@@ -332,6 +332,7 @@ int main(int argc, char **argv)
 	if (cfg.mode == MODE_NFQUEUE && queue_compat_probe(&queue_compat) < 0)
 		goto out_free_loop;
 	d.nworkers = cfg.mode == MODE_NFQUEUE ? cfg.queues : 1;
+	cfg.cache_worker_size = cfg.cache_size / d.nworkers;
 	d.workers = calloc(d.nworkers, sizeof(*d.workers));
 	if (!d.workers)
 		goto out_free_loop;

@@ -69,6 +69,10 @@ struct config {
 	unsigned int idle_ms;	     /* idle upstream connections are closed after this */
 	unsigned int stall_ms;	     /* no answer for this long: probe, then give up */
 	bool padding;		     /* RFC 8467 padding of queries */
+	size_t cache_size;	     /* octets of answer cache in all (0: no cache) */
+	size_t cache_worker_size;    /* ...of them per worker (set by main) */
+	uint32_t cache_max_ttl;	     /* answers are cached this long at most */
+	uint32_t serve_stale;	     /* seconds an expired answer may still be served */
 	unsigned int queues;	     /* nfqueue mode: queues (one worker thread each) */
 	uint16_t queue_num;	     /* nfqueue mode: number of the first queue */
 	bool fail_closed;	     /* while dotgw is not serving: block DNS (else let it pass) */

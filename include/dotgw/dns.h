@@ -150,6 +150,22 @@ int dns_query_rewrite(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt,
 			  uint16_t *keepalive);
 
+/* What a cache needs to know of an answer's TTLs. */
+struct dns_ttl_info {
+	uint32_t min_ttl;  /* the smallest TTL of all RRs but OPT (valid when nrr > 0) */
+	uint32_t neg_ttl;  /* RFC 2308: min(SOA TTL, SOA MINIMUM) of the authority SOA... */
+	bool have_soa;	   /* ...when there is one */
+	size_t nrr;	   /* RRs but OPT, i.e. TTL offsets found */
+};
+
+/*
+ * dns_ttl_scan - walk the parsed message m in buf and store the offset of each RR's TTL
+ * (the OPT RR's excepted) in offs, at most max of them. Returns 0, or -E2BIG when there are
+ * more than max RRs (info is then incomplete).
+ */
+int dns_ttl_scan(const uint8_t *buf, const struct dns_msg *m, uint16_t *offs, size_t max,
+		 struct dns_ttl_info *info);
+
 static inline uint16_t dns_get16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] << 8 | p[1]);

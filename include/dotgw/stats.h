@@ -31,6 +31,10 @@
 	X(upstream_probes)    /* health probes sent on silent connections */                    \
 	X(upstream_idle_closed) /* idle connections closed by us (idle or keepalive timeout) */ \
 	X(upstream_unverified) /* connections used although authentication failed (opportunistic) */ \
+	X(cache_hits)	      /* queries answered from the cache */                             \
+	X(cache_misses)	      /* queries the cache could not answer */                          \
+	X(cache_stale)	      /* expired answers served because no upstream answered */         \
+	X(cache_stored)	      /* answers stored in the cache */                                 \
 	X(queue_packets)      /* packets read from NFQUEUE (each got an NF_DROP verdict) */     \
 	X(queue_enobufs)      /* ENOBUFS on a queue socket: the kernel dropped messages */
 

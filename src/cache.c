@@ -1,0 +1,284 @@
+/*
+ * cache.c - see cache.h. A chained hash table of power-of-two size over a doubly linked LRU
+ * list; an entry holds its key, the answer as the upstream gave it (padding stripped) and the
+ * offsets of the answer's TTL fields, in one allocation.
+ *
+ * Invariants: bytes == the sum of entry sizes; an entry is in its bucket chain and in the LRU
+ * list, or freed; bytes <= max_bytes after every store.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dotgw/cache.h"
+
+#define CACHE_KEY_MAX (DNS_MAX_NAME + 5)
+#define CACHE_MAX_RRS 512
+
+/* key flags */
+#define CK_OPT 1u
+#define CK_DO  2u
+#define CK_CD  4u
+
+struct cache_entry {
+	struct cache_entry *hnext;
+	struct cache_entry *prev, *next; /* LRU: head is the most recently used */
+	uint64_t stored_ms;
+	uint64_t expire_ms; /* when it stops being fresh */
+	uint32_t hash;
+	uint16_t keylen;
+	uint16_t len;	/* answer octets */
+	uint16_t noffs; /* TTL offsets */
+	uint8_t data[]; /* key, answer, then noffs uint16_t offsets (unaligned) */
+};
+
+struct cache {
+	struct cache_entry **buckets;
+	size_t nbuckets; /* a power of two */
+	struct cache_entry *head, *tail;
+	size_t bytes, max_bytes, entries;
+	uint32_t max_ttl, stale_s, seed;
+	struct cache_stats st;
+};
+
+static size_t cache_key(const struct dns_msg *q, uint8_t *key)
+{
+	size_t n = q->q.name_len;
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = q->q.name[i];
+
+		/* label lengths are < 64, never in 'A'..'Z', so folding every octet is safe */
+		key[i] = ch >= 'A' && ch <= 'Z' ? (uint8_t)(ch + 32) : ch;
+	}
+	dns_put16(key + n, q->q.qtype);
+	dns_put16(key + n + 2, q->q.qclass);
+	key[n + 4] = (uint8_t)((q->has_opt ? CK_OPT : 0) | ((q->opt_ttl & 0x8000) ? CK_DO : 0) |
+			       ((q->flags & DNS_FLAG_CD) ? CK_CD : 0));
+	return n + 5;
+}
+
+/* FNV-1a, seeded: answers are keyed by what clients send, so the seed is random. */
+static uint32_t cache_hash(const struct cache *c, const uint8_t *key, size_t len)
+{
+	uint32_t h = 2166136261u ^ c->seed;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= key[i];
+		h *= 16777619u;
+	}
+	return h ^ (h >> 15);
+}
+
+static size_t entry_size(const struct cache_entry *e)
+{
+	return sizeof(*e) + e->keylen + e->len + 2u * e->noffs;
+}
+
+int cache_new(struct cache **out, size_t max_bytes, uint32_t max_ttl, uint32_t stale_s,
+	      uint32_t seed)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+	size_t n = 256;
+
+	if (!c)
+		return -ENOMEM;
+	while (n < max_bytes / 512 && n < (1u << 20))
+		n *= 2;
+	c->buckets = calloc(n, sizeof(*c->buckets));
+	if (!c->buckets) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->nbuckets = n;
+	c->max_bytes = max_bytes;
+	c->max_ttl = max_ttl;
+	c->stale_s = stale_s;
+	c->seed = seed;
+	*out = c;
+	return 0;
+}
+
+static void lru_unlink(struct cache *c, struct cache_entry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push(struct cache *c, struct cache_entry *e)
+{
+	e->prev = NULL;
+	e->next = c->head;
+	if (c->head)
+		c->head->prev = e;
+	else
+		c->tail = e;
+	c->head = e;
+}
+
+static void entry_remove(struct cache *c, struct cache_entry *e)
+{
+	struct cache_entry **pp = &c->buckets[e->hash & (c->nbuckets - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(c, e);
+	c->bytes -= entry_size(e);
+	c->entries--;
+	free(e);
+}
+
+void cache_free(struct cache *c)
+{
+	if (!c)
+		return;
+	while (c->head)
+		entry_remove(c, c->head);
+	free(c->buckets);
+	free(c);
+}
+
+static struct cache_entry *cache_find(struct cache *c, const uint8_t *key, size_t keylen,
+				      uint32_t hash)
+{
+	for (struct cache_entry *e = c->buckets[hash & (c->nbuckets - 1)]; e; e = e->hnext)
+		if (e->hash == hash && e->keylen == keylen && memcmp(e->data, key, keylen) == 0)
+			return e;
+	return NULL;
+}
+
+int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
+		const struct dns_msg *r, uint64_t now_ms)
+{
+	uint8_t key[CACHE_KEY_MAX];
+	uint16_t offs[CACHE_MAX_RRS];
+	struct dns_ttl_info ti;
+	struct cache_entry *e, *old;
+	size_t keylen, size;
+	unsigned int rcode = r->flags & DNS_RCODE_MASK;
+	uint32_t ttl, hash;
+
+	if ((r->flags & DNS_FLAG_TC) || r->qdcount != 1 || q->qdcount != 1)
+		return 1;
+	if (rcode != DNS_RCODE_NOERROR && rcode != DNS_RCODE_NXDOMAIN)
+		return 1;
+	if (dns_ttl_scan(answer, r, offs, CACHE_MAX_RRS, &ti) < 0)
+		return 1;
+	if (rcode == DNS_RCODE_NXDOMAIN || r->ancount == 0) {
+		/* negative (NXDOMAIN, or NODATA): only as long as the SOA allows (RFC 2308 5) */
+		if (!ti.have_soa)
+			return 1;
+		ttl = ti.neg_ttl;
+	} else {
+		ttl = ti.min_ttl;
+	}
+	if (ttl > c->max_ttl)
+		ttl = c->max_ttl;
+	if (ttl == 0)
+		return 1;
+	keylen = cache_key(q, key);
+	size = sizeof(*e) + keylen + r->len + 2 * ti.nrr;
+	if (size > c->max_bytes)
+		return 1;
+	e = malloc(size);
+	if (!e)
+		return -ENOMEM;
+	hash = cache_hash(c, key, keylen);
+	e->hash = hash;
+	e->keylen = (uint16_t)keylen;
+	e->len = (uint16_t)r->len;
+	e->noffs = (uint16_t)ti.nrr;
+	e->stored_ms = now_ms;
+	e->expire_ms = now_ms + (uint64_t)ttl * 1000;
+	memcpy(e->data, key, keylen);
+	memcpy(e->data + keylen, answer, r->len);
+	memcpy(e->data + keylen + r->len, offs, 2 * ti.nrr);
+	old = cache_find(c, key, keylen, hash);
+	if (old)
+		entry_remove(c, old);
+	while (c->tail && c->bytes + size > c->max_bytes) {
+		entry_remove(c, c->tail);
+		c->st.evicted++;
+	}
+	e->hnext = c->buckets[hash & (c->nbuckets - 1)];
+	c->buckets[hash & (c->nbuckets - 1)] = e;
+	lru_push(c, e);
+	c->bytes += size;
+	c->entries++;
+	c->st.stored++;
+	return 0;
+}
+
+int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t outlen,
+		 uint64_t now_ms, bool allow_stale)
+{
+	uint8_t key[CACHE_KEY_MAX];
+	size_t keylen = cache_key(q, key);
+	struct cache_entry *e = cache_find(c, key, keylen, cache_hash(c, key, keylen));
+	const uint8_t *offs;
+	uint32_t elapsed;
+	bool stale;
+
+	if (!e) {
+		c->st.misses++;
+		return -ENOENT;
+	}
+	stale = now_ms >= e->expire_ms;
+	if (stale && (!c->stale_s || now_ms >= e->expire_ms + (uint64_t)c->stale_s * 1000)) {
+		/* past any use: forget it */
+		entry_remove(c, e);
+		c->st.expired++;
+		c->st.misses++;
+		return -ENOENT;
+	}
+	if (stale && !allow_stale) {
+		c->st.misses++;
+		return -ENOENT;
+	}
+	if (e->len > outlen)
+		return -ENOSPC;
+	memcpy(out, e->data + e->keylen, e->len);
+	dns_put16(out, q->id);
+	/* the asker's spelling of the name (same length: only case differs), for 0x20 clients */
+	memcpy(out + DNS_HDR_LEN, q->q.name, q->q.name_len);
+	elapsed = (uint32_t)((now_ms - e->stored_ms) / 1000);
+	offs = e->data + e->keylen + e->len;
+	for (size_t i = 0; i < e->noffs; i++) {
+		uint16_t off;
+		uint32_t ttl;
+
+		memcpy(&off, offs + 2 * i, sizeof(off));
+		ttl = (uint32_t)out[off] << 24 | (uint32_t)out[off + 1] << 16 |
+		      (uint32_t)out[off + 2] << 8 | out[off + 3];
+		if (ttl > c->max_ttl)
+			ttl = c->max_ttl;
+		ttl = stale ? CACHE_STALE_TTL : ttl > elapsed ? ttl - elapsed : 0;
+		out[off] = (uint8_t)(ttl >> 24);
+		out[off + 1] = (uint8_t)(ttl >> 16);
+		out[off + 2] = (uint8_t)(ttl >> 8);
+		out[off + 3] = (uint8_t)ttl;
+	}
+	lru_unlink(c, e);
+	lru_push(c, e);
+	if (stale)
+		c->st.stale_hits++;
+	else
+		c->st.hits++;
+	return e->len;
+}
+
+void cache_get_stats(const struct cache *c, struct cache_stats *st)
+{
+	*st = c->st;
+	st->entries = c->entries;
+	st->bytes = c->bytes;
+}
