@@ -19,12 +19,17 @@ lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}"
 lab_require_dotgw "${1:-}"
 
-if command -v python3 >/dev/null 2>&1 && python3 -c 'import socket' 2>/dev/null; then
-	SENDER=python3
-elif [ -n "$BASH_VERSION" ] && command -v head >/dev/null 2>&1; then
-	SENDER=bash # /dev/udp and /dev/tcp redirections
-else
-	lab_skip "needs python3 or bash with /dev/udp"
+# The junk goes out with python3 when it is there, else with bash's /dev/udp and /dev/tcp
+# (BAD_INPUT_SENDER=python3|bash chooses).
+SENDER=${BAD_INPUT_SENDER:-}
+if [ -z "$SENDER" ]; then
+	if command -v python3 >/dev/null 2>&1 && python3 -c 'import socket' 2>/dev/null; then
+		SENDER=python3
+	elif command -v head >/dev/null 2>&1 && command -v cat >/dev/null 2>&1; then
+		SENDER=bash
+	else
+		lab_skip "needs python3, or head and cat for bash's /dev/udp"
+	fi
 fi
 JUNK_PER_ADDRESS=6
 
@@ -76,7 +81,10 @@ addr=$1 dir=$2
 printf '\x12\x34\x01' >"$dir/u1"
 printf '\x12\x34\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00' >"$dir/u2"
 printf '\x12\x35\x01\x00\x00\x05\x00\x00\x00\x00\x00\x00' >"$dir/u3"
-{ printf '\x12\x36\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xff'; head -c 587 /dev/urandom; } >"$dir/u4"
+{
+	printf '\x12\x36\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xff'
+	head -c 587 /dev/urandom
+} >"$dir/u4"
 for f in u1 u2 u3 u4; do
 	# One write, one datagram.
 	exec 3<>"/dev/udp/$addr/53" || exit 1
@@ -120,7 +128,8 @@ done
 lab_check_eq "nothing reached the decoy" 0 "$(lab_decoy_count)"
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM" 0 "$?"
-lab_check_match "a stats: line was logged" 'stats:.*malformed=[0-9]+' "$(grep 'stats:' "$DOTGW_LOG")"
+lab_check_match "a stats: line was logged" 'stats:.*malformed=[0-9]+' \
+	"$(grep 'stats:' "$DOTGW_LOG")"
 lab_check_num "stats: malformed >= $sent (the junk sent)" "$(lab_dotgw_stat malformed)" -ge "$sent"
 
 lab_finish

@@ -3,23 +3,25 @@
 # and try-it.sh). Source it, then call lab_require_root, lab_require_tools, lab_require_dotgw
 # and lab_setup.
 #
-#   client                 gateway (runs dotgw)                      upstream
-#  +----------------+     +------------------------------+     +-------------------------+
-#  | c0             |     | gw-c              gw-u       |     | u0                      |
-#  | 198.51.100.2   +-----+ 198.51.100.1      203.0.113.1 +-----+ 203.0.113.2             |
-#  | 2001:db8:100::2|     | 2001:db8:100::1   2001:db8:113::1   | 2001:db8:113::2         |
-#  | default via gw |     |                              |     | unbound: DoT @853 (name |
-#  +----------------+     | gw-d                         |     | dot.test), plain @53    |
-#                         | 192.0.2.1, 2001:db8:53::1    |     +-------------------------+
-#                         | forwarding on, no default    |
-#                         +--------------+---------------+       decoy
-#                                        |                 +-------------------------+
-#                                        +-----------------+ d0 192.0.2.53           |
-#                                                          | 2001:db8:53::53         |
-#                                                          | unbound: plain @53 with |
-#                                                          | other data; nft counts  |
-#                                                          | every port-53 packet    |
-#                                                          +-------------------------+
+#      client                      gateway (runs dotgw)                    upstream
+#  +-----------------+    +-------------------------------------+    +--------------------+
+#  | c0              |    | gw-c                           gw-u |    | u0                 |
+#  | 198.51.100.2/24 +----+ 198.51.100.1/24     203.0.113.1/24  +----+ 203.0.113.2/24     |
+#  | 2001:db8:100::2 |    | 2001:db8:100::1     2001:db8:113::1 |    | 2001:db8:113::2    |
+#  | default via gw  |    |                                     |    | unbound: DoT @853  |
+#  +-----------------+    | forwarding on (v4, v6),             |    | (cert: dot.test),  |
+#                         | no default route                    |    | plain DNS @53      |
+#                         |                gw-d                 |    +--------------------+
+#                         |                192.0.2.1/24         |
+#                         |                2001:db8:53::1/64    |        decoy
+#                         +------------------+------------------+    +--------------------+
+#                                            |                       | d0 192.0.2.53/24   |
+#                                            +-----------------------+ 2001:db8:53::53/64 |
+#                                                                    | unbound: plain @53 |
+#                                                                    | (other answers);   |
+#                                                                    | nft counts every   |
+#                                                                    | port-53 packet in  |
+#                                                                    +--------------------+
 #
 # Everything lives in namespaces created here, with names unique to this run
 # (dotgw-PID-RANDOM-ROLE); nothing is added to the machine's own namespace and no route leads
@@ -366,6 +368,7 @@ lab_bg_forget()
 lab_ns_new()
 {
 	local var=$1 name="$LAB_ID-$2"
+	lab_tmpdir
 	if ! ip netns add "$name" 2>"$LAB_DIR/netns.err"; then
 		cat "$LAB_DIR/netns.err" >&2
 		lab_skip "cannot create network namespaces here"
@@ -487,11 +490,13 @@ lab_setup_topology()
 
 lab_setup_pki()
 {
-	local d="$LAB_DIR/pki"
-	mkdir -p "$d" || return 1
-	chmod 755 "$d"
-	# 30 minutes in the past covers a little clock skew between whoever signs and checks.
-	cat >"$d/ca.ext" <<-EOF
+	local d="$LAB_DIR/pki" ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+	mkdir -p "$d" && chmod 755 "$d" || return 1
+	cat >"$d/ca.cnf" <<-EOF
+		[req]
+		distinguished_name = dn
+		[dn]
+		[v3_ca]
 		basicConstraints = critical, CA:TRUE
 		keyUsage = critical, keyCertSign, cRLSign
 		subjectKeyIdentifier = hash
@@ -505,15 +510,13 @@ lab_setup_pki()
 		authorityKeyIdentifier = keyid
 	EOF
 	{
-		openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-			-keyout "$d/ca.key" -out "$d/ca.pem" -days 2 -subj "/CN=dotgw lab CA" \
-			-extensions v3_ca -config <(printf '[req]\ndistinguished_name=dn\n[dn]\n[v3_ca]\n'; cat "$d/ca.ext") &&
-		openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-			-keyout "$d/other-ca.key" -out "$d/other-ca.pem" -days 2 \
-			-subj "/CN=dotgw lab unrelated CA" \
-			-extensions v3_ca -config <(printf '[req]\ndistinguished_name=dn\n[dn]\n[v3_ca]\n'; cat "$d/ca.ext") &&
-		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-			-keyout "$d/server.key" -out "$d/server.csr" -subj "/CN=$LAB_AUTH_NAME" &&
+		openssl req -x509 -new "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.pem" -days 2 \
+			-subj "/CN=dotgw lab CA" -config "$d/ca.cnf" -extensions v3_ca &&
+		openssl req -x509 -new "${ec[@]}" -keyout "$d/other-ca.key" -out "$d/other-ca.pem" \
+			-days 2 -subj "/CN=dotgw lab unrelated CA" -config "$d/ca.cnf" \
+			-extensions v3_ca &&
+		openssl req -new "${ec[@]}" -keyout "$d/server.key" -out "$d/server.csr" \
+			-subj "/CN=$LAB_AUTH_NAME" -config "$d/ca.cnf" &&
 		openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
 			-set_serial "0x$(openssl rand -hex 8)" -days 2 -out "$d/server.pem" \
 			-extfile "$d/server.ext"

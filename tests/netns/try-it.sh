@@ -24,8 +24,9 @@ lab_setup
 # capture IFACE: tcpdump on the gateway's IFACE into LAB_DIR/IFACE.pcap; prints the job.
 capture()
 {
-	lab_bg "$NS_GW" "$LAB_DIR/$1.tcpdump" tcpdump -i "$1" -nn -U -Z root -w "$LAB_DIR/$1.pcap" \
-		'tcp or udp'
+	# --immediate-mode and -U: each packet reaches the file at once, not a buffer later.
+	lab_bg "$NS_GW" "$LAB_DIR/$1.tcpdump" tcpdump -i "$1" -nn --immediate-mode -U -Z root \
+		-w "$LAB_DIR/$1.pcap" 'tcp or udp'
 	CAPTURE_JOBS+=("$LAB_BG_PID")
 	lab_wait_until 50 grep -q 'listening on' "$LAB_DIR/$1.tcpdump" ||
 		lab_bail "tcpdump on $1 did not start: $(cat "$LAB_DIR/$1.tcpdump")"
@@ -58,6 +59,13 @@ answer=$(lab_dig_rdata A)
 echo "   -> $answer: the upstream's answer ($LAB_UP_A), not the decoy's ($LAB_DECOY_A),"
 echo "      though dig saw it come from 192.0.2.53."
 
+# The DoT exchange has happened; give tcpdump up to 2 s to have written it.
+# shellcheck disable=SC2317 # called through lab_wait_until
+seen_853()
+{
+	[ "$(count 'dst port 853')" -gt 0 ]
+}
+lab_wait_until 20 seen_853
 for job in "${CAPTURE_JOBS[@]}"; do
 	lab_bg_stop "$job" INT
 done
