@@ -526,6 +526,16 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	c->inflight = 0;
 	if (c->ssl) {
 		SSL_set_ex_data(c->ssl, upstream_ssl_index, NULL);
+		/*
+		 * close_notify, best effort (the socket is non-blocking). Without it SSL_free takes
+		 * the connection for a broken one and marks its session, the ticket we keep for
+		 * resumption, as not resumable.
+		 */
+		if (c->state == UC_READY) {
+			ERR_clear_error();
+			SSL_shutdown(c->ssl);
+			ERR_clear_error();
+		}
 		SSL_free(c->ssl);
 		c->ssl = NULL;
 	}
@@ -608,7 +618,8 @@ static int conn_start_tls(struct upconn *c)
 		if (!X509_VERIFY_PARAM_set1_ip(param, ip, iplen))
 			goto out_free;
 	}
-	if (up->session && !SSL_set_session(ssl, up->session))
+	if (up->session && SSL_SESSION_is_resumable(up->session) &&
+	    !SSL_set_session(ssl, up->session))
 		goto out_free;
 	SSL_set_ex_data(ssl, upstream_ssl_index, c);
 	c->ssl = ssl;
