@@ -1,7 +1,8 @@
 /*
  * cache.c - see cache.h. A chained hash table of power-of-two size over a doubly linked LRU
- * list; an entry holds its key, the answer as the upstream gave it (padding stripped) and the
- * offsets of the answer's TTL fields, in one allocation.
+ * list; an entry holds its key, the answer as the upstream gave it (padding stripped; a
+ * negative answer's SOA TTL lowered to the entry's lifetime) and the offsets of the answer's
+ * TTL fields, in one allocation.
  *
  * Invariants: bytes == the sum of entry sizes; an entry is in its bucket chain and in the LRU
  * list, or freed; bytes <= max_bytes after every store.
@@ -20,6 +21,11 @@
 #define CK_OPT 1u
 #define CK_DO  2u
 #define CK_CD  4u
+
+static uint32_t get32(const uint8_t *p);
+static void put32(uint8_t *p, uint32_t v);
+static void soa_ttl_clamp(uint8_t *msg, const struct dns_msg *r, const uint16_t *offs,
+			  uint32_t ttl);
 
 struct cache_entry {
 	struct cache_entry *hnext;
@@ -41,6 +47,19 @@ struct cache {
 	uint32_t max_ttl, stale_s, seed;
 	struct cache_stats st;
 };
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
 
 static size_t cache_key(const struct dns_msg *q, uint8_t *key)
 {
@@ -156,6 +175,23 @@ static struct cache_entry *cache_find(struct cache *c, const uint8_t *key, size_
 	return NULL;
 }
 
+/*
+ * soa_ttl_clamp - lower the TTL of each SOA in the authority section of the negative answer
+ * msg (parsed into r, TTL offsets offs) to ttl, the entry's lifetime: a negative answer's TTL
+ * is its SOA's, and must reach 0 when it expires (RFC 2308 5), or a downstream cache taking
+ * min(SOA TTL, MINIMUM) would keep it for a whole MINIMUM past our expiry.
+ */
+static void soa_ttl_clamp(uint8_t *msg, const struct dns_msg *r, const uint16_t *offs, uint32_t ttl)
+{
+	/* offs holds the answer section's RRs, then the authority's (OPT is never among them) */
+	for (size_t i = r->ancount; i < (size_t)r->ancount + r->nscount; i++) {
+		uint8_t *p = msg + offs[i];
+
+		if (dns_get16(p - 4) == DNS_TYPE_SOA && get32(p) > ttl)
+			put32(p, ttl);
+	}
+}
+
 int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
 		const struct dns_msg *r, uint64_t now_ms)
 {
@@ -169,15 +205,21 @@ int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
 
 	if ((r->flags & DNS_FLAG_TC) || r->qdcount != 1 || q->qdcount != 1)
 		return 1;
+	/* cache_lookup writes q's name over the answer's: they must be the same question */
+	if (!dns_question_equal(&q->q, &r->q))
+		return 1;
 	if (rcode != DNS_RCODE_NOERROR && rcode != DNS_RCODE_NXDOMAIN)
 		return 1;
 	if (dns_ttl_scan(answer, r, offs, CACHE_MAX_RRS, &ti) < 0)
 		return 1;
-	if (rcode == DNS_RCODE_NXDOMAIN || r->ancount == 0) {
-		/* negative (NXDOMAIN, or NODATA): only as long as the SOA allows (RFC 2308 5) */
-		if (!ti.have_soa)
-			return 1;
-		ttl = ti.neg_ttl;
+	if (ti.have_soa) {
+		/*
+		 * negative: NXDOMAIN or NODATA, maybe at the end of a CNAME chain (RFC 2308 2):
+		 * as long as the SOA allows (RFC 2308 5), and no longer than any RR in it lives
+		 */
+		ttl = ti.neg_ttl < ti.min_ttl ? ti.neg_ttl : ti.min_ttl;
+	} else if (rcode == DNS_RCODE_NXDOMAIN || r->ancount == 0) {
+		return 1; /* negative without an SOA to time it */
 	} else {
 		ttl = ti.min_ttl;
 	}
@@ -201,6 +243,8 @@ int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
 	e->expire_ms = now_ms + (uint64_t)ttl * 1000;
 	memcpy(e->data, key, keylen);
 	memcpy(e->data + keylen, answer, r->len);
+	if (ti.have_soa)
+		soa_ttl_clamp(e->data + keylen, r, offs, ttl);
 	memcpy(e->data + keylen + r->len, offs, 2 * ti.nrr);
 	old = cache_find(c, key, keylen, hash);
 	if (old)
@@ -248,6 +292,9 @@ int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t 
 		return -ENOSPC;
 	memcpy(out, e->data + e->keylen, e->len);
 	dns_put16(out, q->id);
+	/* RD is copied from the query (RFC 1035 4.1.1), and the key leaves it out */
+	dns_put16(out + 2,
+		  (uint16_t)((dns_get16(out + 2) & ~DNS_FLAG_RD) | (q->flags & DNS_FLAG_RD)));
 	/* the asker's spelling of the name (same length: only case differs), for 0x20 clients */
 	memcpy(out + DNS_HDR_LEN, q->q.name, q->q.name_len);
 	elapsed = (uint32_t)((now_ms - e->stored_ms) / 1000);
@@ -257,15 +304,11 @@ int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t 
 		uint32_t ttl;
 
 		memcpy(&off, offs + 2 * i, sizeof(off));
-		ttl = (uint32_t)out[off] << 24 | (uint32_t)out[off + 1] << 16 |
-		      (uint32_t)out[off + 2] << 8 | out[off + 3];
+		ttl = get32(out + off);
 		if (ttl > c->max_ttl)
 			ttl = c->max_ttl;
 		ttl = stale ? CACHE_STALE_TTL : ttl > elapsed ? ttl - elapsed : 0;
-		out[off] = (uint8_t)(ttl >> 24);
-		out[off + 1] = (uint8_t)(ttl >> 16);
-		out[off + 2] = (uint8_t)(ttl >> 8);
-		out[off + 3] = (uint8_t)ttl;
+		put32(out + off, ttl);
 	}
 	lru_unlink(c, e);
 	lru_push(c, e);

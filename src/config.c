@@ -60,6 +60,11 @@ enum {
 	OPT_CACHE_SIZE,
 	OPT_CACHE_MAX_TTL,
 	OPT_SERVE_STALE,
+	OPT_RATE_LIMIT,
+	OPT_RATE_BURST,
+	OPT_RATE_PREFIX4,
+	OPT_RATE_PREFIX6,
+	OPT_RATE_ACTION,
 };
 
 static const struct option long_options[] = {
@@ -96,6 +101,11 @@ static const struct option long_options[] = {
 	{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
 	{ "cache-max-ttl", required_argument, NULL, OPT_CACHE_MAX_TTL },
 	{ "serve-stale", required_argument, NULL, OPT_SERVE_STALE },
+	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
+	{ "rate-burst", required_argument, NULL, OPT_RATE_BURST },
+	{ "rate-limit-prefix4", required_argument, NULL, OPT_RATE_PREFIX4 },
+	{ "rate-limit-prefix6", required_argument, NULL, OPT_RATE_PREFIX6 },
+	{ "rate-limit-action", required_argument, NULL, OPT_RATE_ACTION },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -163,6 +173,12 @@ static const char usage_text[] =
 	"                           0 is off, at most 604800 (default: 0)\n"
 	"\n"
 	"Clients:\n"
+	"  --rate-limit QPS         queries per second per client (address, or prefix below)\n"
+	"                           and worker; 0 is off (default: 0)\n"
+	"  --rate-burst N           queries a client may send at once (default: 2 x QPS)\n"
+	"  --rate-limit-prefix4 N   IPv4 clients counted per /N (default: 32)\n"
+	"  --rate-limit-prefix6 N   IPv6 clients counted per /N (default: 56)\n"
+	"  --rate-limit-action A    refused (answer REFUSED) or drop (default: refused)\n"
 	"  --udp-size-cap N         largest UDP answer sent, whatever the client advertises;\n"
 	"                           larger answers are truncated (TC) (default: 1232)\n"
 	"  --tcp-idle-timeout MS    close idle TCP client connections after MS (default: 10000)\n"
@@ -210,6 +226,11 @@ void config_init(struct config *cfg)
 	cfg->cache_size = 4u << 20;
 	cfg->cache_max_ttl = 86400;
 	cfg->serve_stale = 0;
+	cfg->rate_limit = 0;
+	cfg->rate_burst = 0; /* 2 x rate_limit, decided in config_parse_args */
+	cfg->rate_prefix4 = 32;
+	cfg->rate_prefix6 = 56;
+	cfg->rate_refuse = true;
 	cfg->queue_num = 0;
 }
 
@@ -448,6 +469,30 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 		r = parse_number(err, name, arg, 0, 604800, "0 to 604800 seconds", &v);
 		cfg->serve_stale = v;
 		return r;
+	case OPT_RATE_LIMIT:
+		r = parse_number(err, name, arg, 0, 10000000, "0 to 10000000 queries per second", &v);
+		cfg->rate_limit = v;
+		return r;
+	case OPT_RATE_BURST:
+		r = parse_number(err, name, arg, 1, 20000000, "1 to 20000000 queries", &v);
+		cfg->rate_burst = v;
+		return r;
+	case OPT_RATE_PREFIX4:
+		r = parse_number(err, name, arg, 1, 32, "a prefix length from 1 to 32", &v);
+		cfg->rate_prefix4 = v;
+		return r;
+	case OPT_RATE_PREFIX6:
+		r = parse_number(err, name, arg, 1, 128, "a prefix length from 1 to 128", &v);
+		cfg->rate_prefix6 = v;
+		return r;
+	case OPT_RATE_ACTION:
+		if (strcmp(arg, "refused") == 0)
+			cfg->rate_refuse = true;
+		else if (strcmp(arg, "drop") == 0)
+			cfg->rate_refuse = false;
+		else
+			return bad_value(err, name, arg, "refused or drop");
+		return 0;
 	case OPT_QUEUES:
 		r = parse_number(err, name, arg, 1, CONFIG_MAX_QUEUES, "1 to 64", &v);
 		cfg->queues = v;
@@ -608,6 +653,8 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 		fprintf(err, "dotgw: --interface: needs --scope gateway or --scope both\n");
 		return -EINVAL;
 	}
+	if (cfg->rate_limit && cfg->rate_burst == 0)
+		cfg->rate_burst = cfg->rate_limit * 2;
 	if (cfg->queues == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 

@@ -27,6 +27,7 @@
 #include "dotgw/frontend.h"
 #include "dotgw/log.h"
 #include "dotgw/pkt.h"
+#include "dotgw/ratelimit.h"
 
 #define UDP_BATCH	     32
 #define UDP_QUERY_MAX	     4096 /* larger datagrams are not DNS queries */
@@ -80,6 +81,7 @@ struct tcp_client {
 	unsigned int nqueries;
 	bool eof;
 	bool busy; /* its input is being walked: answers are only queued */
+	union sockaddr_any peer_addr;
 	struct loop_timer resume;
 	uint8_t *in;
 	size_t in_len, in_cap;
@@ -94,6 +96,7 @@ struct frontend {
 	struct upstream_pool *pool;
 	struct stats *stats;
 	struct cache *cache; /* NULL: no cache */
+	struct ratelimit *rl; /* NULL: no rate limit */
 	struct listener udp[2], tcp[2];
 	int raw[2]; /* nfqueue mode: IPPROTO_RAW sockets, IPv4 and IPv6; -1 when unused */
 	struct loop_timer accept_retry;
@@ -428,6 +431,14 @@ static void query_reject(struct frontend *fe, const uint8_t *msg, size_t len,
 	client_send(fe, tc, client, odst, fe->reply, (size_t)n);
 }
 
+static bool client_allowed(struct frontend *fe, const union sockaddr_any *a)
+{
+	const uint8_t *addr = a->sa.sa_family == AF_INET6 ? a->sin6.sin6_addr.s6_addr
+							   : (const uint8_t *)&a->sin.sin_addr;
+
+	return ratelimit_allow(fe->rl, a->sa.sa_family, addr, loop_now_ms(fe->loop));
+}
+
 /*
  * query_start - a message arrived from a client: answer bad ones at once, else make a query
  * and submit it. tc is NULL for UDP (then client and odst are set). For TCP the caller holds
@@ -447,6 +458,13 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		fe->stats->queries_tcp++;
 	else
 		fe->stats->queries_udp++;
+	if (fe->rl && !client_allowed(fe, tc ? &tc->peer_addr : client)) {
+		fe->stats->rate_limited++;
+		if (fe->cfg->rate_refuse && len >= DNS_HDR_LEN && !(dns_get16(msg + 2) & DNS_FLAG_QR) &&
+		    dns_msg_parse(&m, msg, len) == 0 && dns_query_check(&m) == 0)
+			query_reject(fe, msg, len, &m, DNS_RCODE_REFUSED, tc, client, odst);
+		return;
+	}
 	if (len < DNS_HDR_LEN || (dns_get16(msg + 2) & DNS_FLAG_QR)) {
 		/* Not a query at all: never answer it (no loops, no reflection). */
 		fe->stats->malformed++;
@@ -843,6 +861,7 @@ static void tcp_accept(struct loop_watch *w, uint32_t revents)
 		tc->watch.fd = fd;
 		tc->watch.cb = tcp_client_event;
 		addr_text(&peer, tc->peer, sizeof(tc->peer));
+		tc->peer_addr = peer;
 		if (loop_watch_add(fe->loop, &tc->watch, EPOLLIN) < 0) {
 			close(fd);
 			free(tc);
@@ -989,6 +1008,15 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 			return r;
 		}
 	}
+	if (cfg->rate_limit) {
+		r = ratelimit_new(&fe->rl, cfg->rate_limit, cfg->rate_burst, cfg->rate_prefix4,
+				  cfg->rate_prefix6, 16384, (uint32_t)loop_now_ms(loop) ^ 0x5bd1e995);
+		if (r < 0) {
+			cache_free(fe->cache);
+			free(fe);
+			return r;
+		}
+	}
 	for (int i = 0; i < 2; i++) {
 		int family = i ? AF_INET6 : AF_INET;
 
@@ -1038,5 +1066,6 @@ void frontend_close(struct frontend *fe)
 			close(fe->raw[i]);
 	loop_timer_cancel(fe->loop, &fe->accept_retry);
 	cache_free(fe->cache);
+	ratelimit_free(fe->rl);
 	free(fe);
 }

@@ -73,6 +73,10 @@ struct config {
 	size_t cache_worker_size;    /* ...of them per worker (set by main) */
 	uint32_t cache_max_ttl;	     /* answers are cached this long at most */
 	uint32_t serve_stale;	     /* seconds an expired answer may still be served */
+	unsigned int rate_limit;     /* queries per second per client and worker (0: off) */
+	unsigned int rate_burst;
+	unsigned int rate_prefix4, rate_prefix6;
+	bool rate_refuse;	     /* REFUSED over the limit (else: drop) */
 	unsigned int queues;	     /* nfqueue mode: queues (one worker thread each) */
 	uint16_t queue_num;	     /* nfqueue mode: number of the first queue */
 	bool fail_closed;	     /* while dotgw is not serving: block DNS (else let it pass) */

@@ -20,6 +20,7 @@
 	X(malformed)	      /* packets or frames that were not a valid DNS query */            \
 	X(dropped)	      /* queries dropped without an answer (see log) */                  \
 	X(overload)	      /* queries refused because max-inflight was reached */             \
+	X(rate_limited)	      /* queries over their client's --rate-limit (REFUSED or dropped) */ \
 	X(reply_errors)	      /* answers the kernel refused to send */                           \
 	X(tcp_clients)	      /* TCP client connections accepted */                              \
 	X(upstream_handshakes) /* TLS handshakes completed */                                    \
