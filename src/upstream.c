@@ -206,7 +206,13 @@ static SSL_CTX *tls_ctx_new(const struct config *cfg)
 		return NULL;
 	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
 		goto out_free;
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	/*
+	 * IGNORE_UNEXPECTED_EOF: servers often close with a bare FIN, no close_notify; OpenSSL 3
+	 * calls that a protocol error, but DoT's length prefix already catches a cut message, so
+	 * it is a plain close (the queries in flight are sent again, the upstream is not blamed).
+	 */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+					 SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify);
@@ -864,7 +870,8 @@ static void conn_io(struct upconn *c)
 static bool upstream_usable(const struct upstream *up, const struct upstream_query *uq,
 			    uint64_t now)
 {
-	return !(uq->tried & (1u << up->idx)) && up->down_until_ms <= now;
+	return !(uq->tried & (1u << up->idx)) && up->down_until_ms <= now &&
+	       (!uq->allowed || (uq->allowed & (1u << up->idx)));
 }
 
 static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstream_query *uq)
