@@ -65,6 +65,12 @@ enum {
 	OPT_RATE_PREFIX4,
 	OPT_RATE_PREFIX6,
 	OPT_RATE_ACTION,
+	OPT_CLIENT,
+	OPT_EXEMPT,
+	OPT_GROUP,
+	OPT_ALLOW,
+	OPT_DENY,
+	OPT_GROUP_UPSTREAMS,
 };
 
 static const struct option long_options[] = {
@@ -102,6 +108,12 @@ static const struct option long_options[] = {
 	{ "cache-max-ttl", required_argument, NULL, OPT_CACHE_MAX_TTL },
 	{ "serve-stale", required_argument, NULL, OPT_SERVE_STALE },
 	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
+	{ "client", required_argument, NULL, OPT_CLIENT },
+	{ "exempt", required_argument, NULL, OPT_EXEMPT },
+	{ "group", required_argument, NULL, OPT_GROUP },
+	{ "allow", required_argument, NULL, OPT_ALLOW },
+	{ "deny", required_argument, NULL, OPT_DENY },
+	{ "group-upstreams", required_argument, NULL, OPT_GROUP_UPSTREAMS },
 	{ "rate-burst", required_argument, NULL, OPT_RATE_BURST },
 	{ "rate-limit-prefix4", required_argument, NULL, OPT_RATE_PREFIX4 },
 	{ "rate-limit-prefix6", required_argument, NULL, OPT_RATE_PREFIX6 },
@@ -129,6 +141,10 @@ static const char usage_text[] =
 	"                           both (default: host)\n"
 	"  --interface IFACE        gateway scope: capture only DNS arriving on IFACE (repeatable;\n"
 	"                           default: every interface but lo)\n"
+	"  --client CIDR            gateway scope: capture only DNS from these sources\n"
+	"                           (repeatable; default: from any)\n"
+	"  --exempt CIDR            never capture DNS from or to these addresses, e.g. a\n"
+	"                           local resolver (repeatable)\n"
 	"  --table NAME             name of dotgw's nftables table, family inet (default: dotgw)\n"
 	"  --tproxy-port PORT       port of the transparent listeners (default: 10053)\n"
 	"  --mark VALUE             firewall mark of captured packets (default: 0xd07)\n"
@@ -171,6 +187,16 @@ static const char usage_text[] =
 	"  --serve-stale SECONDS    when no upstream answers, serve an expired answer up to\n"
 	"                           SECONDS past its expiry, with TTL 30 (RFC 8767);\n"
 	"                           0 is off, at most 604800 (default: 0)\n"
+	"\n"
+	"Policy (client groups; clients in no group are not policed):\n"
+	"  --group NAME=CIDR[,CIDR]...  a client group: sources in these prefixes (the first\n"
+	"                           group that holds a client is its group)\n"
+	"  --deny NAME:SUFFIX[=ACTION]  names at or under SUFFIX: ACTION is nxdomain (default),\n"
+	"                           refused, or an IPv4/IPv6 address to answer with (sinkhole)\n"
+	"  --allow NAME:SUFFIX      names at or under SUFFIX resolve; a group with allow rules\n"
+	"                           gets REFUSED for everything else (longest suffix wins)\n"
+	"  --group-upstreams NAME=N[,N]...  the group's queries go only to these upstreams\n"
+	"                           (1 = the first --upstream)\n"
 	"\n"
 	"Clients:\n"
 	"  --rate-limit QPS         queries per second per client (address, or prefix below)\n"
@@ -336,6 +362,32 @@ int config_parse_upstream(struct upstream_config *u, const char *spec)
 	return 0;
 }
 
+int config_parse_cidr(struct ruleset_cidr *c, const char *s)
+{
+	char buf[INET6_ADDRSTRLEN + 5], *slash;
+	struct ruleset_cidr r = { 0 };
+	uint32_t plen;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, r.addr) == 1)
+		r.family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, r.addr) == 1)
+		r.family = AF_INET6;
+	else
+		return -EINVAL;
+	plen = r.family == AF_INET ? 32 : 128;
+	if (slash && parse_u32(slash, 0, plen, &plen) < 0)
+		return -EINVAL;
+	r.plen = plen;
+	*c = r;
+	return 0;
+}
+
 static bool valid_table_name(const char *s)
 {
 	size_t len = strlen(s);
@@ -359,6 +411,112 @@ static int parse_number(FILE *err, const char *opt, const char *value, unsigned 
 {
 	if (parse_u32(value, min, max, out) < 0)
 		return bad_value(err, opt, value, expected);
+	return 0;
+}
+
+static struct policy_group *group_find(struct config *cfg, const char *name, size_t len)
+{
+	for (size_t i = 0; i < cfg->groups.n_groups; i++)
+		if (strlen(cfg->groups.groups[i].name) == len &&
+		    strncmp(cfg->groups.groups[i].name, name, len) == 0)
+			return &cfg->groups.groups[i];
+	return NULL;
+}
+
+/* parse_policy - the --group, --allow, --deny and --group-upstreams values. */
+static int parse_policy(struct config *cfg, int opt, const char *name, const char *arg, FILE *err)
+{
+	const char *sep = strchr(arg, opt == OPT_ALLOW || opt == OPT_DENY ? ':' : '=');
+	struct policy_group *g;
+	char list[1024], *tok, *save;
+
+	if (!sep || sep == arg || sep - arg >= (long)sizeof(g->name))
+		return bad_value(err, name, arg,
+				 opt == OPT_GROUP	      ? "NAME=CIDR[,CIDR]..."
+				 : opt == OPT_GROUP_UPSTREAMS ? "NAME=N[,N]..."
+							      : "NAME:SUFFIX");
+	g = group_find(cfg, arg, (size_t)(sep - arg));
+	if (opt == OPT_GROUP) {
+		if (g) {
+			fprintf(err, "dotgw: --group: group '%.*s' is defined twice\n",
+				(int)(sep - arg), arg);
+			return -EINVAL;
+		}
+		if (cfg->groups.n_groups == POLICY_MAX_GROUPS) {
+			fprintf(err, "dotgw: --group: at most %d groups\n", POLICY_MAX_GROUPS);
+			return -EINVAL;
+		}
+		g = &cfg->groups.groups[cfg->groups.n_groups];
+		memset(g, 0, sizeof(*g));
+		memcpy(g->name, arg, (size_t)(sep - arg));
+		if (strlen(sep + 1) >= sizeof(list))
+			return bad_value(err, name, arg, "a shorter list");
+		strcpy(list, sep + 1);
+		for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			if (g->n_cidrs == POLICY_MAX_CIDRS ||
+			    config_parse_cidr(&g->cidrs[g->n_cidrs], tok) < 0)
+				return bad_value(err, name, arg, "NAME=CIDR[,CIDR]... (16 at most)");
+			g->n_cidrs++;
+		}
+		if (!g->n_cidrs)
+			return bad_value(err, name, arg, "NAME=CIDR[,CIDR]...");
+		cfg->groups.n_groups++;
+		return 0;
+	}
+	if (!g) {
+		fprintf(err, "dotgw: --%s '%s': no --group '%.*s' before it\n", name, arg,
+			(int)(sep - arg), arg);
+		return -EINVAL;
+	}
+	if (opt == OPT_GROUP_UPSTREAMS) {
+		if (strlen(sep + 1) >= sizeof(list))
+			return bad_value(err, name, arg, "a shorter list");
+		strcpy(list, sep + 1);
+		for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			uint32_t idx;
+
+			if (parse_u32(tok, 1, CONFIG_MAX_UPSTREAMS, &idx) < 0)
+				return bad_value(err, name, arg, "NAME=N[,N]... with N from 1 to 16");
+			g->upstreams |= 1u << (idx - 1);
+		}
+		return 0;
+	}
+	/* --allow / --deny NAME:SUFFIX[=ACTION] */
+	struct policy_rule *r;
+	char suffix[DNS_MAX_NAME * 4 + 2];
+	const char *action = strchr(sep + 1, '=');
+	size_t slen = action ? (size_t)(action - sep - 1) : strlen(sep + 1);
+
+	if (g->n_rules == POLICY_MAX_RULES) {
+		fprintf(err, "dotgw: --%s: at most %d rules per group\n", name, POLICY_MAX_RULES);
+		return -EINVAL;
+	}
+	r = &g->rules[g->n_rules];
+	memset(r, 0, sizeof(*r));
+	if (slen == 0 || slen >= sizeof(suffix) || (opt == OPT_ALLOW && action))
+		return bad_value(err, name, arg, opt == OPT_ALLOW ? "NAME:SUFFIX"
+								   : "NAME:SUFFIX[=ACTION]");
+	memcpy(suffix, sep + 1, slen);
+	suffix[slen] = '\0';
+	if (policy_name_parse(suffix, r->name, &r->name_len) < 0)
+		return bad_value(err, name, arg, "a domain name after NAME:");
+	if (opt == OPT_ALLOW) {
+		r->action = POLICY_PASS;
+		g->allow_list = true;
+	} else if (!action || strcmp(action + 1, "nxdomain") == 0) {
+		r->action = POLICY_NXDOMAIN;
+	} else if (strcmp(action + 1, "refused") == 0) {
+		r->action = POLICY_REFUSED;
+	} else if (inet_pton(AF_INET, action + 1, r->sink) == 1) {
+		r->action = POLICY_SINKHOLE;
+		r->sink_family = AF_INET;
+	} else if (inet_pton(AF_INET6, action + 1, r->sink) == 1) {
+		r->action = POLICY_SINKHOLE;
+		r->sink_family = AF_INET6;
+	} else {
+		return bad_value(err, name, arg, "an ACTION of nxdomain, refused or an address");
+	}
+	g->n_rules++;
 	return 0;
 }
 
@@ -469,6 +627,25 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 		r = parse_number(err, name, arg, 0, 604800, "0 to 604800 seconds", &v);
 		cfg->serve_stale = v;
 		return r;
+	case OPT_GROUP:
+	case OPT_ALLOW:
+	case OPT_DENY:
+	case OPT_GROUP_UPSTREAMS:
+		return parse_policy(cfg, opt, name, arg, err);
+	case OPT_CLIENT:
+	case OPT_EXEMPT: {
+		struct ruleset_cidr *list = opt == OPT_CLIENT ? cfg->clients : cfg->exempt;
+		size_t *n = opt == OPT_CLIENT ? &cfg->n_clients : &cfg->n_exempt;
+
+		if (*n == CONFIG_MAX_CIDRS) {
+			fprintf(err, "dotgw: --%s: at most %d prefixes\n", name, CONFIG_MAX_CIDRS);
+			return -EINVAL;
+		}
+		if (config_parse_cidr(&list[*n], arg) < 0)
+			return bad_value(err, name, arg, "an address or ADDR/LEN");
+		(*n)++;
+		return 0;
+	}
 	case OPT_RATE_LIMIT:
 		r = parse_number(err, name, arg, 0, 10000000, "0 to 10000000 queries per second", &v);
 		cfg->rate_limit = v;
@@ -649,6 +826,10 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 		fprintf(err, "dotgw: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return -EINVAL;
 	}
+	if (cfg->n_clients && !(cfg->scope & RULESET_SCOPE_GATEWAY)) {
+		fprintf(err, "dotgw: --client: needs --scope gateway or --scope both\n");
+		return -EINVAL;
+	}
 	if (cfg->n_interfaces && !(cfg->scope & RULESET_SCOPE_GATEWAY)) {
 		fprintf(err, "dotgw: --interface: needs --scope gateway or --scope both\n");
 		return -EINVAL;
@@ -675,6 +856,16 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 			if (config_parse_upstream(&cfg->upstreams[cfg->n_upstreams++],
 						  default_upstreams[i]) < 0)
 				return -EINVAL;
+	}
+	for (size_t i = 0; i < cfg->groups.n_groups; i++) {
+		uint32_t all = cfg->n_upstreams ? (1u << cfg->n_upstreams) - 1 : 0;
+
+		if (cfg->groups.groups[i].upstreams & ~all) {
+			fprintf(err, "dotgw: --group-upstreams: group '%s' names an upstream that "
+				     "does not exist (there are %zu)\n",
+				cfg->groups.groups[i].name, cfg->n_upstreams);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "dotgw/dns.h"
 
@@ -535,4 +536,34 @@ int dns_ttl_scan(const uint8_t *buf, const struct dns_msg *m, uint16_t *offs, si
 		r.min_ttl = 0;
 	*info = r;
 	return 0;
+}
+
+int dns_build_address(uint8_t *out, size_t outlen, const uint8_t *q, const struct dns_msg *m,
+		      int family, const uint8_t *addr, uint32_t ttl)
+{
+	uint16_t type = family == AF_INET6 ? DNS_TYPE_AAAA : DNS_TYPE_A;
+	size_t alen = type == DNS_TYPE_AAAA ? 16 : 4, rr = 12 + alen;
+	size_t qend;
+	int n;
+
+	if (m->qdcount != 1)
+		return -EINVAL;
+	n = dns_build_error(out, outlen, q, m->len, m, DNS_RCODE_NOERROR);
+	if (n < 0)
+		return n;
+	dns_put16(out + 2, (uint16_t)(dns_get16(out + 2) | DNS_FLAG_AA));
+	if (m->q.qtype != type || m->q.qclass != DNS_CLASS_IN)
+		return n; /* NODATA */
+	if ((size_t)n + rr > outlen)
+		return -ENOSPC;
+	qend = DNS_HDR_LEN + m->q.name_len + 4;
+	memmove(out + qend + rr, out + qend, (size_t)n - qend); /* the OPT RR, if any */
+	dns_put16(out + qend, 0xc000 | DNS_HDR_LEN); /* the question's name */
+	dns_put16(out + qend + 2, type);
+	dns_put16(out + qend + 4, DNS_CLASS_IN);
+	put32(out + qend + 6, ttl);
+	dns_put16(out + qend + 10, (uint16_t)alen);
+	memcpy(out + qend + 12, addr, alen);
+	dns_put16(out + 6, 1);
+	return n + (int)rr;
 }

@@ -55,6 +55,7 @@ struct query {
 	union sockaddr_any client;	 /* UDP: the client... */
 	union sockaddr_any odst;	 /* ...and the address it asked */
 	struct dns_msg m;		 /* the parsed query */
+	struct cache *cache;		 /* where its answer goes (NULL: nowhere) */
 	size_t udp_limit;
 	uint16_t len;
 	uint8_t msg[];
@@ -96,6 +97,8 @@ struct frontend {
 	struct upstream_pool *pool;
 	struct stats *stats;
 	struct cache *cache; /* NULL: no cache */
+	/* groups with upstreams of their own keep their answers apart: one cache each */
+	struct cache *group_cache[POLICY_MAX_GROUPS];
 	struct ratelimit *rl; /* NULL: no rate limit */
 	struct listener udp[2], tcp[2];
 	int raw[2]; /* nfqueue mode: IPPROTO_RAW sockets, IPv4 and IPv6; -1 when unused */
@@ -363,8 +366,8 @@ static void query_finish(struct query *q, const uint8_t *msg, size_t len, int rc
 	if (msg) {
 		memcpy(out, msg, len);
 		dns_put16(out, q->m.id);
-	} else if (rcode == DNS_RCODE_SERVFAIL && fe->cache && fe->cfg->serve_stale &&
-		   (n = cache_lookup(fe->cache, &q->m, out, sizeof(fe->reply),
+	} else if (rcode == DNS_RCODE_SERVFAIL && q->cache && fe->cfg->serve_stale &&
+		   (n = cache_lookup(q->cache, &q->m, out, sizeof(fe->reply),
 				     loop_now_ms(fe->loop), true)) >= 0) {
 		fe->stats->cache_stale++;
 		len = (size_t)n;
@@ -398,8 +401,8 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer, siz
 		return;
 	}
 	fe->stats->answered++;
-	if (fe->cache && dns_msg_parse(&r, answer, len) == 0 &&
-	    cache_store(fe->cache, &q->m, answer, &r, loop_now_ms(fe->loop)) == 0)
+	if (q->cache && dns_msg_parse(&r, answer, len) == 0 &&
+	    cache_store(q->cache, &q->m, answer, &r, loop_now_ms(fe->loop)) == 0)
 		fe->stats->cache_stored++;
 	query_finish(q, answer, len, 0);
 }
@@ -431,12 +434,56 @@ static void query_reject(struct frontend *fe, const uint8_t *msg, size_t len,
 	client_send(fe, tc, client, odst, fe->reply, (size_t)n);
 }
 
+static const uint8_t *addr_bytes(const union sockaddr_any *a)
+{
+	return a->sa.sa_family == AF_INET6 ? a->sin6.sin6_addr.s6_addr
+					   : (const uint8_t *)&a->sin.sin_addr;
+}
+
 static bool client_allowed(struct frontend *fe, const union sockaddr_any *a)
 {
-	const uint8_t *addr = a->sa.sa_family == AF_INET6 ? a->sin6.sin6_addr.s6_addr
-							   : (const uint8_t *)&a->sin.sin_addr;
+	return ratelimit_allow(fe->rl, a->sa.sa_family, addr_bytes(a), loop_now_ms(fe->loop));
+}
 
-	return ratelimit_allow(fe->rl, a->sa.sa_family, addr, loop_now_ms(fe->loop));
+/*
+ * query_police - apply the client's group rules to the query m. Returns true when the query
+ * was answered here (denied, NXDOMAIN, sinkhole); else stores the group (or -1) in *group.
+ */
+static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
+			 const struct dns_msg *m, struct tcp_client *tc,
+			 const union sockaddr_any *client, const union sockaddr_any *odst,
+			 int *group)
+{
+	const union sockaddr_any *who = tc ? &tc->peer_addr : client;
+	const struct policy_rule *rule;
+	const struct policy_group *g;
+	enum policy_action a;
+	int n;
+
+	*group = -1;
+	if (!fe->cfg->groups.n_groups)
+		return false;
+	*group = policy_group_of(&fe->cfg->groups, who->sa.sa_family, addr_bytes(who));
+	if (*group < 0)
+		return false;
+	g = &fe->cfg->groups.groups[*group];
+	a = policy_check(g, m->q.name, m->q.name_len, &rule);
+	if (a == POLICY_PASS)
+		return false;
+	fe->stats->policy_denied++;
+	if (a == POLICY_SINKHOLE) {
+		n = dns_build_address(fe->reply, sizeof(fe->reply), msg, m, rule->sink_family,
+				      rule->sink, 60);
+		if (n < 0)
+			fe->stats->dropped++;
+		else
+			client_send(fe, tc, client, odst, fe->reply, (size_t)n);
+	} else {
+		query_reject(fe, msg, len, m,
+			     a == POLICY_NXDOMAIN ? DNS_RCODE_NXDOMAIN : DNS_RCODE_REFUSED, tc,
+			     client, odst);
+	}
+	return true;
 }
 
 /*
@@ -448,10 +495,11 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 			struct tcp_client *tc, const union sockaddr_any *client,
 			const union sockaddr_any *odst)
 {
+	struct cache *cache;
 	struct dns_msg m;
 	struct query *q;
 	char a[64];
-	int r;
+	int r, group;
 
 	fe->stats->queries++;
 	if (tc)
@@ -490,8 +538,11 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		query_reject(fe, msg, len, NULL, DNS_RCODE_FORMERR, tc, client, odst);
 		return;
 	}
-	if (fe->cache) {
-		int n = cache_lookup(fe->cache, &m, fe->reply, sizeof(fe->reply),
+	if (query_police(fe, msg, len, &m, tc, client, odst, &group))
+		return;
+	cache = group >= 0 && fe->group_cache[group] ? fe->group_cache[group] : fe->cache;
+	if (cache) {
+		int n = cache_lookup(cache, &m, fe->reply, sizeof(fe->reply),
 				     loop_now_ms(fe->loop), false);
 
 		if (n >= 0) {
@@ -513,6 +564,9 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	memset(q, 0, sizeof(*q));
 	q->fe = fe;
 	q->m = m;
+	q->cache = cache;
+	if (group >= 0)
+		q->uq.allowed = fe->cfg->groups.groups[group].upstreams;
 	q->len = (uint16_t)len;
 	memcpy(q->msg, msg, len);
 	if (tc) {
@@ -997,14 +1051,21 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	for (int i = 0; i < 2; i++)
 		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = fe->raw[i] = -1;
 	if (cfg->cache_worker_size) {
+		size_t views = 1, size;
 		uint32_t seed;
 
+		for (size_t i = 0; i < cfg->groups.n_groups; i++)
+			views += cfg->groups.groups[i].upstreams != 0;
+		size = cfg->cache_worker_size / views;
 		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 			seed = (uint32_t)getpid() ^ (uint32_t)loop_now_ms(loop);
-		r = cache_new(&fe->cache, cfg->cache_worker_size, cfg->cache_max_ttl,
-			      cfg->serve_stale, seed);
+		r = cache_new(&fe->cache, size, cfg->cache_max_ttl, cfg->serve_stale, seed);
+		for (size_t i = 0; r == 0 && i < cfg->groups.n_groups; i++)
+			if (cfg->groups.groups[i].upstreams)
+				r = cache_new(&fe->group_cache[i], size, cfg->cache_max_ttl,
+					      cfg->serve_stale, seed ^ (uint32_t)(i + 1));
 		if (r < 0) {
-			free(fe);
+			frontend_close(fe);
 			return r;
 		}
 	}
@@ -1012,8 +1073,7 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 		r = ratelimit_new(&fe->rl, cfg->rate_limit, cfg->rate_burst, cfg->rate_prefix4,
 				  cfg->rate_prefix6, 16384, (uint32_t)loop_now_ms(loop) ^ 0x5bd1e995);
 		if (r < 0) {
-			cache_free(fe->cache);
-			free(fe);
+			frontend_close(fe);
 			return r;
 		}
 	}
@@ -1066,6 +1126,8 @@ void frontend_close(struct frontend *fe)
 			close(fe->raw[i]);
 	loop_timer_cancel(fe->loop, &fe->accept_retry);
 	cache_free(fe->cache);
+	for (size_t i = 0; i < POLICY_MAX_GROUPS; i++)
+		cache_free(fe->group_cache[i]);
 	ratelimit_free(fe->rl);
 	free(fe);
 }

@@ -138,6 +138,10 @@ static int rules_install(const struct config *cfg, const struct route_config *rc
 		.scope = cfg->scope,
 		.interfaces = cfg->interfaces,
 		.n_interfaces = cfg->n_interfaces,
+		.clients = cfg->clients,
+		.n_clients = cfg->n_clients,
+		.exempt = cfg->exempt,
+		.n_exempt = cfg->n_exempt,
 		.tproxy_port = cfg->tproxy_port,
 		.capture_mark = cfg->capture_mark,
 		.bypass_mark = cfg->bypass_mark,
@@ -165,6 +169,42 @@ static int rules_install(const struct config *cfg, const struct route_config *rc
 		return r;
 	}
 	return 0;
+}
+
+/*
+ * warn_bridge_netfilter - with br_netfilter on (net.bridge.bridge-nf-call-iptables=1, the
+ * default where the module is loaded, as on Docker hosts), the IP hooks of bridged frames run
+ * inside the bridge, and the socket TPROXY assigns there is lost before local delivery: queries
+ * from clients behind a bridge of this machine then go unanswered. Say so, once, at start.
+ */
+static void warn_bridge_netfilter(const struct config *cfg)
+{
+	char path[128], v = '0';
+	bool bridge = false;
+	FILE *f;
+
+	if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
+		return;
+	f = fopen("/proc/sys/net/bridge/bridge-nf-call-iptables", "re");
+	if (!f)
+		return;
+	if (fread(&v, 1, 1, f) != 1)
+		v = '0';
+	fclose(f);
+	if (v != '1')
+		return;
+	for (size_t i = 0; i < cfg->n_interfaces && !bridge; i++) {
+		snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", cfg->interfaces[i]);
+		bridge = access(path, F_OK) == 0;
+	}
+	if (cfg->n_interfaces && !bridge)
+		return;
+	log_warn("net.bridge.bridge-nf-call-iptables is 1: TPROXY cannot capture %sDNS from "
+		 "clients behind a Linux bridge of this machine (br_netfilter loses the socket). "
+		 "Set it (and bridge-nf-call-ip6tables) to 0 if nothing here needs bridge "
+		 "filtering%s",
+		 cfg->mode == MODE_NFQUEUE ? "TCP " : "",
+		 cfg->mode == MODE_NFQUEUE ? "" : ", or use --mode nfqueue for UDP");
 }
 
 /* The kernel lacks nft_queue on some machines: fall back to the xtables NFQUEUE target. */
@@ -346,6 +386,7 @@ int main(int argc, char **argv)
 	}
 	if (rules_install(&cfg, &rc, queue_compat, &rs) < 0)
 		goto out_close_workers;
+	warn_bridge_netfilter(&cfg);
 	r = privs_drop(cfg.user, who, sizeof(who));
 	if (r < 0) {
 		log_error("dropping privileges to user '%s': %s", cfg.user ? cfg.user : "dotgw",

@@ -90,6 +90,8 @@ static void rs_stmt_counter(struct rs_rule *rr);
 static void rs_stmt_mark_set(struct rs_rule *rr, uint32_t mark);
 static void rs_stmt_tproxy(struct rs_rule *rr, uint16_t port);
 static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cfg);
+static void rs_build_exempt(struct rs_batch *bb, const struct ruleset_config *cfg,
+			    const char *chain);
 static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_build_input(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_socket_size(struct mnl_socket *nl, size_t len, unsigned int nacks);
@@ -127,6 +129,17 @@ static int rs_config_check(const struct ruleset_config *cfg)
 		return -EINVAL;
 	if (cfg->mode != RULESET_MODE_TPROXY && cfg->mode != RULESET_MODE_NFQUEUE)
 		return -EINVAL;
+	if ((cfg->n_clients && (!cfg->clients || !(cfg->scope & RULESET_SCOPE_GATEWAY))) ||
+	    (cfg->n_exempt && !cfg->exempt))
+		return -EINVAL;
+	for (i = 0; i < cfg->n_clients + cfg->n_exempt; i++) {
+		const struct ruleset_cidr *c = i < cfg->n_clients ? &cfg->clients[i]
+								  : &cfg->exempt[i - cfg->n_clients];
+
+		if ((c->family != AF_INET && c->family != AF_INET6) ||
+		    c->plen > (c->family == AF_INET ? 32u : 128u))
+			return -EINVAL;
+	}
 	if (cfg->mode == RULESET_MODE_NFQUEUE &&
 	    (cfg->queue_total == 0 || (uint32_t)cfg->queue_num + cfg->queue_total > 65536))
 		return -EINVAL;
@@ -348,6 +361,54 @@ static void rs_match_dport(struct rs_rule *rr, uint8_t l4proto, uint16_t port)
 	rs_expr_cmp(rr, NFT_CMP_EQ, &nport, sizeof(nport));
 }
 
+/*
+ * "ip saddr 192.0.2.0/24" (or daddr, or ip6): the nfproto, then the address under a mask, as
+ * nft encodes a prefix (payload, bitwise, cmp), so nft lists it the same way.
+ */
+static void rs_match_cidr(struct rs_rule *rr, const struct ruleset_cidr *c, bool src)
+{
+	uint8_t proto = c->family == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+	uint32_t len = c->family == AF_INET6 ? 16 : 4;
+	uint32_t off = c->family == AF_INET6 ? (src ? 8 : 24) : (src ? 12 : 16);
+	uint8_t mask[16] = { 0 }, xor[16] = { 0 }, net[16] = { 0 };
+	struct nftnl_expr *e;
+
+	for (unsigned int i = 0; i < c->plen && i < len * 8; i++)
+		mask[i / 8] |= (uint8_t)(0x80 >> (i % 8));
+	for (uint32_t i = 0; i < len; i++)
+		net[i] = c->addr[i] & mask[i];
+	rs_expr_meta_load(rr, NFT_META_NFPROTO);
+	rs_expr_cmp(rr, NFT_CMP_EQ, &proto, sizeof(proto));
+	rs_expr_payload(rr, NFT_PAYLOAD_NETWORK_HEADER, off, len);
+	if (c->plen < len * 8) {
+		e = rs_expr_new(rr, "bitwise");
+		if (!e)
+			return;
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, xor, len);
+	}
+	rs_expr_cmp(rr, NFT_CMP_EQ, net, len);
+}
+
+/* Exemptions: "ip saddr CIDR return" and "ip daddr CIDR return" for each, in chain. */
+static void rs_build_exempt(struct rs_batch *bb, const struct ruleset_config *cfg,
+			    const char *chain)
+{
+	struct rs_rule rr;
+
+	for (size_t i = 0; i < cfg->n_exempt; i++) {
+		for (int src = 1; src >= 0; src--) {
+			rs_rule_start(&rr, cfg->table, chain);
+			rs_match_cidr(&rr, &cfg->exempt[i], src);
+			rs_expr_imm_verdict(&rr, NFT_RETURN);
+			rs_batch_rule(bb, &rr);
+		}
+	}
+}
+
 static void rs_stmt_counter(struct rs_rule *rr)
 {
 	struct nftnl_expr *e = rs_expr_new(rr, "counter");
@@ -448,6 +509,7 @@ static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cf
 	rs_match_meta_u32(&rr, NFT_META_MARK, NFT_CMP_EQ, cfg->bypass_mark);
 	rs_expr_imm_verdict(&rr, NFT_RETURN);
 	rs_batch_rule(bb, &rr);
+	rs_build_exempt(bb, cfg, "output");
 
 	/* ip daddr 127.0.0.0/8: nft compares just the first address byte */
 	rs_rule_start(&rr, cfg->table, "output");
@@ -496,6 +558,7 @@ static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config
 	 * Two passes: the capture rules, then (fail closed) the same matches with "drop", which
 	 * take what TPROXY could not hand to a listener because dotgw is not running.
 	 */
+	rs_build_exempt(bb, cfg, "prerouting");
 	for (pass = 0; pass < (cfg->fail_closed ? 2 : 1); pass++) {
 		if (cfg->scope & RULESET_SCOPE_HOST) {
 			for (i = 0; i < sizeof(rs_l4protos); i++) {
@@ -518,6 +581,7 @@ static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config
 		}
 		if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
 			continue;
+		for (size_t k = 0; k < (cfg->n_clients ? cfg->n_clients : 1); k++)
 		for (j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {
 			for (i = 0; i < sizeof(rs_l4protos); i++) {
 				bool queue = nfqueue && rs_l4protos[i] == IPPROTO_UDP;
@@ -530,6 +594,8 @@ static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config
 					rs_match_iifname(&rr, cfg->interfaces[j]);
 				else
 					rs_match_meta_u32(&rr, NFT_META_IIF, NFT_CMP_NEQ, lo_ifindex);
+				if (cfg->n_clients)
+					rs_match_cidr(&rr, &cfg->clients[k], true);
 				rs_match_dport(&rr, rs_l4protos[i], 53);
 				if (pass == 1) {
 					rs_expr_imm_verdict(&rr, NF_DROP);

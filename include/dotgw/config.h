@@ -12,11 +12,15 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "dotgw/policy.h"
+#include "dotgw/ruleset.h"
+
 #define CONFIG_MAX_UPSTREAMS  16
 #define CONFIG_MAX_INTERFACES 32
 #define CONFIG_AUTH_NAME_MAX  253
 #define CONFIG_MAX_PINS	      8
 #define CONFIG_MAX_POOL	      16
+#define CONFIG_MAX_CIDRS      64
 
 enum upstream_policy {
 	POLICY_ORDERED,	    /* the first usable upstream, in the order given */
@@ -48,7 +52,12 @@ struct config {
 	unsigned int scope;  /* RULESET_SCOPE_* bits */
 	const char *interfaces[CONFIG_MAX_INTERFACES];
 	size_t n_interfaces;
+	struct ruleset_cidr clients[CONFIG_MAX_CIDRS]; /* gateway scope: only these sources */
+	size_t n_clients;
+	struct ruleset_cidr exempt[CONFIG_MAX_CIDRS];  /* never captured, from or to */
+	size_t n_exempt;
 	enum capture_mode mode;
+	struct policy groups;	     /* client groups: domain rules, upstreams */
 	const char *user; /* NULL: "dotgw" if it exists, else "nobody" */
 	int log_level;
 	const char *table;
@@ -82,6 +91,9 @@ struct config {
 	bool fail_closed;	     /* while dotgw is not serving: block DNS (else let it pass) */
 	bool remove_rules;	     /* --remove-rules: remove a table and routes left behind, exit */
 };
+
+/* config_parse_cidr - "ADDR[/LEN]" (IPv4 or IPv6); 0 or -EINVAL, *c written on success. */
+int config_parse_cidr(struct ruleset_cidr *c, const char *s);
 
 /* config_init - fill cfg with the defaults (no upstreams yet: see config_parse_args). */
 void config_init(struct config *cfg);

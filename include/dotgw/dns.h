@@ -130,6 +130,15 @@ int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t ql
 		    const struct dns_msg *q, int rcode);
 
 /*
+ * dns_build_address - an authoritative answer to query q (parsed into m) with one A (family
+ * AF_INET, 4 octets) or AAAA (AF_INET6) record for the question's name, TTL ttl; when the
+ * question asks for another type, an answer with no records (NODATA). Returns the length or
+ * -ENOSPC / -EINVAL.
+ */
+int dns_build_address(uint8_t *out, size_t outlen, const uint8_t *q, const struct dns_msg *m,
+		      int family, const uint8_t *addr, uint32_t ttl);
+
+/*
  * dns_query_rewrite - the query q (parsed into m) as it goes to a DoT upstream, written to out:
  * its OPT RR (added when the query had none, with payload size DNS_DEFAULT_UDP_CAP) loses any
  * padding and keepalive options the client put there, gains an empty edns-tcp-keepalive option

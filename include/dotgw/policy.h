@@ -1,0 +1,63 @@
+/*
+ * policy.h - client groups (by source prefix) with domain rules and their own upstreams.
+ * A query from a client in a group is checked against the group's rules by name suffix (on
+ * label boundaries: "example.com" covers "example.com" and "a.example.com"); the longest
+ * matching suffix wins. A group with allow rules allows only what they match. Clients in no
+ * group are not policed. Pure code.
+ */
+#ifndef DOTGW_POLICY_H
+#define DOTGW_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dotgw/dns.h"
+#include "dotgw/ruleset.h"
+
+#define POLICY_MAX_GROUPS 16
+#define POLICY_MAX_CIDRS  16
+#define POLICY_MAX_RULES  64
+
+enum policy_action {
+	POLICY_PASS,	 /* resolve it */
+	POLICY_REFUSED,	 /* answer REFUSED */
+	POLICY_NXDOMAIN, /* answer NXDOMAIN */
+	POLICY_SINKHOLE, /* answer with a fixed address (A or AAAA; other types: no data) */
+};
+
+struct policy_rule {
+	uint8_t name[DNS_MAX_NAME]; /* wire format, lower case */
+	uint8_t name_len;
+	enum policy_action action;
+	int sink_family; /* POLICY_SINKHOLE: AF_INET or AF_INET6 */
+	uint8_t sink[16];
+};
+
+struct policy_group {
+	char name[32];
+	struct ruleset_cidr cidrs[POLICY_MAX_CIDRS];
+	size_t n_cidrs;
+	struct policy_rule rules[POLICY_MAX_RULES];
+	size_t n_rules;
+	bool allow_list; /* it has allow rules: whatever they do not match is REFUSED */
+	uint32_t upstreams; /* bit i: the i-th --upstream may serve it; 0: all */
+};
+
+struct policy {
+	struct policy_group groups[POLICY_MAX_GROUPS];
+	size_t n_groups;
+};
+
+/* policy_group_of - index of the first group whose prefixes hold addr, or -1. */
+int policy_group_of(const struct policy *p, int family, const uint8_t *addr);
+
+/* policy_check - what group g does with a query for name (wire format); *rule gets the
+ * matching rule (NULL when none matched). */
+enum policy_action policy_check(const struct policy_group *g, const uint8_t *name,
+				size_t name_len, const struct policy_rule **rule);
+
+/* policy_name_parse - "example.com" or "example.com." to lower-case wire format. 0/-EINVAL. */
+int policy_name_parse(const char *text, uint8_t *out, uint8_t *out_len);
+
+#endif
