@@ -189,8 +189,9 @@ static const char usage_text[] =
 	"                           0 is off, at most 604800 (default: 0)\n"
 	"\n"
 	"Policy (client groups; clients in no group are not policed):\n"
-	"  --group NAME=CIDR[,CIDR]...  a client group: sources in these prefixes (the first\n"
-	"                           group that holds a client is its group)\n"
+	"  --group NAME=CIDR|@IFACE[,...]  a client group: sources in these prefixes, or\n"
+	"                           arriving on these interfaces (the first group that holds\n"
+	"                           a client is its group)\n"
 	"  --deny NAME:SUFFIX[=ACTION]  names at or under SUFFIX: ACTION is nxdomain (default),\n"
 	"                           refused, or an IPv4/IPv6 address to answer with (sinkhole)\n"
 	"  --allow NAME:SUFFIX      names at or under SUFFIX resolve; a group with allow rules\n"
@@ -453,13 +454,22 @@ static int parse_policy(struct config *cfg, int opt, const char *name, const cha
 			return bad_value(err, name, arg, "a shorter list");
 		strcpy(list, sep + 1);
 		for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			if (tok[0] == '@') {
+				if (g->n_ifs == POLICY_MAX_CIDRS || strlen(tok + 1) == 0 ||
+				    strlen(tok + 1) >= sizeof(g->ifnames[0]))
+					return bad_value(err, name, arg,
+							 "NAME=CIDR|@IFACE[,...] (16 of each at most)");
+				strcpy(g->ifnames[g->n_ifs++], tok + 1);
+				continue;
+			}
 			if (g->n_cidrs == POLICY_MAX_CIDRS ||
 			    config_parse_cidr(&g->cidrs[g->n_cidrs], tok) < 0)
-				return bad_value(err, name, arg, "NAME=CIDR[,CIDR]... (16 at most)");
+				return bad_value(err, name, arg,
+						 "NAME=CIDR|@IFACE[,...] (16 of each at most)");
 			g->n_cidrs++;
 		}
-		if (!g->n_cidrs)
-			return bad_value(err, name, arg, "NAME=CIDR[,CIDR]...");
+		if (!g->n_cidrs && !g->n_ifs)
+			return bad_value(err, name, arg, "NAME=CIDR|@IFACE[,...]");
 		cfg->groups.n_groups++;
 		return 0;
 	}

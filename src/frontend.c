@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,7 @@ struct tcp_client {
 	bool eof;
 	bool busy; /* its input is being walked: answers are only queued */
 	union sockaddr_any peer_addr;
+	unsigned int ifindex; /* where its SYN came in (0: unknown) */
 	struct loop_timer resume;
 	uint8_t *in;
 	size_t in_len, in_cap;
@@ -114,7 +116,9 @@ struct frontend {
 	struct mmsghdr mmsg[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 	union sockaddr_any from[UDP_BATCH];
-	uint8_t ctrl[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6))];
+	uint8_t ctrl[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6)) +
+				CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	bool want_ifindex; /* some client group names an interface */
 	uint8_t bufs[UDP_BATCH][UDP_QUERY_MAX];
 	uint8_t reply[DNS_MAX_MSG];
 	uint8_t packet[PKT_MAX_HDR + DNS_MAX_MSG];
@@ -452,7 +456,7 @@ static bool client_allowed(struct frontend *fe, const union sockaddr_any *a)
 static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
 			 const struct dns_msg *m, struct tcp_client *tc,
 			 const union sockaddr_any *client, const union sockaddr_any *odst,
-			 int *group)
+			 unsigned int ifindex, int *group)
 {
 	const union sockaddr_any *who = tc ? &tc->peer_addr : client;
 	const struct policy_rule *rule;
@@ -463,7 +467,7 @@ static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
 	*group = -1;
 	if (!fe->cfg->groups.n_groups)
 		return false;
-	*group = policy_group_of(&fe->cfg->groups, who->sa.sa_family, addr_bytes(who));
+	*group = policy_group_of(&fe->cfg->groups, who->sa.sa_family, addr_bytes(who), ifindex);
 	if (*group < 0)
 		return false;
 	g = &fe->cfg->groups.groups[*group];
@@ -493,7 +497,7 @@ static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
  */
 static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 			struct tcp_client *tc, const union sockaddr_any *client,
-			const union sockaddr_any *odst)
+			const union sockaddr_any *odst, unsigned int ifindex)
 {
 	struct cache *cache;
 	struct dns_msg m;
@@ -538,7 +542,7 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		query_reject(fe, msg, len, NULL, DNS_RCODE_FORMERR, tc, client, odst);
 		return;
 	}
-	if (query_police(fe, msg, len, &m, tc, client, odst, &group))
+	if (query_police(fe, msg, len, &m, tc, client, odst, tc ? tc->ifindex : ifindex, &group))
 		return;
 	cache = group >= 0 && fe->group_cache[group] ? fe->group_cache[group] : fe->cache;
 	if (cache) {
@@ -611,23 +615,42 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 
 /* --- UDP listener -------------------------------------------------------------------- */
 
-static bool udp_orig_dst(struct msghdr *mh, union sockaddr_any *odst)
+static bool udp_orig_dst(struct msghdr *mh, union sockaddr_any *odst, unsigned int *ifindex)
 {
+	bool found = false;
+
+	*ifindex = 0;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_PKTINFO &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+			struct in_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			*ifindex = (unsigned int)pi.ipi_ifindex;
+			continue;
+		}
+		if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+			struct in6_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			*ifindex = pi.ipi6_ifindex;
+			continue;
+		}
 		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR &&
 		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in))) {
 			memset(odst, 0, sizeof(*odst));
 			memcpy(&odst->sin, CMSG_DATA(c), sizeof(struct sockaddr_in));
-			return true;
+			found = true;
 		}
 		if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR &&
 		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in6))) {
 			memset(odst, 0, sizeof(*odst));
 			memcpy(&odst->sin6, CMSG_DATA(c), sizeof(struct sockaddr_in6));
-			return true;
+			found = true;
 		}
 	}
-	return false;
+	return found;
 }
 
 static void udp_readable(struct loop_watch *w, uint32_t revents)
@@ -660,16 +683,18 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 	for (int i = 0; i < n; i++) {
 		struct msghdr *mh = &fe->mmsg[i].msg_hdr;
 		union sockaddr_any odst;
+		unsigned int ifindex;
 
-		if (!udp_orig_dst(mh, &odst) || (mh->msg_flags & MSG_TRUNC)) {
+		if (!udp_orig_dst(mh, &odst, &ifindex) || (mh->msg_flags & MSG_TRUNC)) {
 			fe->stats->malformed++;
 			continue;
 		}
-		query_start(fe, fe->bufs[i], fe->mmsg[i].msg_len, NULL, &fe->from[i], &odst);
+		query_start(fe, fe->bufs[i], fe->mmsg[i].msg_len, NULL, &fe->from[i], &odst,
+			    ifindex);
 	}
 }
 
-void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len)
+void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex)
 {
 	struct frontend *fe = data;
 	union sockaddr_any client, odst;
@@ -697,7 +722,7 @@ void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len)
 		client.sin6.sin6_port = htons(p.sport);
 		odst.sin6.sin6_port = htons(p.dport);
 	}
-	query_start(fe, pkt + p.payload_off, p.payload_len, NULL, &client, &odst);
+	query_start(fe, pkt + p.payload_off, p.payload_len, NULL, &client, &odst, ifindex);
 }
 
 /* --- TCP clients -------------------------------------------------------------------- */
@@ -812,7 +837,7 @@ static bool tcp_client_frames(struct tcp_client *tc)
 		}
 		if (tc->in_len - off < 2 + flen)
 			break;
-		query_start(fe, tc->in + off + 2, flen, tc, NULL, NULL);
+		query_start(fe, tc->in + off + 2, flen, tc, NULL, NULL, 0);
 		off += 2 + flen;
 	}
 	tc->busy = false;
@@ -881,6 +906,26 @@ static void tcp_client_event(struct loop_watch *w, uint32_t revents)
 	tcp_client_write(tc);
 }
 
+/*
+ * tcp_ifindex - the interface a TCP connection came in on: IP_PKTOPTIONS (Linux) returns the
+ * IP_PKTINFO of the last segment received, here the handshake's. 0 when it cannot tell.
+ */
+static unsigned int tcp_ifindex(int fd, int family)
+{
+	uint8_t buf[256];
+	socklen_t len = sizeof(buf);
+	struct msghdr mh = { .msg_control = buf };
+	unsigned int ifindex = 0;
+	union sockaddr_any unused;
+
+	if (getsockopt(fd, family == AF_INET ? SOL_IP : SOL_IPV6,
+		       family == AF_INET ? IP_PKTOPTIONS : IPV6_2292PKTOPTIONS, buf, &len) < 0)
+		return 0;
+	mh.msg_controllen = len;
+	udp_orig_dst(&mh, &unused, &ifindex);
+	return ifindex;
+}
+
 static void tcp_accept(struct loop_watch *w, uint32_t revents)
 {
 	struct listener *l = container_of(w, struct listener, watch);
@@ -916,6 +961,8 @@ static void tcp_accept(struct loop_watch *w, uint32_t revents)
 		tc->watch.cb = tcp_client_event;
 		addr_text(&peer, tc->peer, sizeof(tc->peer));
 		tc->peer_addr = peer;
+		if (fe->want_ifindex)
+			tc->ifindex = tcp_ifindex(fd, peer.sa.sa_family);
 		if (loop_watch_add(fe->loop, &tc->watch, EPOLLIN) < 0) {
 			close(fd);
 			free(tc);
@@ -984,10 +1031,21 @@ static int listener_open(struct frontend *fe, struct listener *l, int family, in
 				      : setsockopt(fd, SOL_IPV6, IPV6_RECVORIGDSTADDR, &one,
 						   sizeof(one)))
 			goto out_close;
+		/* the incoming interface, for client groups that name one */
+		if (fe->want_ifindex &&
+		    (family == AF_INET ? setsockopt(fd, SOL_IP, IP_PKTINFO, &one, sizeof(one))
+				       : setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &one,
+						    sizeof(one))))
+			goto out_close;
 		/* best effort: a larger buffer absorbs bursts; capped by net.core.rmem_max */
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	}
 	if (bind(fd, &a.sa, addr_len(&a)) < 0)
+		goto out_close;
+	/* TCP: accepted sockets inherit it; IP_PKTOPTIONS then tells the SYN's interface */
+	if (type == SOCK_STREAM && fe->want_ifindex &&
+	    (family == AF_INET ? setsockopt(fd, SOL_IP, IP_PKTINFO, &one, sizeof(one))
+			       : setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one))))
 		goto out_close;
 	if (type == SOCK_STREAM && listen(fd, 128) < 0)
 		goto out_close;
@@ -1048,6 +1106,7 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	fe->pool = pool;
 	fe->stats = stats;
 	loop_timer_init(&fe->accept_retry, accept_retry);
+	fe->want_ifindex = policy_has_interfaces(&cfg->groups);
 	for (int i = 0; i < 2; i++)
 		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = fe->raw[i] = -1;
 	if (cfg->cache_worker_size) {

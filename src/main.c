@@ -11,6 +11,7 @@
  * per thread, and new threads inherit the dropped ones.
  */
 #include <errno.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -373,6 +374,16 @@ int main(int argc, char **argv)
 		goto out_free_loop;
 	d.nworkers = cfg.mode == MODE_NFQUEUE ? cfg.queues : 1;
 	cfg.cache_worker_size = cfg.cache_size / d.nworkers;
+	for (size_t g = 0; g < cfg.groups.n_groups; g++) {
+		struct policy_group *pg = &cfg.groups.groups[g];
+
+		for (size_t i = 0; i < pg->n_ifs; i++) {
+			pg->ifindexes[i] = if_nametoindex(pg->ifnames[i]);
+			if (!pg->ifindexes[i])
+				log_warn("--group %s: no interface '%s' (yet): it holds no clients",
+					 pg->name, pg->ifnames[i]);
+		}
+	}
 	d.workers = calloc(d.nworkers, sizeof(*d.workers));
 	if (!d.workers)
 		goto out_free_loop;

@@ -107,7 +107,8 @@ static int queue_packet(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_OK;
 	}
 	q->cb(q->data, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
-	      mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]));
+	      mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]),
+	      attr[NFQA_IFINDEX_INDEV] ? ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV])) : 0);
 	return MNL_CB_OK;
 }
 

@@ -30,7 +30,7 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
  * frontend). A UDP DNS query starts a query answered by raw injection; anything else is
  * counted as malformed and dropped.
  */
-void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len);
+void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex);
 
 /* frontend_close - close every socket and forget every query in flight. Accepts NULL. */
 void frontend_close(struct frontend *fe);

@@ -38,6 +38,9 @@ struct policy_group {
 	char name[32];
 	struct ruleset_cidr cidrs[POLICY_MAX_CIDRS];
 	size_t n_cidrs;
+	char ifnames[POLICY_MAX_CIDRS][16]; /* clients arriving on these interfaces... */
+	unsigned int ifindexes[POLICY_MAX_CIDRS]; /* ...resolved at start (0: not found) */
+	size_t n_ifs;
 	struct policy_rule rules[POLICY_MAX_RULES];
 	size_t n_rules;
 	bool allow_list; /* it has allow rules: whatever they do not match is REFUSED */
@@ -49,8 +52,15 @@ struct policy {
 	size_t n_groups;
 };
 
-/* policy_group_of - index of the first group whose prefixes hold addr, or -1. */
-int policy_group_of(const struct policy *p, int family, const uint8_t *addr);
+/*
+ * policy_group_of - index of the first group that holds the client: one of its prefixes
+ * holds addr, or it arrived on one of its interfaces (ifindex; 0 when unknown). -1: none.
+ */
+int policy_group_of(const struct policy *p, int family, const uint8_t *addr,
+		    unsigned int ifindex);
+
+/* policy_has_interfaces - does any group name an interface? (then ifindexes are needed) */
+bool policy_has_interfaces(const struct policy *p);
 
 /* policy_check - what group g does with a query for name (wire format); *rule gets the
  * matching rule (NULL when none matched). */

@@ -16,8 +16,11 @@
 
 struct queue_source;
 
-/* Called for each queued packet (the whole IP packet); the buffer lives during the call. */
-typedef void (*queue_packet_fn)(void *data, const uint8_t *pkt, size_t len);
+/*
+ * Called for each queued packet (the whole IP packet, and the index of the interface it came
+ * in on, 0 when it was sent by this machine); the buffer lives during the call.
+ */
+typedef void (*queue_packet_fn)(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex);
 
 /*
  * queue_open - bind queue number num (needs CAP_NET_ADMIN, for the daemon's whole life: the

@@ -3,7 +3,8 @@
 # host (the lab's gateway), dotgw in gateway scope encrypts their DNS, and per-group policy
 # holds: the "kids" container gets NXDOMAIN for a denied name and a sinkhole address for
 # another, the "web" container may resolve only what its allow list names, the third
-# container is exempted and not captured at all; a group can be bound to its own upstreams.
+# container is exempted and not captured at all; a group can be bound to its own upstreams;
+# a group can be an interface (here the bridge: every container), over UDP and TCP.
 #
 #   ctr1 198.51.100.130 (group kids) --.
 #   ctr2 198.51.100.131 (group web)  ---+- br0 198.51.100.129/25 [host = gateway: dotgw] gw-u --- upstream
@@ -37,10 +38,10 @@ for i in 1 2 3; do
 	ip -n "$ns" route add default via 198.51.100.129
 done
 
-# ask NS NAME TYPE: one query to the decoy address from a container
+# ask NS NAME [TYPE [DIG-OPTION]]: one query to the decoy address
 ask()
 {
-	lab_dig "$1" @"$LAB_DECOY4" "$2" "${3:-A}" +tries=1 +time=3
+	lab_dig "$1" @"$LAB_DECOY4" "$2" "${3:-A}" ${4:+"$4"} +tries=1 +time=3
 }
 
 lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface br0 --timeout 1500 \
@@ -98,6 +99,20 @@ lab_check_eq "another container, all upstreams: answered by the first" "NOERROR 
 	"$(lab_dig_status) $(lab_dig_rdata A)"
 ask "$CTR2" www.example.test
 lab_check_eq "the group does not get the other's cached answer" SERVFAIL "$(lab_dig_status)"
+
+lab_log "a group by interface: everything arriving on br0 (the containers), not the LAN client"
+lab_stop_dotgw
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --group bridged=@br0 \
+	--deny bridged:example.test --exempt 198.51.100.132 || lab_finish
+for proto in +notcp +tcp; do
+	ask "$CTR1" www.example.test A "$proto"
+	lab_check_eq "on br0 ($proto): denied" NXDOMAIN "$(lab_dig_status)"
+	ask "$CTR2" www.example.test A "$proto"
+	lab_check_eq "on br0, another container ($proto): denied" NXDOMAIN "$(lab_dig_status)"
+	ask "$NS_CLIENT" www.example.test A "$proto"
+	lab_check_eq "the LAN client via gw-c ($proto): resolved" "NOERROR $LAB_UP_A" \
+		"$(lab_dig_status) $(lab_dig_rdata A)"
+done
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0" 0 "$?"
 lab_check_eq "only the exempt container's query reached the decoy" "$exempt_count" \

@@ -80,15 +80,15 @@ int main(void)
 
 	/* groups by prefix, first match */
 	inet_pton(AF_INET, "198.51.100.7", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a), 0);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), 0);
 	inet_pton(AF_INET, "198.51.100.200", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a), 1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), 1);
 	inet_pton(AF_INET, "203.0.113.1", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a), -1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), -1);
 	inet_pton(AF_INET6, "2001:db8:1:ffff::1", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a), 0);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a, 0), 0);
 	inet_pton(AF_INET6, "2001:db8:2::1", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a), -1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a, 0), -1);
 
 	/* kids: has an allow rule, so an allow list: only ok.example.com passes */
 	CHECK(kids->allow_list);
@@ -106,6 +106,27 @@ int main(void)
 	CHECK_EQ(check_name(web, "www.example.org"), POLICY_PASS);
 	CHECK_EQ(check_name(web, "example.org.evil.test"), POLICY_REFUSED);
 	CHECK_EQ(check_name(web, "xexample.org"), POLICY_REFUSED);
+
+	/* groups by interface: @IFACE entries, resolved to indexes at start */
+	const char *ifargs[] = { "--group", "ctr=@br0,@veth7,192.0.2.0/24", "--group", "lan=@eth1",
+				 NULL };
+	CHECK_EQ(parse(ifargs), 0);
+	CHECK_EQ(cfg.groups.groups[0].n_ifs, 2);
+	CHECK(strcmp(cfg.groups.groups[0].ifnames[1], "veth7") == 0);
+	CHECK(policy_has_interfaces(&cfg.groups));
+	cfg.groups.groups[0].ifindexes[0] = 5;
+	cfg.groups.groups[1].ifindexes[0] = 9;
+	inet_pton(AF_INET, "203.0.113.1", a);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 5), 0);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 9), 1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), -1); /* unknown interface */
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 6), -1);
+	inet_pton(AF_INET, "192.0.2.9", a);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 9), 0); /* first group holds it */
+	const char *badif[] = { "--group", "g=@", NULL };
+	CHECK_EQ(parse(badif), -22);
+	const char *badif2[] = { "--group", "g=@a-name-far-too-long", NULL };
+	CHECK_EQ(parse(badif2), -22);
 
 	/* bad policy options */
 	const char *bad1[] = { "--deny", "nogroup:example.com", NULL };
