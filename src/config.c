@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <ini.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,8 @@ enum {
 	OPT_ALLOW,
 	OPT_DENY,
 	OPT_GROUP_UPSTREAMS,
+	OPT_CONFIG,
+	OPT_CHECK_CONFIG,
 };
 
 static const struct option long_options[] = {
@@ -118,6 +121,8 @@ static const struct option long_options[] = {
 	{ "rate-limit-prefix4", required_argument, NULL, OPT_RATE_PREFIX4 },
 	{ "rate-limit-prefix6", required_argument, NULL, OPT_RATE_PREFIX6 },
 	{ "rate-limit-action", required_argument, NULL, OPT_RATE_ACTION },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -214,6 +219,11 @@ static const char usage_text[] =
 	"                           (default: 4096)\n"
 	"\n"
 	"Process:\n"
+	"  --config PATH            read settings from PATH first: 'key = value' lines, a key\n"
+	"                           for each long option; the command line overrides them\n"
+	"                           (default: " CONFIG_DEFAULT_PATH " if it exists; none:\n"
+	"                           read no file)\n"
+	"  --check-config           check the file and the options, say so, and exit\n"
 	"  --user NAME              run as NAME after setup (default: dotgw if it exists,\n"
 	"                           else nobody)\n"
 	"  --log-level LEVEL        error, warn, info or debug (default: info)\n"
@@ -802,12 +812,176 @@ static const char *option_name(int opt)
 	return "?";
 }
 
+static bool option_repeatable(int opt)
+{
+	switch (opt) {
+	case OPT_UPSTREAM:
+	case OPT_PIN:
+	case OPT_INTERFACE:
+	case OPT_CLIENT:
+	case OPT_EXEMPT:
+	case OPT_GROUP:
+	case OPT_ALLOW:
+	case OPT_DENY:
+	case OPT_GROUP_UPSTREAMS:
+		return true;
+	default:
+		return false;
+	}
+}
+
+#define ON_CLI(on_cli, opt) ((on_cli)[(opt)-OPT_MODE])
+
+/*
+ * cli_replaces - does the command line replace the file's entries of option opt? Pins belong
+ * to their upstreams, and rules and upstream sets to their groups: they go together.
+ */
+static bool cli_replaces(const bool *on_cli, int opt)
+{
+	switch (opt) {
+	case OPT_UPSTREAM:
+	case OPT_PIN:
+		return ON_CLI(on_cli, OPT_UPSTREAM) || ON_CLI(on_cli, OPT_PIN);
+	case OPT_GROUP:
+	case OPT_ALLOW:
+	case OPT_DENY:
+	case OPT_GROUP_UPSTREAMS:
+		return ON_CLI(on_cli, OPT_GROUP) || ON_CLI(on_cli, OPT_ALLOW) ||
+		       ON_CLI(on_cli, OPT_DENY) || ON_CLI(on_cli, OPT_GROUP_UPSTREAMS);
+	default:
+		return ON_CLI(on_cli, opt);
+	}
+}
+
+struct ini_ctx {
+	struct config *cfg;
+	FILE *file;
+	const char *path;
+	unsigned int lineno;
+	FILE *err;
+	int failed;
+	const bool *on_cli; /* by option value - OPT_MODE: given on the command line */
+};
+
+/* Count lines as inih reads them: the Debian build gives handlers no line number. */
+static char *conf_reader(char *str, int num, void *stream)
+{
+	struct ini_ctx *c = stream;
+	char *r = fgets(str, num, c->file);
+
+	if (r)
+		c->lineno++;
+	return r;
+}
+
+static void ini_error(struct ini_ctx *c, const char *key, const char *msg)
+{
+	fprintf(c->err, "dotgw: %s:%u: %s%s%s\n", c->path, c->lineno, key ? key : "",
+		key ? ": " : "", msg);
+	c->failed = -EINVAL;
+}
+
+static int conf_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *c = user;
+	const struct option *o;
+	char *msg = NULL;
+	size_t msglen = 0;
+	FILE *mem;
+	int r;
+
+	if (*section) {
+		ini_error(c, NULL, "sections are not used: write 'key = value' lines");
+		return 1;
+	}
+	for (o = long_options; o->name; o++)
+		if (strcmp(o->name, name) == 0)
+			break;
+	if (!o->name || o->val < OPT_MODE || o->val == OPT_CONFIG ||
+	    o->val == OPT_CHECK_CONFIG) {
+		ini_error(c, name, "unknown key (keys are the long options, see dotgw --help)");
+		return 1;
+	}
+	if (option_repeatable(o->val) && cli_replaces(c->on_cli, o->val))
+		return 1; /* the command line's list replaces the file's */
+	if (o->has_arg == no_argument) {
+		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
+			value = NULL;
+		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0)
+			return 1;
+		else {
+			ini_error(c, name, "expected yes or no");
+			return 1;
+		}
+	}
+	mem = open_memstream(&msg, &msglen);
+	if (!mem)
+		return 0;
+	r = parse_one(c->cfg, o->val, o->name, value, mem);
+	fclose(mem);
+	if (r < 0) {
+		/* the message is "dotgw: --key: ...\n": say "key: ..." */
+		char invalid[] = "invalid";
+		char *m = msg && strncmp(msg, "dotgw: ", 7) == 0 ? msg + 7 : invalid;
+
+		if (strncmp(m, "--", 2) == 0)
+			m += 2;
+		if (*m && m[strlen(m) - 1] == '\n')
+			m[strlen(m) - 1] = '\0';
+		ini_error(c, NULL, m);
+	}
+	free(msg);
+	return 1;
+}
+
+static int config_read_file(struct config *cfg, const char *path, bool explicit,
+			    const bool *on_cli, FILE *err)
+{
+	struct ini_ctx c = { .cfg = cfg, .path = path, .err = err, .on_cli = on_cli };
+	int r;
+
+	c.file = fopen(path, "re");
+	if (!c.file) {
+		if (!explicit && errno == ENOENT)
+			return 0;
+		fprintf(err, "dotgw: --config '%s': %s\n", path, strerror(errno));
+		return -EINVAL;
+	}
+	snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", path);
+	r = ini_parse_stream(conf_reader, &c, conf_handler, &c);
+	fclose(c.file);
+	if (r > 0 && !c.failed) {
+		fprintf(err, "dotgw: %s:%d: not a 'key = value' line\n", path, r);
+		return -EINVAL;
+	}
+	return c.failed ? c.failed : r < 0 ? -ENOMEM : 0;
+}
+
 int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
 {
+	bool on_cli[OPT_CHECK_CONFIG - OPT_MODE + 1] = { false };
+	const char *path = CONFIG_DEFAULT_PATH;
+	bool explicit = false;
 	int opt, r;
 
-	optind = 0; /* full re-initialisation: parsing may run more than once (tests) */
+	/* First pass: which options the command line gives, and where the file is. */
+	optind = 0; /* full re-initialisation: parsing may run more than once (tests, reload) */
 	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
+		if (opt >= OPT_MODE && opt <= OPT_CHECK_CONFIG)
+			on_cli[opt - OPT_MODE] = true;
+		if (opt == OPT_CONFIG) {
+			path = optarg;
+			explicit = true;
+		}
+	}
+	if (strcmp(path, "none") != 0) {
+		r = config_read_file(cfg, path, explicit, on_cli, err);
+		if (r < 0)
+			return r;
+	}
+
+	optind = 0;
 	while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
@@ -826,6 +1000,11 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 				fprintf(err, "dotgw: unknown option '%s' (see --help)\n",
 					argv[optind - 1]);
 			return -EINVAL;
+		case OPT_CONFIG:
+			break;
+		case OPT_CHECK_CONFIG:
+			cfg->check_config = true;
+			break;
 		default:
 			r = parse_one(cfg, opt, option_name(opt), optarg, err);
 			if (r < 0)

@@ -344,6 +344,16 @@ int main(int argc, char **argv)
 	if (r < 0)
 		return 2;
 	log_set_level((enum log_level)cfg.log_level);
+	if (cfg.check_config) {
+		if (cfg.ca_file && access(cfg.ca_file, R_OK) < 0) {
+			fprintf(stderr, "dotgw: --ca-file '%s': %s\n", cfg.ca_file, strerror(errno));
+			return 2;
+		}
+		printf("dotgw: configuration OK (%s%s)\n",
+		       cfg.config_path[0] ? cfg.config_path : "no config file",
+		       cfg.config_path[0] ? " and the command line" : ", the command line only");
+		return EXIT_SUCCESS;
+	}
 	rc = (struct route_config){
 		.mark = cfg.capture_mark,
 		.table = cfg.route_table,

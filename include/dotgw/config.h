@@ -90,6 +90,8 @@ struct config {
 	uint16_t queue_num;	     /* nfqueue mode: number of the first queue */
 	bool fail_closed;	     /* while dotgw is not serving: block DNS (else let it pass) */
 	bool remove_rules;	     /* --remove-rules: remove a table and routes left behind, exit */
+	bool check_config;	     /* --check-config: validate, say so, exit */
+	char config_path[256];	     /* the file that was read ("" when none) */
 };
 
 /* config_parse_cidr - "ADDR[/LEN]" (IPv4 or IPv6); 0 or -EINVAL, *c written on success. */
@@ -104,11 +106,18 @@ void config_init(struct config *cfg);
  */
 int config_parse_upstream(struct upstream_config *u, const char *spec);
 
+#define CONFIG_DEFAULT_PATH "/etc/dotgw/dotgw.conf"
+
 /*
- * config_parse_args - parse the command line into cfg (after config_init). Adds the default
- * upstreams when none is given. Returns 0 to run, 1 when the program should exit with success
- * (--help, --version: the text is written to out), or -EINVAL after writing a message that
- * names the bad option to err.
+ * config_parse_args - fill cfg (after config_init) from the config file, then the command
+ * line, which overrides it: a scalar given on both takes the command line's value, and a
+ * repeatable option (upstream, pin, interface, client, exempt, group, allow, deny,
+ * group-upstreams) given on the command line replaces all of the file's. The file is
+ * --config PATH, else CONFIG_DEFAULT_PATH when it exists; --config none reads none. Its
+ * lines are "key = value" with every long option as a key (flags take yes or no); '#' and
+ * ';' start comments. Adds the default upstreams when none is given. Returns 0 to run, 1 when
+ * the program should exit with success (--help, --version: the text is written to out), or
+ * -EINVAL after writing to err a message that names the bad option, or the file, line and key.
  */
 int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE *err);
 

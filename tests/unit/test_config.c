@@ -1,7 +1,9 @@
 /* test_config.c - command-line parsing: upstream specs, defaults, and errors that name the option. */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "dotgw/config.h"
@@ -154,6 +156,86 @@ static void test_help_version(void)
 	CHECK_EQ(parse(v), 1);
 }
 
+/* write_conf - a temporary config file with text; its path in path. */
+static void write_conf(char *path, const char *text)
+{
+	int fd;
+	FILE *f;
+
+	strcpy(path, "/tmp/dotgw-test-conf-XXXXXX");
+	fd = mkstemp(path);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_config_file(void)
+{
+	char path[64], arg[80];
+	const char *args[8] = { "--config", path, NULL };
+
+	write_conf(path, "# comment\n; another\nscope = both\ntimeout=1500\n"
+			 "upstream = 203.0.113.2#dot.test\n"
+			 "pin = 3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+			 "upstream = 203.0.113.3@8853\nno-padding = yes\nfail = closed\n"
+			 "group = kids=192.0.2.0/24,@br0\ndeny = kids:example.com=refused\n"
+			 "remove-rules = no\n");
+	CHECK_EQ(parse(args), 0);
+	CHECK(strcmp(cfg.config_path, path) == 0);
+	CHECK_EQ(cfg.scope, RULESET_SCOPE_HOST | RULESET_SCOPE_GATEWAY);
+	CHECK_EQ(cfg.timeout_ms, 1500);
+	CHECK_EQ(cfg.n_upstreams, 2);
+	CHECK_EQ(cfg.upstreams[0].n_pins, 1);
+	CHECK(!cfg.padding);
+	CHECK(cfg.fail_closed);
+	CHECK(!cfg.remove_rules);
+	CHECK_EQ(cfg.groups.n_groups, 1);
+
+	/* the command line overrides: a scalar, and the upstream list (with its pins) */
+	const char *over[] = { "--config", path, "--timeout", "900", "--upstream", "198.51.100.9",
+			       NULL };
+	CHECK_EQ(parse(over), 0);
+	CHECK_EQ(cfg.timeout_ms, 900);
+	CHECK_EQ(cfg.n_upstreams, 1);
+	CHECK_EQ(cfg.upstreams[0].n_pins, 0);
+	CHECK_EQ(cfg.groups.n_groups, 1); /* not given on the command line: the file's */
+	/* --config none reads nothing */
+	const char *none[] = { "--config", "none", NULL };
+	CHECK_EQ(parse(none), 0);
+	CHECK(cfg.config_path[0] == '\0');
+	unlink(path);
+
+	/* bad files: each message names the file, the line and the key */
+	static const struct {
+		const char *text;
+		const char *expect;
+	} bad[] = {
+		{ "scope = both\nbogus = 1\n", ":2: bogus: unknown key" },
+		{ "upstream = 999.1.1.1\n", ":1: upstream: invalid value '999.1.1.1'" },
+		{ "\n\ntimeout = soon\n", ":3: timeout: invalid value 'soon'" },
+		{ "[dotgw]\nscope = host\n", ":2: sections are not used" },
+		{ "no-padding = maybe\n", ":1: no-padding: expected yes or no" },
+		{ "scope = host\njust words\n", ":2: not a 'key = value' line" },
+		{ "config = /etc/other.conf\n", ":1: config: unknown key" },
+		{ "help = yes\n", ":1: help: unknown key" },
+		{ "pin = 3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", ":1: pin: give it after" },
+		{ "deny = nogroup:example.com\n", ":1: deny 'nogroup:example.com': no --group" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_conf(path, bad[i].text);
+		CHECK_EQ(parse(args), -22);
+		snprintf(arg, sizeof(arg), "%s%s", path, bad[i].expect);
+		if (!strstr(errbuf, arg)) {
+			fprintf(stderr, "bad file %zu: '%s' does not contain '%s'\n", i, errbuf, arg);
+			CHECK(0);
+		}
+		unlink(path);
+	}
+	const char *missing[] = { "--config", "/nonexistent/dotgw.conf", NULL };
+	CHECK_EQ(parse(missing), -22);
+	CHECK(strstr(errbuf, "--config '/nonexistent/dotgw.conf'") != NULL);
+}
+
 int main(void)
 {
 	test_upstream_specs();
@@ -161,5 +243,6 @@ int main(void)
 	test_options();
 	test_errors();
 	test_help_version();
+	test_config_file();
 	return check_done("config");
 }
