@@ -716,7 +716,9 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 				CONFIG_MAX_INTERFACES);
 			return -EINVAL;
 		}
-		cfg->interfaces[cfg->n_interfaces++] = arg;
+		strcpy(cfg->interfaces_buf[cfg->n_interfaces], arg);
+		cfg->interfaces[cfg->n_interfaces] = cfg->interfaces_buf[cfg->n_interfaces];
+		cfg->n_interfaces++;
 		return 0;
 	case OPT_UPSTREAM:
 		if (cfg->n_upstreams == CONFIG_MAX_UPSTREAMS) {
@@ -729,14 +731,16 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 		cfg->n_upstreams++;
 		return 0;
 	case OPT_CA_FILE:
-		if (!*arg)
+		if (!*arg || strlen(arg) >= sizeof(cfg->ca_file_buf))
 			return bad_value(err, name, arg, "a file name");
-		cfg->ca_file = arg;
+		strcpy(cfg->ca_file_buf, arg);
+		cfg->ca_file = cfg->ca_file_buf;
 		return 0;
 	case OPT_USER:
-		if (!*arg)
+		if (!*arg || strlen(arg) >= sizeof(cfg->user_buf))
 			return bad_value(err, name, arg, "a user name");
-		cfg->user = arg;
+		strcpy(cfg->user_buf, arg);
+		cfg->user = cfg->user_buf;
 		return 0;
 	case OPT_LOG_LEVEL:
 		r = log_level_parse(arg);
@@ -748,7 +752,8 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 		if (!valid_table_name(arg))
 			return bad_value(err, name, arg,
 					 "a letter then up to 63 letters, digits, '_' or '-'");
-		cfg->table = arg;
+		strcpy(cfg->table_buf, arg); /* valid_table_name: at most 64 */
+		cfg->table = cfg->table_buf;
 		return 0;
 	case OPT_TPROXY_PORT:
 		r = parse_number(err, name, arg, 1, 65535, "a port from 1 to 65535, not 53", &v);

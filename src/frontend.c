@@ -57,6 +57,7 @@ struct query {
 	union sockaddr_any odst;	 /* ...and the address it asked */
 	struct dns_msg m;		 /* the parsed query */
 	struct cache *cache;		 /* where its answer goes (NULL: nowhere) */
+	struct upstream_pool *pool;	 /* where it was sent (a reload may bring a new one) */
 	size_t udp_limit;
 	uint16_t len;
 	uint8_t msg[];
@@ -415,7 +416,7 @@ static void query_deadline(struct loop_timer *t)
 {
 	struct query *q = container_of(t, struct query, deadline);
 
-	upstream_query_cancel(q->fe->pool, &q->uq, true);
+	upstream_query_cancel(q->pool, &q->uq, true);
 	log_debug("query id %u: no answer within %u ms, SERVFAIL", q->m.id, q->fe->cfg->timeout_ms);
 	query_finish(q, NULL, 0, DNS_RCODE_SERVFAIL);
 }
@@ -610,6 +611,7 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		query_finish(q, NULL, 0, DNS_RCODE_SERVFAIL);
 		return;
 	}
+	q->pool = fe->pool;
 	upstream_pool_submit(fe->pool, &q->uq); /* may complete (and free) q at once */
 }
 
@@ -779,7 +781,7 @@ static void tcp_client_close(struct tcp_client *tc)
 	while (tc->queries) {
 		struct query *q = tc->queries;
 
-		upstream_query_cancel(fe->pool, &q->uq, false);
+		upstream_query_cancel(q->pool, &q->uq, false);
 		fe->stats->dropped++;
 		query_free(q);
 	}
@@ -1069,6 +1071,81 @@ out_err:
 	return r;
 }
 
+/* frontend_tables_free - the caches and the rate limiter. */
+static void frontend_tables_free(struct frontend *fe)
+{
+	cache_free(fe->cache);
+	fe->cache = NULL;
+	for (size_t i = 0; i < POLICY_MAX_GROUPS; i++) {
+		cache_free(fe->group_cache[i]);
+		fe->group_cache[i] = NULL;
+	}
+	ratelimit_free(fe->rl);
+	fe->rl = NULL;
+}
+
+/*
+ * frontend_tables_new - the caches (one shared, one per group with upstreams of its own) and
+ * the rate limiter that cfg asks for. 0 or -ENOMEM (then none are left).
+ */
+static int frontend_tables_new(struct frontend *fe, const struct config *cfg)
+{
+	int r = 0;
+
+	if (cfg->cache_worker_size) {
+		size_t views = 1, size;
+		uint32_t seed;
+
+		for (size_t i = 0; i < cfg->groups.n_groups; i++)
+			views += cfg->groups.groups[i].upstreams != 0;
+		size = cfg->cache_worker_size / views;
+		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+			seed = (uint32_t)getpid() ^ (uint32_t)loop_now_ms(fe->loop);
+		r = cache_new(&fe->cache, size, cfg->cache_max_ttl, cfg->serve_stale, seed);
+		for (size_t i = 0; r == 0 && i < cfg->groups.n_groups; i++)
+			if (cfg->groups.groups[i].upstreams)
+				r = cache_new(&fe->group_cache[i], size, cfg->cache_max_ttl,
+					      cfg->serve_stale, seed ^ (uint32_t)(i + 1));
+	}
+	if (r == 0 && cfg->rate_limit)
+		r = ratelimit_new(&fe->rl, cfg->rate_limit, cfg->rate_burst, cfg->rate_prefix4,
+				  cfg->rate_prefix6, 16384,
+				  (uint32_t)loop_now_ms(fe->loop) ^ 0x5bd1e995);
+	if (r < 0)
+		frontend_tables_free(fe);
+	return r;
+}
+
+struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *cfg,
+				      struct upstream_pool *pool)
+{
+	struct upstream_pool *old = fe->pool;
+	int one = 1;
+
+	/* Queries in flight keep their pool, their cache and their deadline; new ones use
+	 * the new settings. The caches start empty: groups and sizes may have changed. */
+	for (struct query *q = fe->queries; q; q = q->next)
+		q->cache = NULL;
+	frontend_tables_free(fe);
+	fe->cfg = cfg;
+	fe->pool = pool;
+	if (frontend_tables_new(fe, cfg) < 0)
+		log_warn("reload: no memory for the cache and rate limits: running without them");
+	if (!fe->want_ifindex && policy_has_interfaces(&cfg->groups)) {
+		fe->want_ifindex = true;
+		for (int i = 0; i < 2; i++) {
+			int fds[2] = { fe->udp[i].watch.fd, fe->tcp[i].watch.fd };
+
+			for (int j = 0; j < 2; j++)
+				if (fds[j] >= 0)
+					setsockopt(fds[j], i ? SOL_IPV6 : SOL_IP,
+						   i ? IPV6_RECVPKTINFO : IP_PKTINFO, &one,
+						   sizeof(one));
+		}
+	}
+	return old;
+}
+
 static int raw_open(struct frontend *fe, int family)
 {
 	int fd = socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
@@ -1109,32 +1186,10 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	fe->want_ifindex = policy_has_interfaces(&cfg->groups);
 	for (int i = 0; i < 2; i++)
 		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = fe->raw[i] = -1;
-	if (cfg->cache_worker_size) {
-		size_t views = 1, size;
-		uint32_t seed;
-
-		for (size_t i = 0; i < cfg->groups.n_groups; i++)
-			views += cfg->groups.groups[i].upstreams != 0;
-		size = cfg->cache_worker_size / views;
-		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-			seed = (uint32_t)getpid() ^ (uint32_t)loop_now_ms(loop);
-		r = cache_new(&fe->cache, size, cfg->cache_max_ttl, cfg->serve_stale, seed);
-		for (size_t i = 0; r == 0 && i < cfg->groups.n_groups; i++)
-			if (cfg->groups.groups[i].upstreams)
-				r = cache_new(&fe->group_cache[i], size, cfg->cache_max_ttl,
-					      cfg->serve_stale, seed ^ (uint32_t)(i + 1));
-		if (r < 0) {
-			frontend_close(fe);
-			return r;
-		}
-	}
-	if (cfg->rate_limit) {
-		r = ratelimit_new(&fe->rl, cfg->rate_limit, cfg->rate_burst, cfg->rate_prefix4,
-				  cfg->rate_prefix6, 16384, (uint32_t)loop_now_ms(loop) ^ 0x5bd1e995);
-		if (r < 0) {
-			frontend_close(fe);
-			return r;
-		}
+	r = frontend_tables_new(fe, cfg);
+	if (r < 0) {
+		frontend_close(fe);
+		return r;
 	}
 	for (int i = 0; i < 2; i++) {
 		int family = i ? AF_INET6 : AF_INET;
@@ -1164,7 +1219,7 @@ void frontend_close(struct frontend *fe)
 	while (fe->queries) {
 		struct query *q = fe->queries;
 
-		upstream_query_cancel(fe->pool, &q->uq, false);
+		upstream_query_cancel(q->pool, &q->uq, false);
 		fe->stats->dropped++;
 		query_free(q);
 	}
@@ -1184,9 +1239,6 @@ void frontend_close(struct frontend *fe)
 		if (fe->raw[i] >= 0)
 			close(fe->raw[i]);
 	loop_timer_cancel(fe->loop, &fe->accept_retry);
-	cache_free(fe->cache);
-	for (size_t i = 0; i < POLICY_MAX_GROUPS; i++)
-		cache_free(fe->group_cache[i]);
-	ratelimit_free(fe->rl);
+	frontend_tables_free(fe);
 	free(fe);
 }

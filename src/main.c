@@ -34,6 +34,41 @@
 #include "dotgw/upstream.h"
 #include "dotgw/version.h"
 
+/*
+ * A configuration shared by the main thread and the workers' pools; freed by whoever drops
+ * the last reference (a pool retired by a reload is freed only once drained, and it points
+ * into its configuration).
+ */
+struct config_ref {
+	struct config cfg;
+	int refs;
+};
+
+static struct config_ref *config_ref_new(void)
+{
+	struct config_ref *r = calloc(1, sizeof(*r));
+
+	if (r) {
+		config_init(&r->cfg);
+		r->refs = 1;
+	}
+	return r;
+}
+
+static void config_ref_put(struct config_ref *r)
+{
+	if (r && __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(r);
+}
+
+#define WORKER_RETIRED_MAX 8
+
+/* A pool a reload replaced, waiting for its queries to finish. */
+struct retired_pool {
+	struct upstream_pool *pool;
+	struct config_ref *ref;
+};
+
 /* One event loop on its own thread, with its own upstream connections. */
 struct worker {
 	unsigned int idx;
@@ -45,6 +80,15 @@ struct worker {
 	struct frontend *fe;
 	struct queue_source *queue;
 	struct stats stats;
+	struct config_ref *ref; /* what pool and frontend use */
+	/* reload: the main thread leaves a new config and pool here and writes the eventfd */
+	struct loop_watch reload;
+	pthread_mutex_t lock;
+	struct config_ref *pending_ref;
+	struct upstream_pool *pending_pool;
+	struct retired_pool retired[WORKER_RETIRED_MAX];
+	size_t nretired;
+	struct loop_timer reap;
 };
 
 struct daemon {
@@ -53,7 +97,15 @@ struct daemon {
 	struct worker *workers;
 	unsigned int nworkers;
 	int exit_signal;
+	int argc;
+	char **argv;
+	struct config_ref *ref; /* the running configuration */
+	struct ruleset *rs;
+	bool queue_compat;
 };
+
+static void daemon_reload(struct daemon *d);
+static void resolve_interfaces(struct config *cfg);
 
 static void stats_sum(const struct daemon *d, struct stats *sum)
 {
@@ -96,8 +148,7 @@ static void daemon_signal(struct loop_watch *w, uint32_t revents)
 			daemon_log_stats(d);
 			break;
 		case SIGHUP:
-			log_warn("SIGHUP: reloading is not supported yet; restart dotgw to change "
-				 "its settings");
+			daemon_reload(d);
 			break;
 		default:
 			break;
@@ -130,10 +181,9 @@ static int rules_remove(const struct config *cfg, const struct route_config *rc)
 	return r < 0 && r != -ENOENT ? r : r2;
 }
 
-static int rules_install(const struct config *cfg, const struct route_config *rc,
-			 bool queue_compat, struct ruleset **rs)
+static struct ruleset_config ruleset_config_of(const struct config *cfg, bool queue_compat)
 {
-	struct ruleset_config rsc = {
+	return (struct ruleset_config){
 		.table = cfg->table,
 		.mode = cfg->mode == MODE_NFQUEUE ? RULESET_MODE_NFQUEUE : RULESET_MODE_TPROXY,
 		.scope = cfg->scope,
@@ -151,6 +201,12 @@ static int rules_install(const struct config *cfg, const struct route_config *rc
 		.queue_compat = queue_compat,
 		.fail_closed = cfg->fail_closed,
 	};
+}
+
+static int rules_install(const struct config *cfg, const struct route_config *rc,
+			 bool queue_compat, struct ruleset **rs)
+{
+	struct ruleset_config rsc = ruleset_config_of(cfg, queue_compat);
 	int r;
 
 	r = ruleset_install(rs, &rsc);
@@ -229,6 +285,139 @@ static int queue_compat_probe(bool *compat)
 	return r;
 }
 
+/*
+ * reload_keep - settings a reload cannot change (sockets, queues, marks, tables, the fail
+ * policy, the user): keep the running values, and say so when the file asked otherwise.
+ */
+static void reload_keep(struct config *n, const struct config *o)
+{
+#define KEEP(field, name)                                                                      \
+	do {                                                                                   \
+		if (n->field != o->field)                                                      \
+			log_warn("reload: %s changed: that needs a restart; keeping the running " \
+				 "value",                                                      \
+				 name);                                                        \
+		n->field = o->field;                                                           \
+	} while (0)
+	KEEP(mode, "--mode");
+	KEEP(queues, "--queues");
+	KEEP(queue_num, "--queue-num");
+	KEEP(tproxy_port, "--tproxy-port");
+	KEEP(capture_mark, "--mark");
+	KEEP(bypass_mark, "--bypass-mark");
+	KEEP(route_table, "--route-table");
+	KEEP(rule_priority, "--rule-priority");
+	KEEP(fail_closed, "--fail");
+#undef KEEP
+	if (strcmp(n->table, o->table) != 0)
+		log_warn("reload: --table changed: that needs a restart; keeping the running value");
+	n->table = o->table;
+	if ((n->user == NULL) != (o->user == NULL) || (n->user && strcmp(n->user, o->user)))
+		log_warn("reload: --user changed: that needs a restart");
+}
+
+/*
+ * daemon_reload - SIGHUP: read the configuration again (file and command line). When it is
+ * good: replace the rules in one transaction, give every worker a new upstream pool (queries
+ * in flight finish on the old one, freed once drained). When it is not: say why and keep
+ * running as before. No moment without rules, no query dropped.
+ */
+static void daemon_reload(struct daemon *d)
+{
+	struct config_ref *n = config_ref_new();
+	struct upstream_pool **pools = NULL;
+	struct ruleset_config rsc;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *err, *out;
+	unsigned int i;
+	int r;
+
+	if (!n || !d->rs)
+		goto out_put;
+	for (i = 0; i < d->nworkers; i++) {
+		struct worker *w = &d->workers[i];
+		bool busy;
+
+		pthread_mutex_lock(&w->lock);
+		busy = w->pending_ref || w->nretired >= WORKER_RETIRED_MAX;
+		pthread_mutex_unlock(&w->lock);
+		if (busy) {
+			log_warn("reload: the previous reload is still draining; try again later");
+			goto out_put;
+		}
+	}
+	err = open_memstream(&text, &len);
+	out = fopen("/dev/null", "we");
+	r = err && out ? config_parse_args(&n->cfg, d->argc, d->argv, out, err) : -ENOMEM;
+	if (out)
+		fclose(out);
+	if (err)
+		fclose(err);
+	if (r != 0) {
+		for (char *line = text, *next; line && *line; line = next) {
+			next = strchr(line, '\n');
+			if (next)
+				*next++ = '\0';
+			log_error("reload: %s", strncmp(line, "dotgw: ", 7) ? line : line + 7);
+			if (!next)
+				break;
+		}
+		log_error("reload failed: the running configuration stays");
+		goto out_put;
+	}
+	reload_keep(&n->cfg, &d->ref->cfg);
+	log_set_level((enum log_level)n->cfg.log_level);
+	n->cfg.cache_worker_size = n->cfg.cache_size / d->nworkers;
+	resolve_interfaces(&n->cfg);
+	pools = calloc(d->nworkers, sizeof(*pools));
+	if (!pools)
+		goto out_put;
+	for (i = 0; i < d->nworkers; i++) {
+		r = upstream_pool_new(&pools[i], d->workers[i].loop, &n->cfg, &d->workers[i].stats);
+		if (r < 0) {
+			log_error("reload failed (upstreams: %s): the running configuration stays",
+				  strerror(-r));
+			goto out_free_pools;
+		}
+	}
+	rsc = ruleset_config_of(&n->cfg, d->queue_compat);
+	r = ruleset_replace(d->rs, &rsc);
+	if (r < 0) {
+		log_error("reload failed (nftables: %s): the running configuration stays",
+			  strerror(-r));
+		goto out_free_pools;
+	}
+	for (i = 0; i < d->nworkers; i++) {
+		struct worker *w = &d->workers[i];
+		const uint64_t one = 1;
+
+		__atomic_add_fetch(&n->refs, 1, __ATOMIC_ACQ_REL);
+		pthread_mutex_lock(&w->lock);
+		w->pending_ref = n;
+		w->pending_pool = pools[i];
+		pthread_mutex_unlock(&w->lock);
+		if (write(w->reload.fd, &one, sizeof(one)) < 0)
+			log_error("worker %u: eventfd: %s", i, strerror(errno));
+	}
+	free(pools);
+	free(text);
+	config_ref_put(d->ref);
+	d->ref = n;
+	log_info("reloaded%s%s: %zu upstreams, %zu client groups, rules replaced",
+		 n->cfg.config_path[0] ? " " : "", n->cfg.config_path, n->cfg.n_upstreams,
+		 n->cfg.groups.n_groups);
+	return;
+
+out_free_pools:
+	for (i = 0; pools && i < d->nworkers; i++)
+		upstream_pool_free(pools[i]);
+	free(pools);
+out_put:
+	free(text);
+	config_ref_put(n);
+}
+
 static int signals_open(void)
 {
 	sigset_t set;
@@ -256,14 +445,84 @@ static void worker_stop_event(struct loop_watch *w, uint32_t revents)
 	loop_stop(wk->loop);
 }
 
-/* worker_open - everything privileged a worker needs, opened in the main thread. */
-static int worker_open(struct worker *w, unsigned int idx, const struct config *cfg)
+/* resolve_interfaces - the indexes of the interfaces client groups name. */
+static void resolve_interfaces(struct config *cfg)
 {
+	for (size_t g = 0; g < cfg->groups.n_groups; g++) {
+		struct policy_group *pg = &cfg->groups.groups[g];
+
+		for (size_t i = 0; i < pg->n_ifs; i++) {
+			pg->ifindexes[i] = if_nametoindex(pg->ifnames[i]);
+			if (!pg->ifindexes[i])
+				log_warn("--group %s: no interface '%s' (yet): it holds no clients",
+					 pg->name, pg->ifnames[i]);
+		}
+	}
+}
+
+/* worker_reap - free the retired pools that have drained, with their configurations. */
+static void worker_reap(struct loop_timer *t)
+{
+	struct worker *w = container_of(t, struct worker, reap);
+	size_t n = 0;
+
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < w->nretired; i++) {
+		if (upstream_pool_idle(w->retired[i].pool)) {
+			upstream_pool_free(w->retired[i].pool);
+			config_ref_put(w->retired[i].ref);
+		} else {
+			w->retired[n++] = w->retired[i];
+		}
+	}
+	w->nretired = n;
+	pthread_mutex_unlock(&w->lock);
+	if (n)
+		loop_timer_set(w->loop, &w->reap, loop_now_ms(w->loop) + 500);
+}
+
+/* worker_reload_event - take up the configuration and pool the main thread left. */
+static void worker_reload_event(struct loop_watch *lw, uint32_t revents)
+{
+	struct worker *w = container_of(lw, struct worker, reload);
+	struct upstream_pool *pool, *old;
+	struct config_ref *ref;
+	uint64_t v;
+
+	(void)revents;
+	if (read(lw->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&w->lock);
+	ref = w->pending_ref;
+	pool = w->pending_pool;
+	w->pending_ref = NULL;
+	w->pending_pool = NULL;
+	if (ref) {
+		old = frontend_reload(w->fe, &ref->cfg, pool);
+		w->retired[w->nretired].pool = old;
+		w->retired[w->nretired].ref = w->ref;
+		w->nretired++;
+		w->pool = pool;
+		w->ref = ref;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (ref)
+		worker_reap(&w->reap);
+}
+
+/* worker_open - everything privileged a worker needs, opened in the main thread. */
+static int worker_open(struct worker *w, unsigned int idx, struct config_ref *ref)
+{
+	const struct config *cfg = &ref->cfg;
 	unsigned int flags;
 	int r;
 
 	w->idx = idx;
 	w->stop.fd = -1;
+	w->reload.fd = -1;
+	pthread_mutex_init(&w->lock, NULL);
+	__atomic_add_fetch(&ref->refs, 1, __ATOMIC_ACQ_REL);
+	w->ref = ref;
 	r = loop_new(&w->loop);
 	if (r < 0)
 		return r;
@@ -274,6 +533,14 @@ static int worker_open(struct worker *w, unsigned int idx, const struct config *
 	r = loop_watch_add(w->loop, &w->stop, EPOLLIN);
 	if (r < 0)
 		return r;
+	w->reload.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->reload.fd < 0)
+		return -errno;
+	w->reload.cb = worker_reload_event;
+	r = loop_watch_add(w->loop, &w->reload, EPOLLIN);
+	if (r < 0)
+		return r;
+	loop_timer_init(&w->reap, worker_reap);
 	r = upstream_pool_new(&w->pool, w->loop, cfg, &w->stats);
 	if (r < 0)
 		return r;
@@ -293,11 +560,21 @@ static int worker_open(struct worker *w, unsigned int idx, const struct config *
 static void worker_close(struct worker *w)
 {
 	queue_close(w->queue);
-	frontend_close(w->fe);
+	frontend_close(w->fe); /* cancels its queries on whatever pool they went to */
 	upstream_pool_free(w->pool);
+	for (size_t i = 0; i < w->nretired; i++) {
+		upstream_pool_free(w->retired[i].pool);
+		config_ref_put(w->retired[i].ref);
+	}
+	upstream_pool_free(w->pending_pool);
+	config_ref_put(w->pending_ref);
+	config_ref_put(w->ref);
 	if (w->stop.fd >= 0)
 		close(w->stop.fd);
+	if (w->reload.fd >= 0)
+		close(w->reload.fd);
 	loop_free(w->loop);
+	pthread_mutex_destroy(&w->lock);
 }
 
 static void *worker_run(void *arg)
@@ -328,7 +605,8 @@ static void workers_stop(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	static struct config cfg;
+	struct config_ref *ref = config_ref_new();
+	struct config *cfg;
 	struct daemon d = { .exit_signal = 0 };
 	struct ruleset *rs = NULL;
 	struct route_config rc;
@@ -337,33 +615,35 @@ int main(int argc, char **argv)
 	size_t n = 0;
 	int r, status = EXIT_FAILURE;
 
-	config_init(&cfg);
-	r = config_parse_args(&cfg, argc, argv, stdout, stderr);
+	if (!ref)
+		return EXIT_FAILURE;
+	cfg = &ref->cfg;
+	r = config_parse_args(cfg, argc, argv, stdout, stderr);
 	if (r > 0)
 		return EXIT_SUCCESS;
 	if (r < 0)
 		return 2;
-	log_set_level((enum log_level)cfg.log_level);
-	if (cfg.check_config) {
-		if (cfg.ca_file && access(cfg.ca_file, R_OK) < 0) {
-			fprintf(stderr, "dotgw: --ca-file '%s': %s\n", cfg.ca_file, strerror(errno));
+	log_set_level((enum log_level)cfg->log_level);
+	if (cfg->check_config) {
+		if (cfg->ca_file && access(cfg->ca_file, R_OK) < 0) {
+			fprintf(stderr, "dotgw: --ca-file '%s': %s\n", cfg->ca_file, strerror(errno));
 			return 2;
 		}
 		printf("dotgw: configuration OK (%s%s)\n",
-		       cfg.config_path[0] ? cfg.config_path : "no config file",
-		       cfg.config_path[0] ? " and the command line" : ", the command line only");
+		       cfg->config_path[0] ? cfg->config_path : "no config file",
+		       cfg->config_path[0] ? " and the command line" : ", the command line only");
 		return EXIT_SUCCESS;
 	}
 	rc = (struct route_config){
-		.mark = cfg.capture_mark,
-		.table = cfg.route_table,
-		.priority = cfg.rule_priority,
+		.mark = cfg->capture_mark,
+		.table = cfg->route_table,
+		.priority = cfg->rule_priority,
 	};
-	if (cfg.remove_rules) {
-		r = rules_remove(&cfg, &rc);
+	if (cfg->remove_rules) {
+		r = rules_remove(cfg, &rc);
 		if (r == 0)
 			log_info("removed table inet '%s' and the policy routing of fwmark 0x%x",
-				 cfg.table, rc.mark);
+				 cfg->table, rc.mark);
 		return r < 0 && r != -ENOENT ? EXIT_FAILURE : EXIT_SUCCESS;
 	}
 
@@ -380,37 +660,33 @@ int main(int argc, char **argv)
 	}
 	if (loop_watch_add(d.loop, &d.sig, EPOLLIN) < 0)
 		goto out_free_loop;
-	if (cfg.mode == MODE_NFQUEUE && queue_compat_probe(&queue_compat) < 0)
+	if (cfg->mode == MODE_NFQUEUE && queue_compat_probe(&queue_compat) < 0)
 		goto out_free_loop;
-	d.nworkers = cfg.mode == MODE_NFQUEUE ? cfg.queues : 1;
-	cfg.cache_worker_size = cfg.cache_size / d.nworkers;
-	for (size_t g = 0; g < cfg.groups.n_groups; g++) {
-		struct policy_group *pg = &cfg.groups.groups[g];
-
-		for (size_t i = 0; i < pg->n_ifs; i++) {
-			pg->ifindexes[i] = if_nametoindex(pg->ifnames[i]);
-			if (!pg->ifindexes[i])
-				log_warn("--group %s: no interface '%s' (yet): it holds no clients",
-					 pg->name, pg->ifnames[i]);
-		}
-	}
+	d.nworkers = cfg->mode == MODE_NFQUEUE ? cfg->queues : 1;
+	cfg->cache_worker_size = cfg->cache_size / d.nworkers;
+	resolve_interfaces(cfg);
 	d.workers = calloc(d.nworkers, sizeof(*d.workers));
 	if (!d.workers)
 		goto out_free_loop;
 	for (unsigned int i = 0; i < d.nworkers; i++) {
-		r = worker_open(&d.workers[i], i, &cfg);
+		r = worker_open(&d.workers[i], i, ref);
 		if (r < 0) {
 			if (r != -EINVAL) /* the modules log their own failures; this is the rest */
 				log_error("worker %u: %s", i, strerror(-r));
 			goto out_close_workers;
 		}
 	}
-	if (rules_install(&cfg, &rc, queue_compat, &rs) < 0)
+	if (rules_install(cfg, &rc, queue_compat, &rs) < 0)
 		goto out_close_workers;
-	warn_bridge_netfilter(&cfg);
-	r = privs_drop(cfg.user, who, sizeof(who));
+	d.argc = argc;
+	d.argv = argv;
+	d.ref = ref;
+	d.rs = rs;
+	d.queue_compat = queue_compat;
+	warn_bridge_netfilter(cfg);
+	r = privs_drop(cfg->user, who, sizeof(who));
 	if (r < 0) {
-		log_error("dropping privileges to user '%s': %s", cfg.user ? cfg.user : "dotgw",
+		log_error("dropping privileges to user '%s': %s", cfg->user ? cfg->user : "dotgw",
 			  strerror(-r));
 		goto out_remove_rules;
 	}
@@ -422,20 +698,21 @@ int main(int argc, char **argv)
 		}
 		d.workers[i].started = true;
 	}
-	for (size_t i = 0; i < cfg.n_upstreams && n < sizeof(ups); i++)
+	for (size_t i = 0; i < cfg->n_upstreams && n < sizeof(ups); i++)
 		n += (size_t)snprintf(ups + n, sizeof(ups) - n, "%s%s", i ? ", " : "",
-				      cfg.upstreams[i].text);
-	if (cfg.mode == MODE_NFQUEUE)
-		snprintf(mode, sizeof(mode), "nfqueue (queues %u-%u%s)", cfg.queue_num,
-			 cfg.queue_num + cfg.queues - 1, queue_compat ? ", xtables target" : "");
+				      cfg->upstreams[i].text);
+	if (cfg->mode == MODE_NFQUEUE)
+		snprintf(mode, sizeof(mode), "nfqueue (queues %u-%u%s)", cfg->queue_num,
+			 cfg->queue_num + cfg->queues - 1, queue_compat ? ", xtables target" : "");
 	else
 		snprintf(mode, sizeof(mode), "tproxy");
 	log_info("dotgw %s ready: mode %s, scope %s, fail %s, table inet '%s', TPROXY port %u; "
 		 "upstreams %s; running as %s with CAP_NET_ADMIN, CAP_NET_BIND_SERVICE",
-		 DOTGW_VERSION, mode, scope_name(cfg.scope), cfg.fail_closed ? "closed" : "open",
-		 cfg.table, cfg.tproxy_port, ups, who);
+		 DOTGW_VERSION, mode, scope_name(cfg->scope), cfg->fail_closed ? "closed" : "open",
+		 cfg->table, cfg->tproxy_port, ups, who);
 
 	r = loop_run(d.loop);
+	cfg = &d.ref->cfg; /* a reload may have replaced (and freed) the first one */
 	if (r < 0)
 		log_error("event loop: %s", strerror(-r));
 	else
@@ -445,14 +722,14 @@ int main(int argc, char **argv)
 out_stop_workers:
 	workers_stop(&d);
 out_remove_rules:
-	if (cfg.fail_closed && status == EXIT_SUCCESS) {
+	if (cfg->fail_closed && status == EXIT_SUCCESS) {
 		ruleset_close(rs);
 		log_warn("fail closed: table inet '%s' stays and blocks captured DNS until dotgw "
 			 "runs again or 'dotgw --remove-rules' removes it",
-			 cfg.table);
+			 cfg->table);
 	} else {
 		ruleset_close(rs); /* fail open: the kernel deletes the owned table with it */
-		if (rules_remove(&cfg, &rc) < 0)
+		if (rules_remove(cfg, &rc) < 0)
 			status = EXIT_FAILURE;
 	}
 out_close_workers:
@@ -468,5 +745,7 @@ out_close_sig:
 	if (d.workers)
 		daemon_log_stats(&d);
 	free(d.workers);
+	/* the running configuration, which a reload may have replaced */
+	config_ref_put(d.ref ? d.ref : ref);
 	return status;
 }

@@ -38,6 +38,7 @@
 
 struct ruleset {
 	struct mnl_socket *owner; /* fail open: the socket that owns the table; else NULL */
+	bool fail_closed;
 };
 
 /*
@@ -812,53 +813,75 @@ static int rs_commit(struct mnl_socket *nl, const void *batch, size_t len, uint3
 	return rs_read_acks(nl, seq, nacks);
 }
 
-int ruleset_install(struct ruleset **out, const struct ruleset_config *cfg)
+/* rs_apply - build cfg's batch and commit it on nl; 0 or -errno. */
+static int rs_apply(struct mnl_socket *nl, const struct ruleset_config *cfg)
 {
 	uint32_t seq = (uint32_t)time(NULL);
-	struct mnl_socket *nl;
-	struct ruleset *rs;
 	unsigned int nmsgs;
 	size_t size, len;
 	void *buf;
 	int err;
 
-	rs = calloc(1, sizeof(*rs));
-	if (!rs)
-		return -ENOMEM;
 	for (size = RS_BATCH_INIT;; size *= 2) {
 		buf = malloc(size);
-		if (!buf) {
-			err = -ENOMEM;
-			goto out_free_rs;
-		}
+		if (!buf)
+			return -ENOMEM;
 		err = ruleset_build(cfg, buf, size, seq, &len, &nmsgs);
 		if (err != -ENOSPC || size >= RS_BATCH_MAX)
 			break;
 		free(buf);
 	}
-	if (err)
-		goto out_free_buf;
+	if (!err)
+		err = rs_commit(nl, buf, len, seq, nmsgs - 2);
+	free(buf);
+	return err;
+}
+
+int ruleset_install(struct ruleset **out, const struct ruleset_config *cfg)
+{
+	struct mnl_socket *nl;
+	struct ruleset *rs;
+	int err;
+
+	rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
 	nl = rs_socket_open();
 	if (!nl) {
 		err = -errno;
-		goto out_free_buf;
+		goto out_free_rs;
 	}
-	err = rs_commit(nl, buf, len, seq, nmsgs - 2);
+	err = rs_apply(nl, cfg);
+	if (err) {
+		mnl_socket_close(nl);
+		goto out_free_rs;
+	}
 	/* An owned table lives exactly as long as this socket. */
-	if (err == 0 && !cfg->fail_closed)
+	if (!cfg->fail_closed)
 		rs->owner = nl;
 	else
 		mnl_socket_close(nl);
-	free(buf);
-	if (err)
-		goto out_free_rs;
+	rs->fail_closed = cfg->fail_closed;
 	*out = rs;
 	return 0;
 
-out_free_buf:
-	free(buf);
 out_free_rs:
 	free(rs);
+	return err;
+}
+
+int ruleset_replace(struct ruleset *rs, const struct ruleset_config *cfg)
+{
+	struct mnl_socket *nl = rs->owner;
+	int err;
+
+	if (cfg->fail_closed != rs->fail_closed)
+		return -EINVAL;
+	if (!nl && !(nl = rs_socket_open()))
+		return -errno;
+	err = rs_apply(nl, cfg);
+	if (nl != rs->owner)
+		mnl_socket_close(nl);
 	return err;
 }
 

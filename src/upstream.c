@@ -314,6 +314,17 @@ void upstream_pool_free(struct upstream_pool *pool)
 	free(pool);
 }
 
+bool upstream_pool_idle(const struct upstream_pool *pool)
+{
+	if (pool->wait_head)
+		return false;
+	for (size_t i = 0; i < pool->n; i++)
+		for (unsigned int k = 0; k < pool->cfg->pool_size; k++)
+			if (pool->ups[i].conns[k].inflight)
+				return false;
+	return true;
+}
+
 void upstream_pool_log(const struct upstream_pool *pool)
 {
 	uint64_t now = loop_now_ms(pool->loop);

@@ -92,6 +92,11 @@ struct config {
 	bool remove_rules;	     /* --remove-rules: remove a table and routes left behind, exit */
 	bool check_config;	     /* --check-config: validate, say so, exit */
 	char config_path[256];	     /* the file that was read ("" when none) */
+	/* the strings above point here: values read from a file do not outlive their line */
+	char ca_file_buf[4096];
+	char user_buf[64];
+	char table_buf[65];
+	char interfaces_buf[CONFIG_MAX_INTERFACES][16];
 };
 
 /* config_parse_cidr - "ADDR[/LEN]" (IPv4 or IPv6); 0 or -EINVAL, *c written on success. */

@@ -32,6 +32,14 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
  */
 void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex);
 
+/*
+ * frontend_reload - from now on, answer with cfg and send queries to pool; queries in flight
+ * finish on the pool they were sent to. Returns that old pool: the caller frees it once
+ * upstream_pool_idle() says it is drained. Runs in the frontend's own thread.
+ */
+struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *cfg,
+				      struct upstream_pool *pool);
+
 /* frontend_close - close every socket and forget every query in flight. Accepts NULL. */
 void frontend_close(struct frontend *fe);
 

@@ -70,6 +70,13 @@ int ruleset_build(const struct ruleset_config *cfg, void *buf, size_t buflen, ui
 int ruleset_install(struct ruleset **out, const struct ruleset_config *cfg);
 
 /*
+ * ruleset_replace - install cfg in place of the table rs holds, in one transaction (no moment
+ * without rules), through the socket that owns it. cfg->fail_closed must be what rs was
+ * installed with. Returns 0 or -errno (the old table then stays as it was).
+ */
+int ruleset_replace(struct ruleset *rs, const struct ruleset_config *cfg);
+
+/*
  * ruleset_close - let go of an installed table: an owned (fail-open) table is deleted by the
  * kernel as its socket closes; a fail-closed one stays until ruleset_remove(). Accepts NULL.
  */

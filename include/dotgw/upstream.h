@@ -15,6 +15,7 @@
 #ifndef DOTGW_UPSTREAM_H
 #define DOTGW_UPSTREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,9 @@ int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struc
 		      struct stats *stats);
 /* upstream_pool_free - close every connection; queries still in flight are not completed. */
 void upstream_pool_free(struct upstream_pool *pool);
+
+/* upstream_pool_idle - nothing in flight and nothing waiting: the pool may be freed. */
+bool upstream_pool_idle(const struct upstream_pool *pool);
 
 /* upstream_pool_log - one log line per upstream: health, connections, counters, RTT. */
 void upstream_pool_log(const struct upstream_pool *pool);
