@@ -1,0 +1,978 @@
+#!/bin/bash
+# bench/run.sh - issue 5's benchmark: dotgw against the DoT and UDP ceilings of the same
+# upstream and against the peer a user would pick instead (unbound as a TLS forwarder), in
+# network namespaces built for the run by tests/netns/lib.sh.
+#
+#   client (dnsperf)        gateway                                     upstream
+#  +----------------+     +-----------------------------------+     +-----------------------+
+#  | 198.51.100.2   +-----+ 198.51.100.1          203.0.113.1   +-----+ 203.0.113.2           |
+#  | queries        |     | one of, in turn:                  |     | unbound, 1 thread:    |
+#  | 192.0.2.53:53  |     |  dotgw --mode tproxy              |     |  plain @53, DoT @853  |
+#  | (the decoy's   |     |  dotgw --mode nfqueue --queues 2  |     |  (dot.test); every    |
+#  | address: the   |     |  unbound TLS forwarder @5353      |     |  *.bench.test is A    |
+#  | gateway        |     |    behind an nft redirect of :53  |     |  203.0.113.99         |
+#  | captures it)   |     | dnsperf for the ceilings:         |     | nft: counts SYNs to   |
+#  +----------------+     |  UDP @53 and DoT @853 direct      |     | :853 (TLS conns)      |
+#                         +-----------------+-----------------+     +-----------------------+
+#                                           |                  decoy 192.0.2.53: counts the
+#                                           +----------------- port-53 packets that leak past
+#                                                              the gateway (should be 0)
+#
+# Each round runs every target (udp, dot, tproxy, nfqueue, unbound) in rotated order; each
+# target runs its workloads: miss (unique names, saturating), hit (1000 names repeated,
+# saturating; not for the ceilings) and latency (unique names at a fixed rate). Each daemon is
+# started fresh for each round and stopped after it. The table shows medians over the rounds;
+# bench/RESULTS.md gets a dated section with the same table, the per-round figures and the
+# checks of issue 5's targets.
+#
+# Usage: sudo bench/run.sh [OPTIONS] [PATH-TO-DOTGW]   (-h lists the options)
+# Needs root, dnsperf (with -m dot), unbound, nft, and what tests/netns/lib.sh needs.
+# Exit status: 0 when the run completed (whatever the figures), 1 on a failure, 77 skipped.
+
+set -u
+
+BENCH_SELF_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+BENCH_REPO=$(cd -- "$BENCH_SELF_DIR/.." && pwd)
+
+# Defaults: 3 rounds of about 100 s each.
+BENCH_ROUNDS=3
+BENCH_DURATION=8          # seconds of each saturating dnsperf run (miss, hit)
+BENCH_LAT_DURATION=5      # seconds of each fixed-rate run (latency)
+BENCH_LAT_RATE=2000       # queries/s of the latency workload
+BENCH_OUTSTANDING=200     # dnsperf -q of the saturating workloads
+BENCH_CLIENTS=8           # dnsperf -c: sockets (flows), so NFQUEUE's flow hash uses both queues
+BENCH_TIMEOUT=4           # dnsperf -t: a query is lost after this (dotgw SERVFAILs at 3 s)
+BENCH_MAX_RATE=100000     # names generated per second of a miss run (the file's size)
+BENCH_HIT_NAMES=1000
+BENCH_NFQ_QUEUES=2
+BENCH_UNBOUND_THREADS=1   # num-threads of the unbound forwarder (unbound's default)
+BENCH_RESULTS="$BENCH_SELF_DIR/RESULTS.md"
+BENCH_TARGETS=(udp dot tproxy nfqueue unbound)
+BENCH_FWD_PORT=5353
+BENCH_DOTGW_EXTRA=()      # -a: more dotgw arguments
+
+usage()
+{
+	cat <<-EOF
+		Usage: sudo $0 [OPTIONS] [PATH-TO-DOTGW]
+		Benchmark dotgw (default: $BENCH_REPO/build/dotgw) against the UDP and DoT ceilings
+		of the same upstream and against unbound as a TLS forwarder; print a table and append
+		it to bench/RESULTS.md.
+
+		  -r N        rounds; every figure is the median over them (default $BENCH_ROUNDS, min 3
+		              for a result worth quoting)
+		  -d SECONDS  length of each saturating run (default $BENCH_DURATION)
+		  -l SECONDS  length of each fixed-rate latency run (default $BENCH_LAT_DURATION)
+		  -Q QPS      rate of the latency workload (default $BENCH_LAT_RATE)
+		  -q N        queries outstanding in the saturating runs (default $BENCH_OUTSTANDING)
+		  -c N        dnsperf clients (sockets) (default $BENCH_CLIENTS)
+		  -u N        threads of the unbound forwarder (default $BENCH_UNBOUND_THREADS)
+		  -t LIST     targets, comma-separated, of: ${BENCH_TARGETS[*]} (default: all)
+		  -a ARG      one more argument for dotgw, e.g. -a --pool-size=1 (repeatable)
+		  -o FILE     results file to append to (default bench/RESULTS.md; - for none)
+		  -h          this help
+
+		A full default run takes about 5-6 minutes.
+	EOF
+}
+
+bench_uint()
+{
+	[[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge "${3:-1}" ] && [ "$2" -le "${4:-1000000}" ] && return 0
+	echo "$0: $1 wants a whole number in ${3:-1}..${4:-1000000}, not '$2'" >&2
+	exit 2
+}
+
+while getopts "r:d:l:Q:q:c:u:t:a:o:h" opt; do
+	case $opt in
+	r) bench_uint -r "$OPTARG" 1 50 && BENCH_ROUNDS=$OPTARG ;;
+	d) bench_uint -d "$OPTARG" 1 120 && BENCH_DURATION=$OPTARG ;;
+	l) bench_uint -l "$OPTARG" 1 120 && BENCH_LAT_DURATION=$OPTARG ;;
+	Q) bench_uint -Q "$OPTARG" 1 100000 && BENCH_LAT_RATE=$OPTARG ;;
+	q) bench_uint -q "$OPTARG" 1 10000 && BENCH_OUTSTANDING=$OPTARG ;;
+	c) bench_uint -c "$OPTARG" 1 256 && BENCH_CLIENTS=$OPTARG ;;
+	u) bench_uint -u "$OPTARG" 1 64 && BENCH_UNBOUND_THREADS=$OPTARG ;;
+	t) IFS=, read -r -a BENCH_TARGETS <<<"$OPTARG" ;;
+	a) BENCH_DOTGW_EXTRA+=("$OPTARG") ;;
+	o) BENCH_RESULTS=$OPTARG ;;
+	h) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+for t in "${BENCH_TARGETS[@]}"; do
+	case $t in
+	udp | dot | tproxy | nfqueue | unbound) ;;
+	*) echo "$0: unknown target '$t'" >&2; exit 2 ;;
+	esac
+done
+[ $# -le 1 ] || { usage >&2; exit 2; }
+BENCH_DOTGW_ARG=${1:-$BENCH_REPO/build/dotgw}
+
+# Every background process (the resolvers, dotgw) lives at most this long: the whole run's
+# estimate (about 3 saturating + 1 latency run per target and round, plus starts and stops)
+# and a margin.
+LAB_PROC_TIMEOUT=$((BENCH_ROUNDS * ${#BENCH_TARGETS[@]} * (3 * (BENCH_DURATION + BENCH_TIMEOUT) +
+	BENCH_LAT_DURATION + BENCH_TIMEOUT + 15) + 300))
+# shellcheck source-path=SCRIPTDIR source=../tests/netns/lib.sh
+. "$BENCH_REPO/tests/netns/lib.sh"
+
+lab_require_root
+lab_require_tools "${LAB_TOOLS[@]}" dnsperf awk sort getconf
+lab_require_dotgw "$BENCH_DOTGW_ARG"
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------------------------------------
+# Measurements of a daemon and of the namespaces
+
+# bench_cpu_ticks PID: utime + stime of every thread of PID, in clock ticks.
+bench_cpu_ticks()
+{
+	local s f
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	# Fields after "pid (comm) ": state is f[0], utime f[11], stime f[12].
+	read -r -a f <<<"${s##*) }"
+	echo $((f[11] + f[12]))
+}
+
+# bench_hwm_kib PID: peak resident set size (VmHWM) in KiB.
+bench_hwm_kib()
+{
+	awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# bench_syn_count: TCP SYNs that reached the upstream's port 853 so far (connection attempts).
+bench_syn_count()
+{
+	ip netns exec "$NS_UP" nft list table inet benchcount 2>/dev/null |
+		awk '{ for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }'
+}
+
+bench_syn_counter_install()
+{
+	ip netns exec "$NS_UP" nft -f - <<-EOF
+		table inet benchcount {
+			chain input {
+				type filter hook input priority -10; policy accept;
+				tcp dport 853 tcp flags & (syn | ack) == syn counter
+			}
+		}
+	EOF
+}
+
+# bench_dotgw_stats: make dotgw log its counters (SIGUSR1) and print that "stats:" line.
+bench_dotgw_stats()
+{
+	local n0 n i
+	n0=$(grep -c 'stats:' "$DOTGW_LOG")
+	kill -USR1 "$DOTGW_PID" 2>/dev/null || return 1
+	for ((i = 0; i < 50; i++)); do
+		n=$(grep -c 'stats:' "$DOTGW_LOG")
+		[ "$n" -gt "$n0" ] && break
+		lab_sleep 0.1
+	done
+	grep 'stats:' "$DOTGW_LOG" | tail -n 1
+}
+
+# bench_stat LINE KEY: the value of KEY=N in a "stats:" line (0 when absent).
+bench_stat()
+{
+	local v
+	v=$(printf '%s\n' "$1" | grep -Eo "(^|[[:space:]])$2=[0-9]+" | head -n 1 | sed 's/.*=//')
+	echo "${v:-0}"
+}
+
+# The dotgw counters that should stay 0 under a load that is well-formed and within limits.
+BENCH_BAD_COUNTERS=(servfail dropped overload rate_limited policy_denied reply_errors malformed
+	upstream_failures upstream_bad_answers upstream_retries upstream_stalled queue_enobufs)
+
+# bench_stats_delta BEFORE AFTER: "key=N ..." for every bad counter that moved.
+bench_stats_delta()
+{
+	local k d out=
+	for k in "${BENCH_BAD_COUNTERS[@]}"; do
+		d=$(($(bench_stat "$2" "$k") - $(bench_stat "$1" "$k")))
+		[ "$d" -ne 0 ] && out+="$k=$d "
+	done
+	printf '%s' "${out% }"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Workloads
+
+# bench_names FILE COUNT TAG: COUNT unique names under bench.test, type A.
+bench_names()
+{
+	awk -v n="$2" -v tag="$3" \
+		'BEGIN { for (i = 0; i < n; i++) printf "%s-%x.bench.test A\n", tag, i }' >"$1"
+}
+
+# The dnsperf command for a target: where it runs and what it queries.
+bench_client()
+{
+	case $1 in
+	udp) BENCH_NS=$NS_GW; BENCH_DNSPERF=(dnsperf -s "$LAB_UP4" -p 53) ;;
+	dot) BENCH_NS=$NS_GW; BENCH_DNSPERF=(dnsperf -m dot -s "$LAB_UP4" -p 853) ;;
+	*) BENCH_NS=$NS_CLIENT; BENCH_DNSPERF=(dnsperf -s "$LAB_DECOY4" -p 53) ;;
+	esac
+}
+
+# bench_dnsperf TARGET ARGS...: run the target's dnsperf with ARGS (bounded by -l and timeout);
+# the output is in LAB_OUT, the status in LAB_RC.
+bench_dnsperf()
+{
+	local target=$1
+	shift
+	bench_client "$target"
+	LAB_RUN_TIMEOUT=$((BENCH_DURATION + BENCH_LAT_DURATION + BENCH_TIMEOUT + 30)) \
+		lab_run "$BENCH_NS" "${BENCH_DNSPERF[@]}" -c "$BENCH_CLIENTS" -t "$BENCH_TIMEOUT" "$@"
+}
+
+# bench_parse_dnsperf: from LAB_OUT, print "sent completed lost servfail nxdomain qps avg sd"
+# (latencies in seconds); nothing when dnsperf printed no statistics.
+bench_parse_dnsperf()
+{
+	printf '%s\n' "$LAB_OUT" | awk '
+		/Queries sent:/ { sent = $3 }
+		/Queries completed:/ { done = $3 }
+		/Queries lost:/ { lost = $3 }
+		/Response codes:/ {
+			for (i = 3; i < NF; i++) {
+				if ($i == "SERVFAIL") sf = $(i + 1)
+				if ($i == "NXDOMAIN") nx = $(i + 1)
+			}
+		}
+		/Queries per second:/ { qps = $4 }
+		/Average Latency/ { avg = $4 }
+		/Latency StdDev/ { sd = $4 }
+		END {
+			if (sent == "") exit
+			printf "%d %d %d %d %d %s %s %s\n", sent, done, lost, sf, nx, qps, avg, sd
+		}'
+}
+
+# bench_idle: "idle total" jiffies of the whole machine so far (/proc/stat; idle + iowait).
+bench_idle()
+{
+	awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# bench_cache_counts [STATS-LINE]: "hits lookups" of the daemon's cache so far (dotgw: from its
+# stats line; unbound: unbound-control); nothing when the daemon has no cache counters.
+bench_cache_counts()
+{
+	case $BENCH_KIND in
+	dotgw)
+		printf '%s\n' "$1" | grep -q 'cache_hits=' || return 0
+		echo "$(bench_stat "$1" cache_hits)" \
+			$(($(bench_stat "$1" cache_hits) + $(bench_stat "$1" cache_misses)))
+		;;
+	unbound)
+		ip netns exec "$NS_GW" timeout 10 unbound-control -c "$LAB_DIR/fwd.conf" stats_noreset \
+			2>/dev/null | awk -F= '$1 == "total.num.cachehits" { h = $2 }
+				$1 == "total.num.queries" { q = $2 } END { if (q != "") print h + 0, q }'
+		;;
+	esac
+}
+
+# bench_pct PART WHOLE [DECIMALS]: 100 * PART / WHOLE (0 when WHOLE is 0).
+bench_pct()
+{
+	awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { printf "%.*f", d, b ? 100 * a / b : 0 }'
+}
+
+# bench_percentiles: from a verbose dnsperf run in LAB_OUT ("> NOERROR name A 0.000123" per
+# answer), print "p50 p99" in ms; "- -" when it was not verbose.
+bench_percentiles()
+{
+	printf '%s\n' "$LAB_OUT" | awk '$1 == ">" { print $NF }' | sort -g |
+		awk '{ v[NR] = $1 }
+		END {
+			if (!NR) { print "- -"; exit }
+			i = int(NR * 0.5); j = int(NR * 0.99)
+			if (i < 1) i = 1
+			if (j < 1) j = 1
+			printf "%.3f %.3f\n", v[i] * 1000, v[j] * 1000
+		}'
+}
+
+# bench_measure ROUND TARGET WORKLOAD DNSPERF-ARGS...: one measured run; appends a line to
+# BENCH_TSV: round target workload qps sent completed lost% servfail% avg_ms sd_ms
+# cpu_us_per_query new_tls leaked cache_hit% idle% p50_ms p99_ms. BENCH_KIND says what runs in
+# the gateway (none, dotgw or unbound) and BENCH_PID is its pid.
+bench_measure()
+{
+	local round=$1 target=$2 wl=$3 cpu0='' cpu1='' syn0 syn1 leak0 leak1 st0='' st1='' parsed
+	local sent ndone lost sf nx qps avg sd cpu_us=n/a tls leaked bad='' c0 c1 hitp=- idle0 idle1
+	local idlep ch0 ch1 cq0 cq1 pct
+	shift 3
+	syn0=$(bench_syn_count)
+	leak0=$(lab_decoy_count)
+	[ "$BENCH_KIND" = dotgw ] && st0=$(bench_dotgw_stats)
+	c0=$(bench_cache_counts "$st0")
+	[ -n "$BENCH_PID" ] && cpu0=$(bench_cpu_ticks "$BENCH_PID")
+	idle0=$(bench_idle)
+	bench_dnsperf "$target" "$@"
+	idle1=$(bench_idle)
+	[ -n "$BENCH_PID" ] && cpu1=$(bench_cpu_ticks "$BENCH_PID")
+	[ "$BENCH_KIND" = dotgw ] && st1=$(bench_dotgw_stats)
+	c1=$(bench_cache_counts "$st1")
+	syn1=$(bench_syn_count)
+	leak1=$(lab_decoy_count)
+	parsed=$(bench_parse_dnsperf)
+	if [ -z "$parsed" ]; then
+		echo "  $target $wl: dnsperf failed (exit $LAB_RC):"
+		printf '%s\n' "$LAB_OUT" | tail -n 15 | lab_indent
+		printf '%s\t%s\t%s\tfailed\n' "$round" "$target" "$wl" >>"$BENCH_TSV"
+		return 1
+	fi
+	read -r sent ndone lost sf nx qps avg sd <<<"$parsed"
+	pct=$(bench_percentiles)
+	if [ -n "$cpu0" ] && [ -n "$cpu1" ] && [ "$ndone" -gt 0 ]; then
+		cpu_us=$(awk -v t=$((cpu1 - cpu0)) -v hz="$CLK_TCK" -v n="$ndone" \
+			'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+	fi
+	if [ "$BENCH_KIND" = dotgw ]; then
+		tls=$(($(bench_stat "$st1" upstream_handshakes) - $(bench_stat "$st0" upstream_handshakes)))
+		bad=$(bench_stats_delta "$st0" "$st1")
+	else
+		tls=$((syn1 - syn0))
+	fi
+	[ "$target" = udp ] && tls=n/a
+	if [ -n "$c0" ] && [ -n "$c1" ]; then
+		read -r ch0 cq0 <<<"$c0"
+		read -r ch1 cq1 <<<"$c1"
+		hitp=$(bench_pct $((ch1 - ch0)) $((cq1 - cq0)) 1)
+	fi
+	read -r -a idle0 <<<"$idle0"
+	read -r -a idle1 <<<"$idle1"
+	idlep=$(bench_pct $((idle1[0] - idle0[0])) $((idle1[1] - idle0[1])) 0)
+	leaked=$((leak1 - leak0))
+	if [ -n "$BENCH_NAMES_N" ] && [ "$sent" -ge "$BENCH_NAMES_N" ]; then
+		# The run ended early; its rate is still right, but over a shorter time.
+		printf '%s\t%s\t%s\tall %s names sent before the time limit (raise BENCH_MAX_RATE)\n' \
+			"$round" "$target" "$wl" "$sent" >>"$BENCH_NOTES"
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+		"$round" "$target" "$wl" "$qps" "$sent" "$ndone" "$(bench_pct "$lost" "$sent")" \
+		"$(bench_pct "$sf" "$ndone")" \
+		"$(awk -v s="$avg" 'BEGIN { printf "%.3f", s * 1000 }')" \
+		"$(awk -v s="$sd" 'BEGIN { printf "%.3f", s * 1000 }')" \
+		"$cpu_us" "$tls" "$leaked" "$hitp" "$idlep" "${pct% *}" "${pct#* }" >>"$BENCH_TSV"
+	printf '  %-8s %-7s %6.0f q/s  sent %s lost %s servfail %s nxdomain %s  avg %.2f ms%s' \
+		"$target" "$wl" "$qps" "$sent" "$lost" "$sf" "$nx" \
+		"$(awk -v s="$avg" 'BEGIN { print s * 1000 }')" \
+		"$([ "$pct" = "- -" ] || echo " (p50 ${pct% *}, p99 ${pct#* })")"
+	printf '  cpu %s us/q  tls +%s  cache hits %s%%  idle %s%%  leaked %s%s\n' \
+		"$cpu_us" "$tls" "$hitp" "$idlep" "$leaked" "${bad:+  dotgw: $bad}"
+	[ -n "$bad" ] && printf '%s\t%s\t%s\t%s\n' "$round" "$target" "$wl" "$bad" >>"$BENCH_BAD"
+	if [ -n "$BENCH_PID" ]; then
+		BENCH_RSS_SEQ+="${BENCH_RSS_SEQ:+ / }$wl $(awk '/^VmRSS:/ { print $2 }' \
+			"/proc/$BENCH_PID/status" 2>/dev/null)"
+	fi
+	return 0
+}
+
+# bench_workloads ROUND TARGET: the target's workloads, on a server that is up and warm.
+bench_workloads()
+{
+	local round=$1 target=$2 tag="r$1$2$RANDOM" names="$LAB_DIR/names"
+	local miss_n=$((BENCH_MAX_RATE * BENCH_DURATION))
+	local lat_n=$((BENCH_LAT_RATE * (BENCH_LAT_DURATION + 2)))
+
+	bench_names "$names" "$miss_n" "m-$tag"
+	BENCH_NAMES_N=$miss_n
+	bench_measure "$round" "$target" miss -d "$names" -n 1 -l "$BENCH_DURATION" \
+		-q "$BENCH_OUTSTANDING"
+	if [ "$target" != udp ] && [ "$target" != dot ]; then
+		bench_names "$names" "$BENCH_HIT_NAMES" "h-$tag"
+		BENCH_NAMES_N=
+		# One pass first, so a cache holds them all; then the measured run repeats them.
+		bench_dnsperf "$target" -d "$names" -n 1 -l "$BENCH_DURATION" -q 50 >/dev/null
+		bench_measure "$round" "$target" hit -d "$names" -l "$BENCH_DURATION" \
+			-q "$BENCH_OUTSTANDING"
+	fi
+	bench_names "$names" "$lat_n" "l-$tag"
+	BENCH_NAMES_N=$lat_n
+	# -v: one line per answer, for the percentiles.
+	bench_measure "$round" "$target" latency -d "$names" -n 1 -l "$BENCH_LAT_DURATION" \
+		-Q "$BENCH_LAT_RATE" -q "$BENCH_OUTSTANDING" -v
+	rm -f -- "$names"
+}
+
+# shellcheck disable=SC2317 # called through lab_wait_until
+bench_answers()
+{
+	local a
+	a=$(ip netns exec "$1" timeout 3 dig +time=1 +tries=1 +short @"$2" \
+		"warm-$RANDOM$RANDOM.bench.test" A 2>/dev/null)
+	[ "$a" = 203.0.113.99 ]
+}
+
+# bench_wait_answer NS SERVER: a query for a fresh name gets the upstream's answer (within 10 s).
+bench_wait_answer()
+{
+	LAB_WAIT_PID=${BENCH_JOB:-} lab_wait_until 100 bench_answers "$1" "$2"
+}
+
+# bench_daemon_done ROUND TARGET HWM TLS_LIFE SYN_LIFE COUNTERS [WORKERS [RSS-SPLIT]]: record a
+# daemon's round, with the VmRSS after each of its runs (BENCH_RSS_SEQ).
+bench_daemon_done()
+{
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" \
+		"${BENCH_RSS_SEQ:--}" "${7:--}" "${8:--}" >>"$BENCH_DAEMONS"
+	BENCH_RSS_SEQ=
+}
+
+# bench_rss_split PID: "anon N file N shmem N" (KiB) of the resident set now: what the process
+# allocated, and the pages of files (its binary, libssl, libcrypto) it maps.
+bench_rss_split()
+{
+	awk '/^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } /^RssShmem:/ { s = $2 }
+		END { printf "anon %s file %s shmem %s", a, f, s }' "/proc/$1/status" 2>/dev/null
+}
+
+# bench_dotgw_workers: the upstream answers of each worker, from the lines dotgw logs at exit
+# ("upstream ...: usable, ... answers=N ..."), e.g. "68954 / 0".
+bench_dotgw_workers()
+{
+	awk '/shutting down/ { n = NR } { l[NR] = $0 }
+		END {
+			for (i = n + 1; i <= NR; i++) {
+				if (l[i] !~ /upstream .* answers=[0-9]/) continue
+				v = l[i]; sub(/.* answers=/, "", v); sub(/[^0-9].*/, "", v)
+				s = s (s == "" ? "" : " / ") v
+			}
+			print s == "" ? "-" : s
+		}' "$DOTGW_LOG"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Targets: each runs its workloads for one round (starting and stopping its own daemon).
+
+bench_target_udp()
+{
+	BENCH_PID='' BENCH_KIND=none bench_workloads "$1" udp
+}
+
+bench_target_dot()
+{
+	local syn0
+	syn0=$(bench_syn_count)
+	BENCH_PID='' BENCH_KIND=none bench_workloads "$1" dot
+	bench_daemon_done "$1" dot - - $(($(bench_syn_count) - syn0)) -
+}
+
+# bench_target_dotgw ROUND TARGET DOTGW-ARGS...
+bench_target_dotgw()
+{
+	local round=$1 target=$2 syn0 hwm last split
+	shift 2
+	syn0=$(bench_syn_count)
+	if ! lab_start_dotgw --scope gateway --upstream "$LAB_UP4#$LAB_AUTH_NAME" \
+		--ca-file "$LAB_CA" --log-level info "$@" "${BENCH_DOTGW_EXTRA[@]}"; then
+		printf '%s\t%s\t-\tfailed\n' "$round" "$target" >>"$BENCH_TSV"
+		return 1
+	fi
+	BENCH_JOB=$DOTGW_JOB
+	if ! bench_wait_answer "$NS_CLIENT" "$LAB_DECOY4"; then
+		lab_fail "dotgw $target: no answer through it within 10 s"
+		lab_stop_dotgw
+		return 1
+	fi
+	BENCH_PID=$DOTGW_PID BENCH_KIND=dotgw bench_workloads "$round" "$target"
+	hwm=$(bench_hwm_kib "$DOTGW_PID")
+	split=$(bench_rss_split "$DOTGW_PID")
+	lab_stop_dotgw
+	last=$(grep 'stats:' "$DOTGW_LOG" | tail -n 1)
+	cat "$DOTGW_LOG" >>"$LAB_DIR/dotgw-all.log"
+	echo "  dotgw $target exit: $last"
+	bench_daemon_done "$round" "$target" "${hwm:-n/a}" \
+		"$(bench_stat "$last" upstream_handshakes)" $(($(bench_syn_count) - syn0)) \
+		"${last#*stats: }" "$(bench_dotgw_workers)" "$split"
+}
+
+bench_target_tproxy()
+{
+	bench_target_dotgw "$1" tproxy --mode tproxy
+}
+
+bench_target_nfqueue()
+{
+	bench_target_dotgw "$1" nfqueue --mode nfqueue --queues "$BENCH_NFQ_QUEUES"
+}
+
+# The forwarder listens on the gateway's client-side addresses: an nft redirect in prerouting
+# rewrites the destination to the primary address of the interface the query came in on.
+bench_unbound_conf()
+{
+	cat <<-EOF
+		server:
+			verbosity: 1
+			use-syslog: no
+			logfile: ""
+			username: ""
+			chroot: ""
+			directory: "$LAB_DIR"
+			pidfile: "$LAB_DIR/fwd.pid"
+			num-threads: $BENCH_UNBOUND_THREADS
+			interface: $LAB_GW_CLIENT4@$BENCH_FWD_PORT
+			interface: $LAB_GW_CLIENT6@$BENCH_FWD_PORT
+			access-control: 0.0.0.0/0 allow
+			access-control: ::/0 allow
+			module-config: "iterator"
+			# unbound answers the RFC 6761 name "test." itself unless told not to.
+			local-zone: "test." nodefault
+			tls-cert-bundle: "$LAB_CA"
+		forward-zone:
+			name: "."
+			forward-tls-upstream: yes
+			forward-addr: $LAB_UP4@853#$LAB_AUTH_NAME
+		remote-control:
+			control-enable: yes
+			control-use-cert: no
+			control-interface: "$LAB_DIR/fwd.ctl"
+	EOF
+}
+
+bench_redirect()
+{
+	local fam
+	for fam in ip ip6; do
+		ip netns exec "$NS_GW" nft -f - <<-EOF || return 1
+			table $fam benchredir {
+				chain pre {
+					type nat hook prerouting priority dstnat; policy accept;
+					udp dport 53 redirect to :$BENCH_FWD_PORT
+					tcp dport 53 redirect to :$BENCH_FWD_PORT
+				}
+			}
+		EOF
+	done
+}
+
+bench_redirect_remove()
+{
+	ip netns exec "$NS_GW" nft delete table ip benchredir 2>/dev/null
+	ip netns exec "$NS_GW" nft delete table ip6 benchredir 2>/dev/null
+}
+
+bench_target_unbound()
+{
+	local round=$1 syn0 pid hwm job split
+	bench_unbound_conf >"$LAB_DIR/fwd.conf"
+	syn0=$(bench_syn_count)
+	lab_bg "$NS_GW" "$LAB_DIR/fwd.log" unbound -d -c "$LAB_DIR/fwd.conf"
+	job=$LAB_BG_PID
+	BENCH_JOB=$job
+	pid=$(lab_bg_cmd_pid "$job")
+	if [ -z "$pid" ] || ! bench_redirect || ! bench_wait_answer "$NS_CLIENT" "$LAB_DECOY4"; then
+		lab_fail "unbound forwarder: no answer through it within 10 s" \
+			"$(tail -n 20 "$LAB_DIR/fwd.log")"
+		bench_redirect_remove
+		lab_bg_stop "$job"
+		printf '%s\t%s\t-\tfailed\n' "$round" unbound >>"$BENCH_TSV"
+		return 1
+	fi
+	BENCH_PID=$pid BENCH_KIND=unbound bench_workloads "$round" unbound
+	hwm=$(bench_hwm_kib "$pid")
+	split=$(bench_rss_split "$pid")
+	bench_redirect_remove
+	lab_bg_stop "$job"
+	bench_daemon_done "$round" unbound "${hwm:-n/a}" n/a $(($(bench_syn_count) - syn0)) - - \
+		"$split"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Set-up
+
+# The lab's upstream logs every query (the tests want that); at tens of thousands of queries a
+# second that would be the bottleneck and fill the disk. Restart it without.
+bench_quiet_upstream()
+{
+	sed -i 's/^\([[:space:]]*\)log-queries: yes/\1log-queries: no/' "$LAB_UP_CONF"
+	lab_bg_stop "$LAB_UP_PID"
+	lab_bg "$NS_UP" "$LAB_DIR/upstream.log" unbound -d -c "$LAB_UP_CONF"
+	LAB_UP_PID=$LAB_BG_PID
+	LAB_WAIT_PID=$LAB_UP_PID lab_wait_until 100 lab_upstream_answers
+}
+
+bench_environment()
+{
+	local commit dirty
+	commit=$(git -c safe.directory='*' -C "$BENCH_REPO" rev-parse --short HEAD 2>/dev/null)
+	dirty=$(git -c safe.directory='*' -C "$BENCH_REPO" status --porcelain --untracked-files=no \
+		2>/dev/null | wc -l)
+	BENCH_ENV_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+	BENCH_ENV_VERSION=$("$DOTGW" --version 2>&1 | head -n 1)
+	BENCH_ENV_COMMIT="${commit:-unknown}${dirty:+ ($dirty tracked files modified in the tree)}"
+	[ "$dirty" = 0 ] && BENCH_ENV_COMMIT=${commit:-unknown}
+	BENCH_ENV_BINARY="$BENCH_DOTGW_ORIG, sha256 $(sha256sum "$DOTGW" | cut -c1-16)"
+	BENCH_ENV_BINARY+=", built $(date -u -r "$BENCH_DOTGW_ORIG" '+%Y-%m-%d %H:%M UTC')"
+	BENCH_ENV_KERNEL=$(uname -r)
+	BENCH_ENV_CPU="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) CPUs"
+	BENCH_ENV_UNBOUND=$(unbound -V 2>&1 | awk '/^Version/ { print $2; exit }')
+	BENCH_ENV_DNSPERF=$(dnsperf -h 2>&1 | awk '/^Version/ { print $2; exit }')
+	[ -n "$BENCH_ENV_DNSPERF" ] ||
+		BENCH_ENV_DNSPERF=$(dnsperf -H 2>&1 | awk '/^Version/ { print $2; exit }')
+}
+
+# bench_pool_size: TLS connections dotgw may open per upstream and worker: --pool-size from -a,
+# else the default its --help states, else 1 (before pools existed).
+bench_pool_size()
+{
+	local i n=${#BENCH_DOTGW_EXTRA[@]} v=
+	for ((i = 0; i < n; i++)); do
+		case ${BENCH_DOTGW_EXTRA[$i]} in
+		--pool-size=*) v=${BENCH_DOTGW_EXTRA[$i]#*=} ;;
+		--pool-size) [ $((i + 1)) -lt "$n" ] && v=${BENCH_DOTGW_EXTRA[$((i + 1))]} ;;
+		esac
+	done
+	[ -n "$v" ] || v=$("$DOTGW" --help 2>&1 |
+		sed -n 's/.*--pool-size N .*(default: \([0-9][0-9]*\)).*/\1/p' | head -n 1)
+	echo "${v:-1}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+# bench_median TARGET WORKLOAD COLUMN: the median of a column of BENCH_TSV over the rounds
+# (n/a when no round has a number there).
+bench_median()
+{
+	awk -F'\t' -v t="$1" -v w="$2" -v c="$3" '
+		$2 == t && $3 == w && $4 != "failed" && $c ~ /^-?[0-9.]+$/ { v[n++] = $c + 0 }
+		END {
+			if (!n) { print "n/a"; exit }
+			for (i = 0; i < n; i++)
+				for (j = i + 1; j < n; j++)
+					if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
+			m = n % 2 ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+			print m
+		}' "$BENCH_TSV"
+}
+
+# bench_max FILE TARGET WORKLOAD-OR-- COLUMN: the largest number in a column (n/a if none).
+bench_max()
+{
+	awk -F'\t' -v t="$2" -v w="$3" -v c="$4" '
+		$2 == t && (w == "-" || $3 == w) && $c ~ /^[0-9.]+$/ { if (!n++ || $c + 0 > m) m = $c + 0 }
+		END { print n ? m : "n/a" }' "$1"
+}
+
+# bench_rounds TARGET WORKLOAD: the q/s of each round, "a / b / c".
+bench_rounds()
+{
+	awk -F'\t' -v t="$1" -v w="$2" '
+		$2 == t && $3 == w {
+			s = s (s == "" ? "" : " / ") ($4 == "failed" ? "failed" : sprintf("%.0f", $4))
+		}
+		END { print s == "" ? "-" : s }' "$BENCH_TSV"
+}
+
+# bench_fmt VALUE DECIMALS [INSTEAD-OF-N/A]
+bench_fmt()
+{
+	if [[ "$1" =~ ^-?[0-9.]+$ ]]; then
+		printf "%.${2}f" "$1"
+	elif [ "$1" = n/a ] && [ -n "${3:-}" ]; then
+		printf '%s' "$3"
+	else
+		printf '%s' "$1"
+	fi
+}
+
+bench_label()
+{
+	case $1 in
+	udp) echo "UDP direct (ceiling)" ;;
+	dot) echo "DoT direct (ceiling)" ;;
+	tproxy) echo "dotgw tproxy" ;;
+	nfqueue) echo "dotgw nfqueue x$BENCH_NFQ_QUEUES" ;;
+	unbound) echo "unbound TLS forwarder" ;;
+	esac
+}
+
+bench_has()
+{
+	[[ " ${BENCH_TARGETS[*]} " == *" $1 "* ]]
+}
+
+bench_table()
+{
+	local t w q ratio dot rss cpu tls pct
+	dot=$(bench_median dot miss 4)
+	printf '| %s ' target workload "q/s (median)" "x DoT ceiling" "lost %" "SERVFAIL %" \
+		"avg latency ms" "latency sd ms" "p50 / p99 ms" "cache hits %" "peak RSS KiB" \
+		"CPU us/query" "new TLS conns" "machine idle %" "q/s per round"
+	echo "|"
+	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+	for t in udp dot tproxy nfqueue unbound; do
+		bench_has "$t" || continue
+		for w in miss hit latency; do
+			grep -q "^[0-9]*	$t	$w	" "$BENCH_TSV" || continue
+			q=$(bench_median "$t" "$w" 4)
+			ratio=-
+			if [ "$w" != latency ] && [[ "$q" =~ ^[0-9.]+$ ]] && [[ "$dot" =~ ^[0-9.]+$ ]]; then
+				ratio=$(awk -v a="$q" -v b="$dot" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+			fi
+			rss=-
+			[ "$t" = udp ] || [ "$t" = dot ] || rss=$(bench_max "$BENCH_DAEMONS" "$t" - 3)
+			cpu=$(bench_median "$t" "$w" 11)
+			[ "$t" = udp ] || [ "$t" = dot ] && cpu=-
+			tls=$(bench_max "$BENCH_TSV" "$t" "$w" 12)
+			pct=-
+			[ "$w" = latency ] &&
+				pct="$(bench_fmt "$(bench_median "$t" "$w" 16)" 3) / $(bench_fmt \
+					"$(bench_median "$t" "$w" 17)" 3)"
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+				"$(bench_label "$t")" "$w" "$(bench_fmt "$q" 0)" "$ratio" \
+				"$(bench_fmt "$(bench_median "$t" "$w" 7)" 2)" \
+				"$(bench_fmt "$(bench_median "$t" "$w" 8)" 2)" \
+				"$(bench_fmt "$(bench_median "$t" "$w" 9)" 3)" \
+				"$(bench_fmt "$(bench_median "$t" "$w" 10)" 3)" "$pct" \
+				"$(bench_fmt "$(bench_median "$t" "$w" 14)" 1 -)" \
+				"$rss" "$(bench_fmt "$cpu" 1)" "$tls" \
+				"$(bench_fmt "$(bench_median "$t" "$w" 15)" 0)" "$(bench_rounds "$t" "$w")"
+		done
+	done
+}
+
+# bench_check DESC MET(yes|no|n/a) DETAIL [EXPECTED-NOTE]
+bench_check()
+{
+	local verdict
+	case $2 in
+	yes) verdict=met ;;
+	no) verdict="NOT met" ;;
+	*) verdict=n/a ;;
+	esac
+	printf -- '- %s: **%s** (%s)%s\n' "$1" "$verdict" "$3" "${4:+ - $4}"
+}
+
+# bench_calc X "OP Y": X OP Y, or n/a when X is not a number.
+bench_calc()
+{
+	if [[ "$1" =~ ^-?[0-9.]+$ ]]; then
+		awk -v x="$1" "BEGIN { print x $2 }"
+	else
+		echo n/a
+	fi
+}
+
+# bench_cmp A OP B: awk numeric comparison; prints yes, no or n/a (when a side is not a number).
+bench_cmp()
+{
+	if [[ "$1" =~ ^-?[0-9.]+$ ]] && [[ "$3" =~ ^-?[0-9.]+$ ]]; then
+		awk -v a="$1" -v b="$3" "BEGIN { print (a $2 b) ? \"yes\" : \"no\" }"
+	else
+		echo n/a
+	fi
+}
+
+bench_targets()
+{
+	local udp dot unb m t h l ul rss life pool n nfq tp
+	udp=$(bench_median udp miss 4)
+	dot=$(bench_median dot miss 4)
+	unb=$(bench_median unbound miss 4)
+	ul=$(bench_median udp latency 9)
+	for t in tproxy nfqueue; do
+		bench_has "$t" || continue
+		m=$(bench_median "$t" miss 4)
+		bench_check "$t miss >= 0.9 x DoT ceiling" \
+			"$(bench_cmp "$m" '>=' "$(bench_calc "$dot" "* 0.9")")" \
+			"$(bench_fmt "$m" 0) vs 0.9 x $(bench_fmt "$dot" 0) q/s"
+		bench_check "$t miss ahead of the unbound forwarder" "$(bench_cmp "$m" '>' "$unb")" \
+			"$(bench_fmt "$m" 0) vs $(bench_fmt "$unb" 0) q/s"
+		h=$(bench_median "$t" hit 4)
+		bench_check "$t hit >= 0.9 x UDP ceiling" \
+			"$(bench_cmp "$h" '>=' "$(bench_calc "$udp" "* 0.9")")" \
+			"$(bench_fmt "$h" 0) vs 0.9 x $(bench_fmt "$udp" 0) q/s" \
+			"${BENCH_NOCACHE_NOTE}"
+		l=$(bench_median "$t" latency 9)
+		bench_check "$t latency at $BENCH_LAT_RATE q/s within 0.3 ms of UDP direct" \
+			"$(bench_cmp "$l" '<=' "$(bench_calc "$ul" "+ 0.3")")" \
+			"average $(bench_fmt "$l" 3) ms vs $(bench_fmt "$ul" 3) ms; p50 $(bench_fmt \
+				"$(bench_median "$t" latency 16)" 3) ms vs $(bench_fmt \
+				"$(bench_median udp latency 16)" 3) ms"
+		rss=$(bench_max "$BENCH_DAEMONS" "$t" - 3)
+		bench_check "$t peak RSS <= 8 MiB" "$(bench_cmp "$rss" '<=' 8192)" "$rss KiB"
+		pool=$BENCH_POOL
+		[ "$t" = nfqueue ] && pool=$((BENCH_POOL * BENCH_NFQ_QUEUES))
+		life=$(bench_max "$BENCH_DAEMONS" "$t" - 4)
+		n=$(bench_max "$BENCH_DAEMONS" "$t" - 5)
+		bench_check "$t TLS connections <= pool size ($pool: 1 upstream x $((pool / BENCH_POOL))\
+ worker(s) x $BENCH_POOL)" \
+			"$(bench_cmp "$life" '<=' "$pool")" \
+			"at most $life handshakes per daemon life ($n SYNs at the upstream's :853)"
+	done
+	if bench_has tproxy && bench_has nfqueue; then
+		nfq=$(bench_median nfqueue miss 4)
+		tp=$(bench_median tproxy miss 4)
+		bench_check "nfqueue miss >= 0.9 x tproxy miss" \
+			"$(bench_cmp "$nfq" '>=' "$(bench_calc "$tp" "* 0.9")")" \
+			"$(bench_fmt "$nfq" 0) vs 0.9 x $(bench_fmt "$tp" 0) q/s"
+	fi
+}
+
+bench_notes()
+{
+	local line n
+	if [ "$BENCH_CACHE" = 1 ]; then
+		echo "- dotgw has an answer cache (--cache-size; see the arguments above), and so has unbound:"
+		echo "  *hit* rows are real cache hits (1000 names, warmed by one pass first); *miss* rows use"
+		echo "  names never asked before (unique per run). 'cache hits %' shows what each daemon's"
+		echo "  own counters say (dotgw: cache_hits / (cache_hits + cache_misses); unbound:"
+		echo "  total.num.cachehits / total.num.queries)."
+	else
+		echo "- This dotgw has no cache: its *hit* rows measure the same path as *miss* (every query"
+		echo "  goes to the upstream over TLS). unbound caches: its *hit* row is a real cache hit, and"
+		echo "  its *miss* row uses names never asked before (unique per run), so it is a real miss."
+	fi
+	echo "- Ceilings: dnsperf in the gateway namespace straight to the upstream (one unbound thread);"
+	echo "  they have no daemon of their own, so RSS and CPU are '-'. 'new TLS conns' for dotgw is"
+	echo "  its upstream_handshakes counter (SIGUSR1 before and after each run); for the unbound"
+	echo "  forwarder and the DoT ceiling it is the TCP SYNs that reached the upstream's :853"
+	echo "  (connection attempts), counted by nft in the upstream namespace. UDP: n/a."
+	echo "- CPU us/query: utime+stime of the daemon (all threads, /proc/PID/stat, ${CLK_TCK} Hz"
+	echo "  ticks) over the run divided by completed queries. Peak RSS: VmHWM at the end of each"
+	echo "  round's daemon (covers all its workloads), the largest over the rounds."
+	if [ -s "$BENCH_BAD" ]; then
+		echo "- dotgw counters that moved during measured runs (round target workload: deltas):"
+		while IFS= read -r line; do
+			printf '  - %s\n' "$(printf '%s' "$line" | tr '\t' ' ')"
+		done <"$BENCH_BAD"
+	else
+		echo "- dotgw counters ${BENCH_BAD_COUNTERS[*]}"
+		echo "  stayed 0 in every measured run (those this dotgw has)."
+	fi
+	if awk -F'\t' '$2 == "nfqueue" && $8 ~ /(^| )0( |$)/ { f = 1 } END { exit !f }' \
+		"$BENCH_DAEMONS"; then
+		echo "- nfqueue: a worker got no queries (see 'upstream answers per worker' below): NFQUEUE"
+		echo "  spreads packets over the queues by a hash of the IP addresses only (not the ports), and"
+		echo "  all queries come from one client address here, so one queue and one worker do all the"
+		echo "  work. With many clients both workers would be used."
+	fi
+	n=$(awk -F'\t' '$13 ~ /^[0-9]+$/ { s += $13 } END { print s + 0 }' "$BENCH_TSV")
+	echo "- Port-53 packets that leaked past the gateway to the decoy during measured runs: $n."
+	if [ -s "$BENCH_NOTES" ]; then
+		echo "- Runs to read with care:"
+		awk -F'\t' '{ printf "  - round %s %s %s: %s\n", $1, $2, $3, $4 }' "$BENCH_NOTES"
+	fi
+	if grep -q failed "$BENCH_TSV"; then
+		echo "- Failed runs:"
+		awk -F'\t' '$4 == "failed" { printf "  - round %s %s %s\n", $1, $2, $3 }' "$BENCH_TSV"
+	fi
+}
+
+bench_daemon_lines()
+{
+	# Counters that are 0 are left out.
+	awk -F'\t' '$2 != "dot" {
+		n = split($6, kv, " "); c = ""
+		for (i = 1; i <= n; i++) if (kv[i] !~ /=0$/) c = c (c == "" ? "" : " ") kv[i]
+		printf "- round %s %s: VmHWM %s KiB; VmRSS after each run (KiB): %s; ", $1, $2, $3, $7
+		printf "at the end (KiB): %s; handshakes %s, SYNs to :853 %s", $9, $4, $5
+		if ($8 != "-") printf "; upstream answers per worker: %s", $8
+		if ($6 != "-") printf "; non-zero exit counters: %s", c
+		printf "\n"
+	}
+		$2 == "dot" { printf "- round %s dot ceiling: SYNs to :853 %s\n", $1, $5 }' \
+		"$BENCH_DAEMONS"
+}
+
+bench_report()
+{
+	cat <<-EOF
+		## $BENCH_ENV_DATE
+
+		- dotgw: $BENCH_ENV_VERSION; commit $BENCH_ENV_COMMIT
+		- binary: $BENCH_ENV_BINARY
+		- kernel $BENCH_ENV_KERNEL; CPU $BENCH_ENV_CPU
+		- unbound $BENCH_ENV_UNBOUND (upstream: 1 thread, query logging off;
+		  forwarder: $BENCH_UNBOUND_THREADS thread(s), defaults otherwise); dnsperf $BENCH_ENV_DNSPERF
+		- dotgw arguments: --scope gateway --upstream $LAB_UP4#$LAB_AUTH_NAME --ca-file CA
+		  --log-level info, --mode tproxy or --mode nfqueue --queues $BENCH_NFQ_QUEUES${BENCH_DOTGW_EXTRA[*]:+, and }${BENCH_DOTGW_EXTRA[*]};
+		  pool size $BENCH_POOL per upstream and worker
+		- $BENCH_ROUNDS rounds; saturating runs ${BENCH_DURATION} s with -q $BENCH_OUTSTANDING;
+		  latency runs ${BENCH_LAT_DURATION} s at -Q $BENCH_LAT_RATE;
+		  dnsperf -c $BENCH_CLIENTS -t $BENCH_TIMEOUT; IPv4, UDP; wall time ${BENCH_WALL} s
+
+	EOF
+	bench_table
+	printf '\n### Targets of issue 5 in this run\n\n'
+	bench_targets
+	printf '\n### Notes\n\n'
+	bench_notes
+	printf '\n### Daemons per round\n\n'
+	bench_daemon_lines
+	echo
+}
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+BENCH_DOTGW_ORIG=$DOTGW
+BENCH_START=$SECONDS
+lab_setup
+# A private copy: a rebuild of build/ during the run must not change what is measured.
+cp -- "$DOTGW" "$LAB_DIR/dotgw" && chmod 755 "$LAB_DIR/dotgw" && DOTGW=$LAB_DIR/dotgw
+bench_environment
+bench_quiet_upstream || lab_bail "restarting the upstream without query logging"
+bench_syn_counter_install || lab_bail "installing the SYN counter in the upstream namespace"
+BENCH_TSV=$LAB_DIR/runs.tsv
+BENCH_DAEMONS=$LAB_DIR/daemons.tsv
+BENCH_BAD=$LAB_DIR/bad.tsv
+BENCH_NOTES=$LAB_DIR/notes.tsv
+: >"$BENCH_TSV"
+: >"$BENCH_DAEMONS"
+: >"$BENCH_BAD"
+: >"$BENCH_NOTES"
+BENCH_NAMES_N=
+BENCH_KIND=none
+BENCH_PID=
+BENCH_RSS_SEQ=
+BENCH_POOL=$(bench_pool_size)
+BENCH_CACHE=0
+BENCH_NOCACHE_NOTE="expected not met: this dotgw has no cache"
+if "$DOTGW" --help 2>&1 | grep -q -- '--cache-size' &&
+	! [[ " ${BENCH_DOTGW_EXTRA[*]} " =~ " --cache-size"[=\ ]"0 " ]]; then
+	BENCH_CACHE=1
+	BENCH_NOCACHE_NOTE=
+fi
+BENCH_JOB=
+
+lab_log "$BENCH_ROUNDS rounds of: ${BENCH_TARGETS[*]} (rotated); dotgw $BENCH_DOTGW_ORIG"
+for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+	n=${#BENCH_TARGETS[@]}
+	for ((i = 0; i < n; i++)); do
+		t=${BENCH_TARGETS[$(((i + r - 1) % n))]}
+		lab_log "round $r/$BENCH_ROUNDS: $t ($((SECONDS - BENCH_START)) s so far)"
+		BENCH_JOB=
+		BENCH_RSS_SEQ=
+		case $t in
+		udp) bench_target_udp "$r" ;;
+		dot) bench_target_dot "$r" ;;
+		tproxy) bench_target_tproxy "$r" ;;
+		nfqueue) bench_target_nfqueue "$r" ;;
+		unbound) bench_target_unbound "$r" ;;
+		esac
+	done
+done
+BENCH_WALL=$((SECONDS - BENCH_START))
+
+report=$(bench_report)
+echo
+printf '%s\n' "$report"
+if [ "$BENCH_RESULTS" != - ]; then
+	if [ ! -s "$BENCH_RESULTS" ]; then
+		printf '# Benchmark results (bench/run.sh)\n\n%s\n\n' \
+			"Newest last. See bench/README.md for what the rows mean." >"$BENCH_RESULTS"
+	fi
+	printf '%s\n' "$report" >>"$BENCH_RESULTS"
+	lab_log "appended to $BENCH_RESULTS"
+fi
+[ "$LAB_FAILED" -eq 0 ] || exit 1
+exit 0
