@@ -16,6 +16,7 @@
 
 #include "dotgw/config.h"
 #include "dotgw/log.h"
+#include "dotgw/metrics.h"
 #include "dotgw/ruleset.h"
 #include "dotgw/version.h"
 
@@ -72,6 +73,7 @@ enum {
 	OPT_ALLOW,
 	OPT_DENY,
 	OPT_GROUP_UPSTREAMS,
+	OPT_METRICS,
 	OPT_CONFIG,
 	OPT_CHECK_CONFIG,
 };
@@ -121,6 +123,7 @@ static const struct option long_options[] = {
 	{ "rate-limit-prefix4", required_argument, NULL, OPT_RATE_PREFIX4 },
 	{ "rate-limit-prefix6", required_argument, NULL, OPT_RATE_PREFIX6 },
 	{ "rate-limit-action", required_argument, NULL, OPT_RATE_ACTION },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, 'h' },
@@ -227,6 +230,8 @@ static const char usage_text[] =
 	"  --user NAME              run as NAME after setup (default: dotgw if it exists,\n"
 	"                           else nobody)\n"
 	"  --log-level LEVEL        error, warn, info or debug (default: info)\n"
+	"  --metrics [ADDR:]PORT    serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+	"                           (address default 127.0.0.1; default: off)\n"
 	"  -h, --help               show this help and exit\n"
 	"  -V, --version            show the version and exit\n"
 	"\n"
@@ -647,6 +652,15 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 		r = parse_number(err, name, arg, 0, 604800, "0 to 604800 seconds", &v);
 		cfg->serve_stale = v;
 		return r;
+	case OPT_METRICS: {
+		struct sockaddr_storage ss;
+
+		if (strlen(arg) >= sizeof(cfg->metrics_buf) || metrics_parse_addr(arg, &ss) < 0)
+			return bad_value(err, name, arg, "PORT, ADDR:PORT or [ADDR]:PORT");
+		strcpy(cfg->metrics_buf, arg);
+		cfg->metrics = cfg->metrics_buf;
+		return 0;
+	}
 	case OPT_GROUP:
 	case OPT_ALLOW:
 	case OPT_DENY:

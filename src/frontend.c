@@ -511,6 +511,10 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		fe->stats->queries_tcp++;
 	else
 		fe->stats->queries_udp++;
+	if ((tc ? &tc->peer_addr : client)->sa.sa_family == AF_INET6)
+		fe->stats->queries_ipv6++;
+	else
+		fe->stats->queries_ipv4++;
 	if (fe->rl && !client_allowed(fe, tc ? &tc->peer_addr : client)) {
 		fe->stats->rate_limited++;
 		if (fe->cfg->rate_refuse && len >= DNS_HDR_LEN && !(dns_get16(msg + 2) & DNS_FLAG_QR) &&
@@ -1208,6 +1212,11 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	}
 	*out = fe;
 	return 0;
+}
+
+unsigned int frontend_inflight(const struct frontend *fe)
+{
+	return fe->inflight;
 }
 
 void frontend_close(struct frontend *fe)

@@ -25,6 +25,7 @@
 #include "dotgw/config.h"
 #include "dotgw/frontend.h"
 #include "dotgw/log.h"
+#include "dotgw/metrics.h"
 #include "dotgw/loop.h"
 #include "dotgw/privs.h"
 #include "dotgw/queue.h"
@@ -102,6 +103,7 @@ struct daemon {
 	struct config_ref *ref; /* the running configuration */
 	struct ruleset *rs;
 	bool queue_compat;
+	const char *mode_name;
 };
 
 static void daemon_reload(struct daemon *d);
@@ -116,6 +118,118 @@ static void stats_sum(const struct daemon *d, struct stats *sum)
 		STATS_FIELDS(STATS_ADD)
 #undef STATS_ADD
 	}
+}
+
+/* Prometheus text exposition; runs on the metrics thread. */
+static void metric(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP dotgw_%s %s\n# TYPE dotgw_%s %s\n", name, help, name, type);
+}
+
+static void daemon_render(void *data, FILE *out)
+{
+	struct daemon *d = data;
+	struct upstream_snapshot *ups = NULL;
+	const char *names[CONFIG_MAX_UPSTREAMS];
+	unsigned long long inflight = 0;
+	size_t n = 0;
+	struct stats s;
+
+	stats_sum(d, &s);
+	/* the workers' current pools; their lock keeps a reload from retiring one meanwhile */
+	for (unsigned int w = 0; w < d->nworkers; w++) {
+		struct worker *wk = &d->workers[w];
+
+		pthread_mutex_lock(&wk->lock);
+		inflight += frontend_inflight(wk->fe);
+		if (w == 0) {
+			n = upstream_pool_count(wk->pool);
+			ups = calloc(n ? n : 1, sizeof(*ups));
+			for (size_t i = 0; ups && i < n; i++)
+				names[i] = upstream_pool_name(wk->pool, i);
+		}
+		if (ups && upstream_pool_count(wk->pool) == n)
+			for (size_t i = 0; i < n; i++)
+				upstream_pool_snapshot(wk->pool, i, &ups[i]);
+		pthread_mutex_unlock(&wk->lock);
+	}
+
+	metric(out, "queries_total", "counter", "Queries accepted from clients, by transport.");
+	fprintf(out, "dotgw_queries_total{mode=\"%s\",protocol=\"udp\"} %llu\n", d->mode_name,
+		(unsigned long long)s.queries_udp);
+	fprintf(out, "dotgw_queries_total{mode=\"%s\",protocol=\"tcp\"} %llu\n", d->mode_name,
+		(unsigned long long)s.queries_tcp);
+	metric(out, "queries_by_family_total", "counter", "Queries accepted, by client family.");
+	fprintf(out, "dotgw_queries_by_family_total{family=\"ipv4\"} %llu\n",
+		(unsigned long long)s.queries_ipv4);
+	fprintf(out, "dotgw_queries_by_family_total{family=\"ipv6\"} %llu\n",
+		(unsigned long long)s.queries_ipv6);
+	metric(out, "responses_total", "counter", "Answers sent to clients, by result.");
+#define RESULT(label, field)                                                                   \
+	fprintf(out, "dotgw_responses_total{result=\"" label "\"} %llu\n",                      \
+		(unsigned long long)s.field)
+	RESULT("upstream", answered);
+	RESULT("cache", cache_hits);
+	RESULT("stale", cache_stale);
+	RESULT("servfail", servfail);
+	RESULT("formerr", formerr);
+	RESULT("notimp", notimp);
+	RESULT("policy", policy_denied);
+	RESULT("truncated", truncated);
+#undef RESULT
+	metric(out, "drops_total", "counter", "Packets or queries dropped or refused, by cause.");
+#define DROP(label, field)                                                                     \
+	fprintf(out, "dotgw_drops_total{cause=\"" label "\"} %llu\n", (unsigned long long)s.field)
+	DROP("malformed", malformed);
+	DROP("rate_limited", rate_limited);
+	DROP("overload", overload);
+	DROP("queue_overflow", queue_enobufs);
+	DROP("reply_error", reply_errors);
+	DROP("other", dropped);
+#undef DROP
+	metric(out, "cache_lookups_total", "counter", "Cache lookups, by outcome.");
+	fprintf(out, "dotgw_cache_lookups_total{outcome=\"hit\"} %llu\n",
+		(unsigned long long)s.cache_hits);
+	fprintf(out, "dotgw_cache_lookups_total{outcome=\"miss\"} %llu\n",
+		(unsigned long long)s.cache_misses);
+	metric(out, "inflight", "gauge", "Queries waiting for an upstream now.");
+	fprintf(out, "dotgw_inflight %llu\n", inflight);
+	metric(out, "upstream_up", "gauge", "1 when the upstream is usable (not backing off).");
+	for (size_t i = 0; ups && i < n; i++)
+		fprintf(out, "dotgw_upstream_up{upstream=\"%s\"} %d\n", names[i], ups[i].usable);
+#define UPCOUNTER(name, field, help)                                                          \
+	metric(out, "upstream_" name "_total", "counter", help);                               \
+	for (size_t i = 0; ups && i < n; i++)                                                  \
+		fprintf(out, "dotgw_upstream_" name "_total{upstream=\"%s\"} %llu\n", names[i], \
+			(unsigned long long)ups[i].field)
+	UPCOUNTER("handshakes", handshakes, "TLS handshakes completed.");
+	UPCOUNTER("resumptions", resumed, "TLS handshakes that resumed a session.");
+	UPCOUNTER("failures", failures, "Connections that failed (connect, authentication, I/O).");
+	UPCOUNTER("answers", answers, "Answers received.");
+#undef UPCOUNTER
+	metric(out, "upstream_latency_seconds", "histogram", "Time from sending a query to its answer.");
+	for (size_t i = 0; ups && i < n; i++) {
+		unsigned long long cum = 0;
+
+		for (size_t b = 0; b < UPSTREAM_RTT_BUCKETS; b++) {
+			cum += ups[i].rtt[b];
+			if (b < UPSTREAM_RTT_BUCKETS - 1)
+				fprintf(out,
+					"dotgw_upstream_latency_seconds_bucket{upstream=\"%s\","
+					"le=\"%g\"} %llu\n",
+					names[i], upstream_rtt_bounds_ms[b] / 1000.0, cum);
+			else
+				fprintf(out,
+					"dotgw_upstream_latency_seconds_bucket{upstream=\"%s\","
+					"le=\"+Inf\"} %llu\n",
+					names[i], cum);
+		}
+		fprintf(out, "dotgw_upstream_latency_seconds_sum{upstream=\"%s\"} %.6f\n", names[i],
+			ups[i].rtt_sum_us / 1e6);
+		fprintf(out, "dotgw_upstream_latency_seconds_count{upstream=\"%s\"} %llu\n",
+			names[i], cum);
+	}
+	free(ups);
 }
 
 static void daemon_log_stats(const struct daemon *d)
@@ -314,6 +428,9 @@ static void reload_keep(struct config *n, const struct config *o)
 	n->table = o->table;
 	if ((n->user == NULL) != (o->user == NULL) || (n->user && strcmp(n->user, o->user)))
 		log_warn("reload: --user changed: that needs a restart");
+	if ((n->metrics == NULL) != (o->metrics == NULL) ||
+	    (n->metrics && strcmp(n->metrics, o->metrics)))
+		log_warn("reload: --metrics changed: that needs a restart");
 }
 
 /*
@@ -609,6 +726,7 @@ int main(int argc, char **argv)
 	struct config *cfg;
 	struct daemon d = { .exit_signal = 0 };
 	struct ruleset *rs = NULL;
+	struct metrics *metrics = NULL;
 	struct route_config rc;
 	bool queue_compat = false;
 	char who[128], ups[512], mode[64];
@@ -698,6 +816,9 @@ int main(int argc, char **argv)
 		}
 		d.workers[i].started = true;
 	}
+	d.mode_name = cfg->mode == MODE_NFQUEUE ? "nfqueue" : "tproxy";
+	if (cfg->metrics && metrics_start(&metrics, cfg->metrics, daemon_render, &d) < 0)
+		goto out_stop_workers;
 	for (size_t i = 0; i < cfg->n_upstreams && n < sizeof(ups); i++)
 		n += (size_t)snprintf(ups + n, sizeof(ups) - n, "%s%s", i ? ", " : "",
 				      cfg->upstreams[i].text);
@@ -720,6 +841,7 @@ int main(int argc, char **argv)
 	status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 
 out_stop_workers:
+	metrics_stop(metrics);
 	workers_stop(&d);
 out_remove_rules:
 	if (cfg->fail_closed && status == EXIT_SUCCESS) {

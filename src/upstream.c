@@ -80,6 +80,7 @@ struct upstream {
 	uint64_t down_until_ms;
 	uint64_t srtt_us; /* smoothed RTT of answers (0: none yet) */
 	uint64_t handshakes, resumed, failures, answers;
+	uint64_t rtt[UPSTREAM_RTT_BUCKETS], rtt_sum_us;
 	SSL_SESSION *session; /* last session of an authenticated handshake, for resumption */
 	struct upconn *conns; /* pool_size of them */
 };
@@ -97,6 +98,9 @@ struct upstream_pool {
 };
 
 static int upstream_ssl_index = -1;
+
+const unsigned int upstream_rtt_bounds_ms[UPSTREAM_RTT_BUCKETS - 1] = { 1,   2,   5,   10,  20,  50,
+									100, 200, 500, 1000, 2000 };
 
 /* ". IN NS": every resolver answers it from cache; the probe of a silent connection. */
 static const uint8_t probe_query[] = { 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1 };
@@ -312,6 +316,32 @@ void upstream_pool_free(struct upstream_pool *pool)
 		uq->waiting = 0;
 	SSL_CTX_free(pool->ctx);
 	free(pool);
+}
+
+void upstream_pool_snapshot(const struct upstream_pool *pool, size_t i,
+			    struct upstream_snapshot *s)
+{
+	const struct upstream *up = &pool->ups[i];
+
+	s->handshakes += up->handshakes;
+	s->resumed += up->resumed;
+	s->failures += up->failures;
+	s->answers += up->answers;
+	for (size_t b = 0; b < UPSTREAM_RTT_BUCKETS; b++)
+		s->rtt[b] += up->rtt[b];
+	s->rtt_sum_us += up->rtt_sum_us;
+	if (up->down_until_ms <= loop_now_ms(pool->loop))
+		s->usable = true;
+}
+
+size_t upstream_pool_count(const struct upstream_pool *pool)
+{
+	return pool->n;
+}
+
+const char *upstream_pool_name(const struct upstream_pool *pool, size_t i)
+{
+	return pool->ups[i].cfg->text;
 }
 
 bool upstream_pool_idle(const struct upstream_pool *pool)
@@ -751,6 +781,14 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 	}
 	rtt = now_us() - uq->sent_us;
 	up->srtt_us = up->srtt_us ? (7 * up->srtt_us + rtt) / 8 : rtt;
+	{
+		size_t b = 0;
+
+		while (b < UPSTREAM_RTT_BUCKETS - 1 && rtt > upstream_rtt_bounds_ms[b] * 1000ull)
+			b++;
+		up->rtt[b]++;
+		up->rtt_sum_us += rtt;
+	}
 	up->answers++;
 	uq->complete(uq, ans, len, 0);
 	return 0;

@@ -91,6 +91,8 @@ struct config {
 	bool fail_closed;	     /* while dotgw is not serving: block DNS (else let it pass) */
 	bool remove_rules;	     /* --remove-rules: remove a table and routes left behind, exit */
 	bool check_config;	     /* --check-config: validate, say so, exit */
+	const char *metrics;	     /* --metrics ADDR:PORT (NULL: off) */
+	char metrics_buf[64];
 	char config_path[256];	     /* the file that was read ("" when none) */
 	/* the strings above point here: values read from a file do not outlive their line */
 	char ca_file_buf[4096];

@@ -40,6 +40,9 @@ void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *cfg,
 				      struct upstream_pool *pool);
 
+/* frontend_inflight - queries in flight now (read from another thread: a snapshot). */
+unsigned int frontend_inflight(const struct frontend *fe);
+
 /* frontend_close - close every socket and forget every query in flight. Accepts NULL. */
 void frontend_close(struct frontend *fe);
 

@@ -12,6 +12,8 @@
 	X(queries)	      /* queries accepted from clients (UDP and TCP) */                  \
 	X(queries_udp)	      /* ...of them over UDP */                                          \
 	X(queries_tcp)	      /* ...of them over TCP */                                          \
+	X(queries_ipv4)	      /* ...of them from IPv4 clients */                                 \
+	X(queries_ipv6)	      /* ...of them from IPv6 clients */                                 \
 	X(answered)	      /* answers from an upstream sent to the client */                  \
 	X(truncated)	      /* UDP answers cut to the client's limit, TC set */                \
 	X(servfail)	      /* SERVFAIL sent: deadline passed, or no usable upstream */        \

@@ -68,6 +68,30 @@ void upstream_pool_free(struct upstream_pool *pool);
 /* upstream_pool_idle - nothing in flight and nothing waiting: the pool may be freed. */
 bool upstream_pool_idle(const struct upstream_pool *pool);
 
+#define UPSTREAM_RTT_BUCKETS 12
+
+/* The latency buckets of upstream_snapshot.rtt (upper bounds in milliseconds; the last is +Inf). */
+extern const unsigned int upstream_rtt_bounds_ms[UPSTREAM_RTT_BUCKETS - 1];
+
+/* What one pool knows of one upstream, for metrics (added up over the workers). */
+struct upstream_snapshot {
+	uint64_t handshakes, resumed, failures, answers;
+	uint64_t rtt[UPSTREAM_RTT_BUCKETS]; /* answers by latency bucket (not cumulative) */
+	uint64_t rtt_sum_us;
+	bool usable;
+};
+
+/*
+ * upstream_pool_snapshot - add this pool's view of upstream i to *s (read from another thread:
+ * each counter is read whole, but not all of them at the same instant).
+ */
+void upstream_pool_snapshot(const struct upstream_pool *pool, size_t i,
+			    struct upstream_snapshot *s);
+
+/* upstream_pool_count, upstream_pool_name - the pool's upstreams, "ADDR@PORT#NAME". */
+size_t upstream_pool_count(const struct upstream_pool *pool);
+const char *upstream_pool_name(const struct upstream_pool *pool, size_t i);
+
 /* upstream_pool_log - one log line per upstream: health, connections, counters, RTT. */
 void upstream_pool_log(const struct upstream_pool *pool);
 

@@ -1,0 +1,26 @@
+/*
+ * metrics.h - a Prometheus text endpoint (GET /metrics) served by libmicrohttpd on its own
+ * thread. What it serves comes from a render callback, so this module knows HTTP only.
+ */
+#ifndef DOTGW_METRICS_H
+#define DOTGW_METRICS_H
+
+#include <stdio.h>
+
+struct metrics;
+
+/* Writes the whole exposition to out; runs on the server's thread. */
+typedef void (*metrics_render_fn)(void *data, FILE *out);
+
+/*
+ * metrics_parse_addr - "PORT", "ADDR:PORT" or "[ADDR6]:PORT" (no address: 127.0.0.1) into a
+ * sockaddr_storage. 0 or -EINVAL.
+ */
+struct sockaddr_storage;
+int metrics_parse_addr(const char *spec, struct sockaddr_storage *ss);
+
+/* metrics_start - listen on spec and serve; 0 or -errno (logged). */
+int metrics_start(struct metrics **out, const char *spec, metrics_render_fn render, void *data);
+void metrics_stop(struct metrics *m);
+
+#endif

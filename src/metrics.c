@@ -1,0 +1,142 @@
+/*
+ * metrics.c - GET /metrics over HTTP with libmicrohttpd (its own polling thread). Anything
+ * else: 404. The body is rendered afresh for each request by the caller's callback.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "dotgw/log.h"
+#include "dotgw/metrics.h"
+
+struct metrics {
+	struct MHD_Daemon *mhd;
+	metrics_render_fn render;
+	void *data;
+};
+
+int metrics_parse_addr(const char *spec, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	char host[64];
+	const char *port = spec;
+	unsigned long p;
+	char *end;
+
+	memset(ss, 0, sizeof(*ss));
+	strcpy(host, "127.0.0.1");
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+
+		if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, spec + 1, (size_t)(close - spec - 1));
+		host[close - spec - 1] = '\0';
+		port = close + 2;
+	} else if (strchr(spec, ':')) {
+		const char *colon = strrchr(spec, ':');
+
+		if ((size_t)(colon - spec) >= sizeof(host) || strchr(spec, ':') != colon)
+			return -EINVAL;
+		memcpy(host, spec, (size_t)(colon - spec));
+		host[colon - spec] = '\0';
+		port = colon + 1;
+	}
+	errno = 0;
+	p = strtoul(port, &end, 10);
+	if (!*port || *end || errno || p == 0 || p > 65535)
+		return -EINVAL;
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)p);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)p);
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static enum MHD_Result metrics_request(void *cls, struct MHD_Connection *conn, const char *url,
+				       const char *method, const char *version,
+				       const char *upload_data, size_t *upload_size, void **state)
+{
+	struct metrics *m = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	unsigned int status = MHD_HTTP_OK;
+	char *body = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	(void)version;
+	(void)upload_data;
+	(void)upload_size;
+	(void)state;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+	else if (strcmp(url, "/metrics") != 0)
+		status = MHD_HTTP_NOT_FOUND;
+	out = open_memstream(&body, &len);
+	if (!out)
+		return MHD_NO;
+	if (status == MHD_HTTP_OK)
+		m->render(m->data, out);
+	else
+		fputs(status == MHD_HTTP_NOT_FOUND ? "not found: try /metrics\n" : "GET only\n", out);
+	fclose(out);
+	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; version=0.0.4; charset=utf-8");
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+int metrics_start(struct metrics **out, const char *spec, metrics_render_fn render, void *data)
+{
+	struct sockaddr_storage ss;
+	struct metrics *m;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+
+	if (metrics_parse_addr(spec, &ss) < 0) {
+		log_error("--metrics '%s': not PORT, ADDR:PORT or [ADDR]:PORT", spec);
+		return -EINVAL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->render = render;
+	m->data = data;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, metrics_request, m, MHD_OPTION_SOCK_ADDR,
+				  (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 16,
+				  MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
+	if (!m->mhd) {
+		int err = errno ? errno : EADDRINUSE;
+
+		log_error("--metrics '%s': cannot listen: %s", spec, strerror(err));
+		free(m);
+		return -err;
+	}
+	*out = m;
+	return 0;
+}
+
+void metrics_stop(struct metrics *m)
+{
+	if (!m)
+		return;
+	MHD_stop_daemon(m->mhd);
+	free(m);
+}
