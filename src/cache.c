@@ -205,6 +205,10 @@ int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
 
 	if ((r->flags & DNS_FLAG_TC) || r->qdcount != 1 || q->qdcount != 1)
 		return 1;
+	/* RD=0 answers come from the upstream's cache alone and may be partial (a CNAME without
+	 * its target): never hand them to clients who asked for recursion */
+	if (!(q->flags & DNS_FLAG_RD))
+		return 1;
 	/* cache_lookup writes q's name over the answer's: they must be the same question */
 	if (!dns_question_equal(&q->q, &r->q))
 		return 1;

@@ -84,6 +84,8 @@ struct tcp_client {
 	unsigned int nqueries;
 	bool eof;
 	bool busy; /* its input is being walked: answers are only queued */
+	bool dead; /* does not read its answers: close as soon as nothing walks its input */
+	uint64_t progress_ms; /* when it last sent us something or took some of our output */
 	union sockaddr_any peer_addr;
 	unsigned int ifindex; /* where its SYN came in (0: unknown) */
 	struct loop_timer resume;
@@ -324,6 +326,7 @@ static void client_send(struct frontend *fe, struct tcp_client *tc, const union 
 			log_ratelimited(&fe->rl_tcp, LOG_LVL_WARN,
 					"TCP client %s does not read its answers, closing", tc->peer);
 			tc->eof = true;
+			tc->dead = true;
 			return;
 		}
 		tc->out = p;
@@ -725,6 +728,9 @@ void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 	} else {
 		memcpy(&client.sin6.sin6_addr, p.src, 16);
 		memcpy(&odst.sin6.sin6_addr, p.dst, 16);
+		/* a link-local client is only reachable through the interface it came in on */
+		if (IN6_IS_ADDR_LINKLOCAL(&client.sin6.sin6_addr))
+			client.sin6.sin6_scope_id = odst.sin6.sin6_scope_id = ifindex;
 		client.sin6.sin6_port = htons(p.sport);
 		odst.sin6.sin6_port = htons(p.dport);
 	}
@@ -757,6 +763,10 @@ static void tcp_client_update(struct tcp_client *tc)
 /* tcp_client_write - send what is pending; closes the client when it is finished. */
 static void tcp_client_write(struct tcp_client *tc)
 {
+	if (tc->dead) {
+		tcp_client_close(tc);
+		return;
+	}
 	while (tc->out_off < tc->out_len) {
 		ssize_t n = send(tc->watch.fd, tc->out + tc->out_off, tc->out_len - tc->out_off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -768,6 +778,7 @@ static void tcp_client_write(struct tcp_client *tc)
 			return;
 		}
 		tc->out_off += (size_t)n;
+		tc->progress_ms = loop_now_ms(tc->fe->loop);
 	}
 	if (tc->out_off == tc->out_len)
 		tc->out_off = tc->out_len = 0;
@@ -799,7 +810,7 @@ static void tcp_client_close(struct tcp_client *tc)
 		fe->clients = tc->next;
 	if (tc->next)
 		tc->next->prev = tc->prev;
-	if (fe->nclients-- == fe->cfg->max_tcp_clients)
+	if (--fe->nclients < fe->cfg->max_tcp_clients)
 		listeners_enable(fe, true);
 	free(tc->in);
 	free(tc->out);
@@ -810,9 +821,16 @@ static void tcp_client_idle(struct loop_timer *t)
 {
 	struct tcp_client *tc = container_of(t, struct tcp_client, idle);
 
+	uint64_t now = loop_now_ms(tc->fe->loop);
+
+	/* Output nobody takes for a whole idle period: the client stopped reading. */
+	if (tc->out_len && now - tc->progress_ms >= tc->fe->cfg->tcp_idle_ms) {
+		log_debug("TCP client %s takes none of its answers, closing", tc->peer);
+		tcp_client_close(tc);
+		return;
+	}
 	if (tc->nqueries || tc->out_len) {
-		loop_timer_set(tc->fe->loop, &tc->idle,
-			       loop_now_ms(tc->fe->loop) + tc->fe->cfg->tcp_idle_ms);
+		loop_timer_set(tc->fe->loop, &tc->idle, now + tc->fe->cfg->tcp_idle_ms);
 		return;
 	}
 	log_debug("TCP client %s idle, closing", tc->peer);
@@ -899,6 +917,7 @@ static void tcp_client_event(struct loop_watch *w, uint32_t revents)
 				return;
 			}
 			tc->in_len += (size_t)n;
+			tc->progress_ms = loop_now_ms(fe->loop);
 			loop_timer_set(fe->loop, &tc->idle, loop_now_ms(fe->loop) + fe->cfg->tcp_idle_ms);
 			if (!tcp_client_frames(tc))
 				return;
@@ -967,6 +986,7 @@ static void tcp_accept(struct loop_watch *w, uint32_t revents)
 		tc->watch.cb = tcp_client_event;
 		addr_text(&peer, tc->peer, sizeof(tc->peer));
 		tc->peer_addr = peer;
+		tc->progress_ms = loop_now_ms(fe->loop);
 		if (fe->want_ifindex)
 			tc->ifindex = tcp_ifindex(fd, peer.sa.sa_family);
 		if (loop_watch_add(fe->loop, &tc->watch, EPOLLIN) < 0) {
@@ -983,7 +1003,7 @@ static void tcp_accept(struct loop_watch *w, uint32_t revents)
 		fe->clients = tc;
 		fe->stats->tcp_clients++;
 		/* At the limit, further clients wait in the listen backlog. */
-		if (++fe->nclients == fe->cfg->max_tcp_clients)
+		if (++fe->nclients >= fe->cfg->max_tcp_clients)
 			listeners_enable(fe, false);
 	}
 }
@@ -1133,6 +1153,7 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 	frontend_tables_free(fe);
 	fe->cfg = cfg;
 	fe->pool = pool;
+	listeners_enable(fe, fe->nclients < cfg->max_tcp_clients); /* the limit may have moved */
 	if (frontend_tables_new(fe, cfg) < 0)
 		log_warn("reload: no memory for the cache and rate limits: running without them");
 	if (!fe->want_ifindex && policy_has_interfaces(&cfg->groups)) {

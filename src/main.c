@@ -130,7 +130,7 @@ static void daemon_render(void *data, FILE *out)
 {
 	struct daemon *d = data;
 	struct upstream_snapshot *ups = NULL;
-	const char *names[CONFIG_MAX_UPSTREAMS];
+	char names[CONFIG_MAX_UPSTREAMS][sizeof(((struct upstream_config *)0)->text)];
 	unsigned long long inflight = 0;
 	size_t n = 0;
 	struct stats s;
@@ -145,8 +145,9 @@ static void daemon_render(void *data, FILE *out)
 		if (w == 0) {
 			n = upstream_pool_count(wk->pool);
 			ups = calloc(n ? n : 1, sizeof(*ups));
-			for (size_t i = 0; ups && i < n; i++)
-				names[i] = upstream_pool_name(wk->pool, i);
+			for (size_t i = 0; ups && i < n && i < CONFIG_MAX_UPSTREAMS; i++)
+				snprintf(names[i], sizeof(names[i]), "%s",
+					 upstream_pool_name(wk->pool, i));
 		}
 		if (ups && upstream_pool_count(wk->pool) == n)
 			for (size_t i = 0; i < n; i++)
@@ -256,9 +257,13 @@ static void daemon_signal(struct loop_watch *w, uint32_t revents)
 			loop_stop(d->loop);
 			break;
 		case SIGUSR1:
-			/* a snapshot read while the workers run */
-			for (unsigned int i = 0; i < d->nworkers; i++)
+			/* a snapshot read while the workers run; the lock keeps a reload from
+			 * retiring the pool meanwhile */
+			for (unsigned int i = 0; i < d->nworkers; i++) {
+				pthread_mutex_lock(&d->workers[i].lock);
 				upstream_pool_log(d->workers[i].pool);
+				pthread_mutex_unlock(&d->workers[i].lock);
+			}
 			daemon_log_stats(d);
 			break;
 		case SIGHUP:
@@ -425,7 +430,9 @@ static void reload_keep(struct config *n, const struct config *o)
 #undef KEEP
 	if (strcmp(n->table, o->table) != 0)
 		log_warn("reload: --table changed: that needs a restart; keeping the running value");
-	n->table = o->table;
+	/* a copy: the old configuration is freed once its pools have drained */
+	snprintf(n->table_buf, sizeof(n->table_buf), "%s", o->table);
+	n->table = n->table_buf;
 	if ((n->user == NULL) != (o->user == NULL) || (n->user && strcmp(n->user, o->user)))
 		log_warn("reload: --user changed: that needs a restart");
 	if ((n->metrics == NULL) != (o->metrics == NULL) ||
@@ -635,9 +642,6 @@ static int worker_open(struct worker *w, unsigned int idx, struct config_ref *re
 	int r;
 
 	w->idx = idx;
-	w->stop.fd = -1;
-	w->reload.fd = -1;
-	pthread_mutex_init(&w->lock, NULL);
 	__atomic_add_fetch(&ref->refs, 1, __ATOMIC_ACQ_REL);
 	w->ref = ref;
 	r = loop_new(&w->loop);
@@ -786,6 +790,11 @@ int main(int argc, char **argv)
 	d.workers = calloc(d.nworkers, sizeof(*d.workers));
 	if (!d.workers)
 		goto out_free_loop;
+	for (unsigned int i = 0; i < d.nworkers; i++) {
+		/* worker_close must not close fd 0 for a worker that never opened */
+		d.workers[i].stop.fd = d.workers[i].reload.fd = -1;
+		pthread_mutex_init(&d.workers[i].lock, NULL);
+	}
 	for (unsigned int i = 0; i < d.nworkers; i++) {
 		r = worker_open(&d.workers[i], i, ref);
 		if (r < 0) {

@@ -4,9 +4,9 @@
  * Verdicts: every packet read is handed to the callback and then dropped. After each burst of
  * reads one NFQNL_MSG_VERDICT_BATCH covers every id up to the highest seen, so each id gets
  * exactly one verdict and the kernel is written to once per burst, not once per packet.
- * ENOBUFS on the socket means the kernel could not deliver some messages: counted, not fatal
- * (the packets themselves stay queued and are dropped by the next batch verdict, or by the
- * kernel when the queue overflows).
+ * ENOBUFS on the socket means the kernel could not deliver some messages: counted, not fatal.
+ * Packets over the queue's length are never queued: with --fail open (the bypass and
+ * FAIL_OPEN flags) they pass in plaintext, with --fail closed the kernel drops them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,9 +47,15 @@ struct queue_source {
 	char buf[QUEUE_BUF_SIZE];
 };
 
+/*
+ * queue_send_cfg - send one configuration message and wait for its own ACK. Anything else
+ * read meanwhile (packets already queued by rules left from an earlier run) is skipped: the
+ * first batch verdict covers their ids.
+ */
 static int queue_send_cfg(struct queue_source *q, struct nlmsghdr *nlh)
 {
-	uint32_t seq = (uint32_t)time(NULL);
+	static uint32_t seq_next;
+	uint32_t seq = (uint32_t)time(NULL) + ++seq_next;
 	char buf[QUEUE_CFG_BUF];
 	ssize_t n;
 
@@ -57,17 +63,30 @@ static int queue_send_cfg(struct queue_source *q, struct nlmsghdr *nlh)
 	nlh->nlmsg_seq = seq;
 	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
-	n = mnl_socket_recvfrom(q->nl, buf, sizeof(buf));
-	if (n < 0)
-		return -errno;
-	if (mnl_cb_run(buf, (size_t)n, seq, q->portid, NULL, NULL) < 0)
-		return -errno;
-	return 0;
+	for (int tries = 0; tries < 64; tries++) {
+		const struct nlmsghdr *h;
+		int len;
+
+		n = mnl_socket_recvfrom(q->nl, buf, sizeof(buf));
+		if (n < 0)
+			return -errno;
+		len = (int)n;
+		for (h = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(h, len);
+		     h = mnl_nlmsg_next(h, &len)) {
+			if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq != seq)
+				continue;
+			if (mnl_cb_run(h, h->nlmsg_len, seq, q->portid, NULL, NULL) < 0)
+				return -errno;
+			return 0;
+		}
+	}
+	return -ETIMEDOUT;
 }
 
 static int queue_configure(struct queue_source *q, bool fail_open)
 {
-	char buf[QUEUE_CFG_BUF];
+	/* zeroed: libmnl 1.0.4 (Debian 12) leaves the padding after an attribute unwritten */
+	char buf[QUEUE_CFG_BUF] = { 0 };
 	struct nlmsghdr *nlh;
 	uint32_t flags = fail_open ? NFQA_CFG_F_FAIL_OPEN : 0;
 	int r;

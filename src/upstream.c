@@ -38,6 +38,7 @@
 #define UPCONN_IN_SIZE	 (2 + DNS_MAX_MSG)
 #define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for SSL_write at most */
 #define UPQ_MAX_ATTEMPTS 3
+#define UPQ_MAX_RESENDS	 4
 #define UP_CONNECT_MS	 2000  /* TCP connect + TLS handshake */
 #define UP_BACKOFF_MIN	 500   /* first back-off after a failure, doubled per failure */
 #define UP_BACKOFF_MAX	 30000
@@ -66,9 +67,14 @@ struct upconn {
 	bool unverified;	/* opportunistic: authentication failed, used anyway */
 	struct upstream_query probe;
 	unsigned int inflight;
-	uint16_t gen;
-	uint16_t nfree;
+	/*
+	 * Free slots in a FIFO ring, and a generation per slot: a slot comes back only after
+	 * every other free one, and its id then differs, so a late answer to a cancelled query
+	 * matches a new one only after 64 x 1024 queries on this connection.
+	 */
+	uint16_t nfree, free_head;
 	uint16_t free_slots[UPCONN_SLOTS];
+	uint8_t slot_gen[UPCONN_SLOTS];
 	struct upstream_query *slots[UPCONN_SLOTS];
 };
 
@@ -109,7 +115,9 @@ static struct dns_msg probe_msg;
 static void conn_io(struct upconn *c);
 static void conn_close(struct upconn *c, int err, bool fault);
 static void conn_arm(struct upconn *c);
-static void pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq);
+static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq);
+static void pool_wait_head(struct upstream_pool *pool, struct upstream_query *uq);
+static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_drain_waiting(struct upstream_pool *pool);
 static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq);
 
@@ -505,10 +513,10 @@ static int conn_open(struct upconn *c)
 	c->unverified = false;
 	c->idle_ms = pool->cfg->idle_ms;
 	c->nfree = UPCONN_SLOTS;
+	c->free_head = 0;
 	for (unsigned int i = 0; i < UPCONN_SLOTS; i++)
-		c->free_slots[i] = (uint16_t)(UPCONN_SLOTS - 1 - i);
+		c->free_slots[i] = (uint16_t)i;
 	c->inflight = 0;
-	c->gen = (uint16_t)(c->gen + 1);
 	log_debug("upstream %s: connecting", up->cfg->text);
 	return 0;
 
@@ -553,8 +561,12 @@ static void conn_close(struct upconn *c, int err, bool fault)
 {
 	struct upstream *up = c->up;
 	struct upstream_pool *pool = up->pool;
-	struct upstream_query *list = NULL;
+	unsigned int retry = 0;
 
+	/*
+	 * The queries go to the head of the pool's wait list, where upstream_query_cancel()
+	 * finds them: completing one may close a client and cancel its siblings meanwhile.
+	 */
 	for (unsigned int s = 0; s < UPCONN_SLOTS && c->inflight; s++) {
 		struct upstream_query *uq = c->slots[s];
 
@@ -567,18 +579,24 @@ static void conn_close(struct upconn *c, int err, bool fault)
 			continue;
 		if (fault)
 			uq->tried |= 1u << up->idx;
-		uq->next = list;
-		list = uq;
+		/* a server closing cleanly (idle, restart) is not the query's failure: send it
+		 * again without spending an attempt, a few times */
+		if (!fault && uq->resends < UPQ_MAX_RESENDS && uq->attempts) {
+			uq->resends++;
+			uq->attempts--;
+		}
+		pool_wait_head(pool, uq);
+		retry++;
 	}
 	c->inflight = 0;
 	if (c->ssl) {
 		SSL_set_ex_data(c->ssl, upstream_ssl_index, NULL);
 		/*
-		 * close_notify, best effort (the socket is non-blocking). Without it SSL_free takes
-		 * the connection for a broken one and marks its session, the ticket we keep for
-		 * resumption, as not resumable.
+		 * A clean close gets close_notify, best effort (the socket is non-blocking):
+		 * without it SSL_free takes the connection for a broken one and marks its session,
+		 * the ticket we keep for resumption, not resumable. After a failure, that is right.
 		 */
-		if (c->state == UC_READY) {
+		if (c->state == UC_READY && !fault && (err == 0 || err == -ECONNRESET)) {
 			ERR_clear_error();
 			SSL_shutdown(c->ssl);
 			ERR_clear_error();
@@ -600,13 +618,9 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	c->state = UC_CLOSED;
 	if (fault)
 		upstream_mark_failed(up, err);
-	while (list) {
-		struct upstream_query *uq = list;
-
-		list = uq->next;
-		pool->stats->upstream_retries++;
-		pool_dispatch(pool, uq);
-	}
+	pool->stats->upstream_retries += retry;
+	if (retry)
+		pool_drain_waiting(pool);
 }
 
 static void conn_handshake_done(struct upconn *c)
@@ -723,7 +737,7 @@ static void slot_release(struct upconn *c, struct upstream_query *uq)
 	unsigned int s = uq->id & UPCONN_SLOT_MASK;
 
 	c->slots[s] = NULL;
-	c->free_slots[c->nfree++] = (uint16_t)s;
+	c->free_slots[(c->free_head + c->nfree++) & UPCONN_SLOT_MASK] = (uint16_t)s;
 	c->inflight--;
 	uq->conn = NULL;
 }
@@ -836,9 +850,13 @@ static void pool_drain_waiting(struct upstream_pool *pool)
 		else
 			pool->wait_tail = NULL;
 		uq->waiting = 0;
-		pool_dispatch(pool, uq);
-		if (uq->waiting)
-			break; /* still no room anywhere */
+		/* uq may be freed by the time this returns: only the result tells */
+		if (pool_dispatch(pool, uq)) {
+			/* still no room anywhere: back to the head, in order */
+			pool_unwait(pool, uq);
+			pool_wait_head(pool, uq);
+			break;
+		}
 	}
 }
 
@@ -1030,8 +1048,10 @@ static int conn_queue(struct upconn *c, struct upstream_query *uq)
 			      uq->m, true, cfg->padding ? DNS_PAD_BLOCK : 0);
 	if (n < 0)
 		return n;
-	s = c->free_slots[--c->nfree];
-	id = (uint16_t)(c->gen++ << UPCONN_SLOT_BITS | s);
+	s = c->free_slots[c->free_head];
+	c->free_head = (uint16_t)((c->free_head + 1) & UPCONN_SLOT_MASK);
+	c->nfree--;
+	id = (uint16_t)((c->slot_gen[s]++ & 0x3f) << UPCONN_SLOT_BITS | s);
 	c->slots[s] = uq;
 	if (c->inflight++ == 0)
 		c->progress_ms = loop_now_ms(c->up->pool->loop);
@@ -1057,6 +1077,31 @@ static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq)
 	return 0;
 }
 
+static void pool_wait_head(struct upstream_pool *pool, struct upstream_query *uq)
+{
+	uq->waiting = 1;
+	uq->prev = NULL;
+	uq->next = pool->wait_head;
+	if (pool->wait_head)
+		pool->wait_head->prev = uq;
+	else
+		pool->wait_tail = uq;
+	pool->wait_head = uq;
+}
+
+static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq)
+{
+	if (uq->prev)
+		uq->prev->next = uq->next;
+	else
+		pool->wait_head = uq->next;
+	if (uq->next)
+		uq->next->prev = uq->prev;
+	else
+		pool->wait_tail = uq->prev;
+	uq->waiting = 0;
+}
+
 static void pool_wait(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	uq->waiting = 1;
@@ -1069,7 +1114,12 @@ static void pool_wait(struct upstream_pool *pool, struct upstream_query *uq)
 	pool->wait_tail = uq;
 }
 
-static void pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
+/*
+ * pool_dispatch - send uq, or complete it (no usable upstream, deadline, attempts used up),
+ * or park it in the wait list. Returns true only in the last case: after a completion uq may
+ * already be freed, so the caller must not look at it.
+ */
+static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	struct upstream *up;
 	struct upconn *c;
@@ -1078,16 +1128,16 @@ static void pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 	for (;;) {
 		if (uq->attempts >= UPQ_MAX_ATTEMPTS) {
 			uq->complete(uq, NULL, 0, -EIO);
-			return;
+			return false;
 		}
 		if (loop_now_ms(pool->loop) >= uq->deadline_ms) {
 			uq->complete(uq, NULL, 0, -ETIMEDOUT);
-			return;
+			return false;
 		}
 		up = pool_pick(pool, uq);
 		if (!up) {
 			uq->complete(uq, NULL, 0, -ENETUNREACH);
-			return;
+			return false;
 		}
 		c = upstream_conn(up, &r);
 		if (r < 0) {
@@ -1095,9 +1145,20 @@ static void pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 			uq->tried |= 1u << up->idx;
 			continue;
 		}
-		if (!c || pool_dispatch_to(c, uq) < 0)
+		if (!c) {
 			pool_wait(pool, uq); /* every connection is full: first free slot takes it */
-		return;
+			return true;
+		}
+		r = pool_dispatch_to(c, uq);
+		if (r == -ENOBUFS || r == -ENOMEM) {
+			pool_wait(pool, uq); /* its output buffer is full: wait for it to drain */
+			return true;
+		}
+		if (r < 0) {
+			uq->complete(uq, NULL, 0, r); /* cannot be framed (too large to pad) */
+			return false;
+		}
+		return false;
 	}
 }
 
@@ -1107,6 +1168,7 @@ void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
 	uq->waiting = 0;
 	uq->tried = 0;
 	uq->attempts = 0;
+	uq->resends = 0;
 	uq->probe = 0;
 	pool_dispatch(pool, uq);
 }
@@ -1117,19 +1179,13 @@ void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq
 
 	(void)timed_out; /* stalls are caught by each connection's own timer */
 	if (uq->waiting) {
-		if (uq->prev)
-			uq->prev->next = uq->next;
-		else
-			pool->wait_head = uq->next;
-		if (uq->next)
-			uq->next->prev = uq->prev;
-		else
-			pool->wait_tail = uq->prev;
-		uq->waiting = 0;
+		pool_unwait(pool, uq);
 		return;
 	}
 	if (!c)
 		return;
 	slot_release(c, uq);
 	conn_arm(c);
+	/* The freed slot goes to a waiting query at the next I/O on any connection (this may
+	 * run deep inside a completion, where dispatching more would re-enter the caller). */
 }

@@ -51,6 +51,7 @@ struct upstream_query {
 	uint32_t tried; /* upstreams that failed this query, by index */
 	uint16_t id;
 	uint8_t attempts;
+	uint8_t resends; /* sends again after clean closes, which do not count as attempts */
 	uint8_t waiting;
 	uint8_t probe; /* the pool's own health probe */
 };
@@ -103,8 +104,8 @@ void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
 
 /*
  * upstream_query_cancel - forget uq (its deadline passed, or its client went away); a late
- * answer is ignored. timed_out tells the pool that the upstream did not answer in time: a
- * connection that has answered nothing since uq was sent is then taken for stalled and closed.
+ * answer is ignored. timed_out is informational: stalled connections are found by their own
+ * timers (see --stall-timeout).
  */
 void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq, bool timed_out);
 
