@@ -12,7 +12,8 @@ cd "$(dirname "$0")"
 RUN_PKGS="build-essential cmake pkg-config libmnl-dev libnftnl-dev libnetfilter-queue-dev
 	libssl-dev libcap-dev libinih-dev libmicrohttpd-dev ca-certificates nftables iproute2"
 TEST_PKGS="$RUN_PKGS clang libclang-rt-dev unbound unbound-anchor dnsutils knot-dnsutils
-	dnsperf tcpdump openssl procps psmisc conntrack python3 prometheus"
+	dnsperf tcpdump openssl procps psmisc conntrack python3 prometheus valgrind dpkg-dev
+	systemd groff-base"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 need_root()
