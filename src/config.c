@@ -74,6 +74,8 @@ enum {
 	OPT_DENY,
 	OPT_GROUP_UPSTREAMS,
 	OPT_METRICS,
+	OPT_QUERY_LOG,
+	OPT_LOG_TARGET,
 	OPT_CONFIG,
 	OPT_CHECK_CONFIG,
 };
@@ -124,6 +126,8 @@ static const struct option long_options[] = {
 	{ "rate-limit-prefix6", required_argument, NULL, OPT_RATE_PREFIX6 },
 	{ "rate-limit-action", required_argument, NULL, OPT_RATE_ACTION },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "query-log", no_argument, NULL, OPT_QUERY_LOG },
+	{ "log-target", required_argument, NULL, OPT_LOG_TARGET },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, 'h' },
@@ -230,6 +234,10 @@ static const char usage_text[] =
 	"  --user NAME              run as NAME after setup (default: dotgw if it exists,\n"
 	"                           else nobody)\n"
 	"  --log-level LEVEL        error, warn, info or debug (default: info)\n"
+	"  --log-target T           stderr (with journald priority prefixes under systemd) or\n"
+	"                           syslog (facility daemon) (default: stderr)\n"
+	"  --query-log              log a line per answered query: client, name, type, rcode,\n"
+	"                           where the answer came from, latency\n"
 	"  --metrics [ADDR:]PORT    serve Prometheus metrics at http://ADDR:PORT/metrics\n"
 	"                           (address default 127.0.0.1; default: off)\n"
 	"  -h, --help               show this help and exit\n"
@@ -652,6 +660,17 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 		r = parse_number(err, name, arg, 0, 604800, "0 to 604800 seconds", &v);
 		cfg->serve_stale = v;
 		return r;
+	case OPT_QUERY_LOG:
+		cfg->query_log = true;
+		return 0;
+	case OPT_LOG_TARGET:
+		if (strcmp(arg, "stderr") == 0)
+			cfg->log_syslog = false;
+		else if (strcmp(arg, "syslog") == 0)
+			cfg->log_syslog = true;
+		else
+			return bad_value(err, name, arg, "stderr or syslog");
+		return 0;
 	case OPT_METRICS: {
 		struct sockaddr_storage ss;
 

@@ -58,6 +58,7 @@ struct query {
 	struct dns_msg m;		 /* the parsed query */
 	struct cache *cache;		 /* where its answer goes (NULL: nowhere) */
 	struct upstream_pool *pool;	 /* where it was sent (a reload may bring a new one) */
+	uint64_t start_ms;
 	size_t udp_limit;
 	uint16_t len;
 	uint8_t msg[];
@@ -337,6 +338,31 @@ static void client_send(struct frontend *fe, struct tcp_client *tc, const union 
 	tc->out_len += 2 + len;
 }
 
+static const char *rcode_name(unsigned int rcode)
+{
+	static const char *const names[] = { "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+					     "NOTIMP",	"REFUSED" };
+
+	return rcode < sizeof(names) / sizeof(names[0]) ? names[rcode] : "RCODE";
+}
+
+/* query_log - --query-log: client, name, type, rcode, where the answer came from, latency. */
+static void query_log(struct frontend *fe, struct tcp_client *tc, const union sockaddr_any *client,
+		      const struct dns_msg *m, const uint8_t *answer, const char *via,
+		      uint64_t start_ms)
+{
+	char who[64], name[DNS_MAX_NAME * 4 + 1];
+
+	if (!fe->cfg->query_log)
+		return;
+	if (dns_name_to_text(m->q.name, m->q.name_len, name, sizeof(name)) < 0)
+		strcpy(name, "?");
+	log_info("query %s %s %u %s %s%s %llu ms", tc ? tc->peer : addr_text(client, who, sizeof(who)),
+		 name, m->q.qtype, rcode_name(dns_get16(answer + 2) & DNS_RCODE_MASK),
+		 tc ? "tcp " : "udp ", via ? via : "-",
+		 (unsigned long long)(loop_now_ms(fe->loop) - start_ms));
+}
+
 /*
  * deliver - send an answer (already carrying the client's id) in out, cut to udp_limit with
  * TC set when it is larger.
@@ -369,16 +395,19 @@ static void query_finish(struct query *q, const uint8_t *msg, size_t len, int rc
 	struct frontend *fe = q->fe;
 	struct tcp_client *tc = q->tc;
 	uint8_t *out = fe->reply;
+	const char *via = "-";
 	int n;
 
 	if (msg) {
 		memcpy(out, msg, len);
 		dns_put16(out, q->m.id);
+		via = q->uq.answered_by;
 	} else if (rcode == DNS_RCODE_SERVFAIL && q->cache && fe->cfg->serve_stale &&
 		   (n = cache_lookup(q->cache, &q->m, out, sizeof(fe->reply),
 				     loop_now_ms(fe->loop), true)) >= 0) {
 		fe->stats->cache_stale++;
 		len = (size_t)n;
+		via = "cache(stale)";
 	} else {
 		n = dns_build_error(out, sizeof(fe->reply), q->msg, q->len, &q->m, rcode);
 		if (n < 0) {
@@ -389,6 +418,7 @@ static void query_finish(struct query *q, const uint8_t *msg, size_t len, int rc
 		if (rcode == DNS_RCODE_SERVFAIL)
 			fe->stats->servfail++;
 	}
+	query_log(fe, tc, &q->client, &q->m, out, via, q->start_ms);
 	deliver(fe, tc, &q->client, &q->odst, q->udp_limit, out, len);
 out_free:
 	query_free(q);
@@ -559,6 +589,7 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 
 		if (n >= 0) {
 			fe->stats->cache_hits++;
+			query_log(fe, tc, client, &m, fe->reply, "cache", loop_now_ms(fe->loop));
 			deliver(fe, tc, client, odst,
 				tc ? DNS_MAX_MSG : dns_udp_limit(&m, fe->cfg->udp_size_cap),
 				fe->reply, (size_t)n);
@@ -576,6 +607,7 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	memset(q, 0, sizeof(*q));
 	q->fe = fe;
 	q->m = m;
+	q->start_ms = loop_now_ms(fe->loop);
 	q->cache = cache;
 	if (group >= 0)
 		q->uq.allowed = fe->cfg->groups.groups[group].upstreams;

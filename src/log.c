@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +18,21 @@
 
 static enum log_level log_current = LOG_LVL_INFO;
 static int log_journal = -1; /* unknown until the first line */
+static bool log_syslog;
+
+static const int log_syslog_prio[] = {
+	[LOG_LVL_ERROR] = LOG_ERR,
+	[LOG_LVL_WARN] = LOG_WARNING,
+	[LOG_LVL_INFO] = LOG_INFO,
+	[LOG_LVL_DEBUG] = LOG_DEBUG,
+};
+
+void log_use_syslog(void)
+{
+	/* LOG_NDELAY: connect now, while the file system is still ours to open /dev/log */
+	openlog("dotgw", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_syslog = true;
+}
 
 static const char *const log_names[] = {
 	[LOG_LVL_ERROR] = "error",
@@ -64,6 +80,10 @@ static __attribute__((format(printf, 2, 0))) void log_vwrite(enum log_level leve
 	char line[1024];
 	int n = 0, m;
 
+	if (log_syslog) {
+		vsyslog(log_syslog_prio[level], fmt, ap);
+		return;
+	}
 	if (log_journal < 0)
 		log_journal = getenv("JOURNAL_STREAM") != NULL;
 	if (log_journal)

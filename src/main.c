@@ -20,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "dotgw/config.h"
@@ -435,6 +436,8 @@ static void reload_keep(struct config *n, const struct config *o)
 	n->table = n->table_buf;
 	if ((n->user == NULL) != (o->user == NULL) || (n->user && strcmp(n->user, o->user)))
 		log_warn("reload: --user changed: that needs a restart");
+	if (n->log_syslog != o->log_syslog)
+		log_warn("reload: --log-target changed: that needs a restart");
 	if ((n->metrics == NULL) != (o->metrics == NULL) ||
 	    (n->metrics && strcmp(n->metrics, o->metrics)))
 		log_warn("reload: --metrics changed: that needs a restart");
@@ -459,6 +462,7 @@ static void daemon_reload(struct daemon *d)
 
 	if (!n || !d->rs)
 		goto out_put;
+	sd_notify(0, "RELOADING=1");
 	for (i = 0; i < d->nworkers; i++) {
 		struct worker *w = &d->workers[i];
 		bool busy;
@@ -531,6 +535,7 @@ static void daemon_reload(struct daemon *d)
 	log_info("reloaded%s%s: %zu upstreams, %zu client groups, rules replaced",
 		 n->cfg.config_path[0] ? " " : "", n->cfg.config_path, n->cfg.n_upstreams,
 		 n->cfg.groups.n_groups);
+	sd_notify(0, "READY=1\nSTATUS=serving (reloaded)");
 	return;
 
 out_free_pools:
@@ -540,6 +545,7 @@ out_free_pools:
 out_put:
 	free(text);
 	config_ref_put(n);
+	sd_notify(0, "READY=1\nSTATUS=serving (reload refused: see the log)");
 }
 
 static int signals_open(void)
@@ -746,6 +752,8 @@ int main(int argc, char **argv)
 	if (r < 0)
 		return 2;
 	log_set_level((enum log_level)cfg->log_level);
+	if (cfg->log_syslog && !cfg->check_config)
+		log_use_syslog();
 	if (cfg->check_config) {
 		if (cfg->ca_file && access(cfg->ca_file, R_OK) < 0) {
 			fprintf(stderr, "dotgw: --ca-file '%s': %s\n", cfg->ca_file, strerror(errno));
@@ -841,7 +849,11 @@ int main(int argc, char **argv)
 		 DOTGW_VERSION, mode, scope_name(cfg->scope), cfg->fail_closed ? "closed" : "open",
 		 cfg->table, cfg->tproxy_port, ups, who);
 
+	/* systemd (Type=notify): serving now. Does nothing without NOTIFY_SOCKET. */
+	sd_notifyf(0, "READY=1\nSTATUS=serving: mode %s, scope %s, %zu upstreams", mode,
+		   scope_name(cfg->scope), cfg->n_upstreams);
 	r = loop_run(d.loop);
+	sd_notify(0, "STOPPING=1");
 	cfg = &d.ref->cfg; /* a reload may have replaced (and freed) the first one */
 	if (r < 0)
 		log_error("event loop: %s", strerror(-r));

@@ -804,6 +804,7 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 		up->rtt_sum_us += rtt;
 	}
 	up->answers++;
+	uq->answered_by = up->cfg->text;
 	uq->complete(uq, ans, len, 0);
 	return 0;
 }
@@ -1170,6 +1171,7 @@ void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
 	uq->attempts = 0;
 	uq->resends = 0;
 	uq->probe = 0;
+	uq->answered_by = NULL;
 	pool_dispatch(pool, uq);
 }
 

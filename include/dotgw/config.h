@@ -92,6 +92,8 @@ struct config {
 	bool remove_rules;	     /* --remove-rules: remove a table and routes left behind, exit */
 	bool check_config;	     /* --check-config: validate, say so, exit */
 	const char *metrics;	     /* --metrics ADDR:PORT (NULL: off) */
+	bool query_log;		     /* a log line per answered query */
+	bool log_syslog;	     /* --log-target syslog */
 	char metrics_buf[64];
 	char config_path[256];	     /* the file that was read ("" when none) */
 	/* the strings above point here: values read from a file do not outlive their line */

@@ -27,6 +27,8 @@ struct log_ratelimit {
 int log_level_parse(const char *name);
 const char *log_level_name(enum log_level level);
 void log_set_level(enum log_level level);
+/* log_use_syslog - from now on, lines go to syslog (facility daemon) instead of stderr. */
+void log_use_syslog(void);
 bool log_enabled(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

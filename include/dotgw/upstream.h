@@ -37,6 +37,7 @@ struct upstream_query {
 	const struct dns_msg *m;      /* the parsed query: answers must carry its question */
 	uint64_t deadline_ms;	      /* no new attempt is started after it */
 	uint32_t allowed;	      /* bit i: the i-th upstream may be used; 0: any */
+	const char *answered_by;      /* set before complete(): the upstream's name, or NULL */
 	/*
 	 * Called exactly once, unless cancelled: with the answer (its id is the upstream one;
 	 * the buffer is valid only during the call) and err 0, or with answer NULL and
