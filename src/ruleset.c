@@ -903,7 +903,8 @@ void ruleset_close(struct ruleset *rs)
 static int rs_send_small(int (*build)(char *p, size_t room, uint32_t seq, void *data),
 			 void *data, bool end)
 {
-	uint32_t buf[RS_MSG_MAX / sizeof(uint32_t)];
+	/* zeroed: libmnl 1.0.4 (Debian 12) leaves the padding after an attribute unwritten */
+	uint32_t buf[RS_MSG_MAX / sizeof(uint32_t)] = { 0 };
 	uint32_t seq = (uint32_t)time(NULL);
 	struct mnl_nlmsg_batch *b;
 	struct mnl_socket *nl;

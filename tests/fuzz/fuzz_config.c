@@ -19,10 +19,10 @@
 #include <unistd.h>
 
 #include "dotgw/config.h"
+#include "dotgw/metrics.h"
 
-#define MAX_ARGS	 64
-#define TABLE_CHARS                                                                        \
-	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+#define MAX_ARGS    64
+#define TABLE_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -96,6 +96,7 @@ static void check_upstream(const struct upstream_config *u)
 /* What an accepted command line must give the daemon. */
 static void check_config(const struct config *cfg)
 {
+	struct sockaddr_storage ss;
 	uint32_t all;
 	size_t i, j;
 
@@ -134,6 +135,8 @@ static void check_config(const struct config *cfg)
 		abort();
 	if ((cfg->ca_file && !cfg->ca_file[0]) || (cfg->user && !cfg->user[0]) ||
 	    !str_bounded(cfg->config_path, sizeof(cfg->config_path)))
+		abort();
+	if (cfg->metrics && metrics_parse_addr(cfg->metrics, &ss) < 0)
 		abort();
 
 	all = (uint32_t)((1ull << cfg->n_upstreams) - 1);

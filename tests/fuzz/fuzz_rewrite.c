@@ -9,9 +9,9 @@
  * for the one exception). Made into an answer (QR set) and restored (dns_answer_restore), it
  * must be exactly the query with QR set and without padding and keepalive options (without
  * the OPT RR when the query had none). That answer, cut with dns_truncate to 512 octets and to
- * the client's UDP limit, must parse with TC set. Sinkhole answers (dns_build_address, A and AAAA) to the query must parse and
- * hold the address. Outputs go to heap buffers of the exact size, so ASan sees any octet
- * written or read past them; any broken property abort()s.
+ * the client's UDP limit, must parse with TC set. Sinkhole answers (dns_build_address, A and
+ * AAAA) to the query must parse and hold the address. Outputs go to heap buffers of the exact
+ * size, so ASan sees any octet written or read past them; any broken property abort()s.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -20,11 +20,11 @@
 
 #include "dotgw/dns.h"
 
-#define UDP_CAP	     DNS_DEFAULT_UDP_CAP
-#define OPT_FIXED    11	   /* root owner, TYPE, CLASS, TTL, RDLENGTH */
-#define GROWTH_MAX   19	   /* an OPT RR added, a keepalive and a padding option */
-#define KA_UNSET     0xbeef /* a keepalive timeout no option below carries */
-#define KEEP_FLAGS   (DNS_OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD)
+#define UDP_CAP	   DNS_DEFAULT_UDP_CAP
+#define OPT_FIXED  11	  /* root owner, TYPE, CLASS, TTL, RDLENGTH */
+#define GROWTH_MAX 19	  /* an OPT RR added, a keepalive and a padding option */
+#define KA_UNSET   0xbeef /* a keepalive timeout no option below carries */
+#define KEEP_FLAGS (DNS_OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -167,16 +167,19 @@ static size_t check_rewritten(const uint8_t *q, const struct dns_msg *m, const u
 		abort();
 	if (out[head] != 0 || dns_get16(out + head + 1) != DNS_TYPE_OPT)
 		abort();
-	if (m->has_opt ? memcmp(out + head + 3, q + m->opt_off + 3, 6)
-		       : dns_get16(out + head + 3) != UDP_CAP || memcmp(out + head + 5, "\0\0\0", 4))
+	/* CLASS (payload size) and TTL: the client's, or 1232 and 0 in an added OPT RR */
+	if (m->has_opt && memcmp(out + head + 3, q + m->opt_off + 3, 6))
+		abort();
+	if (!m->has_opt &&
+	    (dns_get16(out + head + 3) != UDP_CAP || memcmp(out + head + 5, "\0\0\0", 4)))
 		abort();
 	rdlen = dns_get16(out + head + 9);
 	if (n != head + OPT_FIXED + rdlen + tail || memcmp(out + n - tail, q + tail_off, tail))
 		abort();
 
 	/* The client's options but padding and keepalive, in order; keepalive; padding. */
-	kept = m->has_opt ? opt_strip(q + m->opt_off + OPT_FIXED, m->opt_len - OPT_FIXED,
-				      stripped, &ka)
+	kept = m->has_opt ? opt_strip(q + m->opt_off + OPT_FIXED, m->opt_len - OPT_FIXED, stripped,
+				      &ka)
 			  : 0;
 	if (rdlen < kept + 8 || memcmp(rd, stripped, kept))
 		abort();
@@ -402,11 +405,12 @@ static void fuzz_address(const uint8_t *q, const struct dns_msg *m, int family)
 		abort();
 	if (record) {
 		if (dns_get16(out + qend) != (0xc000 | DNS_HDR_LEN) ||
-		    dns_get16(out + qend + 2) != type || dns_get16(out + qend + 4) != DNS_CLASS_IN ||
+		    dns_get16(out + qend + 2) != type ||
+		    dns_get16(out + qend + 4) != DNS_CLASS_IN ||
 		    dns_get16(out + qend + 10) != alen || memcmp(out + qend + 12, addr, alen))
 			abort();
-		if (dns_ttl_scan(out, &a, offs, 2, &info) || info.nrr != 1 ||
-		    info.min_ttl != ttl || offs[0] != qend + 6)
+		if (dns_ttl_scan(out, &a, offs, 2, &info) || info.nrr != 1 || info.min_ttl != ttl ||
+		    offs[0] != qend + 6)
 			abort();
 	}
 
