@@ -10,10 +10,12 @@ set -eu
 cd "$(dirname "$0")"
 
 RUN_PKGS="build-essential cmake pkg-config libmnl-dev libnftnl-dev libnetfilter-queue-dev
-	libssl-dev libcap-dev libinih-dev libmicrohttpd-dev libsystemd-dev ca-certificates nftables iproute2"
+	libssl-dev libcap-dev libinih-dev libmicrohttpd-dev libsystemd-dev
+	libfstrm-dev libprotobuf-c-dev protobuf-c-compiler golang-github-dnstap-golang-dnstap-dev
+	ca-certificates nftables iproute2"
 TEST_PKGS="$RUN_PKGS clang libclang-rt-dev unbound unbound-anchor dnsutils knot-dnsutils
 	dnsperf tcpdump openssl procps psmisc conntrack python3 prometheus valgrind dpkg-dev
-	systemd groff-base"
+	systemd groff-base fstrm-bin dnstap-ldns"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 need_root()

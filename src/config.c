@@ -76,6 +76,7 @@ enum {
 	OPT_METRICS,
 	OPT_QUERY_LOG,
 	OPT_LOG_TARGET,
+	OPT_DNSTAP,
 	OPT_CONFIG,
 	OPT_CHECK_CONFIG,
 };
@@ -127,6 +128,7 @@ static const struct option long_options[] = {
 	{ "rate-limit-action", required_argument, NULL, OPT_RATE_ACTION },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "query-log", no_argument, NULL, OPT_QUERY_LOG },
+	{ "dnstap", required_argument, NULL, OPT_DNSTAP },
 	{ "log-target", required_argument, NULL, OPT_LOG_TARGET },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
@@ -238,6 +240,8 @@ static const char usage_text[] =
 	"                           syslog (facility daemon) (default: stderr)\n"
 	"  --query-log              log a line per answered query: client, name, type, rcode,\n"
 	"                           where the answer came from, latency\n"
+	"  --dnstap SOCKET          send client queries and responses as dnstap to the Frame\n"
+	"                           Streams unix socket SOCKET (default: off)\n"
 	"  --metrics [ADDR:]PORT    serve Prometheus metrics at http://ADDR:PORT/metrics\n"
 	"                           (address default 127.0.0.1; default: off)\n"
 	"  -h, --help               show this help and exit\n"
@@ -662,6 +666,12 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 		return r;
 	case OPT_QUERY_LOG:
 		cfg->query_log = true;
+		return 0;
+	case OPT_DNSTAP:
+		if (!*arg || strlen(arg) >= sizeof(cfg->dnstap_buf))
+			return bad_value(err, name, arg, "a unix socket path of at most 107 octets");
+		strcpy(cfg->dnstap_buf, arg);
+		cfg->dnstap = cfg->dnstap_buf;
 		return 0;
 	case OPT_LOG_TARGET:
 		if (strcmp(arg, "stderr") == 0)

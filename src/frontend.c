@@ -25,6 +25,7 @@
 
 #include "dotgw/cache.h"
 #include "dotgw/dns.h"
+#include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
 #include "dotgw/log.h"
 #include "dotgw/pkt.h"
@@ -88,6 +89,7 @@ struct tcp_client {
 	bool dead; /* does not read its answers: close as soon as nothing walks its input */
 	uint64_t progress_ms; /* when it last sent us something or took some of our output */
 	union sockaddr_any peer_addr;
+	union sockaddr_any local_addr; /* the address the client asked */
 	unsigned int ifindex; /* where its SYN came in (0: unknown) */
 	struct loop_timer resume;
 	uint8_t *in;
@@ -106,6 +108,7 @@ struct frontend {
 	/* groups with upstreams of their own keep their answers apart: one cache each */
 	struct cache *group_cache[POLICY_MAX_GROUPS];
 	struct ratelimit *rl; /* NULL: no rate limit */
+	struct dnstap_queue *dnstap; /* NULL: no dnstap */
 	struct listener udp[2], tcp[2];
 	int raw[2]; /* nfqueue mode: IPPROTO_RAW sockets, IPv4 and IPv6; -1 when unused */
 	struct loop_timer accept_retry;
@@ -305,11 +308,25 @@ static void query_free(struct query *q)
 	free(q);
 }
 
+/* tap - a dnstap message for this query or response, when dnstap is on. */
+static void tap(struct frontend *fe, bool response, struct tcp_client *tc,
+		const union sockaddr_any *client, const union sockaddr_any *odst, const uint8_t *msg,
+		size_t len)
+{
+	if (!fe->dnstap)
+		return;
+	if (!dnstap_log(fe->dnstap, response, tc != NULL, tc ? &tc->peer_addr.sa : &client->sa,
+			tc ? &tc->local_addr.sa : &odst->sa, msg, len))
+		fe->stats->dnstap_dropped++;
+}
+
 /* client_send - hand a finished answer to the client's transport. */
 static void client_send(struct frontend *fe, struct tcp_client *tc, const union sockaddr_any *client,
 			const union sockaddr_any *odst, const uint8_t *msg, size_t len)
 {
 	size_t need;
+
+	tap(fe, true, tc, client, odst, msg, len);
 
 	if (!tc) {
 		udp_send(fe, client, odst, msg, len);
@@ -580,6 +597,7 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		query_reject(fe, msg, len, NULL, DNS_RCODE_FORMERR, tc, client, odst);
 		return;
 	}
+	tap(fe, false, tc, client, odst, msg, len);
 	if (query_police(fe, msg, len, &m, tc, client, odst, tc ? tc->ifindex : ifindex, &group))
 		return;
 	cache = group >= 0 && fe->group_cache[group] ? fe->group_cache[group] : fe->cache;
@@ -1019,6 +1037,9 @@ static void tcp_accept(struct loop_watch *w, uint32_t revents)
 		addr_text(&peer, tc->peer, sizeof(tc->peer));
 		tc->peer_addr = peer;
 		tc->progress_ms = loop_now_ms(fe->loop);
+		plen = sizeof(tc->local_addr);
+		if (getsockname(fd, &tc->local_addr.sa, &plen) < 0)
+			tc->local_addr.sa.sa_family = peer.sa.sa_family;
 		if (fe->want_ifindex)
 			tc->ifindex = tcp_ifindex(fd, peer.sa.sa_family);
 		if (loop_watch_add(fe->loop, &tc->watch, EPOLLIN) < 0) {
@@ -1265,6 +1286,11 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	}
 	*out = fe;
 	return 0;
+}
+
+void frontend_set_dnstap(struct frontend *fe, struct dnstap_queue *q)
+{
+	fe->dnstap = q;
 }
 
 unsigned int frontend_inflight(const struct frontend *fe)

@@ -10,6 +10,7 @@
  * main thread, and privileges are dropped before any worker thread exists: capability sets are
  * per thread, and new threads inherit the dropped ones.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "dotgw/config.h"
+#include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
@@ -356,7 +358,7 @@ static int rules_install(const struct config *cfg, const struct route_config *rc
  */
 static void warn_bridge_netfilter(const struct config *cfg)
 {
-	char path[128], v = '0';
+	char path[300], v = '0';
 	bool bridge = false;
 	FILE *f;
 
@@ -374,7 +376,21 @@ static void warn_bridge_netfilter(const struct config *cfg)
 		snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", cfg->interfaces[i]);
 		bridge = access(path, F_OK) == 0;
 	}
-	if (cfg->n_interfaces && !bridge)
+	if (!cfg->n_interfaces) {
+		/* every interface is in scope: is any of them a bridge? */
+		DIR *dir = opendir("/sys/class/net");
+		struct dirent *de;
+
+		while (dir && !bridge && (de = readdir(dir))) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", de->d_name);
+			bridge = access(path, F_OK) == 0;
+		}
+		if (dir)
+			closedir(dir);
+	}
+	if (!bridge)
 		return;
 	log_warn("net.bridge.bridge-nf-call-iptables is 1: TPROXY cannot capture %sDNS from "
 		 "clients behind a Linux bridge of this machine (br_netfilter loses the socket). "
@@ -438,6 +454,8 @@ static void reload_keep(struct config *n, const struct config *o)
 		log_warn("reload: --user changed: that needs a restart");
 	if (n->log_syslog != o->log_syslog)
 		log_warn("reload: --log-target changed: that needs a restart");
+	if ((n->dnstap == NULL) != (o->dnstap == NULL) || (n->dnstap && strcmp(n->dnstap, o->dnstap)))
+		log_warn("reload: --dnstap changed: that needs a restart");
 	if ((n->metrics == NULL) != (o->metrics == NULL) ||
 	    (n->metrics && strcmp(n->metrics, o->metrics)))
 		log_warn("reload: --metrics changed: that needs a restart");
@@ -737,6 +755,7 @@ int main(int argc, char **argv)
 	struct daemon d = { .exit_signal = 0 };
 	struct ruleset *rs = NULL;
 	struct metrics *metrics = NULL;
+	struct dnstap *dnstap = NULL;
 	struct route_config rc;
 	bool queue_compat = false;
 	char who[128], ups[512], mode[64];
@@ -825,6 +844,13 @@ int main(int argc, char **argv)
 			  strerror(-r));
 		goto out_remove_rules;
 	}
+	/* after the drop: fstrm's I/O thread starts with no privileges */
+	if (cfg->dnstap) {
+		if (dnstap_open(&dnstap, cfg->dnstap, d.nworkers) < 0)
+			goto out_remove_rules;
+		for (unsigned int i = 0; i < d.nworkers; i++)
+			frontend_set_dnstap(d.workers[i].fe, dnstap_queue(dnstap, i));
+	}
 	for (unsigned int i = 0; i < d.nworkers; i++) {
 		r = pthread_create(&d.workers[i].thread, NULL, worker_run, &d.workers[i]);
 		if (r != 0) {
@@ -864,6 +890,10 @@ int main(int argc, char **argv)
 out_stop_workers:
 	metrics_stop(metrics);
 	workers_stop(&d);
+	for (unsigned int i = 0; i < d.nworkers; i++)
+		if (d.workers[i].fe)
+			frontend_set_dnstap(d.workers[i].fe, NULL);
+	dnstap_close(dnstap); /* flushes what the workers queued */
 out_remove_rules:
 	if (cfg->fail_closed && status == EXIT_SUCCESS) {
 		ruleset_close(rs);

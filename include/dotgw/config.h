@@ -93,6 +93,8 @@ struct config {
 	bool check_config;	     /* --check-config: validate, say so, exit */
 	const char *metrics;	     /* --metrics ADDR:PORT (NULL: off) */
 	bool query_log;		     /* a log line per answered query */
+	const char *dnstap;	     /* --dnstap SOCKET (NULL: off) */
+	char dnstap_buf[108];
 	bool log_syslog;	     /* --log-target syslog */
 	char metrics_buf[64];
 	char config_path[256];	     /* the file that was read ("" when none) */

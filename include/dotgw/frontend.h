@@ -40,6 +40,11 @@ void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *cfg,
 				      struct upstream_pool *pool);
 
+struct dnstap_queue;
+
+/* frontend_set_dnstap - log client queries and responses to q (NULL: stop). */
+void frontend_set_dnstap(struct frontend *fe, struct dnstap_queue *q);
+
 /* frontend_inflight - queries in flight now (read from another thread: a snapshot). */
 unsigned int frontend_inflight(const struct frontend *fe);
 

@@ -39,6 +39,7 @@
 	X(cache_misses)	      /* queries the cache could not answer */                          \
 	X(cache_stale)	      /* expired answers served because no upstream answered */         \
 	X(cache_stored)	      /* answers stored in the cache */                                 \
+	X(dnstap_dropped)     /* dnstap messages dropped (reader slow or gone) */              \
 	X(queue_packets)      /* packets read from NFQUEUE (each got an NF_DROP verdict) */     \
 	X(queue_enobufs)      /* ENOBUFS on a queue socket: the kernel dropped messages */
 
