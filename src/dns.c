@@ -426,6 +426,17 @@ int dns_query_rewrite(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 	size_t tail = m->len - tail_off, n, rdlen, pad = 0;
 	uint16_t arcount = m->arcount;
 
+	if (tail) {
+		/*
+		 * Records after the OPT RR (rare; TSIG, which any rewrite breaks anyway) may
+		 * compress their names into the octets a rewrite would change or move: send the
+		 * query as it is, unpadded, rather than corrupt it.
+		 */
+		if (m->len > outlen)
+			return -ENOSPC;
+		memcpy(out, q, m->len);
+		return (int)m->len;
+	}
 	if (head + DNS_OPT_MIN_LEN + tail > outlen)
 		return -ENOSPC;
 	memcpy(out, q, head);

@@ -92,13 +92,13 @@ struct dnstap_queue *dnstap_queue(struct dnstap *dt, unsigned int idx)
 static void address(const struct sockaddr *sa, ProtobufCBinaryData *addr, uint32_t *port)
 {
 	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
 
 		addr->data = (uint8_t *)s6->sin6_addr.s6_addr;
 		addr->len = 16;
 		*port = ntohs(s6->sin6_port);
 	} else {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
 
 		addr->data = (uint8_t *)&s4->sin_addr;
 		addr->len = 4;

@@ -144,7 +144,8 @@ int dns_build_address(uint8_t *out, size_t outlen, const uint8_t *q, const struc
  * padding and keepalive options the client put there, gains an empty edns-tcp-keepalive option
  * when keepalive is set, and then a padding option so that the whole message is a multiple of
  * pad_block octets (no padding when pad_block is 0). Nothing else changes: no Client Subnet is
- * ever added. Returns the length written, or -ENOSPC.
+ * ever added. A query with records after its OPT RR is copied unchanged (their names may be
+ * compressed into the OPT RR's octets). Returns the length written, or -ENOSPC.
  */
 int dns_query_rewrite(uint8_t *out, size_t outlen, const uint8_t *q, const struct dns_msg *m,
 		      bool keepalive, size_t pad_block);
