@@ -578,3 +578,21 @@ int dns_build_address(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 	dns_put16(out + 6, 1);
 	return n + (int)rr;
 }
+
+int dns_frame_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **msg,
+		   size_t *mlen)
+{
+	size_t flen;
+
+	if (*off > len || len - *off < 2)
+		return 0;
+	flen = dns_get16(buf + *off);
+	if (flen < DNS_HDR_LEN)
+		return -EBADMSG;
+	if (len - *off - 2 < flen)
+		return 0;
+	*msg = buf + *off + 2;
+	*mlen = flen;
+	*off += 2 + flen;
+	return 1;
+}

@@ -897,22 +897,23 @@ static bool tcp_client_frames(struct tcp_client *tc)
 	size_t off = 0;
 
 	tc->busy = true;
-	while (tc->in_len - off >= 2 && tc->nqueries < TCP_CLIENT_QUERIES) {
-		size_t flen = dns_get16(tc->in + off);
+	while (tc->nqueries < TCP_CLIENT_QUERIES) {
+		const uint8_t *msg;
+		size_t mlen;
+		int r = dns_frame_next(tc->in, tc->in_len, &off, &msg, &mlen);
 
-		if (flen < DNS_HDR_LEN) {
+		if (r < 0) {
 			/* Nothing to answer: the stream cannot be trusted any more. */
 			fe->stats->malformed++;
 			log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
-					"TCP client %s sent a %zu-octet frame, closing", tc->peer,
-					flen);
+					"TCP client %s sent a frame shorter than a header, closing",
+					tc->peer);
 			tcp_client_close(tc);
 			return false;
 		}
-		if (tc->in_len - off < 2 + flen)
+		if (r == 0)
 			break;
-		query_start(fe, tc->in + off + 2, flen, tc, NULL, NULL, 0);
-		off += 2 + flen;
+		query_start(fe, msg, mlen, tc, NULL, NULL, 0);
 	}
 	tc->busy = false;
 	if (off) {

@@ -821,17 +821,20 @@ static int conn_read(struct upconn *c, bool *want_write)
 		if (n <= 0)
 			return conn_want(c, n, want_write);
 		c->in_len += (size_t)n;
-		while (c->in_len - off >= 2) {
-			size_t flen = dns_get16(c->in + off);
+		for (;;) {
+			const uint8_t *msg;
+			size_t mlen;
 
-			if (c->in_len - off < 2 + flen)
+			r = dns_frame_next(c->in, c->in_len, &off, &msg, &mlen);
+			if (r < 0)
+				return -EPROTO; /* a frame shorter than a header */
+			if (r == 0)
 				break;
-			r = conn_answer(c, c->in + off + 2, flen);
+			r = conn_answer(c, (uint8_t *)msg, mlen);
 			if (r < 0)
 				return r;
 			if (c->state != UC_READY)
 				return -ECONNRESET; /* closed from a callback */
-			off += 2 + flen;
 		}
 		if (off) {
 			memmove(c->in, c->in + off, c->in_len - off);

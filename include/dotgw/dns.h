@@ -160,6 +160,15 @@ int dns_query_rewrite(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt,
 			  uint16_t *keepalive);
 
+/*
+ * dns_frame_next - the next DNS message of a TCP or DoT stream (RFC 1035 4.2.2: a 2-octet
+ * length, then the message) in buf[*off .. len). Returns 1 and sets *msg, *mlen and advances
+ * *off past it; 0 when the frame is not complete yet (*off unchanged); -EBADMSG when the
+ * length is below a DNS header (the stream cannot be trusted any more).
+ */
+int dns_frame_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **msg,
+		   size_t *mlen);
+
 /* What a cache needs to know of an answer's TTLs. */
 struct dns_ttl_info {
 	uint32_t min_ttl;  /* the smallest TTL of all RRs but OPT (valid when nrr > 0) */

@@ -62,8 +62,7 @@ lab_check_eq "answered while the upstream lives" "NOERROR $LAB_UP_A" \
 	"$(lab_dig_status) $(lab_dig_rdata A)"
 lab_check_eq "the TTL is capped by --cache-max-ttl in the cache only" 1 "$(ttl_of A | \
 	awk '{ print ($1 > 1) }')"
-ip netns exec "$NS_UP" pkill -x unbound
-lab_wait_until 5 sh -c "! ip netns exec '$NS_UP' pgrep -x unbound >/dev/null"
+lab_ns_kill "$NS_UP" unbound
 sleep 1.5
 lab_dig "$NS_CLIENT" @"$LAB_DECOY4" www.example.test A +tries=1 +time=4
 lab_check_eq "expired and no upstream: the stale answer, TTL 30" "NOERROR $LAB_UP_A 30" \

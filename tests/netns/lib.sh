@@ -381,6 +381,29 @@ lab_ns_new()
 }
 
 # lab_ns_pids: print the pids of every process in our namespaces, one per line.
+# lab_ns_procs NS NAME: pids of the processes called NAME whose network namespace is NS.
+# (pkill/pgrep match the whole machine: "ip netns exec NS pkill x" would kill every x,
+# other tests' included.)
+lab_ns_procs()
+{
+	local pid
+	for pid in $(ip netns pids "$1" 2>/dev/null); do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && echo "$pid"
+	done
+}
+
+# lab_ns_kill NS NAME [SIGNAL]: signal the processes called NAME in NS, and only those; wait
+# (bounded) until they are gone. Returns 1 if some are still there.
+lab_ns_kill()
+{
+	local pids
+	pids=$(lab_ns_procs "$1" "$2")
+	[ -n "$pids" ] || return 0
+	# shellcheck disable=SC2086 # one pid per word
+	kill -"${3:-TERM}" $pids 2>/dev/null
+	lab_wait_until 50 sh -c "[ -z \"\$(for p in $(echo $pids); do [ -e /proc/\$p ] && echo \$p; done)\" ]"
+}
+
 lab_ns_pids()
 {
 	local ns

@@ -44,8 +44,7 @@ for ((t = 5; t <= SECONDS_TOTAL; t += 5)); do
 	sample "$t" >>"$LAB_DIR/samples.txt"
 	if ((t % 60 == 0)); then
 		# the upstream goes away and comes back
-		ip netns exec "$NS_UP" pkill -x unbound
-		lab_wait_until 50 sh -c "! ip netns exec '$NS_UP' pgrep -x unbound >/dev/null"
+		lab_ns_kill "$NS_UP" unbound
 		lab_start_upstream >/dev/null && restarts=$((restarts + 1))
 	elif ((t % 30 == 0)); then
 		# a reload that changes something: the cache size
