@@ -22,8 +22,6 @@
 #define CK_DO  2u
 #define CK_CD  4u
 
-static uint32_t get32(const uint8_t *p);
-static void put32(uint8_t *p, uint32_t v);
 static void soa_ttl_clamp(uint8_t *msg, const struct dns_msg *r, const uint16_t *offs,
 			  uint32_t ttl);
 
@@ -47,19 +45,6 @@ struct cache {
 	uint32_t max_ttl, stale_s, seed;
 	struct cache_stats st;
 };
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 static size_t cache_key(const struct dns_msg *q, uint8_t *key)
 {
@@ -187,8 +172,8 @@ static void soa_ttl_clamp(uint8_t *msg, const struct dns_msg *r, const uint16_t 
 	for (size_t i = r->ancount; i < (size_t)r->ancount + r->nscount; i++) {
 		uint8_t *p = msg + offs[i];
 
-		if (dns_get16(p - 4) == DNS_TYPE_SOA && get32(p) > ttl)
-			put32(p, ttl);
+		if (dns_get16(p - 4) == DNS_TYPE_SOA && dns_get32(p) > ttl)
+			dns_put32(p, ttl);
 	}
 }
 
@@ -308,11 +293,11 @@ int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t 
 		uint32_t ttl;
 
 		memcpy(&off, offs + 2 * i, sizeof(off));
-		ttl = get32(out + off);
+		ttl = dns_get32(out + off);
 		if (ttl > c->max_ttl)
 			ttl = c->max_ttl;
 		ttl = stale ? CACHE_STALE_TTL : ttl > elapsed ? ttl - elapsed : 0;
-		put32(out + off, ttl);
+		dns_put32(out + off, ttl);
 	}
 	lru_unlink(c, e);
 	lru_push(c, e);

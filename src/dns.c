@@ -22,8 +22,6 @@
 
 enum dns_section { DNS_SEC_AN, DNS_SEC_NS, DNS_SEC_AR };
 
-static uint32_t get32(const uint8_t *p);
-static void put32(uint8_t *p, uint32_t v);
 static int name_walk(const uint8_t *buf, size_t len, size_t off, size_t *end, uint8_t *out,
 		     size_t *out_len);
 static int opt_options_check(const uint8_t *p, size_t n);
@@ -32,19 +30,6 @@ static int rr_walk(struct dns_msg *m, const uint8_t *buf, size_t len, size_t *of
 static int name_check(const uint8_t *name, size_t name_len);
 static bool text_plain(uint8_t c);
 static uint8_t ascii_lower(uint8_t c);
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 /*
  * name_walk - validate the possibly compressed name at buf[off], set *end to the offset just
@@ -147,7 +132,7 @@ static int rr_walk(struct dns_msg *m, const uint8_t *buf, size_t len, size_t *of
 		m->opt_off = start;
 		m->opt_len = DNS_OPT_MIN_LEN + rdlen;
 		m->opt_udp_size = dns_get16(buf + pos + 2);
-		m->opt_ttl = get32(buf + pos + 4);
+		m->opt_ttl = dns_get32(buf + pos + 4);
 	}
 	*off = pos + DNS_RR_FIXED + rdlen;
 	return 0;
@@ -386,7 +371,7 @@ int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t ql
 		out[n] = 0;
 		dns_put16(out + n + 1, DNS_TYPE_OPT);
 		dns_put16(out + n + 3, DNS_DEFAULT_UDP_CAP);
-		put32(out + n + 5, (uint32_t)(rcode >> 4) << 24 | (q->opt_ttl & DNS_OPT_DO));
+		dns_put32(out + n + 5, (uint32_t)(rcode >> 4) << 24 | (q->opt_ttl & DNS_OPT_DO));
 		dns_put16(out + n + 9, 0);
 		n += DNS_OPT_MIN_LEN;
 	}
@@ -452,7 +437,7 @@ int dns_query_rewrite(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 				   out + n + DNS_OPT_MIN_LEN, NULL);
 	} else {
 		dns_put16(out + n + 3, DNS_DEFAULT_UDP_CAP);
-		put32(out + n + 5, 0);
+		dns_put32(out + n + 5, 0);
 		rdlen = 0;
 		arcount++;
 	}
@@ -523,7 +508,7 @@ int dns_ttl_scan(const uint8_t *buf, const struct dns_msg *m, uint16_t *offs, si
 			if (name_walk(buf, m->len, off, &pos, NULL, NULL))
 				return -EBADMSG;
 			type = dns_get16(buf + pos);
-			ttl = get32(buf + pos + 4);
+			ttl = dns_get32(buf + pos + 4);
 			rdlen = dns_get16(buf + pos + 8);
 			off = pos + DNS_RR_FIXED + rdlen;
 			if (type == DNS_TYPE_OPT)
@@ -536,7 +521,7 @@ int dns_ttl_scan(const uint8_t *buf, const struct dns_msg *m, uint16_t *offs, si
 			if (ttl < r.min_ttl)
 				r.min_ttl = ttl;
 			if (sec == 1 && type == DNS_TYPE_SOA && rdlen >= 20) {
-				uint32_t minimum = get32(buf + off - 4);
+				uint32_t minimum = dns_get32(buf + off - 4);
 
 				r.neg_ttl = ttl < minimum ? ttl : minimum;
 				r.have_soa = true;
@@ -572,7 +557,7 @@ int dns_build_address(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 	dns_put16(out + qend, 0xc000 | DNS_HDR_LEN); /* the question's name */
 	dns_put16(out + qend + 2, type);
 	dns_put16(out + qend + 4, DNS_CLASS_IN);
-	put32(out + qend + 6, ttl);
+	dns_put32(out + qend + 6, ttl);
 	dns_put16(out + qend + 10, (uint16_t)alen);
 	memcpy(out + qend + 12, addr, alen);
 	dns_put16(out + 6, 1);
