@@ -472,8 +472,8 @@ int dns_query_rewrite(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 	return (int)(n + tail);
 }
 
-size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt,
-			  uint16_t *keepalive)
+size_t dns_answer_restore_view(uint8_t *buf, struct dns_msg *r, bool client_opt,
+			       uint16_t *keepalive)
 {
 	size_t rd = r->opt_off + DNS_OPT_MIN_LEN, rdlen, tail_off, w;
 
@@ -484,12 +484,26 @@ size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt
 	w = opt_filter(buf + rd, rdlen, buf + rd, keepalive);
 	if (!client_opt) {
 		memmove(buf + r->opt_off, buf + tail_off, r->len - tail_off);
-		dns_put16(buf + 10, (uint16_t)(r->arcount - 1));
-		return r->len - r->opt_len;
+		r->arcount--;
+		dns_put16(buf + 10, r->arcount);
+		r->len -= r->opt_len;
+		r->has_opt = false;
+		r->opt_off = r->opt_len = 0;
+		return r->len;
 	}
 	dns_put16(buf + r->opt_off + 9, (uint16_t)w);
 	memmove(buf + rd + w, buf + tail_off, r->len - tail_off);
-	return r->len - (rdlen - w);
+	r->opt_len = DNS_OPT_MIN_LEN + w;
+	r->len -= rdlen - w;
+	return r->len;
+}
+
+size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt,
+			  uint16_t *keepalive)
+{
+	struct dns_msg v = *r;
+
+	return dns_answer_restore_view(buf, &v, client_opt, keepalive);
 }
 
 int dns_ttl_scan(const uint8_t *buf, const struct dns_msg *m, uint16_t *offs, size_t max,

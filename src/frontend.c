@@ -382,17 +382,19 @@ static void query_log(struct frontend *fe, struct tcp_client *tc, const union so
 
 /*
  * deliver - send an answer (already carrying the client's id) in out, cut to udp_limit with
- * TC set when it is larger.
+ * TC set when it is larger. view describes out when the caller has it (NULL: parsed here,
+ * should it need cutting).
  */
 static void deliver(struct frontend *fe, struct tcp_client *tc, const union sockaddr_any *client,
-		    const union sockaddr_any *odst, size_t udp_limit, uint8_t *out, size_t len)
+		    const union sockaddr_any *odst, size_t udp_limit, uint8_t *out, size_t len,
+		    const struct dns_msg *view)
 {
 	if (len > udp_limit) {
 		struct dns_msg r;
 		int n = -EBADMSG;
 
-		if (dns_msg_parse(&r, out, len) == 0)
-			n = dns_truncate(out, &r, udp_limit);
+		if (view || dns_msg_parse(&r, out, len) == 0)
+			n = dns_truncate(out, view ? view : &r, udp_limit);
 		if (n < 0) { /* an OPT RR too large for the client: nothing sensible to send */
 			fe->stats->dropped++;
 			return;
@@ -404,18 +406,22 @@ static void deliver(struct frontend *fe, struct tcp_client *tc, const union sock
 }
 
 /*
- * query_finish - answer q with msg (an answer from the upstream, any id), or with rcode when
- * msg is NULL (SERVFAIL: a stale cached answer instead, when serve-stale allows); then free q.
+ * query_finish - answer q with msg (an answer from the upstream, any id, parsed into r), or
+ * with rcode when msg is NULL (SERVFAIL: a stale cached answer instead, when serve-stale
+ * allows); then free q.
  */
-static void query_finish(struct query *q, const uint8_t *msg, size_t len, int rcode)
+static void query_finish(struct query *q, const uint8_t *msg, const struct dns_msg *r,
+			 int rcode)
 {
 	struct frontend *fe = q->fe;
 	struct tcp_client *tc = q->tc;
 	uint8_t *out = fe->reply;
 	const char *via = "-";
+	size_t len = 0;
 	int n;
 
 	if (msg) {
+		len = r->len;
 		memcpy(out, msg, len);
 		dns_put16(out, q->m.id);
 		via = q->uq.answered_by;
@@ -436,30 +442,29 @@ static void query_finish(struct query *q, const uint8_t *msg, size_t len, int rc
 			fe->stats->servfail++;
 	}
 	query_log(fe, tc, &q->client, &q->m, out, via, q->start_ms);
-	deliver(fe, tc, &q->client, &q->odst, q->udp_limit, out, len);
+	deliver(fe, tc, &q->client, &q->odst, q->udp_limit, out, len, msg ? r : NULL);
 out_free:
 	query_free(q);
 	if (tc && !tc->busy)
 		tcp_client_write(tc);
 }
 
-static void query_complete(struct upstream_query *uq, const uint8_t *answer, size_t len, int err)
+static void query_complete(struct upstream_query *uq, const uint8_t *answer,
+			   const struct dns_msg *r, int err)
 {
 	struct query *q = container_of(uq, struct query, uq);
-
 	struct frontend *fe = q->fe;
-	struct dns_msg r;
 
 	if (err) {
 		log_debug("query id %u: %s, SERVFAIL", q->m.id, strerror(-err));
-		query_finish(q, NULL, 0, DNS_RCODE_SERVFAIL);
+		query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
 		return;
 	}
 	fe->stats->answered++;
-	if (q->cache && dns_msg_parse(&r, answer, len) == 0 &&
-	    cache_store(q->cache, &q->m, answer, &r, loop_now_ms(fe->loop)) == 0)
+	/* r came from the upstream module: the answer is parsed once, there */
+	if (q->cache && cache_store(q->cache, &q->m, answer, r, loop_now_ms(fe->loop)) == 0)
 		fe->stats->cache_stored++;
-	query_finish(q, answer, len, 0);
+	query_finish(q, answer, r, 0);
 }
 
 static void query_deadline(struct loop_timer *t)
@@ -468,7 +473,7 @@ static void query_deadline(struct loop_timer *t)
 
 	upstream_query_cancel(q->pool, &q->uq, true);
 	log_debug("query id %u: no answer within %u ms, SERVFAIL", q->m.id, q->fe->cfg->timeout_ms);
-	query_finish(q, NULL, 0, DNS_RCODE_SERVFAIL);
+	query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
 }
 
 /*
@@ -610,7 +615,7 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 			query_log(fe, tc, client, &m, fe->reply, "cache", loop_now_ms(fe->loop));
 			deliver(fe, tc, client, odst,
 				tc ? DNS_MAX_MSG : dns_udp_limit(&m, fe->cfg->udp_size_cap),
-				fe->reply, (size_t)n);
+				fe->reply, (size_t)n, NULL);
 			return;
 		}
 		fe->stats->cache_misses++;
@@ -665,7 +670,7 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	q->uq.deadline_ms = loop_now_ms(fe->loop) + fe->cfg->timeout_ms;
 	q->uq.complete = query_complete;
 	if (loop_timer_set(fe->loop, &q->deadline, q->uq.deadline_ms) < 0) {
-		query_finish(q, NULL, 0, DNS_RCODE_SERVFAIL);
+		query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
 		return;
 	}
 	q->pool = fe->pool;

@@ -392,11 +392,12 @@ static void conn_event(struct loop_watch *w, uint32_t revents)
 	conn_io(c);
 }
 
-static void probe_complete(struct upstream_query *uq, const uint8_t *answer, size_t len, int err)
+static void probe_complete(struct upstream_query *uq, const uint8_t *answer,
+			   const struct dns_msg *r, int err)
 {
 	(void)uq;
 	(void)answer;
-	(void)len;
+	(void)r;
 	(void)err; /* its answer already counted as progress; nothing else to do */
 }
 
@@ -785,7 +786,8 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 		return -EPROTO;
 	}
 	slot_release(c, uq);
-	len = dns_answer_restore(ans, &r, uq->m->has_opt, &keepalive);
+	/* r now describes the restored answer: nobody downstream parses it again */
+	dns_answer_restore_view(ans, &r, uq->m->has_opt, &keepalive);
 	if (keepalive != UINT16_MAX) {
 		/* RFC 7828: the server's idle timeout, in units of 100 ms; close before it does */
 		uint64_t ms = (uint64_t)keepalive * 100;
@@ -805,7 +807,7 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 	}
 	up->answers++;
 	uq->answered_by = up->cfg->text;
-	uq->complete(uq, ans, len, 0);
+	uq->complete(uq, ans, &r, 0);
 	return 0;
 }
 
@@ -1131,16 +1133,16 @@ static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 
 	for (;;) {
 		if (uq->attempts >= UPQ_MAX_ATTEMPTS) {
-			uq->complete(uq, NULL, 0, -EIO);
+			uq->complete(uq, NULL, NULL, -EIO);
 			return false;
 		}
 		if (loop_now_ms(pool->loop) >= uq->deadline_ms) {
-			uq->complete(uq, NULL, 0, -ETIMEDOUT);
+			uq->complete(uq, NULL, NULL, -ETIMEDOUT);
 			return false;
 		}
 		up = pool_pick(pool, uq);
 		if (!up) {
-			uq->complete(uq, NULL, 0, -ENETUNREACH);
+			uq->complete(uq, NULL, NULL, -ENETUNREACH);
 			return false;
 		}
 		c = upstream_conn(up, &r);
@@ -1159,7 +1161,7 @@ static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 			return true;
 		}
 		if (r < 0) {
-			uq->complete(uq, NULL, 0, r); /* cannot be framed (too large to pad) */
+			uq->complete(uq, NULL, NULL, r); /* cannot be framed (too large to pad) */
 			return false;
 		}
 		return false;

@@ -161,6 +161,13 @@ size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt
 			  uint16_t *keepalive);
 
 /*
+ * dns_answer_restore_view - the same, and *r is updated to describe the restored message, as
+ * dns_msg_parse would (so the caller need not parse it again).
+ */
+size_t dns_answer_restore_view(uint8_t *buf, struct dns_msg *r, bool client_opt,
+			       uint16_t *keepalive);
+
+/*
  * dns_frame_next - the next DNS message of a TCP or DoT stream (RFC 1035 4.2.2: a 2-octet
  * length, then the message) in buf[*off .. len). Returns 1 and sets *msg, *mlen and advances
  * *off past it; 0 when the frame is not complete yet (*off unchanged); -EBADMSG when the

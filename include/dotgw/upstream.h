@@ -40,10 +40,12 @@ struct upstream_query {
 	const char *answered_by;      /* set before complete(): the upstream's name, or NULL */
 	/*
 	 * Called exactly once, unless cancelled: with the answer (its id is the upstream one;
-	 * the buffer is valid only during the call) and err 0, or with answer NULL and
-	 * -ENETUNREACH (no usable upstream), -ETIMEDOUT (deadline), -EIO (attempts used up).
+	 * the buffer is valid only during the call), its parsed view r and err 0, or with
+	 * answer and r NULL and -ENETUNREACH (no usable upstream), -ETIMEDOUT (deadline), -EIO
+	 * (attempts used up).
 	 */
-	void (*complete)(struct upstream_query *uq, const uint8_t *answer, size_t len, int err);
+	void (*complete)(struct upstream_query *uq, const uint8_t *answer,
+			 const struct dns_msg *r, int err);
 
 	/* private to upstream.c */
 	struct upconn *conn;
