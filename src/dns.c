@@ -6,8 +6,10 @@
  * length the caller gave; malformed input yields -EBADMSG. Compression pointers must point
  * strictly below the start of the label run that holds them (the name's start, or the target
  * of the previous pointer), so every jump lowers the read position and a name can never loop;
- * the jump count and the 255-octet name limit bound the work per name, and every RR takes at
- * least 11 octets, so a parse is linear in the message length.
+ * and the labels a pointer leads to must end before that pointer, so a name is made only of
+ * octets that come before it (RFC 1035 4.1.4, "a prior occurrence") and rewriting anything
+ * after a name never changes it. The jump count and the 255-octet name limit bound the work
+ * per name, and every RR takes at least 11 octets, so a parse is linear in the message length.
  */
 #include <errno.h>
 #include <string.h>
@@ -39,18 +41,19 @@ static uint8_t ascii_lower(uint8_t c);
 static int name_walk(const uint8_t *buf, size_t len, size_t off, size_t *end, uint8_t *out,
 		     size_t *out_len)
 {
-	size_t pos = off, run = off, wire = 0, after = 0;
+	size_t pos = off, run = off, limit = len, wire = 0, after = 0;
 	unsigned int jumps = 0;
 
 	for (;;) {
 		size_t target;
 		uint8_t c;
 
-		if (pos >= len)
+		/* limit: the message's end, then the offset of the last pointer followed */
+		if (pos >= limit)
 			return -EBADMSG;
 		c = buf[pos];
 		if ((c & 0xc0) == 0xc0) {
-			if (len - pos < 2)
+			if (limit - pos < 2)
 				return -EBADMSG;
 			target = (size_t)(c & 0x3f) << 8 | buf[pos + 1];
 			/* Never into the header, never forward, at most DNS_MAX_JUMPS times. */
@@ -58,6 +61,7 @@ static int name_walk(const uint8_t *buf, size_t len, size_t off, size_t *end, ui
 				return -EBADMSG;
 			if (jumps == 1)
 				after = pos + 2;
+			limit = pos;
 			pos = run = target;
 			continue;
 		}
@@ -67,7 +71,7 @@ static int name_walk(const uint8_t *buf, size_t len, size_t off, size_t *end, ui
 		if (c == 0)
 			break;
 		/* This label, then at least the root label, must fit DNS_MAX_NAME. */
-		if (len - pos <= c || wire + 1 + c + 1 > DNS_MAX_NAME)
+		if (limit - pos <= c || wire + 1 + c + 1 > DNS_MAX_NAME)
 			return -EBADMSG;
 		if (out)
 			memcpy(out + wire, buf + pos, 1 + (size_t)c);

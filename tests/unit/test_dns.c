@@ -412,6 +412,30 @@ static void test_names_bad(void)
 	dns_put16(w.b + w.n - 12, 0xc000 | (uint16_t)(at + 2 * 199));
 	CHECK(parse_fails(&w));
 
+	/*
+	 * A pointer backward into the middle of a name whose labels run on past the pointer
+	 * itself: the question name at 12 is one 14-octet label whose last octet (26) reads as
+	 * a 9-octet label; the answer's owner at 32 points there, and that label ends at 35,
+	 * inside the RR that holds the pointer, on the CLASS's high octet 0. Such a name would
+	 * change when anything after it is rewritten (an OPT RR, say): it is malformed.
+	 */
+	w.n = 0;
+	w_hdr(&w, 1, 0, 1, 1, 0, 0);
+	w_u8(&w, 14);
+	for (i = 0; i < 13; i++)
+		w_u8(&w, 'q');
+	w_u8(&w, 9);
+	w_u8(&w, 0);
+	w_u32(&w, 0x00010001);
+	CHECK_EQ(w.n, 32);
+	w_ptr(&w, 26);
+	w_rr(&w, DNS_TYPE_A, 4);
+	w_u32(&w, 0xc0000201);
+	CHECK(parse_fails(&w));
+	/* Aimed at the start of the question name, it is a prior occurrence and parses. */
+	dns_put16(w.b + 32, 0xc000 | 12);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+
 	/* Label types 0x40 and 0x80, i.e. a label "longer" than 63. */
 	build_query(&w, "abc", DNS_TYPE_A, false);
 	w.b[12] = 0x40;
