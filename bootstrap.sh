@@ -15,7 +15,8 @@ RUN_PKGS="build-essential cmake pkg-config libmnl-dev libnftnl-dev libnetfilter-
 	ca-certificates nftables iproute2"
 TEST_PKGS="$RUN_PKGS clang libclang-rt-dev unbound unbound-anchor dnsutils knot-dnsutils
 	dnsperf tcpdump openssl procps psmisc conntrack python3 prometheus valgrind dpkg-dev
-	systemd groff-base fstrm-bin dnstap-ldns"
+	systemd groff-base fstrm-bin dnstap-ldns
+	ansible ansible-lint mmdebstrap gpg systemd-container"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 need_root()
