@@ -17,8 +17,9 @@
 #   a changed variable (cache size) reloads dotgw (same process, one more "reloaded" in its
 #     journal), and the next run changes nothing; a restart-only change (mode nfqueue, fail
 #     closed) restarts it, and the next run changes nothing;
-#   host.yml (scope host) in the same machine: its own DNS is answered over DoT, the client's
-#     is no longer captured; a second run changes nothing;
+#   host.yml (scope host, the package from a URL with its checksum) in the same machine: its
+#     own DNS is answered over DoT, the client's is no longer captured; a second run changes
+#     nothing;
 #   uninstall.yml removes the package, the files, the table and the policy routing (the
 #     fail-closed block included): DNS reaches the decoy again; a second run changes nothing.
 # Runs in the gcc pass only (the fixture is not set up under the sanitizers).
@@ -144,6 +145,14 @@ write_inventory()
 write_inventory gateway dotgw_gateways
 echo "dotgw_interfaces: [$LAB_GW_IF_CLIENT]" >>"$LAB_DIR/inv-gateway/group_vars/all.yml"
 write_inventory host dotgw_hosts
+# The host inventory takes the package from a URL instead: a web server in the upstream
+# namespace serves it.
+mkdir -p "$LAB_DIR/www" || lab_bail "making $LAB_DIR/www"
+cp -- "$IMAGE/dotgw.deb" "$LAB_DIR/www/" || lab_bail "copying the package"
+DEB_SHA=$(sha256sum "$LAB_DIR/www/dotgw.deb" | cut -d' ' -f1)
+sed -i "s|^dotgw_deb_src: .*|dotgw_deb_url: http://$LAB_UP4:8053/dotgw.deb\ndotgw_deb_checksum: sha256:$DEB_SHA|" \
+	"$LAB_DIR/inv-host/group_vars/all.yml"
+lab_bg "$NS_UP" "$LAB_DIR/www.log" python3 -m http.server --bind "$LAB_UP4" --directory "$LAB_DIR/www" 8053
 
 # play INVENTORY PLAYBOOK: run it; RECAP is its PLAY RECAP line, CHANGED and FAILED its counts.
 RUNS=0
@@ -257,10 +266,13 @@ play gateway gateway
 lab_check_eq "run after the restart: idempotent" "0 0" "$CHANGED $FAILED"
 
 # --- host ------------------------------------------------------------------------------------
-lab_log "host.yml on the same machine (scope host, tproxy, fail open)"
+lab_log "host.yml on the same machine (scope host, tproxy, fail open; the package from a URL)"
+ctr rm -f /var/cache/dotgw/dotgw.deb
 play host host
 lab_check_num "host: no task failed" "$FAILED" -eq 0
 lab_check_num "host: it changed things" "$CHANGED" -gt 0
+lab_check_match "the package was fetched from the URL" '"GET /dotgw.deb HTTP/1.1" 200' \
+	"$(cat "$LAB_DIR/www.log")"
 ctr cat /etc/dotgw/dotgw.conf
 lab_check_match "scope host" '^scope = host$' "$LAB_OUT"
 lab_check_nomatch "no interface line" '^interface' "$LAB_OUT"
