@@ -34,6 +34,7 @@
 #include "dotgw/queue.h"
 #include "dotgw/route.h"
 #include "dotgw/ruleset.h"
+#include "dotgw/sandbox.h"
 #include "dotgw/stats.h"
 #include "dotgw/upstream.h"
 #include "dotgw/version.h"
@@ -844,6 +845,15 @@ int main(int argc, char **argv)
 			  strerror(-r));
 		goto out_remove_rules;
 	}
+	/* before any thread starts, so that every thread inherits the filter */
+#ifdef DOTGW_SANITIZE
+	r = sandbox_apply(true);
+#else
+	r = sandbox_apply(false);
+#endif
+	/* A kernel without seccomp filters, or valgrind, which does not emulate them: go on. */
+	if (r < 0)
+		log_warn("seccomp filter not installed (%s): running without it", strerror(-r));
 	/* after the drop: fstrm's I/O thread starts with no privileges */
 	if (cfg->dnstap) {
 		if (dnstap_open(&dnstap, cfg->dnstap, d.nworkers) < 0)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # caps.test.sh - once running, dotgw is an unprivileged user holding exactly CAP_NET_ADMIN and
 # CAP_NET_BIND_SERVICE (0x1400) in its effective, permitted and bounding sets, nothing ambient,
-# in every thread; and it still answers.
+# no_new_privs and a seccomp filter, in every thread; and it still answers.
 #
 #   client --- gw-c [gateway: dotgw --scope both] gw-u --- upstream 203.0.113.2 (DoT @853)
 #                                                 gw-d --- decoy 192.0.2.53
@@ -51,6 +51,9 @@ check_task()
 	lab_check_eq "$what: CapPrm" "$CAPS" "$(field "$status" CapPrm)"
 	lab_check_eq "$what: CapBnd" "$CAPS" "$(field "$status" CapBnd)"
 	lab_check_eq "$what: CapAmb" "$NO_CAPS" "$(field "$status" CapAmb)"
+	# src/sandbox.c's filter (mode 2: filter), and no_new_privs
+	lab_check_eq "$what: Seccomp" 2 "$(field "$status" Seccomp)"
+	lab_check_eq "$what: NoNewPrivs" 1 "$(field "$status" NoNewPrivs)"
 }
 
 # check_all LABEL: the process and each of its threads (capabilities belong to threads: each
