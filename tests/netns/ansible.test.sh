@@ -11,11 +11,13 @@
 # DOTGW_DEBIAN_IMAGE): the root has systemd, python3 and dotgw's run-time libraries, so
 # nothing is downloaded here. Then:
 #   ansible-lint --offline passes with the production profile;
+#   gateway.yml --check on the bare machine fails nothing and installs nothing;
 #   gateway.yml installs the package, writes the configuration, turns forwarding on, enables
 #     and starts the service: the client's DNS to the decoy is answered by the upstream over
 #     DoT, the decoy sees nothing; a second run changes nothing (changed=0);
-#   a changed variable (cache size) reloads dotgw (same process, one more "reloaded" in its
-#     journal), and the next run changes nothing; a restart-only change (mode nfqueue, fail
+#   --check --diff shows a changed variable (cache size) and changes nothing; the real run
+#     reloads dotgw (same process, one more "reloaded" in its journal), and the next run
+#     changes nothing; a restart-only change (mode nfqueue, fail
 #     closed) restarts it, and the next run changes nothing;
 #   host.yml (scope host, the package from a URL with its checksum) in the same machine: its
 #     own DNS is answered over DoT, the client's is no longer captured; a second run changes
@@ -63,6 +65,7 @@ NSPAWN_JOB=
 
 # ctr_pid1: the container's PID 1 (systemd) as seen from here: the process in the gateway
 # namespace whose innermost pid is 1.
+# shellcheck disable=SC2317 # called indirectly
 ctr_pid1()
 {
 	local pid
@@ -89,6 +92,7 @@ ctr()
 }
 
 # Power the container off (bounded), then the lab's own cleanup.
+# shellcheck disable=SC2317 # called indirectly
 ctr_cleanup()
 {
 	local rc=$? i
@@ -113,6 +117,7 @@ NSPAWN_JOB=$!
 LAB_WAIT_PID=$NSPAWN_JOB lab_wait_until 300 ctr_pid1 ||
 	lab_bail "the container's systemd did not appear" "$(tail -n 20 "$LAB_DIR/nspawn.log")"
 # is-system-running fails until systemd's bus is up, then --wait waits for the boot to end.
+# shellcheck disable=SC2317 # called indirectly
 booted()
 {
 	ctr timeout 30 systemctl is-system-running --wait
@@ -154,26 +159,29 @@ sed -i "s|^dotgw_deb_src: .*|dotgw_deb_url: http://$LAB_UP4:8053/dotgw.deb\ndotg
 	"$LAB_DIR/inv-host/group_vars/all.yml"
 lab_bg "$NS_UP" "$LAB_DIR/www.log" python3 -m http.server --bind "$LAB_UP4" --directory "$LAB_DIR/www" 8053
 
-# play INVENTORY PLAYBOOK: run it; RECAP is its PLAY RECAP line, CHANGED and FAILED its counts.
+# play INVENTORY PLAYBOOK [ARGS...]: run it; RECAP is its PLAY RECAP line, CHANGED and FAILED
+# its counts.
 RUNS=0
 play()
 {
-	local out
+	local out inv=$1 book=$2
+	shift 2
 	RUNS=$((RUNS + 1))
-	out="$LAB_DIR/play-$RUNS-$2.out"
+	out="$LAB_DIR/play-$RUNS-$book.out"
 	PLAY_OUT=$out
 	(cd "$ANSIBLE_DIR" && ANSIBLE_CONFIG="$ANSIBLE_DIR/ansible.cfg" ANSIBLE_NOCOLOR=1 \
 		ANSIBLE_HOME="$LAB_DIR/ansible-home" ANSIBLE_LOCAL_TEMP="$LAB_DIR/ansible-tmp" \
-		timeout 600 ansible-playbook -i "$LAB_DIR/inv-$1/hosts.ini" "$2.yml") >"$out" 2>&1 &
+		timeout 600 ansible-playbook -i "$LAB_DIR/inv-$inv/hosts.ini" "$book.yml" "$@") \
+		>"$out" 2>&1 &
 	wait "$!"
 	LAB_RC=$?
 	# shellcheck disable=SC2034 # lib.sh's lab_fail prints it
-	LAB_CMD="ansible-playbook -i inv-$1 $2.yml (log: $out)"
+	LAB_CMD="ansible-playbook -i inv-$inv $book.yml $* (log: $out)"
 	LAB_OUT=$(grep -E '^(TASK|RUNNING HANDLER|changed|fatal|failed|ok|skipping)|FAILED|ERROR' "$out")
 	RECAP=$(grep -E '^ctr +:' "$out" | tail -n 1)
 	CHANGED=$(printf '%s\n' "$RECAP" | sed -n 's/.* changed=\([0-9]*\).*/\1/p')
 	FAILED=$(printf '%s\n' "$RECAP" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')
-	lab_log "$2.yml ($1 inventory): ${RECAP:-no recap} [$(grep -c '^TASK' "$out") tasks]"
+	lab_log "$book.yml $* ($inv inventory): ${RECAP:-no recap} [$(grep -c '^TASK' "$out") tasks]"
 }
 
 # main_pid: dotgw's MainPID inside the container ("0" when it is not running).
@@ -197,6 +205,9 @@ client_summary()
 
 # --- gateway ---------------------------------------------------------------------------------
 lab_log "gateway.yml"
+play gateway gateway --check
+lab_check_num "--check on a machine without dotgw: no task failed" "$FAILED" -eq 0
+lab_notok "--check installed nothing" ctr dpkg -s dotgw
 play gateway gateway
 [ "$FAILED" = 0 ] || lab_bail "first run of gateway.yml: a task failed"
 lab_check_num "first run: it changed things" "$CHANGED" -gt 0
@@ -238,6 +249,12 @@ lab_check_eq "second run: idempotent" "0 0" "$CHANGED $FAILED"
 lab_log "a changed variable: reload"
 echo "dotgw_cache_size: 1M" >>"$LAB_DIR/inv-gateway/group_vars/all.yml"
 r0=$(reloads)
+play gateway gateway --check --diff
+lab_check_num "--check --diff: no task failed" "$FAILED" -eq 0
+lab_check_match "--check --diff shows the new line" '^\+cache-size = 1M' "$(cat "$PLAY_OUT")"
+ctr grep -c '^cache-size' /etc/dotgw/dotgw.conf
+lab_check_eq "--check changed nothing in the file" 0 "$LAB_OUT"
+lab_check_eq "--check did not reload" "$r0" "$(reloads)"
 play gateway gateway
 lab_check_num "cache size changed: no task failed" "$FAILED" -eq 0
 lab_check_num "cache size changed: the file changed" "$CHANGED" -gt 0
