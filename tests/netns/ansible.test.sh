@@ -29,6 +29,9 @@
 # Usage: ansible.test.sh PATH-TO-DOTGW   (with DOTGW_DEBIAN_IMAGE=DIR holding dotgw.deb and
 # root.tar)
 
+# The upstream and decoy servers must outlive the whole run (several minutes on a loaded
+# machine), not lib.sh's default 300 s.
+LAB_PROC_TIMEOUT=${LAB_PROC_TIMEOUT:-900}
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 lab_require_root

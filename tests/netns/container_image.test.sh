@@ -35,6 +35,9 @@
 # Usage: DOTGW_DEBIAN_IMAGE=DIR container_image.test.sh PATH-TO-DOTGW
 #   DIR holds dotgw.deb and root.tar (tests/debian-image.sh PATH-TO-DOTGW DIR).
 
+# The upstream and decoy servers must outlive the whole run (several minutes on a loaded
+# machine), not lib.sh's default 300 s.
+LAB_PROC_TIMEOUT=${LAB_PROC_TIMEOUT:-900}
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 lab_require_root
