@@ -10,6 +10,10 @@
  * Every accepted query ends in exactly one answer or one counted drop: the upstream's answer,
  * SERVFAIL at the deadline or when no upstream is usable, FORMERR/NOTIMP for bad queries.
  * struct query owns its copy of the message and is freed by query_finish() alone.
+ *
+ * UDP answers of up to UDP_OUT_PAYLOAD octets are copied into a batch that leaves in one
+ * sendmmsg per socket at the end of the loop iteration (or when it is full); larger ones go at
+ * once. A reply socket is never closed while the batch may name it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +41,8 @@
 #define TCP_CLIENT_QUERIES   64	       /* in flight per TCP client; reading pauses beyond */
 #define TCP_CLIENT_OUT_MAX   (256u << 10) /* unsent answers per TCP client before it is cut off */
 #define ACCEPT_RETRY_MS	     100
+#define UDP_OUT_BATCH	     32
+#define UDP_OUT_PAYLOAD	     1232 /* the default --udp-size-cap: nearly every UDP answer */
 
 union sockaddr_any {
 	struct sockaddr sa;
@@ -69,6 +75,17 @@ struct reply_sock {
 	union sockaddr_any addr;
 	int fd;
 	uint64_t last_used;
+};
+
+/* A UDP answer waiting for the batch's sendmmsg. */
+struct udp_out {
+	int fd;			   /* a reply socket, or a raw socket */
+	int err;		   /* errno of its send, 0 when it left */
+	bool raw;		   /* buf is a whole IP packet (nfqueue mode) */
+	uint16_t len, payload_off; /* the datagram in buf; where the DNS message starts */
+	union sockaddr_any to;	   /* where sendmmsg sends it (port 0 for raw sockets) */
+	union sockaddr_any client, odst;
+	uint8_t buf[PKT_MAX_HDR + UDP_OUT_PAYLOAD];
 };
 
 struct listener {
@@ -127,6 +144,12 @@ struct frontend {
 				CMSG_SPACE(sizeof(struct in6_pktinfo))];
 	bool want_ifindex; /* some client group names an interface */
 	uint8_t bufs[UDP_BATCH][UDP_QUERY_MAX];
+	/* UDP answer batch */
+	struct loop_defer udp_defer;
+	unsigned int nout;
+	struct mmsghdr out_mmsg[UDP_OUT_BATCH];
+	struct iovec out_iov[UDP_OUT_BATCH];
+	struct udp_out out[UDP_OUT_BATCH];
 	uint8_t reply[DNS_MAX_MSG];
 	uint8_t packet[PKT_MAX_HDR + DNS_MAX_MSG];
 };
@@ -134,6 +157,7 @@ struct frontend {
 static void tcp_client_close(struct tcp_client *tc);
 static void tcp_client_write(struct tcp_client *tc);
 static void listeners_enable(struct frontend *fe, bool on);
+static void udp_flush(struct frontend *fe);
 
 static const char *addr_text(const union sockaddr_any *a, char *buf, size_t len)
 {
@@ -211,6 +235,9 @@ static int reply_sock_get(struct frontend *fe, const union sockaddr_any *odst)
 		for (size_t i = 1; i < fe->nreplies; i++)
 			if (fe->replies[i].last_used < rs->last_used)
 				rs = &fe->replies[i];
+		/* the batch may hold answers for the evicted socket: they leave first */
+		if (fe->nout)
+			udp_flush(fe);
 		close(rs->fd);
 	}
 	rs->addr = *odst;
@@ -220,64 +247,186 @@ static int reply_sock_get(struct frontend *fe, const union sockaddr_any *odst)
 }
 
 /*
- * raw_send - inject the answer as an IP packet from odst to client (nfqueue mode: the query
- * was dropped, no socket ever saw it). Returns 0, or -errno; -EMSGSIZE when the packet exceeds
- * the path MTU (raw sends never fragment: the caller falls back to a reply socket, which does).
+ * raw_build - the answer as an IP packet from odst to client, for a raw socket (nfqueue mode:
+ * the query was dropped, no socket ever saw it), in out; *to becomes its destination. Returns
+ * the packet's length, or -errno.
  */
-static int raw_send(struct frontend *fe, const union sockaddr_any *client,
-		    const union sockaddr_any *odst, const uint8_t *msg, size_t len)
+static int raw_build(uint8_t *out, size_t outlen, const union sockaddr_any *client,
+		     const union sockaddr_any *odst, const uint8_t *msg, size_t len,
+		     union sockaddr_any *to)
 {
-	bool v6 = client->sa.sa_family == AF_INET6;
-	union sockaddr_any to = *client;
 	int n;
 
-	if (v6)
-		n = pkt_udp_build(fe->packet, sizeof(fe->packet), AF_INET6,
-				  odst->sin6.sin6_addr.s6_addr, ntohs(odst->sin6.sin6_port),
-				  client->sin6.sin6_addr.s6_addr, ntohs(client->sin6.sin6_port), msg,
-				  len);
+	if (client->sa.sa_family == AF_INET6)
+		n = pkt_udp_build(out, outlen, AF_INET6, odst->sin6.sin6_addr.s6_addr,
+				  ntohs(odst->sin6.sin6_port), client->sin6.sin6_addr.s6_addr,
+				  ntohs(client->sin6.sin6_port), msg, len);
 	else
-		n = pkt_udp_build(fe->packet, sizeof(fe->packet), AF_INET,
-				  (const uint8_t *)&odst->sin.sin_addr, ntohs(odst->sin.sin_port),
-				  (const uint8_t *)&client->sin.sin_addr, ntohs(client->sin.sin_port),
-				  msg, len);
+		n = pkt_udp_build(out, outlen, AF_INET, (const uint8_t *)&odst->sin.sin_addr,
+				  ntohs(odst->sin.sin_port), (const uint8_t *)&client->sin.sin_addr,
+				  ntohs(client->sin.sin_port), msg, len);
 	if (n < 0)
 		return n;
 	/* raw IPPROTO_RAW sockets want port 0 in the destination */
-	if (v6)
-		to.sin6.sin6_port = 0;
+	*to = *client;
+	if (to->sa.sa_family == AF_INET6)
+		to->sin6.sin6_port = 0;
 	else
-		to.sin.sin_port = 0;
-	if (sendto(fe->raw[v6], fe->packet, (size_t)n, 0, &to.sa, addr_len(&to)) < 0)
+		to->sin.sin_port = 0;
+	return n;
+}
+
+static void udp_send_error(struct frontend *fe, const union sockaddr_any *client,
+			   const union sockaddr_any *odst, int err)
+{
+	char a[64], b[64];
+
+	fe->stats->reply_errors++;
+	log_ratelimited(&fe->rl_reply, LOG_LVL_WARN, "cannot answer %s from %s: %s",
+			addr_text(client, a, sizeof(a)), addr_text(odst, b, sizeof(b)),
+			strerror(-err));
+}
+
+/* udp_send_reply_sock - send msg to client from odst through a reply socket; 0 or -errno. */
+static int udp_send_reply_sock(struct frontend *fe, const union sockaddr_any *client,
+			       const union sockaddr_any *odst, const uint8_t *msg, size_t len)
+{
+	int fd = reply_sock_get(fe, odst);
+
+	if (fd < 0)
+		return fd;
+	if (sendto(fd, msg, len, 0, &client->sa, addr_len(client)) < 0)
 		return -errno;
 	return 0;
 }
 
+/*
+ * udp_send_now - send an answer at once, outside the batch: raw injection when there is a raw
+ * socket, else (or when the packet exceeds the path MTU: raw sends never fragment, a reply
+ * socket does) a reply socket.
+ */
+static void udp_send_now(struct frontend *fe, const union sockaddr_any *client,
+			 const union sockaddr_any *odst, const uint8_t *msg, size_t len)
+{
+	int fd = fe->raw[client->sa.sa_family == AF_INET6], r = -EMSGSIZE;
+	union sockaddr_any to;
+
+	if (fd >= 0) {
+		r = raw_build(fe->packet, sizeof(fe->packet), client, odst, msg, len, &to);
+		if (r >= 0)
+			r = sendto(fd, fe->packet, (size_t)r, 0, &to.sa, addr_len(&to)) < 0 ? -errno
+											    : 0;
+	}
+	if (r == -EMSGSIZE)
+		r = udp_send_reply_sock(fe, client, odst, msg, len);
+	if (r < 0)
+		udp_send_error(fe, client, odst, r);
+}
+
+/*
+ * udp_flush - send the batch: one sendmmsg per run of answers for the same socket. Failures
+ * are handled after every answer was tried, with the batch already empty: a raw packet over
+ * the path MTU goes again through a reply socket, whose opening may evict another one.
+ */
+static void udp_flush(struct frontend *fe)
+{
+	unsigned int n = fe->nout, i = 0;
+
+	loop_defer_cancel(fe->loop, &fe->udp_defer);
+	for (unsigned int k = 0; k < n; k++) {
+		struct udp_out *o = &fe->out[k];
+		struct msghdr *mh = &fe->out_mmsg[k].msg_hdr;
+
+		fe->out_iov[k].iov_base = o->buf;
+		fe->out_iov[k].iov_len = o->len;
+		memset(mh, 0, sizeof(*mh));
+		mh->msg_name = &o->to;
+		mh->msg_namelen = addr_len(&o->to);
+		mh->msg_iov = &fe->out_iov[k];
+		mh->msg_iovlen = 1;
+		o->err = 0;
+	}
+	while (i < n) {
+		unsigned int j = i + 1;
+		int r;
+
+		while (j < n && fe->out[j].fd == fe->out[i].fd)
+			j++;
+		/* a short count: the next answer failed; sent alone again, it tells why */
+		r = sendmmsg(fe->out[i].fd, &fe->out_mmsg[i], j - i, MSG_DONTWAIT);
+		if (r <= 0) {
+			fe->out[i].err = r < 0 ? errno : EIO;
+			i++;
+			continue;
+		}
+		i += (unsigned int)r;
+	}
+	fe->nout = 0;
+	for (unsigned int k = 0; k < n; k++) {
+		struct udp_out *o = &fe->out[k];
+		int r = -o->err;
+
+		if (!r)
+			continue;
+		if (o->raw && r == -EMSGSIZE)
+			r = udp_send_reply_sock(fe, &o->client, &o->odst, o->buf + o->payload_off,
+						(size_t)(o->len - o->payload_off));
+		if (r < 0)
+			udp_send_error(fe, &o->client, &o->odst, r);
+	}
+}
+
+static void udp_flush_deferred(struct loop_defer *d)
+{
+	udp_flush(container_of(d, struct frontend, udp_defer));
+}
+
+/*
+ * udp_send - answer a UDP client from odst: into the batch, sent at the end of this loop
+ * iteration, unless it is too large for a batch slot.
+ */
 static void udp_send(struct frontend *fe, const union sockaddr_any *client,
 		     const union sockaddr_any *odst, const uint8_t *msg, size_t len)
 {
-	char a[64], b[64];
-	int fd;
+	int fd = fe->raw[client->sa.sa_family == AF_INET6], n;
+	bool raw = fd >= 0;
+	struct udp_out *o;
 
-	if (fe->raw[client->sa.sa_family == AF_INET6] >= 0) {
-		fd = raw_send(fe, client, odst, msg, len);
-		if (fd != -EMSGSIZE) {
-			if (fd == 0)
-				return;
-			goto out_err;
+	if (len > UDP_OUT_PAYLOAD) {
+		udp_send_now(fe, client, odst, msg, len);
+		return;
+	}
+	if (fe->nout == UDP_OUT_BATCH)
+		udp_flush(fe);
+	if (!raw) {
+		/* before taking a slot: opening a reply socket may flush the batch */
+		fd = reply_sock_get(fe, odst);
+		if (fd < 0) {
+			udp_send_error(fe, client, odst, fd);
+			return;
 		}
 	}
-	fd = reply_sock_get(fe, odst);
-
-	if (fd >= 0 && sendto(fd, msg, len, 0, &client->sa, addr_len(client)) >= 0)
-		return;
-	if (fd >= 0)
-		fd = -errno;
-out_err:
-	fe->stats->reply_errors++;
-	log_ratelimited(&fe->rl_reply, LOG_LVL_WARN, "cannot answer %s from %s: %s",
-			addr_text(client, a, sizeof(a)), addr_text(odst, b, sizeof(b)),
-			strerror(-fd));
+	o = &fe->out[fe->nout];
+	o->raw = raw;
+	if (raw) {
+		n = raw_build(o->buf, sizeof(o->buf), client, odst, msg, len, &o->to);
+		if (n < 0) {
+			udp_send_error(fe, client, odst, n);
+			return;
+		}
+		o->payload_off = (uint16_t)((size_t)n - len);
+	} else {
+		memcpy(o->buf, msg, len);
+		o->to = *client;
+		n = (int)len;
+		o->payload_off = 0;
+	}
+	o->fd = fd;
+	o->len = (uint16_t)n;
+	o->client = *client;
+	o->odst = *odst;
+	fe->nout++;
+	loop_defer(fe->loop, &fe->udp_defer);
 }
 
 /* --- the life of a query ------------------------------------------------------------- */
@@ -1267,6 +1416,7 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	fe->pool = pool;
 	fe->stats = stats;
 	loop_timer_init(&fe->accept_retry, accept_retry);
+	loop_defer_init(&fe->udp_defer, udp_flush_deferred);
 	fe->want_ifindex = policy_has_interfaces(&cfg->groups);
 	for (int i = 0; i < 2; i++)
 		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = fe->raw[i] = -1;
@@ -1317,6 +1467,7 @@ void frontend_close(struct frontend *fe)
 		fe->stats->dropped++;
 		query_free(q);
 	}
+	udp_flush(fe); /* answers already given leave before their sockets close */
 	for (int i = 0; i < 2; i++) {
 		struct listener *ls[2] = { &fe->udp[i], &fe->tcp[i] };
 

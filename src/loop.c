@@ -1,10 +1,13 @@
 /*
- * loop.c - epoll dispatch and a binary min-heap of timers.
+ * loop.c - epoll dispatch, a binary min-heap of timers and a FIFO of deferred calls.
  *
- * Invariants: a timer is in the heap iff heap_idx != 0, and heap[heap_idx - 1] == timer.
- * Callbacks may add, modify and delete any watch or timer, their own included: a timer is
- * removed from the heap before its callback runs, and epoll events for a watch deleted during
- * the same iteration are skipped (the watch pointer is checked against a per-iteration list).
+ * Invariants: a timer is in the heap iff heap_idx != 0, and heap[heap_idx - 1] == timer; a
+ * deferred call is in the FIFO iff queued. Callbacks may add, modify and delete any watch,
+ * timer or deferred call, their own included: a timer or deferred call is removed before its
+ * callback runs, and epoll events for a watch deleted during the same iteration are skipped
+ * (the watch pointer is checked against a per-iteration list). One iteration: expired timers,
+ * deferred calls, epoll_wait, events; so deferred calls run after the events and timers that
+ * queued them, before the loop sleeps.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +26,7 @@ struct loop {
 	uint64_t now_ms;
 	struct loop_timer **heap;
 	size_t heap_len, heap_cap;
+	struct loop_defer *defer_head, *defer_tail;
 	/* the events of the current iteration, so that loop_watch_del can void them */
 	struct epoll_event events[LOOP_MAX_EVENTS];
 	int nevents;
@@ -179,6 +183,47 @@ uint64_t loop_now_ms(const struct loop *loop)
 	return loop->now_ms;
 }
 
+void loop_defer(struct loop *loop, struct loop_defer *d)
+{
+	if (d->queued)
+		return;
+	d->queued = true;
+	d->next = NULL;
+	d->prev = loop->defer_tail;
+	if (loop->defer_tail)
+		loop->defer_tail->next = d;
+	else
+		loop->defer_head = d;
+	loop->defer_tail = d;
+}
+
+void loop_defer_cancel(struct loop *loop, struct loop_defer *d)
+{
+	if (!d->queued)
+		return;
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		loop->defer_head = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	else
+		loop->defer_tail = d->prev;
+	d->next = d->prev = NULL;
+	d->queued = false;
+}
+
+/* Those queued meanwhile run too: the loop must not sleep on work that is waiting. */
+static void loop_run_deferred(struct loop *loop)
+{
+	while (loop->defer_head && !loop->stop) {
+		struct loop_defer *d = loop->defer_head;
+
+		loop_defer_cancel(loop, d);
+		d->cb(d);
+	}
+}
+
 static void loop_run_timers(struct loop *loop)
 {
 	while (loop->heap_len && loop->heap[0]->when_ms <= loop->now_ms && !loop->stop) {
@@ -197,6 +242,7 @@ int loop_run(struct loop *loop)
 
 		loop->now_ms = loop_clock_ms();
 		loop_run_timers(loop);
+		loop_run_deferred(loop);
 		if (loop->stop)
 			break;
 		if (loop->heap_len) {

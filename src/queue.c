@@ -4,6 +4,8 @@
  * Verdicts: every packet read is handed to the callback and then dropped. After each burst of
  * reads one NFQNL_MSG_VERDICT_BATCH covers every id up to the highest seen, so each id gets
  * exactly one verdict and the kernel is written to once per burst, not once per packet.
+ * Reads take up to QUEUE_BATCH packets per recvmmsg, into buffers whose untouched pages (all
+ * but the first of each, for DNS-sized packets) never become resident.
  * ENOBUFS on the socket means the kernel could not deliver some messages: counted, not fatal.
  * Packets over the queue's length are never queued: with --fail open (the bypass and
  * FAIL_OPEN flags) they pass in plaintext, with --fail closed the kernel drops them.
@@ -29,7 +31,8 @@
 #define QUEUE_BUF_SIZE	 (0xffff + 4096) /* one packet copied whole, plus attributes */
 #define QUEUE_MAX_LEN	 4096		  /* packets the kernel may hold for us */
 #define QUEUE_RCVBUF	 (8 << 20)
-#define QUEUE_BURST	 64		  /* reads per wake-up before the batch verdict */
+#define QUEUE_BURST	 64		  /* packets per wake-up before the batch verdict */
+#define QUEUE_BATCH	 16		  /* packets per recvmmsg */
 #define QUEUE_CFG_BUF	 8192
 
 struct queue_source {
@@ -44,7 +47,9 @@ struct queue_source {
 	uint32_t max_id;
 	bool have_id;
 	struct log_ratelimit rl;
-	char buf[QUEUE_BUF_SIZE];
+	struct mmsghdr mmsg[QUEUE_BATCH];
+	struct iovec iov[QUEUE_BATCH];
+	char buf[QUEUE_BATCH][QUEUE_BUF_SIZE];
 };
 
 /*
@@ -150,14 +155,24 @@ static void queue_verdict(struct queue_source *q)
 static void queue_readable(struct loop_watch *w, uint32_t revents)
 {
 	struct queue_source *q = container_of(w, struct queue_source, watch);
+	int done = 0;
 
 	(void)revents;
-	for (int i = 0; i < QUEUE_BURST; i++) {
-		ssize_t n = recv(w->fd, q->buf, sizeof(q->buf), MSG_DONTWAIT);
+	while (done < QUEUE_BURST) {
+		int n;
 
+		for (int i = 0; i < QUEUE_BATCH; i++) {
+			q->iov[i].iov_base = q->buf[i];
+			q->iov[i].iov_len = sizeof(q->buf[i]);
+			memset(&q->mmsg[i].msg_hdr, 0, sizeof(q->mmsg[i].msg_hdr));
+			q->mmsg[i].msg_hdr.msg_iov = &q->iov[i];
+			q->mmsg[i].msg_hdr.msg_iovlen = 1;
+		}
+		n = recvmmsg(w->fd, q->mmsg, QUEUE_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			if (errno == ENOBUFS) {
 				q->stats->queue_enobufs++;
+				done++;
 				continue;
 			}
 			if (errno != EAGAIN && errno != EINTR)
@@ -166,9 +181,15 @@ static void queue_readable(struct loop_watch *w, uint32_t revents)
 			break;
 		}
 		/* An NLMSG_ERROR here answers a verdict, e.g. EPERM without CAP_NET_ADMIN. */
-		if (mnl_cb_run(q->buf, (size_t)n, 0, q->portid, queue_packet, q) < 0)
-			log_ratelimited(&q->rl, LOG_LVL_ERROR, "queue %u: kernel says: %s", q->num,
-					strerror(errno));
+		for (int i = 0; i < n; i++)
+			if (mnl_cb_run(q->buf[i], q->mmsg[i].msg_len, 0, q->portid, queue_packet,
+				       q) < 0)
+				log_ratelimited(&q->rl, LOG_LVL_ERROR, "queue %u: kernel says: %s",
+						q->num, strerror(errno));
+		done += n;
+		/* fewer than asked: the socket is empty (an error after them shows next time) */
+		if (n < QUEUE_BATCH)
+			break;
 	}
 	queue_verdict(q);
 }

@@ -10,6 +10,8 @@
  *   callbacks never see a half-closed connection.
  * - Each connection has one timer: the connect/handshake deadline while it opens; then the
  *   stall check while queries are in flight, or the idle deadline while none are.
+ * - Queries queued on a ready connection go out from its deferred flush, once per loop
+ *   iteration: all the queries of one batch of client packets share a TLS record and a write.
  * All OpenSSL calls of dotgw live in this file.
  */
 #include <arpa/inet.h>
@@ -37,6 +39,8 @@
 #define UPCONN_SLOT_MASK (UPCONN_SLOTS - 1)
 #define UPCONN_IN_SIZE	 (2 + DNS_MAX_MSG)
 #define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for SSL_write at most */
+#define UPCONN_RBUF	 (16u << 10) /* read from the socket at once (see conn_set_bio) */
+#define UPCONN_SPREAD	 16 /* in flight on each connection: open another (upstream_conn) */
 #define UPQ_MAX_ATTEMPTS 3
 #define UPQ_MAX_RESENDS	 4
 #define UP_CONNECT_MS	 2000  /* TCP connect + TLS handshake */
@@ -57,6 +61,7 @@ struct upconn {
 	enum upconn_state state;
 	struct loop_watch watch;
 	struct loop_timer timer; /* handshake deadline; stall check or idle deadline when ready */
+	struct loop_defer flush; /* queued while out holds queries not yet given to SSL_write */
 	SSL *ssl;
 	uint8_t *out; /* framed queries not yet taken by SSL_write */
 	size_t out_off, out_len, out_cap;
@@ -65,6 +70,7 @@ struct upconn {
 	uint64_t progress_ms;	/* last answer, or when queries started to be in flight */
 	uint64_t idle_ms;	/* this connection's idle timeout (keepalive may shorten it) */
 	bool unverified;	/* opportunistic: authentication failed, used anyway */
+	bool drained;		/* the socket's last read took less than asked: it was empty */
 	struct upstream_query probe;
 	unsigned int inflight;
 	/*
@@ -89,6 +95,7 @@ struct upstream {
 	uint64_t rtt[UPSTREAM_RTT_BUCKETS], rtt_sum_us;
 	SSL_SESSION *session; /* last session of an authenticated handshake, for resumption */
 	struct upconn *conns; /* pool_size of them */
+	struct upconn *last;  /* where the last query went */
 };
 
 struct upstream_pool {
@@ -113,6 +120,7 @@ static const uint8_t probe_query[] = { 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0,
 static struct dns_msg probe_msg;
 
 static void conn_io(struct upconn *c);
+static void conn_send(struct loop_defer *d);
 static void conn_close(struct upconn *c, int err, bool fault);
 static void conn_arm(struct upconn *c);
 static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq);
@@ -130,6 +138,17 @@ static uint64_t now_us(void)
 }
 
 /* --- TLS context and authentication --------------------------------------------------- */
+
+/*
+ * tls_clear_errors - empty the error queue before an SSL call whose failure SSL_get_error()
+ * will judge. It is nearly always empty already, and ERR_peek_error() costs a fraction of
+ * ERR_clear_error(), which walks every slot of the queue: this runs several times per query.
+ */
+static void tls_clear_errors(void)
+{
+	if (ERR_peek_error())
+		ERR_clear_error();
+}
 
 /* Log the OpenSSL error queue once, at debug level, and empty it. */
 static void tls_log_errors(const struct upstream *up)
@@ -292,6 +311,7 @@ int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struc
 			up->conns[k].up = up;
 			up->conns[k].watch.fd = -1;
 			loop_timer_init(&up->conns[k].timer, NULL);
+			loop_defer_init(&up->conns[k].flush, conn_send);
 		}
 	}
 	*out = pool;
@@ -611,6 +631,7 @@ static void conn_close(struct upconn *c, int err, bool fault)
 		c->watch.fd = -1;
 	}
 	loop_timer_cancel(pool->loop, &c->timer);
+	loop_defer_cancel(pool->loop, &c->flush);
 	free(c->in);
 	c->in = NULL;
 	free(c->out);
@@ -651,6 +672,55 @@ static void conn_handshake_done(struct upconn *c)
 	conn_arm(c);
 }
 
+/*
+ * conn_bio_read_done - after each read(2) of the socket: a read that returned less than it
+ * asked for emptied the socket (a stream socket returns all it holds, up to the size asked).
+ * Once OpenSSL and the buffer BIO hold nothing either, another SSL_read could only end in
+ * EAGAIN: conn_read() stops before that system call, and epoll (level-triggered) reports
+ * anything that arrives later.
+ */
+static long conn_bio_read_done(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+			       int ret, size_t *processed)
+{
+	(void)argp;
+	(void)argi;
+	(void)argl;
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+		void *arg = BIO_get_callback_arg(b); /* char *: set from a struct upconn * */
+		struct upconn *c = arg;
+
+		c->drained = ret <= 0 || !processed || *processed < len;
+	}
+	return ret;
+}
+
+/*
+ * conn_set_bio - OpenSSL reads a record in two parts, its header and then its body, one
+ * read(2) each, which is two system calls per answer. A buffer BIO between it and the socket
+ * reads whatever the socket holds (up to UPCONN_RBUF) in one and serves those small reads
+ * from memory. (OpenSSL's own read-ahead does the same, but moves what is left to the front
+ * of its buffer after every record of 128 octets or more: quadratic in the records read at
+ * once.) Writes go to the socket directly: conn_flush() already hands over whole batches.
+ * conn_read() calls SSL_read until it wants more or nothing can be buffered anywhere (see
+ * conn_bio_read_done), so nothing stays buffered unseen by epoll.
+ */
+static int conn_set_bio(struct upconn *c, SSL *ssl)
+{
+	BIO *sock = BIO_new_socket(c->watch.fd, BIO_NOCLOSE), *buf = BIO_new(BIO_f_buffer());
+
+	if (!sock || !buf || !BIO_set_read_buffer_size(buf, UPCONN_RBUF) || !BIO_up_ref(sock)) {
+		BIO_free(buf);
+		BIO_free(sock);
+		return -ENOMEM;
+	}
+	BIO_set_callback_ex(sock, conn_bio_read_done);
+	BIO_set_callback_arg(sock, (char *)c);
+	c->drained = false;
+	BIO_push(buf, sock);
+	SSL_set_bio(ssl, buf, sock); /* takes both references: buf's chain and sock's own */
+	return 0;
+}
+
 static int conn_start_tls(struct upconn *c)
 {
 	struct upstream *up = c->up;
@@ -659,7 +729,7 @@ static int conn_start_tls(struct upconn *c)
 
 	if (!ssl)
 		return -ENOMEM;
-	if (!SSL_set_fd(ssl, c->watch.fd))
+	if (conn_set_bio(c, ssl) < 0)
 		goto out_free;
 	if (cfg->auth_name[0]) {
 		if (!SSL_set_tlsext_host_name(ssl, cfg->auth_name) ||
@@ -723,7 +793,7 @@ static int conn_flush(struct upconn *c, bool *want_write)
 	while (c->out_off < c->out_len) {
 		int n;
 
-		ERR_clear_error();
+		tls_clear_errors();
 		n = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
 		if (n <= 0)
 			return conn_want(c, n, want_write);
@@ -818,7 +888,7 @@ static int conn_read(struct upconn *c, bool *want_write)
 		size_t off = 0;
 		int n, r;
 
-		ERR_clear_error();
+		tls_clear_errors();
 		n = SSL_read(c->ssl, c->in + c->in_len, (int)(UPCONN_IN_SIZE - c->in_len));
 		if (n <= 0)
 			return conn_want(c, n, want_write);
@@ -842,6 +912,8 @@ static int conn_read(struct upconn *c, bool *want_write)
 			memmove(c->in, c->in + off, c->in_len - off);
 			c->in_len -= off;
 		}
+		if (c->drained && !SSL_has_pending(c->ssl) && !BIO_pending(SSL_get_rbio(c->ssl)))
+			return 0; /* all read: the next SSL_read would only find EAGAIN */
 	}
 }
 
@@ -864,6 +936,22 @@ static void pool_drain_waiting(struct upstream_pool *pool)
 			break;
 		}
 	}
+}
+
+/* conn_fail - I/O on c failed with r (-errno): close it, send its queries elsewhere. */
+static void conn_fail(struct upconn *c, int r)
+{
+	struct upstream_pool *pool = c->up->pool;
+
+	if (c->state == UC_CLOSED)
+		return;
+	/* A connection that closes is not the upstream's fault unless it broke the protocol;
+	 * its queries are retried (on a new connection if need be). */
+	if (r != -ECONNRESET || c->inflight)
+		log_debug("upstream %s: connection closed (%s), %u queries in flight",
+			  c->up->cfg->text, strerror(-r), c->inflight);
+	conn_close(c, r, r == -EPROTO);
+	pool_drain_waiting(pool);
 }
 
 static void conn_io(struct upconn *c)
@@ -893,7 +981,7 @@ static void conn_io(struct upconn *c)
 	if (c->state == UC_HANDSHAKE) {
 		int ret;
 
-		ERR_clear_error();
+		tls_clear_errors();
 		ret = SSL_connect(c->ssl);
 		if (ret != 1) {
 			r = conn_want(c, ret, &want_write);
@@ -915,27 +1003,42 @@ static void conn_io(struct upconn *c)
 		}
 		conn_handshake_done(c);
 	}
+	loop_defer_cancel(pool->loop, &c->flush); /* everything queued goes now */
 	r = conn_flush(c, &want_write);
 	if (r == 0)
 		r = conn_read(c, &want_write);
 	if (r == 0 && c->out_off < c->out_len && !want_write)
 		r = conn_flush(c, &want_write); /* reading may have unblocked a write */
 	if (r < 0) {
-		if (c->state == UC_CLOSED)
-			return;
-		/* A connection that closes is not the upstream's fault unless it broke the
-		 * protocol; its queries are retried (on a new connection if need be). */
-		if (r != -ECONNRESET || c->inflight)
-			log_debug("upstream %s: connection closed (%s), %u queries in flight",
-				  c->up->cfg->text, strerror(-r), c->inflight);
-		conn_close(c, r, r == -EPROTO);
-		pool_drain_waiting(pool);
+		conn_fail(c, r);
 		return;
 	}
 	loop_watch_mod(pool->loop, &c->watch, EPOLLIN | (want_write ? EPOLLOUT : 0));
 	conn_arm(c);
 	if (pool->wait_head && c->nfree)
 		pool_drain_waiting(pool);
+}
+
+/*
+ * conn_send - the deferred flush of a ready connection: the queries queued during this loop
+ * iteration leave in one SSL_write. Answers are left to the readable event: the loop is about
+ * to wait on it, and a read now would nearly always find nothing.
+ */
+static void conn_send(struct loop_defer *d)
+{
+	struct upconn *c = container_of(d, struct upconn, flush);
+	bool want_write = false;
+	int r;
+
+	if (c->state != UC_READY)
+		return;
+	r = conn_flush(c, &want_write);
+	if (r < 0) {
+		conn_fail(c, r);
+		return;
+	}
+	loop_watch_mod(c->up->pool->loop, &c->watch, EPOLLIN | (want_write ? EPOLLOUT : 0));
+	conn_arm(c);
 }
 
 /* --- choosing an upstream and a connection ------------------------------------------ */
@@ -982,16 +1085,27 @@ static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstr
 }
 
 /*
- * upstream_conn - a connection of up with room for one more query: the least loaded ready
- * one under the per-connection limit, else one still opening, else a new one while the pool
- * has room, else NULL (the query waits). Returns -errno through *err when opening failed.
+ * upstream_conn - a connection of up with room for one more query: the one that took the last
+ * query, while its batch is still being gathered and it has fewer than UPCONN_SPREAD in flight
+ * (queries sent in one loop iteration share a TLS record and a write, where spreading them
+ * costs a record and a write per connection); else the least loaded ready one under the
+ * per-connection limit, else one still opening, else a new one while the pool has room, else
+ * NULL (the query waits). Once every connection has UPCONN_SPREAD in flight, one more is
+ * opened while the pool has room, for the queries that follow: a server answers the queries
+ * of one connection in turn (unbound reads one, writes its answer, then reads the next), so
+ * under load it answers more over several connections than over one long queue. Returns
+ * -errno through *err when opening failed and no connection can take the query.
  */
 static struct upconn *upstream_conn(struct upstream *up, int *err)
 {
 	unsigned int limit = up->pool->cfg->conn_inflight, size = up->pool->cfg->pool_size;
-	struct upconn *best = NULL, *opening = NULL, *closed = NULL;
+	unsigned int spread = limit < UPCONN_SPREAD ? limit : UPCONN_SPREAD;
+	struct upconn *best = up->last, *opening = NULL, *closed = NULL;
 
 	*err = 0;
+	if (best && best->flush.queued && best->inflight < spread && best->nfree)
+		return best;
+	best = NULL;
 	for (unsigned int k = 0; k < size; k++) {
 		struct upconn *c = &up->conns[k];
 
@@ -1009,15 +1123,21 @@ static struct upconn *upstream_conn(struct upstream *up, int *err)
 			opening = c;
 		}
 	}
+	if (closed && !opening && (!best || best->inflight >= spread)) {
+		int r = conn_open(closed);
+
+		if (!best) {
+			*err = r;
+			return r ? NULL : closed;
+		}
+		/* a ready connection takes this query; a failure to open shows again later */
+		if (r < 0)
+			log_debug("upstream %s: cannot open one more connection: %s", up->cfg->text,
+				  strerror(-r));
+	}
 	if (best)
 		return best;
-	if (opening)
-		return opening;
-	if (closed) {
-		*err = conn_open(closed);
-		return *err ? NULL : closed;
-	}
-	return NULL;
+	return opening;
 }
 
 /* conn_queue - take a slot and frame the (rewritten) query into the output buffer. */
@@ -1070,7 +1190,11 @@ static int conn_queue(struct upconn *c, struct upstream_query *uq)
 	return 0;
 }
 
-/* pool_dispatch_to - queue uq on connection c and push it out if c is ready. */
+/*
+ * pool_dispatch_to - queue uq on connection c; a ready connection sends it at the end of this
+ * loop iteration, with whatever else the iteration queues (one TLS record, one write), a
+ * connection still opening once its handshake is done.
+ */
 static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq)
 {
 	int r = conn_queue(c, uq);
@@ -1079,7 +1203,8 @@ static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq)
 		return r;
 	uq->attempts++;
 	if (c->state == UC_READY)
-		conn_io(c);
+		loop_defer(c->up->pool->loop, &c->flush);
+	c->up->last = c;
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /*
  * loop.h - one epoll event loop per thread, with timers on CLOCK_MONOTONIC kept in a binary
- * heap. Watches and timers are embedded in their owners' structs; callbacks get a pointer to
- * the embedded member (use container_of to reach the owner). Level-triggered.
+ * heap, and deferred calls. Watches, timers and deferred calls are embedded in their owners'
+ * structs; callbacks get a pointer to the embedded member (use container_of to reach the
+ * owner). Level-triggered.
  */
 #ifndef DOTGW_LOOP_H
 #define DOTGW_LOOP_H
@@ -24,6 +25,17 @@ struct loop_timer {
 	uint64_t when_ms; /* deadline, in loop_now_ms() time */
 	size_t heap_idx;  /* 0 when not armed; else index + 1 */
 	void (*cb)(struct loop_timer *t);
+};
+
+/*
+ * A deferred call runs once, after the events and timers of the current iteration, before the
+ * loop waits again: what one iteration produced (queries for one connection, answers to many
+ * clients) then leaves in one system call instead of one each.
+ */
+struct loop_defer {
+	struct loop_defer *next, *prev;
+	bool queued;
+	void (*cb)(struct loop_defer *d);
 };
 
 /* loop_new - 0 and *out, or -errno. */
@@ -53,6 +65,18 @@ static inline bool loop_timer_armed(const struct loop_timer *t)
 int loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t when_ms);
 /* loop_timer_cancel - disarm t; harmless when it is not armed. */
 void loop_timer_cancel(struct loop *loop, struct loop_timer *t);
+
+static inline void loop_defer_init(struct loop_defer *d, void (*cb)(struct loop_defer *d))
+{
+	d->next = d->prev = NULL;
+	d->queued = false;
+	d->cb = cb;
+}
+
+/* loop_defer - have d->cb run at the end of this iteration; a no-op when d already waits. */
+void loop_defer(struct loop *loop, struct loop_defer *d);
+/* loop_defer_cancel - forget d (before freeing its owner); harmless when it does not wait. */
+void loop_defer_cancel(struct loop *loop, struct loop_defer *d);
 
 /* loop_now_ms - CLOCK_MONOTONIC milliseconds, refreshed once per loop iteration. */
 uint64_t loop_now_ms(const struct loop *loop);
