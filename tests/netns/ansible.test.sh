@@ -85,13 +85,7 @@ ctr_pid1()
 # ctr CMD...: run CMD inside the container (all its namespaces), output in LAB_OUT.
 ctr()
 {
-	LAB_CMD="[container] $*"
-	timeout "$LAB_RUN_TIMEOUT" nsenter --target="$CPID" --all "$@" >"$LAB_DIR/run.out" 2>&1 \
-		</dev/null &
-	wait "$!"
-	LAB_RC=$?
-	LAB_OUT=$(cat "$LAB_DIR/run.out")
-	return "$LAB_RC"
+	lab_capture "[container] $*" timeout "$LAB_RUN_TIMEOUT" nsenter --target="$CPID" --all "$@"
 }
 
 # Power the container off (bounded), then the lab's own cleanup.

@@ -265,13 +265,7 @@ MOUNTS=(-v "$CONF:/etc/dotgw/dotgw.conf:ro" -v "$CONF_DIR/lab-ca.pem:/etc/dotgw/
 # /sys/fs/cgroup from podman and its runtime ("no cgroup mount found").
 gw_podman()
 {
-	LAB_CMD="[gw] podman $*"
-	nsenter --net="/run/netns/$NS_GW" timeout 60 "${PODMAN[@]}" "$@" >"$LAB_DIR/run.out" 2>&1 \
-		</dev/null &
-	wait "$!"
-	LAB_RC=$?
-	LAB_OUT=$(cat "$LAB_DIR/run.out")
-	return "$LAB_RC"
+	lab_capture "[gw] podman $*" nsenter --net="/run/netns/$NS_GW" timeout 60 "${PODMAN[@]}" "$@"
 }
 
 # ctr_logs NAME: the container's log (dotgw's stderr) into DOTGW_LOG, shown by failing checks.

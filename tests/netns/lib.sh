@@ -785,22 +785,31 @@ lab_dotgw_stat()
 		grep -Eo "(^|[[:space:]])$1=[0-9]+" | head -n 1 | sed 's/.*=//'
 }
 
-# lab_run NS CMD...: run a foreground command in NS (under timeout LAB_RUN_TIMEOUT, 30 s unless
-# changed), keeping its output (stdout and stderr) in LAB_OUT and its status in LAB_RC for the
-# checks that follow (and their failure reports).
-lab_run()
+# lab_capture DESC CMD...: run CMD, keeping its output (stdout and stderr) in LAB_OUT, its
+# status in LAB_RC and DESC in LAB_CMD for the checks that follow (and their failure reports).
+# The way to run a command in a namespace or a container is the caller's (lab_run, and the
+# container tests' own wrappers).
+lab_capture()
 {
-	local ns=$1
+	LAB_CMD=$1
 	shift
 	lab_tmpdir
-	LAB_CMD="[${ns##*-}] $*"
 	# In the background and then waited for: a trapped signal interrupts "wait" at once, where
 	# it would wait for a foreground command to finish (and SIGINT would even be forgotten).
-	ip netns exec "$ns" timeout "$LAB_RUN_TIMEOUT" "$@" >"$LAB_DIR/run.out" 2>&1 </dev/null &
+	"$@" >"$LAB_DIR/run.out" 2>&1 </dev/null &
 	wait "$!"
 	LAB_RC=$?
 	LAB_OUT=$(cat "$LAB_DIR/run.out")
 	return "$LAB_RC"
+}
+
+# lab_run NS CMD...: run a foreground command in NS (under timeout LAB_RUN_TIMEOUT, 30 s unless
+# changed), through lab_capture.
+lab_run()
+{
+	local ns=$1
+	shift
+	lab_capture "[${ns##*-}] $*" ip netns exec "$ns" timeout "$LAB_RUN_TIMEOUT" "$@"
 }
 
 # dotgw's table (inet LAB_DOTGW_TABLE, default dotgw) in NS_GW (or LAB_DOTGW_NS): does it
