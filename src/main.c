@@ -351,56 +351,6 @@ static int rules_install(const struct config *cfg, const struct route_config *rc
 	return 0;
 }
 
-/*
- * warn_bridge_netfilter - with br_netfilter on (net.bridge.bridge-nf-call-iptables=1, the
- * default where the module is loaded, as on Docker hosts), the IP hooks of bridged frames run
- * inside the bridge, and the socket TPROXY assigns there is lost before local delivery: queries
- * from clients behind a bridge of this machine then go unanswered. Say so, once, at start.
- */
-static void warn_bridge_netfilter(const struct config *cfg)
-{
-	char path[300], v = '0';
-	bool bridge = false;
-	FILE *f;
-
-	if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
-		return;
-	f = fopen("/proc/sys/net/bridge/bridge-nf-call-iptables", "re");
-	if (!f)
-		return;
-	if (fread(&v, 1, 1, f) != 1)
-		v = '0';
-	fclose(f);
-	if (v != '1')
-		return;
-	for (size_t i = 0; i < cfg->n_interfaces && !bridge; i++) {
-		snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", cfg->interfaces[i]);
-		bridge = access(path, F_OK) == 0;
-	}
-	if (!cfg->n_interfaces) {
-		/* every interface is in scope: is any of them a bridge? */
-		DIR *dir = opendir("/sys/class/net");
-		struct dirent *de;
-
-		while (dir && !bridge && (de = readdir(dir))) {
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", de->d_name);
-			bridge = access(path, F_OK) == 0;
-		}
-		if (dir)
-			closedir(dir);
-	}
-	if (!bridge)
-		return;
-	log_warn("net.bridge.bridge-nf-call-iptables is 1: TPROXY cannot capture %sDNS from "
-		 "clients behind a Linux bridge of this machine (br_netfilter loses the socket). "
-		 "Set it (and bridge-nf-call-ip6tables) to 0 if nothing here needs bridge "
-		 "filtering%s",
-		 cfg->mode == MODE_NFQUEUE ? "TCP " : "",
-		 cfg->mode == MODE_NFQUEUE ? "" : ", or use --mode nfqueue for UDP");
-}
-
 /* The kernel lacks nft_queue on some machines: fall back to the xtables NFQUEUE target. */
 static int queue_compat_probe(bool *compat)
 {
@@ -838,7 +788,6 @@ int main(int argc, char **argv)
 	d.ref = ref;
 	d.rs = rs;
 	d.queue_compat = queue_compat;
-	warn_bridge_netfilter(cfg);
 	r = privs_drop(cfg->user, who, sizeof(who));
 	if (r < 0) {
 		log_error("dropping privileges to user '%s': %s", cfg->user ? cfg->user : "dotgw",

@@ -1,0 +1,138 @@
+#!/bin/bash
+# bridge_nf.test.sh - clients behind a Linux bridge of the gateway with br_netfilter on
+# (net.bridge.bridge-nf-call-iptables=1 and -ip6tables=1: Docker's and Podman's setting; the
+# IP hooks of bridged frames then run inside the bridge). dotgw --scope gateway --interface br0
+# must answer them in both modes, UDP and TCP, IPv4 and IPv6, from the very address they asked,
+# with the original destination in its query log and per-client policy applied; nothing may
+# reach the decoy. Then the sysctl is flipped to 0 under a running dotgw (as Docker may do after
+# dotgw started) and capture still works. With --fail closed and dotgw killed, bridged queries
+# get no answer and still nothing reaches the decoy.
+#
+#   ctr1 198.51.100.130/25      --- vc1 -.
+#        2001:db8:100:1::130/64           br0 198.51.100.129/25         gw-u --- upstream (DoT)
+#   ctr2 198.51.100.131/25      --- vc2 -'    2001:db8:100:1::129/64    gw-d --- decoy 192.0.2.53
+#        2001:db8:100:1::131/64           [gateway: dotgw, bridge-nf-call-ip(6)tables=1]
+#
+# Usage: bridge_nf.test.sh PATH-TO-DOTGW
+
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+lab_require_root
+lab_require_tools "${LAB_TOOLS[@]}"
+lab_require_dotgw "${1:-}"
+lab_setup
+
+ip -n "$NS_GW" link add br0 type bridge && ip -n "$NS_GW" link set br0 up &&
+	ip -n "$NS_GW" addr add 198.51.100.129/25 dev br0 &&
+	ip -n "$NS_GW" addr add 2001:db8:100:1::129/64 dev br0 nodad ||
+	lab_bail "cannot build the bridge"
+# br_netfilter is what this test is about: without it there is nothing to test
+if ! ip netns exec "$NS_GW" sysctl -qw net.bridge.bridge-nf-call-iptables=1 \
+	net.bridge.bridge-nf-call-ip6tables=1 2>/dev/null; then
+	lab_skip "no br_netfilter here (net.bridge.bridge-nf-call-iptables is missing)"
+fi
+for i in 1 2; do
+	lab_ns_new "CTR$i" "ctr$i"
+	ns_var="CTR$i"
+	ns=${!ns_var}
+	lab_veth "$NS_GW" "vc$i" "$ns" eth0 || lab_bail "cannot wire container $i"
+	ip -n "$NS_GW" link set "vc$i" master br0
+	ip -n "$ns" addr add "198.51.100.13$((i - 1))/25" dev eth0
+	ip -n "$ns" addr add "2001:db8:100:1::13$((i - 1))/64" dev eth0 nodad
+	ip -n "$ns" route add default via 198.51.100.129
+	ip -n "$ns" -6 route add default via 2001:db8:100:1::129
+done
+
+# ask NS V PROTO [NAME] [DIG-OPTION...]: one query (A for V=4, AAAA for V=6) to the decoy's
+# address of that family, over PROTO (UDP or TCP).
+ask()
+{
+	local ns=$1 v=$2 proto=+notcp name=${4:-www.example.test} to=$LAB_DECOY4 type=A
+	[ "$3" = TCP ] && proto=+tcp
+	[ "$v" = 6 ] && to=$LAB_DECOY6 type=AAAA
+	shift 3
+	[ $# -gt 0 ] && shift
+	lab_dig "$ns" @"$to" "$name" "$type" "$proto" +time=2 +tries=1 "$@"
+}
+
+# served WHAT NS V PROTO: the upstream's answer, from the decoy's address and port 53
+served()
+{
+	local what=$1 want
+	shift
+	ask "$@"
+	if [ "$2" = 6 ]; then
+		want="NOERROR $LAB_UP_AAAA from $LAB_DECOY6#53 ($3)"
+		lab_check_eq "$what: IPv6 $3 answered over DoT from the asked address" \
+			"$want" "$(lab_dig_summary AAAA)"
+	else
+		want="NOERROR $LAB_UP_A from $LAB_DECOY4#53 ($3)"
+		lab_check_eq "$what: IPv4 $3 answered over DoT from the asked address" \
+			"$want" "$(lab_dig_summary A)"
+	fi
+}
+
+lab_decoy_reset
+for mode in tproxy nfqueue; do
+	args=("${LAB_DOTGW_ARGS[@]}" --mode "$mode" --scope gateway --interface br0
+		--query-log --group kids=198.51.100.131,2001:db8:100:1::131
+		--deny kids:bench.test)
+	[ "$mode" = nfqueue ] && args+=(--queues 1)
+
+	lab_log "$mode: bridged clients with bridge-nf-call-iptables=1"
+	lab_start_dotgw "${args[@]}" || lab_finish
+	for v in 4 6; do
+		for proto in UDP TCP; do
+			served "$mode" "$CTR1" "$v" "$proto"
+			ask "$CTR2" "$v" "$proto" ok.bench.test
+			lab_check_eq "$mode: policy holds for a bridged client (IPv$v $proto)" \
+				NXDOMAIN "$(lab_dig_status)"
+		done
+	done
+	# the query log names the address the client asked, not the bridge's own (the
+	# redirect target): the original destination comes back from conntrack
+	LAB_CMD=
+	for dst in "$LAB_DECOY4:53" "\\[$LAB_DECOY6\\]:53"; do
+		lab_check_match "$mode: the debug log has the original destination $dst (UDP)" \
+			"query www\\.example\\.test\\.? type [0-9]+ from [^ ]+ to $dst over UDP" \
+			"$(cat "$DOTGW_LOG")"
+	done
+	lab_check_nomatch "$mode: no query logged as addressed to the bridge" \
+		"to (198\\.51\\.100\\.129|\\[2001:db8:100:1::129\\]):" "$(cat "$DOTGW_LOG")"
+
+	if [ "$mode" = tproxy ]; then
+		lab_log "$mode: bridge-nf-call-iptables flipped to 0 under a running dotgw"
+		ip netns exec "$NS_GW" sysctl -qw net.bridge.bridge-nf-call-iptables=0 \
+			net.bridge.bridge-nf-call-ip6tables=0
+		served "$mode, sysctl 0" "$CTR1" 4 UDP
+		served "$mode, sysctl 0" "$CTR1" 6 TCP
+		ip netns exec "$NS_GW" sysctl -qw net.bridge.bridge-nf-call-iptables=1 \
+			net.bridge.bridge-nf-call-ip6tables=1
+	fi
+	lab_stop_dotgw
+	lab_check_eq "$mode: dotgw exits 0" 0 "$?"
+	lab_check_eq "$mode: nothing reached the decoy" 0 "$(lab_decoy_count)"
+
+	lab_log "$mode, fail closed: dotgw killed, bridged DNS blocked"
+	lab_start_dotgw "${args[@]}" --fail closed || lab_finish
+	served "$mode closed" "$CTR1" 4 UDP
+	lab_stop_dotgw KILL
+	lab_check_eq "$mode closed: SIGKILL (status 137)" 137 "$?"
+	for v in 4 6; do
+		for proto in UDP TCP; do
+			ask "$CTR1" "$v" "$proto" www.example.test +time=1
+			lab_check_eq "$mode closed, killed: IPv$v $proto gets no answer" "" \
+				"$(lab_dig_status)"
+		done
+	done
+	lab_check_eq "$mode closed, killed: nothing reached the decoy" 0 "$(lab_decoy_count)"
+	lab_run "$NS_GW" "$DOTGW" --remove-rules
+	lab_check_eq "$mode closed: --remove-rules exits 0" 0 "$LAB_RC"
+done
+
+lab_log "without dotgw: bridged DNS reaches the decoy (the check above can fail)"
+ask "$CTR1" 4 UDP
+lab_check_eq "no dotgw: the decoy answers" "NOERROR $LAB_DECOY_A" \
+	"$(lab_dig_status) $(lab_dig_rdata A)"
+lab_check_num "no dotgw: the decoy counted it" "$(lab_decoy_count)" -gt 0
+lab_finish
