@@ -130,6 +130,39 @@ for mode in tproxy nfqueue; do
 	lab_check_eq "$mode closed: --remove-rules exits 0" 0 "$LAB_RC"
 done
 
+lab_log "dnstap (log level info): bridged queries name the address the client asked"
+if command -v fstrm_capture >/dev/null && command -v dnstap-ldns >/dev/null; then
+	chmod o+x "$LAB_DIR"
+	TAPDIR="$LAB_DIR/tap"
+	mkdir -m 755 "$TAPDIR"
+	SOCK="$TAPDIR/dnstap.sock"
+	CAP="$TAPDIR/capture.fstrm"
+	lab_bg "$NS_GW" "$LAB_DIR/fstrm_capture.log" fstrm_capture -t protobuf:dnstap.Dnstap \
+		-u "$SOCK" -w "$CAP"
+	capture=$LAB_BG_PID
+	LAB_WAIT_PID=$capture lab_wait_until 50 test -S "$SOCK" ||
+		lab_bail "fstrm_capture did not start"
+	chmod 777 "$SOCK"
+	args=("${LAB_DOTGW_ARGS[@]}" --log-level info --scope gateway --interface br0
+		--dnstap "$SOCK")
+	lab_start_dotgw "${args[@]}" || lab_finish
+	for v in 4 6; do
+		for proto in UDP TCP; do
+			served "dnstap" "$CTR1" "$v" "$proto"
+		done
+	done
+	lab_stop_dotgw
+	lab_bg_stop "$capture" INT
+	ip netns exec "$NS_GW" dnstap-ldns -y -r "$CAP" >"$TAPDIR/read.yaml" 2>&1
+	LAB_CMD=
+	lab_check_eq "dnstap: 8 messages, each naming the decoy's address, port 53" \
+		"8 8 8" "$(grep -c 'response_address:' "$TAPDIR/read.yaml") $(grep -Ec \
+		"response_address: \"?($LAB_DECOY4|$LAB_DECOY6)\"?\$" "$TAPDIR/read.yaml") $(grep \
+		-c 'response_port: 53$' "$TAPDIR/read.yaml")"
+else
+	lab_log "(skipped: fstrm_capture or dnstap-ldns missing)"
+fi
+
 lab_log "without dotgw: bridged DNS reaches the decoy (the check above can fail)"
 ask "$CTR1" 4 UDP
 lab_check_eq "no dotgw: the decoy answers" "NOERROR $LAB_DECOY_A" \
