@@ -693,7 +693,7 @@ static void rs_build_bridge_skip(struct rs_batch *bb, const struct ruleset_confi
 	const uint8_t tcp = IPPROTO_TCP;
 	struct rs_rule rr;
 
-	if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
+	if (!(cfg->scope & RULESET_SCOPE_GATEWAY) || cfg->no_nat)
 		return;
 	rs_rule_start(&rr, cfg->table, "prerouting");
 	rs_match_iifkind_bridge(&rr);
@@ -741,7 +741,7 @@ static void rs_build_bridge_input(struct rs_batch *bb, const struct ruleset_conf
 	struct rs_rule rr;
 	struct nftnl_expr *e;
 
-	if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
+	if (!(cfg->scope & RULESET_SCOPE_GATEWAY) || cfg->no_nat)
 		return;
 	rs_rule_start(&rr, cfg->table, "input");
 	e = rs_expr_new(&rr, "ct");
@@ -822,14 +822,14 @@ int ruleset_build(const struct ruleset_config *cfg, void *buf, size_t buflen, ui
 			       NF_IP_PRI_MANGLE);
 	rs_batch_chain(bb, cfg->table, "prerouting", "filter", NF_INET_PRE_ROUTING,
 		       NF_IP_PRI_MANGLE);
-	if (cfg->scope & RULESET_SCOPE_GATEWAY)
+	if ((cfg->scope & RULESET_SCOPE_GATEWAY) && !cfg->no_nat)
 		rs_batch_chain(bb, cfg->table, "bridge_nat", "nat", NF_INET_PRE_ROUTING,
 			       NF_IP_PRI_NAT_DST);
 	rs_batch_chain(bb, cfg->table, "input", "filter", NF_INET_LOCAL_IN, NF_IP_PRI_FILTER);
 	if (cfg->scope & RULESET_SCOPE_HOST)
 		rs_build_output(bb, cfg);
 	rs_build_prerouting(bb, cfg);
-	if (cfg->scope & RULESET_SCOPE_GATEWAY)
+	if ((cfg->scope & RULESET_SCOPE_GATEWAY) && !cfg->no_nat)
 		rs_build_bridge_nat(bb, cfg);
 	rs_build_input(bb, cfg);
 	if (cfg->mode == RULESET_MODE_NFQUEUE)

@@ -120,13 +120,14 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 	const uint8_t protos[] = {IPPROTO_UDP, IPPROTO_TCP};
 	uint32_t tp = port_word(cfg->tproxy_port), p53 = port_word(53);
 	uint32_t cm = cfg->capture_mark;
+	bool bridge = (cfg->scope & RULESET_SCOPE_GATEWAY) && !cfg->no_nat;
 	size_t i, j;
 
 	memset(e, 0, sizeof(*e));
 	if (cfg->scope & RULESET_SCOPE_HOST)
 		e->chain[e->nchains++] = chain_output;
 	e->chain[e->nchains++] = chain_prerouting;
-	if (cfg->scope & RULESET_SCOPE_GATEWAY)
+	if (bridge)
 		e->chain[e->nchains++] = chain_bridge_nat;
 	e->chain[e->nchains++] = chain_input;
 
@@ -137,7 +138,7 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 		for (i = 0; i < 2; i++)
 			expect_rule(e, "output", X_DPORT X_COUNTER X_MARK_SET, protos[i], p53, cm);
 	}
-	if (cfg->scope & RULESET_SCOPE_GATEWAY)
+	if (bridge)
 		expect_rule(e, "prerouting", X_IIFKIND_BR X_RETURN);
 	if (cfg->scope & RULESET_SCOPE_HOST) {
 		for (i = 0; i < 2; i++)
@@ -161,12 +162,12 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 				    X_IIFNAME X_DPORT X_COUNTER X_TPROXY X_MARK_SET X_ACCEPT, w[0],
 				    w[1], w[2], w[3], protos[i], p53, tp, cm);
 	}
-	if (cfg->scope & RULESET_SCOPE_GATEWAY && cfg->n_interfaces == 0) {
+	if (bridge && cfg->n_interfaces == 0) {
 		for (i = 0; i < 2; i++)
 			expect_rule(e, "bridge_nat", X_IIFKIND_BR X_DPORT X_COUNTER X_REDIRECT,
 				    protos[i], p53, tp);
 	}
-	for (j = 0; j < cfg->n_interfaces; j++) {
+	for (j = 0; bridge && j < cfg->n_interfaces; j++) {
 		uint32_t w[4] = {0};
 
 		memcpy(w, cfg->interfaces[j], strlen(cfg->interfaces[j]));
@@ -175,7 +176,7 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 				    X_IIFNAME X_IIFKIND_BR X_DPORT X_COUNTER X_REDIRECT, w[0], w[1],
 				    w[2], w[3], protos[i], p53, tp);
 	}
-	if (cfg->scope & RULESET_SCOPE_GATEWAY)
+	if (bridge)
 		expect_rule(e, "input", X_CT_DNAT X_ACCEPT);
 	for (i = 0; i < 2; i++)
 		expect_rule(e, "input", X_DPORT X_DROP, protos[i], tp);
@@ -478,6 +479,10 @@ int main(void)
 	check_batch("gateway", &c);
 
 	check_batch("both (defaults)", &defaults);
+
+	c = defaults;
+	c.no_nat = true;
+	check_batch("both, a kernel without NAT (no bridge redirect)", &c);
 
 	c = defaults;
 	c.scope = RULESET_SCOPE_GATEWAY;
