@@ -28,6 +28,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/rtnetlink.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -708,12 +709,26 @@ static void rs_build_bridge_skip(struct rs_batch *bb, const struct ruleset_confi
 /*
  * Second part: the redirect, in chain "bridge_nat" (type nat, priority dstnat), for the same
  * interfaces, clients and exemptions as the TPROXY rules. With dotgw gone (fail closed), the
- * redirected packet meets no listener: refused, never forwarded.
+ * redirected packet meets no listener: refused, never forwarded. Queries to this machine's
+ * own addresses are left alone ("fib daddr type local return"): they belong to a server here
+ * (Podman's aardvark-dns on the bridge address, a dnsmasq), and a redirect would take them.
  */
 static void rs_build_bridge_nat(struct rs_batch *bb, const struct ruleset_config *cfg)
 {
+	const uint32_t local = RTN_LOCAL;
 	struct rs_rule rr;
+	struct nftnl_expr *e;
 
+	rs_rule_start(&rr, cfg->table, "bridge_nat");
+	e = rs_expr_new(&rr, "fib");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+	}
+	rs_expr_cmp(&rr, NFT_CMP_EQ, &local, sizeof(local));
+	rs_expr_imm_verdict(&rr, NFT_RETURN);
+	rs_batch_rule(bb, &rr);
 	rs_build_exempt(bb, cfg, "bridge_nat");
 	for (size_t k = 0; k < (cfg->n_clients ? cfg->n_clients : 1); k++)
 	for (size_t j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {

@@ -3,8 +3,9 @@
 # (net.bridge.bridge-nf-call-iptables=1 and -ip6tables=1: Docker's and Podman's setting; the
 # IP hooks of bridged frames then run inside the bridge). dotgw --scope gateway --interface br0
 # must answer them in both modes, UDP and TCP, IPv4 and IPv6, from the very address they asked,
-# with the original destination in its query log and per-client policy applied; nothing may
-# reach the decoy. Then the sysctl is flipped to 0 under a running dotgw (as Docker may do after
+# with the original destination in its query log and dnstap and per-client policy applied;
+# nothing may reach the decoy; a DNS server of the gateway on the bridge address keeps its own
+# queries. Then the sysctl is flipped to 0 under a running dotgw (as Docker may do after
 # dotgw started) and capture still works. With --fail closed and dotgw killed, bridged queries
 # get no answer and still nothing reaches the decoy.
 #
@@ -42,6 +43,32 @@ for i in 1 2; do
 	ip -n "$ns" route add default via 198.51.100.129
 	ip -n "$ns" -6 route add default via 2001:db8:100:1::129
 done
+
+# A DNS server of the gateway itself on the bridge address (as Podman's aardvark-dns is): its
+# queries are not dotgw's to take.
+{
+	lab_unbound_common local
+	cat <<-EOF
+		interface: 198.51.100.129@53
+		local-data: "www.example.test. A 192.0.2.77"
+		remote-control:
+			control-enable: no
+	EOF
+} >"$LAB_DIR/local.conf"
+lab_bg "$NS_GW" "$LAB_DIR/local.log" unbound -d -c "$LAB_DIR/local.conf"
+LAB_WAIT_PID=$LAB_BG_PID lab_wait_until 100 sh -c "[ \"\$(ip netns exec '$NS_GW' dig +short \
+	+time=1 +tries=1 @198.51.100.129 www.example.test A)\" = 192.0.2.77 ]" ||
+	lab_bail "the gateway's own DNS server on the bridge address did not start"
+
+# local_served WHAT PROTO: a container's query to the gateway's own server stays with it
+local_served()
+{
+	local proto=+notcp
+	[ "$2" = TCP ] && proto=+tcp
+	lab_dig "$CTR1" @198.51.100.129 www.example.test A "$proto" +time=2 +tries=1
+	lab_check_eq "$1: a query to the gateway's own DNS server ($2) is that server's" \
+		"NOERROR 192.0.2.77 from 198.51.100.129#53 ($2)" "$(lab_dig_summary A)"
+}
 
 # ask NS V PROTO [NAME] [DIG-OPTION...]: one query (A for V=4, AAAA for V=6) to the decoy's
 # address of that family, over PROTO (UDP or TCP).
@@ -89,6 +116,9 @@ for mode in tproxy nfqueue; do
 				NXDOMAIN "$(lab_dig_status)"
 		done
 	done
+	# nfqueue mode queues UDP in prerouting, whose own-address exclusion is not this test's
+	[ "$mode" = tproxy ] && local_served "$mode" UDP
+	local_served "$mode" TCP
 	# the query log names the address the client asked, not the bridge's own (the
 	# redirect target): the original destination comes back from conntrack
 	LAB_CMD=

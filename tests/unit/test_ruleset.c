@@ -56,6 +56,7 @@
 	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"    \
 	"  [ cmp neq reg 1 0x00000000 ]\n"
 #define X_RETURN     "  [ immediate reg 0 return ]\n"
+#define X_FIB_LOCAL  "  [ fib daddr type => reg 1 ]\n  [ cmp eq reg 1 0x00000002 ]\n"
 #define X_ACCEPT     "  [ immediate reg 0 accept ]\n"
 #define X_DROP	     "  [ immediate reg 0 drop ]\n"
 /* ip daddr 127.0.0.0/8 (nft compares the first byte only), ip6 daddr ::1 */
@@ -162,6 +163,8 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 				    X_IIFNAME X_DPORT X_COUNTER X_TPROXY X_MARK_SET X_ACCEPT, w[0],
 				    w[1], w[2], w[3], protos[i], p53, tp, cm);
 	}
+	if (bridge)
+		expect_rule(e, "bridge_nat", X_FIB_LOCAL X_RETURN);
 	if (bridge && cfg->n_interfaces == 0) {
 		for (i = 0; i < 2; i++)
 			expect_rule(e, "bridge_nat", X_IIFKIND_BR X_DPORT X_COUNTER X_REDIRECT,
@@ -413,6 +416,9 @@ static const char bridge_udp[] = "  [ meta load iifkind => reg 1 ]\n"
 				 "  [ counter pkts 0 bytes 0 ]\n"
 				 "  [ immediate reg 1 0x00004527 ]\n"
 				 "  [ redir proto_min reg 1 flags 0x2 ]\n";
+static const char fib_local_return[] = "  [ fib daddr type => reg 1 ]\n"
+				       "  [ cmp eq reg 1 0x00000002 ]\n"
+				       "  [ immediate reg 0 return ]\n";
 static const char ct_dnat_accept[] = "  [ ct load status => reg 1 ]\n"
 				     "  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
 				     "  [ cmp neq reg 1 0x00000000 ]\n"
@@ -443,17 +449,18 @@ static void check_generator(const struct ruleset_config *defaults)
 	if (!EXPR_TEXT_COMPARABLE)
 		return;
 	expect_build(&e, &c);
-	CHECK_EQ(e.nrules, 15);
+	CHECK_EQ(e.nrules, 16);
 	CHECK(strcmp(e.rule[8].chain, "prerouting") == 0);
 	CHECK(strcmp(e.rule[8].exprs, gateway_udp) == 0);
 	CHECK(strcmp(e.rule[10].chain, "bridge_nat") == 0);
-	CHECK(strcmp(e.rule[10].exprs, bridge_udp) == 0);
-	CHECK(strcmp(e.rule[12].chain, "input") == 0);
-	CHECK(strcmp(e.rule[12].exprs, ct_dnat_accept) == 0);
+	CHECK(strcmp(e.rule[10].exprs, fib_local_return) == 0);
+	CHECK(strcmp(e.rule[11].exprs, bridge_udp) == 0);
+	CHECK(strcmp(e.rule[13].chain, "input") == 0);
+	CHECK(strcmp(e.rule[13].exprs, ct_dnat_accept) == 0);
 	c.interfaces = two_ifaces;
 	c.n_interfaces = 2;
 	expect_build(&e, &c);
-	CHECK_EQ(e.nrules, 19);
+	CHECK_EQ(e.nrules, 20);
 	CHECK(strncmp(e.rule[11].exprs, iifname_tcp, strlen(iifname_tcp)) == 0);
 }
 
