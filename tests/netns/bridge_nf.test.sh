@@ -101,6 +101,7 @@ served()
 
 lab_decoy_reset
 for mode in tproxy nfqueue; do
+	# shellcheck disable=SC2054 # the comma separates a group's members, not arguments
 	args=("${LAB_DOTGW_ARGS[@]}" --mode "$mode" --scope gateway --interface br0
 		--query-log --group kids=198.51.100.131,2001:db8:100:1::131
 		--deny kids:bench.test)
