@@ -5,7 +5,7 @@
 # must answer them in both modes, UDP and TCP, IPv4 and IPv6, from the very address they asked,
 # with the original destination in its query log and dnstap and per-client policy applied;
 # nothing may reach the decoy; a DNS server of the gateway on the bridge address keeps its own
-# queries. Then the sysctl is flipped to 0 under a running dotgw (as Docker may do after
+# queries; one in another container is captured unless --exempt names it. Then the sysctl is flipped to 0 under a running dotgw (as Docker may do after
 # dotgw started) and capture still works. With --fail closed and dotgw killed, bridged queries
 # get no answer and still nothing reaches the decoy.
 #
@@ -59,6 +59,23 @@ lab_bg "$NS_GW" "$LAB_DIR/local.log" unbound -d -c "$LAB_DIR/local.conf"
 LAB_WAIT_PID=$LAB_BG_PID lab_wait_until 100 sh -c "[ \"\$(ip netns exec '$NS_GW' dig +short \
 	+time=1 +tries=1 @198.51.100.129 www.example.test A)\" = 192.0.2.77 ]" ||
 	lab_bail "the gateway's own DNS server on the bridge address did not start"
+
+# A DNS server in the second container (as a Pi-hole container would be): with br_netfilter,
+# queries crossing the bridge to it pass the IP hooks and are captured like any other, unless
+# exempted.
+{
+	lab_unbound_common ctr2
+	cat <<-EOF
+		interface: 198.51.100.131@53
+		local-data: "www.example.test. A 192.0.2.88"
+		remote-control:
+			control-enable: no
+	EOF
+} >"$LAB_DIR/ctr2.conf"
+lab_bg "$CTR2" "$LAB_DIR/ctr2.log" unbound -d -c "$LAB_DIR/ctr2.conf"
+LAB_WAIT_PID=$LAB_BG_PID lab_wait_until 100 sh -c "[ \"\$(ip netns exec '$CTR2' dig +short \
+	+time=1 +tries=1 @198.51.100.131 www.example.test A)\" = 192.0.2.88 ]" ||
+	lab_bail "the DNS server in the second container did not start"
 
 # local_served WHAT PROTO: a container's query to the gateway's own server stays with it
 local_served()
@@ -131,6 +148,10 @@ for mode in tproxy nfqueue; do
 	lab_check_nomatch "$mode: no query logged as addressed to the bridge" \
 		"to (198\\.51\\.100\\.129|\\[2001:db8:100:1::129\\]):" "$(cat "$DOTGW_LOG")"
 
+	lab_dig "$CTR1" @198.51.100.131 www.example.test A +time=2 +tries=1
+	lab_check_eq "$mode: a query to a DNS server container on the bridge is captured" \
+		"NOERROR $LAB_UP_A from 198.51.100.131#53 (UDP)" "$(lab_dig_summary A)"
+
 	if [ "$mode" = tproxy ]; then
 		lab_log "$mode: bridge-nf-call-iptables flipped to 0 under a running dotgw"
 		ip netns exec "$NS_GW" sysctl -qw net.bridge.bridge-nf-call-iptables=0 \
@@ -160,6 +181,18 @@ for mode in tproxy nfqueue; do
 	lab_run "$NS_GW" "$DOTGW" --remove-rules
 	lab_check_eq "$mode closed: --remove-rules exits 0" 0 "$LAB_RC"
 done
+
+lab_log "a DNS server container on the bridge, exempted"
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface br0 \
+	--exempt 198.51.100.131 || lab_finish
+for proto in +notcp +tcp; do
+	lab_dig "$CTR1" @198.51.100.131 www.example.test A "$proto" +time=2 +tries=1
+	lab_check_eq "exempt server container ($proto): its own answer" \
+		"NOERROR 192.0.2.88 from 198.51.100.131#53" \
+		"$(lab_dig_status) $(lab_dig_rdata A) from $(lab_dig_server)"
+done
+served "exempt server container: another destination" "$CTR1" 4 UDP
+lab_stop_dotgw
 
 lab_log "dnstap (log level info): bridged queries name the address the client asked"
 if command -v fstrm_capture >/dev/null && command -v dnstap-ldns >/dev/null; then
