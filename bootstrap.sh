@@ -16,7 +16,7 @@ RUN_PKGS="build-essential cmake pkg-config libmnl-dev libnftnl-dev libnetfilter-
 TEST_PKGS="$RUN_PKGS clang libclang-rt-dev unbound unbound-anchor dnsutils knot-dnsutils
 	dnsperf tcpdump openssl procps psmisc conntrack python3 prometheus valgrind dpkg-dev
 	systemd groff-base fstrm-bin dnstap-ldns
-	ansible ansible-lint mmdebstrap gpg file systemd-container podman runc netavark"
+	ansible ansible-lint mmdebstrap gpg file systemd-container podman runc netavark iptables"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 need_root()

@@ -14,6 +14,16 @@
  * UDP answers of up to UDP_OUT_PAYLOAD octets are copied into a batch that leaves in one
  * sendmmsg per socket at the end of the loop iteration (or when it is full); larger ones go at
  * once. A reply socket is never closed while the batch may name it.
+ *
+ * Bridged clients (ruleset.c) reach the listeners through a conntrack redirect instead of
+ * TPROXY: their packets arrive addressed to this machine's address on the bridge and the
+ * listener port. TCP needs nothing more (SO_ORIGINAL_DST names what the client asked, for
+ * dnstap). A UDP answer must leave from the address and port the query was redirected to, so
+ * that the reverse NAT turns them back into those the client asked: it goes out on the
+ * listener itself with IP(V6)_PKTINFO naming that address; the conntrack entry gives the
+ * original destination for dnstap and debug logs. fe->nat is that redirect address while such a
+ * query is being handled (udp_readable -> query_start, query_finish -> deliver) and NULL
+ * otherwise: udp_send reads it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +38,7 @@
 #include <unistd.h>
 
 #include "dotgw/cache.h"
+#include "dotgw/conntrack.h"
 #include "dotgw/dns.h"
 #include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
@@ -43,6 +54,13 @@
 #define ACCEPT_RETRY_MS	     100
 #define UDP_OUT_BATCH	     32
 #define UDP_OUT_PAYLOAD	     1232 /* the default --udp-size-cap: nearly every UDP answer */
+
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80 /* linux/netfilter_ipv4.h */
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h */
+#endif
 
 union sockaddr_any {
 	struct sockaddr sa;
@@ -62,6 +80,7 @@ struct query {
 	struct query *tc_next, *tc_prev; /* the TCP client's queries */
 	union sockaddr_any client;	 /* UDP: the client... */
 	union sockaddr_any odst;	 /* ...and the address it asked */
+	union sockaddr_any nat;		 /* UDP, redirected: where to (else family 0) */
 	struct dns_msg m;		 /* the parsed query */
 	struct cache *cache;		 /* where its answer goes (NULL: nowhere) */
 	struct upstream_pool *pool;	 /* where it was sent (a reload may bring a new one) */
@@ -128,6 +147,8 @@ struct frontend {
 	struct dnstap_queue *dnstap; /* NULL: no dnstap */
 	struct listener udp[2], tcp[2];
 	int raw[2]; /* nfqueue mode: IPPROTO_RAW sockets, IPv4 and IPv6; -1 when unused */
+	struct conntrack *ct; /* original destinations of redirected UDP; NULL: not known */
+	const union sockaddr_any *nat; /* see the top of this file */
 	struct loop_timer accept_retry;
 	struct reply_sock replies[REPLY_SOCKS_MAX];
 	size_t nreplies;
@@ -135,7 +156,7 @@ struct frontend {
 	unsigned int inflight;
 	struct tcp_client *clients;
 	unsigned int nclients;
-	struct log_ratelimit rl_malformed, rl_reply, rl_tcp;
+	struct log_ratelimit rl_malformed, rl_reply, rl_tcp, rl_ct;
 	/* UDP receive batch */
 	struct mmsghdr mmsg[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
@@ -382,6 +403,54 @@ static void udp_flush_deferred(struct loop_defer *d)
 }
 
 /*
+ * udp_send_nat - answer a redirected query (see the top of this file): from the listener, with
+ * the redirect's address as the source. At once: bridged clients are few, and this keeps the
+ * batch free of control messages.
+ */
+static void udp_send_nat(struct frontend *fe, const union sockaddr_any *client,
+			 const union sockaddr_any *odst, const union sockaddr_any *nat,
+			 const uint8_t *msg, size_t len)
+{
+	bool v6 = client->sa.sa_family == AF_INET6;
+	union {
+		struct cmsghdr c;
+		uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
+	struct msghdr mh = {
+		.msg_name = (void *)&client->sa,
+		.msg_namelen = addr_len(client),
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = ctl.buf,
+	};
+	struct cmsghdr *c;
+
+	memset(&ctl, 0, sizeof(ctl));
+	c = &ctl.c;
+	if (v6) {
+		struct in6_pktinfo pi = { .ipi6_addr = nat->sin6.sin6_addr,
+					  .ipi6_ifindex = client->sin6.sin6_scope_id };
+
+		c->cmsg_level = SOL_IPV6;
+		c->cmsg_type = IPV6_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+	} else {
+		struct in_pktinfo pi = { .ipi_spec_dst = nat->sin.sin_addr };
+
+		c->cmsg_level = SOL_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+	}
+	if (fe->udp[v6].watch.fd < 0 || sendmsg(fe->udp[v6].watch.fd, &mh, MSG_DONTWAIT) < 0)
+		udp_send_error(fe, client, odst, fe->udp[v6].watch.fd < 0 ? -EBADF : -errno);
+}
+
+/*
  * udp_send - answer a UDP client from odst: into the batch, sent at the end of this loop
  * iteration, unless it is too large for a batch slot.
  */
@@ -392,6 +461,10 @@ static void udp_send(struct frontend *fe, const union sockaddr_any *client,
 	bool raw = fd >= 0;
 	struct udp_out *o;
 
+	if (fe->nat) {
+		udp_send_nat(fe, client, odst, fe->nat, msg, len);
+		return;
+	}
 	if (len > UDP_OUT_PAYLOAD) {
 		udp_send_now(fe, client, odst, msg, len);
 		return;
@@ -591,7 +664,9 @@ static void query_finish(struct query *q, const uint8_t *msg, const struct dns_m
 			fe->stats->servfail++;
 	}
 	query_log(fe, tc, &q->client, &q->m, out, via, q->start_ms);
+	fe->nat = q->nat.sa.sa_family ? &q->nat : NULL;
 	deliver(fe, tc, &q->client, &q->odst, q->udp_limit, out, len, msg ? r : NULL);
+	fe->nat = NULL;
 out_free:
 	query_free(q);
 	if (tc && !tc->busy)
@@ -796,6 +871,8 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	} else {
 		q->client = *client;
 		q->odst = *odst;
+		if (fe->nat)
+			q->nat = *fe->nat;
 		q->udp_limit = dns_udp_limit(&m, fe->cfg->udp_size_cap);
 	}
 	q->next = fe->queries;
@@ -866,6 +943,49 @@ static bool udp_orig_dst(struct msghdr *mh, union sockaddr_any *odst, unsigned i
 	return found;
 }
 
+static uint16_t addr_port(const union sockaddr_any *a)
+{
+	return ntohs(a->sa.sa_family == AF_INET6 ? a->sin6.sin6_port : a->sin.sin_port);
+}
+
+/*
+ * udp_nat_orig_dst - the destination a redirected query from client had before the redirect
+ * made it nat, from its conntrack entry, into *odst; when the kernel cannot tell, or nothing
+ * would show it, nat's address with port 53 (what the redirect rule matched). Only dnstap and
+ * debug logs show it (the answer's source comes from the reverse NAT, policy goes by client
+ * and interface), and a lookup costs a netlink round trip (9-12 us measured here), so it is
+ * made only for them.
+ */
+static void udp_nat_orig_dst(struct frontend *fe, const union sockaddr_any *client,
+			     const union sockaddr_any *nat, union sockaddr_any *odst)
+{
+	struct sockaddr_storage ss;
+	char a[64];
+	int r = -ENOTCONN;
+
+	if (!fe->dnstap && !log_enabled(LOG_LVL_DEBUG))
+		goto out_fallback;
+	if (fe->ct)
+		r = conntrack_orig_dst(fe->ct, IPPROTO_UDP, &nat->sa, &client->sa, &ss);
+	if (r == 0 && ss.ss_family == nat->sa.sa_family) {
+		memset(odst, 0, sizeof(*odst));
+		memcpy(odst, &ss, addr_len(nat));
+		if (odst->sa.sa_family == AF_INET6)
+			odst->sin6.sin6_scope_id = nat->sin6.sin6_scope_id;
+		return;
+	}
+	if (fe->ct)
+		log_ratelimited(&fe->rl_ct, LOG_LVL_DEBUG,
+				"conntrack lookup for redirected UDP from %s: %s",
+				addr_text(client, a, sizeof(a)), strerror(-r));
+out_fallback:
+	*odst = *nat;
+	if (odst->sa.sa_family == AF_INET6)
+		odst->sin6.sin6_port = htons(53);
+	else
+		odst->sin.sin_port = htons(53);
+}
+
 static void udp_readable(struct loop_watch *w, uint32_t revents)
 {
 	struct listener *l = container_of(w, struct listener, watch);
@@ -898,12 +1018,21 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 		union sockaddr_any odst;
 		unsigned int ifindex;
 
+		union sockaddr_any nat;
+
 		if (!udp_orig_dst(mh, &odst, &ifindex) || (mh->msg_flags & MSG_TRUNC)) {
 			fe->stats->malformed++;
 			continue;
 		}
+		/* TPROXY keeps port 53; only the bridge redirect makes it the listener's */
+		if (addr_port(&odst) == fe->cfg->tproxy_port) {
+			nat = odst;
+			udp_nat_orig_dst(fe, &fe->from[i], &nat, &odst);
+			fe->nat = &nat;
+		}
 		query_start(fe, fe->bufs[i], fe->mmsg[i].msg_len, NULL, &fe->from[i], &odst,
 			    ifindex);
+		fe->nat = NULL;
 	}
 }
 
@@ -1156,6 +1285,25 @@ static unsigned int tcp_ifindex(int fd, int family)
 	return ifindex;
 }
 
+/*
+ * tcp_orig_dst - a connection the bridge redirect brought here: replace *local with the
+ * address the client asked (SO_ORIGINAL_DST), when the kernel knows it.
+ */
+static void tcp_orig_dst(int fd, union sockaddr_any *local)
+{
+	union sockaddr_any o;
+	socklen_t len = sizeof(o);
+	int r;
+
+	memset(&o, 0, sizeof(o));
+	if (local->sa.sa_family == AF_INET6)
+		r = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &o.sin6, &len);
+	else
+		r = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &o.sin, &len);
+	if (r == 0 && o.sa.sa_family == local->sa.sa_family)
+		*local = o;
+}
+
 static void tcp_accept(struct loop_watch *w, uint32_t revents)
 {
 	struct listener *l = container_of(w, struct listener, watch);
@@ -1195,6 +1343,8 @@ static void tcp_accept(struct loop_watch *w, uint32_t revents)
 		plen = sizeof(tc->local_addr);
 		if (getsockname(fd, &tc->local_addr.sa, &plen) < 0)
 			tc->local_addr.sa.sa_family = peer.sa.sa_family;
+		else if (addr_port(&tc->local_addr) == fe->cfg->tproxy_port)
+			tcp_orig_dst(fd, &tc->local_addr);
 		if (fe->want_ifindex)
 			tc->ifindex = tcp_ifindex(fd, peer.sa.sa_family);
 		if (loop_watch_add(fe->loop, &tc->watch, EPOLLIN) < 0) {
@@ -1440,6 +1590,10 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 			return r;
 		}
 	}
+	/* without it, redirected UDP is still answered; only its logs name the bridge */
+	if ((flags & FE_UDP_LISTEN) && (r = conntrack_open(&fe->ct)) < 0)
+		log_warn("conntrack netlink socket: %s: logs and dnstap name the bridge's address "
+			 "as the destination of bridged clients' UDP queries", strerror(-r));
 	*out = fe;
 	return 0;
 }
@@ -1483,6 +1637,7 @@ void frontend_close(struct frontend *fe)
 	for (int i = 0; i < 2; i++)
 		if (fe->raw[i] >= 0)
 			close(fe->raw[i]);
+	conntrack_close(fe->ct);
 	loop_timer_cancel(fe->loop, &fe->accept_retry);
 	frontend_tables_free(fe);
 	free(fe);

@@ -107,6 +107,7 @@ struct daemon {
 	struct config_ref *ref; /* the running configuration */
 	struct ruleset *rs;
 	bool queue_compat;
+	bool no_nat; /* the kernel has no NAT: see rules_install */
 	const char *mode_name;
 };
 
@@ -304,9 +305,11 @@ static int rules_remove(const struct config *cfg, const struct route_config *rc)
 	return r < 0 && r != -ENOENT ? r : r2;
 }
 
-static struct ruleset_config ruleset_config_of(const struct config *cfg, bool queue_compat)
+static struct ruleset_config ruleset_config_of(const struct config *cfg, bool queue_compat,
+					       bool no_nat)
 {
 	return (struct ruleset_config){
+		.no_nat = no_nat,
 		.table = cfg->table,
 		.mode = cfg->mode == MODE_NFQUEUE ? RULESET_MODE_NFQUEUE : RULESET_MODE_TPROXY,
 		.scope = cfg->scope,
@@ -326,13 +329,31 @@ static struct ruleset_config ruleset_config_of(const struct config *cfg, bool qu
 	};
 }
 
+/*
+ * rules_install - the table, then the policy routing. In gateway scope the table redirects
+ * bridged clients (ruleset.c), which needs the kernel's NAT; a kernel without it rejects the
+ * batch with ENOENT or EOPNOTSUPP: then install the table without the redirect, say once what
+ * that costs, and keep it so (*no_nat) for reloads.
+ */
 static int rules_install(const struct config *cfg, const struct route_config *rc,
-			 bool queue_compat, struct ruleset **rs)
+			 bool queue_compat, bool *no_nat, struct ruleset **rs)
 {
-	struct ruleset_config rsc = ruleset_config_of(cfg, queue_compat);
+	struct ruleset_config rsc = ruleset_config_of(cfg, queue_compat, false);
 	int r;
 
+	*no_nat = false;
 	r = ruleset_install(rs, &rsc);
+	if ((r == -ENOENT || r == -EOPNOTSUPP) && (cfg->scope & RULESET_SCOPE_GATEWAY)) {
+		rsc.no_nat = true;
+		if (ruleset_install(rs, &rsc) == 0) {
+			*no_nat = true;
+			log_warn("the kernel has no NAT for nftables (%s): clients behind a Linux "
+				 "bridge are not served where br_netfilter runs "
+				 "(net.bridge.bridge-nf-call-iptables=1)",
+				 strerror(-r));
+			r = 0;
+		}
+	}
 	if (r < 0) {
 		log_error("installing nftables table inet '%s': %s%s", cfg->table, strerror(-r),
 			  r == -EPERM ? " (dotgw needs root, and no other process may own the table)"
@@ -349,56 +370,6 @@ static int rules_install(const struct config *cfg, const struct route_config *rc
 		return r;
 	}
 	return 0;
-}
-
-/*
- * warn_bridge_netfilter - with br_netfilter on (net.bridge.bridge-nf-call-iptables=1, the
- * default where the module is loaded, as on Docker hosts), the IP hooks of bridged frames run
- * inside the bridge, and the socket TPROXY assigns there is lost before local delivery: queries
- * from clients behind a bridge of this machine then go unanswered. Say so, once, at start.
- */
-static void warn_bridge_netfilter(const struct config *cfg)
-{
-	char path[300], v = '0';
-	bool bridge = false;
-	FILE *f;
-
-	if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
-		return;
-	f = fopen("/proc/sys/net/bridge/bridge-nf-call-iptables", "re");
-	if (!f)
-		return;
-	if (fread(&v, 1, 1, f) != 1)
-		v = '0';
-	fclose(f);
-	if (v != '1')
-		return;
-	for (size_t i = 0; i < cfg->n_interfaces && !bridge; i++) {
-		snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", cfg->interfaces[i]);
-		bridge = access(path, F_OK) == 0;
-	}
-	if (!cfg->n_interfaces) {
-		/* every interface is in scope: is any of them a bridge? */
-		DIR *dir = opendir("/sys/class/net");
-		struct dirent *de;
-
-		while (dir && !bridge && (de = readdir(dir))) {
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", de->d_name);
-			bridge = access(path, F_OK) == 0;
-		}
-		if (dir)
-			closedir(dir);
-	}
-	if (!bridge)
-		return;
-	log_warn("net.bridge.bridge-nf-call-iptables is 1: TPROXY cannot capture %sDNS from "
-		 "clients behind a Linux bridge of this machine (br_netfilter loses the socket). "
-		 "Set it (and bridge-nf-call-ip6tables) to 0 if nothing here needs bridge "
-		 "filtering%s",
-		 cfg->mode == MODE_NFQUEUE ? "TCP " : "",
-		 cfg->mode == MODE_NFQUEUE ? "" : ", or use --mode nfqueue for UDP");
 }
 
 /* The kernel lacks nft_queue on some machines: fall back to the xtables NFQUEUE target. */
@@ -528,7 +499,7 @@ static void daemon_reload(struct daemon *d)
 			goto out_free_pools;
 		}
 	}
-	rsc = ruleset_config_of(&n->cfg, d->queue_compat);
+	rsc = ruleset_config_of(&n->cfg, d->queue_compat, d->no_nat);
 	r = ruleset_replace(d->rs, &rsc);
 	if (r < 0) {
 		log_error("reload failed (nftables: %s): the running configuration stays",
@@ -831,14 +802,13 @@ int main(int argc, char **argv)
 			goto out_close_workers;
 		}
 	}
-	if (rules_install(cfg, &rc, queue_compat, &rs) < 0)
+	if (rules_install(cfg, &rc, queue_compat, &d.no_nat, &rs) < 0)
 		goto out_close_workers;
 	d.argc = argc;
 	d.argv = argv;
 	d.ref = ref;
 	d.rs = rs;
 	d.queue_compat = queue_compat;
-	warn_bridge_netfilter(cfg);
 	r = privs_drop(cfg->user, who, sizeof(who));
 	if (r < 0) {
 		log_error("dropping privileges to user '%s': %s", cfg->user ? cfg->user : "dotgw",

@@ -22,10 +22,13 @@
 #include <time.h>
 
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/rtnetlink.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -95,6 +98,9 @@ static void rs_build_exempt(struct rs_batch *bb, const struct ruleset_config *cf
 			    const char *chain);
 static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_build_input(struct rs_batch *bb, const struct ruleset_config *cfg);
+static void rs_build_bridge_skip(struct rs_batch *bb, const struct ruleset_config *cfg);
+static void rs_build_bridge_nat(struct rs_batch *bb, const struct ruleset_config *cfg);
+static void rs_build_bridge_input(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_socket_size(struct mnl_socket *nl, size_t len, unsigned int nacks);
 static int rs_commit(struct mnl_socket *nl, const void *batch, size_t len, uint32_t seq,
 		     unsigned int nacks);
@@ -351,6 +357,15 @@ static void rs_match_iifname(struct rs_rule *rr, const char *name)
 	rs_expr_cmp(rr, NFT_CMP_EQ, ifname, sizeof(ifname));
 }
 
+/* meta iifkind "bridge": the input interface is a Linux bridge (exact match, as iifname) */
+static void rs_match_iifkind_bridge(struct rs_rule *rr)
+{
+	char kind[IFNAMSIZ] = "bridge";
+
+	rs_expr_meta_load(rr, NFT_META_IIFKIND);
+	rs_expr_cmp(rr, NFT_CMP_EQ, kind, sizeof(kind));
+}
+
 /* "udp dport N" / "tcp dport N" in an inet table: meta l4proto, then the transport header. */
 static void rs_match_dport(struct rs_rule *rr, uint8_t l4proto, uint16_t port)
 {
@@ -448,6 +463,20 @@ static void rs_stmt_tproxy(struct rs_rule *rr, uint16_t port)
 		return;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_TPROXY_FAMILY, NFPROTO_UNSPEC);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_TPROXY_REG_PORT, NFT_REG_1);
+}
+
+/* "redirect to :PORT", as nft encodes it: the port in a register, "proto specified". */
+static void rs_stmt_redirect(struct rs_rule *rr, uint16_t port)
+{
+	uint16_t nport = htons(port);
+	struct nftnl_expr *e;
+
+	rs_expr_imm_data(rr, &nport, sizeof(nport));
+	e = rs_expr_new(rr, "redir");
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
 }
 
 /*
@@ -559,6 +588,7 @@ static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config
 	 * Two passes: the capture rules, then (fail closed) the same matches with "drop", which
 	 * take what TPROXY could not hand to a listener because dotgw is not running.
 	 */
+	rs_build_bridge_skip(bb, cfg);
 	rs_build_exempt(bb, cfg, "prerouting");
 	for (pass = 0; pass < (cfg->fail_closed ? 2 : 1); pass++) {
 		if (cfg->scope & RULESET_SCOPE_HOST) {
@@ -644,14 +674,119 @@ static void rs_build_notrack(struct rs_batch *bb, const struct ruleset_config *c
 }
 
 /*
- * The listeners must be reachable only through TPROXY, whose packets keep destination port 53;
- * anything addressed to the listener port itself is dropped.
+ * Clients behind a Linux bridge of this machine. With br_netfilter on
+ * (net.bridge.bridge-nf-call-iptables=1, Docker's and Podman's setting), the IP hooks of
+ * bridged frames run inside the bridge and the frame then reaches ip_rcv(), whose skb_orphan()
+ * drops the socket TPROXY assigned: the query is lost. Conntrack state survives that path, so
+ * port-53 packets arriving on a bridge are redirected instead ("redirect to :PORT" in a nat
+ * chain): the listeners get them addressed to the bridge's own address, the answer leaves the
+ * listener from that address, and the reverse NAT gives it back the source the client asked.
+ * The original destination (for logs, dnstap) comes from SO_ORIGINAL_DST (TCP) or the
+ * conntrack entry (UDP). This holds whatever the sysctl says, now or after a later change (a
+ * container engine may set it after dotgw started), so it applies to every bridge. nfqueue
+ * mode keeps queueing UDP (queued packets need no socket) and redirects TCP only.
+ *
+ * First part: the bridged packets the nat chain takes skip the TPROXY rules (and, fail
+ * closed, their drop rules) of prerouting.
+ */
+static void rs_build_bridge_skip(struct rs_batch *bb, const struct ruleset_config *cfg)
+{
+	const uint8_t tcp = IPPROTO_TCP;
+	struct rs_rule rr;
+
+	if (!(cfg->scope & RULESET_SCOPE_GATEWAY) || cfg->no_nat)
+		return;
+	rs_rule_start(&rr, cfg->table, "prerouting");
+	rs_match_iifkind_bridge(&rr);
+	if (cfg->mode == RULESET_MODE_NFQUEUE) {
+		rs_expr_meta_load(&rr, NFT_META_L4PROTO);
+		rs_expr_cmp(&rr, NFT_CMP_EQ, &tcp, sizeof(tcp));
+	}
+	rs_expr_imm_verdict(&rr, NFT_RETURN);
+	rs_batch_rule(bb, &rr);
+}
+
+/*
+ * Second part: the redirect, in chain "bridge_nat" (type nat, priority dstnat), for the same
+ * interfaces, clients and exemptions as the TPROXY rules. With dotgw gone (fail closed), the
+ * redirected packet meets no listener: refused, never forwarded. Queries to this machine's
+ * own addresses are left alone ("fib daddr type local return"): they belong to a server here
+ * (Podman's aardvark-dns on the bridge address, a dnsmasq), and a redirect would take them.
+ */
+static void rs_build_bridge_nat(struct rs_batch *bb, const struct ruleset_config *cfg)
+{
+	const uint32_t local = RTN_LOCAL;
+	struct rs_rule rr;
+	struct nftnl_expr *e;
+
+	rs_rule_start(&rr, cfg->table, "bridge_nat");
+	e = rs_expr_new(&rr, "fib");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+	}
+	rs_expr_cmp(&rr, NFT_CMP_EQ, &local, sizeof(local));
+	rs_expr_imm_verdict(&rr, NFT_RETURN);
+	rs_batch_rule(bb, &rr);
+	rs_build_exempt(bb, cfg, "bridge_nat");
+	for (size_t k = 0; k < (cfg->n_clients ? cfg->n_clients : 1); k++)
+	for (size_t j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {
+		for (size_t i = 0; i < sizeof(rs_l4protos); i++) {
+			if (cfg->mode == RULESET_MODE_NFQUEUE && rs_l4protos[i] == IPPROTO_UDP)
+				continue;
+			rs_rule_start(&rr, cfg->table, "bridge_nat");
+			if (cfg->n_interfaces)
+				rs_match_iifname(&rr, cfg->interfaces[j]);
+			rs_match_iifkind_bridge(&rr);
+			if (cfg->n_clients)
+				rs_match_cidr(&rr, &cfg->clients[k], true);
+			rs_match_dport(&rr, rs_l4protos[i], 53);
+			rs_stmt_counter(&rr);
+			rs_stmt_redirect(&rr, cfg->tproxy_port);
+			rs_batch_rule(bb, &rr);
+		}
+	}
+}
+
+/* Third part: "ct status dnat accept" in input, ahead of the drops of the listener port. */
+static void rs_build_bridge_input(struct rs_batch *bb, const struct ruleset_config *cfg)
+{
+	const uint32_t dnat = IPS_DST_NAT, zero = 0;
+	struct rs_rule rr;
+	struct nftnl_expr *e;
+
+	if (!(cfg->scope & RULESET_SCOPE_GATEWAY) || cfg->no_nat)
+		return;
+	rs_rule_start(&rr, cfg->table, "input");
+	e = rs_expr_new(&rr, "ct");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	e = rs_expr_new(&rr, "bitwise");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(dnat));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &dnat, sizeof(dnat));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+	rs_expr_cmp(&rr, NFT_CMP_NEQ, &zero, sizeof(zero));
+	rs_expr_imm_verdict(&rr, NF_ACCEPT);
+	rs_batch_rule(bb, &rr);
+}
+
+/*
+ * The listeners must be reachable only through TPROXY, whose packets keep destination port 53,
+ * or the bridge redirect; anything else addressed to the listener port itself is dropped.
  */
 static void rs_build_input(struct rs_batch *bb, const struct ruleset_config *cfg)
 {
 	struct rs_rule rr;
 	size_t i;
 
+	rs_build_bridge_input(bb, cfg);
 	for (i = 0; i < sizeof(rs_l4protos); i++) {
 		rs_rule_start(&rr, cfg->table, "input");
 		rs_match_dport(&rr, rs_l4protos[i], cfg->tproxy_port);
@@ -702,10 +837,15 @@ int ruleset_build(const struct ruleset_config *cfg, void *buf, size_t buflen, ui
 			       NF_IP_PRI_MANGLE);
 	rs_batch_chain(bb, cfg->table, "prerouting", "filter", NF_INET_PRE_ROUTING,
 		       NF_IP_PRI_MANGLE);
+	if ((cfg->scope & RULESET_SCOPE_GATEWAY) && !cfg->no_nat)
+		rs_batch_chain(bb, cfg->table, "bridge_nat", "nat", NF_INET_PRE_ROUTING,
+			       NF_IP_PRI_NAT_DST);
 	rs_batch_chain(bb, cfg->table, "input", "filter", NF_INET_LOCAL_IN, NF_IP_PRI_FILTER);
 	if (cfg->scope & RULESET_SCOPE_HOST)
 		rs_build_output(bb, cfg);
 	rs_build_prerouting(bb, cfg);
+	if ((cfg->scope & RULESET_SCOPE_GATEWAY) && !cfg->no_nat)
+		rs_build_bridge_nat(bb, cfg);
 	rs_build_input(bb, cfg);
 	if (cfg->mode == RULESET_MODE_NFQUEUE)
 		rs_build_notrack(bb, cfg);

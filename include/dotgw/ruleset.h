@@ -43,6 +43,12 @@ struct ruleset_config {
 	uint16_t queue_total;		 /* ...and how many (packets spread by flow hash) */
 	bool queue_compat;		 /* nfqueue: xtables NFQUEUE target through nft_compat */
 	/*
+	 * no_nat: the kernel has no NAT (no "nat" chain type or "redir" expression): clients
+	 * behind a Linux bridge get no redirect and meet the TPROXY rules like any other, which
+	 * br_netfilter defeats (see ruleset.c).
+	 */
+	bool no_nat;
+	/*
 	 * fail_closed: captured packets that no dotgw socket takes are dropped (TPROXY: a drop
 	 * rule after each tproxy rule; NFQUEUE: no bypass) and the table outlives the process.
 	 * Otherwise (fail open) the table is created NFT_TABLE_F_OWNER, so the kernel deletes it

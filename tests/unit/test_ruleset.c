@@ -49,7 +49,14 @@
 #define X_IIF_LO     X_META("iif") "  [ cmp eq reg 1 0x00000001 ]\n"
 #define X_IIF_NOT_LO X_META("iif") "  [ cmp neq reg 1 0x00000001 ]\n"
 #define X_IIFNAME    X_META("iifname") "  [ cmp eq reg 1 0x%08x 0x%08x 0x%08x 0x%08x ]\n"
+#define X_IIFKIND_BR X_META("iifkind") "  [ cmp eq reg 1 0x64697262 0x00006567 0x00000000 0x00000000 ]\n"
+#define X_REDIRECT   "  [ immediate reg 1 0x%08x ]\n  [ redir proto_min reg 1 flags 0x2 ]\n"
+#define X_CT_DNAT                                                        \
+	"  [ ct load status => reg 1 ]\n"                                \
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"    \
+	"  [ cmp neq reg 1 0x00000000 ]\n"
 #define X_RETURN     "  [ immediate reg 0 return ]\n"
+#define X_FIB_LOCAL  "  [ fib daddr type => reg 1 ]\n  [ cmp eq reg 1 0x00000002 ]\n"
 #define X_ACCEPT     "  [ immediate reg 0 accept ]\n"
 #define X_DROP	     "  [ immediate reg 0 drop ]\n"
 /* ip daddr 127.0.0.0/8 (nft compares the first byte only), ip6 daddr ::1 */
@@ -73,7 +80,7 @@ struct expect_chain {
 
 struct expect {
 	unsigned int nchains, nrules;
-	struct expect_chain chain[3];
+	struct expect_chain chain[4];
 	struct {
 		const char *chain;
 		char exprs[1024];
@@ -83,6 +90,8 @@ struct expect {
 static const struct expect_chain chain_output = {"output", "route", NF_INET_LOCAL_OUT, -150};
 static const struct expect_chain chain_prerouting = {"prerouting", "filter", NF_INET_PRE_ROUTING,
 						     -150};
+static const struct expect_chain chain_bridge_nat = {"bridge_nat", "nat", NF_INET_PRE_ROUTING,
+						     -100};
 static const struct expect_chain chain_input = {"input", "filter", NF_INET_LOCAL_IN, 0};
 
 static const char *const two_ifaces[] = {"eth0", "wlan-guest-1234"};
@@ -112,12 +121,15 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 	const uint8_t protos[] = {IPPROTO_UDP, IPPROTO_TCP};
 	uint32_t tp = port_word(cfg->tproxy_port), p53 = port_word(53);
 	uint32_t cm = cfg->capture_mark;
+	bool bridge = (cfg->scope & RULESET_SCOPE_GATEWAY) && !cfg->no_nat;
 	size_t i, j;
 
 	memset(e, 0, sizeof(*e));
 	if (cfg->scope & RULESET_SCOPE_HOST)
 		e->chain[e->nchains++] = chain_output;
 	e->chain[e->nchains++] = chain_prerouting;
+	if (bridge)
+		e->chain[e->nchains++] = chain_bridge_nat;
 	e->chain[e->nchains++] = chain_input;
 
 	if (cfg->scope & RULESET_SCOPE_HOST) {
@@ -126,6 +138,10 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 		expect_rule(e, "output", X_IP6_LOOPBACK X_RETURN);
 		for (i = 0; i < 2; i++)
 			expect_rule(e, "output", X_DPORT X_COUNTER X_MARK_SET, protos[i], p53, cm);
+	}
+	if (bridge)
+		expect_rule(e, "prerouting", X_IIFKIND_BR X_RETURN);
+	if (cfg->scope & RULESET_SCOPE_HOST) {
 		for (i = 0; i < 2; i++)
 			expect_rule(e, "prerouting",
 				    X_IIF_LO X_META("mark")
@@ -147,6 +163,24 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 				    X_IIFNAME X_DPORT X_COUNTER X_TPROXY X_MARK_SET X_ACCEPT, w[0],
 				    w[1], w[2], w[3], protos[i], p53, tp, cm);
 	}
+	if (bridge)
+		expect_rule(e, "bridge_nat", X_FIB_LOCAL X_RETURN);
+	if (bridge && cfg->n_interfaces == 0) {
+		for (i = 0; i < 2; i++)
+			expect_rule(e, "bridge_nat", X_IIFKIND_BR X_DPORT X_COUNTER X_REDIRECT,
+				    protos[i], p53, tp);
+	}
+	for (j = 0; bridge && j < cfg->n_interfaces; j++) {
+		uint32_t w[4] = {0};
+
+		memcpy(w, cfg->interfaces[j], strlen(cfg->interfaces[j]));
+		for (i = 0; i < 2; i++)
+			expect_rule(e, "bridge_nat",
+				    X_IIFNAME X_IIFKIND_BR X_DPORT X_COUNTER X_REDIRECT, w[0], w[1],
+				    w[2], w[3], protos[i], p53, tp);
+	}
+	if (bridge)
+		expect_rule(e, "input", X_CT_DNAT X_ACCEPT);
 	for (i = 0; i < 2; i++)
 		expect_rule(e, "input", X_DPORT X_DROP, protos[i], tp);
 }
@@ -373,6 +407,23 @@ static void check_einval(const struct ruleset_config *good)
  * The expectation generator against text copied verbatim from `nft --debug=netlink -f` of
  * nftables/dotgw.nft and of `iifname "wlan-guest-1234" tcp dport 53 ...`.
  */
+static const char bridge_udp[] = "  [ meta load iifkind => reg 1 ]\n"
+				 "  [ cmp eq reg 1 0x64697262 0x00006567 0x00000000 0x00000000 ]\n"
+				 "  [ meta load l4proto => reg 1 ]\n"
+				 "  [ cmp eq reg 1 0x00000011 ]\n"
+				 "  [ payload load 2b @ transport header + 2 => reg 1 ]\n"
+				 "  [ cmp eq reg 1 0x00003500 ]\n"
+				 "  [ counter pkts 0 bytes 0 ]\n"
+				 "  [ immediate reg 1 0x00004527 ]\n"
+				 "  [ redir proto_min reg 1 flags 0x2 ]\n";
+static const char fib_local_return[] = "  [ fib daddr type => reg 1 ]\n"
+				       "  [ cmp eq reg 1 0x00000002 ]\n"
+				       "  [ immediate reg 0 return ]\n";
+static const char ct_dnat_accept[] = "  [ ct load status => reg 1 ]\n"
+				     "  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+				     "  [ cmp neq reg 1 0x00000000 ]\n"
+				     "  [ immediate reg 0 accept ]\n";
+
 static void check_generator(const struct ruleset_config *defaults)
 {
 	static const char gateway_udp[] = "  [ meta load iif => reg 1 ]\n"
@@ -398,14 +449,19 @@ static void check_generator(const struct ruleset_config *defaults)
 	if (!EXPR_TEXT_COMPARABLE)
 		return;
 	expect_build(&e, &c);
-	CHECK_EQ(e.nrules, 11);
-	CHECK(strcmp(e.rule[7].chain, "prerouting") == 0);
-	CHECK(strcmp(e.rule[7].exprs, gateway_udp) == 0);
+	CHECK_EQ(e.nrules, 16);
+	CHECK(strcmp(e.rule[8].chain, "prerouting") == 0);
+	CHECK(strcmp(e.rule[8].exprs, gateway_udp) == 0);
+	CHECK(strcmp(e.rule[10].chain, "bridge_nat") == 0);
+	CHECK(strcmp(e.rule[10].exprs, fib_local_return) == 0);
+	CHECK(strcmp(e.rule[11].exprs, bridge_udp) == 0);
+	CHECK(strcmp(e.rule[13].chain, "input") == 0);
+	CHECK(strcmp(e.rule[13].exprs, ct_dnat_accept) == 0);
 	c.interfaces = two_ifaces;
 	c.n_interfaces = 2;
 	expect_build(&e, &c);
-	CHECK_EQ(e.nrules, 13);
-	CHECK(strncmp(e.rule[10].exprs, iifname_tcp, strlen(iifname_tcp)) == 0);
+	CHECK_EQ(e.nrules, 20);
+	CHECK(strncmp(e.rule[11].exprs, iifname_tcp, strlen(iifname_tcp)) == 0);
 }
 
 int main(void)
@@ -430,6 +486,10 @@ int main(void)
 	check_batch("gateway", &c);
 
 	check_batch("both (defaults)", &defaults);
+
+	c = defaults;
+	c.no_nat = true;
+	check_batch("both, a kernel without NAT (no bridge redirect)", &c);
 
 	c = defaults;
 	c.scope = RULESET_SCOPE_GATEWAY;

@@ -1,0 +1,206 @@
+/*
+ * conntrack.c - ctnetlink lookups of one conntrack entry by its reply tuple; see conntrack.h.
+ *
+ * A request is IPCTNL_MSG_CT_GET with CTA_TUPLE_REPLY, without NLM_F_ACK; the kernel answers
+ * within the send (the entry, or an error), so the read never waits. Each request has a
+ * sequence number of its own; late messages of an earlier request are skipped.
+ *
+ * Invariants: *odst is written only on success; attributes are validated before use.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+
+#include "dotgw/conntrack.h"
+
+#define CT_BUF_SIZE 8192
+
+struct conntrack {
+	struct mnl_socket *nl;
+	uint32_t portid;
+	uint32_t seq;
+};
+
+/* what the answer's parser fills in */
+struct ct_result {
+	int family;
+	struct sockaddr_storage *odst;
+	bool found;
+};
+
+int conntrack_open(struct conntrack **out)
+{
+	struct conntrack *ct = calloc(1, sizeof(*ct));
+	int err;
+
+	if (!ct)
+		return -ENOMEM;
+	ct->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!ct->nl) {
+		err = -errno;
+		goto out_free;
+	}
+	if (mnl_socket_bind(ct->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	ct->portid = mnl_socket_get_portid(ct->nl);
+	*out = ct;
+	return 0;
+
+out_close:
+	mnl_socket_close(ct->nl);
+out_free:
+	free(ct);
+	return err;
+}
+
+void conntrack_close(struct conntrack *ct)
+{
+	if (!ct)
+		return;
+	mnl_socket_close(ct->nl);
+	free(ct);
+}
+
+/* ct_put_tuple - CTA_TUPLE_REPLY: src (address, port) to dst (address, port), proto l4proto */
+static void ct_put_tuple(struct nlmsghdr *nlh, uint8_t l4proto, const struct sockaddr *src,
+			 const struct sockaddr *dst)
+{
+	const struct sockaddr_in6 *s6 = (const void *)src, *d6 = (const void *)dst;
+	const struct sockaddr_in *s4 = (const void *)src, *d4 = (const void *)dst;
+	bool v6 = src->sa_family == AF_INET6;
+	struct nlattr *tuple, *nest;
+
+	tuple = mnl_attr_nest_start(nlh, CTA_TUPLE_REPLY);
+	nest = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+	if (v6) {
+		mnl_attr_put(nlh, CTA_IP_V6_SRC, 16, &s6->sin6_addr);
+		mnl_attr_put(nlh, CTA_IP_V6_DST, 16, &d6->sin6_addr);
+	} else {
+		mnl_attr_put(nlh, CTA_IP_V4_SRC, 4, &s4->sin_addr);
+		mnl_attr_put(nlh, CTA_IP_V4_DST, 4, &d4->sin_addr);
+	}
+	mnl_attr_nest_end(nlh, nest);
+	nest = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+	mnl_attr_put_u8(nlh, CTA_PROTO_NUM, l4proto);
+	/* ports in network byte order, as the kernel wants them */
+	mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, v6 ? s6->sin6_port : s4->sin_port);
+	mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT, v6 ? d6->sin6_port : d4->sin_port);
+	mnl_attr_nest_end(nlh, nest);
+	mnl_attr_nest_end(nlh, tuple);
+}
+
+/* ct_attr_cb - index attributes by type (validated where used); unknown types are skipped */
+static int ct_attr_cb(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	uint16_t type = mnl_attr_get_type(a);
+
+	if (type > CTA_MAX)
+		return MNL_CB_OK;
+	tb[type] = a;
+	return MNL_CB_OK;
+}
+
+/* ct_parse_orig - the destination of CTA_TUPLE_ORIG into r->odst; false when incomplete */
+static bool ct_parse_orig(const struct nlattr *orig, struct ct_result *r)
+{
+	const struct nlattr *tt[CTA_MAX + 1] = { 0 }, *ip[CTA_MAX + 1] = { 0 };
+	const struct nlattr *pr[CTA_MAX + 1] = { 0 };
+	uint16_t port;
+
+	if (mnl_attr_validate(orig, MNL_TYPE_NESTED) < 0 ||
+	    mnl_attr_parse_nested(orig, ct_attr_cb, tt) < 0 || !tt[CTA_TUPLE_IP] ||
+	    !tt[CTA_TUPLE_PROTO] || mnl_attr_validate(tt[CTA_TUPLE_IP], MNL_TYPE_NESTED) < 0 ||
+	    mnl_attr_validate(tt[CTA_TUPLE_PROTO], MNL_TYPE_NESTED) < 0 ||
+	    mnl_attr_parse_nested(tt[CTA_TUPLE_IP], ct_attr_cb, ip) < 0 ||
+	    mnl_attr_parse_nested(tt[CTA_TUPLE_PROTO], ct_attr_cb, pr) < 0)
+		return false;
+	if (!pr[CTA_PROTO_DST_PORT] || mnl_attr_validate(pr[CTA_PROTO_DST_PORT], MNL_TYPE_U16) < 0)
+		return false;
+	port = mnl_attr_get_u16(pr[CTA_PROTO_DST_PORT]); /* network byte order */
+	if (r->family == AF_INET6) {
+		struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = port };
+
+		if (!ip[CTA_IP_V6_DST] || mnl_attr_get_payload_len(ip[CTA_IP_V6_DST]) != 16)
+			return false;
+		memcpy(&s6.sin6_addr, mnl_attr_get_payload(ip[CTA_IP_V6_DST]), 16);
+		memset(r->odst, 0, sizeof(*r->odst));
+		memcpy(r->odst, &s6, sizeof(s6));
+	} else {
+		struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = port };
+
+		if (!ip[CTA_IP_V4_DST] || mnl_attr_get_payload_len(ip[CTA_IP_V4_DST]) != 4)
+			return false;
+		memcpy(&s4.sin_addr, mnl_attr_get_payload(ip[CTA_IP_V4_DST]), 4);
+		memset(r->odst, 0, sizeof(*r->odst));
+		memcpy(r->odst, &s4, sizeof(s4));
+	}
+	return true;
+}
+
+static int ct_msg_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *tb[CTA_MAX + 1] = { 0 };
+	struct ct_result *r = data;
+
+	if (mnl_attr_parse(nlh, sizeof(struct nfgenmsg), ct_attr_cb, tb) < 0)
+		return MNL_CB_ERROR;
+	if (tb[CTA_TUPLE_ORIG] && ct_parse_orig(tb[CTA_TUPLE_ORIG], r))
+		r->found = true;
+	return MNL_CB_OK;
+}
+
+int conntrack_orig_dst(struct conntrack *ct, uint8_t l4proto, const struct sockaddr *local,
+		       const struct sockaddr *peer, struct sockaddr_storage *odst)
+{
+	uint32_t buf[CT_BUF_SIZE / sizeof(uint32_t)];
+	struct sockaddr_storage found;
+	struct ct_result r = { .family = local->sa_family, .odst = &found };
+	struct nlmsghdr *nlh;
+	struct nfgenmsg *nfg;
+	uint32_t seq;
+	ssize_t n;
+	int ret;
+
+	if ((local->sa_family != AF_INET && local->sa_family != AF_INET6) ||
+	    peer->sa_family != local->sa_family)
+		return -EAFNOSUPPORT;
+	memset(buf, 0, 512);
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = seq = ++ct->seq;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = (uint8_t)local->sa_family;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = 0;
+	ct_put_tuple(nlh, l4proto, local, peer);
+	if (mnl_socket_sendto(ct->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	/* the entry (or the error) is queued before sendto returns: nothing waits */
+	while (!r.found) {
+		n = recv(mnl_socket_get_fd(ct->nl), buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		ret = mnl_cb_run(buf, (size_t)n, seq, ct->portid, ct_msg_cb, &r);
+		if (ret < 0) {
+			/* an old request's late messages: skip them */
+			if (errno == EPROTO || errno == ESRCH)
+				continue;
+			return -errno;
+		}
+		if (ret == MNL_CB_STOP && !r.found)
+			return -ENOENT;
+	}
+	memcpy(odst, &found, sizeof(found));
+	return 0;
+}
