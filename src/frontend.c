@@ -8,7 +8,9 @@
  * already is the original destination, so answers just go back on it (RFC 7766 framing).
  *
  * Every accepted query ends in exactly one answer or one counted drop: the upstream's answer,
- * SERVFAIL at the deadline or when no upstream is usable, FORMERR/NOTIMP for bad queries.
+ * SERVFAIL at the deadline or when no upstream is usable, FORMERR for messages that do not
+ * parse. Whatever parses goes upstream, whatever its opcode or question count, so that the
+ * answer is the upstream's own.
  * struct query owns its copy of the message and is freed by query_finish() alone.
  *
  * UDP answers of up to UDP_OUT_PAYLOAD octets are copied into a batch that leaves in one
@@ -627,8 +629,8 @@ static void query_deadline(struct loop_timer *t)
 
 /*
  * query_reject - answer a message that will not go upstream, at once: rcode FORMERR (m NULL:
- * only its header could be read), NOTIMP or SERVFAIL (overload). Error answers are small
- * (header, question, OPT), within any client's UDP limit.
+ * only its header could be read), REFUSED (rate limit, policy) or SERVFAIL (overload). Error
+ * answers are small (header, question, OPT), within any client's UDP limit.
  */
 static void query_reject(struct frontend *fe, const uint8_t *msg, size_t len,
 			 const struct dns_msg *m, int rcode, struct tcp_client *tc,
@@ -734,14 +736,8 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 				tc ? tc->peer : addr_text(client, a, sizeof(a)));
 		return;
 	}
+	/* every opcode and a header-only query go upstream too: its answer, not one of ours */
 	r = dns_msg_parse(&m, msg, len);
-	if (r == 0)
-		r = dns_query_check(&m);
-	if (r == -EOPNOTSUPP) {
-		fe->stats->notimp++;
-		query_reject(fe, msg, len, &m, DNS_RCODE_NOTIMP, tc, client, odst);
-		return;
-	}
 	if (r < 0) {
 		fe->stats->malformed++;
 		fe->stats->formerr++;

@@ -20,6 +20,7 @@ static void check_view(const struct dns_msg *m, const uint8_t *buf, size_t len);
 static void fuzz_name_text(const uint8_t *name, size_t name_len, bool must_parse);
 static void fuzz_truncate(const struct dns_msg *m, const uint8_t *data, size_t size, size_t limit);
 static void fuzz_error(const struct dns_msg *q, const uint8_t *data, size_t size, int rcode);
+static void fuzz_opt_clear(const struct dns_msg *m, const uint8_t *data, size_t size);
 
 static void check_view(const struct dns_msg *m, const uint8_t *buf, size_t len)
 {
@@ -37,6 +38,10 @@ static void check_view(const struct dns_msg *m, const uint8_t *buf, size_t len)
 		if (buf[m->opt_off] != 0 || dns_get16(buf + m->opt_off + 1) != DNS_TYPE_OPT ||
 		    dns_get16(buf + m->opt_off + 3) != m->opt_udp_size)
 			abort();
+		if (m->opt_last != (m->opt_off + m->opt_len == len))
+			abort();
+	} else if (m->opt_seen || m->opt_last) {
+		abort();
 	}
 }
 
@@ -156,6 +161,32 @@ out_free:
 	free(out);
 }
 
+/*
+ * fuzz_opt_clear - dns_opt_clear on a copy: a last OPT RR loses its options and nothing else
+ * changes; any other message is left exactly as it was.
+ */
+static void fuzz_opt_clear(const struct dns_msg *m, const uint8_t *data, size_t size)
+{
+	uint8_t *buf = malloc(size);
+	struct dns_msg v = *m, p;
+	size_t n;
+
+	if (!buf)
+		abort();
+	memcpy(buf, data, size);
+	n = dns_opt_clear(buf, &v);
+	if (!m->has_opt || !m->opt_last) {
+		if (n != size || memcmp(buf, data, size))
+			abort();
+	} else {
+		if (n != m->opt_off + DNS_OPT_MIN_LEN || memcmp(buf, data, m->opt_off + 9) ||
+		    dns_msg_parse(&p, buf, n) || !p.has_opt || p.opt_len != DNS_OPT_MIN_LEN ||
+		    p.opt_seen || p.opt_ttl != m->opt_ttl || p.len != v.len || v.opt_seen)
+			abort();
+	}
+	free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const size_t limits[] = {0, DNS_HDR_LEN, DNS_MIN_UDP, DNS_DEFAULT_UDP_CAP};
@@ -173,11 +204,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	check_view(&m, data, size);
 
+	/* every parsed message without QR is forwarded; a stub's query is a plain QUERY */
 	rc = dns_query_check(&m);
-	if (rc && rc != -EBADMSG && rc != -EOPNOTSUPP)
+	if (rc != ((m.flags & DNS_FLAG_QR) ? -EBADMSG : 0))
 		abort();
-	if (!rc && (m.qdcount != 1 || (m.flags & (DNS_FLAG_QR | DNS_OPCODE_MASK))))
+	if (dns_query_is_stub(&m) && (rc || m.qdcount != 1 || (m.flags & DNS_OPCODE_MASK) ||
+				      !(m.flags & DNS_FLAG_RD)))
 		abort();
+	fuzz_opt_clear(&m, data, size);
 
 	if (m.qdcount == 1)
 		fuzz_name_text(m.q.name, m.q.name_len, true);
