@@ -903,11 +903,12 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 	}
 }
 
-void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex)
+bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex)
 {
 	struct frontend *fe = data;
 	union sockaddr_any client, odst;
 	struct pkt_udp p;
+	struct dns_msg m;
 
 	if (pkt_udp_parse(&p, pkt, len) < 0 || p.dport != 53) {
 		fe->stats->queries++;
@@ -915,7 +916,15 @@ void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 		fe->stats->malformed++;
 		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
 				"dropped a queued %zu-octet packet that is not UDP to port 53", len);
-		return;
+		return false;
+	}
+	/* --non-recursive pass: what a resolver, a monitor or a primary sends to the server it
+	 * names (RD=0, CH, AXFR/IXFR, NOTIFY...) goes there; only a running dotgw says so */
+	if (fe->cfg->nonrec_pass && dns_msg_parse(&m, pkt + p.payload_off, p.payload_len) == 0 &&
+	    !(m.flags & DNS_FLAG_QR) && !dns_query_is_stub(&m)) {
+		log_debug("a query that is not a stub's (opcode %u, RD %u): let pass",
+			  (m.flags & DNS_OPCODE_MASK) >> 11, !!(m.flags & DNS_FLAG_RD));
+		return true;
 	}
 	memset(&client, 0, sizeof(client));
 	memset(&odst, 0, sizeof(odst));
@@ -935,6 +944,7 @@ void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 		odst.sin6.sin6_port = htons(p.dport);
 	}
 	query_start(fe, pkt + p.payload_off, p.payload_len, NULL, &client, &odst, ifindex);
+	return false;
 }
 
 /* --- TCP clients -------------------------------------------------------------------- */
