@@ -365,6 +365,8 @@ int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t ql
 	/* Extended rcodes (above 15) live in the OPT RR: they need one. */
 	if (rcode < 0 || rcode > (opt ? 0xfff : DNS_RCODE_MASK))
 		return -EINVAL;
+	if (opt && DNS_OPT_TTL_VERSION(q->opt_ttl) != 0)
+		rcode = DNS_RCODE_BADVERS;
 	if (question) {
 		name_len = q->q.name_len;
 		if (name_len == 0)
@@ -605,8 +607,8 @@ int dns_build_address(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 	if (m->qdcount != 1)
 		return -EINVAL;
 	n = dns_build_error(out, outlen, q, m->len, m, DNS_RCODE_NOERROR);
-	if (n < 0)
-		return n;
+	if (n < 0 || (m->has_opt && DNS_OPT_TTL_VERSION(m->opt_ttl) != 0))
+		return n; /* BADVERS */
 	dns_put16(out + 2, (uint16_t)(dns_get16(out + 2) | DNS_FLAG_AA));
 	if (m->q.qtype != type || m->q.qclass != DNS_CLASS_IN)
 		return n; /* NODATA */

@@ -43,6 +43,7 @@
 #define DNS_RCODE_NXDOMAIN 3
 #define DNS_RCODE_NOTIMP   4
 #define DNS_RCODE_REFUSED  5
+#define DNS_RCODE_BADVERS  16 /* RFC 6891 6.1.3: extended, in the OPT RR */
 
 #define DNS_TYPE_A    1
 #define DNS_TYPE_SOA  6
@@ -148,9 +149,10 @@ int dns_truncate(uint8_t *buf, const struct dns_msg *r, size_t limit);
  * dns_build_error - write into out an answer with rcode to query. q is the parsed query, or
  * NULL when only the 12-octet header of query could be read (then the answer is a bare
  * header). The answer keeps the query's id, opcode, RD and CD bits and its question, sets QR
- * and RA, and carries an OPT RR (payload size DNS_DEFAULT_UDP_CAP) when the query had one.
- * An rcode above 15 (extended, e.g. BADVERS) goes into that OPT RR, so it needs one; out may
- * be the query buffer itself. Returns the length written, or -ENOSPC / -EBADMSG (query
+ * and RA, and carries an OPT RR (payload size DNS_DEFAULT_UDP_CAP, version 0) when the query
+ * had one. An rcode above 15 (extended, e.g. BADVERS) goes into that OPT RR, so it needs one.
+ * A query of an EDNS version other than 0 gets BADVERS whatever rcode says (RFC 6891 6.1.3:
+ * a responder must, for a version it does not implement). out may be the query buffer itself. Returns the length written, or -ENOSPC / -EBADMSG (query
  * shorter than a header) / -EINVAL (rcode negative, above 4095, or above 15 without OPT).
  */
 int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t qlen,
@@ -159,7 +161,8 @@ int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t ql
 /*
  * dns_build_address - an authoritative answer to query q (parsed into m) with one A (family
  * AF_INET, 4 octets) or AAAA (AF_INET6) record for the question's name, TTL ttl; when the
- * question asks for another type, an answer with no records (NODATA). Returns the length or
+ * question asks for another type, an answer with no records (NODATA); BADVERS (as
+ * dns_build_error) for an EDNS version other than 0. Returns the length or
  * -ENOSPC / -EINVAL.
  */
 int dns_build_address(uint8_t *out, size_t outlen, const uint8_t *q, const struct dns_msg *m,

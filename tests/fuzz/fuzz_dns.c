@@ -117,7 +117,7 @@ static void fuzz_error(const struct dns_msg *q, const uint8_t *data, size_t size
 	bool opt = q && q->has_opt;
 	struct dns_msg a;
 	uint16_t keep = DNS_OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD;
-	int n;
+	int n, want = rcode;
 
 	if (!out)
 		abort();
@@ -132,13 +132,15 @@ static void fuzz_error(const struct dns_msg *q, const uint8_t *data, size_t size
 			abort();
 		goto out_free;
 	}
+	if (opt && (q->opt_ttl >> 16 & 0xff) != 0)
+		want = DNS_RCODE_BADVERS; /* a version we do not speak */
 	if (n < DNS_HDR_LEN || (size_t)n > cap || dns_msg_parse(&a, out, (size_t)n))
 		abort();
 	check_view(&a, out, (size_t)n);
 	if (a.id != dns_get16(data) || (a.flags & keep) != (dns_get16(data + 2) & keep))
 		abort();
 	if (!(a.flags & DNS_FLAG_QR) || !(a.flags & DNS_FLAG_RA) ||
-	    (a.flags & DNS_RCODE_MASK) != (rcode & DNS_RCODE_MASK))
+	    (a.flags & DNS_RCODE_MASK) != (want & DNS_RCODE_MASK))
 		abort();
 	if (a.ancount || a.nscount || a.has_opt != opt || a.arcount != (opt ? 1 : 0))
 		abort();
@@ -147,7 +149,8 @@ static void fuzz_error(const struct dns_msg *q, const uint8_t *data, size_t size
 	if (q && (a.qdcount != q->qdcount || (q->qdcount == 1 && !dns_question_equal(&a.q, &q->q))))
 		abort();
 	if (opt &&
-	    (a.opt_udp_size != DNS_DEFAULT_UDP_CAP || a.opt_ttl >> 24 != (uint32_t)rcode >> 4))
+	    (a.opt_udp_size != DNS_DEFAULT_UDP_CAP || a.opt_ttl >> 24 != (uint32_t)want >> 4 ||
+	     (a.opt_ttl >> 16 & 0xff) != 0))
 		abort();
 
 	/* Exactly enough room, then one octet short. */

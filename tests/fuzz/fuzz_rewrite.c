@@ -408,6 +408,14 @@ static void fuzz_address(const uint8_t *q, const struct dns_msg *m, int family)
 	n = dns_build_address(out, cap, q, m, family, addr, ttl);
 	if (n < DNS_HDR_LEN || (size_t)n > cap || dns_msg_parse(&a, out, (size_t)n))
 		abort();
+	if (m->has_opt && (m->opt_ttl >> 16 & 0xff) != 0) {
+		/* an EDNS version we do not speak: BADVERS, no record, not authoritative */
+		if ((a.flags & (DNS_FLAG_AA | DNS_RCODE_MASK)) || a.ancount || !a.has_opt ||
+		    a.opt_ttl >> 24 != 1)
+			abort();
+		free(out);
+		return;
+	}
 	if (a.id != m->id || (a.flags & KEEP_FLAGS) != (m->flags & KEEP_FLAGS) ||
 	    (a.flags & (DNS_FLAG_QR | DNS_FLAG_AA | DNS_FLAG_RA)) !=
 		    (DNS_FLAG_QR | DNS_FLAG_AA | DNS_FLAG_RA) ||

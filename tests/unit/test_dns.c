@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "check.h"
 #include "dotgw/dns.h"
@@ -933,6 +934,22 @@ static void test_build_error(void)
 	CHECK_EQ(dns_build_error(out, sizeof(out), w.b, DNS_HDR_LEN - 1, NULL, DNS_RCODE_FORMERR),
 		 -EBADMSG);
 	CHECK_EQ(dns_build_error(out, sizeof(out), w.b, w.n, NULL, RCODE_BADVERS), -EINVAL);
+
+	/* EDNS version 1: BADVERS whatever was asked, in a version-0 OPT RR (RFC 6891 6.1.3) */
+	build_query(&w, "www.example.com", DNS_TYPE_A, true);
+	dns_put32(w.b + w.n - 6, 1u << 16 | OPT_DO);
+	CHECK_EQ(dns_msg_parse(&q, w.b, w.n), 0);
+	n = dns_build_error(out, sizeof(out), w.b, w.n, &q, DNS_RCODE_REFUSED);
+	CHECK_EQ(dns_msg_parse(&a, out, (size_t)n), 0);
+	CHECK_EQ(a.flags & DNS_RCODE_MASK, 0);
+	CHECK(a.has_opt);
+	CHECK_EQ(a.opt_ttl, 1u << 24 | OPT_DO);
+	n = dns_build_address(out, sizeof(out), w.b, &q, AF_INET, (const uint8_t *)"\300\0\2\1",
+			      60);
+	CHECK_EQ(dns_msg_parse(&a, out, (size_t)n), 0);
+	CHECK_EQ(a.ancount, 0);
+	CHECK(!(a.flags & DNS_FLAG_AA));
+	CHECK_EQ(a.opt_ttl >> 24, 1);
 }
 
 static void test_name_to_text(void)
