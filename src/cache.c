@@ -1,11 +1,14 @@
 /*
  * cache.c - see cache.h. A chained hash table of power-of-two size over a doubly linked LRU
- * list; an entry holds its key, the answer as the upstream gave it (padding stripped; a
- * negative answer's SOA TTL lowered to the entry's lifetime) and the offsets of the answer's
- * TTL fields, in one allocation.
+ * list; an entry holds its key, the answer as the upstream gave it (every EDNS option taken
+ * out of its OPT RR; a negative answer's SOA TTL lowered to the entry's lifetime) and the
+ * offsets of the answer's TTL fields, in one allocation.
  *
  * Invariants: bytes == the sum of entry sizes; an entry is in its bucket chain and in the LRU
- * list, or freed; bytes <= max_bytes after every store.
+ * list, or freed; bytes <= max_bytes after every store. No stored answer holds an EDNS option
+ * or a nonzero extended rcode: what one client's options (COOKIE, Client Subnet, NSID) brought
+ * back never reaches another client, and a cache hit is the answer as the upstream would give
+ * it to a client that sent no option it answers.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -21,9 +24,11 @@
 #define CK_OPT 1u
 #define CK_DO  2u
 #define CK_CD  4u
+#define CK_AD  8u /* RFC 6840 5.7: a validator sets AD only when the query had AD or DO */
 
 static void soa_ttl_clamp(uint8_t *msg, const struct dns_msg *r, const uint16_t *offs,
 			  uint32_t ttl);
+static bool query_cacheable(const struct dns_msg *q);
 
 struct cache_entry {
 	struct cache_entry *hnext;
@@ -58,9 +63,28 @@ static size_t cache_key(const struct dns_msg *q, uint8_t *key)
 	}
 	dns_put16(key + n, q->q.qtype);
 	dns_put16(key + n + 2, q->q.qclass);
-	key[n + 4] = (uint8_t)((q->has_opt ? CK_OPT : 0) | ((q->opt_ttl & 0x8000) ? CK_DO : 0) |
-			       ((q->flags & DNS_FLAG_CD) ? CK_CD : 0));
+	key[n + 4] = (uint8_t)((q->has_opt ? CK_OPT : 0) |
+			       ((q->opt_ttl & DNS_OPT_TTL_DO) ? CK_DO : 0) |
+			       ((q->flags & DNS_FLAG_CD) ? CK_CD : 0) |
+			       ((q->flags & DNS_FLAG_AD) ? CK_AD : 0));
 	return n + 5;
+}
+
+/*
+ * query_cacheable - may q be answered from the cache, and its answer kept? A stub's query
+ * (dns_query_is_stub; an RD=0 answer comes from the upstream's cache alone and is meant for
+ * whoever asked it so), EDNS version 0 when it has an OPT RR (else the upstream answers
+ * BADVERS, RFC 6891 6.1.3), and no option but COOKIE, padding and keepalive: Client Subnet,
+ * NSID and options unknown here ask for an answer for this client, which goes upstream.
+ */
+static bool query_cacheable(const struct dns_msg *q)
+{
+	if (!dns_query_is_stub(q))
+		return false;
+	if (!q->has_opt)
+		return true;
+	return DNS_OPT_TTL_VERSION(q->opt_ttl) == 0 &&
+	       !(q->opt_seen & ~(DNS_OPTS_COOKIE | DNS_OPTS_TRANSPORT));
 }
 
 /* FNV-1a, seeded: answers are keyed by what clients send, so the seed is random. */
@@ -184,15 +208,17 @@ int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
 	uint16_t offs[CACHE_MAX_RRS];
 	struct dns_ttl_info ti;
 	struct cache_entry *e, *old;
-	size_t keylen, size;
+	size_t keylen, size, len;
 	unsigned int rcode = r->flags & DNS_RCODE_MASK;
 	uint32_t ttl, hash;
 
-	if ((r->flags & DNS_FLAG_TC) || r->qdcount != 1 || q->qdcount != 1)
+	if ((r->flags & DNS_FLAG_TC) || r->qdcount != 1 || !query_cacheable(q))
 		return 1;
-	/* RD=0 answers come from the upstream's cache alone and may be partial (a CNAME without
-	 * its target): never hand them to clients who asked for recursion */
-	if (!(q->flags & DNS_FLAG_RD))
+	/* BADVERS, BADCOOKIE...: about this query's EDNS, not about the name */
+	if (r->has_opt && DNS_OPT_TTL_EXT_RCODE(r->opt_ttl) != 0)
+		return 1;
+	/* an OPT RR with records after it (a TSIG) cannot lose its options safely */
+	if (r->has_opt && !r->opt_last)
 		return 1;
 	/* cache_lookup writes q's name over the answer's: they must be the same question */
 	if (!dns_question_equal(&q->q, &r->q))
@@ -217,7 +243,9 @@ int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
 	if (ttl == 0)
 		return 1;
 	keylen = cache_key(q, key);
-	size = sizeof(*e) + keylen + r->len + 2 * ti.nrr;
+	/* the options go: the OPT RR is last, so no offset before it moves */
+	len = r->has_opt ? r->len - (r->opt_len - DNS_OPT_MIN_LEN) : r->len;
+	size = sizeof(*e) + keylen + len + 2 * ti.nrr;
 	if (size > c->max_bytes)
 		return 1;
 	e = malloc(size);
@@ -226,15 +254,17 @@ int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
 	hash = cache_hash(c, key, keylen);
 	e->hash = hash;
 	e->keylen = (uint16_t)keylen;
-	e->len = (uint16_t)r->len;
+	e->len = (uint16_t)len;
 	e->noffs = (uint16_t)ti.nrr;
 	e->stored_ms = now_ms;
 	e->expire_ms = now_ms + (uint64_t)ttl * 1000;
 	memcpy(e->data, key, keylen);
-	memcpy(e->data + keylen, answer, r->len);
+	memcpy(e->data + keylen, answer, len);
+	if (r->has_opt)
+		dns_put16(e->data + keylen + r->opt_off + 9, 0); /* RDLENGTH: no options */
 	if (ti.have_soa)
 		soa_ttl_clamp(e->data + keylen, r, offs, ttl);
-	memcpy(e->data + keylen + r->len, offs, 2 * ti.nrr);
+	memcpy(e->data + keylen + len, offs, 2 * ti.nrr);
 	old = cache_find(c, key, keylen, hash);
 	if (old)
 		entry_remove(c, old);
@@ -261,6 +291,10 @@ int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t 
 	uint32_t elapsed;
 	bool stale;
 
+	if (!query_cacheable(q)) {
+		c->st.misses++;
+		return -ENOENT;
+	}
 	if (!e) {
 		c->st.misses++;
 		return -ENOENT;

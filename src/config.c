@@ -51,6 +51,7 @@ enum {
 	OPT_QUEUES,
 	OPT_QUEUE_NUM,
 	OPT_FAIL,
+	OPT_NON_RECURSIVE,
 	OPT_PIN,
 	OPT_TLS_AUTH,
 	OPT_POLICY,
@@ -104,6 +105,7 @@ static const struct option long_options[] = {
 	{ "queues", required_argument, NULL, OPT_QUEUES },
 	{ "queue-num", required_argument, NULL, OPT_QUEUE_NUM },
 	{ "fail", required_argument, NULL, OPT_FAIL },
+	{ "non-recursive", required_argument, NULL, OPT_NON_RECURSIVE },
 	{ "pin", required_argument, NULL, OPT_PIN },
 	{ "tls-auth", required_argument, NULL, OPT_TLS_AUTH },
 	{ "upstream-policy", required_argument, NULL, OPT_POLICY },
@@ -149,6 +151,11 @@ static const char usage_text[] =
 	"  --fail open|closed       while dotgw is not serving (stopped, crashed, killed, queue\n"
 	"                           full): open lets DNS pass in plaintext; closed blocks it\n"
 	"                           until dotgw serves again or --remove-rules (default: open)\n"
+	"  --non-recursive forward|pass\n"
+	"                           queries that are not a stub's (RD=0, CH class, AXFR/IXFR,\n"
+	"                           NOTIFY/UPDATE, no question): forward them to the upstream like\n"
+	"                           the others, or (nfqueue mode, UDP) let them pass untouched to\n"
+	"                           the address they were sent to (default: forward)\n"
 	"  --queues N               nfqueue mode: queues and worker threads (default: CPUs)\n"
 	"  --queue-num N            nfqueue mode: number of the first queue (default: 0)\n"
 	"  --scope SCOPE            host: this machine's own DNS; gateway: forwarded DNS;\n"
@@ -578,6 +585,14 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 			cfg->fail_closed = true;
 		else
 			return bad_value(err, name, arg, "open or closed");
+		return 0;
+	case OPT_NON_RECURSIVE:
+		if (strcmp(arg, "forward") == 0)
+			cfg->nonrec_pass = false;
+		else if (strcmp(arg, "pass") == 0)
+			cfg->nonrec_pass = true;
+		else
+			return bad_value(err, name, arg, "forward or pass");
 		return 0;
 	case OPT_PIN: {
 		struct upstream_config *u;
@@ -1069,6 +1084,11 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 	}
 	if (cfg->n_interfaces && !(cfg->scope & RULESET_SCOPE_GATEWAY)) {
 		fprintf(err, "dotgw: --interface: needs --scope gateway or --scope both\n");
+		return -EINVAL;
+	}
+	/* TPROXY hands dotgw a socket, not a packet it could still let go */
+	if (cfg->nonrec_pass && cfg->mode != MODE_NFQUEUE) {
+		fprintf(err, "dotgw: --non-recursive pass: needs --mode nfqueue\n");
 		return -EINVAL;
 	}
 	if (cfg->rate_limit && cfg->rate_burst == 0)

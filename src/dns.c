@@ -19,14 +19,15 @@
 
 #define DNS_MAX_JUMPS	127 /* a 255-octet name has at most 127 labels */
 #define DNS_RR_FIXED	10  /* TYPE, CLASS, TTL, RDLENGTH after the owner name */
-#define DNS_OPT_MIN_LEN (1 + DNS_RR_FIXED)
-#define DNS_OPT_DO	0x8000 /* DNSSEC OK, in the low 16 bits of the OPT TTL */
+#define DNS_OPT_DO	DNS_OPT_TTL_DO /* DNSSEC OK, in the low 16 bits of the OPT TTL */
+#define DNS_TYPE_IXFR	251
+#define DNS_TYPE_AXFR	252
 
 enum dns_section { DNS_SEC_AN, DNS_SEC_NS, DNS_SEC_AR };
 
 static int name_walk(const uint8_t *buf, size_t len, size_t off, size_t *end, uint8_t *out,
 		     size_t *out_len);
-static int opt_options_check(const uint8_t *p, size_t n);
+static int opt_options_check(const uint8_t *p, size_t n, uint8_t *seen);
 static int rr_walk(struct dns_msg *m, const uint8_t *buf, size_t len, size_t *off,
 		   enum dns_section sec);
 static int name_check(const uint8_t *name, size_t name_len);
@@ -87,17 +88,39 @@ static int name_walk(const uint8_t *buf, size_t len, size_t off, size_t *end, ui
 	return 0;
 }
 
-/* opt_options_check - the OPT RDATA is a sequence of {CODE, LENGTH, DATA} that fills it. */
-static int opt_options_check(const uint8_t *p, size_t n)
+/*
+ * opt_options_check - the OPT RDATA is a sequence of {CODE, LENGTH, DATA} that fills it; the
+ * DNS_OPTS_* kinds found are or-ed into *seen.
+ */
+static int opt_options_check(const uint8_t *p, size_t n, uint8_t *seen)
 {
 	while (n) {
 		size_t olen;
+		uint16_t code;
 
 		if (n < 4)
 			return -EBADMSG;
+		code = dns_get16(p);
 		olen = dns_get16(p + 2);
 		if (n - 4 < olen)
 			return -EBADMSG;
+		switch (code) {
+		case DNS_EDNS_COOKIE:
+			*seen |= DNS_OPTS_COOKIE;
+			break;
+		case DNS_EDNS_ECS:
+			*seen |= DNS_OPTS_ECS;
+			break;
+		case DNS_EDNS_NSID:
+			*seen |= DNS_OPTS_NSID;
+			break;
+		case DNS_EDNS_PADDING:
+		case DNS_EDNS_KEEPALIVE:
+			*seen |= DNS_OPTS_TRANSPORT;
+			break;
+		default:
+			*seen |= DNS_OPTS_OTHER;
+		}
 		p += 4 + olen;
 		n -= 4 + olen;
 	}
@@ -129,7 +152,7 @@ static int rr_walk(struct dns_msg *m, const uint8_t *buf, size_t len, size_t *of
 		/* RFC 6891 6.1.1: one OPT RR, in the additional section, owned by the root. */
 		if (sec != DNS_SEC_AR || m->has_opt || pos != start + 1)
 			return -EBADMSG;
-		rc = opt_options_check(buf + pos + DNS_RR_FIXED, rdlen);
+		rc = opt_options_check(buf + pos + DNS_RR_FIXED, rdlen, &m->opt_seen);
 		if (rc)
 			return rc;
 		m->has_opt = true;
@@ -190,6 +213,7 @@ int dns_msg_parse(struct dns_msg *m, const uint8_t *buf, size_t len)
 	}
 	if (off != len)
 		return -EBADMSG;
+	v.opt_last = v.has_opt && v.opt_off + v.opt_len == len;
 	v.len = len;
 	*m = v;
 	return 0;
@@ -197,13 +221,15 @@ int dns_msg_parse(struct dns_msg *m, const uint8_t *buf, size_t len)
 
 int dns_query_check(const struct dns_msg *m)
 {
-	if (m->flags & DNS_FLAG_QR)
-		return -EBADMSG;
-	if ((m->flags & DNS_OPCODE_MASK) != DNS_OPCODE_QUERY << 11)
-		return -EOPNOTSUPP;
-	if (m->qdcount != 1)
-		return -EBADMSG;
-	return 0;
+	return m->flags & DNS_FLAG_QR ? -EBADMSG : 0;
+}
+
+bool dns_query_is_stub(const struct dns_msg *m)
+{
+	return !(m->flags & DNS_FLAG_QR) &&
+	       (m->flags & DNS_OPCODE_MASK) == DNS_OPCODE_QUERY << 11 &&
+	       (m->flags & DNS_FLAG_RD) && m->qdcount == 1 && m->q.qclass == DNS_CLASS_IN &&
+	       m->q.qtype != DNS_TYPE_AXFR && m->q.qtype != DNS_TYPE_IXFR;
 }
 
 static uint8_t ascii_lower(uint8_t c)
@@ -339,6 +365,8 @@ int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t ql
 	/* Extended rcodes (above 15) live in the OPT RR: they need one. */
 	if (rcode < 0 || rcode > (opt ? 0xfff : DNS_RCODE_MASK))
 		return -EINVAL;
+	if (opt && DNS_OPT_TTL_VERSION(q->opt_ttl) != 0)
+		rcode = DNS_RCODE_BADVERS;
 	if (question) {
 		name_len = q->q.name_len;
 		if (name_len == 0)
@@ -486,19 +514,35 @@ size_t dns_answer_restore_view(uint8_t *buf, struct dns_msg *r, bool client_opt,
 	rdlen = r->opt_len - DNS_OPT_MIN_LEN;
 	tail_off = r->opt_off + r->opt_len;
 	w = opt_filter(buf + rd, rdlen, buf + rd, keepalive);
-	if (!client_opt) {
+	if (!client_opt && DNS_OPT_TTL_EXT_RCODE(r->opt_ttl) != 0) {
+		/* the rcode's upper bits live here: keep the RR, but none of its options */
+		w = 0;
+	} else if (!client_opt) {
 		memmove(buf + r->opt_off, buf + tail_off, r->len - tail_off);
 		r->arcount--;
 		dns_put16(buf + 10, r->arcount);
 		r->len -= r->opt_len;
-		r->has_opt = false;
+		r->has_opt = r->opt_last = false;
 		r->opt_off = r->opt_len = 0;
+		r->opt_seen = 0;
 		return r->len;
 	}
 	dns_put16(buf + r->opt_off + 9, (uint16_t)w);
 	memmove(buf + rd + w, buf + tail_off, r->len - tail_off);
 	r->opt_len = DNS_OPT_MIN_LEN + w;
 	r->len -= rdlen - w;
+	r->opt_seen = w ? (uint8_t)(r->opt_seen & ~DNS_OPTS_TRANSPORT) : 0;
+	return r->len;
+}
+
+size_t dns_opt_clear(uint8_t *buf, struct dns_msg *r)
+{
+	if (!r->has_opt || !r->opt_last)
+		return r->len;
+	dns_put16(buf + r->opt_off + 9, 0);
+	r->len -= r->opt_len - DNS_OPT_MIN_LEN;
+	r->opt_len = DNS_OPT_MIN_LEN;
+	r->opt_seen = 0;
 	return r->len;
 }
 
@@ -563,8 +607,8 @@ int dns_build_address(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 	if (m->qdcount != 1)
 		return -EINVAL;
 	n = dns_build_error(out, outlen, q, m->len, m, DNS_RCODE_NOERROR);
-	if (n < 0)
-		return n;
+	if (n < 0 || (m->has_opt && DNS_OPT_TTL_VERSION(m->opt_ttl) != 0))
+		return n; /* BADVERS */
 	dns_put16(out + 2, (uint16_t)(dns_get16(out + 2) | DNS_FLAG_AA));
 	if (m->q.qtype != type || m->q.qclass != DNS_CLASS_IN)
 		return n; /* NODATA */

@@ -8,7 +8,9 @@
  * already is the original destination, so answers just go back on it (RFC 7766 framing).
  *
  * Every accepted query ends in exactly one answer or one counted drop: the upstream's answer,
- * SERVFAIL at the deadline or when no upstream is usable, FORMERR/NOTIMP for bad queries.
+ * SERVFAIL at the deadline or when no upstream is usable, FORMERR for messages that do not
+ * parse. Whatever parses goes upstream, whatever its opcode or question count, so that the
+ * answer is the upstream's own.
  * struct query owns its copy of the message and is freed by query_finish() alone.
  *
  * UDP answers of up to UDP_OUT_PAYLOAD octets are copied into a batch that leaves in one
@@ -702,8 +704,8 @@ static void query_deadline(struct loop_timer *t)
 
 /*
  * query_reject - answer a message that will not go upstream, at once: rcode FORMERR (m NULL:
- * only its header could be read), NOTIMP or SERVFAIL (overload). Error answers are small
- * (header, question, OPT), within any client's UDP limit.
+ * only its header could be read), REFUSED (rate limit, policy) or SERVFAIL (overload). Error
+ * answers are small (header, question, OPT), within any client's UDP limit.
  */
 static void query_reject(struct frontend *fe, const uint8_t *msg, size_t len,
 			 const struct dns_msg *m, int rcode, struct tcp_client *tc,
@@ -809,14 +811,8 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 				tc ? tc->peer : addr_text(client, a, sizeof(a)));
 		return;
 	}
+	/* every opcode and a header-only query go upstream too: its answer, not one of ours */
 	r = dns_msg_parse(&m, msg, len);
-	if (r == 0)
-		r = dns_query_check(&m);
-	if (r == -EOPNOTSUPP) {
-		fe->stats->notimp++;
-		query_reject(fe, msg, len, &m, DNS_RCODE_NOTIMP, tc, client, odst);
-		return;
-	}
 	if (r < 0) {
 		fe->stats->malformed++;
 		fe->stats->formerr++;
@@ -1036,11 +1032,12 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 	}
 }
 
-void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex)
+bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex)
 {
 	struct frontend *fe = data;
 	union sockaddr_any client, odst;
 	struct pkt_udp p;
+	struct dns_msg m;
 
 	if (pkt_udp_parse(&p, pkt, len) < 0 || p.dport != 53) {
 		fe->stats->queries++;
@@ -1048,7 +1045,15 @@ void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 		fe->stats->malformed++;
 		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
 				"dropped a queued %zu-octet packet that is not UDP to port 53", len);
-		return;
+		return false;
+	}
+	/* --non-recursive pass: what a resolver, a monitor or a primary sends to the server it
+	 * names (RD=0, CH, AXFR/IXFR, NOTIFY...) goes there; only a running dotgw says so */
+	if (fe->cfg->nonrec_pass && dns_msg_parse(&m, pkt + p.payload_off, p.payload_len) == 0 &&
+	    !(m.flags & DNS_FLAG_QR) && !dns_query_is_stub(&m)) {
+		log_debug("a query that is not a stub's (opcode %u, RD %u): let pass",
+			  (m.flags & DNS_OPCODE_MASK) >> 11, !!(m.flags & DNS_FLAG_RD));
+		return true;
 	}
 	memset(&client, 0, sizeof(client));
 	memset(&odst, 0, sizeof(odst));
@@ -1068,6 +1073,7 @@ void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 		odst.sin6.sin6_port = htons(p.dport);
 	}
 	query_start(fe, pkt + p.payload_off, p.payload_len, NULL, &client, &odst, ifindex);
+	return false;
 }
 
 /* --- TCP clients -------------------------------------------------------------------- */

@@ -821,8 +821,10 @@ static bool answer_matches(const struct upstream_query *uq, const uint8_t *ans, 
 		return false;
 	if (r->qdcount == 1)
 		return dns_question_equal(&r->q, &uq->m->q);
-	/* Some servers leave the question out of an error answer. */
-	return r->qdcount == 0 && (r->flags & DNS_RCODE_MASK) != DNS_RCODE_NOERROR;
+	/* Some servers leave the question out of an error answer; a query without a question
+	 * (a cookie-only query, RFC 7873 5.4) has none in its answer either. */
+	return r->qdcount == 0 &&
+	       (uq->m->qdcount == 0 || (r->flags & DNS_RCODE_MASK) != DNS_RCODE_NOERROR);
 }
 
 /*

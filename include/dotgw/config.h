@@ -89,6 +89,7 @@ struct config {
 	unsigned int queues;	     /* nfqueue mode: queues (one worker thread each) */
 	uint16_t queue_num;	     /* nfqueue mode: number of the first queue */
 	bool fail_closed;	     /* while dotgw is not serving: block DNS (else let it pass) */
+	bool nonrec_pass;	     /* nfqueue UDP: queries not a stub's pass untouched */
 	bool remove_rules;	     /* --remove-rules: remove a table and routes left behind, exit */
 	bool check_config;	     /* --check-config: validate, say so, exit */
 	const char *metrics;	     /* --metrics ADDR:PORT (NULL: off) */

@@ -30,6 +30,12 @@
 #define DNS_RCODE_MASK	0x000f
 
 #define DNS_OPCODE_QUERY 0
+#define DNS_OPT_MIN_LEN	 11 /* an OPT RR without options: root, TYPE, CLASS, TTL, RDLENGTH */
+
+/* The OPT RR's TTL field (RFC 6891 6.1.3): extended rcode, version, DO, Z. */
+#define DNS_OPT_TTL_EXT_RCODE(ttl) ((ttl) >> 24)
+#define DNS_OPT_TTL_VERSION(ttl)   (((ttl) >> 16) & 0xff)
+#define DNS_OPT_TTL_DO		   0x8000
 
 #define DNS_RCODE_NOERROR  0
 #define DNS_RCODE_FORMERR  1
@@ -37,6 +43,7 @@
 #define DNS_RCODE_NXDOMAIN 3
 #define DNS_RCODE_NOTIMP   4
 #define DNS_RCODE_REFUSED  5
+#define DNS_RCODE_BADVERS  16 /* RFC 6891 6.1.3: extended, in the OPT RR */
 
 #define DNS_TYPE_A    1
 #define DNS_TYPE_SOA  6
@@ -47,9 +54,19 @@
 #define DNS_CLASS_IN  1
 
 /* EDNS(0) option codes */
+#define DNS_EDNS_NSID	   3  /* RFC 5001 */
+#define DNS_EDNS_ECS	   8  /* RFC 7871 Client Subnet */
+#define DNS_EDNS_COOKIE	   10 /* RFC 7873 */
 #define DNS_EDNS_KEEPALIVE 11 /* RFC 7828 edns-tcp-keepalive */
 #define DNS_EDNS_PADDING   12 /* RFC 7830 */
 #define DNS_PAD_BLOCK	   128 /* RFC 8467: queries padded to a multiple of 128 octets */
+
+/* Which kinds of EDNS option an OPT RR holds (struct dns_msg opt_seen). */
+#define DNS_OPTS_COOKIE	  0x01
+#define DNS_OPTS_ECS	  0x02
+#define DNS_OPTS_NSID	  0x04
+#define DNS_OPTS_TRANSPORT 0x08 /* padding, edns-tcp-keepalive: hop by hop */
+#define DNS_OPTS_OTHER	  0x10 /* any other code */
 
 /* The question of a message, name copied out uncompressed in wire format. */
 struct dns_question {
@@ -76,6 +93,8 @@ struct dns_msg {
 	size_t opt_len;	      /* length of the whole OPT RR */
 	uint16_t opt_udp_size; /* the OPT RR's CLASS: advertised UDP payload size */
 	uint32_t opt_ttl;      /* extended rcode, version, DO and Z flags */
+	uint8_t opt_seen;      /* DNS_OPTS_* bits of the options it carries */
+	bool opt_last;	       /* no RR follows the OPT RR */
 };
 
 /*
@@ -88,11 +107,20 @@ struct dns_msg {
 int dns_msg_parse(struct dns_msg *m, const uint8_t *buf, size_t len);
 
 /*
- * dns_query_check - is a parsed message a query dotgw forwards? QR clear, opcode QUERY,
- * exactly one question. Returns 0, -EBADMSG (not a valid query: answer FORMERR) or
- * -EOPNOTSUPP (another opcode: answer NOTIMP).
+ * dns_query_check - is a parsed message a query dotgw forwards? QR clear. Every opcode and
+ * a question count of 0 or 1 go to the upstream, which answers them as it would the client
+ * (REFUSED, NOTIMP, FORMERR, or a cookie-only answer), so that dotgw adds no answer of its own.
+ * Returns 0 or -EBADMSG (an answer, not a query).
  */
 int dns_query_check(const struct dns_msg *m);
+
+/*
+ * dns_query_is_stub - a stub resolver's question: opcode QUERY, one question of class IN
+ * (or ANY) and not a zone transfer, recursion desired. Anything else (RD=0 from a resolver or
+ * monitor, CH-class server queries, AXFR/IXFR, NOTIFY/UPDATE, no question) is meant for the
+ * server it was sent to.
+ */
+bool dns_query_is_stub(const struct dns_msg *m);
 
 /* dns_question_equal - same type, class and name (names compared case-insensitively). */
 bool dns_question_equal(const struct dns_question *a, const struct dns_question *b);
@@ -121,9 +149,10 @@ int dns_truncate(uint8_t *buf, const struct dns_msg *r, size_t limit);
  * dns_build_error - write into out an answer with rcode to query. q is the parsed query, or
  * NULL when only the 12-octet header of query could be read (then the answer is a bare
  * header). The answer keeps the query's id, opcode, RD and CD bits and its question, sets QR
- * and RA, and carries an OPT RR (payload size DNS_DEFAULT_UDP_CAP) when the query had one.
- * An rcode above 15 (extended, e.g. BADVERS) goes into that OPT RR, so it needs one; out may
- * be the query buffer itself. Returns the length written, or -ENOSPC / -EBADMSG (query
+ * and RA, and carries an OPT RR (payload size DNS_DEFAULT_UDP_CAP, version 0) when the query
+ * had one. An rcode above 15 (extended, e.g. BADVERS) goes into that OPT RR, so it needs one.
+ * A query of an EDNS version other than 0 gets BADVERS whatever rcode says (RFC 6891 6.1.3:
+ * a responder must, for a version it does not implement). out may be the query buffer itself. Returns the length written, or -ENOSPC / -EBADMSG (query
  * shorter than a header) / -EINVAL (rcode negative, above 4095, or above 15 without OPT).
  */
 int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t qlen,
@@ -132,7 +161,8 @@ int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t ql
 /*
  * dns_build_address - an authoritative answer to query q (parsed into m) with one A (family
  * AF_INET, 4 octets) or AAAA (AF_INET6) record for the question's name, TTL ttl; when the
- * question asks for another type, an answer with no records (NODATA). Returns the length or
+ * question asks for another type, an answer with no records (NODATA); BADVERS (as
+ * dns_build_error) for an EDNS version other than 0. Returns the length or
  * -ENOSPC / -EINVAL.
  */
 int dns_build_address(uint8_t *out, size_t outlen, const uint8_t *q, const struct dns_msg *m,
@@ -152,8 +182,9 @@ int dns_query_rewrite(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 
 /*
  * dns_answer_restore - undo dns_query_rewrite on the parsed answer r in buf, in place: when the
- * client's query had no OPT RR the answer's is removed; otherwise the padding and keepalive
- * options are taken out of it. A keepalive option's timeout (units of 100 ms) is stored in
+ * client's query had no OPT RR the answer's is removed (kept, without options, when it holds a
+ * nonzero extended rcode, which cannot be said without it: BADVERS would read NOERROR);
+ * otherwise the padding and keepalive options are taken out of it. A keepalive option's timeout (units of 100 ms) is stored in
  * *keepalive when keepalive is not NULL (left alone when there is none). Returns the new
  * length (<= r->len).
  */
@@ -166,6 +197,12 @@ size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt
  */
 size_t dns_answer_restore_view(uint8_t *buf, struct dns_msg *r, bool client_opt,
 			       uint16_t *keepalive);
+
+/*
+ * dns_opt_clear - take every option out of the parsed message r's OPT RR, in place, when that
+ * RR is the last of the message (else nothing changes); r is updated. Returns the new length.
+ */
+size_t dns_opt_clear(uint8_t *buf, struct dns_msg *r);
 
 /*
  * dns_frame_next - the next DNS message of a TCP or DoT stream (RFC 1035 4.2.2: a 2-octet

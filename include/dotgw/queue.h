@@ -1,8 +1,8 @@
 /*
  * queue.h - one NFQUEUE queue, read with libmnl + libnetfilter_queue. Every packet the
  * kernel queues gets exactly one verdict: NF_DROP, sent as one batch verdict after each read
- * burst. dotgw answers the query itself (or counts it as dropped), so the original never
- * leaves.
+ * burst (dotgw answers the query itself, or counts it as dropped, so the original never
+ * leaves); or NF_ACCEPT at once, for a packet the frontend lets pass untouched.
  */
 #ifndef DOTGW_QUEUE_H
 #define DOTGW_QUEUE_H
@@ -18,9 +18,10 @@ struct queue_source;
 
 /*
  * Called for each queued packet (the whole IP packet, and the index of the interface it came
- * in on, 0 when it was sent by this machine); the buffer lives during the call.
+ * in on, 0 when it was sent by this machine); the buffer lives during the call. Returns true
+ * to let the packet pass untouched (NF_ACCEPT), false when it was taken (NF_DROP).
  */
-typedef void (*queue_packet_fn)(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex);
+typedef bool (*queue_packet_fn)(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex);
 
 /*
  * queue_open - bind queue number num (needs CAP_NET_ADMIN, for the daemon's whole life: the

@@ -20,6 +20,7 @@ static void check_view(const struct dns_msg *m, const uint8_t *buf, size_t len);
 static void fuzz_name_text(const uint8_t *name, size_t name_len, bool must_parse);
 static void fuzz_truncate(const struct dns_msg *m, const uint8_t *data, size_t size, size_t limit);
 static void fuzz_error(const struct dns_msg *q, const uint8_t *data, size_t size, int rcode);
+static void fuzz_opt_clear(const struct dns_msg *m, const uint8_t *data, size_t size);
 
 static void check_view(const struct dns_msg *m, const uint8_t *buf, size_t len)
 {
@@ -37,6 +38,10 @@ static void check_view(const struct dns_msg *m, const uint8_t *buf, size_t len)
 		if (buf[m->opt_off] != 0 || dns_get16(buf + m->opt_off + 1) != DNS_TYPE_OPT ||
 		    dns_get16(buf + m->opt_off + 3) != m->opt_udp_size)
 			abort();
+		if (m->opt_last != (m->opt_off + m->opt_len == len))
+			abort();
+	} else if (m->opt_seen || m->opt_last) {
+		abort();
 	}
 }
 
@@ -112,7 +117,7 @@ static void fuzz_error(const struct dns_msg *q, const uint8_t *data, size_t size
 	bool opt = q && q->has_opt;
 	struct dns_msg a;
 	uint16_t keep = DNS_OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD;
-	int n;
+	int n, want = rcode;
 
 	if (!out)
 		abort();
@@ -127,13 +132,15 @@ static void fuzz_error(const struct dns_msg *q, const uint8_t *data, size_t size
 			abort();
 		goto out_free;
 	}
+	if (opt && (q->opt_ttl >> 16 & 0xff) != 0)
+		want = DNS_RCODE_BADVERS; /* a version we do not speak */
 	if (n < DNS_HDR_LEN || (size_t)n > cap || dns_msg_parse(&a, out, (size_t)n))
 		abort();
 	check_view(&a, out, (size_t)n);
 	if (a.id != dns_get16(data) || (a.flags & keep) != (dns_get16(data + 2) & keep))
 		abort();
 	if (!(a.flags & DNS_FLAG_QR) || !(a.flags & DNS_FLAG_RA) ||
-	    (a.flags & DNS_RCODE_MASK) != (rcode & DNS_RCODE_MASK))
+	    (a.flags & DNS_RCODE_MASK) != (want & DNS_RCODE_MASK))
 		abort();
 	if (a.ancount || a.nscount || a.has_opt != opt || a.arcount != (opt ? 1 : 0))
 		abort();
@@ -142,7 +149,8 @@ static void fuzz_error(const struct dns_msg *q, const uint8_t *data, size_t size
 	if (q && (a.qdcount != q->qdcount || (q->qdcount == 1 && !dns_question_equal(&a.q, &q->q))))
 		abort();
 	if (opt &&
-	    (a.opt_udp_size != DNS_DEFAULT_UDP_CAP || a.opt_ttl >> 24 != (uint32_t)rcode >> 4))
+	    (a.opt_udp_size != DNS_DEFAULT_UDP_CAP || a.opt_ttl >> 24 != (uint32_t)want >> 4 ||
+	     (a.opt_ttl >> 16 & 0xff) != 0))
 		abort();
 
 	/* Exactly enough room, then one octet short. */
@@ -154,6 +162,32 @@ static void fuzz_error(const struct dns_msg *q, const uint8_t *data, size_t size
 		abort();
 out_free:
 	free(out);
+}
+
+/*
+ * fuzz_opt_clear - dns_opt_clear on a copy: a last OPT RR loses its options and nothing else
+ * changes; any other message is left exactly as it was.
+ */
+static void fuzz_opt_clear(const struct dns_msg *m, const uint8_t *data, size_t size)
+{
+	uint8_t *buf = malloc(size);
+	struct dns_msg v = *m, p;
+	size_t n;
+
+	if (!buf)
+		abort();
+	memcpy(buf, data, size);
+	n = dns_opt_clear(buf, &v);
+	if (!m->has_opt || !m->opt_last) {
+		if (n != size || memcmp(buf, data, size))
+			abort();
+	} else {
+		if (n != m->opt_off + DNS_OPT_MIN_LEN || memcmp(buf, data, m->opt_off + 9) ||
+		    dns_msg_parse(&p, buf, n) || !p.has_opt || p.opt_len != DNS_OPT_MIN_LEN ||
+		    p.opt_seen || p.opt_ttl != m->opt_ttl || p.len != v.len || v.opt_seen)
+			abort();
+	}
+	free(buf);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -173,11 +207,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	check_view(&m, data, size);
 
+	/* every parsed message without QR is forwarded; a stub's query is a plain QUERY */
 	rc = dns_query_check(&m);
-	if (rc && rc != -EBADMSG && rc != -EOPNOTSUPP)
+	if (rc != ((m.flags & DNS_FLAG_QR) ? -EBADMSG : 0))
 		abort();
-	if (!rc && (m.qdcount != 1 || (m.flags & (DNS_FLAG_QR | DNS_OPCODE_MASK))))
+	if (dns_query_is_stub(&m) && (rc || m.qdcount != 1 || (m.flags & DNS_OPCODE_MASK) ||
+				      !(m.flags & DNS_FLAG_RD)))
 		abort();
+	fuzz_opt_clear(&m, data, size);
 
 	if (m.qdcount == 1)
 		fuzz_name_text(m.q.name, m.q.name_len, true);

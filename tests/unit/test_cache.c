@@ -88,6 +88,7 @@ static void test_not_stored(void);
 static void test_max_ttl(void);
 static void test_keys(void);
 static void test_rd(void);
+static void test_client_options(void);
 static void test_eviction(void);
 static void test_replace(void);
 static void test_stale_off(void);
@@ -599,7 +600,7 @@ static void test_keys(void)
 	for (i = 0; i < 6; i++)
 		v[i] = qd("www.example.com");
 	v[1].qtype = DNS_TYPE_AAAA;
-	v[2].qclass = CLASS_CH;
+	v[2].flags |= DNS_FLAG_AD;
 	v[3].opt = true;
 	v[4].opt = true;
 	v[4].opt_ttl = OPT_DO;
@@ -624,6 +625,16 @@ static void test_keys(void)
 		CHECK_EQ(rp.m.has_opt, v[i].opt);
 		CHECK_EQ(rp.m.flags & DNS_FLAG_CD, v[i].flags & DNS_FLAG_CD);
 	}
+	/* CH class (version.bind and the like) is for the server asked: never cached */
+	v[2].flags = DNS_FLAG_RD;
+	v[2].qclass = CLASS_CH;
+	{
+		uint32_t ttl = 300;
+		struct adesc a = {.ttls = &ttl, .nttls = 1};
+
+		CHECK_EQ(store(c, &v[2], &a, 0), 1);
+		CHECK(!hit(c, &v[2], 0, false));
+	}
 	/* DO set with another EDNS payload size and other Z bits is still the DO key */
 	v[0].opt = true;
 	v[0].opt_ttl = OPT_DO | 0x0001;
@@ -632,7 +643,10 @@ static void test_keys(void)
 	cache_free(c);
 }
 
-/* RD is copied from the query into its answer (RFC 1035 4.1.1), also from the cache. */
+/*
+ * RD=0 queries are for the server asked (a resolver asking authoritatives, +norec monitoring):
+ * the upstream answers them from its own cache or refuses; never answered from ours.
+ */
 static void test_rd(void)
 {
 	static const uint32_t ttl = 300;
@@ -644,9 +658,7 @@ static void test_rd(void)
 	nord.flags = 0;
 	CHECK_EQ(cache_new(&c, BIG, MAX_TTL, 0, 8), 0);
 	CHECK_EQ(store(c, &d, &a, 0), 0);
-	CHECK(lookup(c, &nord, 0, false, &rp) > 0);
-	CHECK(!(rp.m.flags & DNS_FLAG_RD));
-	CHECK(rp.m.flags & DNS_FLAG_RA);
+	CHECK_EQ(lookup(c, &nord, 0, false, &rp), -ENOENT);
 	CHECK(lookup(c, &d, 0, false, &rp) > 0);
 	CHECK(rp.m.flags & DNS_FLAG_RD);
 
@@ -655,6 +667,125 @@ static void test_rd(void)
 	CHECK_EQ(stats(c).entries, 1);
 	CHECK(lookup(c, &d, 0, false, &rp) > 0);
 	CHECK(rp.m.flags & DNS_FLAG_RD);
+	cache_free(c);
+}
+
+/*
+ * w_opt_options - append n octets of options to the OPT RR that ends w, whose RDLENGTH is at
+ * w->b + rdl.
+ */
+static void w_opt_options(struct wire *w, size_t rdl, const uint8_t *opts, size_t n)
+{
+	dns_put16(w->b + rdl, (uint16_t)(dns_get16(w->b + rdl) + n));
+	memcpy(w->b + w->n, opts, n);
+	w->n += n;
+}
+
+/* Does the octet string pat occur in buf? */
+static bool contains(const uint8_t *buf, size_t len, const uint8_t *pat, size_t plen)
+{
+	for (size_t i = 0; i + plen <= len; i++)
+		if (memcmp(buf + i, pat, plen) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * One client's EDNS options never reach another through the cache. A query with COOKIE aa..
+ * and Client Subnet 203.0.113.0/24 whose answer echoes both: then COOKIE bb.., no ECS, EDNS
+ * version 1 must not be answered from the cache (the upstream says BADVERS), and a version-0
+ * query gets the answer without any option (no aa.. cookie, no ECS). An answer with an
+ * extended rcode is not kept.
+ */
+static void test_client_options(void)
+{
+	size_t qrdl, ardl, lrdl;
+	static const uint8_t cookie_aa[] = { 0, 10, 0, 8, 0xaa, 0xaa, 0xaa, 0xaa,
+					     0xaa, 0xaa, 0xaa, 0xaa };
+	static const uint8_t cookie_bb[] = { 0, 10, 0, 8, 0xbb, 0xbb, 0xbb, 0xbb,
+					     0xbb, 0xbb, 0xbb, 0xbb };
+	/* the answer's COOKIE: the client's and a server cookie; its ECS: scope /24 */
+	static const uint8_t ans_opts[] = { 0, 10, 0, 24, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,
+					    0xaa, 0xaa, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e,
+					    0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e,
+					    0, 8, 0, 7, 0, 1, 24, 24, 203, 0, 113 };
+	static const uint8_t ecs[] = { 0, 8, 0, 7, 0, 1, 24, 0, 203, 0, 113 };
+	static const uint8_t aa[8] = { 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa };
+	static const uint32_t ttl = 300;
+	static struct wire qw, aw, lw;
+	static uint8_t out[4096];
+	struct adesc a = {.ttls = &ttl, .nttls = 1};
+	struct qdesc d = qd("www.example.com");
+	struct dns_msg q, r, m;
+	struct cache *c;
+	int n;
+
+	d.opt = true;
+	CHECK_EQ(cache_new(&c, BIG, MAX_TTL, 0, 18), 0);
+
+	/* the first client: COOKIE aa.. and ECS; the answer echoes both */
+	build_query(&qw, &d);
+	qrdl = qw.n - 2;
+	w_opt_options(&qw, qrdl, cookie_aa, sizeof(cookie_aa));
+	w_opt_options(&qw, qrdl, ecs, sizeof(ecs));
+	build_answer(&aw, &d, &a);
+	ardl = aw.n - 2;
+	w_opt_options(&aw, ardl, ans_opts, sizeof(ans_opts));
+	CHECK_EQ(dns_msg_parse(&q, qw.b, qw.n), 0);
+	CHECK_EQ(dns_msg_parse(&r, aw.b, aw.n), 0);
+	cache_store(c, &q, aw.b, &r, 0);
+
+	/* the second: COOKIE bb.., no ECS, EDNS version 1 */
+	build_query(&lw, &d);
+	lrdl = lw.n - 2;
+	dns_put32(lw.b + lrdl - 4, 1u << 16);
+	w_opt_options(&lw, lrdl, cookie_bb, sizeof(cookie_bb));
+	CHECK_EQ(dns_msg_parse(&m, lw.b, lw.n), 0);
+	CHECK_EQ(cache_lookup(c, &m, out, sizeof(out), SEC, false), -ENOENT);
+
+	/* version 0: whatever comes back carries neither aa.. nor the ECS */
+	dns_put32(lw.b + lrdl - 4, 0);
+	CHECK_EQ(dns_msg_parse(&m, lw.b, lw.n), 0);
+	n = cache_lookup(c, &m, out, sizeof(out), SEC, false);
+	CHECK(n == -ENOENT || n > 0);
+	if (n > 0) {
+		CHECK(!contains(out, (size_t)n, aa, sizeof(aa)));
+		CHECK(!contains(out, (size_t)n, ecs + 4, 3));
+	}
+
+	/* a query with only a cookie is cached; the answer keeps the OPT RR, not its options */
+	build_query(&qw, &d);
+	w_opt_options(&qw, qw.n - 2, cookie_aa, sizeof(cookie_aa));
+	CHECK_EQ(dns_msg_parse(&q, qw.b, qw.n), 0);
+	CHECK_EQ(cache_store(c, &q, aw.b, &r, 0), 0);
+	n = cache_lookup(c, &m, out, sizeof(out), SEC, false);
+	CHECK(n > 0);
+	if (n > 0) {
+		CHECK(!contains(out, (size_t)n, aa, sizeof(aa)));
+		CHECK_EQ(dns_msg_parse(&r, out, (size_t)n), 0);
+		CHECK(r.has_opt);
+		CHECK_EQ(r.opt_len, 11);
+		CHECK_EQ(r.opt_udp_size, 1232);
+		CHECK_EQ(r.ancount, 1);
+	}
+	/* nor does a query with ECS (or NSID, or an unknown option) hit it */
+	w_opt_options(&lw, lrdl, ecs, sizeof(ecs));
+	CHECK_EQ(dns_msg_parse(&m, lw.b, lw.n), 0);
+	CHECK_EQ(cache_lookup(c, &m, out, sizeof(out), SEC, false), -ENOENT);
+	cache_free(c);
+
+	/* BADVERS in the answer (extended rcode 1) to a version-0 query is not kept */
+	CHECK_EQ(cache_new(&c, BIG, MAX_TTL, 0, 19), 0);
+	build_query(&qw, &d);
+	a.nttls = 0;
+	a.soa = true;
+	a.soa_ttl = a.soa_min = 300;
+	build_answer(&aw, &d, &a);
+	dns_put32(aw.b + aw.n - 6, 1u << 24);
+	CHECK_EQ(dns_msg_parse(&q, qw.b, qw.n), 0);
+	CHECK_EQ(dns_msg_parse(&r, aw.b, aw.n), 0);
+	CHECK_EQ(cache_store(c, &q, aw.b, &r, 0), 1);
+	CHECK(!hit(c, &d, 0, false));
 	cache_free(c);
 }
 
@@ -894,6 +1025,7 @@ int main(void)
 	test_max_ttl();
 	test_keys();
 	test_rd();
+	test_client_options();
 	test_eviction();
 	test_replace();
 	test_stale_off();

@@ -89,6 +89,7 @@ static void test_defaults(void)
 	CHECK_EQ(cfg.udp_size_cap, 1232);
 	CHECK(cfg.ca_file == NULL);
 	CHECK(cfg.user == NULL);
+	CHECK(!cfg.nonrec_pass);
 }
 
 static void test_options(void)
@@ -108,6 +109,11 @@ static void test_options(void)
 	CHECK_EQ(cfg.capture_mark, 0x10);
 	CHECK_EQ(cfg.timeout_ms, 1500);
 	CHECK_EQ(cfg.log_level, 3);
+
+	const char *pass[] = { "--mode", "nfqueue", "--non-recursive", "pass", NULL };
+
+	CHECK_EQ(parse(pass), 0);
+	CHECK(cfg.nonrec_pass);
 }
 
 /* Each bad command line fails, and the message names the option or the value. */
@@ -132,6 +138,8 @@ static void test_errors(void)
 		{ { "--interface", "eth0" }, "--interface" }, /* needs gateway scope */
 		{ { "--interface", "a-name-far-too-long", "--scope", "gateway" }, "--interface" },
 		{ { "--mark", "0xd08" }, "--bypass-mark" },
+		{ { "--non-recursive", "maybe" }, "--non-recursive" },
+		{ { "--non-recursive", "pass" }, "--mode nfqueue" }, /* tproxy cannot let go */
 		{ { "stray" }, "'stray'" },
 		{ { "--upstream" }, "'--upstream'" },
 	};

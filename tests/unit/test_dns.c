@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "check.h"
 #include "dotgw/dns.h"
@@ -44,6 +45,8 @@ static void test_names_bad(void);
 static void test_structure_bad(void);
 static void test_opt_bad(void);
 static void test_query_check(void);
+static void test_query_is_stub(void);
+static void test_opt_options(void);
 static void test_question_equal(void);
 static void test_udp_limit(void);
 static void test_truncate(void);
@@ -643,14 +646,98 @@ static void test_query_check(void)
 	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
 	CHECK_EQ(dns_query_check(&m), -EBADMSG);
 
+	/* other opcodes and header-only queries go to the upstream, which answers them */
 	dns_put16(w.b + 2, OPCODE_NOTIFY << 11 | DNS_FLAG_AA);
 	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
-	CHECK_EQ(dns_query_check(&m), -EOPNOTSUPP);
+	CHECK_EQ(dns_query_check(&m), 0);
+	CHECK(!dns_query_is_stub(&m));
 
 	w.n = 0;
 	w_hdr(&w, 7, DNS_FLAG_RD, 0, 0, 0, 0);
 	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
-	CHECK_EQ(dns_query_check(&m), -EBADMSG);
+	CHECK_EQ(dns_query_check(&m), 0);
+	CHECK(!dns_query_is_stub(&m));
+}
+
+/* A stub's query: QUERY, RD, one IN question, no zone transfer. */
+static void test_query_is_stub(void)
+{
+	struct wire w;
+	struct dns_msg m;
+
+	build_query(&w, "www.example.com", DNS_TYPE_A, true);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK(dns_query_is_stub(&m));
+	dns_put16(w.b + 2, DNS_FLAG_CD); /* RD=0: for the server it was sent to */
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK(!dns_query_is_stub(&m));
+	build_query(&w, "example.com", 252, false); /* AXFR */
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK(!dns_query_is_stub(&m));
+	build_query(&w, "example.com", 251, false); /* IXFR */
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK(!dns_query_is_stub(&m));
+	build_query(&w, "version.bind", DNS_TYPE_TXT, false);
+	dns_put16(w.b + w.n - 2, 3); /* class CH */
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK(!dns_query_is_stub(&m));
+}
+
+/*
+ * The option kinds an OPT RR holds; dns_opt_clear empties the last OPT RR; an extended rcode
+ * survives the removal of the OPT RR for a client that sent none (the RR stays, emptied).
+ */
+static void test_opt_options(void)
+{
+	static const uint8_t opts[] = { 0, 10, 0, 8, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,
+					0, 8, 0, 7, 0, 1, 24, 0, 203, 0, 113,
+					0, 3, 0, 0,
+					0xfd, 0xe9, 0, 1, 0xff,
+					0, 12, 0, 2, 0, 0 };
+	struct wire w;
+	struct dns_msg m;
+	size_t n;
+
+	build_query(&w, "www.example.com", DNS_TYPE_A, true);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(m.opt_seen, 0);
+	CHECK(m.opt_last);
+	dns_put16(w.b + w.n - 2, sizeof(opts));
+	w_bytes(&w, opts, sizeof(opts));
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(m.opt_seen, DNS_OPTS_COOKIE | DNS_OPTS_ECS | DNS_OPTS_NSID | DNS_OPTS_OTHER |
+				     DNS_OPTS_TRANSPORT);
+	n = dns_opt_clear(w.b, &m);
+	CHECK_EQ(n, w.n - sizeof(opts));
+	CHECK_EQ(m.len, n);
+	CHECK_EQ(m.opt_seen, 0);
+	CHECK_EQ(dns_msg_parse(&m, w.b, n), 0);
+	CHECK_EQ(m.opt_len, 11);
+	CHECK_EQ(m.opt_seen, 0);
+
+	/* BADVERS (16: extended rcode 1, rcode 0) to a client that sent no OPT RR */
+	w.n = 0;
+	w_hdr(&w, 1, DNS_FLAG_QR | DNS_FLAG_RD | DNS_FLAG_RA, 1, 0, 0, 1);
+	w_name(&w, "www.example.com");
+	w_u16(&w, DNS_TYPE_A);
+	w_u16(&w, DNS_CLASS_IN);
+	w_opt(&w, 1232, 1u << 24);
+	dns_put16(w.b + w.n - 2, 8);
+	w_bytes(&w, "\0\12\0\4\xaa\xaa\xaa\xaa", 8); /* a COOKIE option: goes */
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	n = dns_answer_restore_view(w.b, &m, false, NULL);
+	CHECK_EQ(dns_msg_parse(&m, w.b, n), 0);
+	CHECK(m.has_opt);
+	CHECK_EQ(m.opt_len, 11);
+	CHECK_EQ(DNS_OPT_TTL_EXT_RCODE(m.opt_ttl), 1);
+	CHECK_EQ(m.flags & DNS_RCODE_MASK, 0);
+	/* extended rcode 0: the OPT RR goes, as before */
+	dns_put32(w.b + m.opt_off + 5, 0);
+	CHECK_EQ(dns_msg_parse(&m, w.b, n), 0);
+	n = dns_answer_restore_view(w.b, &m, false, NULL);
+	CHECK_EQ(dns_msg_parse(&m, w.b, n), 0);
+	CHECK(!m.has_opt);
+	CHECK_EQ(m.arcount, 0);
 }
 
 static void test_question_equal(void)
@@ -847,6 +934,22 @@ static void test_build_error(void)
 	CHECK_EQ(dns_build_error(out, sizeof(out), w.b, DNS_HDR_LEN - 1, NULL, DNS_RCODE_FORMERR),
 		 -EBADMSG);
 	CHECK_EQ(dns_build_error(out, sizeof(out), w.b, w.n, NULL, RCODE_BADVERS), -EINVAL);
+
+	/* EDNS version 1: BADVERS whatever was asked, in a version-0 OPT RR (RFC 6891 6.1.3) */
+	build_query(&w, "www.example.com", DNS_TYPE_A, true);
+	dns_put32(w.b + w.n - 6, 1u << 16 | OPT_DO);
+	CHECK_EQ(dns_msg_parse(&q, w.b, w.n), 0);
+	n = dns_build_error(out, sizeof(out), w.b, w.n, &q, DNS_RCODE_REFUSED);
+	CHECK_EQ(dns_msg_parse(&a, out, (size_t)n), 0);
+	CHECK_EQ(a.flags & DNS_RCODE_MASK, 0);
+	CHECK(a.has_opt);
+	CHECK_EQ(a.opt_ttl, 1u << 24 | OPT_DO);
+	n = dns_build_address(out, sizeof(out), w.b, &q, AF_INET, (const uint8_t *)"\300\0\2\1",
+			      60);
+	CHECK_EQ(dns_msg_parse(&a, out, (size_t)n), 0);
+	CHECK_EQ(a.ancount, 0);
+	CHECK(!(a.flags & DNS_FLAG_AA));
+	CHECK_EQ(a.opt_ttl >> 24, 1);
 }
 
 static void test_name_to_text(void)
@@ -1020,6 +1123,8 @@ int main(void)
 	test_structure_bad();
 	test_opt_bad();
 	test_query_check();
+	test_query_is_stub();
+	test_opt_options();
 	test_question_equal();
 	test_udp_limit();
 	test_truncate();
