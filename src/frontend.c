@@ -67,6 +67,7 @@ struct query {
 	struct upstream_pool *pool;	 /* where it was sent (a reload may bring a new one) */
 	uint64_t start_ms;
 	size_t udp_limit;
+	unsigned int ifindex; /* where it came in (0: unknown), for the client's group */
 	uint16_t len;
 	uint8_t msg[];
 };
@@ -158,6 +159,11 @@ static void tcp_client_close(struct tcp_client *tc);
 static void tcp_client_write(struct tcp_client *tc);
 static void listeners_enable(struct frontend *fe, bool on);
 static void udp_flush(struct frontend *fe);
+static int query_group(const struct query *q);
+static bool answer_police(struct frontend *fe, int group, const uint8_t *ans, size_t alen,
+			  const struct dns_msg *r, const uint8_t *qmsg, size_t qlen,
+			  const struct dns_msg *qm, struct tcp_client *tc,
+			  const union sockaddr_any *client, const union sockaddr_any *odst);
 
 static const char *addr_text(const union sockaddr_any *a, char *buf, size_t len)
 {
@@ -570,6 +576,9 @@ static void query_finish(struct query *q, const uint8_t *msg, const struct dns_m
 	int n;
 
 	if (msg) {
+		if (answer_police(fe, query_group(q), msg, r->len, r, q->msg, q->len, &q->m, tc,
+				  &q->client, &q->odst))
+			goto out_free;
 		len = r->len;
 		memcpy(out, msg, len);
 		dns_put16(out, q->m.id);
@@ -577,6 +586,9 @@ static void query_finish(struct query *q, const uint8_t *msg, const struct dns_m
 	} else if (rcode == DNS_RCODE_SERVFAIL && q->cache && fe->cfg->serve_stale &&
 		   (n = cache_lookup(q->cache, &q->m, out, sizeof(fe->reply),
 				     loop_now_ms(fe->loop), true)) >= 0) {
+		if (answer_police(fe, query_group(q), out, (size_t)n, NULL, q->msg, q->len, &q->m,
+				  tc, &q->client, &q->odst))
+			goto out_free;
 		fe->stats->cache_stale++;
 		len = (size_t)n;
 		via = "cache(stale)";
@@ -654,31 +666,29 @@ static bool client_allowed(struct frontend *fe, const union sockaddr_any *a)
 	return ratelimit_allow(fe->rl, a->sa.sa_family, addr_bytes(a), loop_now_ms(fe->loop));
 }
 
-/*
- * query_police - apply the client's group rules to the query m. Returns true when the query
- * was answered here (denied, NXDOMAIN, sinkhole); else stores the group (or -1) in *group.
- */
-static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
-			 const struct dns_msg *m, struct tcp_client *tc,
-			 const union sockaddr_any *client, const union sockaddr_any *odst,
-			 unsigned int ifindex, int *group)
+/* client_group - the group of the client (who, arrived on ifindex), or -1. */
+static int client_group(struct frontend *fe, const union sockaddr_any *who, unsigned int ifindex)
 {
-	const union sockaddr_any *who = tc ? &tc->peer_addr : client;
-	const struct policy_rule *rule;
-	const struct policy_group *g;
-	enum policy_action a;
+	if (!fe->cfg->groups.n_groups)
+		return -1;
+	return policy_group_of(&fe->cfg->groups, who->sa.sa_family, addr_bytes(who), ifindex);
+}
+
+/* query_group - q's client's group under the configuration now in force (a reload may have
+ * changed the groups since q started), or -1. */
+static int query_group(const struct query *q)
+{
+	return client_group(q->fe, q->tc ? &q->tc->peer_addr : &q->client, q->ifindex);
+}
+
+/* policy_answer - answer the query msg (parsed into m) as action a of a group says. */
+static void policy_answer(struct frontend *fe, const uint8_t *msg, size_t len,
+			  const struct dns_msg *m, enum policy_action a,
+			  const struct policy_rule *rule, struct tcp_client *tc,
+			  const union sockaddr_any *client, const union sockaddr_any *odst)
+{
 	int n;
 
-	*group = -1;
-	if (!fe->cfg->groups.n_groups)
-		return false;
-	*group = policy_group_of(&fe->cfg->groups, who->sa.sa_family, addr_bytes(who), ifindex);
-	if (*group < 0)
-		return false;
-	g = &fe->cfg->groups.groups[*group];
-	a = policy_check(g, m->q.name, m->q.name_len, &rule);
-	if (a == POLICY_PASS)
-		return false;
 	fe->stats->policy_denied++;
 	if (a == POLICY_SINKHOLE) {
 		n = dns_build_address(fe->reply, sizeof(fe->reply), msg, m, rule->sink_family,
@@ -692,6 +702,63 @@ static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
 			     a == POLICY_NXDOMAIN ? DNS_RCODE_NXDOMAIN : DNS_RCODE_REFUSED, tc,
 			     client, odst);
 	}
+}
+
+/*
+ * query_police - apply the client's group rules to the query m. Returns true when the query
+ * was answered here (denied, NXDOMAIN, sinkhole); else stores the group (or -1) in *group.
+ */
+static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
+			 const struct dns_msg *m, struct tcp_client *tc,
+			 const union sockaddr_any *client, const union sockaddr_any *odst,
+			 unsigned int ifindex, int *group)
+{
+	const struct policy_rule *rule;
+	enum policy_action a;
+
+	*group = client_group(fe, tc ? &tc->peer_addr : client, ifindex);
+	if (*group < 0)
+		return false;
+	a = policy_check(&fe->cfg->groups.groups[*group], m->q.name, m->q.name_len, &rule);
+	if (a == POLICY_PASS)
+		return false;
+	policy_answer(fe, msg, len, m, a, rule, tc, client, odst);
+	return true;
+}
+
+/*
+ * answer_police - the names an answer (ans, parsed into r; NULL: parsed here) leads to, held
+ * against the rules of group (-1: none): an alias must not cloak a name the group may not
+ * resolve. Returns true when the answer must not go out; then the policy's answer to the
+ * query (qmsg, parsed into qm) was sent instead. Clobbers fe->reply when it polices.
+ */
+static bool answer_police(struct frontend *fe, int group, const uint8_t *ans, size_t alen,
+			  const struct dns_msg *r, const uint8_t *qmsg, size_t qlen,
+			  const struct dns_msg *qm, struct tcp_client *tc,
+			  const union sockaddr_any *client, const union sockaddr_any *odst)
+{
+	const struct policy_group *g;
+	const struct policy_rule *rule;
+	enum policy_action a;
+	struct dns_msg v;
+
+	if (group < 0)
+		return false;
+	g = &fe->cfg->groups.groups[group];
+	if (!policy_group_polices(g))
+		return false;
+	if (!r) {
+		if (dns_msg_parse(&v, ans, alen) < 0)
+			return false; /* our own cache's answer, or a bare error header */
+		r = &v;
+	}
+	if (!r->ancount)
+		return false;
+	a = policy_check_answer(g, ans, r, &rule);
+	if (a == POLICY_PASS)
+		return false;
+	fe->stats->policy_alias++;
+	policy_answer(fe, qmsg, qlen, qm, a, rule, tc, client, odst);
 	return true;
 }
 
@@ -752,7 +819,9 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		return;
 	}
 	tap(fe, false, tc, client, odst, msg, len);
-	if (query_police(fe, msg, len, &m, tc, client, odst, tc ? tc->ifindex : ifindex, &group))
+	if (tc)
+		ifindex = tc->ifindex;
+	if (query_police(fe, msg, len, &m, tc, client, odst, ifindex, &group))
 		return;
 	cache = group >= 0 && fe->group_cache[group] ? fe->group_cache[group] : fe->cache;
 	if (cache) {
@@ -760,6 +829,9 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 				     loop_now_ms(fe->loop), false);
 
 		if (n >= 0) {
+			if (answer_police(fe, group, fe->reply, (size_t)n, NULL, msg, len, &m, tc,
+					  client, odst))
+				return;
 			fe->stats->cache_hits++;
 			query_log(fe, tc, client, &m, fe->reply, "cache", loop_now_ms(fe->loop));
 			deliver(fe, tc, client, odst,
@@ -780,6 +852,7 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	q->fe = fe;
 	q->m = m;
 	q->start_ms = loop_now_ms(fe->loop);
+	q->ifindex = ifindex;
 	q->cache = cache;
 	if (group >= 0)
 		q->uq.allowed = fe->cfg->groups.groups[group].upstreams;

@@ -76,6 +76,44 @@ enum policy_action policy_check(const struct policy_group *g, const uint8_t *nam
 	return g->allow_list ? POLICY_REFUSED : POLICY_PASS;
 }
 
+struct answer_check {
+	const struct policy_group *g;
+	const struct policy_rule *rule;
+	enum policy_action action;
+};
+
+static int answer_name_check(void *data, uint16_t type, bool target, const uint8_t *name,
+			     size_t name_len)
+{
+	struct answer_check *c = data;
+	enum policy_action a = policy_check(c->g, name, name_len, &c->rule);
+
+	(void)target;
+	if (type == DNS_TYPE_DNAME && !c->rule)
+		return 0; /* a suffix: the synthesized CNAME that follows is checked as a name */
+	if (a == POLICY_PASS)
+		return 0;
+	c->action = a;
+	return 1;
+}
+
+enum policy_action policy_check_answer(const struct policy_group *g, const uint8_t *buf,
+				       const struct dns_msg *m, const struct policy_rule **rule)
+{
+	struct answer_check c = { .g = g, .action = POLICY_PASS };
+	int r = dns_answer_names(buf, m, answer_name_check, &c);
+
+	*rule = r > 0 ? c.rule : NULL;
+	if (r < 0)
+		return POLICY_REFUSED;
+	return c.action;
+}
+
+bool policy_group_polices(const struct policy_group *g)
+{
+	return g->n_rules || g->allow_list;
+}
+
 int policy_name_parse(const char *text, uint8_t *out, uint8_t *out_len)
 {
 	size_t n = 0, label = 0;

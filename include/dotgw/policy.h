@@ -67,6 +67,20 @@ bool policy_has_interfaces(const struct policy *p);
 enum policy_action policy_check(const struct policy_group *g, const uint8_t *name,
 				size_t name_len, const struct policy_rule **rule);
 
+/*
+ * policy_check_answer - what group g does with the answer in buf (parsed into m), so that an
+ * alias cannot cloak a name the group may not resolve: every owner name of the answer section
+ * and every CNAME target is checked as a question would be (deny rules and the allow list);
+ * DNAME owners and targets, which are suffixes rather than names, only against the rule
+ * that matches them, if any. The first name that is not POLICY_PASS decides; *rule gets its
+ * rule (NULL: the allow list). An answer that cannot be read is POLICY_REFUSED.
+ */
+enum policy_action policy_check_answer(const struct policy_group *g, const uint8_t *buf,
+				       const struct dns_msg *m, const struct policy_rule **rule);
+
+/* policy_group_polices - does group g have rules at all? */
+bool policy_group_polices(const struct policy_group *g);
+
 /* policy_name_parse - "example.com" or "example.com." to lower-case wire format. 0/-EINVAL. */
 int policy_name_parse(const char *text, uint8_t *out, uint8_t *out_len);
 

@@ -24,6 +24,7 @@
 	X(overload)	      /* queries refused because max-inflight was reached */             \
 	X(rate_limited)	      /* queries over their client's --rate-limit (REFUSED or dropped) */ \
 	X(policy_denied)      /* queries answered by a --deny rule or an allow list */         \
+	X(policy_alias)	      /* ...of them because their answer's CNAME/DNAME chain led there */ \
 	X(reply_errors)	      /* answers the kernel refused to send */                           \
 	X(tcp_clients)	      /* TCP client connections accepted */                              \
 	X(upstream_handshakes) /* TLS handshakes completed */                                    \

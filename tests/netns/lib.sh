@@ -38,7 +38,8 @@
 # "N passed, N failed" and exits 1 if anything failed. Exit 77 means skipped.
 #
 # Environment: LAB_PROC_TIMEOUT (seconds a background process may live, default 300),
-# LAB_KEEP=1 (keep the temporary directory for inspection).
+# LAB_KEEP=1 (keep the temporary directory for inspection). A test may set LAB_UP_EXTRA
+# before lab_setup: unbound configuration appended to the upstream's (e.g. an auth-zone:).
 
 LAB_ID="dotgw-$$-$RANDOM"
 LAB_DIR=
@@ -608,6 +609,8 @@ lab_start_upstream()
 			printf "\tlocal-data: 'big.example.test. TXT \"big-%02d-%s\"'\n" "$i" \
 				abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyza
 		done
+		# A test's own clauses (more server: lines, auth-zone:, forward-zone:), if any.
+		[ -n "${LAB_UP_EXTRA:-}" ] && printf '%s\n' "$LAB_UP_EXTRA"
 		cat <<-EOF
 			remote-control:
 				control-enable: yes
