@@ -31,6 +31,7 @@
 #include "dotgw/dns.h"
 #include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
+#include "dotgw/inflight.h"
 #include "dotgw/log.h"
 #include "dotgw/pkt.h"
 #include "dotgw/ratelimit.h"
@@ -68,9 +69,17 @@ struct query {
 	uint64_t start_ms;
 	size_t udp_limit;
 	unsigned int ifindex; /* where it came in (0: unknown), for the client's group */
+	struct inflight_wait share; /* its client's share (fe->shares); the ready list's links */
+	uint8_t held;		    /* QUERY_RUNNING, QUERY_WAITING or QUERY_READY */
 	uint16_t len;
 	uint8_t msg[];
 };
+
+/*
+ * A query beyond its client's in-flight share waits (in fe->shares) until one of the client's
+ * earlier queries ends; it is then ready, and a deferred call sends it upstream.
+ */
+enum { QUERY_RUNNING, QUERY_WAITING, QUERY_READY };
 
 struct reply_sock {
 	union sockaddr_any addr;
@@ -126,6 +135,9 @@ struct frontend {
 	/* groups with upstreams of their own keep their answers apart: one cache each */
 	struct cache *group_cache[POLICY_MAX_GROUPS];
 	struct ratelimit *rl; /* NULL: no rate limit */
+	struct inflight *shares; /* each client's queries in flight (NULL: no memory) */
+	struct query *ready, *ready_tail; /* queries whose turn came, linked through share */
+	struct loop_defer ready_defer;
 	struct dnstap_queue *dnstap; /* NULL: no dnstap */
 	struct listener udp[2], tcp[2];
 	int raw[2]; /* nfqueue mode: IPPROTO_RAW sockets, IPv4 and IPv6; -1 when unused */
@@ -437,6 +449,76 @@ static void udp_send(struct frontend *fe, const union sockaddr_any *client,
 
 /* --- the life of a query ------------------------------------------------------------- */
 
+static void query_submit(struct query *q)
+{
+	q->held = QUERY_RUNNING;
+	q->pool = q->fe->pool;
+	upstream_pool_submit(q->pool, &q->uq); /* may complete (and free) q at once */
+}
+
+/* queries_ready_run - send the queries whose turn came upstream, oldest first. */
+static void queries_ready_run(struct loop_defer *d)
+{
+	struct frontend *fe = container_of(d, struct frontend, ready_defer);
+
+	while (fe->ready) {
+		struct query *q = fe->ready;
+		struct inflight_wait *next = q->share.next;
+
+		fe->ready = next ? container_of(next, struct query, share) : NULL;
+		if (!fe->ready)
+			fe->ready_tail = NULL;
+		else
+			fe->ready->share.prev = NULL;
+		q->share.next = q->share.prev = NULL;
+		query_submit(q); /* may end other queries and make more ready */
+	}
+}
+
+/* query_make_ready - q's turn came (it is counted): it goes upstream at the end of this
+ * loop iteration, not here, deep in another query's completion. */
+static void query_make_ready(struct query *q)
+{
+	struct frontend *fe = q->fe;
+
+	q->held = QUERY_READY;
+	q->share.next = NULL;
+	q->share.prev = fe->ready_tail ? &fe->ready_tail->share : NULL;
+	if (fe->ready_tail)
+		fe->ready_tail->share.next = &q->share;
+	else
+		fe->ready = q;
+	fe->ready_tail = q;
+	loop_defer(fe->loop, &fe->ready_defer);
+}
+
+/* query_share_end - q no longer counts against its client's share, nor waits in it. */
+static void query_share_end(struct query *q)
+{
+	struct frontend *fe = q->fe;
+	struct inflight_wait *next;
+
+	if (q->held == QUERY_WAITING) {
+		inflight_unwait(fe->shares, &q->share);
+		return;
+	}
+	if (q->held == QUERY_READY) {
+		if (q->share.prev)
+			q->share.prev->next = q->share.next;
+		else
+			fe->ready = q->share.next ? container_of(q->share.next, struct query, share)
+						  : NULL;
+		if (q->share.next)
+			q->share.next->prev = q->share.prev;
+		else
+			fe->ready_tail = q->share.prev ? container_of(q->share.prev, struct query,
+								       share)
+						       : NULL;
+	}
+	if (q->share.slot >= 0 && (next = inflight_put(fe->shares, &q->share)))
+		query_make_ready(container_of(next, struct query, share));
+}
+
 static void query_free(struct query *q)
 {
 	struct frontend *fe = q->fe;
@@ -449,6 +531,7 @@ static void query_free(struct query *q)
 	if (q->next)
 		q->next->prev = q->prev;
 	fe->inflight--;
+	query_share_end(q);
 	if (q->tc) {
 		struct tcp_client *tc = q->tc;
 
@@ -849,6 +932,24 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		return;
 	}
 	memset(q, 0, sizeof(*q));
+	q->share.slot = -1;
+	if (fe->shares) {
+		const union sockaddr_any *who = tc ? &tc->peer_addr : client;
+
+		r = inflight_take(fe->shares, who->sa.sa_family, addr_bytes(who), &q->share, false);
+		if (r == -EBUSY) {
+			/* its share is in flight and as many wait: the other clients keep theirs */
+			free(q);
+			fe->stats->client_overload++;
+			fe->stats->servfail++;
+			query_reject(fe, msg, len, &m, DNS_RCODE_SERVFAIL, tc, client, odst);
+			return;
+		}
+		if (r == 1) {
+			q->held = QUERY_WAITING;
+			fe->stats->client_waited++;
+		}
+	}
 	q->fe = fe;
 	q->m = m;
 	q->start_ms = loop_now_ms(fe->loop);
@@ -895,8 +996,8 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
 		return;
 	}
-	q->pool = fe->pool;
-	upstream_pool_submit(fe->pool, &q->uq); /* may complete (and free) q at once */
+	if (q->held == QUERY_RUNNING)
+		query_submit(q);
 }
 
 /* --- UDP listener -------------------------------------------------------------------- */
@@ -1421,6 +1522,39 @@ static int frontend_tables_new(struct frontend *fe, const struct config *cfg)
 	return r;
 }
 
+/*
+ * frontend_shares_renew - the table of per-client shares that cfg asks for; the queries in
+ * flight are counted in a new table (over the new share or not: they are there already).
+ * On failure the old table stays. 0 or -ENOMEM.
+ */
+static int frontend_shares_renew(struct frontend *fe, const struct config *cfg)
+{
+	struct inflight *t;
+	int r;
+
+	if (fe->shares && inflight_same(fe->shares, cfg->max_inflight, cfg->max_inflight_client,
+					cfg->rate_prefix4, cfg->rate_prefix6))
+		return 0;
+	r = inflight_new(&t, cfg->max_inflight, cfg->max_inflight_client, cfg->rate_prefix4,
+			 cfg->rate_prefix6, (uint32_t)loop_now_ms(fe->loop) ^ 0x9e3779b9);
+	if (r < 0) {
+		log_warn("no memory for the per-client in-flight shares%s",
+			 fe->shares ? ": the old ones stay" : "");
+		return r;
+	}
+	/* every query counts in the new table; those that waited in the old one go now */
+	for (struct query *q = fe->queries; q; q = q->next) {
+		const union sockaddr_any *who = q->tc ? &q->tc->peer_addr : &q->client;
+
+		inflight_take(t, who->sa.sa_family, addr_bytes(who), &q->share, true);
+		if (q->held == QUERY_WAITING)
+			query_make_ready(q);
+	}
+	inflight_free(fe->shares);
+	fe->shares = t;
+	return 0;
+}
+
 struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *cfg,
 				      struct upstream_pool *pool)
 {
@@ -1437,6 +1571,7 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 	listeners_enable(fe, fe->nclients < cfg->max_tcp_clients); /* the limit may have moved */
 	if (frontend_tables_new(fe, cfg) < 0)
 		log_warn("reload: no memory for the cache and rate limits: running without them");
+	frontend_shares_renew(fe, cfg);
 	if (!fe->want_ifindex && policy_has_interfaces(&cfg->groups)) {
 		fe->want_ifindex = true;
 		for (int i = 0; i < 2; i++) {
@@ -1490,10 +1625,13 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	fe->stats = stats;
 	loop_timer_init(&fe->accept_retry, accept_retry);
 	loop_defer_init(&fe->udp_defer, udp_flush_deferred);
+	loop_defer_init(&fe->ready_defer, queries_ready_run);
 	fe->want_ifindex = policy_has_interfaces(&cfg->groups);
 	for (int i = 0; i < 2; i++)
 		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = fe->raw[i] = -1;
 	r = frontend_tables_new(fe, cfg);
+	if (r == 0)
+		r = frontend_shares_renew(fe, cfg);
 	if (r < 0) {
 		frontend_close(fe);
 		return r;
@@ -1540,6 +1678,7 @@ void frontend_close(struct frontend *fe)
 		fe->stats->dropped++;
 		query_free(q);
 	}
+	loop_defer_cancel(fe->loop, &fe->ready_defer); /* freeing them made some ready */
 	udp_flush(fe); /* answers already given leave before their sockets close */
 	for (int i = 0; i < 2; i++) {
 		struct listener *ls[2] = { &fe->udp[i], &fe->tcp[i] };
@@ -1558,5 +1697,6 @@ void frontend_close(struct frontend *fe)
 			close(fe->raw[i]);
 	loop_timer_cancel(fe->loop, &fe->accept_retry);
 	frontend_tables_free(fe);
+	inflight_free(fe->shares);
 	free(fe);
 }

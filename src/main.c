@@ -188,6 +188,7 @@ static void daemon_render(void *data, FILE *out)
 	DROP("malformed", malformed);
 	DROP("rate_limited", rate_limited);
 	DROP("overload", overload);
+	DROP("client_inflight", client_overload);
 	DROP("queue_overflow", queue_enobufs);
 	DROP("reply_error", reply_errors);
 	DROP("other", dropped);

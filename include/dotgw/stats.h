@@ -22,6 +22,8 @@
 	X(malformed)	      /* packets or frames that were not a valid DNS query */            \
 	X(dropped)	      /* queries dropped without an answer (see log) */                  \
 	X(overload)	      /* queries refused because max-inflight was reached */             \
+	X(client_overload)    /* queries refused: their client had its share in flight and waiting */ \
+	X(client_waited)      /* queries that waited for their client's share (not refused) */ \
 	X(rate_limited)	      /* queries over their client's --rate-limit (REFUSED or dropped) */ \
 	X(policy_denied)      /* queries answered by a --deny rule or an allow list */         \
 	X(policy_alias)	      /* ...of them because their answer's CNAME/DNAME chain led there */ \

@@ -89,6 +89,15 @@ static void test_defaults(void)
 	CHECK_EQ(cfg.udp_size_cap, 1232);
 	CHECK(cfg.ca_file == NULL);
 	CHECK(cfg.user == NULL);
+	CHECK_EQ(cfg.max_inflight_client, 128); /* half of 2 connections x 128 */
+
+	const char *small[] = { "--max-inflight", "100", NULL };
+	const char *set[] = { "--max-inflight-per-client", "7", NULL };
+
+	CHECK_EQ(parse(small), 0);
+	CHECK_EQ(cfg.max_inflight_client, 50);
+	CHECK_EQ(parse(set), 0);
+	CHECK_EQ(cfg.max_inflight_client, 7);
 }
 
 static void test_options(void)
@@ -134,6 +143,7 @@ static void test_errors(void)
 		{ { "--mark", "0xd08" }, "--bypass-mark" },
 		{ { "stray" }, "'stray'" },
 		{ { "--upstream" }, "'--upstream'" },
+		{ { "--max-inflight-per-client", "0" }, "--max-inflight-per-client" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
