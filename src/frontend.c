@@ -31,6 +31,7 @@
 #include "dotgw/dns.h"
 #include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
+#include "dotgw/iftab.h"
 #include "dotgw/inflight.h"
 #include "dotgw/log.h"
 #include "dotgw/pkt.h"
@@ -156,6 +157,8 @@ struct frontend {
 	uint8_t ctrl[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6)) +
 				CMSG_SPACE(sizeof(struct in6_pktinfo))];
 	bool want_ifindex; /* some client group names an interface */
+	struct iftab *iftab; /* interface names by index, when want_ifindex (NULL: none yet) */
+	struct loop_watch iftab_watch;
 	uint8_t bufs[UDP_BATCH][UDP_QUERY_MAX];
 	/* UDP answer batch */
 	struct loop_defer udp_defer;
@@ -171,6 +174,7 @@ static void tcp_client_close(struct tcp_client *tc);
 static void tcp_client_write(struct tcp_client *tc);
 static void listeners_enable(struct frontend *fe, bool on);
 static void udp_flush(struct frontend *fe);
+static int frontend_iftab_open(struct frontend *fe);
 static int query_group(const struct query *q);
 static bool answer_police(struct frontend *fe, int group, const uint8_t *ans, size_t alen,
 			  const struct dns_msg *r, const uint8_t *qmsg, size_t qlen,
@@ -749,12 +753,26 @@ static bool client_allowed(struct frontend *fe, const union sockaddr_any *a)
 	return ratelimit_allow(fe->rl, a->sa.sa_family, addr_bytes(a), loop_now_ms(fe->loop));
 }
 
-/* client_group - the group of the client (who, arrived on ifindex), or -1. */
+#define GROUP_IF_UNKNOWN (-2) /* arrived on an interface whose name is not known */
+
+/*
+ * client_group - the group of the client (who, arrived on ifindex; 0: not known), -1 for
+ * none, or GROUP_IF_UNKNOWN when groups name interfaces and the one of ifindex cannot be named
+ * (deleted long ago, or no table): it might be a group's, so it is not let through unpoliced.
+ */
 static int client_group(struct frontend *fe, const union sockaddr_any *who, unsigned int ifindex)
 {
-	if (!fe->cfg->groups.n_groups)
+	const struct policy *p = &fe->cfg->groups;
+	const char *ifname = NULL;
+
+	if (!p->n_groups)
 		return -1;
-	return policy_group_of(&fe->cfg->groups, who->sa.sa_family, addr_bytes(who), ifindex);
+	if (ifindex && fe->want_ifindex && policy_has_interfaces(p)) {
+		ifname = fe->iftab ? iftab_name(fe->iftab, ifindex) : NULL;
+		if (!ifname)
+			return GROUP_IF_UNKNOWN;
+	}
+	return policy_group_of(p, who->sa.sa_family, addr_bytes(who), ifname);
 }
 
 /* query_group - q's client's group under the configuration now in force (a reload may have
@@ -800,6 +818,16 @@ static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
 	enum policy_action a;
 
 	*group = client_group(fe, tc ? &tc->peer_addr : client, ifindex);
+	if (*group == GROUP_IF_UNKNOWN) {
+		char who[64];
+
+		log_ratelimited(&fe->rl_malformed, LOG_LVL_WARN,
+				"query from %s on interface %u, whose name is unknown: REFUSED",
+				tc ? tc->peer : addr_text(client, who, sizeof(who)), ifindex);
+		*group = -1;
+		policy_answer(fe, msg, len, m, POLICY_REFUSED, NULL, tc, client, odst);
+		return true;
+	}
 	if (*group < 0)
 		return false;
 	a = policy_check(&fe->cfg->groups.groups[*group], m->q.name, m->q.name_len, &rule);
@@ -1574,6 +1602,7 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 	frontend_shares_renew(fe, cfg);
 	if (!fe->want_ifindex && policy_has_interfaces(&cfg->groups)) {
 		fe->want_ifindex = true;
+		frontend_iftab_open(fe);
 		for (int i = 0; i < 2; i++) {
 			int fds[2] = { fe->udp[i].watch.fd, fe->tcp[i].watch.fd };
 
@@ -1585,6 +1614,43 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 		}
 	}
 	return old;
+}
+
+static void iftab_event(struct loop_watch *w, uint32_t revents)
+{
+	struct frontend *fe = container_of(w, struct frontend, iftab_watch);
+	int r;
+
+	(void)revents;
+	r = iftab_process(fe->iftab);
+	if (r < 0)
+		log_ratelimited(&fe->rl_reply, LOG_LVL_WARN,
+				"interface names (rtnetlink): %s: queries from unnamed "
+				"interfaces are REFUSED",
+				strerror(-r));
+}
+
+/*
+ * frontend_iftab_open - follow the interfaces' names (client groups that name interfaces
+ * match by name). 0 or -errno; on failure, queries that arrive on an interface are REFUSED
+ * while some group names one.
+ */
+static int frontend_iftab_open(struct frontend *fe)
+{
+	int r = iftab_open(&fe->iftab);
+
+	if (r == 0) {
+		fe->iftab_watch.fd = iftab_fd(fe->iftab);
+		fe->iftab_watch.cb = iftab_event;
+		r = loop_watch_add(fe->loop, &fe->iftab_watch, EPOLLIN);
+		if (r < 0) {
+			iftab_close(fe->iftab);
+			fe->iftab = NULL;
+		}
+	}
+	if (r < 0)
+		log_error("following interface names (rtnetlink): %s", strerror(-r));
+	return r;
 }
 
 static int raw_open(struct frontend *fe, int family)
@@ -1632,6 +1698,8 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	r = frontend_tables_new(fe, cfg);
 	if (r == 0)
 		r = frontend_shares_renew(fe, cfg);
+	if (r == 0 && fe->want_ifindex)
+		r = frontend_iftab_open(fe);
 	if (r < 0) {
 		frontend_close(fe);
 		return r;
@@ -1698,5 +1766,9 @@ void frontend_close(struct frontend *fe)
 	loop_timer_cancel(fe->loop, &fe->accept_retry);
 	frontend_tables_free(fe);
 	inflight_free(fe->shares);
+	if (fe->iftab) {
+		loop_watch_del(fe->loop, &fe->iftab_watch);
+		iftab_close(fe->iftab);
+	}
 	free(fe);
 }

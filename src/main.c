@@ -595,18 +595,20 @@ static void worker_stop_event(struct loop_watch *w, uint32_t revents)
 	loop_stop(wk->loop);
 }
 
-/* resolve_interfaces - the indexes of the interfaces client groups name. */
+/*
+ * resolve_interfaces - say which interfaces client groups name that do not exist now. Groups
+ * match interfaces by name as packets arrive (frontend.c), so one made later counts at once.
+ */
 static void resolve_interfaces(struct config *cfg)
 {
 	for (size_t g = 0; g < cfg->groups.n_groups; g++) {
 		struct policy_group *pg = &cfg->groups.groups[g];
 
-		for (size_t i = 0; i < pg->n_ifs; i++) {
-			pg->ifindexes[i] = if_nametoindex(pg->ifnames[i]);
-			if (!pg->ifindexes[i])
-				log_warn("--group %s: no interface '%s' (yet): it holds no clients",
+		for (size_t i = 0; i < pg->n_ifs; i++)
+			if (!if_nametoindex(pg->ifnames[i]))
+				log_warn("--group %s: no interface '%s' now: its clients join the "
+					 "group when it appears",
 					 pg->name, pg->ifnames[i]);
-		}
 	}
 }
 

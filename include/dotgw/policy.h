@@ -38,8 +38,7 @@ struct policy_group {
 	char name[32];
 	struct ruleset_cidr cidrs[POLICY_MAX_CIDRS];
 	size_t n_cidrs;
-	char ifnames[POLICY_MAX_CIDRS][16]; /* clients arriving on these interfaces... */
-	unsigned int ifindexes[POLICY_MAX_CIDRS]; /* ...resolved at start (0: not found) */
+	char ifnames[POLICY_MAX_CIDRS][16]; /* clients arriving on interfaces of these names */
 	size_t n_ifs;
 	struct policy_rule rules[POLICY_MAX_RULES];
 	size_t n_rules;
@@ -54,12 +53,13 @@ struct policy {
 
 /*
  * policy_group_of - index of the first group that holds the client: one of its prefixes
- * holds addr, or it arrived on one of its interfaces (ifindex; 0 when unknown). -1: none.
+ * holds addr, or it arrived on an interface of one of its names (ifname; NULL when unknown).
+ * Interfaces are matched by name, so that one deleted and made again (a new index) stays in
+ * its group. -1: none.
  */
-int policy_group_of(const struct policy *p, int family, const uint8_t *addr,
-		    unsigned int ifindex);
+int policy_group_of(const struct policy *p, int family, const uint8_t *addr, const char *ifname);
 
-/* policy_has_interfaces - does any group name an interface? (then ifindexes are needed) */
+/* policy_has_interfaces - does any group name an interface? (then interface names are needed) */
 bool policy_has_interfaces(const struct policy *p);
 
 /* policy_check - what group g does with a query for name (wire format); *rule gets the

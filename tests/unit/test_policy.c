@@ -80,15 +80,15 @@ int main(void)
 
 	/* groups by prefix, first match */
 	inet_pton(AF_INET, "198.51.100.7", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), 0);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, NULL), 0);
 	inet_pton(AF_INET, "198.51.100.200", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), 1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, NULL), 1);
 	inet_pton(AF_INET, "203.0.113.1", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), -1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, NULL), -1);
 	inet_pton(AF_INET6, "2001:db8:1:ffff::1", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a, 0), 0);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a, NULL), 0);
 	inet_pton(AF_INET6, "2001:db8:2::1", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a, 0), -1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a, NULL), -1);
 
 	/* kids: has an allow rule, so an allow list: only ok.example.com passes */
 	CHECK(kids->allow_list);
@@ -137,22 +137,23 @@ int main(void)
 		      policy_check_answer(web, msg, &m, &rule) == POLICY_REFUSED);
 	}
 
-	/* groups by interface: @IFACE entries, resolved to indexes at start */
+	/* groups by interface: @IFACE entries, matched by name */
 	const char *ifargs[] = { "--group", "ctr=@br0,@veth7,192.0.2.0/24", "--group", "lan=@eth1",
 				 NULL };
 	CHECK_EQ(parse(ifargs), 0);
 	CHECK_EQ(cfg.groups.groups[0].n_ifs, 2);
 	CHECK(strcmp(cfg.groups.groups[0].ifnames[1], "veth7") == 0);
 	CHECK(policy_has_interfaces(&cfg.groups));
-	cfg.groups.groups[0].ifindexes[0] = 5;
-	cfg.groups.groups[1].ifindexes[0] = 9;
 	inet_pton(AF_INET, "203.0.113.1", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 5), 0);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 9), 1);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), -1); /* unknown interface */
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 6), -1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "br0"), 0);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "veth7"), 0);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "eth1"), 1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, NULL), -1); /* unknown interface */
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "eth2"), -1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "br"), -1); /* whole names only */
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "br00"), -1);
 	inet_pton(AF_INET, "192.0.2.9", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 9), 0); /* first group holds it */
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "eth1"), 0); /* first group holds it */
 	const char *badif[] = { "--group", "g=@", NULL };
 	CHECK_EQ(parse(badif), -22);
 	const char *badif2[] = { "--group", "g=@a-name-far-too-long", NULL };
