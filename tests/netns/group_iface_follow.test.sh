@@ -88,6 +88,17 @@ for mode in tproxy nfqueue; do
 			"$new" -ne "$old"
 		held "$mode, round $round, no reload"
 	done
+	lab_log "$mode: 80 other veth pairs come and go (the name table grows, then forgets)"
+	for ((i = 0; i < 80; i++)); do
+		echo "link add churn$i type veth peer name churnp$i"
+	done >"$LAB_DIR/churn-add"
+	for ((i = 0; i < 80; i++)); do
+		echo "link del churn$i"
+	done >"$LAB_DIR/churn-del"
+	ip -n "$NS_GW" -batch "$LAB_DIR/churn-add" && ip -n "$NS_GW" -batch "$LAB_DIR/churn-del" ||
+		lab_fail "$mode: cannot add and delete veth pairs"
+	ip -n "$NS_GW" link del br0 && bridge_make || lab_bail "cannot make the bridge again"
+	held "$mode, after the churn"
 	lab_stop_dotgw
 	lab_check_eq "$mode: dotgw exits 0" 0 "$?"
 done
