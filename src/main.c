@@ -193,6 +193,9 @@ static void daemon_render(void *data, FILE *out)
 	DROP("reply_error", reply_errors);
 	DROP("other", dropped);
 #undef DROP
+	metric(out, "policy_alias_total", "counter",
+	       "Answers replaced by a policy answer: their CNAME/DNAME chain led to a denied name.");
+	fprintf(out, "dotgw_policy_alias_total %llu\n", (unsigned long long)s.policy_alias);
 	metric(out, "cache_lookups_total", "counter", "Cache lookups, by outcome.");
 	fprintf(out, "dotgw_cache_lookups_total{outcome=\"hit\"} %llu\n",
 		(unsigned long long)s.cache_hits);
