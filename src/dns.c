@@ -626,7 +626,8 @@ int dns_answer_names(const uint8_t *buf, const struct dns_msg *m,
 			size_t tend;
 
 			/* the target must fill the RDATA exactly */
-			if (name_walk(buf, end, pos + DNS_RR_FIXED, &tend, name, &nlen) || tend != end)
+			if (name_walk(buf, end, pos + DNS_RR_FIXED, &tend, name, &nlen) ||
+			    tend != end)
 				return -EBADMSG;
 			r = fn(data, type, true, name, nlen);
 			if (r)

@@ -7,8 +7,9 @@
  * refused. The table has a fixed number of slots, at least two per query allowed in flight:
  * a slot is taken while its client has a query counted and free otherwise, so a client's slot
  * is never given to another while it counts. A new client that finds every slot of its probe
- * window taken (rare: the table is at most half full) goes uncounted rather than refused. Pure code: waiting queries are linked through a
- * struct inflight_wait embedded in them; starting them is the caller's.
+ * window taken (rare: the table is at most half full) goes uncounted rather than refused.
+ * Pure code: waiting queries are linked through a struct inflight_wait embedded in them;
+ * starting them is the caller's.
  */
 #ifndef DOTGW_INFLIGHT_H
 #define DOTGW_INFLIGHT_H
