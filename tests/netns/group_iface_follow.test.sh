@@ -3,8 +3,9 @@
 # the interface by name: the bridge is deleted and made again under a running dotgw (as
 # "systemctl restart docker" does; it gets a new index) and its container is still in the
 # group, its deny rule still holds, over UDP and TCP, with no reload; a query sent the moment
-# the bridge is back is policed too; in nfqueue mode dotgw starts before the bridge exists. The
-# LAN client, on another interface, is not in the group.
+# the bridge is back is policed too; in nfqueue mode dotgw starts before the bridge exists; a
+# group that a reload brings in follows its bridge as well. The LAN client, on another
+# interface, is not in the group.
 #
 #   ctr 198.51.100.130 --- vc1 -- br0 198.51.100.129/25 [gateway: dotgw] gw-u --- upstream
 #   c0  198.51.100.2   --------------- gw-c                              gw-d --- decoy
@@ -102,6 +103,24 @@ for mode in tproxy nfqueue; do
 	lab_stop_dotgw
 	lab_check_eq "$mode: dotgw exits 0" 0 "$?"
 done
+
+lab_log "reload: the group appears by SIGHUP, after dotgw dropped its privileges"
+CONF="$LAB_DIR/dotgw.conf"
+printf '%s\n' "upstream = $LAB_UP4#$LAB_AUTH_NAME" "ca-file = $LAB_CA" "scope = gateway" \
+	"interface = br0" "interface = $LAB_GW_IF_CLIENT" "log-level = debug" >"$CONF"
+lab_start_dotgw --config "$CONF" || lab_finish
+ask "$CTR" www.example.test
+lab_check_eq "reload: no group yet, the container resolves" "NOERROR $LAB_UP_A" \
+	"$(lab_dig_status) $(lab_dig_rdata A)"
+printf '%s\n' "group = bridged=@br0" "deny = bridged:example.test" >>"$CONF"
+kill -HUP "$DOTGW_PID"
+lab_wait_until 50 grep -q 'reloaded' "$DOTGW_LOG"
+lab_ok "reload: the reload is logged" grep -q 'reloaded' "$DOTGW_LOG"
+held "reload: after it"
+ip -n "$NS_GW" link del br0 && bridge_make || lab_bail "cannot make the bridge again"
+held "reload: bridge made again"
+lab_stop_dotgw
+lab_check_eq "reload: dotgw exits 0" 0 "$?"
 
 lab_check_eq "the decoy saw nothing" 0 "$(lab_decoy_count)"
 lab_finish
