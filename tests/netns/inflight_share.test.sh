@@ -20,7 +20,7 @@ lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}" dnsperf
 lab_require_dotgw "${1:-}"
 
-LAB_UP_EXTRA="server:
+LAB_UP_EXTRA_CONF="server:
 	local-zone: \"void.test.\" transparent
 forward-zone:
 	name: \"void.test.\"

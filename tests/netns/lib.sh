@@ -37,9 +37,10 @@
 # Checks (lab_ok, lab_check_*) count passes and failures; lab_finish prints
 # "N passed, N failed" and exits 1 if anything failed. Exit 77 means skipped.
 #
-# Environment: LAB_PROC_TIMEOUT (seconds a background process may live, default 300),
-# LAB_KEEP=1 (keep the temporary directory for inspection). A test may set LAB_UP_EXTRA
-# before lab_setup: unbound configuration appended to the upstream's (e.g. an auth-zone:).
+# Environment: LAB_UP_EXTRA_CONF (unbound configuration text appended to the upstream's server
+# clause, after the data above: a test may add settings, local zones or an auth-zone clause),
+# LAB_PROC_TIMEOUT (seconds a background process may live, default 300),
+# LAB_KEEP=1 (keep the temporary directory for inspection).
 
 LAB_ID="dotgw-$$-$RANDOM"
 LAB_DIR=
@@ -609,8 +610,8 @@ lab_start_upstream()
 			printf "\tlocal-data: 'big.example.test. TXT \"big-%02d-%s\"'\n" "$i" \
 				abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyza
 		done
-		# A test's own clauses (more server: lines, auth-zone:, forward-zone:), if any.
-		[ -n "${LAB_UP_EXTRA:-}" ] && printf '%s\n' "$LAB_UP_EXTRA"
+		# A test's own additions (e.g. an auth-zone); empty for every other test.
+		[ -n "${LAB_UP_EXTRA_CONF:-}" ] && printf '%s\n' "$LAB_UP_EXTRA_CONF"
 		cat <<-EOF
 			remote-control:
 				control-enable: yes

@@ -41,7 +41,7 @@ www.ok		CNAME	fine.cloak.test.
 x.ok		CNAME	out.cloak.test.
 EOF
 chmod 644 "$LAB_DIR/cloak.zone"
-LAB_UP_EXTRA="server:
+LAB_UP_EXTRA_CONF="server:
 	local-zone: \"cloak.test.\" transparent
 auth-zone:
 	name: \"cloak.test.\"
