@@ -67,6 +67,21 @@ static void fuzz_name_text(const uint8_t *name, size_t name_len, bool must_parse
 	free(text);
 }
 
+/* answer_name - each name dns_answer_names gives is a whole, printable wire-format name. */
+static int answer_name(void *data, uint16_t type, bool target, const uint8_t *name,
+		       size_t name_len)
+{
+	size_t *count = data;
+
+	if (target && type != DNS_TYPE_CNAME && type != DNS_TYPE_DNAME)
+		abort();
+	if (name_len == 0 || name_len > DNS_MAX_NAME || name[name_len - 1] != 0)
+		abort();
+	fuzz_name_text(name, name_len, true);
+	++*count;
+	return 0;
+}
+
 static void fuzz_truncate(const struct dns_msg *m, const uint8_t *data, size_t size, size_t limit)
 {
 	uint8_t *buf = malloc(size);
@@ -154,21 +169,6 @@ static void fuzz_error(const struct dns_msg *q, const uint8_t *data, size_t size
 		abort();
 out_free:
 	free(out);
-}
-
-/* answer_name - each name dns_answer_names gives is a whole, printable wire-format name. */
-static int answer_name(void *data, uint16_t type, bool target, const uint8_t *name,
-		       size_t name_len)
-{
-	size_t *count = data;
-
-	if (target && type != DNS_TYPE_CNAME && type != DNS_TYPE_DNAME)
-		abort();
-	if (name_len == 0 || name_len > DNS_MAX_NAME || name[name_len - 1] != 0)
-		abort();
-	fuzz_name_text(name, name_len, true);
-	++*count;
-	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -89,15 +89,6 @@ static void test_defaults(void)
 	CHECK_EQ(cfg.udp_size_cap, 1232);
 	CHECK(cfg.ca_file == NULL);
 	CHECK(cfg.user == NULL);
-	CHECK_EQ(cfg.max_inflight_client, 128); /* half of 2 connections x 128 */
-
-	const char *small[] = { "--max-inflight", "100", NULL };
-	const char *set[] = { "--max-inflight-per-client", "7", NULL };
-
-	CHECK_EQ(parse(small), 0);
-	CHECK_EQ(cfg.max_inflight_client, 50);
-	CHECK_EQ(parse(set), 0);
-	CHECK_EQ(cfg.max_inflight_client, 7);
 }
 
 static void test_options(void)
@@ -246,6 +237,21 @@ static void test_config_file(void)
 	CHECK(strstr(errbuf, "--config '/nonexistent/dotgw.conf'") != NULL);
 }
 
+/* --max-inflight-per-client: half of --max-inflight or of the connections' slots by default */
+static void test_inflight_share(void)
+{
+	const char *none[] = { NULL };
+	const char *small[] = { "--max-inflight", "100", NULL };
+	const char *set[] = { "--max-inflight-per-client", "7", NULL };
+
+	CHECK_EQ(parse(none), 0);
+	CHECK_EQ(cfg.max_inflight_client, 128); /* half of 2 connections x 128 */
+	CHECK_EQ(parse(small), 0);
+	CHECK_EQ(cfg.max_inflight_client, 50);
+	CHECK_EQ(parse(set), 0);
+	CHECK_EQ(cfg.max_inflight_client, 7);
+}
+
 int main(void)
 {
 	test_upstream_specs();
@@ -254,5 +260,6 @@ int main(void)
 	test_errors();
 	test_help_version();
 	test_config_file();
+	test_inflight_share();
 	return check_done("config");
 }
