@@ -47,6 +47,7 @@ enum {
 	OPT_TCP_IDLE,
 	OPT_MAX_TCP,
 	OPT_MAX_INFLIGHT,
+	OPT_MAX_INFLIGHT_CLIENT,
 	OPT_REMOVE_RULES,
 	OPT_QUEUES,
 	OPT_QUEUE_NUM,
@@ -101,6 +102,7 @@ static const struct option long_options[] = {
 	{ "tcp-idle-timeout", required_argument, NULL, OPT_TCP_IDLE },
 	{ "max-tcp-clients", required_argument, NULL, OPT_MAX_TCP },
 	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+	{ "max-inflight-per-client", required_argument, NULL, OPT_MAX_INFLIGHT_CLIENT },
 	{ "remove-rules", no_argument, NULL, OPT_REMOVE_RULES },
 	{ "queues", required_argument, NULL, OPT_QUEUES },
 	{ "queue-num", required_argument, NULL, OPT_QUEUE_NUM },
@@ -233,6 +235,11 @@ static const char usage_text[] =
 	"  --max-tcp-clients N      TCP client connections at once (default: 256)\n"
 	"  --max-inflight N         queries in flight at once, per worker; more get SERVFAIL\n"
 	"                           (default: 4096)\n"
+	"  --max-inflight-per-client N\n"
+	"                           of them, what one client (counted as for --rate-limit)\n"
+	"                           may have in flight; as many more wait, the rest get\n"
+	"                           SERVFAIL (default: half of --max-inflight or of\n"
+	"                           --pool-size x --conn-inflight, the smaller: 128)\n"
 	"\n"
 	"Process:\n"
 	"  --config PATH            read settings from PATH first: 'key = value' lines, a key\n"
@@ -859,6 +866,10 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 		r = parse_number(err, name, arg, 1, 1000000, "1 to 1000000", &v);
 		cfg->max_inflight = v;
 		return r;
+	case OPT_MAX_INFLIGHT_CLIENT:
+		r = parse_number(err, name, arg, 1, 1000000, "1 to 1000000", &v);
+		cfg->max_inflight_client = v;
+		return r;
 	case OPT_REMOVE_RULES:
 		cfg->remove_rules = true;
 		return 0;
@@ -1093,6 +1104,15 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 	}
 	if (cfg->rate_limit && cfg->rate_burst == 0)
 		cfg->rate_burst = cfg->rate_limit * 2;
+	if (cfg->max_inflight_client == 0) {
+		/* half of what can be in flight, or of what one upstream's connections can take:
+		 * past that, queries wait for a connection behind the flooder's */
+		unsigned int cap = cfg->pool_size * cfg->conn_inflight;
+
+		if (cap > cfg->max_inflight)
+			cap = cfg->max_inflight;
+		cfg->max_inflight_client = cap > 1 ? cap / 2 : 1;
+	}
 	if (cfg->queues == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 

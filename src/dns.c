@@ -643,3 +643,41 @@ int dns_frame_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **
 	*off += 2 + flen;
 	return 1;
 }
+
+int dns_answer_names(const uint8_t *buf, const struct dns_msg *m,
+		     int (*fn)(void *data, uint16_t type, bool target, const uint8_t *name,
+			       size_t name_len),
+		     void *data)
+{
+	uint8_t name[DNS_MAX_NAME];
+	size_t off = m->question_end;
+
+	for (size_t i = 0; i < m->ancount; i++) {
+		size_t pos, nlen, end;
+		uint16_t type;
+		int r;
+
+		if (name_walk(buf, m->len, off, &pos, name, &nlen) || m->len - pos < DNS_RR_FIXED)
+			return -EBADMSG;
+		type = dns_get16(buf + pos);
+		end = pos + DNS_RR_FIXED + dns_get16(buf + pos + 8);
+		if (end > m->len)
+			return -EBADMSG;
+		r = fn(data, type, false, name, nlen);
+		if (r)
+			return r;
+		if (type == DNS_TYPE_CNAME || type == DNS_TYPE_DNAME) {
+			size_t tend;
+
+			/* the target must fill the RDATA exactly */
+			if (name_walk(buf, end, pos + DNS_RR_FIXED, &tend, name, &nlen) ||
+			    tend != end)
+				return -EBADMSG;
+			r = fn(data, type, true, name, nlen);
+			if (r)
+				return r;
+		}
+		off = end;
+	}
+	return 0;
+}

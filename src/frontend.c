@@ -44,6 +44,8 @@
 #include "dotgw/dns.h"
 #include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
+#include "dotgw/iftab.h"
+#include "dotgw/inflight.h"
 #include "dotgw/log.h"
 #include "dotgw/pkt.h"
 #include "dotgw/ratelimit.h"
@@ -88,9 +90,18 @@ struct query {
 	struct upstream_pool *pool;	 /* where it was sent (a reload may bring a new one) */
 	uint64_t start_ms;
 	size_t udp_limit;
+	unsigned int ifindex; /* where it came in (0: unknown), for the client's group */
+	struct inflight_wait share; /* its client's share (fe->shares); the ready list's links */
+	uint8_t held;		    /* QUERY_RUNNING, QUERY_WAITING or QUERY_READY */
 	uint16_t len;
 	uint8_t msg[];
 };
+
+/*
+ * A query beyond its client's in-flight share waits (in fe->shares) until one of the client's
+ * earlier queries ends; it is then ready, and a deferred call sends it upstream.
+ */
+enum { QUERY_RUNNING, QUERY_WAITING, QUERY_READY };
 
 struct reply_sock {
 	union sockaddr_any addr;
@@ -146,6 +157,9 @@ struct frontend {
 	/* groups with upstreams of their own keep their answers apart: one cache each */
 	struct cache *group_cache[POLICY_MAX_GROUPS];
 	struct ratelimit *rl; /* NULL: no rate limit */
+	struct inflight *shares; /* each client's queries in flight (NULL: no memory) */
+	struct query *ready, *ready_tail; /* queries whose turn came, linked through share */
+	struct loop_defer ready_defer;
 	struct dnstap_queue *dnstap; /* NULL: no dnstap */
 	struct listener udp[2], tcp[2];
 	int raw[2]; /* nfqueue mode: IPPROTO_RAW sockets, IPv4 and IPv6; -1 when unused */
@@ -166,6 +180,8 @@ struct frontend {
 	uint8_t ctrl[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6)) +
 				CMSG_SPACE(sizeof(struct in6_pktinfo))];
 	bool want_ifindex; /* some client group names an interface */
+	struct iftab *iftab; /* interface names by index, when want_ifindex (NULL: none yet) */
+	struct loop_watch iftab_watch;
 	uint8_t bufs[UDP_BATCH][UDP_QUERY_MAX];
 	/* UDP answer batch */
 	struct loop_defer udp_defer;
@@ -181,6 +197,12 @@ static void tcp_client_close(struct tcp_client *tc);
 static void tcp_client_write(struct tcp_client *tc);
 static void listeners_enable(struct frontend *fe, bool on);
 static void udp_flush(struct frontend *fe);
+static int frontend_iftab_open(struct frontend *fe);
+static int query_group(const struct query *q);
+static bool answer_police(struct frontend *fe, int group, const uint8_t *ans, size_t alen,
+			  const struct dns_msg *r, const uint8_t *qmsg, size_t qlen,
+			  const struct dns_msg *qm, struct tcp_client *tc,
+			  const union sockaddr_any *client, const union sockaddr_any *odst);
 
 static const char *addr_text(const union sockaddr_any *a, char *buf, size_t len)
 {
@@ -506,6 +528,76 @@ static void udp_send(struct frontend *fe, const union sockaddr_any *client,
 
 /* --- the life of a query ------------------------------------------------------------- */
 
+static void query_submit(struct query *q)
+{
+	q->held = QUERY_RUNNING;
+	q->pool = q->fe->pool;
+	upstream_pool_submit(q->pool, &q->uq); /* may complete (and free) q at once */
+}
+
+/* queries_ready_run - send the queries whose turn came upstream, oldest first. */
+static void queries_ready_run(struct loop_defer *d)
+{
+	struct frontend *fe = container_of(d, struct frontend, ready_defer);
+
+	while (fe->ready) {
+		struct query *q = fe->ready;
+		struct inflight_wait *next = q->share.next;
+
+		fe->ready = next ? container_of(next, struct query, share) : NULL;
+		if (!fe->ready)
+			fe->ready_tail = NULL;
+		else
+			fe->ready->share.prev = NULL;
+		q->share.next = q->share.prev = NULL;
+		query_submit(q); /* may end other queries and make more ready */
+	}
+}
+
+/* query_make_ready - q's turn came (it is counted): it goes upstream at the end of this
+ * loop iteration, not here, deep in another query's completion. */
+static void query_make_ready(struct query *q)
+{
+	struct frontend *fe = q->fe;
+
+	q->held = QUERY_READY;
+	q->share.next = NULL;
+	q->share.prev = fe->ready_tail ? &fe->ready_tail->share : NULL;
+	if (fe->ready_tail)
+		fe->ready_tail->share.next = &q->share;
+	else
+		fe->ready = q;
+	fe->ready_tail = q;
+	loop_defer(fe->loop, &fe->ready_defer);
+}
+
+/* query_share_end - q no longer counts against its client's share, nor waits in it. */
+static void query_share_end(struct query *q)
+{
+	struct frontend *fe = q->fe;
+	struct inflight_wait *next;
+
+	if (q->held == QUERY_WAITING) {
+		inflight_unwait(fe->shares, &q->share);
+		return;
+	}
+	if (q->held == QUERY_READY) {
+		if (q->share.prev)
+			q->share.prev->next = q->share.next;
+		else
+			fe->ready = q->share.next ? container_of(q->share.next, struct query, share)
+						  : NULL;
+		if (q->share.next)
+			q->share.next->prev = q->share.prev;
+		else
+			fe->ready_tail = q->share.prev ? container_of(q->share.prev, struct query,
+								       share)
+						       : NULL;
+	}
+	if (q->share.slot >= 0 && (next = inflight_put(fe->shares, &q->share)))
+		query_make_ready(container_of(next, struct query, share));
+}
+
 static void query_free(struct query *q)
 {
 	struct frontend *fe = q->fe;
@@ -518,6 +610,7 @@ static void query_free(struct query *q)
 	if (q->next)
 		q->next->prev = q->prev;
 	fe->inflight--;
+	query_share_end(q);
 	if (q->tc) {
 		struct tcp_client *tc = q->tc;
 
@@ -645,6 +738,9 @@ static void query_finish(struct query *q, const uint8_t *msg, const struct dns_m
 	int n;
 
 	if (msg) {
+		if (answer_police(fe, query_group(q), msg, r->len, r, q->msg, q->len, &q->m, tc,
+				  &q->client, &q->odst))
+			goto out_free;
 		len = r->len;
 		memcpy(out, msg, len);
 		dns_put16(out, q->m.id);
@@ -652,6 +748,9 @@ static void query_finish(struct query *q, const uint8_t *msg, const struct dns_m
 	} else if (rcode == DNS_RCODE_SERVFAIL && q->cache && fe->cfg->serve_stale &&
 		   (n = cache_lookup(q->cache, &q->m, out, sizeof(fe->reply),
 				     loop_now_ms(fe->loop), true)) >= 0) {
+		if (answer_police(fe, query_group(q), out, (size_t)n, NULL, q->msg, q->len, &q->m,
+				  tc, &q->client, &q->odst))
+			goto out_free;
 		fe->stats->cache_stale++;
 		len = (size_t)n;
 		via = "cache(stale)";
@@ -731,31 +830,43 @@ static bool client_allowed(struct frontend *fe, const union sockaddr_any *a)
 	return ratelimit_allow(fe->rl, a->sa.sa_family, addr_bytes(a), loop_now_ms(fe->loop));
 }
 
+#define GROUP_IF_UNKNOWN (-2) /* arrived on an interface whose name is not known */
+
 /*
- * query_police - apply the client's group rules to the query m. Returns true when the query
- * was answered here (denied, NXDOMAIN, sinkhole); else stores the group (or -1) in *group.
+ * client_group - the group of the client (who, arrived on ifindex; 0: not known), -1 for
+ * none, or GROUP_IF_UNKNOWN when groups name interfaces and the one of ifindex cannot be named
+ * (deleted long ago, or no table): it might be a group's, so it is not let through unpoliced.
  */
-static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
-			 const struct dns_msg *m, struct tcp_client *tc,
-			 const union sockaddr_any *client, const union sockaddr_any *odst,
-			 unsigned int ifindex, int *group)
+static int client_group(struct frontend *fe, const union sockaddr_any *who, unsigned int ifindex)
 {
-	const union sockaddr_any *who = tc ? &tc->peer_addr : client;
-	const struct policy_rule *rule;
-	const struct policy_group *g;
-	enum policy_action a;
+	const struct policy *p = &fe->cfg->groups;
+	const char *ifname = NULL;
+
+	if (!p->n_groups)
+		return -1;
+	if (ifindex && fe->want_ifindex && policy_has_interfaces(p)) {
+		ifname = fe->iftab ? iftab_name(fe->iftab, ifindex) : NULL;
+		if (!ifname)
+			return GROUP_IF_UNKNOWN;
+	}
+	return policy_group_of(p, who->sa.sa_family, addr_bytes(who), ifname);
+}
+
+/* query_group - q's client's group under the configuration now in force (a reload may have
+ * changed the groups since q started), or -1. */
+static int query_group(const struct query *q)
+{
+	return client_group(q->fe, q->tc ? &q->tc->peer_addr : &q->client, q->ifindex);
+}
+
+/* policy_answer - answer the query msg (parsed into m) as action a of a group says. */
+static void policy_answer(struct frontend *fe, const uint8_t *msg, size_t len,
+			  const struct dns_msg *m, enum policy_action a,
+			  const struct policy_rule *rule, struct tcp_client *tc,
+			  const union sockaddr_any *client, const union sockaddr_any *odst)
+{
 	int n;
 
-	*group = -1;
-	if (!fe->cfg->groups.n_groups)
-		return false;
-	*group = policy_group_of(&fe->cfg->groups, who->sa.sa_family, addr_bytes(who), ifindex);
-	if (*group < 0)
-		return false;
-	g = &fe->cfg->groups.groups[*group];
-	a = policy_check(g, m->q.name, m->q.name_len, &rule);
-	if (a == POLICY_PASS)
-		return false;
 	fe->stats->policy_denied++;
 	if (a == POLICY_SINKHOLE) {
 		n = dns_build_address(fe->reply, sizeof(fe->reply), msg, m, rule->sink_family,
@@ -769,6 +880,73 @@ static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
 			     a == POLICY_NXDOMAIN ? DNS_RCODE_NXDOMAIN : DNS_RCODE_REFUSED, tc,
 			     client, odst);
 	}
+}
+
+/*
+ * query_police - apply the client's group rules to the query m. Returns true when the query
+ * was answered here (denied, NXDOMAIN, sinkhole); else stores the group (or -1) in *group.
+ */
+static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
+			 const struct dns_msg *m, struct tcp_client *tc,
+			 const union sockaddr_any *client, const union sockaddr_any *odst,
+			 unsigned int ifindex, int *group)
+{
+	const struct policy_rule *rule;
+	enum policy_action a;
+
+	*group = client_group(fe, tc ? &tc->peer_addr : client, ifindex);
+	if (*group == GROUP_IF_UNKNOWN) {
+		char who[64];
+
+		log_ratelimited(&fe->rl_malformed, LOG_LVL_WARN,
+				"query from %s on interface %u, whose name is unknown: REFUSED",
+				tc ? tc->peer : addr_text(client, who, sizeof(who)), ifindex);
+		*group = -1;
+		policy_answer(fe, msg, len, m, POLICY_REFUSED, NULL, tc, client, odst);
+		return true;
+	}
+	if (*group < 0)
+		return false;
+	a = policy_check(&fe->cfg->groups.groups[*group], m->q.name, m->q.name_len, &rule);
+	if (a == POLICY_PASS)
+		return false;
+	policy_answer(fe, msg, len, m, a, rule, tc, client, odst);
+	return true;
+}
+
+/*
+ * answer_police - the names an answer (ans, parsed into r; NULL: parsed here) leads to, held
+ * against the rules of group (-1: none): an alias must not cloak a name the group may not
+ * resolve. Returns true when the answer must not go out; then the policy's answer to the
+ * query (qmsg, parsed into qm) was sent instead. Clobbers fe->reply when it polices.
+ */
+static bool answer_police(struct frontend *fe, int group, const uint8_t *ans, size_t alen,
+			  const struct dns_msg *r, const uint8_t *qmsg, size_t qlen,
+			  const struct dns_msg *qm, struct tcp_client *tc,
+			  const union sockaddr_any *client, const union sockaddr_any *odst)
+{
+	const struct policy_group *g;
+	const struct policy_rule *rule;
+	enum policy_action a;
+	struct dns_msg v;
+
+	if (group < 0)
+		return false;
+	g = &fe->cfg->groups.groups[group];
+	if (!policy_group_polices(g))
+		return false;
+	if (!r) {
+		if (dns_msg_parse(&v, ans, alen) < 0)
+			return false; /* our own cache's answer, or a bare error header */
+		r = &v;
+	}
+	if (!r->ancount)
+		return false;
+	a = policy_check_answer(g, ans, r, &rule);
+	if (a == POLICY_PASS)
+		return false;
+	fe->stats->policy_alias++;
+	policy_answer(fe, qmsg, qlen, qm, a, rule, tc, client, odst);
 	return true;
 }
 
@@ -823,7 +1001,9 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		return;
 	}
 	tap(fe, false, tc, client, odst, msg, len);
-	if (query_police(fe, msg, len, &m, tc, client, odst, tc ? tc->ifindex : ifindex, &group))
+	if (tc)
+		ifindex = tc->ifindex;
+	if (query_police(fe, msg, len, &m, tc, client, odst, ifindex, &group))
 		return;
 	cache = group >= 0 && fe->group_cache[group] ? fe->group_cache[group] : fe->cache;
 	if (cache) {
@@ -831,6 +1011,9 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 				     loop_now_ms(fe->loop), false);
 
 		if (n >= 0) {
+			if (answer_police(fe, group, fe->reply, (size_t)n, NULL, msg, len, &m, tc,
+					  client, odst))
+				return;
 			fe->stats->cache_hits++;
 			query_log(fe, tc, client, &m, fe->reply, "cache", loop_now_ms(fe->loop));
 			deliver(fe, tc, client, odst,
@@ -848,9 +1031,28 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		return;
 	}
 	memset(q, 0, sizeof(*q));
+	q->share.slot = -1;
+	if (fe->shares) {
+		const union sockaddr_any *who = tc ? &tc->peer_addr : client;
+
+		r = inflight_take(fe->shares, who->sa.sa_family, addr_bytes(who), &q->share, false);
+		if (r == -EBUSY) {
+			/* its share is in flight and as many wait: the other clients keep theirs */
+			free(q);
+			fe->stats->client_overload++;
+			fe->stats->servfail++;
+			query_reject(fe, msg, len, &m, DNS_RCODE_SERVFAIL, tc, client, odst);
+			return;
+		}
+		if (r == 1) {
+			q->held = QUERY_WAITING;
+			fe->stats->client_waited++;
+		}
+	}
 	q->fe = fe;
 	q->m = m;
 	q->start_ms = loop_now_ms(fe->loop);
+	q->ifindex = ifindex;
 	q->cache = cache;
 	if (group >= 0)
 		q->uq.allowed = fe->cfg->groups.groups[group].upstreams;
@@ -895,8 +1097,8 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
 		return;
 	}
-	q->pool = fe->pool;
-	upstream_pool_submit(fe->pool, &q->uq); /* may complete (and free) q at once */
+	if (q->held == QUERY_RUNNING)
+		query_submit(q);
 }
 
 /* --- UDP listener -------------------------------------------------------------------- */
@@ -1504,6 +1706,39 @@ static int frontend_tables_new(struct frontend *fe, const struct config *cfg)
 	return r;
 }
 
+/*
+ * frontend_shares_renew - the table of per-client shares that cfg asks for; the queries in
+ * flight are counted in a new table (over the new share or not: they are there already).
+ * On failure the old table stays. 0 or -ENOMEM.
+ */
+static int frontend_shares_renew(struct frontend *fe, const struct config *cfg)
+{
+	struct inflight *t;
+	int r;
+
+	if (fe->shares && inflight_same(fe->shares, cfg->max_inflight, cfg->max_inflight_client,
+					cfg->rate_prefix4, cfg->rate_prefix6))
+		return 0;
+	r = inflight_new(&t, cfg->max_inflight, cfg->max_inflight_client, cfg->rate_prefix4,
+			 cfg->rate_prefix6, (uint32_t)loop_now_ms(fe->loop) ^ 0x9e3779b9);
+	if (r < 0) {
+		log_warn("no memory for the per-client in-flight shares%s",
+			 fe->shares ? ": the old ones stay" : "");
+		return r;
+	}
+	/* every query counts in the new table; those that waited in the old one go now */
+	for (struct query *q = fe->queries; q; q = q->next) {
+		const union sockaddr_any *who = q->tc ? &q->tc->peer_addr : &q->client;
+
+		inflight_take(t, who->sa.sa_family, addr_bytes(who), &q->share, true);
+		if (q->held == QUERY_WAITING)
+			query_make_ready(q);
+	}
+	inflight_free(fe->shares);
+	fe->shares = t;
+	return 0;
+}
+
 struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *cfg,
 				      struct upstream_pool *pool)
 {
@@ -1520,8 +1755,10 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 	listeners_enable(fe, fe->nclients < cfg->max_tcp_clients); /* the limit may have moved */
 	if (frontend_tables_new(fe, cfg) < 0)
 		log_warn("reload: no memory for the cache and rate limits: running without them");
+	frontend_shares_renew(fe, cfg);
 	if (!fe->want_ifindex && policy_has_interfaces(&cfg->groups)) {
 		fe->want_ifindex = true;
+		frontend_iftab_open(fe);
 		for (int i = 0; i < 2; i++) {
 			int fds[2] = { fe->udp[i].watch.fd, fe->tcp[i].watch.fd };
 
@@ -1533,6 +1770,43 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 		}
 	}
 	return old;
+}
+
+static void iftab_event(struct loop_watch *w, uint32_t revents)
+{
+	struct frontend *fe = container_of(w, struct frontend, iftab_watch);
+	int r;
+
+	(void)revents;
+	r = iftab_process(fe->iftab);
+	if (r < 0)
+		log_ratelimited(&fe->rl_reply, LOG_LVL_WARN,
+				"interface names (rtnetlink): %s: queries from unnamed "
+				"interfaces are REFUSED",
+				strerror(-r));
+}
+
+/*
+ * frontend_iftab_open - follow the interfaces' names (client groups that name interfaces
+ * match by name). 0 or -errno; on failure, queries that arrive on an interface are REFUSED
+ * while some group names one.
+ */
+static int frontend_iftab_open(struct frontend *fe)
+{
+	int r = iftab_open(&fe->iftab);
+
+	if (r == 0) {
+		fe->iftab_watch.fd = iftab_fd(fe->iftab);
+		fe->iftab_watch.cb = iftab_event;
+		r = loop_watch_add(fe->loop, &fe->iftab_watch, EPOLLIN);
+		if (r < 0) {
+			iftab_close(fe->iftab);
+			fe->iftab = NULL;
+		}
+	}
+	if (r < 0)
+		log_error("following interface names (rtnetlink): %s", strerror(-r));
+	return r;
 }
 
 static int raw_open(struct frontend *fe, int family)
@@ -1573,10 +1847,15 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	fe->stats = stats;
 	loop_timer_init(&fe->accept_retry, accept_retry);
 	loop_defer_init(&fe->udp_defer, udp_flush_deferred);
+	loop_defer_init(&fe->ready_defer, queries_ready_run);
 	fe->want_ifindex = policy_has_interfaces(&cfg->groups);
 	for (int i = 0; i < 2; i++)
 		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = fe->raw[i] = -1;
 	r = frontend_tables_new(fe, cfg);
+	if (r == 0)
+		r = frontend_shares_renew(fe, cfg);
+	if (r == 0 && fe->want_ifindex)
+		r = frontend_iftab_open(fe);
 	if (r < 0) {
 		frontend_close(fe);
 		return r;
@@ -1627,6 +1906,7 @@ void frontend_close(struct frontend *fe)
 		fe->stats->dropped++;
 		query_free(q);
 	}
+	loop_defer_cancel(fe->loop, &fe->ready_defer); /* freeing them made some ready */
 	udp_flush(fe); /* answers already given leave before their sockets close */
 	for (int i = 0; i < 2; i++) {
 		struct listener *ls[2] = { &fe->udp[i], &fe->tcp[i] };
@@ -1646,5 +1926,10 @@ void frontend_close(struct frontend *fe)
 	conntrack_close(fe->ct);
 	loop_timer_cancel(fe->loop, &fe->accept_retry);
 	frontend_tables_free(fe);
+	inflight_free(fe->shares);
+	if (fe->iftab) {
+		loop_watch_del(fe->loop, &fe->iftab_watch);
+		iftab_close(fe->iftab);
+	}
 	free(fe);
 }

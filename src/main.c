@@ -189,10 +189,14 @@ static void daemon_render(void *data, FILE *out)
 	DROP("malformed", malformed);
 	DROP("rate_limited", rate_limited);
 	DROP("overload", overload);
+	DROP("client_inflight", client_overload);
 	DROP("queue_overflow", queue_enobufs);
 	DROP("reply_error", reply_errors);
 	DROP("other", dropped);
 #undef DROP
+	metric(out, "policy_alias_total", "counter",
+	       "Answers replaced by a policy answer: their CNAME/DNAME chain led to a denied name.");
+	fprintf(out, "dotgw_policy_alias_total %llu\n", (unsigned long long)s.policy_alias);
 	metric(out, "cache_lookups_total", "counter", "Cache lookups, by outcome.");
 	fprintf(out, "dotgw_cache_lookups_total{outcome=\"hit\"} %llu\n",
 		(unsigned long long)s.cache_hits);
@@ -565,18 +569,20 @@ static void worker_stop_event(struct loop_watch *w, uint32_t revents)
 	loop_stop(wk->loop);
 }
 
-/* resolve_interfaces - the indexes of the interfaces client groups name. */
+/*
+ * resolve_interfaces - say which interfaces client groups name that do not exist now. Groups
+ * match interfaces by name as packets arrive (frontend.c), so one made later counts at once.
+ */
 static void resolve_interfaces(struct config *cfg)
 {
 	for (size_t g = 0; g < cfg->groups.n_groups; g++) {
 		struct policy_group *pg = &cfg->groups.groups[g];
 
-		for (size_t i = 0; i < pg->n_ifs; i++) {
-			pg->ifindexes[i] = if_nametoindex(pg->ifnames[i]);
-			if (!pg->ifindexes[i])
-				log_warn("--group %s: no interface '%s' (yet): it holds no clients",
+		for (size_t i = 0; i < pg->n_ifs; i++)
+			if (!if_nametoindex(pg->ifnames[i]))
+				log_warn("--group %s: no interface '%s' now: its clients join the "
+					 "group when it appears",
 					 pg->name, pg->ifnames[i]);
-		}
 	}
 }
 

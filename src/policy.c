@@ -14,15 +14,14 @@ static bool cidr_holds(const struct ruleset_cidr *c, int family, const uint8_t *
 	return rest == 0 || ((c->addr[full] ^ addr[full]) & (0xff00 >> rest)) == 0;
 }
 
-int policy_group_of(const struct policy *p, int family, const uint8_t *addr,
-		    unsigned int ifindex)
+int policy_group_of(const struct policy *p, int family, const uint8_t *addr, const char *ifname)
 {
 	for (size_t g = 0; g < p->n_groups; g++) {
 		for (size_t i = 0; i < p->groups[g].n_cidrs; i++)
 			if (cidr_holds(&p->groups[g].cidrs[i], family, addr))
 				return (int)g;
-		for (size_t i = 0; ifindex && i < p->groups[g].n_ifs; i++)
-			if (p->groups[g].ifindexes[i] == ifindex)
+		for (size_t i = 0; ifname && i < p->groups[g].n_ifs; i++)
+			if (strcmp(p->groups[g].ifnames[i], ifname) == 0)
 				return (int)g;
 	}
 	return -1;
@@ -74,6 +73,44 @@ enum policy_action policy_check(const struct policy_group *g, const uint8_t *nam
 	if (best)
 		return best->action;
 	return g->allow_list ? POLICY_REFUSED : POLICY_PASS;
+}
+
+struct answer_check {
+	const struct policy_group *g;
+	const struct policy_rule *rule;
+	enum policy_action action;
+};
+
+static int answer_name_check(void *data, uint16_t type, bool target, const uint8_t *name,
+			     size_t name_len)
+{
+	struct answer_check *c = data;
+	enum policy_action a = policy_check(c->g, name, name_len, &c->rule);
+
+	(void)target;
+	if (type == DNS_TYPE_DNAME && !c->rule)
+		return 0; /* a suffix: the synthesized CNAME that follows is checked as a name */
+	if (a == POLICY_PASS)
+		return 0;
+	c->action = a;
+	return 1;
+}
+
+enum policy_action policy_check_answer(const struct policy_group *g, const uint8_t *buf,
+				       const struct dns_msg *m, const struct policy_rule **rule)
+{
+	struct answer_check c = { .g = g, .action = POLICY_PASS };
+	int r = dns_answer_names(buf, m, answer_name_check, &c);
+
+	*rule = r > 0 ? c.rule : NULL;
+	if (r < 0)
+		return POLICY_REFUSED;
+	return c.action;
+}
+
+bool policy_group_polices(const struct policy_group *g)
+{
+	return g->n_rules || g->allow_list;
 }
 
 int policy_name_parse(const char *text, uint8_t *out, uint8_t *out_len)

@@ -71,6 +71,8 @@ struct config {
 	unsigned int tcp_idle_ms;    /* idle TCP client connections are closed after this */
 	unsigned int max_tcp_clients;
 	unsigned int max_inflight;   /* queries in flight at once; more get SERVFAIL */
+	unsigned int max_inflight_client; /* ...of them one client may hold (0 before parsing:
+					   * see config_parse_args) */
 	enum upstream_policy policy;
 	bool tls_opportunistic;	     /* use upstreams that fail authentication (loudly) */
 	unsigned int pool_size;	     /* TLS connections per upstream (per worker), at most */

@@ -46,6 +46,8 @@
 #define DNS_RCODE_BADVERS  16 /* RFC 6891 6.1.3: extended, in the OPT RR */
 
 #define DNS_TYPE_A    1
+#define DNS_TYPE_CNAME 5
+#define DNS_TYPE_DNAME 39
 #define DNS_TYPE_SOA  6
 #define DNS_TYPE_TXT  16
 #define DNS_TYPE_AAAA 28
@@ -228,6 +230,18 @@ struct dns_ttl_info {
  */
 int dns_ttl_scan(const uint8_t *buf, const struct dns_msg *m, uint16_t *offs, size_t max,
 		 struct dns_ttl_info *info);
+
+/*
+ * dns_answer_names - call fn for each name of the answer section of m (parsed from buf): the
+ * owner of every RR, and the target of every CNAME and DNAME (type says which record, target
+ * whether the name is its target). Names are uncompressed wire format, as in the question.
+ * Stops at the first call that returns non-zero and returns that value; 0 when every name was
+ * visited, -EBADMSG when an RR cannot be read.
+ */
+int dns_answer_names(const uint8_t *buf, const struct dns_msg *m,
+		     int (*fn)(void *data, uint16_t type, bool target, const uint8_t *name,
+			       size_t name_len),
+		     void *data);
 
 static inline uint16_t dns_get16(const uint8_t *p)
 {

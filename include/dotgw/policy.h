@@ -38,8 +38,7 @@ struct policy_group {
 	char name[32];
 	struct ruleset_cidr cidrs[POLICY_MAX_CIDRS];
 	size_t n_cidrs;
-	char ifnames[POLICY_MAX_CIDRS][16]; /* clients arriving on these interfaces... */
-	unsigned int ifindexes[POLICY_MAX_CIDRS]; /* ...resolved at start (0: not found) */
+	char ifnames[POLICY_MAX_CIDRS][16]; /* clients arriving on interfaces of these names */
 	size_t n_ifs;
 	struct policy_rule rules[POLICY_MAX_RULES];
 	size_t n_rules;
@@ -54,18 +53,33 @@ struct policy {
 
 /*
  * policy_group_of - index of the first group that holds the client: one of its prefixes
- * holds addr, or it arrived on one of its interfaces (ifindex; 0 when unknown). -1: none.
+ * holds addr, or it arrived on an interface of one of its names (ifname; NULL when unknown).
+ * Interfaces are matched by name, so that one deleted and made again (a new index) stays in
+ * its group. -1: none.
  */
-int policy_group_of(const struct policy *p, int family, const uint8_t *addr,
-		    unsigned int ifindex);
+int policy_group_of(const struct policy *p, int family, const uint8_t *addr, const char *ifname);
 
-/* policy_has_interfaces - does any group name an interface? (then ifindexes are needed) */
+/* policy_has_interfaces - does any group name an interface? (then interface names are needed) */
 bool policy_has_interfaces(const struct policy *p);
 
 /* policy_check - what group g does with a query for name (wire format); *rule gets the
  * matching rule (NULL when none matched). */
 enum policy_action policy_check(const struct policy_group *g, const uint8_t *name,
 				size_t name_len, const struct policy_rule **rule);
+
+/*
+ * policy_check_answer - what group g does with the answer in buf (parsed into m), so that an
+ * alias cannot cloak a name the group may not resolve: every owner name of the answer section
+ * and every CNAME target is checked as a question would be (deny rules and the allow list);
+ * DNAME owners and targets, which are suffixes rather than names, only against the rule
+ * that matches them, if any. The first name that is not POLICY_PASS decides; *rule gets its
+ * rule (NULL: the allow list). An answer that cannot be read is POLICY_REFUSED.
+ */
+enum policy_action policy_check_answer(const struct policy_group *g, const uint8_t *buf,
+				       const struct dns_msg *m, const struct policy_rule **rule);
+
+/* policy_group_polices - does group g have rules at all? */
+bool policy_group_polices(const struct policy_group *g);
 
 /* policy_name_parse - "example.com" or "example.com." to lower-case wire format. 0/-EINVAL. */
 int policy_name_parse(const char *text, uint8_t *out, uint8_t *out_len);

@@ -22,8 +22,11 @@
 	X(malformed)	      /* packets or frames that were not a valid DNS query */            \
 	X(dropped)	      /* queries dropped without an answer (see log) */                  \
 	X(overload)	      /* queries refused because max-inflight was reached */             \
+	X(client_overload)    /* refused: the client's share was in flight, as many waiting */  \
+	X(client_waited)      /* queries that waited for their client's share first */         \
 	X(rate_limited)	      /* queries over their client's --rate-limit (REFUSED or dropped) */ \
 	X(policy_denied)      /* queries answered by a --deny rule or an allow list */         \
+	X(policy_alias)	      /* ...of them for a name their answer's alias chain led to */     \
 	X(reply_errors)	      /* answers the kernel refused to send */                           \
 	X(tcp_clients)	      /* TCP client connections accepted */                              \
 	X(upstream_handshakes) /* TLS handshakes completed */                                    \

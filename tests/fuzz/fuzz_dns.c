@@ -72,6 +72,21 @@ static void fuzz_name_text(const uint8_t *name, size_t name_len, bool must_parse
 	free(text);
 }
 
+/* answer_name - each name dns_answer_names gives is a whole, printable wire-format name. */
+static int answer_name(void *data, uint16_t type, bool target, const uint8_t *name,
+		       size_t name_len)
+{
+	size_t *count = data;
+
+	if (target && type != DNS_TYPE_CNAME && type != DNS_TYPE_DNAME)
+		abort();
+	if (name_len == 0 || name_len > DNS_MAX_NAME || name[name_len - 1] != 0)
+		abort();
+	fuzz_name_text(name, name_len, true);
+	++*count;
+	return 0;
+}
+
 static void fuzz_truncate(const struct dns_msg *m, const uint8_t *data, size_t size, size_t limit)
 {
 	uint8_t *buf = malloc(size);
@@ -228,6 +243,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_error(&m, data, size, DNS_RCODE_SERVFAIL);
 	fuzz_error(&m, data, size, DNS_RCODE_NOTIMP);
 	fuzz_error(&m, data, size, 16); /* BADVERS: needs the OPT RR */
+
+	/* the answer section's owners and alias targets: at most two names per RR */
+	{
+		size_t names = 0;
+
+		rc = dns_answer_names(data, &m, answer_name, &names);
+		if ((rc && rc != -EBADMSG) || names > 2 * (size_t)m.ancount)
+			abort();
+	}
 
 	for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++)
 		fuzz_truncate(&m, data, size, limits[i]);

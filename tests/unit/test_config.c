@@ -142,6 +142,7 @@ static void test_errors(void)
 		{ { "--non-recursive", "pass" }, "--mode nfqueue" }, /* tproxy cannot let go */
 		{ { "stray" }, "'stray'" },
 		{ { "--upstream" }, "'--upstream'" },
+		{ { "--max-inflight-per-client", "0" }, "--max-inflight-per-client" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -244,6 +245,21 @@ static void test_config_file(void)
 	CHECK(strstr(errbuf, "--config '/nonexistent/dotgw.conf'") != NULL);
 }
 
+/* --max-inflight-per-client: half of --max-inflight or of the connections' slots by default */
+static void test_inflight_share(void)
+{
+	const char *none[] = { NULL };
+	const char *small[] = { "--max-inflight", "100", NULL };
+	const char *set[] = { "--max-inflight-per-client", "7", NULL };
+
+	CHECK_EQ(parse(none), 0);
+	CHECK_EQ(cfg.max_inflight_client, 128); /* half of 2 connections x 128 */
+	CHECK_EQ(parse(small), 0);
+	CHECK_EQ(cfg.max_inflight_client, 50);
+	CHECK_EQ(parse(set), 0);
+	CHECK_EQ(cfg.max_inflight_client, 7);
+}
+
 int main(void)
 {
 	test_upstream_specs();
@@ -252,5 +268,6 @@ int main(void)
 	test_errors();
 	test_help_version();
 	test_config_file();
+	test_inflight_share();
 	return check_done("config");
 }

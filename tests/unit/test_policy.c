@@ -80,15 +80,15 @@ int main(void)
 
 	/* groups by prefix, first match */
 	inet_pton(AF_INET, "198.51.100.7", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), 0);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, NULL), 0);
 	inet_pton(AF_INET, "198.51.100.200", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), 1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, NULL), 1);
 	inet_pton(AF_INET, "203.0.113.1", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), -1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, NULL), -1);
 	inet_pton(AF_INET6, "2001:db8:1:ffff::1", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a, 0), 0);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a, NULL), 0);
 	inet_pton(AF_INET6, "2001:db8:2::1", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a, 0), -1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET6, a, NULL), -1);
 
 	/* kids: has an allow rule, so an allow list: only ok.example.com passes */
 	CHECK(kids->allow_list);
@@ -107,22 +107,53 @@ int main(void)
 	CHECK_EQ(check_name(web, "example.org.evil.test"), POLICY_REFUSED);
 	CHECK_EQ(check_name(web, "xexample.org"), POLICY_REFUSED);
 
-	/* groups by interface: @IFACE entries, resolved to indexes at start */
+	/* answers: every owner and CNAME target of the answer section is held to the rules */
+	{
+		/* www.example.org CNAME cdn.example.org (compressed); cdn.example.org A */
+		uint8_t msg[128] = { 0, 1, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0,
+				     3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e',
+				     3, 'o', 'r', 'g', 0, 0, 1, 0, 1,
+				     0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 6,
+				     3, 'c', 'd', 'n', 0xc0, 16,
+				     0xc0, 45, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1 };
+		size_t mlen = 67;
+		struct dns_msg m;
+
+		CHECK_EQ(dns_msg_parse(&m, msg, mlen), 0);
+		CHECK_EQ(policy_check_answer(web, msg, &m, &rule), POLICY_PASS);
+		/* the same chain into a name off the allow list: "cdn" -> "cdx", under .net */
+		memcpy(msg + 45, "\3cdx\3net\0", 9);
+		msg[43] = 0, msg[44] = 9;
+		msg[54] = 0xc0, msg[55] = 45;
+		memcpy(msg + 56, "\0\1\0\1\0\0\0\x3c\0\4\xc0\0\2\1", 14);
+		mlen = 70;
+		CHECK_EQ(dns_msg_parse(&m, msg, mlen), 0);
+		CHECK_EQ(policy_check_answer(web, msg, &m, &rule), POLICY_REFUSED);
+		CHECK(rule == NULL);
+		/* a target that does not fill its RDATA: unreadable, refused */
+		msg[44] = 10;
+		msg[43] = 0;
+		CHECK(dns_msg_parse(&m, msg, mlen) < 0 ||
+		      policy_check_answer(web, msg, &m, &rule) == POLICY_REFUSED);
+	}
+
+	/* groups by interface: @IFACE entries, matched by name */
 	const char *ifargs[] = { "--group", "ctr=@br0,@veth7,192.0.2.0/24", "--group", "lan=@eth1",
 				 NULL };
 	CHECK_EQ(parse(ifargs), 0);
 	CHECK_EQ(cfg.groups.groups[0].n_ifs, 2);
 	CHECK(strcmp(cfg.groups.groups[0].ifnames[1], "veth7") == 0);
 	CHECK(policy_has_interfaces(&cfg.groups));
-	cfg.groups.groups[0].ifindexes[0] = 5;
-	cfg.groups.groups[1].ifindexes[0] = 9;
 	inet_pton(AF_INET, "203.0.113.1", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 5), 0);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 9), 1);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 0), -1); /* unknown interface */
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 6), -1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "br0"), 0);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "veth7"), 0);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "eth1"), 1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, NULL), -1); /* unknown interface */
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "eth2"), -1);
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "br"), -1); /* whole names only */
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "br00"), -1);
 	inet_pton(AF_INET, "192.0.2.9", a);
-	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, 9), 0); /* first group holds it */
+	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "eth1"), 0); /* first group holds it */
 	const char *badif[] = { "--group", "g=@", NULL };
 	CHECK_EQ(parse(badif), -22);
 	const char *badif2[] = { "--group", "g=@a-name-far-too-long", NULL };

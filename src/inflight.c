@@ -1,0 +1,180 @@
+/*
+ * inflight.c - see inflight.h. Open addressing within a small probe window from the key's
+ * hash. Invariants: a slot's key is valid iff its count is not 0; a count only drops through
+ * inflight_put, which hands the slot's place to a waiting query first, so a slot with waiting
+ * queries always counts some, and a client's slot stays its own while it counts any.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "dotgw/inflight.h"
+
+#define INFLIGHT_PROBE 16 /* slots looked at for one key */
+
+struct inflight_slot {
+	uint8_t key[17]; /* family octet, then the address cut to its prefix */
+	uint32_t count;	 /* queries counted (in flight) */
+	uint32_t nwait;
+	struct inflight_wait *head, *tail; /* waiting, oldest first */
+};
+
+struct inflight {
+	struct inflight_slot *slots;
+	size_t nslots; /* a power of two */
+	unsigned int max, share, prefix4, prefix6;
+	uint32_t seed;
+};
+
+int inflight_new(struct inflight **out, unsigned int max, unsigned int share,
+		 unsigned int prefix4, unsigned int prefix6, uint32_t seed)
+{
+	struct inflight *t;
+	size_t n = 64;
+
+	if (max == 0 || share == 0 || prefix4 == 0 || prefix4 > 32 || prefix6 == 0 ||
+	    prefix6 > 128)
+		return -EINVAL;
+	while (n < (size_t)max * 2 && n < (1u << 24))
+		n *= 2;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->slots = calloc(n, sizeof(*t->slots));
+	if (!t->slots) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->nslots = n;
+	t->max = max;
+	t->share = share;
+	t->prefix4 = prefix4;
+	t->prefix6 = prefix6;
+	t->seed = seed;
+	*out = t;
+	return 0;
+}
+
+void inflight_free(struct inflight *t)
+{
+	if (!t)
+		return;
+	free(t->slots);
+	free(t);
+}
+
+bool inflight_same(const struct inflight *t, unsigned int max, unsigned int share,
+		   unsigned int prefix4, unsigned int prefix6)
+{
+	return t->max == max && t->share == share && t->prefix4 == prefix4 &&
+	       t->prefix6 == prefix6;
+}
+
+static uint32_t inflight_hash(const struct inflight *t, const uint8_t *key)
+{
+	uint32_t h = 2166136261u ^ t->seed;
+
+	for (size_t i = 0; i < sizeof(((struct inflight_slot *)0)->key); i++) {
+		h ^= key[i];
+		h *= 16777619u;
+	}
+	return h ^ (h >> 16);
+}
+
+int inflight_take(struct inflight *t, int family, const uint8_t *addr, struct inflight_wait *w,
+		  bool force)
+{
+	uint8_t key[17] = { 0 };
+	unsigned int bits = family == AF_INET6 ? t->prefix6 : t->prefix4;
+	size_t h, free_slot = SIZE_MAX;
+
+	key[0] = (uint8_t)family;
+	memcpy(key + 1, addr, bits / 8);
+	if (bits % 8)
+		key[1 + bits / 8] = (uint8_t)(addr[bits / 8] & (0xff00 >> (bits % 8)));
+	h = inflight_hash(t, key);
+	for (size_t i = 0; i < INFLIGHT_PROBE; i++) {
+		size_t k = (h + i) & (t->nslots - 1);
+		struct inflight_slot *s = &t->slots[k];
+
+		if (s->count == 0) {
+			if (free_slot == SIZE_MAX)
+				free_slot = k;
+			continue;
+		}
+		if (memcmp(s->key, key, sizeof(key)) != 0)
+			continue;
+		if (s->count < t->share || force) {
+			s->count++;
+			w->slot = (int)k;
+			return 0;
+		}
+		if (s->nwait >= t->share)
+			return -EBUSY;
+		w->slot = (int)k;
+		w->next = NULL;
+		w->prev = s->tail;
+		if (s->tail)
+			s->tail->next = w;
+		else
+			s->head = w;
+		s->tail = w;
+		s->nwait++;
+		return 1;
+	}
+	if (free_slot == SIZE_MAX) {
+		w->slot = -1;
+		return -ENOSPC;
+	}
+	memcpy(t->slots[free_slot].key, key, sizeof(key));
+	t->slots[free_slot].count = 1;
+	w->slot = (int)free_slot;
+	return 0;
+}
+
+void inflight_unwait(struct inflight *t, struct inflight_wait *w)
+{
+	struct inflight_slot *s;
+
+	if (w->slot < 0 || (size_t)w->slot >= t->nslots)
+		return;
+	s = &t->slots[w->slot];
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		s->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		s->tail = w->prev;
+	s->nwait--;
+	w->next = w->prev = NULL;
+	w->slot = -1;
+}
+
+struct inflight_wait *inflight_put(struct inflight *t, struct inflight_wait *w)
+{
+	struct inflight_slot *s;
+	struct inflight_wait *next;
+
+	if (w->slot < 0 || (size_t)w->slot >= t->nslots)
+		return NULL;
+	s = &t->slots[w->slot];
+	w->slot = -1;
+	next = s->head;
+	if (next) {
+		/* it takes w's place: the count stays */
+		s->head = next->next;
+		if (s->head)
+			s->head->prev = NULL;
+		else
+			s->tail = NULL;
+		s->nwait--;
+		next->next = next->prev = NULL;
+		return next;
+	}
+	if (s->count)
+		s->count--;
+	return NULL;
+}

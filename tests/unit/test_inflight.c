@@ -1,0 +1,83 @@
+/* test_inflight.c - per-client shares of the queries in flight: share, waiting in order,
+ * refusal past the wait list, give-back, prefixes, forced counts, a full table. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "check.h"
+#include "dotgw/inflight.h"
+
+static int take(struct inflight *t, int family, const char *ip, struct inflight_wait *w,
+		bool force)
+{
+	uint8_t a[16];
+
+	inet_pton(family, ip, a);
+	return inflight_take(t, family, a, w, force);
+}
+
+int main(void)
+{
+	struct inflight *t;
+	struct inflight_wait run[4], wait[3], other, extra, v6[6];
+
+	CHECK_EQ(inflight_new(&t, 0, 1, 32, 56, 1), -22);
+	CHECK_EQ(inflight_new(&t, 10, 0, 32, 56, 1), -22);
+	CHECK_EQ(inflight_new(&t, 10, 1, 33, 56, 1), -22);
+	CHECK_EQ(inflight_new(&t, 10, 1, 32, 0, 1), -22);
+
+	/* a share of 2: two run, two wait, the fifth is refused */
+	CHECK_EQ(inflight_new(&t, 16, 2, 32, 56, 7), 0);
+	CHECK(inflight_same(t, 16, 2, 32, 56));
+	CHECK(!inflight_same(t, 16, 3, 32, 56));
+	CHECK_EQ(take(t, AF_INET, "198.51.100.2", &run[0], false), 0);
+	CHECK_EQ(take(t, AF_INET, "198.51.100.2", &run[1], false), 0);
+	CHECK_EQ(run[0].slot, run[1].slot); /* one slot per client */
+	CHECK_EQ(take(t, AF_INET, "198.51.100.2", &wait[0], false), 1);
+	CHECK_EQ(take(t, AF_INET, "198.51.100.2", &wait[1], false), 1);
+	CHECK_EQ(take(t, AF_INET, "198.51.100.2", &wait[2], false), -16);
+	CHECK_EQ(take(t, AF_INET, "198.51.100.3", &other, false), 0); /* the others go on */
+	CHECK(other.slot != run[0].slot);
+	/* an end hands the place to the oldest waiting query */
+	CHECK(inflight_put(t, &run[0]) == &wait[0]);
+	CHECK_EQ(run[0].slot, -1);
+	CHECK_EQ(take(t, AF_INET, "198.51.100.2", &wait[2], false), 1); /* room to wait again */
+	inflight_unwait(t, &wait[1]); /* gave up: the next in line is wait[2] */
+	CHECK(inflight_put(t, &run[1]) == &wait[2]);
+	CHECK(inflight_put(t, &wait[0]) == NULL);
+	CHECK(inflight_put(t, &wait[2]) == NULL);
+	CHECK(inflight_put(t, &wait[2]) == NULL); /* twice: harmless (slot is -1 now) */
+	/* the client counts nothing now: its slot is free, a new query runs at once */
+	CHECK_EQ(take(t, AF_INET, "198.51.100.2", &run[2], false), 0);
+	CHECK_EQ(take(t, AF_INET, "198.51.100.2", &run[3], false), 0);
+	CHECK_EQ(take(t, AF_INET, "198.51.100.2", &extra, true), 0); /* forced: counted anyway */
+	CHECK(inflight_put(t, &extra) == NULL);
+
+	/* IPv6: one /56 is one client */
+	CHECK_EQ(take(t, AF_INET6, "2001:db8::2", &v6[0], false), 0);
+	CHECK_EQ(take(t, AF_INET6, "2001:db8:0:ff::1", &v6[1], false), 0);
+	CHECK_EQ(take(t, AF_INET6, "2001:db8:0:1::9", &v6[2], false), 1);
+	CHECK_EQ(take(t, AF_INET6, "2001:db8:0:100::9", &v6[3], false), 0); /* another /56 */
+	inflight_free(t);
+	inflight_free(NULL);
+
+	/* many clients, one query each, as many as may be in flight: nearly all are counted (a
+	 * client whose probe window is full goes uncounted, not refused) */
+	CHECK_EQ(inflight_new(&t, 1000, 10, 32, 56, 3), 0);
+	{
+		static struct inflight_wait w[1000];
+		unsigned int ok = 0;
+
+		for (unsigned int i = 0; i < 1000; i++) {
+			uint8_t a[4] = { 10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i };
+
+			int r = inflight_take(t, AF_INET, a, &w[i], false);
+
+			CHECK(r == 0 || (r == -ENOSPC && w[i].slot == -1));
+			ok += r == 0;
+		}
+		CHECK(ok >= 990);
+	}
+	inflight_free(t);
+	return check_done("inflight");
+}
