@@ -107,6 +107,7 @@ struct daemon {
 	struct config_ref *ref; /* the running configuration */
 	struct ruleset *rs;
 	bool queue_compat;
+	bool no_ipv6; /* IPv6 could not be routed to the listeners at start: not captured */
 	const char *mode_name;
 };
 
@@ -304,7 +305,8 @@ static int rules_remove(const struct config *cfg, const struct route_config *rc)
 	return r < 0 && r != -ENOENT ? r : r2;
 }
 
-static struct ruleset_config ruleset_config_of(const struct config *cfg, bool queue_compat)
+static struct ruleset_config ruleset_config_of(const struct config *cfg, bool queue_compat,
+					      bool no_ipv6)
 {
 	return (struct ruleset_config){
 		.table = cfg->table,
@@ -322,6 +324,8 @@ static struct ruleset_config ruleset_config_of(const struct config *cfg, bool qu
 		.queue_num = cfg->queue_num,
 		.queue_total = (uint16_t)cfg->queues,
 		.queue_compat = queue_compat,
+		.capture_local = cfg->capture_local,
+		.no_ipv6 = no_ipv6,
 		.fail_closed = cfg->fail_closed,
 	};
 }
@@ -329,7 +333,7 @@ static struct ruleset_config ruleset_config_of(const struct config *cfg, bool qu
 static int rules_install(const struct config *cfg, const struct route_config *rc,
 			 bool queue_compat, struct ruleset **rs)
 {
-	struct ruleset_config rsc = ruleset_config_of(cfg, queue_compat);
+	struct ruleset_config rsc = ruleset_config_of(cfg, queue_compat, rc->no_ipv6);
 	int r;
 
 	r = ruleset_install(rs, &rsc);
@@ -445,6 +449,7 @@ static void reload_keep(struct config *n, const struct config *o)
 	KEEP(route_table, "--route-table");
 	KEEP(rule_priority, "--rule-priority");
 	KEEP(fail_closed, "--fail");
+	KEEP(capture_local, "--capture-local");
 #undef KEEP
 	if (strcmp(n->table, o->table) != 0)
 		log_warn("reload: --table changed: that needs a restart; keeping the running value");
@@ -528,7 +533,10 @@ static void daemon_reload(struct daemon *d)
 			goto out_free_pools;
 		}
 	}
-	rsc = ruleset_config_of(&n->cfg, d->queue_compat);
+	if (d->no_ipv6 && route_ipv6_usable())
+		log_warn("reload: IPv6 is enabled on lo now; IPv6 DNS stays uncaptured until dotgw "
+			 "restarts");
+	rsc = ruleset_config_of(&n->cfg, d->queue_compat, d->no_ipv6);
 	r = ruleset_replace(d->rs, &rsc);
 	if (r < 0) {
 		log_error("reload failed (nftables: %s): the running configuration stays",
@@ -788,6 +796,7 @@ int main(int argc, char **argv)
 		.mark = cfg->capture_mark,
 		.table = cfg->route_table,
 		.priority = cfg->rule_priority,
+		.no_ipv6 = !route_ipv6_usable(),
 	};
 	if (cfg->remove_rules) {
 		r = rules_remove(cfg, &rc);
@@ -831,8 +840,15 @@ int main(int argc, char **argv)
 			goto out_close_workers;
 		}
 	}
+	if (rc.no_ipv6)
+		log_warn("IPv6 is disabled here (no IPv6 in the kernel, or "
+			 "net.ipv6.conf.lo.disable_ipv6=1, as net.ipv6.conf.all.disable_ipv6=1 "
+			 "sets): IPv6 DNS is not captured%s; IPv4 is",
+			 cfg->fail_closed ? " and not blocked either (--fail closed covers IPv4)"
+					  : "");
 	if (rules_install(cfg, &rc, queue_compat, &rs) < 0)
 		goto out_close_workers;
+	d.no_ipv6 = rc.no_ipv6;
 	d.argc = argc;
 	d.argv = argv;
 	d.ref = ref;

@@ -26,6 +26,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/rtnetlink.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -94,6 +95,8 @@ static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cf
 static void rs_build_exempt(struct rs_batch *bb, const struct ruleset_config *cfg,
 			    const char *chain);
 static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config *cfg);
+static void rs_build_skip(struct rs_batch *bb, const struct ruleset_config *cfg,
+			  const char *chain);
 static void rs_build_input(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_socket_size(struct mnl_socket *nl, size_t len, unsigned int nacks);
 static int rs_commit(struct mnl_socket *nl, const void *batch, size_t len, uint32_t seq,
@@ -394,6 +397,41 @@ static void rs_match_cidr(struct rs_rule *rr, const struct ruleset_cidr *c, bool
 	rs_expr_cmp(rr, NFT_CMP_EQ, net, len);
 }
 
+/*
+ * What no chain of ours touches: "fib daddr type local return" (unless capture_local), so
+ * packets for this machine's own addresses reach whatever listens there; and with no_ipv6,
+ * "meta nfproto ipv6 return", as IPv6 cannot be delivered to the listeners. The fib lookup
+ * of an address type consults the local table only: the capture mark does not change it.
+ */
+static void rs_build_skip(struct rs_batch *bb, const struct ruleset_config *cfg,
+			  const char *chain)
+{
+	const uint8_t ip6 = NFPROTO_IPV6;
+	const uint32_t local = RTN_LOCAL;
+	struct nftnl_expr *e;
+	struct rs_rule rr;
+
+	if (!cfg->capture_local) {
+		rs_rule_start(&rr, cfg->table, chain);
+		e = rs_expr_new(&rr, "fib");
+		if (e) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+		}
+		rs_expr_cmp(&rr, NFT_CMP_EQ, &local, sizeof(local));
+		rs_expr_imm_verdict(&rr, NFT_RETURN);
+		rs_batch_rule(bb, &rr);
+	}
+	if (cfg->no_ipv6) {
+		rs_rule_start(&rr, cfg->table, chain);
+		rs_expr_meta_load(&rr, NFT_META_NFPROTO);
+		rs_expr_cmp(&rr, NFT_CMP_EQ, &ip6, sizeof(ip6));
+		rs_expr_imm_verdict(&rr, NFT_RETURN);
+		rs_batch_rule(bb, &rr);
+	}
+}
+
 /* Exemptions: "ip saddr CIDR return" and "ip daddr CIDR return" for each, in chain. */
 static void rs_build_exempt(struct rs_batch *bb, const struct ruleset_config *cfg,
 			    const char *chain)
@@ -510,6 +548,7 @@ static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cf
 	rs_match_meta_u32(&rr, NFT_META_MARK, NFT_CMP_EQ, cfg->bypass_mark);
 	rs_expr_imm_verdict(&rr, NFT_RETURN);
 	rs_batch_rule(bb, &rr);
+	rs_build_skip(bb, cfg, "output");
 	rs_build_exempt(bb, cfg, "output");
 
 	/* ip daddr 127.0.0.0/8: nft compares just the first address byte */
@@ -559,6 +598,7 @@ static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config
 	 * Two passes: the capture rules, then (fail closed) the same matches with "drop", which
 	 * take what TPROXY could not hand to a listener because dotgw is not running.
 	 */
+	rs_build_skip(bb, cfg, "prerouting");
 	rs_build_exempt(bb, cfg, "prerouting");
 	for (pass = 0; pass < (cfg->fail_closed ? 2 : 1); pass++) {
 		if (cfg->scope & RULESET_SCOPE_HOST) {
