@@ -699,7 +699,7 @@ static int worker_open(struct worker *w, unsigned int idx, struct config_ref *re
 	if (r < 0)
 		return r;
 	if (cfg->mode == MODE_TPROXY)
-		flags = FE_UDP_LISTEN | FE_TCP_LISTEN;
+		flags = FE_UDP_LISTEN | FE_TCP_LISTEN | (cfg->capture_local ? FE_UDP_RAW_LOCAL : 0);
 	else
 		flags = FE_UDP_RAW | (idx == 0 ? FE_TCP_LISTEN : 0);
 	r = frontend_open(&w->fe, w->loop, cfg, w->pool, &w->stats, flags);
