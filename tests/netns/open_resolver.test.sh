@@ -4,7 +4,8 @@
 # address through it), while LAN clients are answered over DoT. Gateway scope without
 # --interface or --client is refused with a message naming them (the command line, --scope
 # both, a config file, --check-config); queries to the gateway's own addresses are not captured
-# unless --capture-local; tproxy and nfqueue mode.
+# unless --capture-local; tproxy and nfqueue mode. The shipped dotgw.conf (host scope, as the
+# bare command) answers nobody beyond the uplink either.
 #
 #   client 198.51.100.2 --- gw-c [gateway: dotgw --scope gateway ] gw-u --- u0 [upstream, ISP]
 #                                [  --interface gw-c            ]              u-w
@@ -95,6 +96,15 @@ refused "config file 'scope = gateway'" --config "$LAB_DIR/gw.conf" --check-conf
 SHIPPED="$(dirname "$0")/../../packaging/dotgw.conf"
 lab_run "$NS_GW" "$DOTGW" --config "$SHIPPED" --check-config
 lab_check_eq "the shipped dotgw.conf passes --check-config (scope host)" 0 "$LAB_RC"
+
+lab_log "the shipped dotgw.conf (scope host), the lab's upstream on the command line"
+lab_start_dotgw --config "$SHIPPED" "${LAB_DOTGW_ARGS[@]}" || lab_finish
+lab_check_eq "shipped config: wan host asking $LAB_GW_UP4: no answer" "$NONE" \
+	"$(ask "$NS_WAN" "$LAB_GW_UP4" A)"
+lab_check_eq "shipped config: the gateway's own query answered over DoT" \
+	"NOERROR $LAB_UP_A from $LAB_DECOY4#53 (UDP)" "$(ask "$NS_GW" "$LAB_DECOY4" A)"
+lab_stop_dotgw
+lab_check_eq "shipped config: dotgw exits 0" 0 "$?"
 
 for mode in tproxy nfqueue; do
 	lab_log "$mode: --scope gateway --interface $LAB_GW_IF_CLIENT"
