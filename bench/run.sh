@@ -470,7 +470,7 @@ bench_target_dotgw()
 	local round=$1 target=$2 syn0 hwm last split
 	shift 2
 	syn0=$(bench_syn_count)
-	if ! lab_start_dotgw --scope gateway --upstream "$LAB_UP4#$LAB_AUTH_NAME" \
+	if ! lab_start_dotgw --scope gateway --interface "$LAB_GW_IF_CLIENT" --upstream "$LAB_UP4#$LAB_AUTH_NAME" \
 		--ca-file "$LAB_CA" --log-level info "$@" "${BENCH_DOTGW_EXTRA[@]}"; then
 		printf '%s\t%s\t-\tfailed\n' "$round" "$target" >>"$BENCH_TSV"
 		return 1
@@ -893,7 +893,7 @@ bench_report()
 		- kernel $BENCH_ENV_KERNEL; CPU $BENCH_ENV_CPU
 		- unbound $BENCH_ENV_UNBOUND (upstream: 1 thread, query logging off;
 		  forwarder: $BENCH_UNBOUND_THREADS thread(s), defaults otherwise); dnsperf $BENCH_ENV_DNSPERF
-		- dotgw arguments: --scope gateway --upstream $LAB_UP4#$LAB_AUTH_NAME --ca-file CA
+		- dotgw arguments: --scope gateway --interface $LAB_GW_IF_CLIENT --upstream $LAB_UP4#$LAB_AUTH_NAME --ca-file CA
 		  --log-level info, --mode tproxy or --mode nfqueue --queues $BENCH_NFQ_QUEUES${BENCH_DOTGW_EXTRA[*]:+, and }${BENCH_DOTGW_EXTRA[*]};
 		  pool size $BENCH_POOL per upstream and worker
 		- $BENCH_ROUNDS rounds; saturating runs ${BENCH_DURATION} s with -q $BENCH_OUTSTANDING;

@@ -77,6 +77,7 @@ enum {
 	OPT_GROUP_UPSTREAMS,
 	OPT_METRICS,
 	OPT_QUERY_LOG,
+	OPT_CAPTURE_LOCAL,
 	OPT_LOG_TARGET,
 	OPT_DNSTAP,
 	OPT_CONFIG,
@@ -132,6 +133,7 @@ static const struct option long_options[] = {
 	{ "rate-limit-action", required_argument, NULL, OPT_RATE_ACTION },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "query-log", no_argument, NULL, OPT_QUERY_LOG },
+	{ "capture-local", no_argument, NULL, OPT_CAPTURE_LOCAL },
 	{ "dnstap", required_argument, NULL, OPT_DNSTAP },
 	{ "log-target", required_argument, NULL, OPT_LOG_TARGET },
 	{ "config", required_argument, NULL, OPT_CONFIG },
@@ -162,10 +164,12 @@ static const char usage_text[] =
 	"  --queue-num N            nfqueue mode: number of the first queue (default: 0)\n"
 	"  --scope SCOPE            host: this machine's own DNS; gateway: forwarded DNS;\n"
 	"                           both (default: host)\n"
-	"  --interface IFACE        gateway scope: capture only DNS arriving on IFACE (repeatable;\n"
-	"                           default: every interface but lo)\n"
+	"  --interface IFACE        gateway scope: capture only DNS arriving on IFACE\n"
+	"                           (repeatable); gateway scope needs it or --client\n"
 	"  --client CIDR            gateway scope: capture only DNS from these sources\n"
 	"                           (repeatable; default: from any)\n"
+	"  --capture-local          also capture DNS addressed to this machine's own addresses\n"
+	"                           (default: a DNS server here gets its queries untouched)\n"
 	"  --exempt CIDR            never capture DNS from or to these addresses, e.g. a\n"
 	"                           local resolver (repeatable)\n"
 	"  --table NAME             name of dotgw's nftables table, family inet (default: dotgw)\n"
@@ -689,6 +693,9 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 	case OPT_QUERY_LOG:
 		cfg->query_log = true;
 		return 0;
+	case OPT_CAPTURE_LOCAL:
+		cfg->capture_local = true;
+		return 0;
 	case OPT_DNSTAP:
 		if (!*arg || strlen(arg) >= sizeof(cfg->dnstap_buf))
 			return bad_value(err, name, arg, "a unix socket path of at most 107 octets");
@@ -1100,6 +1107,18 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 	/* TPROXY hands dotgw a socket, not a packet it could still let go */
 	if (cfg->nonrec_pass && cfg->mode != MODE_NFQUEUE) {
 		fprintf(err, "dotgw: --non-recursive pass: needs --mode nfqueue\n");
+		return -EINVAL;
+	}
+	/*
+	 * Gateway scope on every interface would answer whoever reaches this machine, the
+	 * uplink's side included: an open resolver. Refuse rather than guess which interface
+	 * faces the internet (the default route may be absent, change, or be one of several).
+	 */
+	if ((cfg->scope & RULESET_SCOPE_GATEWAY) && !cfg->n_interfaces && !cfg->n_clients) {
+		fprintf(err, "dotgw: --scope %s: name the clients' side with --interface IFACE "
+			     "(or --client CIDR); capturing on every interface would answer the "
+			     "internet side too (an open resolver)\n",
+			cfg->scope & RULESET_SCOPE_HOST ? "both" : "gateway");
 		return -EINVAL;
 	}
 	if (cfg->rate_limit && cfg->rate_burst == 0)

@@ -26,9 +26,17 @@
  * original destination for dnstap and debug logs. fe->nat is that redirect address while such a
  * query is being handled (udp_readable -> query_start, query_finish -> deliver) and NULL
  * otherwise: udp_send reads it.
+ *
+ * No reply socket is ever bound to one of this machine's own addresses: with SO_REUSEADDR on
+ * both sides, the kernel would hand a DNS server on that address its new datagrams to our
+ * socket, which never reads them. Answers from a local address (only captured with
+ * --capture-local) are raw packets instead; one too large for a packet goes truncated (TC),
+ * and the client asks again over TCP. Whether an address is local is checked when its cache
+ * entry is made, and again once it is REPLY_RECHECK_MS old.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -53,6 +61,7 @@
 #define UDP_BATCH	     32
 #define UDP_QUERY_MAX	     4096 /* larger datagrams are not DNS queries */
 #define REPLY_SOCKS_MAX	     64
+#define REPLY_RECHECK_MS     10000 /* an address may have become local (or stopped being) */
 #define TCP_CLIENT_QUERIES   64	       /* in flight per TCP client; reading pauses beyond */
 #define TCP_CLIENT_OUT_MAX   (256u << 10) /* unsent answers per TCP client before it is cut off */
 #define ACCEPT_RETRY_MS	     100
@@ -105,8 +114,10 @@ enum { QUERY_RUNNING, QUERY_WAITING, QUERY_READY };
 
 struct reply_sock {
 	union sockaddr_any addr;
-	int fd;
+	int fd;		    /* -1 when local */
+	bool local;	    /* addr is one of ours: answer through the raw socket */
 	uint64_t last_used;
+	uint64_t checked;   /* when local was found out */
 };
 
 /* A UDP answer waiting for the batch's sendmmsg. */
@@ -162,7 +173,8 @@ struct frontend {
 	struct loop_defer ready_defer;
 	struct dnstap_queue *dnstap; /* NULL: no dnstap */
 	struct listener udp[2], tcp[2];
-	int raw[2]; /* nfqueue mode: IPPROTO_RAW sockets, IPv4 and IPv6; -1 when unused */
+	int raw[2]; /* IPPROTO_RAW sockets, IPv4 and IPv6; -1 when unused */
+	bool raw_all; /* nfqueue mode: every UDP answer is raw (else: only local ones) */
 	struct conntrack *ct; /* original destinations of redirected UDP; NULL: not known */
 	const union sockaddr_any *nat; /* see the top of this file */
 	struct loop_timer accept_retry;
@@ -246,17 +258,90 @@ static int set_transparent(int fd, int family)
 	return setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
 }
 
-/* reply_sock_get - the reply socket bound to odst, opened (evicting the LRU one) if needed. */
-static int reply_sock_get(struct frontend *fe, const union sockaddr_any *odst)
+/*
+ * addr_is_local - is a (its address; the port does not count) one of this machine's? When
+ * the interfaces cannot be read, it counts as local: the safe answer, as no socket is then
+ * bound there.
+ */
+static bool addr_is_local(const union sockaddr_any *a)
 {
+	struct ifaddrs *ifa, *i;
+	bool local = false;
+
+	if (getifaddrs(&ifa) < 0)
+		return true;
+	for (i = ifa; i && !local; i = i->ifa_next) {
+		const union sockaddr_any *x = (const union sockaddr_any *)(void *)i->ifa_addr;
+
+		if (!x || x->sa.sa_family != a->sa.sa_family)
+			continue;
+		if (a->sa.sa_family == AF_INET)
+			local = x->sin.sin_addr.s_addr == a->sin.sin_addr.s_addr;
+		else
+			local = memcmp(&x->sin6.sin6_addr, &a->sin6.sin6_addr, 16) == 0;
+	}
+	freeifaddrs(ifa);
+	return local;
+}
+
+static void reply_sock_close(struct frontend *fe, struct reply_sock *rs)
+{
+	/* the batch may hold answers for this socket: they leave first */
+	if (rs->fd >= 0 && fe->nout)
+		udp_flush(fe);
+	if (rs->fd >= 0)
+		close(rs->fd);
+	rs->fd = -1;
+}
+
+/* reply_sock_slot - a free cache entry, or the least recently used one, emptied. */
+static struct reply_sock *reply_sock_slot(struct frontend *fe)
+{
+	struct reply_sock *rs;
+
+	if (fe->nreplies < REPLY_SOCKS_MAX)
+		return &fe->replies[fe->nreplies++];
+	rs = &fe->replies[0];
+	for (size_t i = 1; i < fe->nreplies; i++)
+		if (fe->replies[i].last_used < rs->last_used)
+			rs = &fe->replies[i];
+	reply_sock_close(fe, rs);
+	return rs;
+}
+
+/*
+ * reply_sock_get - what answers from odst leave through: the reply socket bound to it,
+ * opened (evicting the LRU one) if needed; or, when odst is local, the raw socket of its
+ * family, with *raw set (-EADDRINUSE when there is none). Returns the fd or -errno.
+ */
+static int reply_sock_get(struct frontend *fe, const union sockaddr_any *odst, bool *raw)
+{
+	uint64_t now = loop_now_ms(fe->loop);
 	struct reply_sock *rs = NULL;
 	int fd, one = 1;
+	bool local;
 
-	for (size_t i = 0; i < fe->nreplies; i++) {
-		if (addr_equal(&fe->replies[i].addr, odst)) {
-			fe->replies[i].last_used = loop_now_ms(fe->loop);
-			return fe->replies[i].fd;
+	for (size_t i = 0; i < fe->nreplies && !rs; i++)
+		if (addr_equal(&fe->replies[i].addr, odst))
+			rs = &fe->replies[i];
+	if (rs && now - rs->checked >= REPLY_RECHECK_MS) {
+		local = addr_is_local(odst);
+		rs->checked = now;
+		if (local != rs->local) {
+			reply_sock_close(fe, rs);
+			rs->local = local;
 		}
+	}
+	if (rs && (rs->local || rs->fd >= 0)) {
+		rs->last_used = now;
+		fd = rs->local ? fe->raw[odst->sa.sa_family == AF_INET6] : rs->fd;
+		*raw = rs->local;
+		return fd >= 0 ? fd : -EADDRINUSE;
+	}
+	local = rs ? rs->local : addr_is_local(odst);
+	if (local) {
+		fd = -1;
+		goto out_store;
 	}
 	fd = socket(odst->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -273,21 +358,21 @@ static int reply_sock_get(struct frontend *fe, const union sockaddr_any *odst)
 		close(fd);
 		return err;
 	}
-	if (fe->nreplies < REPLY_SOCKS_MAX) {
-		rs = &fe->replies[fe->nreplies++];
-	} else {
-		rs = &fe->replies[0];
-		for (size_t i = 1; i < fe->nreplies; i++)
-			if (fe->replies[i].last_used < rs->last_used)
-				rs = &fe->replies[i];
-		/* the batch may hold answers for the evicted socket: they leave first */
-		if (fe->nout)
-			udp_flush(fe);
-		close(rs->fd);
+out_store:
+	/* a new entry; or one whose socket a recheck closed */
+	if (!rs) {
+		rs = reply_sock_slot(fe);
+		rs->checked = now;
 	}
 	rs->addr = *odst;
 	rs->fd = fd;
-	rs->last_used = loop_now_ms(fe->loop);
+	rs->local = local;
+	rs->last_used = now;
+	*raw = local;
+	if (local) {
+		fd = fe->raw[odst->sa.sa_family == AF_INET6];
+		return fd >= 0 ? fd : -EADDRINUSE;
+	}
 	return fd;
 }
 
@@ -332,37 +417,75 @@ static void udp_send_error(struct frontend *fe, const union sockaddr_any *client
 			strerror(-err));
 }
 
-/* udp_send_reply_sock - send msg to client from odst through a reply socket; 0 or -errno. */
-static int udp_send_reply_sock(struct frontend *fe, const union sockaddr_any *client,
-			       const union sockaddr_any *odst, const uint8_t *msg, size_t len)
+/* udp_send_raw - msg to client from odst as a raw packet on fd; 0 or -errno. */
+static int udp_send_raw(struct frontend *fe, int fd, const union sockaddr_any *client,
+			const union sockaddr_any *odst, const uint8_t *msg, size_t len)
 {
-	int fd = reply_sock_get(fe, odst);
+	union sockaddr_any to;
+	int n = raw_build(fe->packet, sizeof(fe->packet), client, odst, msg, len, &to);
 
-	if (fd < 0)
-		return fd;
-	if (sendto(fd, msg, len, 0, &client->sa, addr_len(client)) < 0)
+	if (n < 0)
+		return n;
+	if (sendto(fd, fe->packet, (size_t)n, 0, &to.sa, addr_len(&to)) < 0)
 		return -errno;
 	return 0;
 }
 
 /*
- * udp_send_now - send an answer at once, outside the batch: raw injection when there is a raw
- * socket, else (or when the packet exceeds the path MTU: raw sends never fragment, a reply
- * socket does) a reply socket.
+ * udp_send_reply_sock - send msg, too large for a raw packet, to client from odst through a
+ * reply socket. From a local address, where no reply socket may be bound, it goes raw after
+ * all, cut to header, question and OPT with TC set. 0 or -errno.
+ */
+static int udp_send_reply_sock(struct frontend *fe, const union sockaddr_any *client,
+			       const union sockaddr_any *odst, const uint8_t *msg, size_t len)
+{
+	bool raw = false;
+	int fd = reply_sock_get(fe, odst, &raw), n;
+	struct dns_msg r;
+	uint8_t *cut;
+
+	if (fd < 0)
+		return fd;
+	if (!raw) {
+		if (sendto(fd, msg, len, 0, &client->sa, addr_len(client)) < 0)
+			return -errno;
+		return 0;
+	}
+	cut = malloc(len);
+	if (!cut)
+		return -ENOMEM;
+	memcpy(cut, msg, len);
+	n = dns_msg_parse(&r, cut, len);
+	if (n == 0)
+		n = dns_truncate(cut, &r, len);
+	if (n >= 0)
+		n = udp_send_raw(fe, fd, client, odst, cut, (size_t)n);
+	if (n == 0)
+		fe->stats->truncated++;
+	free(cut);
+	return n;
+}
+
+/*
+ * udp_send_now - send an answer at once, outside the batch: raw injection when every answer is
+ * raw or odst is local, else (or when the packet exceeds the path MTU: raw sends never
+ * fragment, a reply socket does) a reply socket.
  */
 static void udp_send_now(struct frontend *fe, const union sockaddr_any *client,
 			 const union sockaddr_any *odst, const uint8_t *msg, size_t len)
 {
-	int fd = fe->raw[client->sa.sa_family == AF_INET6], r = -EMSGSIZE;
-	union sockaddr_any to;
+	int fd = fe->raw[client->sa.sa_family == AF_INET6], r;
+	bool raw = fe->raw_all && fd >= 0;
 
-	if (fd >= 0) {
-		r = raw_build(fe->packet, sizeof(fe->packet), client, odst, msg, len, &to);
-		if (r >= 0)
-			r = sendto(fd, fe->packet, (size_t)r, 0, &to.sa, addr_len(&to)) < 0 ? -errno
-											    : 0;
-	}
-	if (r == -EMSGSIZE)
+	if (!raw)
+		fd = reply_sock_get(fe, odst, &raw);
+	if (fd < 0)
+		r = fd;
+	else if (raw)
+		r = udp_send_raw(fe, fd, client, odst, msg, len);
+	else
+		r = sendto(fd, msg, len, 0, &client->sa, addr_len(client)) < 0 ? -errno : 0;
+	if (raw && r == -EMSGSIZE)
 		r = udp_send_reply_sock(fe, client, odst, msg, len);
 	if (r < 0)
 		udp_send_error(fe, client, odst, r);
@@ -482,7 +605,7 @@ static void udp_send(struct frontend *fe, const union sockaddr_any *client,
 		     const union sockaddr_any *odst, const uint8_t *msg, size_t len)
 {
 	int fd = fe->raw[client->sa.sa_family == AF_INET6], n;
-	bool raw = fd >= 0;
+	bool raw = fe->raw_all && fd >= 0;
 	struct udp_out *o;
 
 	if (fe->nat) {
@@ -497,7 +620,7 @@ static void udp_send(struct frontend *fe, const union sockaddr_any *client,
 		udp_flush(fe);
 	if (!raw) {
 		/* before taking a slot: opening a reply socket may flush the batch */
-		fd = reply_sock_get(fe, odst);
+		fd = reply_sock_get(fe, odst, &raw);
 		if (fd < 0) {
 			udp_send_error(fe, client, odst, fd);
 			return;
@@ -1851,6 +1974,7 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	fe->want_ifindex = policy_has_interfaces(&cfg->groups);
 	for (int i = 0; i < 2; i++)
 		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = fe->raw[i] = -1;
+	fe->raw_all = flags & FE_UDP_RAW;
 	r = frontend_tables_new(fe, cfg);
 	if (r == 0)
 		r = frontend_shares_renew(fe, cfg);
@@ -1868,7 +1992,7 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 			r = listener_open(fe, &fe->udp[i], family, SOCK_DGRAM);
 		if (r == 0 && (flags & FE_TCP_LISTEN))
 			r = listener_open(fe, &fe->tcp[i], family, SOCK_STREAM);
-		if (r == 0 && (flags & FE_UDP_RAW))
+		if (r == 0 && (flags & (FE_UDP_RAW | FE_UDP_RAW_LOCAL)))
 			r = raw_open(fe, family);
 		if (r < 0) {
 			frontend_close(fe);
@@ -1919,7 +2043,8 @@ void frontend_close(struct frontend *fe)
 		}
 	}
 	for (size_t i = 0; i < fe->nreplies; i++)
-		close(fe->replies[i].fd);
+		if (fe->replies[i].fd >= 0)
+			close(fe->replies[i].fd);
 	for (int i = 0; i < 2; i++)
 		if (fe->raw[i] >= 0)
 			close(fe->raw[i]);

@@ -108,6 +108,7 @@ struct daemon {
 	struct ruleset *rs;
 	bool queue_compat;
 	bool no_nat; /* the kernel has no NAT: see rules_install */
+	bool no_ipv6; /* IPv6 could not be routed to the listeners at start: not captured */
 	const char *mode_name;
 };
 
@@ -310,7 +311,7 @@ static int rules_remove(const struct config *cfg, const struct route_config *rc)
 }
 
 static struct ruleset_config ruleset_config_of(const struct config *cfg, bool queue_compat,
-					       bool no_nat)
+					       bool no_nat, bool no_ipv6)
 {
 	return (struct ruleset_config){
 		.no_nat = no_nat,
@@ -329,6 +330,8 @@ static struct ruleset_config ruleset_config_of(const struct config *cfg, bool qu
 		.queue_num = cfg->queue_num,
 		.queue_total = (uint16_t)cfg->queues,
 		.queue_compat = queue_compat,
+		.capture_local = cfg->capture_local,
+		.no_ipv6 = no_ipv6,
 		.fail_closed = cfg->fail_closed,
 	};
 }
@@ -342,7 +345,7 @@ static struct ruleset_config ruleset_config_of(const struct config *cfg, bool qu
 static int rules_install(const struct config *cfg, const struct route_config *rc,
 			 bool queue_compat, bool *no_nat, struct ruleset **rs)
 {
-	struct ruleset_config rsc = ruleset_config_of(cfg, queue_compat, false);
+	struct ruleset_config rsc = ruleset_config_of(cfg, queue_compat, false, rc->no_ipv6);
 	int r;
 
 	*no_nat = false;
@@ -420,6 +423,7 @@ static void reload_keep(struct config *n, const struct config *o)
 	KEEP(route_table, "--route-table");
 	KEEP(rule_priority, "--rule-priority");
 	KEEP(fail_closed, "--fail");
+	KEEP(capture_local, "--capture-local");
 #undef KEEP
 	if (strcmp(n->table, o->table) != 0)
 		log_warn("reload: --table changed: that needs a restart; keeping the running value");
@@ -503,7 +507,10 @@ static void daemon_reload(struct daemon *d)
 			goto out_free_pools;
 		}
 	}
-	rsc = ruleset_config_of(&n->cfg, d->queue_compat, d->no_nat);
+	if (d->no_ipv6 && route_ipv6_usable())
+		log_warn("reload: IPv6 is enabled on lo now; IPv6 DNS stays uncaptured until dotgw "
+			 "restarts");
+	rsc = ruleset_config_of(&n->cfg, d->queue_compat, d->no_nat, d->no_ipv6);
 	r = ruleset_replace(d->rs, &rsc);
 	if (r < 0) {
 		log_error("reload failed (nftables: %s): the running configuration stays",
@@ -668,7 +675,7 @@ static int worker_open(struct worker *w, unsigned int idx, struct config_ref *re
 	if (r < 0)
 		return r;
 	if (cfg->mode == MODE_TPROXY)
-		flags = FE_UDP_LISTEN | FE_TCP_LISTEN;
+		flags = FE_UDP_LISTEN | FE_TCP_LISTEN | (cfg->capture_local ? FE_UDP_RAW_LOCAL : 0);
 	else
 		flags = FE_UDP_RAW | (idx == 0 ? FE_TCP_LISTEN : 0);
 	r = frontend_open(&w->fe, w->loop, cfg, w->pool, &w->stats, flags);
@@ -765,6 +772,7 @@ int main(int argc, char **argv)
 		.mark = cfg->capture_mark,
 		.table = cfg->route_table,
 		.priority = cfg->rule_priority,
+		.no_ipv6 = !route_ipv6_usable(),
 	};
 	if (cfg->remove_rules) {
 		r = rules_remove(cfg, &rc);
@@ -808,8 +816,15 @@ int main(int argc, char **argv)
 			goto out_close_workers;
 		}
 	}
+	if (rc.no_ipv6)
+		log_warn("IPv6 is disabled here (no IPv6 in the kernel, or "
+			 "net.ipv6.conf.lo.disable_ipv6=1, as net.ipv6.conf.all.disable_ipv6=1 "
+			 "sets): IPv6 DNS is not captured%s; IPv4 is",
+			 cfg->fail_closed ? " and not blocked either (--fail closed covers IPv4)"
+					  : "");
 	if (rules_install(cfg, &rc, queue_compat, &d.no_nat, &rs) < 0)
 		goto out_close_workers;
+	d.no_ipv6 = rc.no_ipv6;
 	d.argc = argc;
 	d.argv = argv;
 	d.ref = ref;

@@ -97,6 +97,8 @@ static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cf
 static void rs_build_exempt(struct rs_batch *bb, const struct ruleset_config *cfg,
 			    const char *chain);
 static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config *cfg);
+static void rs_build_skip(struct rs_batch *bb, const struct ruleset_config *cfg,
+			  const char *chain);
 static void rs_build_input(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_build_bridge_skip(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_build_bridge_nat(struct rs_batch *bb, const struct ruleset_config *cfg);
@@ -409,6 +411,41 @@ static void rs_match_cidr(struct rs_rule *rr, const struct ruleset_cidr *c, bool
 	rs_expr_cmp(rr, NFT_CMP_EQ, net, len);
 }
 
+/*
+ * What no chain of ours touches: "fib daddr type local return" (unless capture_local), so
+ * packets for this machine's own addresses reach whatever listens there; and with no_ipv6,
+ * "meta nfproto ipv6 return", as IPv6 cannot be delivered to the listeners. The fib lookup
+ * of an address type consults the local table only: the capture mark does not change it.
+ */
+static void rs_build_skip(struct rs_batch *bb, const struct ruleset_config *cfg,
+			  const char *chain)
+{
+	const uint8_t ip6 = NFPROTO_IPV6;
+	const uint32_t local = RTN_LOCAL;
+	struct nftnl_expr *e;
+	struct rs_rule rr;
+
+	if (!cfg->capture_local) {
+		rs_rule_start(&rr, cfg->table, chain);
+		e = rs_expr_new(&rr, "fib");
+		if (e) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+		}
+		rs_expr_cmp(&rr, NFT_CMP_EQ, &local, sizeof(local));
+		rs_expr_imm_verdict(&rr, NFT_RETURN);
+		rs_batch_rule(bb, &rr);
+	}
+	if (cfg->no_ipv6) {
+		rs_rule_start(&rr, cfg->table, chain);
+		rs_expr_meta_load(&rr, NFT_META_NFPROTO);
+		rs_expr_cmp(&rr, NFT_CMP_EQ, &ip6, sizeof(ip6));
+		rs_expr_imm_verdict(&rr, NFT_RETURN);
+		rs_batch_rule(bb, &rr);
+	}
+}
+
 /* Exemptions: "ip saddr CIDR return" and "ip daddr CIDR return" for each, in chain. */
 static void rs_build_exempt(struct rs_batch *bb, const struct ruleset_config *cfg,
 			    const char *chain)
@@ -539,6 +576,7 @@ static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cf
 	rs_match_meta_u32(&rr, NFT_META_MARK, NFT_CMP_EQ, cfg->bypass_mark);
 	rs_expr_imm_verdict(&rr, NFT_RETURN);
 	rs_batch_rule(bb, &rr);
+	rs_build_skip(bb, cfg, "output");
 	rs_build_exempt(bb, cfg, "output");
 
 	/* ip daddr 127.0.0.0/8: nft compares just the first address byte */
@@ -588,6 +626,7 @@ static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config
 	 * Two passes: the capture rules, then (fail closed) the same matches with "drop", which
 	 * take what TPROXY could not hand to a listener because dotgw is not running.
 	 */
+	rs_build_skip(bb, cfg, "prerouting");
 	rs_build_bridge_skip(bb, cfg);
 	rs_build_exempt(bb, cfg, "prerouting");
 	for (pass = 0; pass < (cfg->fail_closed ? 2 : 1); pass++) {
@@ -709,26 +748,16 @@ static void rs_build_bridge_skip(struct rs_batch *bb, const struct ruleset_confi
 /*
  * Second part: the redirect, in chain "bridge_nat" (type nat, priority dstnat), for the same
  * interfaces, clients and exemptions as the TPROXY rules. With dotgw gone (fail closed), the
- * redirected packet meets no listener: refused, never forwarded. Queries to this machine's
- * own addresses are left alone ("fib daddr type local return"): they belong to a server here
- * (Podman's aardvark-dns on the bridge address, a dnsmasq), and a redirect would take them.
+ * redirected packet meets no listener: refused, never forwarded. The chain starts
+ * with rs_build_skip: queries to this machine's own addresses are left alone unless
+ * --capture-local (they belong to a server here: Podman's aardvark-dns on the bridge address,
+ * a dnsmasq), and IPv6 too when it cannot be served.
  */
 static void rs_build_bridge_nat(struct rs_batch *bb, const struct ruleset_config *cfg)
 {
-	const uint32_t local = RTN_LOCAL;
 	struct rs_rule rr;
-	struct nftnl_expr *e;
 
-	rs_rule_start(&rr, cfg->table, "bridge_nat");
-	e = rs_expr_new(&rr, "fib");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
-	}
-	rs_expr_cmp(&rr, NFT_CMP_EQ, &local, sizeof(local));
-	rs_expr_imm_verdict(&rr, NFT_RETURN);
-	rs_batch_rule(bb, &rr);
+	rs_build_skip(bb, cfg, "bridge_nat");
 	rs_build_exempt(bb, cfg, "bridge_nat");
 	for (size_t k = 0; k < (cfg->n_clients ? cfg->n_clients : 1); k++)
 	for (size_t j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {

@@ -56,6 +56,7 @@ struct config {
 	size_t n_clients;
 	struct ruleset_cidr exempt[CONFIG_MAX_CIDRS];  /* never captured, from or to */
 	size_t n_exempt;
+	bool capture_local;	     /* also capture DNS to this machine's own addresses */
 	enum capture_mode mode;
 	struct policy groups;	     /* client groups: domain rules, upstreams */
 	const char *user; /* NULL: "dotgw" if it exists, else "nobody" */

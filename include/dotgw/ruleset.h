@@ -49,6 +49,14 @@ struct ruleset_config {
 	 */
 	bool no_nat;
 	/*
+	 * capture_local: also capture packets addressed to one of this machine's own addresses.
+	 * Otherwise "fib daddr type local return" heads prerouting and output: a DNS server here
+	 * gets its queries, and nothing beyond an uplink can use dotgw by asking the gateway.
+	 */
+	bool capture_local;
+	/* no_ipv6: IPv6 cannot be routed to the listeners (disabled on lo): leave IPv6 alone */
+	bool no_ipv6;
+	/*
 	 * fail_closed: captured packets that no dotgw socket takes are dropped (TPROXY: a drop
 	 * rule after each tproxy rule; NFQUEUE: no bypass) and the table outlives the process.
 	 * Otherwise (fail open) the table is created NFT_TABLE_F_OWNER, so the kernel deletes it

@@ -110,7 +110,7 @@ send_junk()
 	lab_check_eq "junk sent to $1 with $SENDER" 0 "$LAB_RC"
 }
 
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both --interface "$LAB_GW_IF_CLIENT" || lab_finish
 
 sent=0
 for server in "$LAB_DECOY4" "$LAB_DECOY6"; do

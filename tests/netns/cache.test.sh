@@ -23,7 +23,7 @@ ttl_of()
 		s && $4 == t { print $2; exit }'
 }
 
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface "$LAB_GW_IF_CLIENT" || lab_finish
 lab_upstream_reset
 lab_dig "$NS_CLIENT" @"$LAB_DECOY4" www.example.test A
 lab_check_eq "first query answered by the upstream" "NOERROR $LAB_UP_A" \
@@ -55,7 +55,7 @@ lab_check_eq "dotgw exits 0" 0 "$?"
 lab_check_num "cache hits were counted" "$(lab_dotgw_stat cache_hits)" -ge 3
 
 lab_log "serve-stale: answers expire after 1 s; then the upstream goes away"
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --cache-max-ttl 1 --serve-stale 60 \
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface "$LAB_GW_IF_CLIENT" --cache-max-ttl 1 --serve-stale 60 \
 	--timeout 1000 || lab_finish
 lab_dig "$NS_CLIENT" @"$LAB_DECOY4" www.example.test A
 lab_check_eq "answered while the upstream lives" "NOERROR $LAB_UP_A" \

@@ -32,7 +32,7 @@ field()
 	sed -n "s/^$2:[[:space:]]*//p" "$1" | tr -s '\t ' '  '
 }
 
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both --interface "$LAB_GW_IF_CLIENT" || lab_finish
 
 check_task()
 {

@@ -53,7 +53,7 @@ done
 lab_stop_dotgw
 
 lab_log "no --client: every source is captured"
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface "$LAB_GW_IF_CLIENT" || lab_finish
 lab_decoy_reset
 lab_check_eq "v4: $OTHER4 answered over DoT" "NOERROR $LAB_UP_A from $LAB_DECOY4#53 (UDP)" \
 	"$(ask "$OTHER4" "$LAB_DECOY4" A)"

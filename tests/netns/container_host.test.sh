@@ -97,7 +97,8 @@ lab_check_eq "the group does not get the other's cached answer" SERVFAIL "$(lab_
 
 lab_log "a group by interface: everything arriving on br0 (the containers), not the LAN client"
 lab_stop_dotgw
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --group bridged=@br0 \
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface br0 \
+	--interface "$LAB_GW_IF_CLIENT" --group bridged=@br0 \
 	--deny bridged:example.test --exempt 198.51.100.132 || lab_finish
 for proto in +notcp +tcp; do
 	ask "$CTR1" www.example.test A "$proto"

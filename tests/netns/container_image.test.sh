@@ -251,7 +251,8 @@ write_conf()
 {
 	{
 		printf '%s\n' "upstream = $LAB_UP4#$LAB_AUTH_NAME" "ca-file = /etc/dotgw/lab-ca.pem" \
-			"scope = both" "log-level = info" "cache-size = 0" "$@"
+			"scope = both" "interface = $LAB_GW_IF_CLIENT" "log-level = info" \
+			"cache-size = 0" "$@"
 	} >"$CONF" && chmod 644 "$CONF"
 }
 

@@ -27,7 +27,7 @@ capture=$LAB_BG_PID
 LAB_WAIT_PID=$capture lab_wait_until 50 test -S "$SOCK" || lab_bail "fstrm_capture did not start"
 chmod 777 "$SOCK"
 
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --log-level info --scope gateway --dnstap "$SOCK" ||
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --log-level info --scope gateway --interface "$LAB_GW_IF_CLIENT" --dnstap "$SOCK" ||
 	lab_finish
 for i in 1 2 3; do
 	lab_dig "$NS_CLIENT" @"$LAB_DECOY4" "tap$i.bench.test" A

@@ -51,7 +51,7 @@ expect_blocked()
 }
 
 for mode in tproxy nfqueue; do
-	args=("${LAB_DOTGW_ARGS[@]}" --mode "$mode" --scope both)
+	args=("${LAB_DOTGW_ARGS[@]}" --mode "$mode" --scope both --interface "$LAB_GW_IF_CLIENT")
 	[ "$mode" = nfqueue ] && args+=(--queues 1)
 
 	lab_log "$mode, fail open: SIGKILL lets DNS pass"

@@ -194,7 +194,8 @@ for cfg in "${CONFIGS[@]}"; do
 	read -r mode cache <<<"$cfg"
 	extra=()
 	[ "$cache" = off ] && extra=(--cache-size 0)
-	lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --mode "$mode" --scope gateway --query-log \
+	lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --mode "$mode" --scope gateway \
+		--interface "$LAB_GW_IF_CLIENT" --query-log \
 		"${extra[@]}" || lab_finish
 	PRIME=0
 	[ "$cache" = on ] && PRIME=1

@@ -78,7 +78,7 @@ expect_answers()
 expect_clean "before dotgw"
 
 lab_log "fresh start, then SIGTERM"
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both --interface "$LAB_GW_IF_CLIENT" || lab_finish
 FRESH_RULES=$(lab_dotgw_rule_count)
 lab_check_num "fresh start: the table has rules" "$FRESH_RULES" -gt 0
 expect_installed "fresh start"
@@ -96,7 +96,7 @@ table_gone()
 
 lab_log "SIGKILL leaves the policy routing (and the table unless it is owned); a restart" \
 	"replaces them"
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both --interface "$LAB_GW_IF_CLIENT" || lab_finish
 OWNED=no
 if ip netns exec "$NS_GW" nft list table inet dotgw | grep -Eq '^[[:space:]]*flags .*owner'; then
 	OWNED=yes
@@ -113,7 +113,7 @@ else
 fi
 lab_log "left behind: $(fwmark_rules -4) IPv4 and $(fwmark_rules -6) IPv6 fwmark rules," \
 	"$(lab_dotgw_rule_count) nft rules"
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both --interface "$LAB_GW_IF_CLIENT" || lab_finish
 expect_installed "restart after SIGKILL"
 expect_answers "restart after SIGKILL"
 lab_stop_dotgw TERM
@@ -121,7 +121,7 @@ lab_check_eq "SIGTERM after the restart: exit status 0" 0 "$?"
 expect_clean "after the restart and SIGTERM"
 
 lab_log "SIGINT"
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both --interface "$LAB_GW_IF_CLIENT" || lab_finish
 expect_installed "before SIGINT"
 lab_stop_dotgw INT
 lab_check_eq "SIGINT: exit status 0" 0 "$?"

@@ -28,7 +28,7 @@ value()
 	awk -v k="$1" '$1 == k { print $2 }' "$LAB_DIR/scrape.txt"
 }
 
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --metrics 127.0.0.1:9853 || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface "$LAB_GW_IF_CLIENT" --metrics 127.0.0.1:9853 || lab_finish
 scrape >"$LAB_DIR/scrape.txt"
 lab_ok "the endpoint answers" test -s "$LAB_DIR/scrape.txt"
 if ip netns exec "$NS_GW" promtool check metrics <"$LAB_DIR/scrape.txt" \

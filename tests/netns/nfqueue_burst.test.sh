@@ -21,7 +21,7 @@ for ((i = 0; i < QUERIES; i++)); do
 done >"$LAB_DIR/queries.txt"
 
 lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --log-level info --mode nfqueue --queues 2 \
-	--scope gateway || lab_finish
+	--scope gateway --interface "$LAB_GW_IF_CLIENT" || lab_finish
 # -n 1: each name once; -q 200 outstanding at most; -l 60: a time bound, never reached
 lab_run "$NS_CLIENT" dnsperf -s "$LAB_DECOY4" -d "$LAB_DIR/queries.txt" -n 1 -q 200 -l 60 -t 5
 lab_check_eq "dnsperf ran" 0 "$LAB_RC"

@@ -36,7 +36,7 @@ table inet conntrack_on {
 	chain out { type filter hook output priority 0; ct state new counter; }
 }
 NFT
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --mode nfqueue --queues 2 --scope both || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --mode nfqueue --queues 2 --scope both --interface "$LAB_GW_IF_CLIENT" || lab_finish
 lab_ok "the queue rule fallback is logged once" \
 	test "$(grep -c 'xtables NFQUEUE target' "$DOTGW_LOG")" = 1
 for family in 4 6; do

@@ -19,7 +19,7 @@ lab_require_tools "${LAB_TOOLS[@]}"
 lab_require_dotgw "${1:-}"
 lab_setup
 
-ARGS=("${LAB_DOTGW_ARGS[@]}" --mode nfqueue --scope gateway)
+ARGS=("${LAB_DOTGW_ARGS[@]}" --mode nfqueue --scope gateway --interface "$LAB_GW_IF_CLIENT")
 
 # summary DESC EXPECTED DIG-ARGS...: ask the decoy's address from the client.
 expect()

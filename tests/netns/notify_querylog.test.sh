@@ -35,7 +35,7 @@ while True:
 LAB_WAIT_PID=$LAB_BG_PID lab_wait_until 50 test -e "$NOTES" || lab_bail "notify listener"
 
 export NOTIFY_SOCKET="$NOTIFY_DIR/sock"
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --log-level info --scope gateway --query-log ||
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --log-level info --scope gateway --interface "$LAB_GW_IF_CLIENT" --query-log ||
 	lab_finish
 unset NOTIFY_SOCKET
 lab_wait_until 30 grep -q '^READY=1' "$NOTES"

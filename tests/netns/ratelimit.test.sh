@@ -30,7 +30,7 @@ dnsperf_field()
 
 for action in refused drop; do
 	lab_log "--rate-limit 50 --rate-burst 50 --rate-limit-action $action"
-	lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --log-level info --scope gateway --cache-size 0 \
+	lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --log-level info --scope gateway --interface "$LAB_GW_IF_CLIENT" --cache-size 0 \
 		--rate-limit 50 --rate-burst 50 --rate-limit-action "$action" || lab_finish
 	# about 3 s at 1000 q/s from one client, bounded in count and time
 	lab_bg "$NS_CLIENT" "$LAB_DIR/dnsperf.out" dnsperf -s "$LAB_DECOY4" -a 198.51.100.2 \

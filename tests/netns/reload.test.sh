@@ -45,8 +45,8 @@ CONF="$LAB_DIR/dotgw.conf"
 # write_conf UPSTREAM SCOPE [EXTRA-LINE]
 write_conf()
 {
-	printf 'upstream = %s\nscope = %s\nca-file = %s\nlog-level = info\ncache-size = 0\n%s\n' \
-		"$1" "$2" "$LAB_CA" "${3:-}" >"$CONF"
+	printf 'upstream = %s\nscope = %s\ninterface = %s\nca-file = %s\nlog-level = info\n%s\n%s\n' \
+		"$1" "$2" "$LAB_GW_IF_CLIENT" "$LAB_CA" "cache-size = 0" "${3:-}" >"$CONF"
 }
 
 for mode in tproxy nfqueue; do

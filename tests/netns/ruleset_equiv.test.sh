@@ -1,9 +1,9 @@
 #!/bin/bash
 # ruleset_equiv.test.sh - the reference ruleset nftables/dotgw.nft is what dotgw really
-# installs: "dotgw --scope both" with default options in one namespace and "nft -f dotgw.nft"
+# installs: "dotgw --scope both --interface lan0" with default options in one namespace and "nft -f dotgw.nft"
 # in another list the same "inet dotgw" table, handles and counter values aside.
 #
-#   [gateway: dotgw --scope both]  ->  nft list table inet dotgw  --.
+#   [gateway: dotgw --scope both --interface lan0] ->  nft list table inet dotgw  --.
 #                                                                   +-- diff
 #   [ref: nft -f nftables/dotgw.nft] -> nft list table inet dotgw --'
 #
@@ -37,7 +37,8 @@ normalise()
 		-e '/^[[:space:]]*flags owner$/d'
 }
 
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both || lab_finish
+# lan0 need not exist: iifname matches by name
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both --interface lan0 || lab_finish
 ip netns exec "$NS_GW" nft list table inet dotgw >"$LAB_DIR/installed.raw" 2>&1
 lab_check_eq "nft lists dotgw's table" 0 "$?"
 
@@ -51,7 +52,7 @@ lab_check_eq "nft lists the reference table" 0 "$?"
 
 normalise <"$LAB_DIR/installed.raw" >"$LAB_DIR/installed.nft"
 normalise <"$LAB_DIR/reference.raw" >"$LAB_DIR/reference.nft"
-if diff -u --label "reference (nft -f ${REFERENCE##*/})" --label "installed (dotgw --scope both)" \
+if diff -u --label "reference (nft -f ${REFERENCE##*/})" --label "installed (dotgw --scope both --interface lan0)" \
 	"$LAB_DIR/reference.nft" "$LAB_DIR/installed.nft" >"$LAB_DIR/ruleset.diff"; then
 	lab_pass "dotgw installs exactly the reference ruleset"
 else

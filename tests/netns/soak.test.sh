@@ -22,8 +22,8 @@ COUNT=$((RATE * SECONDS_TOTAL))
 awk -v n="$COUNT" 'BEGIN { for (i = 0; i < n; i++) printf "soak%d.bench.test A\n", i }' \
 	>"$LAB_DIR/queries.txt"
 CONF="$LAB_DIR/dotgw.conf"
-printf 'upstream = %s#%s\nca-file = %s\nscope = gateway\nlog-level = info\ncache-size = 1M\n' \
-	"$LAB_UP4" "$LAB_AUTH_NAME" "$LAB_CA" >"$CONF"
+printf 'upstream = %s#%s\nca-file = %s\nscope = gateway\ninterface = %s\nlog-level = info\ncache-size = 1M\n' \
+	"$LAB_UP4" "$LAB_AUTH_NAME" "$LAB_CA" "$LAB_GW_IF_CLIENT" >"$CONF"
 lab_start_dotgw --config "$CONF" || lab_finish
 
 # sample: "seconds rss_kib fds" of the daemon

@@ -63,7 +63,7 @@ working_upstream()
 	lab_decoy_reset
 	lab_upstream_reset
 	before=$(grep -c "info: $2 www\.example\.test\. A IN" "$LAB_DIR/upstream.log")
-	lab_start_dotgw --mode tproxy --scope both --upstream "$1" --ca-file "$LAB_CA" \
+	lab_start_dotgw --mode tproxy --scope both --interface "$LAB_GW_IF_CLIENT" --upstream "$1" --ca-file "$LAB_CA" \
 		--log-level debug || return
 	lab_dig "$NS_CLIENT" @"$LAB_DECOY4" www.example.test A
 	lab_check_eq "$label: answered by the upstream" "NOERROR $LAB_UP_A from $LAB_DECOY4#53 (UDP)" \
@@ -77,11 +77,11 @@ working_upstream()
 }
 
 lab_log "the upstream's certificate is for $LAB_AUTH_NAME, not wrong.test"
-refused_upstream "wrong name" --mode tproxy --scope both --upstream "$LAB_UP4#wrong.test" \
+refused_upstream "wrong name" --mode tproxy --scope both --interface "$LAB_GW_IF_CLIENT" --upstream "$LAB_UP4#wrong.test" \
 	--ca-file "$LAB_CA" --log-level debug
 
 lab_log "the upstream's certificate is not signed by --ca-file"
-refused_upstream "unrelated CA" --mode tproxy --scope both --upstream "$LAB_UP4#$LAB_AUTH_NAME" \
+refused_upstream "unrelated CA" --mode tproxy --scope both --interface "$LAB_GW_IF_CLIENT" --upstream "$LAB_UP4#$LAB_AUTH_NAME" \
 	--ca-file "$LAB_OTHER_CA" --log-level debug
 
 lab_log "address syntaxes"

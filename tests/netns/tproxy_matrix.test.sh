@@ -54,7 +54,7 @@ lab_decoy_reset
 lab_upstream_reset
 
 lab_log "--scope both: everything is captured"
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both --interface "$LAB_GW_IF_CLIENT" || lab_finish
 for proto in UDP TCP; do
 	expect_upstream client "$NS_CLIENT" "$LAB_DECOY4" A "$proto"
 	expect_upstream client "$NS_CLIENT" "$LAB_DECOY6" AAAA "$proto"
@@ -71,7 +71,7 @@ lab_check_eq "--scope both: dotgw exits 0 on SIGTERM" 0 "$?"
 
 lab_log "--scope gateway: the gateway's own queries are not captured"
 lab_decoy_reset
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface "$LAB_GW_IF_CLIENT" || lab_finish
 expect_upstream client "$NS_CLIENT" "$LAB_DECOY4" A UDP
 expect_upstream client "$NS_CLIENT" "$LAB_DECOY6" AAAA TCP
 lab_check_eq "--scope gateway: the client's queries did not reach the decoy" 0 "$(lab_decoy_count)"

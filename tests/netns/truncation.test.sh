@@ -15,7 +15,7 @@ lab_require_tools "${LAB_TOOLS[@]}"
 lab_require_dotgw "${1:-}"
 lab_setup
 
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both --interface "$LAB_GW_IF_CLIENT" || lab_finish
 
 for server in "$LAB_DECOY4" "$LAB_DECOY6"; do
 	lab_log "queries to @$server"

@@ -48,7 +48,7 @@ capture "$LAB_GW_IF_DECOY"
 
 echo
 echo "== starting dotgw on the gateway"
-lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway || lab_finish
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface "$LAB_GW_IF_CLIENT" || lab_finish
 
 echo
 echo "== the client asks 192.0.2.53 (the decoy) for www.example.test, in plain DNS:"

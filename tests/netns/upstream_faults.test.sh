@@ -30,7 +30,7 @@ lab_setup
 
 SRV4=203.0.113.3
 PKI="$LAB_DIR/pki"
-DOTGW_BASE=(--mode tproxy --scope gateway --ca-file "$LAB_CA" --log-level debug)
+DOTGW_BASE=(--mode tproxy --scope gateway --interface "$LAB_GW_IF_CLIENT" --ca-file "$LAB_CA" --log-level debug)
 UNBOUND_UP="$LAB_UP4#$LAB_AUTH_NAME"
 
 # ---------------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ scenario()
 {
 	local name=$1 server rc
 	shift
-	vg_start "$name" "${LAB_DOTGW_ARGS[@]}" --scope both --user nobody --timeout 10000 \
+	vg_start "$name" "${LAB_DOTGW_ARGS[@]}" --scope both --interface "$LAB_GW_IF_CLIENT" --user nobody --timeout 10000 \
 		--stall-timeout 10000 "$@" || return 0
 
 	expect_upstream "$name, client" "$NS_CLIENT" "$LAB_DECOY4" A +notcp

@@ -140,6 +140,9 @@ static void test_errors(void)
 		{ { "--mark", "0xd08" }, "--bypass-mark" },
 		{ { "--non-recursive", "maybe" }, "--non-recursive" },
 		{ { "--non-recursive", "pass" }, "--mode nfqueue" }, /* tproxy cannot let go */
+		/* gateway scope on every interface would be an open resolver */
+		{ { "--scope", "gateway" }, "--interface" },
+		{ { "--scope", "both" }, "--client" },
 		{ { "stray" }, "'stray'" },
 		{ { "--upstream" }, "'--upstream'" },
 		{ { "--max-inflight-per-client", "0" }, "--max-inflight-per-client" },
@@ -183,7 +186,8 @@ static void test_config_file(void)
 	char path[64], arg[80];
 	const char *args[8] = { "--config", path, NULL };
 
-	write_conf(path, "# comment\n; another\nscope = both\ntimeout=1500\n"
+	write_conf(path, "# comment\n; another\nscope = both\ninterface = lan0\ntimeout=1500\n"
+			 "capture-local = yes\n"
 			 "upstream = 203.0.113.2#dot.test\n"
 			 "pin = 3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
 			 "upstream = 203.0.113.3@8853\nno-padding = yes\nfail = closed\n"
@@ -193,6 +197,7 @@ static void test_config_file(void)
 	CHECK(strcmp(cfg.config_path, path) == 0);
 	CHECK_EQ(cfg.scope, RULESET_SCOPE_HOST | RULESET_SCOPE_GATEWAY);
 	CHECK_EQ(cfg.timeout_ms, 1500);
+	CHECK(cfg.capture_local);
 	CHECK_EQ(cfg.n_upstreams, 2);
 	CHECK_EQ(cfg.upstreams[0].n_pins, 1);
 	CHECK(!cfg.padding);

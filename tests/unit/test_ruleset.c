@@ -56,9 +56,11 @@
 	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"    \
 	"  [ cmp neq reg 1 0x00000000 ]\n"
 #define X_RETURN     "  [ immediate reg 0 return ]\n"
-#define X_FIB_LOCAL  "  [ fib daddr type => reg 1 ]\n  [ cmp eq reg 1 0x00000002 ]\n"
 #define X_ACCEPT     "  [ immediate reg 0 accept ]\n"
 #define X_DROP	     "  [ immediate reg 0 drop ]\n"
+/* fib daddr type local (RTN_LOCAL), meta nfproto ipv6 */
+#define X_FIB_LOCAL  "  [ fib daddr type => reg 1 ]\n  [ cmp eq reg 1 0x00000002 ]\n"
+#define X_NFPROTO6   X_META("nfproto") "  [ cmp eq reg 1 0x0000000a ]\n"
 /* ip daddr 127.0.0.0/8 (nft compares the first byte only), ip6 daddr ::1 */
 #define X_IP4_LOOPNET                                            \
 	X_META("nfproto")                                        \
@@ -134,11 +136,19 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 
 	if (cfg->scope & RULESET_SCOPE_HOST) {
 		expect_rule(e, "output", X_META("mark") X_CMP_U32 X_RETURN, cfg->bypass_mark);
+		if (!cfg->capture_local)
+			expect_rule(e, "output", X_FIB_LOCAL X_RETURN);
+		if (cfg->no_ipv6)
+			expect_rule(e, "output", X_NFPROTO6 X_RETURN);
 		expect_rule(e, "output", X_IP4_LOOPNET X_RETURN);
 		expect_rule(e, "output", X_IP6_LOOPBACK X_RETURN);
 		for (i = 0; i < 2; i++)
 			expect_rule(e, "output", X_DPORT X_COUNTER X_MARK_SET, protos[i], p53, cm);
 	}
+	if (!cfg->capture_local)
+		expect_rule(e, "prerouting", X_FIB_LOCAL X_RETURN);
+	if (cfg->no_ipv6)
+		expect_rule(e, "prerouting", X_NFPROTO6 X_RETURN);
 	if (bridge)
 		expect_rule(e, "prerouting", X_IIFKIND_BR X_RETURN);
 	if (cfg->scope & RULESET_SCOPE_HOST) {
@@ -163,8 +173,10 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 				    X_IIFNAME X_DPORT X_COUNTER X_TPROXY X_MARK_SET X_ACCEPT, w[0],
 				    w[1], w[2], w[3], protos[i], p53, tp, cm);
 	}
-	if (bridge)
+	if (bridge && !cfg->capture_local)
 		expect_rule(e, "bridge_nat", X_FIB_LOCAL X_RETURN);
+	if (bridge && cfg->no_ipv6)
+		expect_rule(e, "bridge_nat", X_NFPROTO6 X_RETURN);
 	if (bridge && cfg->n_interfaces == 0) {
 		for (i = 0; i < 2; i++)
 			expect_rule(e, "bridge_nat", X_IIFKIND_BR X_DPORT X_COUNTER X_REDIRECT,
@@ -449,19 +461,21 @@ static void check_generator(const struct ruleset_config *defaults)
 	if (!EXPR_TEXT_COMPARABLE)
 		return;
 	expect_build(&e, &c);
-	CHECK_EQ(e.nrules, 16);
-	CHECK(strcmp(e.rule[8].chain, "prerouting") == 0);
-	CHECK(strcmp(e.rule[8].exprs, gateway_udp) == 0);
-	CHECK(strcmp(e.rule[10].chain, "bridge_nat") == 0);
-	CHECK(strcmp(e.rule[10].exprs, fib_local_return) == 0);
-	CHECK(strcmp(e.rule[11].exprs, bridge_udp) == 0);
-	CHECK(strcmp(e.rule[13].chain, "input") == 0);
-	CHECK(strcmp(e.rule[13].exprs, ct_dnat_accept) == 0);
+	CHECK_EQ(e.nrules, 18);
+	CHECK(strcmp(e.rule[6].chain, "prerouting") == 0);
+	CHECK(strcmp(e.rule[6].exprs, fib_local_return) == 0);
+	CHECK(strcmp(e.rule[10].chain, "prerouting") == 0);
+	CHECK(strcmp(e.rule[10].exprs, gateway_udp) == 0);
+	CHECK(strcmp(e.rule[12].chain, "bridge_nat") == 0);
+	CHECK(strcmp(e.rule[12].exprs, fib_local_return) == 0);
+	CHECK(strcmp(e.rule[13].exprs, bridge_udp) == 0);
+	CHECK(strcmp(e.rule[15].chain, "input") == 0);
+	CHECK(strcmp(e.rule[15].exprs, ct_dnat_accept) == 0);
 	c.interfaces = two_ifaces;
 	c.n_interfaces = 2;
 	expect_build(&e, &c);
-	CHECK_EQ(e.nrules, 20);
-	CHECK(strncmp(e.rule[11].exprs, iifname_tcp, strlen(iifname_tcp)) == 0);
+	CHECK_EQ(e.nrules, 22);
+	CHECK(strncmp(e.rule[13].exprs, iifname_tcp, strlen(iifname_tcp)) == 0);
 }
 
 int main(void)
@@ -505,6 +519,22 @@ int main(void)
 	c.capture_mark = 1;
 	c.bypass_mark = 0xffffffff;
 	check_batch("both, one interface, other table, port and marks", &c);
+
+	c = defaults;
+	c.capture_local = true;
+	check_batch("both, capture local", &c);
+
+	c = defaults;
+	c.scope = RULESET_SCOPE_GATEWAY;
+	c.interfaces = two_ifaces;
+	c.n_interfaces = 1;
+	c.no_ipv6 = true;
+	check_batch("gateway, one interface, no IPv6", &c);
+
+	c = defaults;
+	c.no_ipv6 = true;
+	c.capture_local = true;
+	check_batch("both, no IPv6, capture local", &c);
 
 	check_nospc(&defaults);
 	check_einval(&defaults);
