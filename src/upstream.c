@@ -12,7 +12,8 @@
  *   stall check while queries are in flight, or the idle deadline while none are.
  * - Queries queued on a ready connection go out from its deferred flush, once per loop
  *   iteration: all the queries of one batch of client packets share a TLS record and a write.
- * All OpenSSL calls of dotgw live in this file.
+ * Every TLS (libssl) call of dotgw lives in this file; outside it, only config.c uses libcrypto,
+ * to decode --pin's base64 (EVP_DecodeBlock).
  */
 #include <arpa/inet.h>
 #include <errno.h>
