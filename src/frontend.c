@@ -1253,8 +1253,16 @@ static int listener_open(struct frontend *fe, struct listener *l, int family, in
 	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto out_err;
+	/*
+	 * The bypass mark, like every socket of ours: in host scope the output chain would
+	 * otherwise take this socket's packets to a client bound to port 53 (destination port
+	 * 53) for queries and send them back to us. Accepted TCP sockets inherit it, and the
+	 * SYN-ACK carries the listener's.
+	 */
 	if (set_transparent(fd, family) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &fe->cfg->bypass_mark,
+		       sizeof(fe->cfg->bypass_mark)) < 0)
 		goto out_close;
 	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto out_close;

@@ -870,7 +870,8 @@ int main(int argc, char **argv)
 		d.workers[i].started = true;
 	}
 	d.mode_name = cfg->mode == MODE_NFQUEUE ? "nfqueue" : "tproxy";
-	if (cfg->metrics && metrics_start(&metrics, cfg->metrics, daemon_render, &d) < 0)
+	if (cfg->metrics &&
+	    metrics_start(&metrics, cfg->metrics, cfg->bypass_mark, daemon_render, &d) < 0)
 		goto out_stop_workers;
 	for (size_t i = 0; i < cfg->n_upstreams && n < sizeof(ups); i++)
 		n += (size_t)snprintf(ups + n, sizeof(ups) - n, "%s%s", i ? ", " : "",
