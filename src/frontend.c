@@ -39,7 +39,7 @@
 #define UDP_QUERY_MAX	     4096 /* larger datagrams are not DNS queries */
 #define REPLY_SOCKS_MAX	     64
 #define TCP_CLIENT_QUERIES   64	       /* in flight per TCP client; reading pauses beyond */
-#define TCP_CLIENT_OUT_MAX   (256u << 10) /* unsent answers per TCP client before it is cut off */
+#define TCP_CLIENT_OUT_MAX   (256u << 10) /* unsent answer octets per TCP client, then cut off */
 #define ACCEPT_RETRY_MS	     100
 #define UDP_OUT_BATCH	     32
 #define UDP_OUT_PAYLOAD	     1232 /* the default --udp-size-cap: nearly every UDP answer */
@@ -481,27 +481,41 @@ static void client_send(struct frontend *fe, struct tcp_client *tc, const union 
 		udp_send(fe, client, odst, msg, len);
 		return;
 	}
-	need = tc->out_len + 2 + len;
-	if (need > tc->out_cap) {
-		size_t cap = tc->out_cap ? tc->out_cap : 1024;
-		uint8_t *p;
-
-		while (cap < need)
-			cap *= 2;
-		if (cap > TCP_CLIENT_OUT_MAX || !(p = realloc(tc->out, cap))) {
-			fe->stats->reply_errors++;
-			log_ratelimited(&fe->rl_tcp, LOG_LVL_WARN,
-					"TCP client %s does not read its answers, closing", tc->peer);
-			tc->eof = true;
-			tc->dead = true;
-			return;
+	/* the limit counts what the client has yet to take, not what it took already */
+	need = tc->out_len - tc->out_off + 2 + len;
+	if (need > TCP_CLIENT_OUT_MAX)
+		goto out_dead;
+	if (tc->out_len + 2 + len > tc->out_cap) {
+		if (tc->out_off) {
+			/* compact: what was sent makes room for what follows */
+			memmove(tc->out, tc->out + tc->out_off, tc->out_len - tc->out_off);
+			tc->out_len -= tc->out_off;
+			tc->out_off = 0;
 		}
-		tc->out = p;
-		tc->out_cap = cap;
+		if (need > tc->out_cap) {
+			size_t cap = tc->out_cap ? tc->out_cap : 1024;
+			uint8_t *p;
+
+			while (cap < need)
+				cap *= 2;
+			p = realloc(tc->out, cap);
+			if (!p)
+				goto out_dead;
+			tc->out = p;
+			tc->out_cap = cap;
+		}
 	}
 	dns_put16(tc->out + tc->out_len, (uint16_t)len);
 	memcpy(tc->out + tc->out_len + 2, msg, len);
 	tc->out_len += 2 + len;
+	return;
+
+out_dead:
+	fe->stats->reply_errors++;
+	log_ratelimited(&fe->rl_tcp, LOG_LVL_WARN,
+			"TCP client %s does not read its answers, closing", tc->peer);
+	tc->eof = true;
+	tc->dead = true;
 }
 
 static const char *rcode_name(unsigned int rcode)
