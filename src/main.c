@@ -192,6 +192,11 @@ static void daemon_render(void *data, FILE *out)
 	DROP("reply_error", reply_errors);
 	DROP("other", dropped);
 #undef DROP
+	metric(out, "upstream_local_errors_total", "counter",
+	       "Upstream connections not opened for want of descriptors or memory here "
+	       "(no upstream backed off).");
+	fprintf(out, "dotgw_upstream_local_errors_total %llu\n",
+		(unsigned long long)s.upstream_local_errors);
 	metric(out, "cache_lookups_total", "counter", "Cache lookups, by outcome.");
 	fprintf(out, "dotgw_cache_lookups_total{outcome=\"hit\"} %llu\n",
 		(unsigned long long)s.cache_hits);

@@ -105,7 +105,7 @@ struct upstream_pool {
 	const struct config *cfg;
 	SSL_CTX *ctx;
 	unsigned int rr; /* round-robin position */
-	struct log_ratelimit late_rl;
+	struct log_ratelimit late_rl, local_rl;
 	struct upstream_query *wait_head, *wait_tail;
 	size_t n;
 	struct upstream ups[];
@@ -495,13 +495,51 @@ static void conn_arm(struct upconn *c)
 		loop_timer_set(pool->loop, &c->timer, when);
 }
 
-static int conn_open(struct upconn *c)
+/*
+ * err_is_local - does connect() failing with err (-errno) tell about this machine rather than
+ * the upstream or the path to it? Out of descriptors, memory, buffers or local ports.
+ */
+static bool err_is_local(int err)
+{
+	switch (-err) {
+	case EMFILE:
+	case ENFILE:
+	case ENOMEM:
+	case ENOBUFS:
+	case EADDRNOTAVAIL:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * upstream_local_error - a connection to up could not be opened or set up because of this
+ * machine (err_is_local, or any step before connect): counted and logged, never held against
+ * the upstream, which does not back off.
+ */
+static void upstream_local_error(struct upstream *up, int err, const char *what)
+{
+	struct upstream_pool *pool = up->pool;
+
+	pool->stats->upstream_local_errors++;
+	log_ratelimited(&pool->local_rl, LOG_LVL_WARN,
+			"upstream %s: cannot %s: %s (a local error: the upstream is not blamed)",
+			up->cfg->text, what, strerror(-err));
+}
+
+/*
+ * conn_open - start connecting c. 0, or -errno with *local set when the failure was this
+ * machine's (every step but connect(), and connect's err_is_local errors).
+ */
+static int conn_open(struct upconn *c, bool *local)
 {
 	struct upstream *up = c->up;
 	struct upstream_pool *pool = up->pool;
 	uint32_t mark = pool->cfg->bypass_mark;
 	int fd, one = 1, r;
 
+	*local = true;
 	fd = socket(up->cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -514,6 +552,7 @@ static int conn_open(struct upconn *c)
 	if (connect(fd, (const struct sockaddr *)&up->cfg->addr, up->cfg->addrlen) < 0 &&
 	    errno != EINPROGRESS) {
 		r = -errno;
+		*local = err_is_local(r);
 		goto out_close;
 	}
 	c->in = malloc(UPCONN_IN_SIZE);
@@ -974,7 +1013,9 @@ static void conn_io(struct upconn *c)
 		}
 		r = conn_start_tls(c);
 		if (r < 0) {
-			conn_close(c, r, true);
+			/* no memory for the TLS state: ours, not the upstream's */
+			upstream_local_error(c->up, r, "start TLS");
+			conn_close(c, r, false);
 			pool_drain_waiting(pool);
 			return;
 		}
@@ -1095,9 +1136,10 @@ static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstr
  * opened while the pool has room, for the queries that follow: a server answers the queries
  * of one connection in turn (unbound reads one, writes its answer, then reads the next), so
  * under load it answers more over several connections than over one long queue. Returns
- * -errno through *err when opening failed and no connection can take the query.
+ * -errno through *err when opening failed and no connection can take the query, and whether
+ * that failure was this machine's (see conn_open) through *local.
  */
-static struct upconn *upstream_conn(struct upstream *up, int *err)
+static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 {
 	unsigned int limit = up->pool->cfg->conn_inflight, size = up->pool->cfg->pool_size;
 	unsigned int spread = limit < UPCONN_SPREAD ? limit : UPCONN_SPREAD;
@@ -1124,15 +1166,18 @@ static struct upconn *upstream_conn(struct upstream *up, int *err)
 			opening = c;
 		}
 	}
+	*local = false;
 	if (closed && !opening && (!best || best->inflight >= spread)) {
-		int r = conn_open(closed);
+		int r = conn_open(closed, local);
 
+		if (r < 0 && *local)
+			upstream_local_error(up, r, "open a connection");
 		if (!best) {
 			*err = r;
 			return r ? NULL : closed;
 		}
 		/* a ready connection takes this query; a failure to open shows again later */
-		if (r < 0)
+		if (r < 0 && !*local)
 			log_debug("upstream %s: cannot open one more connection: %s", up->cfg->text,
 				  strerror(-r));
 	}
@@ -1255,6 +1300,7 @@ static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	struct upstream *up;
 	struct upconn *c;
+	bool local;
 	int r;
 
 	for (;;) {
@@ -1271,7 +1317,12 @@ static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 			uq->complete(uq, NULL, NULL, -ENETUNREACH);
 			return false;
 		}
-		c = upstream_conn(up, &r);
+		c = upstream_conn(up, &r, &local);
+		if (r < 0 && local) {
+			/* every upstream would fail alike: SERVFAIL now, nobody backs off */
+			uq->complete(uq, NULL, NULL, r);
+			return false;
+		}
 		if (r < 0) {
 			upstream_mark_failed(up, r);
 			uq->tried |= 1u << up->idx;

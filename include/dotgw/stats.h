@@ -29,6 +29,7 @@
 	X(upstream_handshakes) /* TLS handshakes completed */                                    \
 	X(upstream_resumed)   /* ...of them resumed a session */                                 \
 	X(upstream_failures)  /* connections that failed (connect, verification, I/O) */         \
+	X(upstream_local_errors) /* connections not opened for want of fds or memory (no back-off) */ \
 	X(upstream_bad_answers) /* answers that did not match a query (connection closed) */    \
 	X(upstream_retries)   /* queries sent again after their connection failed */            \
 	X(upstream_stalled)   /* connections closed because answers stopped coming */           \
