@@ -36,7 +36,7 @@
 #include "dotgw/ratelimit.h"
 
 #define UDP_BATCH	     32
-#define UDP_QUERY_MAX	     4096 /* larger datagrams are not DNS queries */
+#define UDP_QUERY_MAX	     4096u /* larger datagrams are not DNS queries */
 #define REPLY_SOCKS_MAX	     64
 #define TCP_CLIENT_QUERIES   64	       /* in flight per TCP client; reading pauses beyond */
 #define TCP_CLIENT_OUT_MAX   (256u << 10) /* unsent answer octets per TCP client, then cut off */
@@ -921,7 +921,8 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 	}
 }
 
-void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex)
+void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex,
+			   bool csum_ready)
 {
 	struct frontend *fe = data;
 	union sockaddr_any client, odst;
@@ -934,6 +935,25 @@ void frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
 				"dropped a queued %zu-octet packet that is not UDP to port 53", len);
 		return;
+	}
+	/*
+	 * What tproxy mode's UDP listener never sees, dotgw drops here too: a bad checksum (the
+	 * kernel's UDP stack drops it) and more than UDP_QUERY_MAX octets (its buffer's size).
+	 */
+	switch (pkt_udp_verify(&p, pkt, UDP_QUERY_MAX, csum_ready)) {
+	case -EMSGSIZE:
+		fe->stats->malformed++;
+		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
+				"dropped a queued %zu-octet UDP datagram (more than %u)",
+				p.payload_len, UDP_QUERY_MAX);
+		return;
+	case -EBADMSG:
+		fe->stats->bad_checksum++;
+		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
+				"dropped a queued UDP datagram whose checksum does not verify");
+		return;
+	default:
+		break;
 	}
 	memset(&client, 0, sizeof(client));
 	memset(&odst, 0, sizeof(odst));

@@ -186,6 +186,7 @@ static void daemon_render(void *data, FILE *out)
 #define DROP(label, field)                                                                     \
 	fprintf(out, "dotgw_drops_total{cause=\"" label "\"} %llu\n", (unsigned long long)s.field)
 	DROP("malformed", malformed);
+	DROP("bad_checksum", bad_checksum);
 	DROP("rate_limited", rate_limited);
 	DROP("overload", overload);
 	DROP("queue_overflow", queue_enobufs);

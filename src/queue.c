@@ -114,7 +114,7 @@ static int queue_packet(const struct nlmsghdr *nlh, void *data)
 	struct queue_source *q = data;
 	struct nlattr *attr[NFQA_MAX + 1] = { NULL };
 	const struct nfqnl_msg_packet_hdr *ph;
-	uint32_t id;
+	uint32_t id, info = 0;
 
 	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR]) {
 		q->stats->malformed++;
@@ -130,9 +130,16 @@ static int queue_packet(const struct nlmsghdr *nlh, void *data)
 		q->stats->malformed++;
 		return MNL_CB_OK;
 	}
+	/*
+	 * CSUMNOTREADY: the packet's checksum is still partial (CHECKSUM_PARTIAL, typical of
+	 * locally sent and veth traffic), not something to check; otherwise it is final.
+	 */
+	if (attr[NFQA_SKB_INFO] && mnl_attr_get_payload_len(attr[NFQA_SKB_INFO]) >= 4)
+		info = ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO]));
 	q->cb(q->data, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
 	      mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]),
-	      attr[NFQA_IFINDEX_INDEV] ? ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV])) : 0);
+	      attr[NFQA_IFINDEX_INDEV] ? ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV])) : 0,
+	      !(info & NFQA_SKB_CSUMNOTREADY));
 	return MNL_CB_OK;
 }
 

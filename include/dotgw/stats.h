@@ -20,6 +20,7 @@
 	X(formerr)	      /* FORMERR sent to malformed queries */                            \
 	X(notimp)	      /* NOTIMP sent to other opcodes */                                 \
 	X(malformed)	      /* packets or frames that were not a valid DNS query */            \
+	X(bad_checksum)	      /* queued UDP datagrams whose checksum failed (dropped) */         \
 	X(dropped)	      /* queries dropped without an answer (see log) */                  \
 	X(overload)	      /* queries refused because max-inflight was reached */             \
 	X(rate_limited)	      /* queries over their client's --rate-limit (REFUSED or dropped) */ \
