@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,7 +133,7 @@ struct frontend {
 	struct reply_sock replies[REPLY_SOCKS_MAX];
 	size_t nreplies;
 	struct query *queries;
-	unsigned int inflight;
+	_Atomic unsigned int inflight; /* also read by the metrics thread (frontend_inflight) */
 	struct tcp_client *clients;
 	unsigned int nclients;
 	struct log_ratelimit rl_malformed, rl_reply, rl_tcp;
@@ -1493,7 +1494,7 @@ void frontend_set_dnstap(struct frontend *fe, struct dnstap_queue *q)
 
 unsigned int frontend_inflight(const struct frontend *fe)
 {
-	return fe->inflight;
+	return atomic_load_explicit(&fe->inflight, memory_order_relaxed);
 }
 
 void frontend_close(struct frontend *fe)

@@ -117,8 +117,9 @@ static void stats_sum(const struct daemon *d, struct stats *sum)
 {
 	memset(sum, 0, sizeof(*sum));
 	for (unsigned int i = 0; i < d->nworkers; i++) {
-		/* read while the workers run (SIGUSR1): a snapshot, not an atomic one */
-#define STATS_ADD(name) sum->name += d->workers[i].stats.name;
+		/* read while the workers run (SIGUSR1, metrics): each counter whole, not all of
+		 * them at the same instant */
+#define STATS_ADD(name) stats_add(&sum->name, stats_get(&d->workers[i].stats.name));
 		STATS_FIELDS(STATS_ADD)
 #undef STATS_ADD
 	}

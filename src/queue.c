@@ -117,7 +117,7 @@ static int queue_packet(const struct nlmsghdr *nlh, void *data)
 	uint32_t id, info = 0;
 
 	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR]) {
-		q->stats->malformed++;
+		stats_add(&q->stats->malformed, 1);
 		return MNL_CB_OK;
 	}
 	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
@@ -125,9 +125,9 @@ static int queue_packet(const struct nlmsghdr *nlh, void *data)
 	if (!q->have_id || (int32_t)(id - q->max_id) > 0)
 		q->max_id = id;
 	q->have_id = true;
-	q->stats->queue_packets++;
+	stats_add(&q->stats->queue_packets, 1);
 	if (!attr[NFQA_PAYLOAD]) {
-		q->stats->malformed++;
+		stats_add(&q->stats->malformed, 1);
 		return MNL_CB_OK;
 	}
 	/*
@@ -178,7 +178,7 @@ static void queue_readable(struct loop_watch *w, uint32_t revents)
 		n = recvmmsg(w->fd, q->mmsg, QUEUE_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			if (errno == ENOBUFS) {
-				q->stats->queue_enobufs++;
+				stats_add(&q->stats->queue_enobufs, 1);
 				done++;
 				continue;
 			}
