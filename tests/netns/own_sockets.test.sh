@@ -3,7 +3,7 @@
 # its own packets are never captured again: a local TCP client bound to source port 53 gets
 # its answer (the answer's destination port is 53, which the output chain would otherwise
 # capture; with --fail closed such packets are dropped), IPv4 and IPv6, and so does an HTTP
-# client on port 53 of the --metrics endpoint. The listeners show the mark.
+# client on port 53 of the --metrics endpoint. Its TCP and UDP sockets show the mark.
 #
 #   gateway: dotgw --scope host --fail closed --metrics 192.0.2.1:9853
 #            dig +tcp -b 192.0.2.1#53 @192.0.2.53  (and over IPv6)     gw-u --- upstream
@@ -58,8 +58,17 @@ lab_check_match "metrics from source port 53: the exposition arrives" \
 listeners=$(ip netns exec "$NS_GW" ss -Htlnep 2>/dev/null | grep '"dotgw"')
 lab_check_num "dotgw has TCP listeners (TPROXY v4, v6, metrics)" \
 	"$(printf '%s\n' "$listeners" | grep -c .)" -ge 3
-lab_check_eq "every one carries the bypass mark" "" \
-	"$(printf '%s\n' "$listeners" | grep -v "fwmark:$BYPASS")"
+tcp=$(ip netns exec "$NS_GW" ss -Htanep 2>/dev/null | grep '"dotgw"')
+lab_check_match "dotgw's upstream connection is among its TCP sockets" \
+	"ESTAB .*$LAB_UP4:853" "$tcp"
+lab_check_eq "every TCP socket of dotgw's carries the bypass mark" "" \
+	"$(printf '%s\n' "$tcp" | grep -v "fwmark:$BYPASS")"
+# UDP: the listeners and the reply sockets bound to the addresses asked (192.0.2.53:53 ...)
+udp=$(ip netns exec "$NS_GW" ss -Huanep 2>/dev/null | grep '"dotgw"')
+lab_check_num "dotgw has UDP sockets (TPROXY v4, v6, reply sockets)" \
+	"$(printf '%s\n' "$udp" | grep -c .)" -ge 3
+lab_check_eq "every UDP socket of dotgw's carries the bypass mark" "" \
+	"$(printf '%s\n' "$udp" | grep -v "fwmark:$BYPASS")"
 
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0" 0 "$?"
