@@ -20,7 +20,7 @@
 /* every thread logs; the level changes on reload: relaxed atomics */
 static _Atomic int log_current = LOG_LVL_INFO;
 static _Atomic int log_journal = -1; /* unknown until the first line */
-static bool log_syslog; /* set once, before any thread starts */
+static bool log_syslog;		     /* set once, before any thread starts */
 
 static const int log_syslog_prio[] = {
 	[LOG_LVL_ERROR] = LOG_ERR,

@@ -155,10 +155,9 @@ int metrics_start(struct metrics **out, const char *spec, uint32_t mark, metrics
 	m->data = data;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, metrics_request, m,
-				  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-				  MHD_OPTION_CONNECTION_LIMIT, 16, MHD_OPTION_CONNECTION_TIMEOUT, 10,
-				  MHD_OPTION_END);
+	m->mhd = MHD_start_daemon(
+		flags, 0, NULL, NULL, metrics_request, m, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		MHD_OPTION_CONNECTION_LIMIT, 16, MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
 	if (!m->mhd) {
 		int err = errno ? errno : EADDRINUSE;
 

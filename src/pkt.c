@@ -240,8 +240,7 @@ bool pkt_udp_checksum_ok(const struct pkt_udp *p, const uint8_t *buf)
 	return csum_fold(sum) == 0;
 }
 
-int pkt_udp_verify(const struct pkt_udp *p, const uint8_t *buf, size_t max_payload,
-		   bool csum_ready)
+int pkt_udp_verify(const struct pkt_udp *p, const uint8_t *buf, size_t max_payload, bool csum_ready)
 {
 	if (p->payload_len > max_payload)
 		return -EMSGSIZE;

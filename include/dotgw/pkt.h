@@ -30,9 +30,9 @@ struct pkt_udp {
  * length, total length, no fragment. IPv6: payload length, then hop-by-hop, routing,
  * destination-options and (unfragmented) fragment extension headers are walked to UDP.
  * The UDP length must fit. Checksums are not verified here (queued packets from veth and local
- * sockets arrive with a partial one): see pkt_udp_checksum_ok. Returns 0; -EBADMSG (malformed), -EPROTONOSUPPORT (not UDP, or an
- * extension header we do not walk, e.g. ESP), -EMSGSIZE (a fragment). *p is written only on
- * success.
+ * sockets arrive with a partial one): see pkt_udp_checksum_ok. Returns 0; -EBADMSG (malformed),
+ * -EPROTONOSUPPORT (not UDP, or an extension header we do not walk, e.g. ESP), -EMSGSIZE (a
+ * fragment). *p is written only on success.
  */
 int pkt_udp_parse(struct pkt_udp *p, const uint8_t *buf, size_t len);
 
