@@ -1,6 +1,9 @@
 /*
- * config.c - command-line parsing into struct config. Every error message names the option
- * and quotes the value that was refused. Nothing here touches the system.
+ * config.c - command-line and configuration-file parsing into struct config. Every error
+ * message names the option and quotes the value that was refused. What it reads of the system:
+ * the configuration file (fopen) and the number of online CPUs (sysconf, the default
+ * --queues); nothing else, and it changes nothing. libcrypto's EVP_DecodeBlock decodes SPKI
+ * pins (base64): the one OpenSSL call outside upstream.c.
  */
 #include <arpa/inet.h>
 #include <ctype.h>

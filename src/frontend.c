@@ -39,6 +39,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +60,11 @@
 #include "dotgw/ratelimit.h"
 
 #define UDP_BATCH	     32
-#define UDP_QUERY_MAX	     4096 /* larger datagrams are not DNS queries */
+#define UDP_QUERY_MAX	     4096u /* larger datagrams are not DNS queries */
 #define REPLY_SOCKS_MAX	     64
 #define REPLY_RECHECK_MS     10000 /* an address may have become local (or stopped being) */
 #define TCP_CLIENT_QUERIES   64	       /* in flight per TCP client; reading pauses beyond */
-#define TCP_CLIENT_OUT_MAX   (256u << 10) /* unsent answers per TCP client before it is cut off */
+#define TCP_CLIENT_OUT_MAX   (256u << 10) /* unsent answer octets per TCP client, then cut off */
 #define ACCEPT_RETRY_MS	     100
 #define UDP_OUT_BATCH	     32
 #define UDP_OUT_PAYLOAD	     1232 /* the default --udp-size-cap: nearly every UDP answer */
@@ -181,7 +182,7 @@ struct frontend {
 	struct reply_sock replies[REPLY_SOCKS_MAX];
 	size_t nreplies;
 	struct query *queries;
-	unsigned int inflight;
+	_Atomic unsigned int inflight; /* also read by the metrics thread (frontend_inflight) */
 	struct tcp_client *clients;
 	unsigned int nclients;
 	struct log_ratelimit rl_malformed, rl_reply, rl_tcp, rl_ct;
@@ -772,27 +773,41 @@ static void client_send(struct frontend *fe, struct tcp_client *tc, const union 
 		udp_send(fe, client, odst, msg, len);
 		return;
 	}
-	need = tc->out_len + 2 + len;
-	if (need > tc->out_cap) {
-		size_t cap = tc->out_cap ? tc->out_cap : 1024;
-		uint8_t *p;
-
-		while (cap < need)
-			cap *= 2;
-		if (cap > TCP_CLIENT_OUT_MAX || !(p = realloc(tc->out, cap))) {
-			fe->stats->reply_errors++;
-			log_ratelimited(&fe->rl_tcp, LOG_LVL_WARN,
-					"TCP client %s does not read its answers, closing", tc->peer);
-			tc->eof = true;
-			tc->dead = true;
-			return;
+	/* the limit counts what the client has yet to take, not what it took already */
+	need = tc->out_len - tc->out_off + 2 + len;
+	if (need > TCP_CLIENT_OUT_MAX)
+		goto out_dead;
+	if (tc->out_len + 2 + len > tc->out_cap) {
+		if (tc->out_off) {
+			/* compact: what was sent makes room for what follows */
+			memmove(tc->out, tc->out + tc->out_off, tc->out_len - tc->out_off);
+			tc->out_len -= tc->out_off;
+			tc->out_off = 0;
 		}
-		tc->out = p;
-		tc->out_cap = cap;
+		if (need > tc->out_cap) {
+			size_t cap = tc->out_cap ? tc->out_cap : 1024;
+			uint8_t *p;
+
+			while (cap < need)
+				cap *= 2;
+			p = realloc(tc->out, cap);
+			if (!p)
+				goto out_dead;
+			tc->out = p;
+			tc->out_cap = cap;
+		}
 	}
 	dns_put16(tc->out + tc->out_len, (uint16_t)len);
 	memcpy(tc->out + tc->out_len + 2, msg, len);
 	tc->out_len += 2 + len;
+	return;
+
+out_dead:
+	fe->stats->reply_errors++;
+	log_ratelimited(&fe->rl_tcp, LOG_LVL_WARN,
+			"TCP client %s does not read its answers, closing", tc->peer);
+	tc->eof = true;
+	tc->dead = true;
 }
 
 static const char *rcode_name(unsigned int rcode)
@@ -1357,7 +1372,8 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 	}
 }
 
-bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex)
+bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex,
+			   bool csum_ready)
 {
 	struct frontend *fe = data;
 	union sockaddr_any client, odst;
@@ -1379,6 +1395,25 @@ bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 		log_debug("a query that is not a stub's (opcode %u, RD %u): let pass",
 			  (m.flags & DNS_OPCODE_MASK) >> 11, !!(m.flags & DNS_FLAG_RD));
 		return true;
+	}
+	/*
+	 * What tproxy mode's UDP listener never sees, dotgw drops here too: a bad checksum (the
+	 * kernel's UDP stack drops it) and more than UDP_QUERY_MAX octets (its buffer's size).
+	 */
+	switch (pkt_udp_verify(&p, pkt, UDP_QUERY_MAX, csum_ready)) {
+	case -EMSGSIZE:
+		fe->stats->malformed++;
+		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
+				"dropped a queued %zu-octet UDP datagram (more than %u)",
+				p.payload_len, UDP_QUERY_MAX);
+		return false;
+	case -EBADMSG:
+		fe->stats->bad_checksum++;
+		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
+				"dropped a queued UDP datagram whose checksum does not verify");
+		return false;
+	default:
+		break;
 	}
 	memset(&client, 0, sizeof(client));
 	memset(&odst, 0, sizeof(odst));
@@ -1734,8 +1769,16 @@ static int listener_open(struct frontend *fe, struct listener *l, int family, in
 	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto out_err;
+	/*
+	 * The bypass mark, like every socket of ours: in host scope the output chain would
+	 * otherwise take this socket's packets to a client bound to port 53 (destination port
+	 * 53) for queries and send them back to us. Accepted TCP sockets inherit it, and the
+	 * SYN-ACK carries the listener's.
+	 */
 	if (set_transparent(fd, family) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &fe->cfg->bypass_mark,
+		       sizeof(fe->cfg->bypass_mark)) < 0)
 		goto out_close;
 	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto out_close;
@@ -2014,7 +2057,7 @@ void frontend_set_dnstap(struct frontend *fe, struct dnstap_queue *q)
 
 unsigned int frontend_inflight(const struct frontend *fe)
 {
-	return fe->inflight;
+	return atomic_load_explicit(&fe->inflight, memory_order_relaxed);
 }
 
 void frontend_close(struct frontend *fe)

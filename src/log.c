@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,10 @@
 
 #define LOG_RATE_BURST 5
 
-static enum log_level log_current = LOG_LVL_INFO;
-static int log_journal = -1; /* unknown until the first line */
-static bool log_syslog;
+/* every thread logs; the level changes on reload: relaxed atomics */
+static _Atomic int log_current = LOG_LVL_INFO;
+static _Atomic int log_journal = -1; /* unknown until the first line */
+static bool log_syslog;		     /* set once, before any thread starts */
 
 static const int log_syslog_prio[] = {
 	[LOG_LVL_ERROR] = LOG_ERR,
@@ -66,27 +68,30 @@ const char *log_level_name(enum log_level level)
 
 void log_set_level(enum log_level level)
 {
-	log_current = level;
+	atomic_store_explicit(&log_current, (int)level, memory_order_relaxed);
 }
 
 bool log_enabled(enum log_level level)
 {
-	return level <= log_current;
+	return (int)level <= atomic_load_explicit(&log_current, memory_order_relaxed);
 }
 
 static __attribute__((format(printf, 2, 0))) void log_vwrite(enum log_level level, const char *fmt,
 							  va_list ap)
 {
 	char line[1024];
-	int n = 0, m;
+	int n = 0, m, journal;
 
 	if (log_syslog) {
 		vsyslog(log_syslog_prio[level], fmt, ap);
 		return;
 	}
-	if (log_journal < 0)
-		log_journal = getenv("JOURNAL_STREAM") != NULL;
-	if (log_journal)
+	journal = atomic_load_explicit(&log_journal, memory_order_relaxed);
+	if (journal < 0) { /* any thread may find out first: they all find the same */
+		journal = getenv("JOURNAL_STREAM") != NULL;
+		atomic_store_explicit(&log_journal, journal, memory_order_relaxed);
+	}
+	if (journal)
 		n = snprintf(line, sizeof(line), "<%c>", log_prio[level]);
 	n += snprintf(line + n, sizeof(line) - (size_t)n, "%s: ", log_names[level]);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -119,8 +119,9 @@ static void stats_sum(const struct daemon *d, struct stats *sum)
 {
 	memset(sum, 0, sizeof(*sum));
 	for (unsigned int i = 0; i < d->nworkers; i++) {
-		/* read while the workers run (SIGUSR1): a snapshot, not an atomic one */
-#define STATS_ADD(name) sum->name += d->workers[i].stats.name;
+		/* read while the workers run (SIGUSR1, metrics): each counter whole, not all of
+		 * them at the same instant */
+#define STATS_ADD(name) stats_add(&sum->name, stats_get(&d->workers[i].stats.name));
 		STATS_FIELDS(STATS_ADD)
 #undef STATS_ADD
 	}
@@ -188,6 +189,7 @@ static void daemon_render(void *data, FILE *out)
 #define DROP(label, field)                                                                     \
 	fprintf(out, "dotgw_drops_total{cause=\"" label "\"} %llu\n", (unsigned long long)s.field)
 	DROP("malformed", malformed);
+	DROP("bad_checksum", bad_checksum);
 	DROP("rate_limited", rate_limited);
 	DROP("overload", overload);
 	DROP("client_inflight", client_overload);
@@ -195,6 +197,11 @@ static void daemon_render(void *data, FILE *out)
 	DROP("reply_error", reply_errors);
 	DROP("other", dropped);
 #undef DROP
+	metric(out, "upstream_local_errors_total", "counter",
+	       "Upstream connections not opened for want of descriptors or memory here "
+	       "(no upstream backed off).");
+	fprintf(out, "dotgw_upstream_local_errors_total %llu\n",
+		(unsigned long long)s.upstream_local_errors);
 	metric(out, "policy_alias_total", "counter",
 	       "Answers replaced by a policy answer: their CNAME/DNAME chain led to a denied name.");
 	fprintf(out, "dotgw_policy_alias_total %llu\n", (unsigned long long)s.policy_alias);
@@ -861,7 +868,8 @@ int main(int argc, char **argv)
 		d.workers[i].started = true;
 	}
 	d.mode_name = cfg->mode == MODE_NFQUEUE ? "nfqueue" : "tproxy";
-	if (cfg->metrics && metrics_start(&metrics, cfg->metrics, daemon_render, &d) < 0)
+	if (cfg->metrics &&
+	    metrics_start(&metrics, cfg->metrics, cfg->bypass_mark, daemon_render, &d) < 0)
 		goto out_stop_workers;
 	for (size_t i = 0; i < cfg->n_upstreams && n < sizeof(ups); i++)
 		n += (size_t)snprintf(ups + n, sizeof(ups) - n, "%s%s", i ? ", " : "",

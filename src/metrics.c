@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
@@ -102,30 +103,66 @@ static enum MHD_Result metrics_request(void *cls, struct MHD_Connection *conn, c
 	return ret;
 }
 
-int metrics_start(struct metrics **out, const char *spec, metrics_render_fn render, void *data)
+/*
+ * metrics_listen - the listening socket, ours rather than libmicrohttpd's so that it carries
+ * the bypass mark like every socket of dotgw (a client on port 53 of this host must not see
+ * its answers captured); the accepted connections inherit it. A socket, or -errno.
+ */
+static int metrics_listen(const struct sockaddr_storage *ss, uint32_t mark)
+{
+	socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
+	int fd, one = 1, r;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
+	    (ss->ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 16) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int metrics_start(struct metrics **out, const char *spec, uint32_t mark, metrics_render_fn render,
+		  void *data)
 {
 	struct sockaddr_storage ss;
 	struct metrics *m;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+	int fd;
 
 	if (metrics_parse_addr(spec, &ss) < 0) {
 		log_error("--metrics '%s': not PORT, ADDR:PORT or [ADDR]:PORT", spec);
 		return -EINVAL;
 	}
+	fd = metrics_listen(&ss, mark);
+	if (fd < 0) {
+		log_error("--metrics '%s': cannot listen: %s", spec, strerror(-fd));
+		return fd;
+	}
 	m = calloc(1, sizeof(*m));
-	if (!m)
+	if (!m) {
+		close(fd);
 		return -ENOMEM;
+	}
 	m->render = render;
 	m->data = data;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, metrics_request, m, MHD_OPTION_SOCK_ADDR,
-				  (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 16,
-				  MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
+	m->mhd = MHD_start_daemon(
+		flags, 0, NULL, NULL, metrics_request, m, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		MHD_OPTION_CONNECTION_LIMIT, 16, MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
 	if (!m->mhd) {
 		int err = errno ? errno : EADDRINUSE;
 
-		log_error("--metrics '%s': cannot listen: %s", spec, strerror(err));
+		log_error("--metrics '%s': cannot serve: %s", spec, strerror(err));
+		close(fd);
 		free(m);
 		return -err;
 	}

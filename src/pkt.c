@@ -239,3 +239,12 @@ bool pkt_udp_checksum_ok(const struct pkt_udp *p, const uint8_t *buf)
 	sum = csum_add(sum, udp, ulen);
 	return csum_fold(sum) == 0;
 }
+
+int pkt_udp_verify(const struct pkt_udp *p, const uint8_t *buf, size_t max_payload, bool csum_ready)
+{
+	if (p->payload_len > max_payload)
+		return -EMSGSIZE;
+	if (csum_ready && !pkt_udp_checksum_ok(p, buf))
+		return -EBADMSG;
+	return 0;
+}

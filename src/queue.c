@@ -118,10 +118,10 @@ static int queue_packet(const struct nlmsghdr *nlh, void *data)
 	struct queue_source *q = data;
 	struct nlattr *attr[NFQA_MAX + 1] = { NULL };
 	const struct nfqnl_msg_packet_hdr *ph;
-	uint32_t id;
+	uint32_t id, info = 0;
 
 	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR]) {
-		q->stats->malformed++;
+		stats_add(&q->stats->malformed, 1);
 		return MNL_CB_OK;
 	}
 	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
@@ -129,14 +129,21 @@ static int queue_packet(const struct nlmsghdr *nlh, void *data)
 	if (!q->have_id || (int32_t)(id - q->max_id) > 0)
 		q->max_id = id;
 	q->have_id = true;
-	q->stats->queue_packets++;
+	stats_add(&q->stats->queue_packets, 1);
 	if (!attr[NFQA_PAYLOAD]) {
-		q->stats->malformed++;
+		stats_add(&q->stats->malformed, 1);
 		return MNL_CB_OK;
 	}
+	/*
+	 * CSUMNOTREADY: the packet's checksum is still partial (CHECKSUM_PARTIAL, typical of
+	 * locally sent and veth traffic), not something to check; otherwise it is final.
+	 */
+	if (attr[NFQA_SKB_INFO] && mnl_attr_get_payload_len(attr[NFQA_SKB_INFO]) >= 4)
+		info = ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO]));
 	if (q->cb(q->data, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
 		  mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]),
-		  attr[NFQA_IFINDEX_INDEV] ? ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV])) : 0))
+		  attr[NFQA_IFINDEX_INDEV] ? ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV])) : 0,
+		  !(info & NFQA_SKB_CSUMNOTREADY)))
 		queue_accept(q, id);
 	return MNL_CB_OK;
 }
@@ -192,7 +199,7 @@ static void queue_readable(struct loop_watch *w, uint32_t revents)
 		n = recvmmsg(w->fd, q->mmsg, QUEUE_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			if (errno == ENOBUFS) {
-				q->stats->queue_enobufs++;
+				stats_add(&q->stats->queue_enobufs, 1);
 				done++;
 				continue;
 			}

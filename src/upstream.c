@@ -12,7 +12,8 @@
  *   stall check while queries are in flight, or the idle deadline while none are.
  * - Queries queued on a ready connection go out from its deferred flush, once per loop
  *   iteration: all the queries of one batch of client packets share a TLS record and a write.
- * All OpenSSL calls of dotgw live in this file.
+ * Every TLS (libssl) call of dotgw lives in this file; outside it, only config.c uses libcrypto,
+ * to decode --pin's base64 (EVP_DecodeBlock).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -89,10 +90,15 @@ struct upstream {
 	const struct upstream_config *cfg;
 	unsigned int idx;
 	unsigned int fails; /* consecutive failures */
-	uint64_t down_until_ms;
-	uint64_t srtt_us; /* smoothed RTT of answers (0: none yet) */
-	uint64_t handshakes, resumed, failures, answers;
-	uint64_t rtt[UPSTREAM_RTT_BUCKETS], rtt_sum_us;
+	/*
+	 * Written by the pool's worker only, read by others too (metrics, SIGUSR1): atomic,
+	 * written with relaxed stores (stats_add) where it matters.
+	 */
+	_Atomic uint64_t down_until_ms;
+	_Atomic uint64_t srtt_us; /* smoothed RTT of answers (0: none yet) */
+	_Atomic uint64_t handshakes, resumed, failures, answers;
+	_Atomic uint64_t rtt[UPSTREAM_RTT_BUCKETS], rtt_sum_us;
+	_Atomic unsigned int open; /* connections not UC_CLOSED */
 	SSL_SESSION *session; /* last session of an authenticated handshake, for resumption */
 	struct upconn *conns; /* pool_size of them */
 	struct upconn *last;  /* where the last query went */
@@ -104,7 +110,7 @@ struct upstream_pool {
 	const struct config *cfg;
 	SSL_CTX *ctx;
 	unsigned int rr; /* round-robin position */
-	struct log_ratelimit late_rl;
+	struct log_ratelimit late_rl, local_rl;
 	struct upstream_query *wait_head, *wait_tail;
 	size_t n;
 	struct upstream ups[];
@@ -351,14 +357,15 @@ void upstream_pool_snapshot(const struct upstream_pool *pool, size_t i,
 {
 	const struct upstream *up = &pool->ups[i];
 
-	s->handshakes += up->handshakes;
-	s->resumed += up->resumed;
-	s->failures += up->failures;
-	s->answers += up->answers;
+	/* another thread: the loop's cached time is not ours to read, the clock is the same */
+	s->handshakes += stats_get(&up->handshakes);
+	s->resumed += stats_get(&up->resumed);
+	s->failures += stats_get(&up->failures);
+	s->answers += stats_get(&up->answers);
 	for (size_t b = 0; b < UPSTREAM_RTT_BUCKETS; b++)
-		s->rtt[b] += up->rtt[b];
-	s->rtt_sum_us += up->rtt_sum_us;
-	if (up->down_until_ms <= loop_now_ms(pool->loop))
+		s->rtt[b] += stats_get(&up->rtt[b]);
+	s->rtt_sum_us += stats_get(&up->rtt_sum_us);
+	if (stats_get(&up->down_until_ms) <= now_us() / 1000)
 		s->usable = true;
 }
 
@@ -385,20 +392,21 @@ bool upstream_pool_idle(const struct upstream_pool *pool)
 
 void upstream_pool_log(const struct upstream_pool *pool)
 {
-	uint64_t now = loop_now_ms(pool->loop);
+	uint64_t now = now_us() / 1000; /* called from the main thread: see the snapshot */
 
 	for (size_t i = 0; i < pool->n; i++) {
 		const struct upstream *up = &pool->ups[i];
-		unsigned int open = 0;
 
-		for (unsigned int k = 0; k < pool->cfg->pool_size; k++)
-			open += up->conns[k].state != UC_CLOSED;
 		log_info("upstream %s: %s, %u connections open, handshakes=%llu resumed=%llu "
 			 "failures=%llu answers=%llu srtt_us=%llu",
-			 up->cfg->text, up->down_until_ms > now ? "backing off" : "usable", open,
-			 (unsigned long long)up->handshakes, (unsigned long long)up->resumed,
-			 (unsigned long long)up->failures, (unsigned long long)up->answers,
-			 (unsigned long long)up->srtt_us);
+			 up->cfg->text,
+			 stats_get(&up->down_until_ms) > now ? "backing off" : "usable",
+			 atomic_load_explicit(&up->open, memory_order_relaxed),
+			 (unsigned long long)stats_get(&up->handshakes),
+			 (unsigned long long)stats_get(&up->resumed),
+			 (unsigned long long)stats_get(&up->failures),
+			 (unsigned long long)stats_get(&up->answers),
+			 (unsigned long long)stats_get(&up->srtt_us));
 	}
 }
 
@@ -436,7 +444,7 @@ static void conn_probe(struct upconn *c)
 	uq->deadline_ms = UINT64_MAX;
 	uq->complete = probe_complete;
 	uq->probe = 1;
-	pool->stats->upstream_probes++;
+	stats_add(&pool->stats->upstream_probes, 1);
 	log_debug("upstream %s: no answer for %llu ms, probing the connection",
 		  c->up->cfg->text, (unsigned long long)(loop_now_ms(pool->loop) - c->progress_ms));
 	pool_dispatch_to(c, uq);
@@ -457,12 +465,12 @@ static void conn_timeout(struct loop_timer *t)
 	if (c->inflight == 0) {
 		log_debug("upstream %s: connection idle for %llu ms, closing", c->up->cfg->text,
 			  (unsigned long long)c->idle_ms);
-		pool->stats->upstream_idle_closed++;
+		stats_add(&pool->stats->upstream_idle_closed, 1);
 		conn_close(c, 0, false);
 		return;
 	}
 	if (now >= c->progress_ms + stall) {
-		pool->stats->upstream_stalled++;
+		stats_add(&pool->stats->upstream_stalled, 1);
 		log_warn("upstream %s: no answer for %llu ms with %u queries in flight, closing the "
 			 "connection and sending them again",
 			 c->up->cfg->text, (unsigned long long)(now - c->progress_ms), c->inflight);
@@ -494,13 +502,51 @@ static void conn_arm(struct upconn *c)
 		loop_timer_set(pool->loop, &c->timer, when);
 }
 
-static int conn_open(struct upconn *c)
+/*
+ * err_is_local - does connect() failing with err (-errno) tell about this machine rather than
+ * the upstream or the path to it? Out of descriptors, memory, buffers or local ports.
+ */
+static bool err_is_local(int err)
+{
+	switch (-err) {
+	case EMFILE:
+	case ENFILE:
+	case ENOMEM:
+	case ENOBUFS:
+	case EADDRNOTAVAIL:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * upstream_local_error - a connection to up could not be opened or set up because of this
+ * machine (err_is_local, or any step before connect): counted and logged, never held against
+ * the upstream, which does not back off.
+ */
+static void upstream_local_error(struct upstream *up, int err, const char *what)
+{
+	struct upstream_pool *pool = up->pool;
+
+	stats_add(&pool->stats->upstream_local_errors, 1);
+	log_ratelimited(&pool->local_rl, LOG_LVL_WARN,
+			"upstream %s: cannot %s: %s (a local error: the upstream is not blamed)",
+			up->cfg->text, what, strerror(-err));
+}
+
+/*
+ * conn_open - start connecting c. 0, or -errno with *local set when the failure was this
+ * machine's (every step but connect(), and connect's err_is_local errors).
+ */
+static int conn_open(struct upconn *c, bool *local)
 {
 	struct upstream *up = c->up;
 	struct upstream_pool *pool = up->pool;
 	uint32_t mark = pool->cfg->bypass_mark;
 	int fd, one = 1, r;
 
+	*local = true;
 	fd = socket(up->cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -513,6 +559,7 @@ static int conn_open(struct upconn *c)
 	if (connect(fd, (const struct sockaddr *)&up->cfg->addr, up->cfg->addrlen) < 0 &&
 	    errno != EINPROGRESS) {
 		r = -errno;
+		*local = err_is_local(r);
 		goto out_close;
 	}
 	c->in = malloc(UPCONN_IN_SIZE);
@@ -538,6 +585,8 @@ static int conn_open(struct upconn *c)
 	for (unsigned int i = 0; i < UPCONN_SLOTS; i++)
 		c->free_slots[i] = (uint16_t)i;
 	c->inflight = 0;
+	atomic_store_explicit(&up->open, atomic_load_explicit(&up->open, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 	log_debug("upstream %s: connecting", up->cfg->text);
 	return 0;
 
@@ -562,9 +611,10 @@ static void upstream_mark_failed(struct upstream *up, int err)
 	if (backoff > UP_BACKOFF_MAX)
 		backoff = UP_BACKOFF_MAX;
 	up->fails++;
-	up->failures++;
-	up->down_until_ms = loop_now_ms(pool->loop) + backoff;
-	pool->stats->upstream_failures++;
+	stats_add(&up->failures, 1);
+	atomic_store_explicit(&up->down_until_ms, loop_now_ms(pool->loop) + backoff,
+			      memory_order_relaxed);
+	stats_add(&pool->stats->upstream_failures, 1);
 	if (up->fails == 1)
 		log_warn("upstream %s: unusable (%s), retrying in %llu ms", up->cfg->text,
 			 strerror(-err), (unsigned long long)backoff);
@@ -637,10 +687,14 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	free(c->out);
 	c->out = NULL;
 	c->out_off = c->out_len = c->out_cap = 0;
+	if (c->state != UC_CLOSED)
+		atomic_store_explicit(&up->open,
+				      atomic_load_explicit(&up->open, memory_order_relaxed) - 1,
+				      memory_order_relaxed);
 	c->state = UC_CLOSED;
 	if (fault)
 		upstream_mark_failed(up, err);
-	pool->stats->upstream_retries += retry;
+	stats_add(&pool->stats->upstream_retries, retry);
 	if (retry)
 		pool_drain_waiting(pool);
 }
@@ -654,18 +708,18 @@ static void conn_handshake_done(struct upconn *c)
 	loop_timer_cancel(pool->loop, &c->timer);
 	c->state = UC_READY;
 	c->progress_ms = loop_now_ms(pool->loop);
-	pool->stats->upstream_handshakes++;
-	up->handshakes++;
+	stats_add(&pool->stats->upstream_handshakes, 1);
+	stats_add(&up->handshakes, 1);
 	if (resumed) {
-		pool->stats->upstream_resumed++;
-		up->resumed++;
+		stats_add(&pool->stats->upstream_resumed, 1);
+		stats_add(&up->resumed, 1);
 	}
 	if (c->unverified)
-		pool->stats->upstream_unverified++;
+		stats_add(&pool->stats->upstream_unverified, 1);
 	if (up->fails)
 		log_info("upstream %s: usable again", up->cfg->text);
 	up->fails = 0;
-	up->down_until_ms = 0;
+	atomic_store_explicit(&up->down_until_ms, 0, memory_order_relaxed);
 	log_debug("upstream %s: %s %s%s%s", up->cfg->text, SSL_get_version(c->ssl),
 		  SSL_get_cipher_name(c->ssl), resumed ? ", session resumed" : "",
 		  c->unverified ? ", NOT AUTHENTICATED" : "");
@@ -838,7 +892,7 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 	struct upstream_query *uq;
 	struct dns_msg r;
 	uint16_t id, keepalive = UINT16_MAX;
-	uint64_t rtt;
+	uint64_t rtt, srtt;
 
 	if (len < DNS_HDR_LEN)
 		return -EPROTO;
@@ -852,7 +906,7 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 		return 0;
 	}
 	if (!answer_matches(uq, ans, len, &r)) {
-		pool->stats->upstream_bad_answers++;
+		stats_add(&pool->stats->upstream_bad_answers, 1);
 		log_warn("upstream %s: answer does not match its query, closing the connection",
 			 up->cfg->text);
 		return -EPROTO;
@@ -868,16 +922,18 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 		c->idle_ms = ms < pool->cfg->idle_ms ? ms : pool->cfg->idle_ms;
 	}
 	rtt = now_us() - uq->sent_us;
-	up->srtt_us = up->srtt_us ? (7 * up->srtt_us + rtt) / 8 : rtt;
+	srtt = stats_get(&up->srtt_us);
+	atomic_store_explicit(&up->srtt_us, srtt ? (7 * srtt + rtt) / 8 : rtt,
+			      memory_order_relaxed);
 	{
 		size_t b = 0;
 
 		while (b < UPSTREAM_RTT_BUCKETS - 1 && rtt > upstream_rtt_bounds_ms[b] * 1000ull)
 			b++;
-		up->rtt[b]++;
-		up->rtt_sum_us += rtt;
+		stats_add(&up->rtt[b], 1);
+		stats_add(&up->rtt_sum_us, rtt);
 	}
-	up->answers++;
+	stats_add(&up->answers, 1);
 	uq->answered_by = up->cfg->text;
 	uq->complete(uq, ans, &r, 0);
 	return 0;
@@ -975,7 +1031,9 @@ static void conn_io(struct upconn *c)
 		}
 		r = conn_start_tls(c);
 		if (r < 0) {
-			conn_close(c, r, true);
+			/* no memory for the TLS state: ours, not the upstream's */
+			upstream_local_error(c->up, r, "start TLS");
+			conn_close(c, r, false);
 			pool_drain_waiting(pool);
 			return;
 		}
@@ -1096,9 +1154,10 @@ static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstr
  * opened while the pool has room, for the queries that follow: a server answers the queries
  * of one connection in turn (unbound reads one, writes its answer, then reads the next), so
  * under load it answers more over several connections than over one long queue. Returns
- * -errno through *err when opening failed and no connection can take the query.
+ * -errno through *err when opening failed and no connection can take the query, and whether
+ * that failure was this machine's (see conn_open) through *local.
  */
-static struct upconn *upstream_conn(struct upstream *up, int *err)
+static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 {
 	unsigned int limit = up->pool->cfg->conn_inflight, size = up->pool->cfg->pool_size;
 	unsigned int spread = limit < UPCONN_SPREAD ? limit : UPCONN_SPREAD;
@@ -1125,15 +1184,18 @@ static struct upconn *upstream_conn(struct upstream *up, int *err)
 			opening = c;
 		}
 	}
+	*local = false;
 	if (closed && !opening && (!best || best->inflight >= spread)) {
-		int r = conn_open(closed);
+		int r = conn_open(closed, local);
 
+		if (r < 0 && *local)
+			upstream_local_error(up, r, "open a connection");
 		if (!best) {
 			*err = r;
 			return r ? NULL : closed;
 		}
 		/* a ready connection takes this query; a failure to open shows again later */
-		if (r < 0)
+		if (r < 0 && !*local)
 			log_debug("upstream %s: cannot open one more connection: %s", up->cfg->text,
 				  strerror(-r));
 	}
@@ -1256,6 +1318,7 @@ static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	struct upstream *up;
 	struct upconn *c;
+	bool local;
 	int r;
 
 	for (;;) {
@@ -1272,7 +1335,12 @@ static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 			uq->complete(uq, NULL, NULL, -ENETUNREACH);
 			return false;
 		}
-		c = upstream_conn(up, &r);
+		c = upstream_conn(up, &r, &local);
+		if (r < 0 && local) {
+			/* every upstream would fail alike: SERVFAIL now, nobody backs off */
+			uq->complete(uq, NULL, NULL, r);
+			return false;
+		}
 		if (r < 0) {
 			upstream_mark_failed(up, r);
 			uq->tried |= 1u << up->idx;

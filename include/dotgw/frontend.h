@@ -29,11 +29,14 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 
 /*
  * frontend_queue_packet - a queue_packet_fn: one IP packet from NFQUEUE (data is the
- * frontend). A UDP DNS query starts a query answered by raw injection; anything else is
- * counted as malformed and dropped. With --non-recursive pass, a query that is not a stub's
+ * frontend). A UDP DNS query starts a query answered by raw injection. Dropped, as the kernel
+ * and the UDP listener of tproxy mode would: anything that is not UDP to port 53, and datagrams
+ * over 4096 octets (counted malformed); with csum_ready, a UDP checksum that does not verify
+ * (counted bad_checksum). With --non-recursive pass, a query that is not a stub's
  * (dns_query_is_stub) is let pass untouched: returns true.
  */
-bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex);
+bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex,
+			   bool csum_ready);
 
 /*
  * frontend_reload - from now on, answer with cfg and send queries to pool; queries in flight

@@ -5,6 +5,7 @@
 #ifndef DOTGW_METRICS_H
 #define DOTGW_METRICS_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 struct metrics;
@@ -19,8 +20,12 @@ typedef void (*metrics_render_fn)(void *data, FILE *out);
 struct sockaddr_storage;
 int metrics_parse_addr(const char *spec, struct sockaddr_storage *ss);
 
-/* metrics_start - listen on spec and serve; 0 or -errno (logged). */
-int metrics_start(struct metrics **out, const char *spec, metrics_render_fn render, void *data);
+/*
+ * metrics_start - listen on spec, from a socket that carries mark (SO_MARK: the bypass mark),
+ * and serve; 0 or -errno (logged).
+ */
+int metrics_start(struct metrics **out, const char *spec, uint32_t mark, metrics_render_fn render,
+		  void *data);
 void metrics_stop(struct metrics *m);
 
 #endif

@@ -29,10 +29,10 @@ struct pkt_udp {
  * pkt_udp_parse - validate an IP packet carrying UDP and fill *p. IPv4: version, header
  * length, total length, no fragment. IPv6: payload length, then hop-by-hop, routing,
  * destination-options and (unfragmented) fragment extension headers are walked to UDP.
- * The UDP length must fit. Checksums are not verified (queued packets from veth arrive with
- * CHECKSUM_PARTIAL). Returns 0; -EBADMSG (malformed), -EPROTONOSUPPORT (not UDP, or an
- * extension header we do not walk, e.g. ESP), -EMSGSIZE (a fragment). *p is written only on
- * success.
+ * The UDP length must fit. Checksums are not verified here (queued packets from veth and local
+ * sockets arrive with a partial one): see pkt_udp_checksum_ok. Returns 0; -EBADMSG (malformed),
+ * -EPROTONOSUPPORT (not UDP, or an extension header we do not walk, e.g. ESP), -EMSGSIZE (a
+ * fragment). *p is written only on success.
  */
 int pkt_udp_parse(struct pkt_udp *p, const uint8_t *buf, size_t len);
 
@@ -47,7 +47,21 @@ int pkt_udp_parse(struct pkt_udp *p, const uint8_t *buf, size_t len);
 int pkt_udp_build(uint8_t *out, size_t outlen, int family, const uint8_t *src, uint16_t sport,
 		  const uint8_t *dst, uint16_t dport, const uint8_t *payload, size_t plen);
 
-/* pkt_udp_checksum_ok - does the UDP checksum of a packet parsed into p verify? (tests) */
+/*
+ * pkt_udp_checksum_ok - does the UDP checksum of a packet parsed into p verify? Checksum 0
+ * (none) is accepted over IPv4 and refused over IPv6 (RFC 8200 8.1). Only for a packet whose
+ * checksum is final (not NFQA_SKB_CSUMNOTREADY).
+ */
 bool pkt_udp_checksum_ok(const struct pkt_udp *p, const uint8_t *buf);
+
+/*
+ * pkt_udp_verify - would a UDP socket with a max_payload-octet buffer take the datagram parsed
+ * into p? 0; -EMSGSIZE when the payload is larger than max_payload; -EBADMSG when csum_ready
+ * (the checksum is final, not NFQA_SKB_CSUMNOTREADY) and it does not verify. A partial
+ * checksum (CHECKSUM_PARTIAL: only the pseudo-header's sum, completed by offload later) is
+ * not looked at.
+ */
+int pkt_udp_verify(const struct pkt_udp *p, const uint8_t *buf, size_t max_payload,
+		   bool csum_ready);
 
 #endif

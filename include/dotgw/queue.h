@@ -18,10 +18,13 @@ struct queue_source;
 
 /*
  * Called for each queued packet (the whole IP packet, and the index of the interface it came
- * in on, 0 when it was sent by this machine); the buffer lives during the call. Returns true
- * to let the packet pass untouched (NF_ACCEPT), false when it was taken (NF_DROP).
+ * in on, 0 when it was sent by this machine); the buffer lives during the call. csum_ready:
+ * the transport checksum is final and can be verified (false when the kernel says
+ * NFQA_SKB_CSUMNOTREADY: a partial checksum that offload would complete). Returns true to let
+ * the packet pass untouched (NF_ACCEPT), false when it was taken (NF_DROP).
  */
-typedef bool (*queue_packet_fn)(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex);
+typedef bool (*queue_packet_fn)(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex,
+				bool csum_ready);
 
 /*
  * queue_open - bind queue number num (needs CAP_NET_ADMIN, for the daemon's whole life: the

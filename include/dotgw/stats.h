@@ -1,10 +1,15 @@
 /*
- * stats.h - the daemon's counters. One struct per worker, written only by its thread;
- * stats_format() renders them as "key=value" pairs for the log.
+ * stats.h - the daemon's counters. One struct per worker, written only by its thread and read
+ * by others (SIGUSR1, metrics): every counter is atomic. The writer adds with stats_add (a
+ * relaxed load and store: it is the only writer, so no locked instruction is needed); a plain
+ * "s->name++" is correct too, as a full atomic increment. Readers take each counter with
+ * stats_get; counters read together are not one instant's. stats_format() renders them as
+ * "key=value" pairs for the log.
  */
 #ifndef DOTGW_STATS_H
 #define DOTGW_STATS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +25,7 @@
 	X(formerr)	      /* FORMERR sent to malformed queries */                            \
 	X(notimp)	      /* NOTIMP sent to other opcodes */                                 \
 	X(malformed)	      /* packets or frames that were not a valid DNS query */            \
+	X(bad_checksum)	      /* queued UDP datagrams whose checksum failed (dropped) */         \
 	X(dropped)	      /* queries dropped without an answer (see log) */                  \
 	X(overload)	      /* queries refused because max-inflight was reached */             \
 	X(client_overload)    /* refused: the client's share was in flight, as many waiting */  \
@@ -32,6 +38,7 @@
 	X(upstream_handshakes) /* TLS handshakes completed */                                    \
 	X(upstream_resumed)   /* ...of them resumed a session */                                 \
 	X(upstream_failures)  /* connections that failed (connect, verification, I/O) */         \
+	X(upstream_local_errors) /* connections not opened for want of fds or memory (no back-off) */ \
 	X(upstream_bad_answers) /* answers that did not match a query (connection closed) */    \
 	X(upstream_retries)   /* queries sent again after their connection failed */            \
 	X(upstream_stalled)   /* connections closed because answers stopped coming */           \
@@ -47,10 +54,23 @@
 	X(queue_enobufs)      /* ENOBUFS on a queue socket: the kernel dropped messages */
 
 struct stats {
-#define STATS_DECLARE(name) uint64_t name;
+#define STATS_DECLARE(name) _Atomic uint64_t name;
 	STATS_FIELDS(STATS_DECLARE)
 #undef STATS_DECLARE
 };
+
+/* stats_add - add n to a counter that only the calling thread writes. */
+static inline void stats_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+/* stats_get - a counter's value, from any thread. */
+static inline uint64_t stats_get(const _Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
 
 /* stats_format - "queries=N answered=N ..." into buf; returns the length (truncated if small). */
 size_t stats_format(const struct stats *s, char *buf, size_t len);

@@ -3,7 +3,8 @@
  *
  * Parses the input as a packet; when that succeeds, checks the parsed fields against the input
  * octets, rebuilds the datagram with pkt_udp_build into a heap buffer of exactly the size it
- * needs (and once in place over a copy of the input), re-parses that and compares. Any
+ * needs (and once in place over a copy of the input), re-parses that and compares; checks
+ * pkt_udp_verify against the size limit and pkt_udp_checksum_ok. Any
  * difference, a checksum that does not verify or an error outside the header contract
  * abort()s.
  */
@@ -136,6 +137,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_view(&p, data, size);
 	/* the input's own checksum may be anything; this must only stay in bounds */
 	(void)pkt_udp_checksum_ok(&p, data);
+	/* pkt_udp_verify: the size first, then (final checksum) pkt_udp_checksum_ok's verdict */
+	rc = pkt_udp_verify(&p, data, 4096, false);
+	if (rc != (p.payload_len > 4096 ? -EMSGSIZE : 0))
+		abort();
+	rc = pkt_udp_verify(&p, data, 4096, true);
+	if (p.payload_len <= 4096 && rc != (pkt_udp_checksum_ok(&p, data) ? 0 : -EBADMSG))
+		abort();
 	fuzz_build(&p, data, size);
 	return 0;
 }

@@ -1,7 +1,8 @@
 #!/bin/bash
 # metrics.test.sh - the Prometheus endpoint: --metrics 127.0.0.1:9853 in the gateway serves
 # /metrics that promtool accepts, and its counters move as queries flow (queries by protocol
-# and family, answers, cache hits, per-upstream answers and latency histogram).
+# and family, answers, cache hits, per-upstream answers and latency histogram); SIGUSR1 logs the
+# same counters.
 #
 #   client --- gw-c [gateway: dotgw --metrics 127.0.0.1:9853] gw-u --- upstream
 #
@@ -60,6 +61,13 @@ lab_check_eq "handshakes" 1 "$(value "dotgw_upstream_handshakes_total{upstream=\
 ip netns exec "$NS_GW" promtool check metrics <"$LAB_DIR/scrape.txt" >/dev/null 2>&1
 lab_check_eq "promtool still accepts it with samples" 0 "$?"
 lab_ok "another path is 404" sh -c "ip netns exec '$NS_GW' timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9853; printf \"GET /x HTTP/1.0\r\n\r\n\" >&3; head -n 1 <&3' | grep -q ' 404 '"
+# SIGUSR1: the main thread reads the workers' counters while they run (a ThreadSanitizer
+# build reports any unsynchronised read as a race, and then exits 66: "dotgw exits 0" fails).
+kill -USR1 "$DOTGW_PID"
+lab_ok "SIGUSR1 logs the counters" lab_wait_until 50 grep -q 'stats: .*answered=4' "$DOTGW_LOG"
+lab_check_match "SIGUSR1 logs the upstream's health and counters" \
+	"upstream $up: usable, 1 connections open, handshakes=1 resumed=0 failures=0 answers=4" \
+	"$(cat "$DOTGW_LOG")"
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0" 0 "$?"
 lab_finish

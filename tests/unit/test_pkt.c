@@ -76,6 +76,9 @@ static void test_build_error(void);
 static void test_build_alias(void);
 static void test_checksum_zero(void);
 static void test_checksum_omitted(void);
+static void test_verify_size(void);
+static void test_verify_checksum(void);
+static void test_verify_partial(void);
 
 /* xorshift32: reproducible "random" octets. */
 static uint32_t rng(void)
@@ -937,6 +940,123 @@ static void test_checksum_omitted(void)
 	CHECK(!pkt_udp_checksum_ok(&p, buf));
 }
 
+/*
+ * pkt_udp_verify, the size half: what a UDP socket with a 4096-octet buffer takes (tproxy mode),
+ * nfqueue mode takes: 4096 octets of payload pass, 4097 and a near-64 KiB datagram do not,
+ * whatever the checksum says, over IPv4 and IPv6.
+ */
+static void test_verify_size(void)
+{
+	static const int fams[] = {AF_INET, AF_INET6};
+	static const size_t sizes[] = {sizeof(dns_query), 4095, 4096, 4097, 65000};
+	static uint8_t pl[65000];
+	struct pkt_udp p;
+
+	for (size_t i = 0; i < sizeof(pl); i++)
+		pl[i] = (uint8_t)rng();
+	memcpy(pl, dns_query, sizeof(dns_query));
+	for (size_t f = 0; f < 2; f++) {
+		for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+			int n = build(buf, fams[f], pl, sizes[k]);
+			int want = sizes[k] > 4096 ? -EMSGSIZE : 0;
+
+			CHECK(n > 0);
+			CHECK_EQ(pkt_udp_parse(&p, buf, (size_t)n), 0);
+			CHECK_EQ(pkt_udp_verify(&p, buf, 4096, true), want);
+			CHECK_EQ(pkt_udp_verify(&p, buf, 4096, false), want);
+			/* the size is checked first: a bad checksum does not change the answer */
+			buf[n - 1] ^= 0x01;
+			CHECK_EQ(pkt_udp_verify(&p, buf, 4096, true), want ? want : -EBADMSG);
+		}
+	}
+}
+
+/*
+ * pkt_udp_verify, the checksum half, with a final checksum: every single-bit error in the
+ * datagram, and a wrong address in the pseudo-header, is refused (-EBADMSG); checksum 0 is
+ * "none" over IPv4 only; an IPv6 packet with extension headers is checked against the final
+ * destination.
+ */
+static void test_verify_checksum(void)
+{
+	static const int fams[] = {AF_INET, AF_INET6};
+	static const uint8_t dstopt[8] = {IPPROTO_UDP, 0, 1, 4, 0, 0, 0, 0};
+	struct pkt_udp p;
+	size_t n;
+
+	for (size_t f = 0; f < 2; f++) {
+		size_t hlen = hlen_of(fams[f]);
+
+		n = (size_t)build(buf, fams[f], dns_query, sizeof(dns_query));
+		CHECK_EQ(pkt_udp_parse(&p, buf, n), 0);
+		CHECK_EQ(pkt_udp_verify(&p, buf, 4096, true), 0);
+		for (size_t i = hlen; i < n; i++) {
+			if (i == hlen + 4 || i == hlen + 5) /* the length: parse's business */
+				continue;
+			for (int bit = 0; bit < 8; bit++) {
+				buf[i] ^= (uint8_t)(1 << bit);
+				CHECK_EQ(pkt_udp_verify(&p, buf, 4096, true), -EBADMSG);
+				CHECK_EQ(pkt_udp_verify(&p, buf, 4096, false), 0);
+				buf[i] ^= (uint8_t)(1 << bit);
+			}
+		}
+		p.dst[alen_of(fams[f]) - 1] ^= 0x01;
+		CHECK_EQ(pkt_udp_verify(&p, buf, 4096, true), -EBADMSG);
+		p.dst[alen_of(fams[f]) - 1] ^= 0x01;
+		put16(buf + hlen + 6, 0);
+		CHECK_EQ(pkt_udp_verify(&p, buf, 4096, true), fams[f] == AF_INET ? 0 : -EBADMSG);
+		CHECK_EQ(pkt_udp_verify(&p, buf, 4096, false), 0);
+	}
+	/* IPv6 with a destination-options header: the UDP checksum does not cover it */
+	n = (size_t)build(buf, AF_INET6, dns_query, sizeof(dns_query));
+	n = v6_insert(buf, n, IPPROTO_DSTOPTS, dstopt, sizeof(dstopt));
+	CHECK_EQ(pkt_udp_parse(&p, buf, n), 0);
+	CHECK_EQ(p.payload_off, PKT_IPV6_HDR + sizeof(dstopt) + PKT_UDP_HDR);
+	CHECK_EQ(pkt_udp_verify(&p, buf, 4096, true), 0);
+	buf[n - 1] ^= 0x80;
+	CHECK_EQ(pkt_udp_verify(&p, buf, 4096, true), -EBADMSG);
+}
+
+/*
+ * A datagram sent with checksum offload (CHECKSUM_PARTIAL) carries in its checksum field only
+ * the folded sum of the pseudo-header, which the NIC (or nobody, on veth and lo) completes:
+ * queued so, with NFQA_SKB_CSUMNOTREADY, it must pass unchecked; were it checked, it fails.
+ */
+static void test_verify_partial(void)
+{
+	static const int fams[] = {AF_INET, AF_INET6};
+	unsigned int ulen = (unsigned int)(sizeof(dns_query) + PKT_UDP_HDR);
+	struct pkt_udp p;
+
+	for (size_t f = 0; f < 2; f++) {
+		int fam = fams[f];
+		size_t hlen = hlen_of(fam), alen = alen_of(fam), k;
+		uint8_t pseudo[40];
+		int n = build(buf, fam, dns_query, sizeof(dns_query));
+
+		/* RFC 768 / RFC 8200 8.1 pseudo-header */
+		memcpy(pseudo, fam == AF_INET ? a4_src : a6_src, alen);
+		memcpy(pseudo + alen, fam == AF_INET ? a4_dst : a6_dst, alen);
+		k = 2 * alen;
+		if (fam == AF_INET) {
+			pseudo[k++] = 0;
+			pseudo[k++] = IPPROTO_UDP;
+			put16(pseudo + k, ulen);
+			k += 2;
+		} else {
+			put16(pseudo + k, 0);
+			put16(pseudo + k + 2, ulen);
+			pseudo[k + 4] = pseudo[k + 5] = pseudo[k + 6] = 0;
+			pseudo[k + 7] = IPPROTO_UDP;
+			k += 8;
+		}
+		put16(buf + hlen + 6, ref_sum(pseudo, k));
+		CHECK_EQ(pkt_udp_parse(&p, buf, (size_t)n), 0);
+		CHECK_EQ(pkt_udp_verify(&p, buf, 4096, false), 0);
+		CHECK_EQ(pkt_udp_verify(&p, buf, 4096, true), -EBADMSG);
+	}
+}
+
 int main(void)
 {
 	test_roundtrip();
@@ -957,5 +1077,8 @@ int main(void)
 	test_build_alias();
 	test_checksum_zero();
 	test_checksum_omitted();
+	test_verify_size();
+	test_verify_checksum();
+	test_verify_partial();
 	return check_done("pkt");
 }
