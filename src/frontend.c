@@ -1032,6 +1032,26 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 	}
 }
 
+/*
+ * nonrec_passes - --non-recursive pass: may the query m, queued from p, go on untouched? Not a
+ * stub's query, and not one its client's policy group would answer (deny, sinkhole, an allow
+ * list that does not name it): clearing RD must not take a client past its --deny rules.
+ */
+static bool nonrec_passes(struct frontend *fe, const struct pkt_udp *p, const struct dns_msg *m,
+			  unsigned int ifindex)
+{
+	const struct policy_rule *rule;
+	int g;
+
+	if ((m->flags & DNS_FLAG_QR) || dns_query_is_stub(m))
+		return false;
+	if (!fe->cfg->groups.n_groups)
+		return true;
+	g = policy_group_of(&fe->cfg->groups, p->family, p->src, ifindex);
+	return g < 0 || policy_check(&fe->cfg->groups.groups[g], m->q.name, m->q.name_len,
+				     &rule) == POLICY_PASS;
+}
+
 bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex)
 {
 	struct frontend *fe = data;
@@ -1050,7 +1070,7 @@ bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 	/* --non-recursive pass: what a resolver, a monitor or a primary sends to the server it
 	 * names (RD=0, CH, AXFR/IXFR, NOTIFY...) goes there; only a running dotgw says so */
 	if (fe->cfg->nonrec_pass && dns_msg_parse(&m, pkt + p.payload_off, p.payload_len) == 0 &&
-	    !(m.flags & DNS_FLAG_QR) && !dns_query_is_stub(&m)) {
+	    nonrec_passes(fe, &p, &m, ifindex)) {
 		log_debug("a query that is not a stub's (opcode %u, RD %u): let pass",
 			  (m.flags & DNS_OPCODE_MASK) >> 11, !!(m.flags & DNS_FLAG_RD));
 		return true;

@@ -2,7 +2,8 @@
 # non_recursive.test.sh - queries that are not a stub's (RD=0, CH class, NOTIFY): by default
 # (--non-recursive forward) the upstream answers them like any other, and the server they were
 # sent to sees nothing; with --non-recursive pass (nfqueue mode) their UDP packets reach that
-# server untouched, while a stub's queries are still answered over DoT. The pass is dotgw's
+# server untouched, while a stub's queries are still answered over DoT, and a client's --deny
+# rules still hold for them (answered by dotgw, never passed). The pass is dotgw's
 # verdict, so --fail closed still holds: killed, dotgw lets nothing pass. In tproxy mode the
 # option is refused at start.
 #
@@ -40,7 +41,8 @@ lab_stop_dotgw
 lab_check_eq "forward: dotgw exits 0 on SIGTERM" 0 "$?"
 
 lab_log "--non-recursive pass --fail closed"
-lab_start_dotgw "${ARGS[@]}" --non-recursive pass --fail closed || lab_finish
+lab_start_dotgw "${ARGS[@]}" --non-recursive pass --fail closed \
+	--group lan="$LAB_CLIENT4" --deny lan:blocked.test=192.0.2.66 || lab_finish
 expect "pass: a stub query still gets the upstream's answer" \
 	"NOERROR $LAB_UP_A from $LAB_DECOY4#53 (UDP)"
 lab_check_eq "pass: the stub query did not reach the decoy" 0 "$(lab_decoy_count)"
@@ -54,6 +56,12 @@ lab_check_num "pass: CH version.bind reached the decoy" "$(lab_decoy_count)" -ge
 lab_decoy_reset
 lab_dig "$NS_CLIENT" @"$LAB_DECOY4" example.test SOA +opcode=notify +norecurse +tries=1
 lab_check_num "pass: NOTIFY reached the decoy" "$(lab_decoy_count)" -ge 1
+lab_decoy_reset
+# a client's policy holds for what would pass: clearing RD does not get past --deny
+lab_dig "$NS_CLIENT" @"$LAB_DECOY4" www.blocked.test A +norecurse +tries=1
+lab_check_eq "pass: RD=0 for a denied name gets the policy's sinkhole" \
+	"NOERROR 192.0.2.66 from $LAB_DECOY4#53 (UDP)" "$(lab_dig_summary A)"
+lab_check_eq "pass: the denied RD=0 query did not reach the decoy" 0 "$(lab_decoy_count)"
 lab_decoy_reset
 # TCP is taken by TPROXY before a query can be read: forwarded, as documented
 expect "pass: RD=0 over TCP is forwarded (the upstream's answer)" \
