@@ -1034,22 +1034,17 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 
 /*
  * nonrec_passes - --non-recursive pass: may the query m, queued from p, go on untouched? Not a
- * stub's query, and not one its client's policy group would answer (deny, sinkhole, an allow
- * list that does not name it): clearing RD must not take a client past its --deny rules.
+ * stub's query, from a client in no policy group: a group's rules and upstreams hold for all
+ * of its clients' queries, and clearing RD must not take a client past them (RD=0 to a public
+ * resolver is answered from its cache).
  */
 static bool nonrec_passes(struct frontend *fe, const struct pkt_udp *p, const struct dns_msg *m,
 			  unsigned int ifindex)
 {
-	const struct policy_rule *rule;
-	int g;
-
 	if ((m->flags & DNS_FLAG_QR) || dns_query_is_stub(m))
 		return false;
-	if (!fe->cfg->groups.n_groups)
-		return true;
-	g = policy_group_of(&fe->cfg->groups, p->family, p->src, ifindex);
-	return g < 0 || policy_check(&fe->cfg->groups.groups[g], m->q.name, m->q.name_len,
-				     &rule) == POLICY_PASS;
+	return !fe->cfg->groups.n_groups ||
+	       policy_group_of(&fe->cfg->groups, p->family, p->src, ifindex) < 0;
 }
 
 bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex)

@@ -29,8 +29,7 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
  * frontend_queue_packet - a queue_packet_fn: one IP packet from NFQUEUE (data is the
  * frontend). A UDP DNS query starts a query answered by raw injection; anything else is
  * counted as malformed and dropped. With --non-recursive pass, a query that is not a stub's
- * (dns_query_is_stub) is let pass untouched, unless the client's policy group would answer it:
- * returns true.
+ * (dns_query_is_stub) from a client in no policy group is let pass untouched: returns true.
  */
 bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex);
 

@@ -2,8 +2,8 @@
 # non_recursive.test.sh - queries that are not a stub's (RD=0, CH class, NOTIFY): by default
 # (--non-recursive forward) the upstream answers them like any other, and the server they were
 # sent to sees nothing; with --non-recursive pass (nfqueue mode) their UDP packets reach that
-# server untouched, while a stub's queries are still answered over DoT, and a client's --deny
-# rules still hold for them (answered by dotgw, never passed). The pass is dotgw's
+# server untouched, while a stub's queries are still answered over DoT; a client in a policy
+# group is never passed (its --deny rules hold for RD=0 too). The pass is dotgw's
 # verdict, so --fail closed still holds: killed, dotgw lets nothing pass. In tproxy mode the
 # option is refused at start.
 #
@@ -19,6 +19,9 @@ lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}"
 lab_require_dotgw "${1:-}"
 lab_setup
+# a second client, in a policy group
+CLIENT2=198.51.100.3
+ip -n "$NS_CLIENT" addr add "$CLIENT2/24" dev "$LAB_IF_CLIENT"
 
 ARGS=("${LAB_DOTGW_ARGS[@]}" --mode nfqueue --scope gateway)
 
@@ -42,7 +45,7 @@ lab_check_eq "forward: dotgw exits 0 on SIGTERM" 0 "$?"
 
 lab_log "--non-recursive pass --fail closed"
 lab_start_dotgw "${ARGS[@]}" --non-recursive pass --fail closed \
-	--group lan="$LAB_CLIENT4" --deny lan:blocked.test=192.0.2.66 || lab_finish
+	--group kids="$CLIENT2" --deny kids:blocked.test=192.0.2.99 || lab_finish
 expect "pass: a stub query still gets the upstream's answer" \
 	"NOERROR $LAB_UP_A from $LAB_DECOY4#53 (UDP)"
 lab_check_eq "pass: the stub query did not reach the decoy" 0 "$(lab_decoy_count)"
@@ -57,11 +60,13 @@ lab_decoy_reset
 lab_dig "$NS_CLIENT" @"$LAB_DECOY4" example.test SOA +opcode=notify +norecurse +tries=1
 lab_check_num "pass: NOTIFY reached the decoy" "$(lab_decoy_count)" -ge 1
 lab_decoy_reset
-# a client's policy holds for what would pass: clearing RD does not get past --deny
-lab_dig "$NS_CLIENT" @"$LAB_DECOY4" www.blocked.test A +norecurse +tries=1
-lab_check_eq "pass: RD=0 for a denied name gets the policy's sinkhole" \
-	"NOERROR 192.0.2.66 from $LAB_DECOY4#53 (UDP)" "$(lab_dig_summary A)"
-lab_check_eq "pass: the denied RD=0 query did not reach the decoy" 0 "$(lab_decoy_count)"
+# a client in a policy group is never passed: clearing RD does not get past its rules
+lab_dig "$NS_CLIENT" -b "$CLIENT2" @"$LAB_DECOY4" www.blocked.test A +norecurse +tries=1
+lab_check_eq "pass: a group's client, RD=0 for a denied name: the policy's sinkhole" \
+	"NOERROR 192.0.2.99 from $LAB_DECOY4#53 (UDP)" "$(lab_dig_summary A)"
+expect "pass: a group's client, RD=0 for another name: the upstream's answer" \
+	"NOERROR $LAB_UP_A from $LAB_DECOY4#53 (UDP)" +norecurse -b "$CLIENT2"
+lab_check_eq "pass: the group's RD=0 queries did not reach the decoy" 0 "$(lab_decoy_count)"
 lab_decoy_reset
 # TCP is taken by TPROXY before a query can be read: forwarded, as documented
 expect "pass: RD=0 over TCP is forwarded (the upstream's answer)" \
