@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "dotgw/config.h"
+#include "dotgw/conntrack.h"
 #include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
 #include "dotgw/log.h"
@@ -370,6 +371,25 @@ static int rules_install(const struct config *cfg, const struct route_config *rc
 		return r;
 	}
 	return 0;
+}
+
+/*
+ * bridge_flows_restart - the bridge redirect (ruleset.c) acts on a flow's first packet: a DNS
+ * flow that began before it was installed (conntrack runs already on a container host) would
+ * go on past dotgw, in plaintext, while that entry lives. Delete such entries, so that their
+ * next packet is redirected: TCP, and UDP in tproxy mode (nfqueue mode queues bridged UDP).
+ */
+static void bridge_flows_restart(const struct config *cfg)
+{
+	int r = conntrack_flush_dns(cfg->mode != MODE_NFQUEUE);
+
+	if (r < 0)
+		log_warn("deleting the conntrack entries of DNS flows that began before dotgw: %s: "
+			 "such a flow from behind a bridge passes dotgw until its entry expires",
+			 strerror(-r));
+	else if (r > 0)
+		log_info("deleted the conntrack entries of %d DNS flows that began before dotgw "
+			 "(their next packets are captured)", r);
 }
 
 /* The kernel lacks nft_queue on some machines: fall back to the xtables NFQUEUE target. */
@@ -804,6 +824,8 @@ int main(int argc, char **argv)
 	}
 	if (rules_install(cfg, &rc, queue_compat, &d.no_nat, &rs) < 0)
 		goto out_close_workers;
+	if ((cfg->scope & RULESET_SCOPE_GATEWAY) && !d.no_nat)
+		bridge_flows_restart(cfg);
 	d.argc = argc;
 	d.argv = argv;
 	d.ref = ref;
