@@ -223,7 +223,7 @@ struct ct_flush {
 /* ct_orig_is_dns - CTA_TUPLE_ORIG is TCP (or UDP, when udp) to port 53 */
 static bool ct_orig_is_dns(const struct nlattr *orig, bool udp)
 {
-	const struct nlattr *tt[CTA_MAX + 1] = { 0 }, *pr[CTA_MAX + 1] = { 0 };
+	const struct nlattr *tt[CTA_MAX + 1] = {0}, *pr[CTA_MAX + 1] = {0};
 	uint8_t proto;
 
 	if (mnl_attr_validate(orig, MNL_TYPE_NESTED) < 0 ||
@@ -243,7 +243,7 @@ static bool ct_orig_is_dns(const struct nlattr *orig, bool udp)
 /* ct_flush_cb - one entry of the dump: delete it (by its original tuple) when it qualifies */
 static int ct_flush_cb(const struct nlmsghdr *nlh, void *data)
 {
-	const struct nlattr *tb[CTA_MAX + 1] = { 0 };
+	const struct nlattr *tb[CTA_MAX + 1] = {0};
 	const struct nfgenmsg *in = mnl_nlmsg_get_payload(nlh);
 	struct ct_flush *f = data;
 	uint32_t buf[512 / sizeof(uint32_t)];
@@ -269,7 +269,8 @@ static int ct_flush_cb(const struct nlmsghdr *nlh, void *data)
 	nfg = mnl_nlmsg_put_extra_header(req, sizeof(*nfg));
 	nfg->nfgen_family = in->nfgen_family;
 	nfg->version = NFNETLINK_V0;
-	mnl_attr_put(req, CTA_TUPLE_ORIG | NLA_F_NESTED, mnl_attr_get_payload_len(tb[CTA_TUPLE_ORIG]),
+	mnl_attr_put(req, CTA_TUPLE_ORIG | NLA_F_NESTED,
+		     mnl_attr_get_payload_len(tb[CTA_TUPLE_ORIG]),
 		     mnl_attr_get_payload(tb[CTA_TUPLE_ORIG]));
 	if (tb[CTA_ZONE] && mnl_attr_validate(tb[CTA_ZONE], MNL_TYPE_U16) == 0)
 		mnl_attr_put_u16(req, CTA_ZONE, mnl_attr_get_u16(tb[CTA_ZONE]));
@@ -285,7 +286,7 @@ static int ct_flush_cb(const struct nlmsghdr *nlh, void *data)
 /* ct_socket - a bound ctnetlink socket whose reads give up after 2 s */
 static struct mnl_socket *ct_socket(void)
 {
-	struct timeval tv = { .tv_sec = 2 };
+	struct timeval tv = {.tv_sec = 2};
 	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 
 	if (!nl)
@@ -303,7 +304,7 @@ static struct mnl_socket *ct_socket(void)
 
 int conntrack_flush_dns(bool udp)
 {
-	struct ct_flush f = { .udp = udp, .seq = 1 };
+	struct ct_flush f = {.udp = udp, .seq = 1};
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct nfgenmsg *nfg;

@@ -389,7 +389,8 @@ static void bridge_flows_restart(const struct config *cfg)
 			 strerror(-r));
 	else if (r > 0)
 		log_info("deleted the conntrack entries of %d DNS flows that began before dotgw "
-			 "(their next packets are captured)", r);
+			 "(their next packets are captured)",
+			 r);
 }
 
 /* The kernel lacks nft_queue on some machines: fall back to the xtables NFQUEUE target. */

@@ -38,7 +38,7 @@ table ip ctrhost {
 }
 NFT
 
-# ask WHAT: one UDP query from the container's fixed source port 5353 to the decoy's address
+# ask: one UDP query from the container's fixed source port 5353 to the decoy's address
 ask()
 {
 	lab_dig "$CTR1" -b 198.51.100.130#5353 @"$LAB_DECOY4" www.example.test A +tries=1
