@@ -217,8 +217,23 @@ struct ct_flush {
 	uint32_t del_portid;
 	uint32_t seq;
 	bool udp;
+	uint16_t redirect_port; /* 0: flows no DNAT touched; else those redirected to it */
 	int deleted;
 };
+
+/* ct_reply_sport - the source port of CTA_TUPLE_REPLY (host order), or 0 */
+static uint16_t ct_reply_sport(const struct nlattr *reply)
+{
+	const struct nlattr *tt[CTA_MAX + 1] = {0}, *pr[CTA_MAX + 1] = {0};
+
+	if (!reply || mnl_attr_validate(reply, MNL_TYPE_NESTED) < 0 ||
+	    mnl_attr_parse_nested(reply, ct_attr_cb, tt) < 0 || !tt[CTA_TUPLE_PROTO] ||
+	    mnl_attr_validate(tt[CTA_TUPLE_PROTO], MNL_TYPE_NESTED) < 0 ||
+	    mnl_attr_parse_nested(tt[CTA_TUPLE_PROTO], ct_attr_cb, pr) < 0 ||
+	    !pr[CTA_PROTO_SRC_PORT] || mnl_attr_validate(pr[CTA_PROTO_SRC_PORT], MNL_TYPE_U16) < 0)
+		return 0;
+	return ntohs(mnl_attr_get_u16(pr[CTA_PROTO_SRC_PORT]));
+}
 
 /* ct_orig_is_dns - CTA_TUPLE_ORIG is TCP (or UDP, when udp) to port 53 */
 static bool ct_orig_is_dns(const struct nlattr *orig, bool udp)
@@ -249,6 +264,7 @@ static int ct_flush_cb(const struct nlmsghdr *nlh, void *data)
 	uint32_t buf[512 / sizeof(uint32_t)];
 	struct nlmsghdr *req;
 	struct nfgenmsg *nfg;
+	bool dnat;
 	ssize_t n;
 
 	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*in) ||
@@ -256,8 +272,11 @@ static int ct_flush_cb(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_OK;
 	if (!tb[CTA_TUPLE_ORIG] || !tb[CTA_STATUS] ||
 	    mnl_attr_validate(tb[CTA_STATUS], MNL_TYPE_U32) < 0 ||
-	    (ntohl(mnl_attr_get_u32(tb[CTA_STATUS])) & IPS_DST_NAT) ||
 	    !ct_orig_is_dns(tb[CTA_TUPLE_ORIG], f->udp))
+		return MNL_CB_OK;
+	dnat = ntohl(mnl_attr_get_u32(tb[CTA_STATUS])) & IPS_DST_NAT;
+	if (f->redirect_port ? !dnat || ct_reply_sport(tb[CTA_TUPLE_REPLY]) != f->redirect_port
+			     : dnat)
 		return MNL_CB_OK;
 	if (mnl_attr_get_payload_len(tb[CTA_TUPLE_ORIG]) > 256)
 		return MNL_CB_OK; /* no tuple is that large */
@@ -302,9 +321,9 @@ static struct mnl_socket *ct_socket(void)
 	return nl;
 }
 
-int conntrack_flush_dns(bool udp)
+int conntrack_flush_dns(bool udp, uint16_t redirect_port)
 {
-	struct ct_flush f = {.udp = udp, .seq = 1};
+	struct ct_flush f = {.udp = udp, .redirect_port = redirect_port, .seq = 1};
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct nfgenmsg *nfg;

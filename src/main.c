@@ -381,7 +381,7 @@ static int rules_install(const struct config *cfg, const struct route_config *rc
  */
 static void bridge_flows_restart(const struct config *cfg)
 {
-	int r = conntrack_flush_dns(cfg->mode != MODE_NFQUEUE);
+	int r = conntrack_flush_dns(cfg->mode != MODE_NFQUEUE, 0);
 
 	if (r < 0)
 		log_warn("deleting the conntrack entries of DNS flows that began before dotgw: %s: "
@@ -391,6 +391,26 @@ static void bridge_flows_restart(const struct config *cfg)
 		log_info("deleted the conntrack entries of %d DNS flows that began before dotgw "
 			 "(their next packets are captured)",
 			 r);
+}
+
+/*
+ * bridge_flows_release - the redirect is gone (fail open, --remove-rules): the flows it took
+ * would go on to the listener port, closed, while their entries live. Delete them, so that
+ * DNS flows as it did before dotgw.
+ */
+static void bridge_flows_release(const struct config *cfg)
+{
+	int r;
+
+	if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
+		return;
+	r = conntrack_flush_dns(true, cfg->tproxy_port);
+	if (r < 0)
+		log_warn("deleting the conntrack entries of the DNS flows dotgw redirected: %s: "
+			 "such a flow from behind a bridge gets no answer until its entry expires",
+			 strerror(-r));
+	else if (r > 0)
+		log_info("deleted the conntrack entries of %d DNS flows dotgw redirected", r);
 }
 
 /* The kernel lacks nft_queue on some machines: fall back to the xtables NFQUEUE target. */
@@ -786,6 +806,8 @@ int main(int argc, char **argv)
 		if (r == 0)
 			log_info("removed table inet '%s' and the policy routing of fwmark 0x%x",
 				 cfg->table, rc.mark);
+		if (r == 0 || r == -ENOENT)
+			bridge_flows_release(cfg);
 		return r < 0 && r != -ENOENT ? EXIT_FAILURE : EXIT_SUCCESS;
 	}
 
@@ -907,6 +929,8 @@ out_remove_rules:
 		ruleset_close(rs); /* fail open: the kernel deletes the owned table with it */
 		if (rules_remove(cfg, &rc) < 0)
 			status = EXIT_FAILURE;
+		else if (!d.no_nat)
+			bridge_flows_release(cfg);
 	}
 out_close_workers:
 	for (unsigned int i = 0; i < d.nworkers; i++) {

@@ -29,11 +29,13 @@ int conntrack_orig_dst(struct conntrack *ct, uint8_t l4proto, const struct socka
 
 /*
  * conntrack_flush_dns - delete the conntrack entry of every TCP flow (and UDP flow, when udp)
- * to port 53 that no DNAT has touched. Conntrack takes its NAT decision on a flow's first
- * packet: a flow that began before the bridge redirect was installed would go on past it, in
- * plaintext. Its next packet starts a new entry, which the redirect takes. Opens its own
- * sockets and blocks (CAP_NET_ADMIN; for start-up). Returns the number deleted, or -errno.
+ * to port 53 that no DNAT has touched (redirect_port 0), or that was redirected to
+ * redirect_port. Conntrack takes its NAT decision on a flow's first packet: a flow that began
+ * before the bridge redirect was installed would go on past it, in plaintext; one it
+ * redirected would still go to the listener port once the redirect is gone. Its next packet
+ * starts a new entry. Opens its own sockets and blocks (CAP_NET_ADMIN; for start-up and exit).
+ * Returns the number deleted, or -errno.
  */
-int conntrack_flush_dns(bool udp);
+int conntrack_flush_dns(bool udp, uint16_t redirect_port);
 
 #endif

@@ -4,7 +4,8 @@
 # (a nat chain) acts on a flow's first packet only, so a client that keeps its source port (a
 # forwarder in a container, a device with a fixed port) would go on reaching the server it
 # asked, in plaintext, past a running dotgw. dotgw deletes such entries at start: the flow's
-# next query is captured. Both modes (nfqueue: TCP only, as UDP is queued), --fail closed.
+# next query is captured. Both modes (nfqueue: TCP only, as UDP is queued), --fail closed. And
+# with --fail open, once dotgw stops, the flows it redirected reach their servers again.
 #
 #   ctr1 198.51.100.130/25 --- vc1 - br0 198.51.100.129/25 [gateway: dotgw, masquerade to gw-u,
 #                                                          bridge-nf-call-iptables=1]
@@ -61,9 +62,24 @@ for mode in tproxy nfqueue; do
 	lab_check_eq "$mode: nothing reached the decoy" 0 "$(lab_decoy_count)"
 	lab_stop_dotgw
 	lab_check_eq "$mode: dotgw exits 0" 0 "$?"
-	lab_run "$NS_GW" "$DOTGW" --remove-rules
+	lab_run "$NS_GW" "$DOTGW" --remove-rules --scope gateway --interface br0
 	lab_check_eq "$mode: --remove-rules exits 0" 0 "$LAB_RC"
-	# the redirected entry would now send the flow to a closed port: start afresh
-	ip netns exec "$NS_GW" conntrack -D -p udp --dport 53 >/dev/null 2>&1
+	# (the next round's first query shows that --remove-rules released the redirected flow)
+done
+
+# the other way round: with --fail open, once dotgw stops DNS flows as before it, the flows it
+# redirected included (their entries would point at the closed listener port)
+for mode in tproxy nfqueue; do
+	lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --mode "$mode" --scope gateway --interface br0 ||
+		lab_finish
+	lab_decoy_reset
+	ask
+	lab_check_eq "$mode, fail open: the flow is answered over DoT" \
+		"NOERROR $LAB_UP_A" "$(lab_dig_status) $(lab_dig_rdata A)"
+	lab_stop_dotgw
+	lab_check_eq "$mode, fail open: dotgw exits 0" 0 "$?"
+	ask
+	lab_check_eq "$mode, fail open, dotgw stopped: the same flow reaches the decoy again" \
+		"NOERROR $LAB_DECOY_A" "$(lab_dig_status) $(lab_dig_rdata A)"
 done
 lab_finish
