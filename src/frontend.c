@@ -1372,6 +1372,21 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 	}
 }
 
+/*
+ * nonrec_passes - --non-recursive pass: may the query m, from client, go on untouched? Not a
+ * stub's query, from a client in no policy group: a group's rules and upstreams hold for all
+ * of its clients' queries, and clearing RD must not take a client past them (RD=0 to a public
+ * resolver is answered from its cache).
+ */
+static bool nonrec_passes(struct frontend *fe, const union sockaddr_any *client,
+			  const struct dns_msg *m, unsigned int ifindex)
+{
+	if ((m->flags & DNS_FLAG_QR) || dns_query_is_stub(m))
+		return false;
+	/* GROUP_IF_UNKNOWN may be a group's: not let pass */
+	return !fe->cfg->groups.n_groups || client_group(fe, client, ifindex) == -1;
+}
+
 bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex,
 			   bool csum_ready)
 {
@@ -1387,14 +1402,6 @@ bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
 				"dropped a queued %zu-octet packet that is not UDP to port 53", len);
 		return false;
-	}
-	/* --non-recursive pass: what a resolver, a monitor or a primary sends to the server it
-	 * names (RD=0, CH, AXFR/IXFR, NOTIFY...) goes there; only a running dotgw says so */
-	if (fe->cfg->nonrec_pass && dns_msg_parse(&m, pkt + p.payload_off, p.payload_len) == 0 &&
-	    !(m.flags & DNS_FLAG_QR) && !dns_query_is_stub(&m)) {
-		log_debug("a query that is not a stub's (opcode %u, RD %u): let pass",
-			  (m.flags & DNS_OPCODE_MASK) >> 11, !!(m.flags & DNS_FLAG_RD));
-		return true;
 	}
 	/*
 	 * What tproxy mode's UDP listener never sees, dotgw drops here too: a bad checksum (the
@@ -1431,6 +1438,14 @@ bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 			client.sin6.sin6_scope_id = odst.sin6.sin6_scope_id = ifindex;
 		client.sin6.sin6_port = htons(p.sport);
 		odst.sin6.sin6_port = htons(p.dport);
+	}
+	/* --non-recursive pass: what a resolver, a monitor or a primary sends to the server it
+	 * names (RD=0, CH, AXFR/IXFR, NOTIFY...) goes there; only a running dotgw says so */
+	if (fe->cfg->nonrec_pass && dns_msg_parse(&m, pkt + p.payload_off, p.payload_len) == 0 &&
+	    nonrec_passes(fe, &client, &m, ifindex)) {
+		log_debug("a query that is not a stub's (opcode %u, RD %u): let pass",
+			  (m.flags & DNS_OPCODE_MASK) >> 11, !!(m.flags & DNS_FLAG_RD));
+		return true;
 	}
 	query_start(fe, pkt + p.payload_off, p.payload_len, NULL, &client, &odst, ifindex);
 	return false;

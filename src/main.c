@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "dotgw/config.h"
+#include "dotgw/conntrack.h"
 #include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
 #include "dotgw/log.h"
@@ -384,6 +385,46 @@ static int rules_install(const struct config *cfg, const struct route_config *rc
 		return r;
 	}
 	return 0;
+}
+
+/*
+ * bridge_flows_restart - the bridge redirect (ruleset.c) acts on a flow's first packet: a DNS
+ * flow that began before it was installed (conntrack runs already on a container host) would
+ * go on past dotgw, in plaintext, while that entry lives. Delete such entries, so that their
+ * next packet is redirected: TCP, and UDP in tproxy mode (nfqueue mode queues bridged UDP).
+ */
+static void bridge_flows_restart(const struct config *cfg)
+{
+	int r = conntrack_flush_dns(cfg->mode != MODE_NFQUEUE, 0);
+
+	if (r < 0)
+		log_warn("deleting the conntrack entries of DNS flows that began before dotgw: %s: "
+			 "such a flow from behind a bridge passes dotgw until its entry expires",
+			 strerror(-r));
+	else if (r > 0)
+		log_info("deleted the conntrack entries of %d DNS flows that began before dotgw "
+			 "(their next packets are captured)",
+			 r);
+}
+
+/*
+ * bridge_flows_release - the redirect is gone (fail open, --remove-rules): the flows it took
+ * would go on to the listener port, closed, while their entries live. Delete them, so that
+ * DNS flows as it did before dotgw.
+ */
+static void bridge_flows_release(const struct config *cfg)
+{
+	int r;
+
+	if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
+		return;
+	r = conntrack_flush_dns(true, cfg->tproxy_port);
+	if (r < 0)
+		log_warn("deleting the conntrack entries of the DNS flows dotgw redirected: %s: "
+			 "such a flow from behind a bridge gets no answer until its entry expires",
+			 strerror(-r));
+	else if (r > 0)
+		log_info("deleted the conntrack entries of %d DNS flows dotgw redirected", r);
 }
 
 /* The kernel lacks nft_queue on some machines: fall back to the xtables NFQUEUE target. */
@@ -786,6 +827,8 @@ int main(int argc, char **argv)
 		if (r == 0)
 			log_info("removed table inet '%s' and the policy routing of fwmark 0x%x",
 				 cfg->table, rc.mark);
+		if (r == 0 || r == -ENOENT)
+			bridge_flows_release(cfg);
 		return r < 0 && r != -ENOENT ? EXIT_FAILURE : EXIT_SUCCESS;
 	}
 
@@ -832,6 +875,8 @@ int main(int argc, char **argv)
 	if (rules_install(cfg, &rc, queue_compat, &d.no_nat, &rs) < 0)
 		goto out_close_workers;
 	d.no_ipv6 = rc.no_ipv6;
+	if ((cfg->scope & RULESET_SCOPE_GATEWAY) && !d.no_nat)
+		bridge_flows_restart(cfg);
 	d.argc = argc;
 	d.argv = argv;
 	d.ref = ref;
@@ -913,6 +958,8 @@ out_remove_rules:
 		ruleset_close(rs); /* fail open: the kernel deletes the owned table with it */
 		if (rules_remove(cfg, &rc) < 0)
 			status = EXIT_FAILURE;
+		else if (!d.no_nat)
+			bridge_flows_release(cfg);
 	}
 out_close_workers:
 	for (unsigned int i = 0; i < d.nworkers; i++) {

@@ -4,8 +4,9 @@
  * Verdicts: every packet read is handed to the callback and then dropped. After each burst of
  * reads one NFQNL_MSG_VERDICT_BATCH covers every id up to the highest seen, so each id gets
  * exactly one verdict and the kernel is written to once per burst, not once per packet. A
- * packet the callback lets pass gets its own NF_ACCEPT at once; it has then left the queue,
- * and the batch verdict does not reach it (if that send fails, the batch drops it).
+ * packet the callback lets pass gets its own NF_ACCEPT at once; it has then left the queue, so
+ * it does not count towards the batch's highest id (a batch that finds no packet is an ENOENT
+ * error from the kernel); if that send fails, it counts, and the batch drops it.
  * Reads take up to QUEUE_BATCH packets per recvmmsg, into buffers whose untouched pages (all
  * but the first of each, for DNS-sized packets) never become resident.
  * ENOBUFS on the socket means the kernel could not deliver some messages: counted, not fatal.
@@ -37,7 +38,7 @@
 #define QUEUE_BATCH	 16		  /* packets per recvmmsg */
 #define QUEUE_CFG_BUF	 8192
 
-static void queue_accept(struct queue_source *q, uint32_t id);
+static bool queue_accept(struct queue_source *q, uint32_t id);
 
 struct queue_source {
 	struct loop *loop;
@@ -126,42 +127,50 @@ static int queue_packet(const struct nlmsghdr *nlh, void *data)
 	}
 	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
 	id = ntohl(ph->packet_id);
-	if (!q->have_id || (int32_t)(id - q->max_id) > 0)
-		q->max_id = id;
-	q->have_id = true;
 	stats_add(&q->stats->queue_packets, 1);
 	if (!attr[NFQA_PAYLOAD]) {
 		stats_add(&q->stats->malformed, 1);
-		return MNL_CB_OK;
+	} else {
+		/*
+		 * CSUMNOTREADY: the packet's checksum is still partial (CHECKSUM_PARTIAL, typical
+		 * of locally sent and veth traffic), not something to check; otherwise it is final.
+		 */
+		if (attr[NFQA_SKB_INFO] && mnl_attr_get_payload_len(attr[NFQA_SKB_INFO]) >= 4)
+			info = ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO]));
+		if (q->cb(q->data, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
+			  mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]),
+			  attr[NFQA_IFINDEX_INDEV]
+				  ? ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV]))
+				  : 0,
+			  !(info & NFQA_SKB_CSUMNOTREADY)) &&
+		    queue_accept(q, id))
+			return MNL_CB_OK;
 	}
-	/*
-	 * CSUMNOTREADY: the packet's checksum is still partial (CHECKSUM_PARTIAL, typical of
-	 * locally sent and veth traffic), not something to check; otherwise it is final.
-	 */
-	if (attr[NFQA_SKB_INFO] && mnl_attr_get_payload_len(attr[NFQA_SKB_INFO]) >= 4)
-		info = ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO]));
-	if (q->cb(q->data, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
-		  mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]),
-		  attr[NFQA_IFINDEX_INDEV] ? ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV])) : 0,
-		  !(info & NFQA_SKB_CSUMNOTREADY)))
-		queue_accept(q, id);
+	/* dropped: the batch verdict covers it */
+	if (!q->have_id || (int32_t)(id - q->max_id) > 0)
+		q->max_id = id;
+	q->have_id = true;
 	return MNL_CB_OK;
 }
 
 /*
  * queue_accept - NF_ACCEPT for packet id alone, now: the packet leaves the queue, so the
- * batch verdict that follows (every id up to the highest) no longer covers it.
+ * batch verdict that follows (every id up to the highest) no longer covers it. Returns false
+ * when the verdict could not be sent (the packet is still queued).
  */
-static void queue_accept(struct queue_source *q, uint32_t id)
+static bool queue_accept(struct queue_source *q, uint32_t id)
 {
 	char buf[MNL_NLMSG_HDRLEN + 64];
 	struct nlmsghdr *nlh;
 
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, q->num);
 	nfq_nlmsg_verdict_put(nlh, (int)id, NF_ACCEPT);
-	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0) {
 		log_ratelimited(&q->rl, LOG_LVL_ERROR, "queue %u: verdict: %s", q->num,
 				strerror(errno));
+		return false;
+	}
+	return true;
 }
 
 /* queue_verdict - NF_DROP for every id up to the highest read so far. */

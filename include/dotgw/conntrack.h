@@ -6,6 +6,7 @@
 #ifndef DOTGW_CONNTRACK_H
 #define DOTGW_CONNTRACK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -25,5 +26,16 @@ void conntrack_close(struct conntrack *ct);
  */
 int conntrack_orig_dst(struct conntrack *ct, uint8_t l4proto, const struct sockaddr *local,
 		       const struct sockaddr *peer, struct sockaddr_storage *odst);
+
+/*
+ * conntrack_flush_dns - delete the conntrack entry of every TCP flow (and UDP flow, when udp)
+ * to port 53 that no DNAT has touched (redirect_port 0), or that was redirected to
+ * redirect_port. Conntrack takes its NAT decision on a flow's first packet: a flow that began
+ * before the bridge redirect was installed would go on past it, in plaintext; one it
+ * redirected would still go to the listener port once the redirect is gone. Its next packet
+ * starts a new entry. Opens its own sockets and blocks (CAP_NET_ADMIN; for start-up and exit).
+ * Returns the number deleted, or -errno.
+ */
+int conntrack_flush_dns(bool udp, uint16_t redirect_port);
 
 #endif

@@ -117,8 +117,8 @@ int dns_msg_parse(struct dns_msg *m, const uint8_t *buf, size_t len);
 int dns_query_check(const struct dns_msg *m);
 
 /*
- * dns_query_is_stub - a stub resolver's question: opcode QUERY, one question of class IN
- * (or ANY) and not a zone transfer, recursion desired. Anything else (RD=0 from a resolver or
+ * dns_query_is_stub - a stub resolver's question: opcode QUERY, one question of class IN (not
+ * ANY) and not a zone transfer, recursion desired. Anything else (RD=0 from a resolver or
  * monitor, CH-class server queries, AXFR/IXFR, NOTIFY/UPDATE, no question) is meant for the
  * server it was sent to.
  */

@@ -33,7 +33,7 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
  * and the UDP listener of tproxy mode would: anything that is not UDP to port 53, and datagrams
  * over 4096 octets (counted malformed); with csum_ready, a UDP checksum that does not verify
  * (counted bad_checksum). With --non-recursive pass, a query that is not a stub's
- * (dns_query_is_stub) is let pass untouched: returns true.
+ * (dns_query_is_stub) from a client in no policy group is let pass untouched: returns true.
  */
 bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex,
 			   bool csum_ready);

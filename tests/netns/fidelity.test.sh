@@ -180,6 +180,9 @@ DIRECT="$LAB_DIR/direct"
 lab_log "asking the upstream directly (twice: the second round, with its cache warm, counts)"
 ask "$LAB_DIR/warmup" "$LAB_UP4"
 ask "$DIRECT" "$LAB_UP4"
+# a case the upstream leaves unanswered would compare "no answer" with "no answer": same
+lab_check_eq "the upstream answered every case directly" "" \
+	"$(cd "$DIRECT" && grep -L -e '->>HEADER<<-' -- * | paste -sd ' ')"
 lab_check_match "the upstream answers the TXT set of exactly 4096 octets whole" \
 	'ANSWER: 16,|ANSWER: 1[0-9],|ANSWER: 2[0-9],' "$(cat "$DIRECT/t4096-bufsize4096-udp")"
 lab_check_match "the upstream follows CNAME chains" 'chain2\.fid\.test\..*CNAME' \
