@@ -157,8 +157,9 @@ int upstream_pool_new_transport(struct upstream_pool **out, struct loop *loop,
 	struct upstream_pool *pool;
 	int r;
 
-	/* called from the main thread before any worker runs */
-	if (dns_msg_parse(&probe_msg, probe_query, sizeof(probe_query)) < 0)
+	/* the first call comes from the main thread before any worker runs; later ones (reload)
+	 * leave probe_msg alone, as the workers read it */
+	if (!probe_msg.qdcount && dns_msg_parse(&probe_msg, probe_query, sizeof(probe_query)) < 0)
 		return -EINVAL;
 	pool = calloc(1, sizeof(*pool) + cfg->n_upstreams * sizeof(pool->ups[0]));
 	if (!pool)
@@ -295,15 +296,6 @@ static void conn_event(struct loop_watch *w, uint32_t revents)
 	conn_io(c);
 }
 
-static void probe_complete(struct upstream_query *uq, const uint8_t *answer,
-			   const struct dns_msg *r, int err)
-{
-	(void)uq;
-	(void)answer;
-	(void)r;
-	(void)err; /* its answer already counted as progress; nothing else to do */
-}
-
 /* conn_probe - send the health probe on a connection that went silent. */
 static void conn_probe(struct upconn *c)
 {
@@ -317,7 +309,6 @@ static void conn_probe(struct upconn *c)
 	uq->len = sizeof(probe_query);
 	uq->m = &probe_msg;
 	uq->deadline_ms = UINT64_MAX;
-	uq->complete = probe_complete;
 	uq->probe = 1;
 	stats_add(&pool->stats->upstream_probes, 1);
 	log_debug("upstream %s: no answer for %llu ms, probing the connection", c->up->cfg->text,
@@ -650,6 +641,8 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 		stats_add(&up->rtt_sum_us, rtt);
 	}
 	stats_add(&up->answers, 1);
+	if (uq->probe)
+		return 0; /* its answer counted as progress; nothing else to do */
 	uq->answered_by = up->cfg->text;
 	uq->complete(uq, ans, &r, 0);
 	return 0;

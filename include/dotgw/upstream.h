@@ -59,7 +59,7 @@ struct upstream_query {
 	uint8_t attempts;
 	uint8_t resends; /* sends again after clean closes, which do not count as attempts */
 	uint8_t waiting;
-	uint8_t probe; /* the pool's own health probe */
+	uint8_t probe; /* the pool's own health probe: complete() is never called */
 };
 
 /*

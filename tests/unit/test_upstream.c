@@ -448,8 +448,8 @@ static void test_clean_close(void)
 	upstream_pool_free(pool);
 }
 
-/* Upstream faults back off and fail over; local errors neither back off nor fail over. */
-static void test_faults(void)
+/* connect refused: up0 backs off, up1 answers */
+static void test_fault_refused(void)
 {
 	struct config cfg;
 	struct stats st;
@@ -457,7 +457,6 @@ static void test_faults(void)
 	struct tq q;
 	uint64_t failures;
 
-	/* connect refused: up0 backs off, up1 answers */
 	setup(&cfg, &st, POLICY_ORDERED);
 	pool = pool_new(&cfg, &st);
 	modes[0] = FAKE_REFUSED;
@@ -473,8 +472,17 @@ static void test_faults(void)
 	CHECK_EQ(failures, 1);
 	CHECK(usable(pool, 1, &failures));
 	upstream_pool_free(pool);
+}
 
-	/* the handshake fails (authentication): the query moves to up1, up0 backs off */
+/* the handshake fails (authentication): the query moves to up1, up0 backs off */
+static void test_fault_handshake(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q;
+	uint64_t failures;
+
 	setup(&cfg, &st, POLICY_ORDERED);
 	pool = pool_new(&cfg, &st);
 	modes[0] = FAKE_HS_FAIL;
@@ -489,8 +497,17 @@ static void test_faults(void)
 	CHECK(!usable(pool, 0, &failures));
 	CHECK_EQ(failures, 1);
 	upstream_pool_free(pool);
+}
 
-	/* an answer to another question: a protocol fault, up0 backs off, up1 answers */
+/* an answer to another question: a protocol fault, up0 backs off, up1 answers */
+static void test_fault_bad_answer(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q;
+	uint64_t failures;
+
 	setup(&cfg, &st, POLICY_ORDERED);
 	pool = pool_new(&cfg, &st);
 	tq_init(&q, loop);
@@ -508,8 +525,17 @@ static void test_faults(void)
 	CHECK_EQ(q.err, 0);
 	CHECK(q.by && strcmp(q.by, "up1") == 0);
 	upstream_pool_free(pool);
+}
 
-	/* out of descriptors: SERVFAIL at once, nobody backs off, nothing tried elsewhere */
+/* Local errors neither back off nor fail over. Out of descriptors: SERVFAIL at once. */
+static void test_local_errors(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q;
+	uint64_t failures;
+
 	setup(&cfg, &st, POLICY_ORDERED);
 	pool = pool_new(&cfg, &st);
 	modes[0] = FAKE_LOCAL;
@@ -538,8 +564,16 @@ static void test_faults(void)
 	CHECK_EQ(q.done, 1);
 	CHECK(q.err < 0);
 	upstream_pool_free(pool);
+}
 
-	/* every upstream refuses: -ENETUNREACH once none is usable */
+/* every upstream refuses: -ENETUNREACH once none is usable */
+static void test_all_down(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q;
+
 	setup(&cfg, &st, POLICY_ORDERED);
 	pool = pool_new(&cfg, &st);
 	modes[0] = modes[1] = modes[2] = FAKE_REFUSED;
@@ -606,7 +640,11 @@ int main(void)
 	test_ids();
 	test_wait_list();
 	test_clean_close();
-	test_faults();
+	test_fault_refused();
+	test_fault_handshake();
+	test_fault_bad_answer();
+	test_local_errors();
+	test_all_down();
 	test_choice();
 	loop_free(loop);
 	return check_done("upstream");
