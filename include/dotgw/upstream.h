@@ -88,7 +88,10 @@ struct upstream_transport {
 	void (*close)(struct tls_conn *t, bool clean);
 };
 
-/* upstream_pool_new_transport - upstream_pool_new over another transport (tr must outlive). */
+/*
+ * upstream_pool_new_transport - upstream_pool_new over another transport, tr, which must
+ * outlive the pool.
+ */
 int upstream_pool_new_transport(struct upstream_pool **out, struct loop *loop,
 				const struct config *cfg, struct stats *stats,
 				const struct upstream_transport *tr);
