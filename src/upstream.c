@@ -5,53 +5,44 @@
  * - A query is in exactly one place: a connection slot (uq->conn set), the pool's wait list
  *   (uq->waiting set), or nowhere (completed or cancelled).
  * - Bytes reach a connection's output buffer only after its slot is taken; they reach the wire
- *   only once the TLS handshake (and so authentication) has succeeded.
+ *   only once the transport's handshake (and so authentication) has succeeded.
  * - conn_close() detaches every query before it calls anything that could complete one, so
- *   callbacks never see a half-closed connection.
+ *   callbacks never see a half-closed connection; it alone sends the wait list on after a
+ *   close (its callers do not).
  * - Each connection has one timer: the connect/handshake deadline while it opens; then the
  *   stall check while queries are in flight, or the idle deadline while none are.
  * - Queries queued on a ready connection go out from its deferred flush, once per loop
  *   iteration: all the queries of one batch of client packets share a TLS record and a write.
- * Every TLS (libssl) call of dotgw lives in this file; outside it, only config.c uses libcrypto,
- * to decode --pin's base64 (EVP_DecodeBlock).
+ * The bytes travel over a struct upstream_transport: tls.c in the daemon, so that this file
+ * holds no OpenSSL call; ids, slots, the wait list, upstream choice and back-off are here.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
+#include <sys/queue.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "dotgw/log.h"
+#include "dotgw/tls.h"
 #include "dotgw/upstream.h"
 
 #define UPCONN_SLOT_BITS 10
 #define UPCONN_SLOTS	 (1u << UPCONN_SLOT_BITS)
 #define UPCONN_SLOT_MASK (UPCONN_SLOTS - 1)
 #define UPCONN_IN_SIZE	 (2 + DNS_MAX_MSG)
-#define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for SSL_write at most */
-#define UPCONN_RBUF	 (16u << 10) /* read from the socket at once (see conn_set_bio) */
-#define UPCONN_SPREAD	 16 /* in flight on each connection: open another (upstream_conn) */
+#define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for the transport at most */
+#define UPCONN_SPREAD	 16	    /* in flight on each connection: open another (upstream_conn) */
 #define UPQ_MAX_ATTEMPTS 3
 #define UPQ_MAX_RESENDS	 4
-#define UP_CONNECT_MS	 2000  /* TCP connect + TLS handshake */
-#define UP_BACKOFF_MIN	 500   /* first back-off after a failure, doubled per failure */
+#define UP_CONNECT_MS	 2000 /* TCP connect + TLS handshake */
+#define UP_BACKOFF_MIN	 500  /* first back-off after a failure, doubled per failure */
 #define UP_BACKOFF_MAX	 30000
 
 enum upconn_state {
 	UC_CLOSED,
-	UC_CONNECTING, /* TCP connect in progress */
-	UC_HANDSHAKE,  /* TLS handshake in progress */
+	UC_OPENING, /* TCP connect and TLS handshake in progress */
 	UC_READY,
 };
 
@@ -62,16 +53,14 @@ struct upconn {
 	enum upconn_state state;
 	struct loop_watch watch;
 	struct loop_timer timer; /* handshake deadline; stall check or idle deadline when ready */
-	struct loop_defer flush; /* queued while out holds queries not yet given to SSL_write */
-	SSL *ssl;
-	uint8_t *out; /* framed queries not yet taken by SSL_write */
+	struct loop_defer flush; /* queued while out holds queries not yet given to the transport */
+	struct tls_conn *tls;	 /* while not UC_CLOSED */
+	uint8_t *out;		 /* framed queries not yet taken by the transport */
 	size_t out_off, out_len, out_cap;
 	uint8_t *in; /* UPCONN_IN_SIZE octets while open */
 	size_t in_len;
-	uint64_t progress_ms;	/* last answer, or when queries started to be in flight */
-	uint64_t idle_ms;	/* this connection's idle timeout (keepalive may shorten it) */
-	bool unverified;	/* opportunistic: authentication failed, used anyway */
-	bool drained;		/* the socket's last read took less than asked: it was empty */
+	uint64_t progress_ms; /* last answer, or when queries started to be in flight */
+	uint64_t idle_ms;     /* this connection's idle timeout (keepalive may shorten it) */
 	struct upstream_query probe;
 	unsigned int inflight;
 	/*
@@ -99,30 +88,28 @@ struct upstream {
 	_Atomic uint64_t handshakes, resumed, failures, answers;
 	_Atomic uint64_t rtt[UPSTREAM_RTT_BUCKETS], rtt_sum_us;
 	_Atomic unsigned int open; /* connections not UC_CLOSED */
-	SSL_SESSION *session; /* last session of an authenticated handshake, for resumption */
-	struct upconn *conns; /* pool_size of them */
-	struct upconn *last;  /* where the last query went */
+	struct upconn *conns;	   /* pool_size of them */
+	struct upconn *last;	   /* where the last query went */
 };
 
 struct upstream_pool {
 	struct loop *loop;
 	struct stats *stats;
 	const struct config *cfg;
-	SSL_CTX *ctx;
+	const struct upstream_transport *tr;
+	struct tls_ctx *tls;
 	unsigned int rr; /* round-robin position */
 	struct log_ratelimit late_rl, local_rl;
-	struct upstream_query *wait_head, *wait_tail;
+	TAILQ_HEAD(, upstream_query) waiting; /* in order; sent on as slots free up */
 	size_t n;
 	struct upstream ups[];
 };
 
-static int upstream_ssl_index = -1;
-
-const unsigned int upstream_rtt_bounds_ms[UPSTREAM_RTT_BUCKETS - 1] = { 1,   2,   5,   10,  20,  50,
-									100, 200, 500, 1000, 2000 };
+const unsigned int upstream_rtt_bounds_ms[UPSTREAM_RTT_BUCKETS - 1] = {1,   2,	 5,   10,   20,	 50,
+								       100, 200, 500, 1000, 2000};
 
 /* ". IN NS": every resolver answers it from cache; the probe of a silent connection. */
-static const uint8_t probe_query[] = { 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1 };
+static const uint8_t probe_query[] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1};
 static struct dns_msg probe_msg;
 
 static void conn_io(struct upconn *c);
@@ -143,161 +130,47 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* --- TLS context and authentication --------------------------------------------------- */
-
-/*
- * tls_clear_errors - empty the error queue before an SSL call whose failure SSL_get_error()
- * will judge. It is nearly always empty already, and ERR_peek_error() costs a fraction of
- * ERR_clear_error(), which walks every slot of the queue: this runs several times per query.
- */
-static void tls_clear_errors(void)
-{
-	if (ERR_peek_error())
-		ERR_clear_error();
-}
-
-/* Log the OpenSSL error queue once, at debug level, and empty it. */
-static void tls_log_errors(const struct upstream *up)
-{
-	unsigned long e;
-	char buf[256];
-
-	while ((e = ERR_get_error()) != 0) {
-		ERR_error_string_n(e, buf, sizeof(buf));
-		log_debug("upstream %s: openssl: %s", up->cfg->text, buf);
-	}
-}
-
-static int tls_new_session(SSL *ssl, SSL_SESSION *sess)
-{
-	struct upconn *c = SSL_get_ex_data(ssl, upstream_ssl_index);
-
-	/* Only sessions of authenticated connections are kept for resumption. */
-	if (!c || c->unverified)
-		return 0;
-	SSL_SESSION_free(c->up->session);
-	c->up->session = sess;
-	return 1; /* we keep the reference */
-}
-
-/* pin_match - does cert's SubjectPublicKeyInfo hash to one of the upstream's pins? */
-static bool pin_match(const struct upstream_config *u, X509 *cert)
-{
-	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
-	bool ok = false;
-
-	if (len <= 0)
-		return false;
-	if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) && mdlen == 32)
-		for (size_t i = 0; i < u->n_pins && !ok; i++)
-			ok = CRYPTO_memcmp(md, u->pins[i], 32) == 0;
-	OPENSSL_free(der);
-	return ok;
-}
-
-/*
- * tls_verify - OpenSSL's verdict on each certificate of the chain, plus ours:
- * - with pins, the leaf's SPKI must match one (RFC 7858 4.2); with pins and no auth name the
- *   pin alone authenticates, so chain errors are forgiven;
- * - opportunistic: every failure is recorded (and the connection marked) but forgiven.
- */
-static int tls_verify(int ok, X509_STORE_CTX *x)
-{
-	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
-	struct upconn *c = ssl ? SSL_get_ex_data(ssl, upstream_ssl_index) : NULL;
-	const struct upstream_config *u;
-	int depth = X509_STORE_CTX_get_error_depth(x);
-
-	if (!c)
-		return 0;
-	u = c->up->cfg;
-	if (!ok && u->n_pins && !u->auth_name[0])
-		ok = 1; /* pin-only: the chain does not matter, the pin below does */
-	if (ok && depth == 0 && u->n_pins && !pin_match(u, X509_STORE_CTX_get_current_cert(x))) {
-		X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
-		ok = 0;
-	}
-	if (!ok && c->up->pool->cfg->tls_opportunistic) {
-		if (!c->unverified)
-			log_warn("upstream %s: NOT AUTHENTICATED (%s%s), used anyway because of "
-				 "--tls-auth opportunistic",
-				 u->text, X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)),
-				 X509_STORE_CTX_get_error(x) == X509_V_ERR_APPLICATION_VERIFICATION
-					 ? ": SPKI pin mismatch"
-					 : "");
-		c->unverified = true;
-		ok = 1;
-	}
-	return ok;
-}
-
-static SSL_CTX *tls_ctx_new(const struct config *cfg)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	unsigned long e;
-	char buf[256];
-
-	if (!ctx)
-		return NULL;
-	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
-		goto out_free;
-	/*
-	 * IGNORE_UNEXPECTED_EOF: servers often close with a bare FIN, no close_notify; OpenSSL 3
-	 * calls that a protocol error, but DoT's length prefix already catches a cut message, so
-	 * it is a plain close (the queries in flight are sent again, the upstream is not blamed).
-	 */
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-					 SSL_OP_IGNORE_UNEXPECTED_EOF);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-				      SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-	SSL_CTX_sess_set_new_cb(ctx, tls_new_session);
-	ERR_clear_error();
-	if (cfg->ca_file) {
-		if (!SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL)) {
-			e = ERR_peek_last_error();
-			ERR_error_string_n(e, buf, sizeof(buf));
-			log_error("--ca-file '%s': cannot load trust anchors: %s", cfg->ca_file,
-				  buf);
-			goto out_free;
-		}
-	} else if (!SSL_CTX_set_default_verify_paths(ctx)) {
-		log_error("cannot load the system trust store");
-		goto out_free;
-	}
-	ERR_clear_error();
-	return ctx;
-
-out_free:
-	ERR_clear_error();
-	SSL_CTX_free(ctx);
-	return NULL;
-}
+static const struct upstream_transport upstream_tls = {
+	.ctx_new = tls_ctx_new,
+	.ctx_free = tls_ctx_free,
+	.open = tls_conn_open,
+	.fd = tls_conn_fd,
+	.handshake = tls_conn_handshake,
+	.write = tls_conn_write,
+	.read = tls_conn_read,
+	.drained = tls_conn_drained,
+	.resumed = tls_conn_resumed,
+	.unverified = tls_conn_unverified,
+	.close = tls_conn_close,
+};
 
 int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struct config *cfg,
 		      struct stats *stats)
 {
-	struct upstream_pool *pool;
+	return upstream_pool_new_transport(out, loop, cfg, stats, &upstream_tls);
+}
 
-	/* called from the main thread before any worker runs */
-	if (upstream_ssl_index < 0) {
-		upstream_ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-		if (upstream_ssl_index < 0)
-			return -ENOMEM;
-		if (dns_msg_parse(&probe_msg, probe_query, sizeof(probe_query)) < 0)
-			return -EINVAL;
-	}
+int upstream_pool_new_transport(struct upstream_pool **out, struct loop *loop,
+				const struct config *cfg, struct stats *stats,
+				const struct upstream_transport *tr)
+{
+	struct upstream_pool *pool;
+	int r;
+
+	/* the first call comes from the main thread before any worker runs; later ones (reload)
+	 * leave probe_msg alone, as the workers read it */
+	if (!probe_msg.qdcount && dns_msg_parse(&probe_msg, probe_query, sizeof(probe_query)) < 0)
+		return -EINVAL;
 	pool = calloc(1, sizeof(*pool) + cfg->n_upstreams * sizeof(pool->ups[0]));
 	if (!pool)
 		return -ENOMEM;
-	pool->ctx = tls_ctx_new(cfg);
-	if (!pool->ctx) {
+	r = tr->ctx_new(&pool->tls, cfg);
+	if (r < 0) {
 		free(pool);
-		return -EINVAL;
+		return r;
 	}
+	TAILQ_INIT(&pool->waiting);
+	pool->tr = tr;
 	pool->loop = loop;
 	pool->stats = stats;
 	pool->cfg = cfg;
@@ -326,8 +199,15 @@ int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struc
 
 void upstream_pool_free(struct upstream_pool *pool)
 {
+	struct upstream_query *uq;
+
 	if (!pool)
 		return;
+	/* Forget the waiting queries first: closing a connection must not send them on. */
+	while ((uq = TAILQ_FIRST(&pool->waiting))) {
+		TAILQ_REMOVE(&pool->waiting, uq, wait);
+		uq->waiting = 0;
+	}
 	for (size_t i = 0; i < pool->n; i++) {
 		struct upstream *up = &pool->ups[i];
 
@@ -344,16 +224,12 @@ void upstream_pool_free(struct upstream_pool *pool)
 			conn_close(c, 0, false);
 		}
 		free(up->conns);
-		SSL_SESSION_free(up->session);
 	}
-	for (struct upstream_query *uq = pool->wait_head; uq; uq = uq->next)
-		uq->waiting = 0;
-	SSL_CTX_free(pool->ctx);
+	pool->tr->ctx_free(pool->tls);
 	free(pool);
 }
 
-void upstream_pool_snapshot(const struct upstream_pool *pool, size_t i,
-			    struct upstream_snapshot *s)
+void upstream_pool_snapshot(const struct upstream_pool *pool, size_t i, struct upstream_snapshot *s)
 {
 	const struct upstream *up = &pool->ups[i];
 
@@ -381,7 +257,7 @@ const char *upstream_pool_name(const struct upstream_pool *pool, size_t i)
 
 bool upstream_pool_idle(const struct upstream_pool *pool)
 {
-	if (pool->wait_head)
+	if (!TAILQ_EMPTY(&pool->waiting))
 		return false;
 	for (size_t i = 0; i < pool->n; i++)
 		for (unsigned int k = 0; k < pool->cfg->pool_size; k++)
@@ -420,15 +296,6 @@ static void conn_event(struct loop_watch *w, uint32_t revents)
 	conn_io(c);
 }
 
-static void probe_complete(struct upstream_query *uq, const uint8_t *answer,
-			   const struct dns_msg *r, int err)
-{
-	(void)uq;
-	(void)answer;
-	(void)r;
-	(void)err; /* its answer already counted as progress; nothing else to do */
-}
-
 /* conn_probe - send the health probe on a connection that went silent. */
 static void conn_probe(struct upconn *c)
 {
@@ -442,11 +309,10 @@ static void conn_probe(struct upconn *c)
 	uq->len = sizeof(probe_query);
 	uq->m = &probe_msg;
 	uq->deadline_ms = UINT64_MAX;
-	uq->complete = probe_complete;
 	uq->probe = 1;
 	stats_add(&pool->stats->upstream_probes, 1);
-	log_debug("upstream %s: no answer for %llu ms, probing the connection",
-		  c->up->cfg->text, (unsigned long long)(loop_now_ms(pool->loop) - c->progress_ms));
+	log_debug("upstream %s: no answer for %llu ms, probing the connection", c->up->cfg->text,
+		  (unsigned long long)(loop_now_ms(pool->loop) - c->progress_ms));
 	pool_dispatch_to(c, uq);
 }
 
@@ -459,7 +325,6 @@ static void conn_timeout(struct loop_timer *t)
 	if (c->state != UC_READY) {
 		log_debug("upstream %s: connect/handshake timed out", c->up->cfg->text);
 		conn_close(c, -ETIMEDOUT, true);
-		pool_drain_waiting(pool);
 		return;
 	}
 	if (c->inflight == 0) {
@@ -471,11 +336,11 @@ static void conn_timeout(struct loop_timer *t)
 	}
 	if (now >= c->progress_ms + stall) {
 		stats_add(&pool->stats->upstream_stalled, 1);
-		log_warn("upstream %s: no answer for %llu ms with %u queries in flight, closing the "
-			 "connection and sending them again",
-			 c->up->cfg->text, (unsigned long long)(now - c->progress_ms), c->inflight);
+		log_warn(
+			"upstream %s: no answer for %llu ms with %u queries in flight, closing the "
+			"connection and sending them again",
+			c->up->cfg->text, (unsigned long long)(now - c->progress_ms), c->inflight);
 		conn_close(c, -ETIMEDOUT, true);
-		pool_drain_waiting(pool);
 		return;
 	}
 	if (now >= c->progress_ms + stall / 2)
@@ -503,24 +368,6 @@ static void conn_arm(struct upconn *c)
 }
 
 /*
- * err_is_local - does connect() failing with err (-errno) tell about this machine rather than
- * the upstream or the path to it? Out of descriptors, memory, buffers or local ports.
- */
-static bool err_is_local(int err)
-{
-	switch (-err) {
-	case EMFILE:
-	case ENFILE:
-	case ENOMEM:
-	case ENOBUFS:
-	case EADDRNOTAVAIL:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/*
  * upstream_local_error - a connection to up could not be opened or set up because of this
  * machine (err_is_local, or any step before connect): counted and logged, never held against
  * the upstream, which does not back off.
@@ -537,38 +384,25 @@ static void upstream_local_error(struct upstream *up, int err, const char *what)
 
 /*
  * conn_open - start connecting c. 0, or -errno with *local set when the failure was this
- * machine's (every step but connect(), and connect's err_is_local errors).
+ * machine's (see tls_conn_open).
  */
 static int conn_open(struct upconn *c, bool *local)
 {
 	struct upstream *up = c->up;
 	struct upstream_pool *pool = up->pool;
-	uint32_t mark = pool->cfg->bypass_mark;
-	int fd, one = 1, r;
+	int r;
 
+	r = pool->tr->open(pool->tls, up->idx, &c->tls, local);
+	if (r < 0)
+		return r;
 	*local = true;
-	fd = socket(up->cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* Our own traffic carries the bypass mark so that the capture rules never take it. */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
-		r = -errno;
-		goto out_close;
-	}
-	if (connect(fd, (const struct sockaddr *)&up->cfg->addr, up->cfg->addrlen) < 0 &&
-	    errno != EINPROGRESS) {
-		r = -errno;
-		*local = err_is_local(r);
-		goto out_close;
-	}
 	c->in = malloc(UPCONN_IN_SIZE);
 	if (!c->in) {
 		r = -ENOMEM;
 		goto out_close;
 	}
 	c->in_len = 0;
-	c->watch.fd = fd;
+	c->watch.fd = pool->tr->fd(c->tls);
 	c->watch.cb = conn_event;
 	r = loop_watch_add(pool->loop, &c->watch, EPOLLIN | EPOLLOUT);
 	if (r < 0)
@@ -577,8 +411,7 @@ static int conn_open(struct upconn *c, bool *local)
 	r = loop_timer_set(pool->loop, &c->timer, loop_now_ms(pool->loop) + UP_CONNECT_MS);
 	if (r < 0)
 		goto out_unwatch;
-	c->state = UC_CONNECTING;
-	c->unverified = false;
+	c->state = UC_OPENING;
 	c->idle_ms = pool->cfg->idle_ms;
 	c->nfree = UPCONN_SLOTS;
 	c->free_head = 0;
@@ -596,7 +429,8 @@ out_free:
 	free(c->in);
 	c->in = NULL;
 out_close:
-	close(fd);
+	pool->tr->close(c->tls, false);
+	c->tls = NULL;
 	c->watch.fd = -1;
 	return r;
 }
@@ -626,7 +460,8 @@ static void upstream_mark_failed(struct upstream *up, int err)
 /*
  * conn_close - tear the connection down. fault: the upstream misbehaved or is unreachable,
  * so it backs off and the queries are not sent to it again. Queries in flight are sent again
- * (pool_dispatch), after the connection is fully reset; the probe is simply forgotten.
+ * (pool_dispatch), after the connection is fully reset, with the rest of the wait list; the
+ * probe is simply forgotten. Callers return right after it, without draining again.
  */
 static void conn_close(struct upconn *c, int err, bool fault)
 {
@@ -660,26 +495,15 @@ static void conn_close(struct upconn *c, int err, bool fault)
 		retry++;
 	}
 	c->inflight = 0;
-	if (c->ssl) {
-		SSL_set_ex_data(c->ssl, upstream_ssl_index, NULL);
-		/*
-		 * A clean close gets close_notify, best effort (the socket is non-blocking):
-		 * without it SSL_free takes the connection for a broken one and marks its session,
-		 * the ticket we keep for resumption, not resumable. After a failure, that is right.
-		 */
-		if (c->state == UC_READY && !fault && (err == 0 || err == -ECONNRESET)) {
-			ERR_clear_error();
-			SSL_shutdown(c->ssl);
-			ERR_clear_error();
-		}
-		SSL_free(c->ssl);
-		c->ssl = NULL;
-	}
 	if (c->watch.fd >= 0) {
 		loop_watch_del(pool->loop, &c->watch);
-		close(c->watch.fd);
 		c->watch.fd = -1;
 	}
+	/* a clean close keeps the session resumable (see tls_conn_close) */
+	if (c->tls)
+		pool->tr->close(c->tls,
+				c->state == UC_READY && !fault && (err == 0 || err == -ECONNRESET));
+	c->tls = NULL;
 	loop_timer_cancel(pool->loop, &c->timer);
 	loop_defer_cancel(pool->loop, &c->flush);
 	free(c->in);
@@ -695,15 +519,14 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	if (fault)
 		upstream_mark_failed(up, err);
 	stats_add(&pool->stats->upstream_retries, retry);
-	if (retry)
-		pool_drain_waiting(pool);
+	pool_drain_waiting(pool);
 }
 
 static void conn_handshake_done(struct upconn *c)
 {
 	struct upstream *up = c->up;
 	struct upstream_pool *pool = up->pool;
-	bool resumed = SSL_session_reused(c->ssl);
+	bool resumed = pool->tr->resumed(c->tls);
 
 	loop_timer_cancel(pool->loop, &c->timer);
 	c->state = UC_READY;
@@ -714,143 +537,27 @@ static void conn_handshake_done(struct upconn *c)
 		stats_add(&pool->stats->upstream_resumed, 1);
 		stats_add(&up->resumed, 1);
 	}
-	if (c->unverified)
+	if (pool->tr->unverified(c->tls))
 		stats_add(&pool->stats->upstream_unverified, 1);
 	if (up->fails)
 		log_info("upstream %s: usable again", up->cfg->text);
 	up->fails = 0;
 	atomic_store_explicit(&up->down_until_ms, 0, memory_order_relaxed);
-	log_debug("upstream %s: %s %s%s%s", up->cfg->text, SSL_get_version(c->ssl),
-		  SSL_get_cipher_name(c->ssl), resumed ? ", session resumed" : "",
-		  c->unverified ? ", NOT AUTHENTICATED" : "");
 	conn_arm(c);
-}
-
-/*
- * conn_bio_read_done - after each read(2) of the socket: a read that returned less than it
- * asked for emptied the socket (a stream socket returns all it holds, up to the size asked).
- * Once OpenSSL and the buffer BIO hold nothing either, another SSL_read could only end in
- * EAGAIN: conn_read() stops before that system call, and epoll (level-triggered) reports
- * anything that arrives later.
- */
-static long conn_bio_read_done(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
-			       int ret, size_t *processed)
-{
-	(void)argp;
-	(void)argi;
-	(void)argl;
-	if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
-		void *arg = BIO_get_callback_arg(b); /* char *: set from a struct upconn * */
-		struct upconn *c = arg;
-
-		c->drained = ret <= 0 || !processed || *processed < len;
-	}
-	return ret;
-}
-
-/*
- * conn_set_bio - OpenSSL reads a record in two parts, its header and then its body, one
- * read(2) each, which is two system calls per answer. A buffer BIO between it and the socket
- * reads whatever the socket holds (up to UPCONN_RBUF) in one and serves those small reads
- * from memory. (OpenSSL's own read-ahead does the same, but moves what is left to the front
- * of its buffer after every record of 128 octets or more: quadratic in the records read at
- * once.) Writes go to the socket directly: conn_flush() already hands over whole batches.
- * conn_read() calls SSL_read until it wants more or nothing can be buffered anywhere (see
- * conn_bio_read_done), so nothing stays buffered unseen by epoll.
- */
-static int conn_set_bio(struct upconn *c, SSL *ssl)
-{
-	BIO *sock = BIO_new_socket(c->watch.fd, BIO_NOCLOSE), *buf = BIO_new(BIO_f_buffer());
-
-	if (!sock || !buf || !BIO_set_read_buffer_size(buf, UPCONN_RBUF) || !BIO_up_ref(sock)) {
-		BIO_free(buf);
-		BIO_free(sock);
-		return -ENOMEM;
-	}
-	BIO_set_callback_ex(sock, conn_bio_read_done);
-	BIO_set_callback_arg(sock, (char *)c);
-	c->drained = false;
-	BIO_push(buf, sock);
-	SSL_set_bio(ssl, buf, sock); /* takes both references: buf's chain and sock's own */
-	return 0;
-}
-
-static int conn_start_tls(struct upconn *c)
-{
-	struct upstream *up = c->up;
-	const struct upstream_config *cfg = up->cfg;
-	SSL *ssl = SSL_new(up->pool->ctx);
-
-	if (!ssl)
-		return -ENOMEM;
-	if (conn_set_bio(c, ssl) < 0)
-		goto out_free;
-	if (cfg->auth_name[0]) {
-		if (!SSL_set_tlsext_host_name(ssl, cfg->auth_name) ||
-		    !SSL_set1_host(ssl, cfg->auth_name))
-			goto out_free;
-	} else if (!cfg->n_pins) {
-		X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
-		const void *ip;
-		size_t iplen;
-
-		if (cfg->addr.ss_family == AF_INET) {
-			ip = &((const struct sockaddr_in *)&cfg->addr)->sin_addr;
-			iplen = 4;
-		} else {
-			ip = &((const struct sockaddr_in6 *)&cfg->addr)->sin6_addr;
-			iplen = 16;
-		}
-		if (!X509_VERIFY_PARAM_set1_ip(param, ip, iplen))
-			goto out_free;
-	}
-	if (up->session && SSL_SESSION_is_resumable(up->session) &&
-	    !SSL_set_session(ssl, up->session))
-		goto out_free;
-	SSL_set_ex_data(ssl, upstream_ssl_index, c);
-	c->ssl = ssl;
-	c->state = UC_HANDSHAKE;
-	return 0;
-
-out_free:
-	tls_log_errors(up);
-	SSL_free(ssl);
-	return -ENOMEM;
 }
 
 /* --- I/O ---------------------------------------------------------------------------- */
 
-/* conn_want - translate an SSL error into epoll interest; -errno for a real failure. */
-static int conn_want(struct upconn *c, int ret, bool *want_write)
-{
-	int e = SSL_get_error(c->ssl, ret);
-
-	switch (e) {
-	case SSL_ERROR_WANT_READ:
-		return 0;
-	case SSL_ERROR_WANT_WRITE:
-		*want_write = true;
-		return 0;
-	case SSL_ERROR_ZERO_RETURN:
-		return -ECONNRESET;
-	case SSL_ERROR_SYSCALL:
-		tls_log_errors(c->up);
-		return errno ? -errno : -ECONNRESET;
-	default:
-		tls_log_errors(c->up);
-		return -EPROTO;
-	}
-}
-
+/* conn_flush - hand the output buffer to the transport; 0 (done or would block), or -errno. */
 static int conn_flush(struct upconn *c, bool *want_write)
 {
-	while (c->out_off < c->out_len) {
-		int n;
+	const struct upstream_transport *tr = c->up->pool->tr;
 
-		tls_clear_errors();
-		n = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
+	while (c->out_off < c->out_len) {
+		int n = tr->write(c->tls, c->out + c->out_off, c->out_len - c->out_off, want_write);
+
 		if (n <= 0)
-			return conn_want(c, n, want_write);
+			return n;
 		c->out_off += (size_t)n;
 	}
 	c->out_off = c->out_len = 0;
@@ -934,6 +641,8 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 		stats_add(&up->rtt_sum_us, rtt);
 	}
 	stats_add(&up->answers, 1);
+	if (uq->probe)
+		return 0; /* its answer counted as progress; nothing else to do */
 	uq->answered_by = up->cfg->text;
 	uq->complete(uq, ans, &r, 0);
 	return 0;
@@ -942,14 +651,15 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 /* conn_read - read and dispatch every complete frame; 0, or -errno to close. */
 static int conn_read(struct upconn *c, bool *want_write)
 {
+	const struct upstream_transport *tr = c->up->pool->tr;
+
 	for (;;) {
 		size_t off = 0;
 		int n, r;
 
-		tls_clear_errors();
-		n = SSL_read(c->ssl, c->in + c->in_len, (int)(UPCONN_IN_SIZE - c->in_len));
+		n = tr->read(c->tls, c->in + c->in_len, UPCONN_IN_SIZE - c->in_len, want_write);
 		if (n <= 0)
-			return conn_want(c, n, want_write);
+			return n;
 		c->in_len += (size_t)n;
 		for (;;) {
 			const uint8_t *msg;
@@ -970,22 +680,18 @@ static int conn_read(struct upconn *c, bool *want_write)
 			memmove(c->in, c->in + off, c->in_len - off);
 			c->in_len -= off;
 		}
-		if (c->drained && !SSL_has_pending(c->ssl) && !BIO_pending(SSL_get_rbio(c->ssl)))
-			return 0; /* all read: the next SSL_read would only find EAGAIN */
+		if (tr->drained(c->tls))
+			return 0; /* all read: the next read would only find EAGAIN */
 	}
 }
 
+/* pool_drain_waiting - send the waiting queries on, in order, until one finds no room. */
 static void pool_drain_waiting(struct upstream_pool *pool)
 {
-	while (pool->wait_head) {
-		struct upstream_query *uq = pool->wait_head;
+	struct upstream_query *uq;
 
-		pool->wait_head = uq->next;
-		if (pool->wait_head)
-			pool->wait_head->prev = NULL;
-		else
-			pool->wait_tail = NULL;
-		uq->waiting = 0;
+	while ((uq = TAILQ_FIRST(&pool->waiting))) {
+		pool_unwait(pool, uq);
 		/* uq may be freed by the time this returns: only the result tells */
 		if (pool_dispatch(pool, uq)) {
 			/* still no room anywhere: back to the head, in order */
@@ -999,8 +705,6 @@ static void pool_drain_waiting(struct upstream_pool *pool)
 /* conn_fail - I/O on c failed with r (-errno): close it, send its queries elsewhere. */
 static void conn_fail(struct upconn *c, int r)
 {
-	struct upstream_pool *pool = c->up->pool;
-
 	if (c->state == UC_CLOSED)
 		return;
 	/* A connection that closes is not the upstream's fault unless it broke the protocol;
@@ -1009,60 +713,37 @@ static void conn_fail(struct upconn *c, int r)
 		log_debug("upstream %s: connection closed (%s), %u queries in flight",
 			  c->up->cfg->text, strerror(-r), c->inflight);
 	conn_close(c, r, r == -EPROTO);
-	pool_drain_waiting(pool);
+}
+
+/* conn_handshake - go on opening c; 0 once ready, 1 while opening, -errno when closed. */
+static int conn_handshake(struct upconn *c)
+{
+	struct upstream_pool *pool = c->up->pool;
+	bool want_write = false, local;
+	int r = pool->tr->handshake(c->tls, &want_write, &local);
+
+	if (r < 0) {
+		if (local)
+			upstream_local_error(c->up, r, "start TLS");
+		conn_close(c, r, !local);
+		return r;
+	}
+	if (r == 0) {
+		loop_watch_mod(pool->loop, &c->watch, EPOLLIN | (want_write ? EPOLLOUT : 0));
+		return 1;
+	}
+	conn_handshake_done(c);
+	return 0;
 }
 
 static void conn_io(struct upconn *c)
 {
 	struct upstream_pool *pool = c->up->pool;
 	bool want_write = false;
-	int r = 0, soerr = 0;
-	socklen_t sl = sizeof(soerr);
+	int r;
 
-	if (c->state == UC_CONNECTING) {
-		if (getsockopt(c->watch.fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-			soerr = errno;
-		if (soerr == EINPROGRESS || soerr == EALREADY)
-			return;
-		if (soerr) {
-			conn_close(c, -soerr, true);
-			pool_drain_waiting(pool);
-			return;
-		}
-		r = conn_start_tls(c);
-		if (r < 0) {
-			/* no memory for the TLS state: ours, not the upstream's */
-			upstream_local_error(c->up, r, "start TLS");
-			conn_close(c, r, false);
-			pool_drain_waiting(pool);
-			return;
-		}
-	}
-	if (c->state == UC_HANDSHAKE) {
-		int ret;
-
-		tls_clear_errors();
-		ret = SSL_connect(c->ssl);
-		if (ret != 1) {
-			r = conn_want(c, ret, &want_write);
-			if (r < 0) {
-				long v = SSL_get_verify_result(c->ssl);
-
-				if (v != X509_V_OK)
-					log_warn("upstream %s: authentication failed: %s%s",
-						 c->up->cfg->text, X509_verify_cert_error_string(v),
-						 v == X509_V_ERR_APPLICATION_VERIFICATION
-							 ? " (SPKI pin mismatch)"
-							 : "");
-				conn_close(c, r == -EPROTO ? -EPERM : r, true);
-				pool_drain_waiting(pool);
-				return;
-			}
-			loop_watch_mod(pool->loop, &c->watch, EPOLLIN | (want_write ? EPOLLOUT : 0));
-			return;
-		}
-		conn_handshake_done(c);
-	}
+	if (c->state == UC_OPENING && conn_handshake(c) != 0)
+		return;
 	loop_defer_cancel(pool->loop, &c->flush); /* everything queued goes now */
 	r = conn_flush(c, &want_write);
 	if (r == 0)
@@ -1075,13 +756,13 @@ static void conn_io(struct upconn *c)
 	}
 	loop_watch_mod(pool->loop, &c->watch, EPOLLIN | (want_write ? EPOLLOUT : 0));
 	conn_arm(c);
-	if (pool->wait_head && c->nfree)
+	if (!TAILQ_EMPTY(&pool->waiting) && c->nfree)
 		pool_drain_waiting(pool);
 }
 
 /*
  * conn_send - the deferred flush of a ready connection: the queries queued during this loop
- * iteration leave in one SSL_write. Answers are left to the readable event: the loop is about
+ * iteration leave in one write. Answers are left to the readable event: the loop is about
  * to wait on it, and a read now would nearly always find nothing.
  */
 static void conn_send(struct loop_defer *d)
@@ -1218,7 +899,7 @@ static int conn_queue(struct upconn *c, struct upstream_query *uq)
 		uint8_t *p;
 
 		if (c->out_off && need - c->out_off <= c->out_cap) {
-			/* compact: unsent bytes keep their content, so OpenSSL retries see them */
+			/* compact: unsent bytes keep their content, as retried TLS writes need */
 			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 			c->out_len -= c->out_off;
 			c->out_off = 0;
@@ -1234,8 +915,8 @@ static int conn_queue(struct upconn *c, struct upstream_query *uq)
 			c->out_cap = cap;
 		}
 	}
-	n = dns_query_rewrite(c->out + c->out_len + 2, c->out_cap - c->out_len - 2, uq->msg,
-			      uq->m, true, cfg->padding ? DNS_PAD_BLOCK : 0);
+	n = dns_query_rewrite(c->out + c->out_len + 2, c->out_cap - c->out_len - 2, uq->msg, uq->m,
+			      true, cfg->padding ? DNS_PAD_BLOCK : 0);
 	if (n < 0)
 		return n;
 	s = c->free_slots[c->free_head];
@@ -1275,38 +956,19 @@ static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq)
 static void pool_wait_head(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	uq->waiting = 1;
-	uq->prev = NULL;
-	uq->next = pool->wait_head;
-	if (pool->wait_head)
-		pool->wait_head->prev = uq;
-	else
-		pool->wait_tail = uq;
-	pool->wait_head = uq;
+	TAILQ_INSERT_HEAD(&pool->waiting, uq, wait);
 }
 
 static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq)
 {
-	if (uq->prev)
-		uq->prev->next = uq->next;
-	else
-		pool->wait_head = uq->next;
-	if (uq->next)
-		uq->next->prev = uq->prev;
-	else
-		pool->wait_tail = uq->prev;
+	TAILQ_REMOVE(&pool->waiting, uq, wait);
 	uq->waiting = 0;
 }
 
 static void pool_wait(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	uq->waiting = 1;
-	uq->next = NULL;
-	uq->prev = pool->wait_tail;
-	if (pool->wait_tail)
-		pool->wait_tail->next = uq;
-	else
-		pool->wait_head = uq;
-	pool->wait_tail = uq;
+	TAILQ_INSERT_TAIL(&pool->waiting, uq, wait);
 }
 
 /*
@@ -1347,7 +1009,8 @@ static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 			continue;
 		}
 		if (!c) {
-			pool_wait(pool, uq); /* every connection is full: first free slot takes it */
+			pool_wait(pool,
+				  uq); /* every connection is full: first free slot takes it */
 			return true;
 		}
 		r = pool_dispatch_to(c, uq);

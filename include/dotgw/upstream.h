@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "dotgw/config.h"
 #include "dotgw/dns.h"
@@ -26,46 +27,74 @@
 
 struct upstream_pool;
 struct upconn;
+struct tls_ctx;
+struct tls_conn;
 
 /*
  * A query handed to the pool. The caller fills the public part and keeps the struct and msg
  * alive until complete() runs or upstream_query_cancel() returns.
  */
 struct upstream_query {
-	const uint8_t *msg;	      /* the query as the client sent it (its id is replaced) */
+	const uint8_t *msg; /* the query as the client sent it (its id is replaced) */
 	size_t len;
-	const struct dns_msg *m;      /* the parsed query: answers must carry its question */
-	uint64_t deadline_ms;	      /* no new attempt is started after it */
-	uint32_t allowed;	      /* bit i: the i-th upstream may be used; 0: any */
-	const char *answered_by;      /* set before complete(): the upstream's name, or NULL */
+	const struct dns_msg *m; /* the parsed query: answers must carry its question */
+	uint64_t deadline_ms;	 /* no new attempt is started after it */
+	uint32_t allowed;	 /* bit i: the i-th upstream may be used; 0: any */
+	const char *answered_by; /* set before complete(): the upstream's name, or NULL */
 	/*
 	 * Called exactly once, unless cancelled: with the answer (its id is the upstream one;
 	 * the buffer is valid only during the call), its parsed view r and err 0, or with
 	 * answer and r NULL and -ENETUNREACH (no usable upstream), -ETIMEDOUT (deadline), -EIO
 	 * (attempts used up).
 	 */
-	void (*complete)(struct upstream_query *uq, const uint8_t *answer,
-			 const struct dns_msg *r, int err);
+	void (*complete)(struct upstream_query *uq, const uint8_t *answer, const struct dns_msg *r,
+			 int err);
 
 	/* private to upstream.c */
 	struct upconn *conn;
-	struct upstream_query *next, *prev; /* the pool's wait list */
+	TAILQ_ENTRY(upstream_query) wait; /* the pool's wait list, while waiting is set */
 	uint64_t sent_us;
 	uint32_t tried; /* upstreams that failed this query, by index */
 	uint16_t id;
 	uint8_t attempts;
 	uint8_t resends; /* sends again after clean closes, which do not count as attempts */
 	uint8_t waiting;
-	uint8_t probe; /* the pool's own health probe */
+	uint8_t probe; /* the pool's own health probe: complete() is never called */
 };
 
 /*
- * upstream_pool_new - TLS context (trust anchors from cfg->ca_file or the system store; a
- * file that cannot be loaded is an error) and one idle connection per upstream. Logs what
- * went wrong. Returns 0 or -errno.
+ * upstream_pool_new - the pool of cfg's upstreams over TLS (tls.h: trust anchors from
+ * cfg->ca_file or the system store; a file that cannot be loaded is an error), no connection
+ * open yet. Logs what went wrong. Returns 0 or -errno.
  */
 int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struct config *cfg,
 		      struct stats *stats);
+/*
+ * The byte stream under each connection, as tls.h describes it: tls.c in the daemon
+ * (upstream_pool_new), a fake in the unit test. A transport may define its own connection and
+ * context and convert their pointers to and from these opaque types.
+ */
+struct upstream_transport {
+	int (*ctx_new)(struct tls_ctx **out, const struct config *cfg);
+	void (*ctx_free)(struct tls_ctx *ctx);
+	int (*open)(struct tls_ctx *ctx, size_t up, struct tls_conn **out, bool *local);
+	int (*fd)(const struct tls_conn *t);
+	int (*handshake)(struct tls_conn *t, bool *want_write, bool *local);
+	int (*write)(struct tls_conn *t, const uint8_t *buf, size_t len, bool *want_write);
+	int (*read)(struct tls_conn *t, uint8_t *buf, size_t len, bool *want_write);
+	bool (*drained)(const struct tls_conn *t);
+	bool (*resumed)(const struct tls_conn *t);
+	bool (*unverified)(const struct tls_conn *t);
+	void (*close)(struct tls_conn *t, bool clean);
+};
+
+/*
+ * upstream_pool_new_transport - upstream_pool_new over another transport, tr, which must
+ * outlive the pool.
+ */
+int upstream_pool_new_transport(struct upstream_pool **out, struct loop *loop,
+				const struct config *cfg, struct stats *stats,
+				const struct upstream_transport *tr);
 /* upstream_pool_free - close every connection; queries still in flight are not completed. */
 void upstream_pool_free(struct upstream_pool *pool);
 

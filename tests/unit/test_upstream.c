@@ -1,0 +1,651 @@
+/*
+ * test_upstream.c - the connection pools over a fake transport: plain bytes over a socketpair
+ * per connection, the test playing the upstream at the other end. Checks id allocation and
+ * reuse, the per-connection pipelining limit, the wait list (order, cancel), back-off only on
+ * the upstream's faults, failover, and round-robin and fastest choice.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "dotgw/upstream.h"
+
+enum fake_mode {
+	FAKE_OK,
+	FAKE_REFUSED,  /* connect() fails: the upstream's fault */
+	FAKE_LOCAL,    /* socket() fails for want of descriptors: ours */
+	FAKE_HS_FAIL,  /* the handshake fails (authentication): the upstream's fault */
+	FAKE_HS_LOCAL, /* no memory for the TLS state: ours */
+};
+
+/* A fake connection: upstream.c sees it as a struct tls_conn * (see upstream_transport). */
+struct fake_conn {
+	int fd, peer; /* ours, the test's (the upstream) */
+	size_t up;
+	bool drained, live;
+	uint16_t ids[2048]; /* queries read by the upstream, not answered yet */
+	size_t n_ids;
+	uint8_t in[65536]; /* what the upstream read, up to a whole frame */
+	size_t in_len;
+};
+
+#define FAKE_MAX 64
+static struct fake_conn fakes[FAKE_MAX];
+static enum fake_mode modes[3];
+static unsigned int opens[3];
+static int fake_ctx_token;
+
+static struct fake_conn *fc(const struct tls_conn *t)
+{
+	return (struct fake_conn *)t;
+}
+
+static int fake_ctx_new(struct tls_ctx **out, const struct config *cfg)
+{
+	(void)cfg;
+	*out = (struct tls_ctx *)&fake_ctx_token;
+	return 0;
+}
+
+static void fake_ctx_free(struct tls_ctx *ctx)
+{
+	(void)ctx;
+}
+
+static int fake_open(struct tls_ctx *ctx, size_t up, struct tls_conn **out, bool *local)
+{
+	int sv[2];
+
+	(void)ctx;
+	*local = modes[up] == FAKE_LOCAL;
+	if (modes[up] == FAKE_LOCAL)
+		return -EMFILE;
+	if (modes[up] == FAKE_REFUSED)
+		return -ECONNREFUSED;
+	for (size_t i = 0; i < FAKE_MAX; i++) {
+		struct fake_conn *f = &fakes[i];
+
+		if (f->live)
+			continue;
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+			return -errno;
+		memset(f, 0, sizeof(*f));
+		f->fd = sv[0];
+		f->peer = sv[1];
+		f->up = up;
+		f->live = true;
+		opens[up]++;
+		*out = (struct tls_conn *)f;
+		return 0;
+	}
+	return -ENFILE;
+}
+
+static int fake_fd(const struct tls_conn *t)
+{
+	return fc(t)->fd;
+}
+
+static int fake_handshake(struct tls_conn *t, bool *want_write, bool *local)
+{
+	(void)want_write;
+	*local = modes[fc(t)->up] == FAKE_HS_LOCAL;
+	if (modes[fc(t)->up] == FAKE_HS_FAIL)
+		return -EPERM;
+	if (modes[fc(t)->up] == FAKE_HS_LOCAL)
+		return -ENOMEM;
+	return 1;
+}
+
+static int fake_write(struct tls_conn *t, const uint8_t *buf, size_t len, bool *want_write)
+{
+	ssize_t n = write(fc(t)->fd, buf, len);
+
+	if (n < 0 && errno == EAGAIN) {
+		*want_write = true;
+		return 0;
+	}
+	return n < 0 ? -errno : (int)n;
+}
+
+static int fake_read(struct tls_conn *t, uint8_t *buf, size_t len, bool *want_write)
+{
+	ssize_t n = read(fc(t)->fd, buf, len);
+
+	(void)want_write;
+	fc(t)->drained = n <= 0 || (size_t)n < len;
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n == 0)
+		return -ECONNRESET;
+	return n < 0 ? -errno : (int)n;
+}
+
+static bool fake_drained(const struct tls_conn *t)
+{
+	return fc(t)->drained;
+}
+
+static bool fake_false(const struct tls_conn *t)
+{
+	(void)t;
+	return false;
+}
+
+static void fake_close(struct tls_conn *t, bool clean)
+{
+	struct fake_conn *f = fc(t);
+
+	(void)clean;
+	close(f->fd);
+	if (f->peer >= 0)
+		close(f->peer);
+	f->live = false;
+}
+
+static const struct upstream_transport fake = {
+	.ctx_new = fake_ctx_new,
+	.ctx_free = fake_ctx_free,
+	.open = fake_open,
+	.fd = fake_fd,
+	.handshake = fake_handshake,
+	.write = fake_write,
+	.read = fake_read,
+	.drained = fake_drained,
+	.resumed = fake_false,
+	.unverified = fake_false,
+	.close = fake_close,
+};
+
+/* --- the upstream's side --------------------------------------------------------------- */
+
+/* "foo.test. IN A", recursion desired */
+static const uint8_t query[] = {0,   0,	  1,   0, 0,   1,   0,	 0,   0, 0, 0, 0, 3,
+				'f', 'o', 'o', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
+static struct dns_msg query_msg;
+
+/* serve_read - read what upstream up's connections sent; the number of queries. */
+static size_t serve_read(size_t up)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < FAKE_MAX; i++) {
+		struct fake_conn *f = &fakes[i];
+		const uint8_t *msg;
+		size_t off = 0, len;
+		ssize_t n;
+
+		if (!f->live || f->up != up || f->peer < 0)
+			continue;
+		while ((n = read(f->peer, f->in + f->in_len, sizeof(f->in) - f->in_len)) > 0) {
+			f->in_len += (size_t)n;
+			off = 0;
+			while (dns_frame_next(f->in, f->in_len, &off, &msg, &len) > 0) {
+				f->ids[f->n_ids++] = dns_get16(msg);
+				total++;
+			}
+			memmove(f->in, f->in + off, f->in_len - off);
+			f->in_len -= off;
+		}
+	}
+	return total;
+}
+
+/* serve_answer - answer every query read on upstream up's connections, in one write. */
+static size_t serve_answer(size_t up, bool bad)
+{
+	static uint8_t out[2048 * (2 + sizeof(query))];
+	size_t total = 0;
+
+	for (size_t i = 0; i < FAKE_MAX; i++) {
+		struct fake_conn *f = &fakes[i];
+		uint8_t *frame = out;
+
+		if (!f->live || f->up != up || f->peer < 0)
+			continue;
+		for (size_t k = 0; k < f->n_ids; k++, frame += 2 + sizeof(query)) {
+			dns_put16(frame, sizeof(query));
+			memcpy(frame + 2, query, sizeof(query));
+			dns_put16(frame + 2, f->ids[k]);
+			frame[4] |= 0x80; /* QR */
+			if (bad)
+				frame[2 + 13] = 'g'; /* another question */
+		}
+		if (frame > out)
+			CHECK_EQ(write(f->peer, out, (size_t)(frame - out)), frame - out);
+		total += f->n_ids;
+		f->n_ids = 0;
+	}
+	return total;
+}
+
+/* serve_hangup - the upstream closes its connections (a restart: a clean close). */
+static void serve_hangup(size_t up)
+{
+	for (size_t i = 0; i < FAKE_MAX; i++)
+		if (fakes[i].live && fakes[i].up == up && fakes[i].peer >= 0) {
+			close(fakes[i].peer);
+			fakes[i].peer = -1;
+			fakes[i].n_ids = 0;
+		}
+}
+
+/* --- the client's side ----------------------------------------------------------------- */
+
+struct tq {
+	struct upstream_query uq;
+	int done, err, order;
+	const char *by;
+};
+
+static int completions;
+
+static void tq_complete(struct upstream_query *uq, const uint8_t *answer, const struct dns_msg *r,
+			int err)
+{
+	struct tq *q = container_of(uq, struct tq, uq);
+
+	q->done++;
+	q->err = err;
+	q->by = uq->answered_by;
+	q->order = completions++;
+	if (err == 0) {
+		CHECK(answer != NULL);
+		CHECK_EQ(r->qdcount, 1);
+	}
+}
+
+static void tq_init(struct tq *q, struct loop *loop)
+{
+	memset(q, 0, sizeof(*q));
+	q->uq.msg = query;
+	q->uq.len = sizeof(query);
+	q->uq.m = &query_msg;
+	q->uq.deadline_ms = loop_now_ms(loop) + 60000;
+	q->uq.complete = tq_complete;
+}
+
+static void stop(struct loop_timer *t);
+
+static struct loop *loop;
+static struct loop_timer stopper;
+
+static void stop(struct loop_timer *t)
+{
+	(void)t;
+	loop_stop(loop);
+}
+
+/* spin - run the loop for a few milliseconds: connections open, queries leave, answers land. */
+static void spin(void)
+{
+	struct timespec ts;
+
+	/* the loop's clock, read afresh: loop_now_ms() is that of its last iteration */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	loop_timer_init(&stopper, stop);
+	loop_timer_set(loop, &stopper,
+		       (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 5);
+	loop_run(loop);
+}
+
+static void setup(struct config *cfg, struct stats *st, enum upstream_policy policy)
+{
+	config_init(cfg);
+	cfg->n_upstreams = 3;
+	for (size_t i = 0; i < 3; i++) {
+		cfg->upstreams[i].addr.ss_family = AF_INET;
+		snprintf(cfg->upstreams[i].text, sizeof(cfg->upstreams[i].text), "up%zu", i);
+		modes[i] = FAKE_OK;
+		opens[i] = 0;
+	}
+	cfg->policy = policy;
+	cfg->padding = false;
+	cfg->pool_size = 1;
+	memset(st, 0, sizeof(*st));
+	completions = 0;
+}
+
+static struct upstream_pool *pool_new(const struct config *cfg, struct stats *st)
+{
+	struct upstream_pool *pool = NULL;
+
+	CHECK_EQ(upstream_pool_new_transport(&pool, loop, cfg, st, &fake), 0);
+	return pool;
+}
+
+static bool usable(struct upstream_pool *pool, size_t i, uint64_t *failures)
+{
+	struct upstream_snapshot s;
+
+	memset(&s, 0, sizeof(s));
+	upstream_pool_snapshot(pool, i, &s);
+	*failures = s.failures;
+	return s.usable;
+}
+
+/* One query, answered by the first upstream; ids; a late answer is ignored; id reuse. */
+static void test_ids(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q, c;
+	struct fake_conn *f = NULL;
+
+	setup(&cfg, &st, POLICY_ORDERED);
+	pool = pool_new(&cfg, &st);
+	tq_init(&q, loop);
+	upstream_pool_submit(pool, &q.uq);
+	CHECK(!upstream_pool_idle(pool));
+	spin();
+	CHECK_EQ(serve_read(0), 1);
+	for (size_t i = 0; i < FAKE_MAX; i++)
+		if (fakes[i].live)
+			f = &fakes[i];
+	CHECK(f && f->ids[0] == 0); /* slot 0, generation 0 */
+	CHECK_EQ(serve_answer(0, false), 1);
+	spin();
+	CHECK_EQ(q.done, 1);
+	CHECK_EQ(q.err, 0);
+	CHECK(q.by && strcmp(q.by, "up0") == 0);
+	CHECK(upstream_pool_idle(pool));
+
+	/* 1023 more queries, each cancelled: slots come back in FIFO order, so the next one
+	 * takes slot 0 again, with another generation; a late answer is ignored */
+	for (unsigned int i = 0; i < 1023; i++) {
+		tq_init(&c, loop);
+		upstream_pool_submit(pool, &c.uq);
+		CHECK_EQ(c.uq.id, i + 1);
+		upstream_query_cancel(pool, &c.uq, false);
+	}
+	tq_init(&q, loop);
+	upstream_pool_submit(pool, &q.uq);
+	CHECK_EQ(q.uq.id, 1u << 10); /* slot 0, generation 1 */
+	spin();
+	CHECK_EQ(serve_read(0), 1024);
+	CHECK_EQ(serve_answer(0, false), 1024); /* 1023 late answers, and q's */
+	spin();
+	CHECK_EQ(c.done, 0);
+	CHECK_EQ(q.done, 1);
+	CHECK_EQ(q.err, 0);
+	CHECK_EQ(opens[0], 1);
+	upstream_pool_free(pool);
+}
+
+/* The per-connection limit: queries beyond it wait, in order, and a cancelled one is gone. */
+static void test_wait_list(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q[7];
+
+	setup(&cfg, &st, POLICY_ORDERED);
+	cfg.conn_inflight = 4;
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 7; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	spin();
+	CHECK_EQ(serve_read(0), 4);
+	CHECK_EQ(opens[0], 1);			      /* the pool has room for one connection */
+	upstream_query_cancel(pool, &q[5].uq, false); /* waiting: simply forgotten */
+	CHECK_EQ(serve_answer(0, false), 4);
+	spin();
+	CHECK_EQ(serve_read(0), 2); /* the wait list moved up */
+	CHECK_EQ(serve_answer(0, false), 2);
+	spin();
+	for (size_t i = 0; i < 7; i++) {
+		CHECK_EQ(q[i].done, i == 5 ? 0 : 1);
+		CHECK_EQ(q[i].err, 0);
+	}
+	CHECK(q[4].order < q[6].order); /* in order */
+	CHECK(upstream_pool_idle(pool));
+	upstream_pool_free(pool);
+}
+
+/* A clean close by the upstream: the queries go again, without back-off, waiting ones too. */
+static void test_clean_close(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q[4];
+	uint64_t failures;
+
+	setup(&cfg, &st, POLICY_ORDERED);
+	cfg.conn_inflight = 2;
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 4; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	spin();
+	CHECK_EQ(serve_read(0), 2);
+	serve_hangup(0);
+	spin();
+	CHECK_EQ(opens[0], 2);
+	CHECK(usable(pool, 0, &failures));
+	CHECK_EQ(failures, 0);
+	CHECK_EQ(stats_get(&st.upstream_retries), 2);
+	CHECK_EQ(serve_read(0), 2);
+	CHECK_EQ(serve_answer(0, false), 2);
+	spin();
+	CHECK_EQ(serve_read(0), 2);
+	CHECK_EQ(serve_answer(0, false), 2);
+	spin();
+	for (size_t i = 0; i < 4; i++) {
+		CHECK_EQ(q[i].done, 1);
+		CHECK_EQ(q[i].err, 0);
+		CHECK(q[i].by && strcmp(q[i].by, "up0") == 0);
+	}
+	upstream_pool_free(pool);
+}
+
+/* connect refused: up0 backs off, up1 answers */
+static void test_fault_refused(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q;
+	uint64_t failures;
+
+	setup(&cfg, &st, POLICY_ORDERED);
+	pool = pool_new(&cfg, &st);
+	modes[0] = FAKE_REFUSED;
+	tq_init(&q, loop);
+	upstream_pool_submit(pool, &q.uq);
+	spin();
+	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(serve_answer(1, false), 1);
+	spin();
+	CHECK_EQ(q.done, 1);
+	CHECK(q.by && strcmp(q.by, "up1") == 0);
+	CHECK(!usable(pool, 0, &failures));
+	CHECK_EQ(failures, 1);
+	CHECK(usable(pool, 1, &failures));
+	upstream_pool_free(pool);
+}
+
+/* the handshake fails (authentication): the query moves to up1, up0 backs off */
+static void test_fault_handshake(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q;
+	uint64_t failures;
+
+	setup(&cfg, &st, POLICY_ORDERED);
+	pool = pool_new(&cfg, &st);
+	modes[0] = FAKE_HS_FAIL;
+	tq_init(&q, loop);
+	upstream_pool_submit(pool, &q.uq);
+	spin();
+	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(serve_answer(1, false), 1);
+	spin();
+	CHECK_EQ(q.done, 1);
+	CHECK(q.by && strcmp(q.by, "up1") == 0);
+	CHECK(!usable(pool, 0, &failures));
+	CHECK_EQ(failures, 1);
+	upstream_pool_free(pool);
+}
+
+/* an answer to another question: a protocol fault, up0 backs off, up1 answers */
+static void test_fault_bad_answer(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q;
+	uint64_t failures;
+
+	setup(&cfg, &st, POLICY_ORDERED);
+	pool = pool_new(&cfg, &st);
+	tq_init(&q, loop);
+	upstream_pool_submit(pool, &q.uq);
+	spin();
+	CHECK_EQ(serve_read(0), 1);
+	CHECK_EQ(serve_answer(0, true), 1);
+	spin();
+	CHECK_EQ(stats_get(&st.upstream_bad_answers), 1);
+	CHECK(!usable(pool, 0, &failures));
+	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(serve_answer(1, false), 1);
+	spin();
+	CHECK_EQ(q.done, 1);
+	CHECK_EQ(q.err, 0);
+	CHECK(q.by && strcmp(q.by, "up1") == 0);
+	upstream_pool_free(pool);
+}
+
+/* Local errors neither back off nor fail over. Out of descriptors: SERVFAIL at once. */
+static void test_local_errors(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q;
+	uint64_t failures;
+
+	setup(&cfg, &st, POLICY_ORDERED);
+	pool = pool_new(&cfg, &st);
+	modes[0] = FAKE_LOCAL;
+	tq_init(&q, loop);
+	upstream_pool_submit(pool, &q.uq);
+	CHECK_EQ(q.done, 1);
+	CHECK_EQ(q.err, -EMFILE);
+	CHECK(usable(pool, 0, &failures));
+	CHECK_EQ(failures, 0);
+	CHECK_EQ(stats_get(&st.upstream_local_errors), 1);
+	CHECK_EQ(opens[1], 0);
+	upstream_pool_free(pool);
+
+	/* no memory for the TLS state: counted, no back-off; the query tries again */
+	setup(&cfg, &st, POLICY_ORDERED);
+	pool = pool_new(&cfg, &st);
+	modes[0] = FAKE_HS_LOCAL;
+	tq_init(&q, loop);
+	upstream_pool_submit(pool, &q.uq);
+	for (int i = 0; i < 20 && !q.done; i++)
+		spin();
+	CHECK(usable(pool, 0, &failures));
+	CHECK_EQ(failures, 0);
+	CHECK(stats_get(&st.upstream_local_errors) >= 1);
+	CHECK_EQ(opens[1], 0); /* not up1's business */
+	CHECK_EQ(q.done, 1);
+	CHECK(q.err < 0);
+	upstream_pool_free(pool);
+}
+
+/* every upstream refuses: -ENETUNREACH once none is usable */
+static void test_all_down(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q;
+
+	setup(&cfg, &st, POLICY_ORDERED);
+	pool = pool_new(&cfg, &st);
+	modes[0] = modes[1] = modes[2] = FAKE_REFUSED;
+	tq_init(&q, loop);
+	upstream_pool_submit(pool, &q.uq);
+	CHECK_EQ(q.done, 1);
+	CHECK_EQ(q.err, -ENETUNREACH);
+	upstream_pool_free(pool);
+}
+
+/* Round robin spreads queries over the upstreams; fastest prefers the lowest RTT. */
+static void test_choice(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q[4];
+	struct timespec slow = {0, 100 * 1000 * 1000};
+
+	setup(&cfg, &st, POLICY_ROUND_ROBIN);
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 4; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	spin();
+	CHECK_EQ(serve_read(0), 2);
+	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(serve_read(2), 1);
+	for (size_t i = 0; i < 3; i++)
+		serve_answer(i, false);
+	spin();
+	CHECK(q[3].by && strcmp(q[3].by, "up0") == 0);
+	upstream_pool_free(pool);
+
+	/* each upstream is measured first (no RTT counts as fastest), then up1 wins */
+	setup(&cfg, &st, POLICY_FASTEST);
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 3; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+		spin();
+		CHECK_EQ(serve_read(i), 1);
+		if (i != 1)
+			nanosleep(&slow, NULL);
+		serve_answer(i, false);
+		spin();
+		CHECK_EQ(q[i].done, 1);
+	}
+	tq_init(&q[3], loop);
+	upstream_pool_submit(pool, &q[3].uq);
+	spin();
+	CHECK_EQ(serve_read(1), 1);
+	serve_answer(1, false);
+	spin();
+	CHECK(q[3].by && strcmp(q[3].by, "up1") == 0);
+	upstream_pool_free(pool);
+}
+
+int main(void)
+{
+	CHECK_EQ(dns_msg_parse(&query_msg, query, sizeof(query)), 0);
+	CHECK_EQ(loop_new(&loop), 0);
+	test_ids();
+	test_wait_list();
+	test_clean_close();
+	test_fault_refused();
+	test_fault_handshake();
+	test_fault_bad_answer();
+	test_local_errors();
+	test_all_down();
+	test_choice();
+	loop_free(loop);
+	return check_done("upstream");
+}
