@@ -292,7 +292,7 @@ void config_init(struct config *cfg)
 	cfg->max_tcp_clients = 256;
 	cfg->max_inflight = 4096;
 	cfg->queues = 0; /* the number of CPUs, decided in config_parse_args */
-	cfg->policy = POLICY_ORDERED;
+	cfg->upstream_choice = UPSTREAM_CHOICE_ORDERED;
 	cfg->pool_size = 2;
 	cfg->conn_inflight = 128;
 	cfg->idle_ms = 30000;
@@ -639,11 +639,11 @@ static int parse_one(struct config *cfg, int opt, const char *name, const char *
 		return 0;
 	case OPT_POLICY:
 		if (strcmp(arg, "ordered") == 0)
-			cfg->policy = POLICY_ORDERED;
+			cfg->upstream_choice = UPSTREAM_CHOICE_ORDERED;
 		else if (strcmp(arg, "round-robin") == 0)
-			cfg->policy = POLICY_ROUND_ROBIN;
+			cfg->upstream_choice = UPSTREAM_CHOICE_ROUND_ROBIN;
 		else if (strcmp(arg, "fastest") == 0)
-			cfg->policy = POLICY_FASTEST;
+			cfg->upstream_choice = UPSTREAM_CHOICE_FASTEST;
 		else
 			return bad_value(err, name, arg, "ordered, round-robin or fastest");
 		return 0;

@@ -22,10 +22,10 @@
 #define CONFIG_MAX_POOL	      16
 #define CONFIG_MAX_CIDRS      64
 
-enum upstream_policy {
-	POLICY_ORDERED,	    /* the first usable upstream, in the order given */
-	POLICY_ROUND_ROBIN, /* each query to the next usable upstream */
-	POLICY_FASTEST,	    /* the usable upstream with the lowest smoothed RTT */
+enum upstream_choice {
+	UPSTREAM_CHOICE_ORDERED,     /* the first usable upstream, in the order given */
+	UPSTREAM_CHOICE_ROUND_ROBIN, /* each query to the next usable upstream */
+	UPSTREAM_CHOICE_FASTEST,     /* the usable upstream with the lowest smoothed RTT */
 };
 
 enum capture_mode {
@@ -74,7 +74,7 @@ struct config {
 	unsigned int max_inflight;   /* queries in flight at once; more get SERVFAIL */
 	unsigned int max_inflight_client; /* ...of them one client may hold (0 before parsing:
 					   * see config_parse_args) */
-	enum upstream_policy policy;
+	enum upstream_choice upstream_choice; /* --upstream-policy */
 	bool tls_opportunistic;	     /* use upstreams that fail authentication (loudly) */
 	unsigned int pool_size;	     /* TLS connections per upstream (per worker), at most */
 	unsigned int conn_inflight;  /* queries in flight per connection */
