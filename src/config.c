@@ -58,6 +58,7 @@ static int parse_deny(struct config *cfg, const char *name, const char *arg, FIL
 static int parse_group_upstreams(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_metrics(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_dnstap(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int config_finish(struct config *cfg, FILE *err);
 
 /* A row per option reads better than clang-format's field per line. */
 /* clang-format off */
@@ -1078,6 +1079,15 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 		fprintf(err, "dotgw: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return -EINVAL;
 	}
+	return config_finish(cfg, err);
+}
+
+/*
+ * config_finish - what no single option decides: the options that need each other, and the
+ * defaults that follow from others. 0, or -EINVAL after a message to err.
+ */
+static int config_finish(struct config *cfg, FILE *err)
+{
 	if (cfg->n_clients && !(cfg->scope & RULESET_SCOPE_GATEWAY)) {
 		fprintf(err, "dotgw: --client: needs --scope gateway or --scope both\n");
 		return -EINVAL;
