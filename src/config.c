@@ -2,8 +2,8 @@
  * config.c - command-line and configuration-file parsing into struct config. Every error
  * message names the option and quotes the value that was refused. What it reads of the system:
  * the configuration file (fopen) and the number of online CPUs (sysconf, the default
- * --queues); nothing else, and it changes nothing. libcrypto's EVP_DecodeBlock decodes SPKI
- * pins (base64): the one OpenSSL call outside upstream.c.
+ * --queues); nothing else, and it changes nothing. SPKI pins are decoded by tls.c
+ * (tls_pin_parse), where every OpenSSL call is.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -15,12 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "dotgw/config.h"
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
 #include "dotgw/ruleset.h"
+#include "dotgw/tls.h"
 #include "dotgw/version.h"
 
 #define DEFAULT_DOT_PORT 853
@@ -31,248 +31,305 @@ static const char *const default_upstreams[] = {
 	"9.9.9.9#dns.quad9.net",
 };
 
+/* Repeatable options: the command line's entries replace the file's list as a whole. Pins
+ * belong to their upstreams, and rules and upstream sets to their groups: they go together. */
 enum {
-	OPT_MODE = 0x100,
-	OPT_SCOPE,
-	OPT_INTERFACE,
-	OPT_UPSTREAM,
-	OPT_CA_FILE,
-	OPT_USER,
-	OPT_LOG_LEVEL,
-	OPT_TABLE,
-	OPT_TPROXY_PORT,
-	OPT_MARK,
-	OPT_BYPASS_MARK,
-	OPT_ROUTE_TABLE,
-	OPT_RULE_PRIORITY,
-	OPT_TIMEOUT,
-	OPT_UDP_SIZE_CAP,
-	OPT_TCP_IDLE,
-	OPT_MAX_TCP,
-	OPT_MAX_INFLIGHT,
-	OPT_MAX_INFLIGHT_CLIENT,
-	OPT_REMOVE_RULES,
-	OPT_QUEUES,
-	OPT_QUEUE_NUM,
-	OPT_FAIL,
-	OPT_NON_RECURSIVE,
-	OPT_PIN,
-	OPT_TLS_AUTH,
-	OPT_POLICY,
-	OPT_POOL_SIZE,
-	OPT_CONN_INFLIGHT,
-	OPT_IDLE_TIMEOUT,
-	OPT_STALL_TIMEOUT,
-	OPT_NO_PADDING,
-	OPT_CACHE_SIZE,
-	OPT_CACHE_MAX_TTL,
-	OPT_SERVE_STALE,
-	OPT_RATE_LIMIT,
-	OPT_RATE_BURST,
-	OPT_RATE_PREFIX4,
-	OPT_RATE_PREFIX6,
-	OPT_RATE_ACTION,
-	OPT_CLIENT,
-	OPT_EXEMPT,
-	OPT_GROUP,
-	OPT_ALLOW,
-	OPT_DENY,
-	OPT_GROUP_UPSTREAMS,
-	OPT_METRICS,
-	OPT_QUERY_LOG,
-	OPT_CAPTURE_LOCAL,
-	OPT_LOG_TARGET,
-	OPT_DNSTAP,
-	OPT_CONFIG,
-	OPT_CHECK_CONFIG,
+	LIST_NONE,
+	LIST_UPSTREAMS,
+	LIST_INTERFACES,
+	LIST_CLIENTS,
+	LIST_EXEMPT,
+	LIST_GROUPS,
 };
 
-static const struct option long_options[] = {
-	{ "mode", required_argument, NULL, OPT_MODE },
-	{ "scope", required_argument, NULL, OPT_SCOPE },
-	{ "interface", required_argument, NULL, OPT_INTERFACE },
-	{ "upstream", required_argument, NULL, OPT_UPSTREAM },
-	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
-	{ "user", required_argument, NULL, OPT_USER },
-	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-	{ "table", required_argument, NULL, OPT_TABLE },
-	{ "tproxy-port", required_argument, NULL, OPT_TPROXY_PORT },
-	{ "mark", required_argument, NULL, OPT_MARK },
-	{ "bypass-mark", required_argument, NULL, OPT_BYPASS_MARK },
-	{ "route-table", required_argument, NULL, OPT_ROUTE_TABLE },
-	{ "rule-priority", required_argument, NULL, OPT_RULE_PRIORITY },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "udp-size-cap", required_argument, NULL, OPT_UDP_SIZE_CAP },
-	{ "tcp-idle-timeout", required_argument, NULL, OPT_TCP_IDLE },
-	{ "max-tcp-clients", required_argument, NULL, OPT_MAX_TCP },
-	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
-	{ "max-inflight-per-client", required_argument, NULL, OPT_MAX_INFLIGHT_CLIENT },
-	{ "remove-rules", no_argument, NULL, OPT_REMOVE_RULES },
-	{ "queues", required_argument, NULL, OPT_QUEUES },
-	{ "queue-num", required_argument, NULL, OPT_QUEUE_NUM },
-	{ "fail", required_argument, NULL, OPT_FAIL },
-	{ "non-recursive", required_argument, NULL, OPT_NON_RECURSIVE },
-	{ "pin", required_argument, NULL, OPT_PIN },
-	{ "tls-auth", required_argument, NULL, OPT_TLS_AUTH },
-	{ "upstream-policy", required_argument, NULL, OPT_POLICY },
-	{ "pool-size", required_argument, NULL, OPT_POOL_SIZE },
-	{ "conn-inflight", required_argument, NULL, OPT_CONN_INFLIGHT },
-	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
-	{ "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
-	{ "no-padding", no_argument, NULL, OPT_NO_PADDING },
-	{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
-	{ "cache-max-ttl", required_argument, NULL, OPT_CACHE_MAX_TTL },
-	{ "serve-stale", required_argument, NULL, OPT_SERVE_STALE },
-	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
-	{ "client", required_argument, NULL, OPT_CLIENT },
-	{ "exempt", required_argument, NULL, OPT_EXEMPT },
-	{ "group", required_argument, NULL, OPT_GROUP },
-	{ "allow", required_argument, NULL, OPT_ALLOW },
-	{ "deny", required_argument, NULL, OPT_DENY },
-	{ "group-upstreams", required_argument, NULL, OPT_GROUP_UPSTREAMS },
-	{ "rate-burst", required_argument, NULL, OPT_RATE_BURST },
-	{ "rate-limit-prefix4", required_argument, NULL, OPT_RATE_PREFIX4 },
-	{ "rate-limit-prefix6", required_argument, NULL, OPT_RATE_PREFIX6 },
-	{ "rate-limit-action", required_argument, NULL, OPT_RATE_ACTION },
-	{ "metrics", required_argument, NULL, OPT_METRICS },
-	{ "query-log", no_argument, NULL, OPT_QUERY_LOG },
-	{ "capture-local", no_argument, NULL, OPT_CAPTURE_LOCAL },
-	{ "dnstap", required_argument, NULL, OPT_DNSTAP },
-	{ "log-target", required_argument, NULL, OPT_LOG_TARGET },
-	{ "config", required_argument, NULL, OPT_CONFIG },
-	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
-};
+static int parse_interface(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_upstream(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_pin(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_ca_file(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_user(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_log_level(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_table(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_cache_size(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_client(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_exempt(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_group(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_allow(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_deny(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_group_upstreams(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_metrics(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_dnstap(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int config_finish(struct config *cfg, FILE *err);
 
-static const char usage_text[] =
+/* A row per option reads better than clang-format's field per line. */
+/* clang-format off */
+#define FIELD(f) .off = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
+#define NUMBER(f, lo, hi, exp) \
+	.type = CONFIG_OPT_NUMBER, FIELD(f), .min = (lo), .max = (hi), .expected = (exp)
+#define FLAG(f, v) .type = CONFIG_OPT_FLAG, FIELD(f), .min = (v)
+#define WORDS(f, ...) \
+	.type = CONFIG_OPT_WORDS, FIELD(f), \
+	.words = (const struct config_word[]){ __VA_ARGS__, { NULL, 0 } }
+
+const struct config_option config_options[] = {
+	/* Capture */
+	{ .name = "mode", .key = "mode", .arg = "MODE", .section = "Capture:",
+	  WORDS(mode, { "tproxy", MODE_TPROXY }, { "nfqueue", MODE_NFQUEUE }),
+	  .help = "tproxy: UDP and TCP through TPROXY; nfqueue: UDP through\n"
+		  "NFQUEUE with raw-socket answers, TCP through TPROXY\n"
+		  "(default: tproxy)" },
+	{ .name = "fail", .key = "fail", .arg = "open|closed",
+	  WORDS(fail_closed, { "open", 0 }, { "closed", 1 }),
+	  .help = "while dotgw is not serving (stopped, crashed, killed, queue\n"
+		  "full): open lets DNS pass in plaintext; closed blocks it\n"
+		  "until dotgw serves again or --remove-rules (default: open)" },
+	{ .name = "non-recursive", .key = "non-recursive", .arg = "forward|pass",
+	  WORDS(nonrec_pass, { "forward", 0 }, { "pass", 1 }),
+	  .help = "\n"
+		  "queries that are not a stub's (RD=0, CH class, AXFR/IXFR,\n"
+		  "NOTIFY/UPDATE, no question): forward them to the upstream like\n"
+		  "the others, or (nfqueue mode, UDP) let them pass untouched to\n"
+		  "the address they were sent to (default: forward)" },
+	{ .name = "queues", .key = "queues", .arg = "N",
+	  NUMBER(queues, 1, CONFIG_MAX_QUEUES, "1 to 64"),
+	  .help = "nfqueue mode: queues and worker threads (default: CPUs)" },
+	{ .name = "queue-num", .key = "queue-num", .arg = "N",
+	  NUMBER(queue_num, 0, 65535, "0 to 65535"),
+	  .help = "nfqueue mode: number of the first queue (default: 0)" },
+	{ .name = "scope", .key = "scope", .arg = "SCOPE",
+	  WORDS(scope, { "host", RULESET_SCOPE_HOST }, { "gateway", RULESET_SCOPE_GATEWAY },
+		{ "both", RULESET_SCOPE_HOST | RULESET_SCOPE_GATEWAY }),
+	  .help = "host: this machine's own DNS; gateway: forwarded DNS;\n"
+		  "both (default: host)" },
+	{ .name = "interface", .key = "interface", .arg = "IFACE", .list = LIST_INTERFACES,
+	  .parse = parse_interface,
+	  .help = "gateway scope: capture only DNS arriving on IFACE\n"
+		  "(repeatable); gateway scope needs it or --client" },
+	{ .name = "client", .key = "client", .arg = "CIDR", .list = LIST_CLIENTS,
+	  .parse = parse_client,
+	  .help = "gateway scope: capture only DNS from these sources\n"
+		  "(repeatable; default: from any)" },
+	{ .name = "capture-local", .key = "capture-local", FLAG(capture_local, 1),
+	  .help = "also capture DNS addressed to this machine's own addresses\n"
+		  "(default: a DNS server here gets its queries untouched)" },
+	{ .name = "exempt", .key = "exempt", .arg = "CIDR", .list = LIST_EXEMPT,
+	  .parse = parse_exempt,
+	  .help = "never capture DNS from or to these addresses, e.g. a\n"
+		  "local resolver (repeatable)" },
+	{ .name = "table", .key = "table", .arg = "NAME", .parse = parse_table,
+	  .help = "name of dotgw's nftables table, family inet (default: dotgw)" },
+	{ .name = "tproxy-port", .key = "tproxy-port", .arg = "PORT",
+	  NUMBER(tproxy_port, 1, 65535, "a port from 1 to 65535, not 53"), .not_min = 53,
+	  .not_max = 53,
+	  .help = "port of the transparent listeners (default: 10053)" },
+	{ .name = "mark", .key = "mark", .arg = "VALUE",
+	  NUMBER(capture_mark, 1, UINT32_MAX, "a non-zero 32-bit mark"),
+	  .help = "firewall mark of captured packets (default: 0xd07)" },
+	{ .name = "bypass-mark", .key = "bypass-mark", .arg = "VALUE",
+	  NUMBER(bypass_mark, 1, UINT32_MAX, "a non-zero 32-bit mark"),
+	  .help = "firewall mark of dotgw's own sockets (default: 0xd08)" },
+	{ .name = "route-table", .key = "route-table", .arg = "N",
+	  NUMBER(route_table, 1, 0xfffffff0,
+		 "a table number from 1 to 4294967280, not 253, 254 or 255"),
+	  .not_min = 253, .not_max = 255,
+	  .help = "policy-routing table for captured packets (default: 853)" },
+	{ .name = "rule-priority", .key = "rule-priority", .arg = "N",
+	  NUMBER(rule_priority, 1, 32765, "a priority from 1 to 32765"),
+	  .help = "priority of the fwmark policy rules (default: 853)" },
+	{ .name = "remove-rules", .key = "remove-rules", FLAG(remove_rules, 1),
+	  .help = "remove the table and policy routing a run left (with\n"
+		  "--fail closed: the block), and exit" },
+	/* Upstreams */
+	{ .name = "upstream", .key = "upstream", .arg = "ADDR[@PORT][#AUTH-NAME]",
+	  .list = LIST_UPSTREAMS, .section = "Upstreams:", .parse = parse_upstream,
+	  .help = "\n"
+		  "a DNS-over-TLS resolver (repeatable; port 853 by default;\n"
+		  "IPv6 as ADDR or [ADDR]@PORT). The certificate must be valid\n"
+		  "for AUTH-NAME (also sent as SNI), or for ADDR when no name is\n"
+		  "given. Default: 1.1.1.1 and 1.0.0.1 (cloudflare-dns.com),\n"
+		  "9.9.9.9 (dns.quad9.net)" },
+	{ .name = "pin", .key = "pin", .arg = "BASE64", .list = LIST_UPSTREAMS, .parse = parse_pin,
+	  .help = "SHA-256 SPKI pin of the upstream given just before\n"
+		  "(repeatable; RFC 7858 4.2). With an auth name both must\n"
+		  "hold; without one the pin alone authenticates" },
+	{ .name = "ca-file", .key = "ca-file", .arg = "PATH", .parse = parse_ca_file,
+	  .help = "trust anchors in PEM (default: the system trust store)" },
+	{ .name = "tls-auth", .key = "tls-auth", .arg = "MODE",
+	  WORDS(tls_opportunistic, { "strict", 0 }, { "opportunistic", 1 }),
+	  .help = "strict: never use an upstream that fails authentication;\n"
+		  "opportunistic: use it anyway, with a warning per\n"
+		  "connection (default: strict)" },
+	{ .name = "upstream-policy", .key = "upstream-policy", .arg = "P",
+	  WORDS(upstream_choice, { "ordered", UPSTREAM_CHOICE_ORDERED },
+		{ "round-robin", UPSTREAM_CHOICE_ROUND_ROBIN }, { "fastest", UPSTREAM_CHOICE_FASTEST }),
+	  .help = "ordered, round-robin or fastest (lowest smoothed RTT)\n"
+		  "(default: ordered)" },
+	{ .name = "pool-size", .key = "pool-size", .arg = "N",
+	  NUMBER(pool_size, 1, CONFIG_MAX_POOL, "1 to 16"),
+	  .help = "TLS connections per upstream and worker (default: 2)" },
+	{ .name = "conn-inflight", .key = "conn-inflight", .arg = "N",
+	  NUMBER(conn_inflight, 1, 1024, "1 to 1024"),
+	  .help = "queries in flight per connection (default: 128)" },
+	{ .name = "idle-timeout", .key = "idle-timeout", .arg = "MS",
+	  NUMBER(idle_ms, 100, 3600000, "100 to 3600000 milliseconds"),
+	  .help = "close idle upstream connections; shortened by the server's\n"
+		  "edns-tcp-keepalive (default: 30000)" },
+	{ .name = "stall-timeout", .key = "stall-timeout", .arg = "MS",
+	  NUMBER(stall_ms, 50, 60000, "50 to 60000 milliseconds"),
+	  .help = "queries in flight and no answer for MS/2: probe the\n"
+		  "connection; none by MS: close it, retry elsewhere\n"
+		  "(default: 1000)" },
+	{ .name = "no-padding", .key = "no-padding", FLAG(padding, 0),
+	  .help = "do not pad queries to 128 octets (RFC 8467)" },
+	{ .name = "timeout", .key = "timeout", .arg = "MS",
+	  NUMBER(timeout_ms, 100, 60000, "100 to 60000 milliseconds"),
+	  .help = "deadline of each query; SERVFAIL after it (default: 3000)" },
+	/* Cache */
+	{ .name = "cache-size", .key = "cache-size", .arg = "N[k|M]", .section = "Cache:",
+	  .parse = parse_cache_size,
+	  .help = "answer cache in all, shared out among the workers;\n"
+		  "0 turns it off (default: 4M)" },
+	{ .name = "cache-max-ttl", .key = "cache-max-ttl", .arg = "SECONDS",
+	  NUMBER(cache_max_ttl, 1, 604800, "1 to 604800 seconds"),
+	  .help = "cache answers this long at most (default: 86400)" },
+	{ .name = "serve-stale", .key = "serve-stale", .arg = "SECONDS",
+	  NUMBER(serve_stale, 0, 604800, "0 to 604800 seconds"),
+	  .help = "when no upstream answers, serve an expired answer up to\n"
+		  "SECONDS past its expiry, with TTL 30 (RFC 8767);\n"
+		  "0 is off, at most 604800 (default: 0)" },
+	/* Policy */
+	{ .name = "group", .key = "group", .arg = "NAME=CIDR|@IFACE[,...]", .list = LIST_GROUPS,
+	  .section = "Policy (client groups; clients in no group are not policed):",
+	  .parse = parse_group,
+	  .help = "a client group: sources in these prefixes, or\n"
+		  "arriving on these interfaces (the first group that holds\n"
+		  "a client is its group)" },
+	{ .name = "deny", .key = "deny", .arg = "NAME:SUFFIX[=ACTION]", .list = LIST_GROUPS,
+	  .parse = parse_deny,
+	  .help = "names at or under SUFFIX: ACTION is nxdomain (default),\n"
+		  "refused, or an IPv4/IPv6 address to answer with (sinkhole)" },
+	{ .name = "allow", .key = "allow", .arg = "NAME:SUFFIX", .list = LIST_GROUPS,
+	  .parse = parse_allow,
+	  .help = "names at or under SUFFIX resolve; a group with allow rules\n"
+		  "gets REFUSED for everything else (longest suffix wins)" },
+	{ .name = "group-upstreams", .key = "group-upstreams", .arg = "NAME=N[,N]...",
+	  .list = LIST_GROUPS, .parse = parse_group_upstreams,
+	  .help = "the group's queries go only to these upstreams\n"
+		  "(1 = the first --upstream)" },
+	/* Clients */
+	{ .name = "rate-limit", .key = "rate-limit", .arg = "QPS", .section = "Clients:",
+	  NUMBER(rate_limit, 0, 10000000, "0 to 10000000 queries per second"),
+	  .help = "queries per second per client (address, or prefix below)\n"
+		  "and worker; 0 is off (default: 0)" },
+	{ .name = "rate-burst", .key = "rate-burst", .arg = "N",
+	  NUMBER(rate_burst, 1, 20000000, "1 to 20000000 queries"),
+	  .help = "queries a client may send at once (default: 2 x QPS)" },
+	{ .name = "rate-limit-prefix4", .key = "rate-limit-prefix4", .arg = "N",
+	  NUMBER(rate_prefix4, 1, 32, "a prefix length from 1 to 32"),
+	  .help = "IPv4 clients counted per /N (default: 32)" },
+	{ .name = "rate-limit-prefix6", .key = "rate-limit-prefix6", .arg = "N",
+	  NUMBER(rate_prefix6, 1, 128, "a prefix length from 1 to 128"),
+	  .help = "IPv6 clients counted per /N (default: 56)" },
+	{ .name = "rate-limit-action", .key = "rate-limit-action", .arg = "A",
+	  WORDS(rate_refuse, { "refused", 1 }, { "drop", 0 }),
+	  .help = "refused (answer REFUSED) or drop (default: refused)" },
+	{ .name = "udp-size-cap", .key = "udp-size-cap", .arg = "N",
+	  NUMBER(udp_size_cap, 512, 65535, "512 to 65535 octets"),
+	  .help = "largest UDP answer sent, whatever the client advertises;\n"
+		  "larger answers are truncated (TC) (default: 1232)" },
+	{ .name = "tcp-idle-timeout", .key = "tcp-idle-timeout", .arg = "MS",
+	  NUMBER(tcp_idle_ms, 100, 3600000, "100 to 3600000 milliseconds"),
+	  .help = "close idle TCP client connections after MS (default: 10000)" },
+	{ .name = "max-tcp-clients", .key = "max-tcp-clients", .arg = "N",
+	  NUMBER(max_tcp_clients, 1, 65536, "1 to 65536"),
+	  .help = "TCP client connections at once (default: 256)" },
+	{ .name = "max-inflight", .key = "max-inflight", .arg = "N",
+	  NUMBER(max_inflight, 1, 1000000, "1 to 1000000"),
+	  .help = "queries in flight at once, per worker; more get SERVFAIL\n"
+		  "(default: 4096)" },
+	{ .name = "max-inflight-per-client", .key = "max-inflight-per-client", .arg = "N",
+	  NUMBER(max_inflight_client, 1, 1000000, "1 to 1000000"),
+	  .help = "\n"
+		  "of them, what one client (counted as for --rate-limit)\n"
+		  "may have in flight; as many more wait, the rest get\n"
+		  "SERVFAIL (default: half of --max-inflight or of\n"
+		  "--pool-size x --conn-inflight, the smaller: 128)" },
+	/* Process */
+	{ .name = "config", .key = NULL, .arg = "PATH", .section = "Process:", .type = CONFIG_OPT_CLI,
+	  .help = "read settings from PATH first: 'key = value' lines, a key\n"
+		  "for each long option; the command line overrides them\n"
+		  "(default: " CONFIG_DEFAULT_PATH " if it exists; none:\n"
+		  "read no file)" },
+	{ .name = "check-config", .key = NULL, FLAG(check_config, 1),
+	  .help = "check the file and the options, say so, and exit" },
+	{ .name = "user", .key = "user", .arg = "NAME", .parse = parse_user,
+	  .help = "run as NAME after setup (default: dotgw if it exists,\n"
+		  "else nobody)" },
+	{ .name = "log-level", .key = "log-level", .arg = "LEVEL", .parse = parse_log_level,
+	  .help = "error, warn, info or debug (default: info)" },
+	{ .name = "log-target", .key = "log-target", .arg = "T",
+	  WORDS(log_syslog, { "stderr", 0 }, { "syslog", 1 }),
+	  .help = "stderr (with journald priority prefixes under systemd) or\n"
+		  "syslog (facility daemon) (default: stderr)" },
+	{ .name = "query-log", .key = "query-log", FLAG(query_log, 1),
+	  .help = "log a line per answered query: client, name, type, rcode,\n"
+		  "where the answer came from, latency" },
+	{ .name = "dnstap", .key = "dnstap", .arg = "SOCKET", .parse = parse_dnstap,
+	  .help = "send client queries and responses as dnstap to the Frame\n"
+		  "Streams unix socket SOCKET (default: off)" },
+	{ .name = "metrics", .key = "metrics", .arg = "[ADDR:]PORT", .parse = parse_metrics,
+	  .help = "serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+		  "(address default 127.0.0.1; default: off)" },
+	{ .name = "help", .key = NULL, .short_name = 'h', .type = CONFIG_OPT_CLI,
+	  .help = "show this help and exit" },
+	{ .name = "version", .key = NULL, .short_name = 'V', .type = CONFIG_OPT_CLI,
+	  .help = "show the version and exit" },
+	{ .name = NULL },
+};
+/* clang-format on */
+
+#define N_OPTIONS (sizeof(config_options) / sizeof(config_options[0]) - 1)
+#define OPT_VAL0  0x100 /* getopt's value of config_options[i]: OPT_VAL0 + i */
+#define HELP_COL  27	/* where --help's explanations start */
+
+static const char usage_head[] =
 	"Usage: dotgw [OPTION]...\n"
 	"Capture plain DNS (port 53, UDP and TCP, IPv4 and IPv6) with nftables and answer it over\n"
-	"DNS-over-TLS (RFC 7858), replying from the address the client asked.\n"
-	"\n"
-	"Capture:\n"
-	"  --mode MODE              tproxy: UDP and TCP through TPROXY; nfqueue: UDP through\n"
-	"                           NFQUEUE with raw-socket answers, TCP through TPROXY\n"
-	"                           (default: tproxy)\n"
-	"  --fail open|closed       while dotgw is not serving (stopped, crashed, killed, queue\n"
-	"                           full): open lets DNS pass in plaintext; closed blocks it\n"
-	"                           until dotgw serves again or --remove-rules (default: open)\n"
-	"  --non-recursive forward|pass\n"
-	"                           queries that are not a stub's (RD=0, CH class, AXFR/IXFR,\n"
-	"                           NOTIFY/UPDATE, no question): forward them to the upstream like\n"
-	"                           the others, or (nfqueue mode, UDP) let them pass untouched to\n"
-	"                           the address they were sent to (default: forward)\n"
-	"  --queues N               nfqueue mode: queues and worker threads (default: CPUs)\n"
-	"  --queue-num N            nfqueue mode: number of the first queue (default: 0)\n"
-	"  --scope SCOPE            host: this machine's own DNS; gateway: forwarded DNS;\n"
-	"                           both (default: host)\n"
-	"  --interface IFACE        gateway scope: capture only DNS arriving on IFACE\n"
-	"                           (repeatable); gateway scope needs it or --client\n"
-	"  --client CIDR            gateway scope: capture only DNS from these sources\n"
-	"                           (repeatable; default: from any)\n"
-	"  --capture-local          also capture DNS addressed to this machine's own addresses\n"
-	"                           (default: a DNS server here gets its queries untouched)\n"
-	"  --exempt CIDR            never capture DNS from or to these addresses, e.g. a\n"
-	"                           local resolver (repeatable)\n"
-	"  --table NAME             name of dotgw's nftables table, family inet (default: dotgw)\n"
-	"  --tproxy-port PORT       port of the transparent listeners (default: 10053)\n"
-	"  --mark VALUE             firewall mark of captured packets (default: 0xd07)\n"
-	"  --bypass-mark VALUE      firewall mark of dotgw's own sockets (default: 0xd08)\n"
-	"  --route-table N          policy-routing table for captured packets (default: 853)\n"
-	"  --rule-priority N        priority of the fwmark policy rules (default: 853)\n"
-	"  --remove-rules           remove the table and policy routing a run left (with\n"
-	"                           --fail closed: the block), and exit\n"
-	"\n"
-	"Upstreams:\n"
-	"  --upstream ADDR[@PORT][#AUTH-NAME]\n"
-	"                           a DNS-over-TLS resolver (repeatable; port 853 by default;\n"
-	"                           IPv6 as ADDR or [ADDR]@PORT). The certificate must be valid\n"
-	"                           for AUTH-NAME (also sent as SNI), or for ADDR when no name is\n"
-	"                           given. Default: 1.1.1.1 and 1.0.0.1 (cloudflare-dns.com),\n"
-	"                           9.9.9.9 (dns.quad9.net)\n"
-	"  --pin BASE64             SHA-256 SPKI pin of the upstream given just before\n"
-	"                           (repeatable; RFC 7858 4.2). With an auth name both must\n"
-	"                           hold; without one the pin alone authenticates\n"
-	"  --ca-file PATH           trust anchors in PEM (default: the system trust store)\n"
-	"  --tls-auth MODE          strict: never use an upstream that fails authentication;\n"
-	"                           opportunistic: use it anyway, with a warning per\n"
-	"                           connection (default: strict)\n"
-	"  --upstream-policy P      ordered, round-robin or fastest (lowest smoothed RTT)\n"
-	"                           (default: ordered)\n"
-	"  --pool-size N            TLS connections per upstream and worker (default: 2)\n"
-	"  --conn-inflight N        queries in flight per connection (default: 128)\n"
-	"  --idle-timeout MS        close idle upstream connections; shortened by the server's\n"
-	"                           edns-tcp-keepalive (default: 30000)\n"
-	"  --stall-timeout MS       queries in flight and no answer for MS/2: probe the\n"
-	"                           connection; none by MS: close it, retry elsewhere\n"
-	"                           (default: 1000)\n"
-	"  --no-padding             do not pad queries to 128 octets (RFC 8467)\n"
-	"  --timeout MS             deadline of each query; SERVFAIL after it (default: 3000)\n"
-	"\n"
-	"Cache:\n"
-	"  --cache-size N[k|M]      answer cache in all, shared out among the workers;\n"
-	"                           0 turns it off (default: 4M)\n"
-	"  --cache-max-ttl SECONDS  cache answers this long at most (default: 86400)\n"
-	"  --serve-stale SECONDS    when no upstream answers, serve an expired answer up to\n"
-	"                           SECONDS past its expiry, with TTL 30 (RFC 8767);\n"
-	"                           0 is off, at most 604800 (default: 0)\n"
-	"\n"
-	"Policy (client groups; clients in no group are not policed):\n"
-	"  --group NAME=CIDR|@IFACE[,...]  a client group: sources in these prefixes, or\n"
-	"                           arriving on these interfaces (the first group that holds\n"
-	"                           a client is its group)\n"
-	"  --deny NAME:SUFFIX[=ACTION]  names at or under SUFFIX: ACTION is nxdomain (default),\n"
-	"                           refused, or an IPv4/IPv6 address to answer with (sinkhole)\n"
-	"  --allow NAME:SUFFIX      names at or under SUFFIX resolve; a group with allow rules\n"
-	"                           gets REFUSED for everything else (longest suffix wins)\n"
-	"  --group-upstreams NAME=N[,N]...  the group's queries go only to these upstreams\n"
-	"                           (1 = the first --upstream)\n"
-	"\n"
-	"Clients:\n"
-	"  --rate-limit QPS         queries per second per client (address, or prefix below)\n"
-	"                           and worker; 0 is off (default: 0)\n"
-	"  --rate-burst N           queries a client may send at once (default: 2 x QPS)\n"
-	"  --rate-limit-prefix4 N   IPv4 clients counted per /N (default: 32)\n"
-	"  --rate-limit-prefix6 N   IPv6 clients counted per /N (default: 56)\n"
-	"  --rate-limit-action A    refused (answer REFUSED) or drop (default: refused)\n"
-	"  --udp-size-cap N         largest UDP answer sent, whatever the client advertises;\n"
-	"                           larger answers are truncated (TC) (default: 1232)\n"
-	"  --tcp-idle-timeout MS    close idle TCP client connections after MS (default: 10000)\n"
-	"  --max-tcp-clients N      TCP client connections at once (default: 256)\n"
-	"  --max-inflight N         queries in flight at once, per worker; more get SERVFAIL\n"
-	"                           (default: 4096)\n"
-	"  --max-inflight-per-client N\n"
-	"                           of them, what one client (counted as for --rate-limit)\n"
-	"                           may have in flight; as many more wait, the rest get\n"
-	"                           SERVFAIL (default: half of --max-inflight or of\n"
-	"                           --pool-size x --conn-inflight, the smaller: 128)\n"
-	"\n"
-	"Process:\n"
-	"  --config PATH            read settings from PATH first: 'key = value' lines, a key\n"
-	"                           for each long option; the command line overrides them\n"
-	"                           (default: " CONFIG_DEFAULT_PATH " if it exists; none:\n"
-	"                           read no file)\n"
-	"  --check-config           check the file and the options, say so, and exit\n"
-	"  --user NAME              run as NAME after setup (default: dotgw if it exists,\n"
-	"                           else nobody)\n"
-	"  --log-level LEVEL        error, warn, info or debug (default: info)\n"
-	"  --log-target T           stderr (with journald priority prefixes under systemd) or\n"
-	"                           syslog (facility daemon) (default: stderr)\n"
-	"  --query-log              log a line per answered query: client, name, type, rcode,\n"
-	"                           where the answer came from, latency\n"
-	"  --dnstap SOCKET          send client queries and responses as dnstap to the Frame\n"
-	"                           Streams unix socket SOCKET (default: off)\n"
-	"  --metrics [ADDR:]PORT    serve Prometheus metrics at http://ADDR:PORT/metrics\n"
-	"                           (address default 127.0.0.1; default: off)\n"
-	"  -h, --help               show this help and exit\n"
-	"  -V, --version            show the version and exit\n"
+	"DNS-over-TLS (RFC 7858), replying from the address the client asked.\n";
+
+static const char usage_tail[] =
 	"\n"
 	"dotgw installs its own nftables table and fwmark policy routing, and removes them on\n"
 	"SIGINT or SIGTERM (with --fail closed they stay and block DNS). SIGUSR1 logs the\n"
 	"counters. It needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE, CAP_SETUID,\n"
 	"CAP_SETGID, CAP_SETPCAP) to start, and keeps only CAP_NET_ADMIN and\n"
 	"CAP_NET_BIND_SERVICE.\n";
+
+/* usage_print - --help, from the table: "  --name ARG", then the help lines at HELP_COL. */
+static void usage_print(FILE *out)
+{
+	fputs(usage_head, out);
+	for (const struct config_option *o = config_options; o->name; o++) {
+		int len;
+
+		if (o->section)
+			fprintf(out, "\n%s\n", o->section);
+		if (o->short_name)
+			len = fprintf(out, "  -%c, --%s", o->short_name, o->name);
+		else
+			len = fprintf(out, "  --%s%s%s", o->name, o->arg ? " " : "",
+				      o->arg ? o->arg : "");
+		/* a long head: the help goes below it, or two spaces after it */
+		if (o->help[0] != '\n')
+			fprintf(out, "%*s", len <= HELP_COL - 2 ? HELP_COL - len : 2, "");
+		for (const char *p = o->help; *p; p++) {
+			fputc(*p, out);
+			if (*p == '\n')
+				fprintf(out, "%*s", HELP_COL, "");
+		}
+		fputc('\n', out);
+	}
+	fputs(usage_tail, out);
+}
 
 void config_init(struct config *cfg)
 {
@@ -292,7 +349,7 @@ void config_init(struct config *cfg)
 	cfg->max_tcp_clients = 256;
 	cfg->max_inflight = 4096;
 	cfg->queues = 0; /* the number of CPUs, decided in config_parse_args */
-	cfg->policy = POLICY_ORDERED;
+	cfg->upstream_choice = UPSTREAM_CHOICE_ORDERED;
 	cfg->pool_size = 2;
 	cfg->conn_inflight = 128;
 	cfg->idle_ms = 30000;
@@ -455,14 +512,6 @@ static int bad_value(FILE *err, const char *opt, const char *value, const char *
 	return -EINVAL;
 }
 
-static int parse_number(FILE *err, const char *opt, const char *value, unsigned long min,
-			unsigned long max, const char *expected, uint32_t *out)
-{
-	if (parse_u32(value, min, max, out) < 0)
-		return bad_value(err, opt, value, expected);
-	return 0;
-}
-
 static struct policy_group *group_find(struct config *cfg, const char *name, size_t len)
 {
 	for (size_t i = 0; i < cfg->groups.n_groups; i++)
@@ -471,6 +520,9 @@ static struct policy_group *group_find(struct config *cfg, const char *name, siz
 			return &cfg->groups.groups[i];
 	return NULL;
 }
+
+/* The options parse_policy reads. */
+enum { OPT_GROUP, OPT_ALLOW, OPT_DENY, OPT_GROUP_UPSTREAMS };
 
 /* parse_policy - the --group, --allow, --deny and --group-upstreams values. */
 static int parse_policy(struct config *cfg, int opt, const char *name, const char *arg, FILE *err)
@@ -578,363 +630,262 @@ static int parse_policy(struct config *cfg, int opt, const char *name, const cha
 	return 0;
 }
 
-static int parse_one(struct config *cfg, int opt, const char *name, const char *arg, FILE *err)
+static int parse_group(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	return parse_policy(cfg, OPT_GROUP, name, arg, err);
+}
+
+static int parse_allow(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	return parse_policy(cfg, OPT_ALLOW, name, arg, err);
+}
+
+static int parse_deny(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	return parse_policy(cfg, OPT_DENY, name, arg, err);
+}
+
+static int parse_group_upstreams(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	return parse_policy(cfg, OPT_GROUP_UPSTREAMS, name, arg, err);
+}
+
+static int parse_pin(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	struct upstream_config *u;
+	uint8_t raw[32];
+
+	if (cfg->n_upstreams == 0) {
+		fprintf(err, "dotgw: --pin: give it after the --upstream it belongs to\n");
+		return -EINVAL;
+	}
+	u = &cfg->upstreams[cfg->n_upstreams - 1];
+	if (tls_pin_parse(raw, arg) < 0)
+		return bad_value(err, name, arg, "the base64 of a SHA-256 digest");
+	if (u->n_pins == CONFIG_MAX_PINS) {
+		fprintf(err, "dotgw: --pin: at most %d pins per upstream\n", CONFIG_MAX_PINS);
+		return -EINVAL;
+	}
+	memcpy(u->pins[u->n_pins++], raw, 32);
+	return 0;
+}
+
+static int parse_cache_size(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	char num[32], *suffix;
+	unsigned long mult = 1;
+	size_t len = strlen(arg);
+	uint32_t v;
+
+	strncpy(num, arg, sizeof(num) - 1);
+	num[sizeof(num) - 1] = '\0';
+	suffix = len && len < sizeof(num) ? num + len - 1 : NULL;
+	if (suffix && (*suffix == 'k' || *suffix == 'K'))
+		mult = 1024;
+	else if (suffix && (*suffix == 'm' || *suffix == 'M'))
+		mult = 1024 * 1024;
+	if (mult > 1)
+		*suffix = '\0';
+	if (len >= sizeof(num) || parse_u32(num, 0, (1ul << 30) / mult, &v) < 0)
+		return bad_value(err, name, arg, "0 to 1024M octets, e.g. 4M or 512k");
+	cfg->cache_size = (size_t)v * mult;
+	return 0;
+}
+
+static int parse_dnstap(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	if (!*arg || strlen(arg) >= sizeof(cfg->dnstap_buf))
+		return bad_value(err, name, arg, "a unix socket path of at most 107 octets");
+	strcpy(cfg->dnstap_buf, arg);
+	cfg->dnstap = cfg->dnstap_buf;
+	return 0;
+}
+
+static int parse_metrics(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	struct sockaddr_storage ss;
+
+	if (strlen(arg) >= sizeof(cfg->metrics_buf) || metrics_parse_addr(arg, &ss) < 0)
+		return bad_value(err, name, arg, "PORT, ADDR:PORT or [ADDR]:PORT");
+	strcpy(cfg->metrics_buf, arg);
+	cfg->metrics = cfg->metrics_buf;
+	return 0;
+}
+
+/* parse_cidr_list - --client, --exempt: one more prefix. */
+static int parse_cidr_list(struct ruleset_cidr *list, size_t *n, const char *name, const char *arg,
+			   FILE *err)
+{
+	if (*n == CONFIG_MAX_CIDRS) {
+		fprintf(err, "dotgw: --%s: at most %d prefixes\n", name, CONFIG_MAX_CIDRS);
+		return -EINVAL;
+	}
+	if (config_parse_cidr(&list[*n], arg) < 0)
+		return bad_value(err, name, arg, "an address or ADDR/LEN");
+	(*n)++;
+	return 0;
+}
+
+static int parse_client(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	return parse_cidr_list(cfg->clients, &cfg->n_clients, name, arg, err);
+}
+
+static int parse_exempt(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	return parse_cidr_list(cfg->exempt, &cfg->n_exempt, name, arg, err);
+}
+
+static int parse_interface(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	if (strlen(arg) == 0 || strlen(arg) >= 16 || strchr(arg, '/') || strchr(arg, ' '))
+		return bad_value(err, name, arg, "an interface name of 1 to 15 characters");
+	if (cfg->n_interfaces == CONFIG_MAX_INTERFACES) {
+		fprintf(err, "dotgw: --interface: at most %d interfaces\n", CONFIG_MAX_INTERFACES);
+		return -EINVAL;
+	}
+	strcpy(cfg->interfaces_buf[cfg->n_interfaces], arg);
+	cfg->interfaces[cfg->n_interfaces] = cfg->interfaces_buf[cfg->n_interfaces];
+	cfg->n_interfaces++;
+	return 0;
+}
+
+static int parse_upstream(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	if (cfg->n_upstreams == CONFIG_MAX_UPSTREAMS) {
+		fprintf(err, "dotgw: --upstream: at most %d upstreams\n", CONFIG_MAX_UPSTREAMS);
+		return -EINVAL;
+	}
+	if (config_parse_upstream(&cfg->upstreams[cfg->n_upstreams], arg) < 0)
+		return bad_value(err, name, arg, "ADDR[@PORT][#AUTH-NAME]");
+	cfg->n_upstreams++;
+	return 0;
+}
+
+static int parse_ca_file(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	if (!*arg || strlen(arg) >= sizeof(cfg->ca_file_buf))
+		return bad_value(err, name, arg, "a file name");
+	strcpy(cfg->ca_file_buf, arg);
+	cfg->ca_file = cfg->ca_file_buf;
+	return 0;
+}
+
+static int parse_user(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	if (!*arg || strlen(arg) >= sizeof(cfg->user_buf))
+		return bad_value(err, name, arg, "a user name");
+	strcpy(cfg->user_buf, arg);
+	cfg->user = cfg->user_buf;
+	return 0;
+}
+
+static int parse_log_level(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	int r = log_level_parse(arg);
+
+	if (r < 0)
+		return bad_value(err, name, arg, "error, warn, info or debug");
+	cfg->log_level = r;
+	return 0;
+}
+
+static int parse_table(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	if (!valid_table_name(arg))
+		return bad_value(err, name, arg,
+				 "a letter then up to 63 letters, digits, '_' or '-'");
+	strcpy(cfg->table_buf, arg); /* valid_table_name: at most 64 */
+	cfg->table = cfg->table_buf;
+	return 0;
+}
+
+/* field_store - write v to the option's field, as wide as the field is. */
+static void field_store(struct config *cfg, const struct config_option *o, unsigned long v)
+{
+	char *p = (char *)cfg + o->off;
+
+	switch (o->size) {
+	case sizeof(bool): { /* the one-octet fields are all bool */
+		bool b = v != 0;
+
+		memcpy(p, &b, sizeof(b));
+		break;
+	}
+	case sizeof(uint16_t): {
+		uint16_t x = (uint16_t)v;
+
+		memcpy(p, &x, sizeof(x));
+		break;
+	}
+	case sizeof(uint32_t): {
+		uint32_t x = (uint32_t)v;
+
+		memcpy(p, &x, sizeof(x));
+		break;
+	}
+	default: {
+		uint64_t x = v;
+
+		memcpy(p, &x, sizeof(x));
+		break;
+	}
+	}
+}
+
+/* parse_words - one of the option's words; the message lists them: "a, b or c". */
+static int parse_words(struct config *cfg, const struct config_option *o, const char *arg,
+		       FILE *err)
+{
+	char expected[128];
+	size_t n = 0, len = 0;
+
+	for (const struct config_word *w = o->words; w->word; w++, n++) {
+		if (strcmp(arg, w->word) == 0) {
+			field_store(cfg, o, w->value);
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(expected + len, sizeof(expected) - len, "%s%s",
+					i == 0	    ? ""
+					: i + 1 < n ? ", "
+						    : " or ",
+					o->words[i].word);
+	return bad_value(err, o->name, arg, expected);
+}
+
+/* parse_one - one option's value (NULL for a flag); 0, or -EINVAL after a message to err. */
+static int parse_one(struct config *cfg, const struct config_option *o, const char *arg, FILE *err)
 {
 	uint32_t v;
-	int r;
 
-	switch (opt) {
-	case OPT_MODE:
-		if (strcmp(arg, "tproxy") == 0)
-			cfg->mode = MODE_TPROXY;
-		else if (strcmp(arg, "nfqueue") == 0)
-			cfg->mode = MODE_NFQUEUE;
-		else
-			return bad_value(err, name, arg, "tproxy or nfqueue");
+	switch (o->type) {
+	case CONFIG_OPT_NUMBER:
+		if (parse_u32(arg, o->min, o->max, &v) < 0 ||
+		    (o->not_max && v >= o->not_min && v <= o->not_max))
+			return bad_value(err, o->name, arg, o->expected);
+		field_store(cfg, o, v);
 		return 0;
-	case OPT_FAIL:
-		if (strcmp(arg, "open") == 0)
-			cfg->fail_closed = false;
-		else if (strcmp(arg, "closed") == 0)
-			cfg->fail_closed = true;
-		else
-			return bad_value(err, name, arg, "open or closed");
+	case CONFIG_OPT_FLAG:
+		field_store(cfg, o, o->min);
 		return 0;
-	case OPT_NON_RECURSIVE:
-		if (strcmp(arg, "forward") == 0)
-			cfg->nonrec_pass = false;
-		else if (strcmp(arg, "pass") == 0)
-			cfg->nonrec_pass = true;
-		else
-			return bad_value(err, name, arg, "forward or pass");
-		return 0;
-	case OPT_PIN: {
-		struct upstream_config *u;
-		uint8_t raw[64];
-		int n;
-
-		if (cfg->n_upstreams == 0) {
-			fprintf(err, "dotgw: --pin: give it after the --upstream it belongs to\n");
-			return -EINVAL;
-		}
-		u = &cfg->upstreams[cfg->n_upstreams - 1];
-		/* 32 octets are 44 base64 characters, one '=' of padding */
-		n = strlen(arg) == 44 ? EVP_DecodeBlock(raw, (const unsigned char *)arg, 44) : -1;
-		if (n != 33 || arg[43] != '=' || arg[42] == '=')
-			return bad_value(err, name, arg, "the base64 of a SHA-256 digest");
-		if (u->n_pins == CONFIG_MAX_PINS) {
-			fprintf(err, "dotgw: --pin: at most %d pins per upstream\n", CONFIG_MAX_PINS);
-			return -EINVAL;
-		}
-		memcpy(u->pins[u->n_pins++], raw, 32);
-		return 0;
-	}
-	case OPT_TLS_AUTH:
-		if (strcmp(arg, "strict") == 0)
-			cfg->tls_opportunistic = false;
-		else if (strcmp(arg, "opportunistic") == 0)
-			cfg->tls_opportunistic = true;
-		else
-			return bad_value(err, name, arg, "strict or opportunistic");
-		return 0;
-	case OPT_POLICY:
-		if (strcmp(arg, "ordered") == 0)
-			cfg->policy = POLICY_ORDERED;
-		else if (strcmp(arg, "round-robin") == 0)
-			cfg->policy = POLICY_ROUND_ROBIN;
-		else if (strcmp(arg, "fastest") == 0)
-			cfg->policy = POLICY_FASTEST;
-		else
-			return bad_value(err, name, arg, "ordered, round-robin or fastest");
-		return 0;
-	case OPT_POOL_SIZE:
-		r = parse_number(err, name, arg, 1, CONFIG_MAX_POOL, "1 to 16", &v);
-		cfg->pool_size = v;
-		return r;
-	case OPT_CONN_INFLIGHT:
-		r = parse_number(err, name, arg, 1, 1024, "1 to 1024", &v);
-		cfg->conn_inflight = v;
-		return r;
-	case OPT_IDLE_TIMEOUT:
-		r = parse_number(err, name, arg, 100, 3600000, "100 to 3600000 milliseconds", &v);
-		cfg->idle_ms = v;
-		return r;
-	case OPT_STALL_TIMEOUT:
-		r = parse_number(err, name, arg, 50, 60000, "50 to 60000 milliseconds", &v);
-		cfg->stall_ms = v;
-		return r;
-	case OPT_NO_PADDING:
-		cfg->padding = false;
-		return 0;
-	case OPT_CACHE_SIZE: {
-		char num[32], *suffix;
-		unsigned long mult = 1;
-		size_t len = strlen(arg);
-
-		strncpy(num, arg, sizeof(num) - 1);
-		num[sizeof(num) - 1] = '\0';
-		suffix = len && len < sizeof(num) ? num + len - 1 : NULL;
-		if (suffix && (*suffix == 'k' || *suffix == 'K'))
-			mult = 1024;
-		else if (suffix && (*suffix == 'm' || *suffix == 'M'))
-			mult = 1024 * 1024;
-		if (mult > 1)
-			*suffix = '\0';
-		if (len >= sizeof(num) || parse_u32(num, 0, (1ul << 30) / mult, &v) < 0)
-			return bad_value(err, name, arg, "0 to 1024M octets, e.g. 4M or 512k");
-		cfg->cache_size = (size_t)v * mult;
-		return 0;
-	}
-	case OPT_CACHE_MAX_TTL:
-		r = parse_number(err, name, arg, 1, 604800, "1 to 604800 seconds", &v);
-		cfg->cache_max_ttl = v;
-		return r;
-	case OPT_SERVE_STALE:
-		r = parse_number(err, name, arg, 0, 604800, "0 to 604800 seconds", &v);
-		cfg->serve_stale = v;
-		return r;
-	case OPT_QUERY_LOG:
-		cfg->query_log = true;
-		return 0;
-	case OPT_CAPTURE_LOCAL:
-		cfg->capture_local = true;
-		return 0;
-	case OPT_DNSTAP:
-		if (!*arg || strlen(arg) >= sizeof(cfg->dnstap_buf))
-			return bad_value(err, name, arg, "a unix socket path of at most 107 octets");
-		strcpy(cfg->dnstap_buf, arg);
-		cfg->dnstap = cfg->dnstap_buf;
-		return 0;
-	case OPT_LOG_TARGET:
-		if (strcmp(arg, "stderr") == 0)
-			cfg->log_syslog = false;
-		else if (strcmp(arg, "syslog") == 0)
-			cfg->log_syslog = true;
-		else
-			return bad_value(err, name, arg, "stderr or syslog");
-		return 0;
-	case OPT_METRICS: {
-		struct sockaddr_storage ss;
-
-		if (strlen(arg) >= sizeof(cfg->metrics_buf) || metrics_parse_addr(arg, &ss) < 0)
-			return bad_value(err, name, arg, "PORT, ADDR:PORT or [ADDR]:PORT");
-		strcpy(cfg->metrics_buf, arg);
-		cfg->metrics = cfg->metrics_buf;
-		return 0;
-	}
-	case OPT_GROUP:
-	case OPT_ALLOW:
-	case OPT_DENY:
-	case OPT_GROUP_UPSTREAMS:
-		return parse_policy(cfg, opt, name, arg, err);
-	case OPT_CLIENT:
-	case OPT_EXEMPT: {
-		struct ruleset_cidr *list = opt == OPT_CLIENT ? cfg->clients : cfg->exempt;
-		size_t *n = opt == OPT_CLIENT ? &cfg->n_clients : &cfg->n_exempt;
-
-		if (*n == CONFIG_MAX_CIDRS) {
-			fprintf(err, "dotgw: --%s: at most %d prefixes\n", name, CONFIG_MAX_CIDRS);
-			return -EINVAL;
-		}
-		if (config_parse_cidr(&list[*n], arg) < 0)
-			return bad_value(err, name, arg, "an address or ADDR/LEN");
-		(*n)++;
-		return 0;
-	}
-	case OPT_RATE_LIMIT:
-		r = parse_number(err, name, arg, 0, 10000000, "0 to 10000000 queries per second", &v);
-		cfg->rate_limit = v;
-		return r;
-	case OPT_RATE_BURST:
-		r = parse_number(err, name, arg, 1, 20000000, "1 to 20000000 queries", &v);
-		cfg->rate_burst = v;
-		return r;
-	case OPT_RATE_PREFIX4:
-		r = parse_number(err, name, arg, 1, 32, "a prefix length from 1 to 32", &v);
-		cfg->rate_prefix4 = v;
-		return r;
-	case OPT_RATE_PREFIX6:
-		r = parse_number(err, name, arg, 1, 128, "a prefix length from 1 to 128", &v);
-		cfg->rate_prefix6 = v;
-		return r;
-	case OPT_RATE_ACTION:
-		if (strcmp(arg, "refused") == 0)
-			cfg->rate_refuse = true;
-		else if (strcmp(arg, "drop") == 0)
-			cfg->rate_refuse = false;
-		else
-			return bad_value(err, name, arg, "refused or drop");
-		return 0;
-	case OPT_QUEUES:
-		r = parse_number(err, name, arg, 1, CONFIG_MAX_QUEUES, "1 to 64", &v);
-		cfg->queues = v;
-		return r;
-	case OPT_QUEUE_NUM:
-		r = parse_number(err, name, arg, 0, 65535, "0 to 65535", &v);
-		cfg->queue_num = (uint16_t)v;
-		return r;
-	case OPT_SCOPE:
-		if (strcmp(arg, "host") == 0)
-			cfg->scope = RULESET_SCOPE_HOST;
-		else if (strcmp(arg, "gateway") == 0)
-			cfg->scope = RULESET_SCOPE_GATEWAY;
-		else if (strcmp(arg, "both") == 0)
-			cfg->scope = RULESET_SCOPE_HOST | RULESET_SCOPE_GATEWAY;
-		else
-			return bad_value(err, name, arg, "host, gateway or both");
-		return 0;
-	case OPT_INTERFACE:
-		if (strlen(arg) == 0 || strlen(arg) >= 16 || strchr(arg, '/') || strchr(arg, ' '))
-			return bad_value(err, name, arg, "an interface name of 1 to 15 characters");
-		if (cfg->n_interfaces == CONFIG_MAX_INTERFACES) {
-			fprintf(err, "dotgw: --interface: at most %d interfaces\n",
-				CONFIG_MAX_INTERFACES);
-			return -EINVAL;
-		}
-		strcpy(cfg->interfaces_buf[cfg->n_interfaces], arg);
-		cfg->interfaces[cfg->n_interfaces] = cfg->interfaces_buf[cfg->n_interfaces];
-		cfg->n_interfaces++;
-		return 0;
-	case OPT_UPSTREAM:
-		if (cfg->n_upstreams == CONFIG_MAX_UPSTREAMS) {
-			fprintf(err, "dotgw: --upstream: at most %d upstreams\n",
-				CONFIG_MAX_UPSTREAMS);
-			return -EINVAL;
-		}
-		if (config_parse_upstream(&cfg->upstreams[cfg->n_upstreams], arg) < 0)
-			return bad_value(err, name, arg, "ADDR[@PORT][#AUTH-NAME]");
-		cfg->n_upstreams++;
-		return 0;
-	case OPT_CA_FILE:
-		if (!*arg || strlen(arg) >= sizeof(cfg->ca_file_buf))
-			return bad_value(err, name, arg, "a file name");
-		strcpy(cfg->ca_file_buf, arg);
-		cfg->ca_file = cfg->ca_file_buf;
-		return 0;
-	case OPT_USER:
-		if (!*arg || strlen(arg) >= sizeof(cfg->user_buf))
-			return bad_value(err, name, arg, "a user name");
-		strcpy(cfg->user_buf, arg);
-		cfg->user = cfg->user_buf;
-		return 0;
-	case OPT_LOG_LEVEL:
-		r = log_level_parse(arg);
-		if (r < 0)
-			return bad_value(err, name, arg, "error, warn, info or debug");
-		cfg->log_level = r;
-		return 0;
-	case OPT_TABLE:
-		if (!valid_table_name(arg))
-			return bad_value(err, name, arg,
-					 "a letter then up to 63 letters, digits, '_' or '-'");
-		strcpy(cfg->table_buf, arg); /* valid_table_name: at most 64 */
-		cfg->table = cfg->table_buf;
-		return 0;
-	case OPT_TPROXY_PORT:
-		r = parse_number(err, name, arg, 1, 65535, "a port from 1 to 65535, not 53", &v);
-		if (r == 0 && v == 53)
-			return bad_value(err, name, arg, "a port from 1 to 65535, not 53");
-		cfg->tproxy_port = (uint16_t)v;
-		return r;
-	case OPT_MARK:
-		r = parse_number(err, name, arg, 1, UINT32_MAX, "a non-zero 32-bit mark", &v);
-		cfg->capture_mark = v;
-		return r;
-	case OPT_BYPASS_MARK:
-		r = parse_number(err, name, arg, 1, UINT32_MAX, "a non-zero 32-bit mark", &v);
-		cfg->bypass_mark = v;
-		return r;
-	case OPT_ROUTE_TABLE:
-		r = parse_number(err, name, arg, 1, 0xfffffff0,
-				 "a table number from 1 to 4294967280, not 253, 254 or 255", &v);
-		if (r == 0 && v >= 253 && v <= 255)
-			return bad_value(err, name, arg,
-					 "a table number from 1 to 4294967280, not 253, 254 or 255");
-		cfg->route_table = v;
-		return r;
-	case OPT_RULE_PRIORITY:
-		r = parse_number(err, name, arg, 1, 32765, "a priority from 1 to 32765", &v);
-		cfg->rule_priority = v;
-		return r;
-	case OPT_TIMEOUT:
-		r = parse_number(err, name, arg, 100, 60000, "100 to 60000 milliseconds", &v);
-		cfg->timeout_ms = v;
-		return r;
-	case OPT_UDP_SIZE_CAP:
-		r = parse_number(err, name, arg, 512, 65535, "512 to 65535 octets", &v);
-		cfg->udp_size_cap = v;
-		return r;
-	case OPT_TCP_IDLE:
-		r = parse_number(err, name, arg, 100, 3600000, "100 to 3600000 milliseconds", &v);
-		cfg->tcp_idle_ms = v;
-		return r;
-	case OPT_MAX_TCP:
-		r = parse_number(err, name, arg, 1, 65536, "1 to 65536", &v);
-		cfg->max_tcp_clients = v;
-		return r;
-	case OPT_MAX_INFLIGHT:
-		r = parse_number(err, name, arg, 1, 1000000, "1 to 1000000", &v);
-		cfg->max_inflight = v;
-		return r;
-	case OPT_MAX_INFLIGHT_CLIENT:
-		r = parse_number(err, name, arg, 1, 1000000, "1 to 1000000", &v);
-		cfg->max_inflight_client = v;
-		return r;
-	case OPT_REMOVE_RULES:
-		cfg->remove_rules = true;
-		return 0;
+	case CONFIG_OPT_WORDS:
+		return parse_words(cfg, o, arg, err);
+	case CONFIG_OPT_SPECIAL:
+		return o->parse(cfg, o->name, arg, err);
 	default:
 		return -EINVAL;
 	}
 }
 
-static const char *option_name(int opt)
+/* cli_replaces - does the command line replace the file's entries of repeatable option o? */
+static bool cli_replaces(const bool *on_cli, const struct config_option *o)
 {
-	for (const struct option *o = long_options; o->name; o++)
-		if (o->val == opt)
-			return o->name;
-	return "?";
-}
-
-static bool option_repeatable(int opt)
-{
-	switch (opt) {
-	case OPT_UPSTREAM:
-	case OPT_PIN:
-	case OPT_INTERFACE:
-	case OPT_CLIENT:
-	case OPT_EXEMPT:
-	case OPT_GROUP:
-	case OPT_ALLOW:
-	case OPT_DENY:
-	case OPT_GROUP_UPSTREAMS:
-		return true;
-	default:
-		return false;
-	}
-}
-
-#define ON_CLI(on_cli, opt) ((on_cli)[(opt)-OPT_MODE])
-
-/*
- * cli_replaces - does the command line replace the file's entries of option opt? Pins belong
- * to their upstreams, and rules and upstream sets to their groups: they go together.
- */
-static bool cli_replaces(const bool *on_cli, int opt)
-{
-	switch (opt) {
-	case OPT_UPSTREAM:
-	case OPT_PIN:
-		return ON_CLI(on_cli, OPT_UPSTREAM) || ON_CLI(on_cli, OPT_PIN);
-	case OPT_GROUP:
-	case OPT_ALLOW:
-	case OPT_DENY:
-	case OPT_GROUP_UPSTREAMS:
-		return ON_CLI(on_cli, OPT_GROUP) || ON_CLI(on_cli, OPT_ALLOW) ||
-		       ON_CLI(on_cli, OPT_DENY) || ON_CLI(on_cli, OPT_GROUP_UPSTREAMS);
-	default:
-		return ON_CLI(on_cli, opt);
-	}
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (on_cli[i] && config_options[i].list == o->list)
+			return true;
+	return false;
 }
 
 struct ini_ctx {
@@ -944,7 +895,7 @@ struct ini_ctx {
 	unsigned int lineno;
 	FILE *err;
 	int failed;
-	const bool *on_cli; /* by option value - OPT_MODE: given on the command line */
+	const bool *on_cli; /* by row of config_options: given on the command line */
 };
 
 /* Count lines as inih reads them: the Debian build gives handlers no line number. */
@@ -968,7 +919,7 @@ static void ini_error(struct ini_ctx *c, const char *key, const char *msg)
 static int conf_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct ini_ctx *c = user;
-	const struct option *o;
+	const struct config_option *o;
 	char *msg = NULL;
 	size_t msglen = 0;
 	FILE *mem;
@@ -978,17 +929,16 @@ static int conf_handler(void *user, const char *section, const char *name, const
 		ini_error(c, NULL, "sections are not used: write 'key = value' lines");
 		return 1;
 	}
-	for (o = long_options; o->name; o++)
-		if (strcmp(o->name, name) == 0)
+	for (o = config_options; o->name; o++)
+		if (o->key && strcmp(o->key, name) == 0)
 			break;
-	if (!o->name || o->val < OPT_MODE || o->val == OPT_CONFIG ||
-	    o->val == OPT_CHECK_CONFIG) {
+	if (!o->name) {
 		ini_error(c, name, "unknown key (keys are the long options, see dotgw --help)");
 		return 1;
 	}
-	if (option_repeatable(o->val) && cli_replaces(c->on_cli, o->val))
+	if (o->list && cli_replaces(c->on_cli, o))
 		return 1; /* the command line's list replaces the file's */
-	if (o->has_arg == no_argument) {
+	if (!o->arg) {
 		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
 			value = NULL;
 		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0)
@@ -1001,7 +951,7 @@ static int conf_handler(void *user, const char *section, const char *name, const
 	mem = open_memstream(&msg, &msglen);
 	if (!mem)
 		return 0;
-	r = parse_one(c->cfg, o->val, o->name, value, mem);
+	r = parse_one(c->cfg, o, value, mem);
 	fclose(mem);
 	if (r < 0) {
 		/* the message is "dotgw: --key: ...\n": say "key: ..." */
@@ -1041,20 +991,44 @@ static int config_read_file(struct config *cfg, const char *path, bool explicit,
 	return c.failed ? c.failed : r < 0 ? -ENOMEM : 0;
 }
 
+/* long_options_fill - getopt's list from the table: config_options[i] is OPT_VAL0 + i. */
+static void long_options_fill(struct option *lo)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct config_option *o = &config_options[i];
+
+		lo[i] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL,
+					o->short_name ? o->short_name : OPT_VAL0 + (int)i};
+	}
+	lo[N_OPTIONS] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* option_of - the table's row of a getopt value; NULL for 'h', 'V', ':' and '?'. */
+static const struct config_option *option_of(int opt)
+{
+	return opt >= OPT_VAL0 && opt < OPT_VAL0 + (int)N_OPTIONS ? &config_options[opt - OPT_VAL0]
+								  : NULL;
+}
+
 int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
 {
-	bool on_cli[OPT_CHECK_CONFIG - OPT_MODE + 1] = { false };
+	struct option long_options[N_OPTIONS + 1];
+	bool on_cli[N_OPTIONS] = { false };
 	const char *path = CONFIG_DEFAULT_PATH;
+	const struct config_option *o;
 	bool explicit = false;
 	int opt, r;
+
+	long_options_fill(long_options);
 
 	/* First pass: which options the command line gives, and where the file is. */
 	optind = 0; /* full re-initialisation: parsing may run more than once (tests, reload) */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
-		if (opt >= OPT_MODE && opt <= OPT_CHECK_CONFIG)
-			on_cli[opt - OPT_MODE] = true;
-		if (opt == OPT_CONFIG) {
+		o = option_of(opt);
+		if (o)
+			on_cli[o - config_options] = true;
+		if (o && strcmp(o->name, "config") == 0) {
 			path = optarg;
 			explicit = true;
 		}
@@ -1069,7 +1043,7 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 	while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
-			fputs(usage_text, out);
+			usage_print(out);
 			return 1;
 		case 'V':
 			fprintf(out, "dotgw %s\n", DOTGW_VERSION);
@@ -1078,19 +1052,22 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 			fprintf(err, "dotgw: option '%s' needs a value\n", argv[optind - 1]);
 			return -EINVAL;
 		case '?':
-			if (optopt)
+			if (option_of(optopt)) /* "--flag=value" */
+				fprintf(err, "dotgw: option '%s' takes no value\n",
+					argv[optind - 1]);
+			else if (optopt)
 				fprintf(err, "dotgw: unknown option '-%c' (see --help)\n", optopt);
 			else
 				fprintf(err, "dotgw: unknown option '%s' (see --help)\n",
 					argv[optind - 1]);
 			return -EINVAL;
-		case OPT_CONFIG:
-			break;
-		case OPT_CHECK_CONFIG:
-			cfg->check_config = true;
-			break;
 		default:
-			r = parse_one(cfg, opt, option_name(opt), optarg, err);
+			o = option_of(opt);
+			if (!o)
+				return -EINVAL;
+			if (o->type == CONFIG_OPT_CLI) /* --config: read above */
+				break;
+			r = parse_one(cfg, o, optarg, err);
 			if (r < 0)
 				return r;
 		}
@@ -1099,6 +1076,15 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 		fprintf(err, "dotgw: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return -EINVAL;
 	}
+	return config_finish(cfg, err);
+}
+
+/*
+ * config_finish - what no single option decides: the options that need each other, and the
+ * defaults that follow from others. 0, or -EINVAL after a message to err.
+ */
+static int config_finish(struct config *cfg, FILE *err)
+{
 	if (cfg->n_clients && !(cfg->scope & RULESET_SCOPE_GATEWAY)) {
 		fprintf(err, "dotgw: --client: needs --scope gateway or --scope both\n");
 		return -EINVAL;

@@ -796,8 +796,8 @@ static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstr
 	uint64_t now = loop_now_ms(pool->loop);
 	struct upstream *best = NULL;
 
-	switch (pool->cfg->policy) {
-	case POLICY_ROUND_ROBIN:
+	switch (pool->cfg->upstream_choice) {
+	case UPSTREAM_CHOICE_ROUND_ROBIN:
 		for (size_t i = 0; i < pool->n; i++) {
 			struct upstream *up = &pool->ups[(pool->rr + i) % pool->n];
 
@@ -807,7 +807,7 @@ static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstr
 			}
 		}
 		return NULL;
-	case POLICY_FASTEST:
+	case UPSTREAM_CHOICE_FASTEST:
 		/* an upstream without an RTT yet counts as fastest, so each gets measured */
 		for (size_t i = 0; i < pool->n; i++) {
 			struct upstream *up = &pool->ups[i];
@@ -816,7 +816,7 @@ static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstr
 				best = up;
 		}
 		return best;
-	case POLICY_ORDERED:
+	case UPSTREAM_CHOICE_ORDERED:
 	default:
 		for (size_t i = 0; i < pool->n; i++)
 			if (upstream_usable(&pool->ups[i], uq, now))

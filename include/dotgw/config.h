@@ -22,10 +22,10 @@
 #define CONFIG_MAX_POOL	      16
 #define CONFIG_MAX_CIDRS      64
 
-enum upstream_policy {
-	POLICY_ORDERED,	    /* the first usable upstream, in the order given */
-	POLICY_ROUND_ROBIN, /* each query to the next usable upstream */
-	POLICY_FASTEST,	    /* the usable upstream with the lowest smoothed RTT */
+enum upstream_choice {
+	UPSTREAM_CHOICE_ORDERED,     /* the first usable upstream, in the order given */
+	UPSTREAM_CHOICE_ROUND_ROBIN, /* each query to the next usable upstream */
+	UPSTREAM_CHOICE_FASTEST,     /* the usable upstream with the lowest smoothed RTT */
 };
 
 enum capture_mode {
@@ -74,7 +74,7 @@ struct config {
 	unsigned int max_inflight;   /* queries in flight at once; more get SERVFAIL */
 	unsigned int max_inflight_client; /* ...of them one client may hold (0 before parsing:
 					   * see config_parse_args) */
-	enum upstream_policy policy;
+	enum upstream_choice upstream_choice; /* --upstream-policy */
 	bool tls_opportunistic;	     /* use upstreams that fail authentication (loudly) */
 	unsigned int pool_size;	     /* TLS connections per upstream (per worker), at most */
 	unsigned int conn_inflight;  /* queries in flight per connection */
@@ -108,6 +108,44 @@ struct config {
 	char table_buf[65];
 	char interfaces_buf[CONFIG_MAX_INTERFACES][16];
 };
+
+/*
+ * The option table (config.c): one row per option. It generates the getopt list, --help and
+ * the configuration-file keys, and parses the numbers, flags and keywords itself; the rest
+ * have a parse function. A value is stored only once it parsed.
+ */
+enum config_opt_type {
+	CONFIG_OPT_SPECIAL, /* .parse does the work */
+	CONFIG_OPT_NUMBER,  /* a number within [min, max], outside [not_min, not_max] */
+	CONFIG_OPT_FLAG,    /* no value: stores min */
+	CONFIG_OPT_WORDS,   /* one of .words: stores its value */
+	CONFIG_OPT_CLI,	    /* handled by config_parse_args itself (--config, --help, ...) */
+};
+
+struct config_word {
+	const char *word;
+	unsigned long value;
+};
+
+struct config_option {
+	const char *name;    /* --NAME */
+	const char *key;     /* the configuration-file key (NULL: command line only) */
+	char short_name;     /* -h, -V; 0: none */
+	const char *arg;     /* the value's name in --help; NULL: the option takes none */
+	unsigned char list;  /* repeatable: the command line replaces the file's list (0: not) */
+	const char *section; /* --help: a heading before this option */
+	const char *help;    /* --help lines, '\n' between them (a leading one: below the name) */
+	enum config_opt_type type;
+	size_t off, size;    /* the field in struct config (number, flag, words) */
+	unsigned long min, max, not_min, not_max; /* not_max 0: no hole in the range */
+	const char *expected; /* number: "expected ..." in the error message */
+	const struct config_word *words; /* ended by a NULL word */
+	/* special: 0, or -EINVAL after writing to err a message naming --name */
+	int (*parse)(struct config *cfg, const char *name, const char *arg, FILE *err);
+};
+
+/* Every option, in --help order, ended by a row whose name is NULL. */
+extern const struct config_option config_options[];
 
 /* config_parse_cidr - "ADDR[/LEN]" (IPv4 or IPv6); 0 or -EINVAL, *c written on success. */
 int config_parse_cidr(struct ruleset_cidr *c, const char *s);

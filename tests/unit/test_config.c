@@ -250,6 +250,174 @@ static void test_config_file(void)
 	CHECK(strstr(errbuf, "--config '/nonexistent/dotgw.conf'") != NULL);
 }
 
+/* A sample value for each option the file can hold, with what it needs before it. */
+static const struct {
+	const char *name, *value, *before, *before_value;
+} samples[] = {
+	{ "mode", "nfqueue", NULL, NULL },
+	{ "fail", "closed", NULL, NULL },
+	{ "non-recursive", "pass", "mode", "nfqueue" },
+	{ "queues", "3", NULL, NULL },
+	{ "queue-num", "7", NULL, NULL },
+	{ "scope", "both", "client", "192.0.2.0/24" },
+	{ "interface", "lan0", "scope", "gateway" },
+	{ "client", "2001:db8::/32", "scope", "gateway" },
+	{ "capture-local", NULL, NULL, NULL },
+	{ "exempt", "198.51.100.1", NULL, NULL },
+	{ "table", "dgw2", NULL, NULL },
+	{ "tproxy-port", "5300", NULL, NULL },
+	{ "mark", "0x10", NULL, NULL },
+	{ "bypass-mark", "0x11", NULL, NULL },
+	{ "route-table", "900", NULL, NULL },
+	{ "rule-priority", "900", NULL, NULL },
+	{ "remove-rules", NULL, NULL, NULL },
+	{ "upstream", "[2001:db8::2]@8853#dot.test", NULL, NULL },
+	{ "pin", "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "upstream", "203.0.113.2" },
+	{ "ca-file", "/etc/ssl/ca.pem", NULL, NULL },
+	{ "tls-auth", "opportunistic", NULL, NULL },
+	{ "upstream-policy", "round-robin", NULL, NULL },
+	{ "pool-size", "5", NULL, NULL },
+	{ "conn-inflight", "64", NULL, NULL },
+	{ "idle-timeout", "2000", NULL, NULL },
+	{ "stall-timeout", "700", NULL, NULL },
+	{ "no-padding", NULL, NULL, NULL },
+	{ "timeout", "1500", NULL, NULL },
+	{ "cache-size", "512k", NULL, NULL },
+	{ "cache-max-ttl", "600", NULL, NULL },
+	{ "serve-stale", "3600", NULL, NULL },
+	{ "group", "kids=192.0.2.0/24,@br0", NULL, NULL },
+	{ "deny", "kids:example.com=192.0.2.53", "group", "kids=192.0.2.0/24" },
+	{ "allow", "kids:example.org", "group", "kids=192.0.2.0/24" },
+	{ "group-upstreams", "kids=2", "group", "kids=192.0.2.0/24" },
+	{ "rate-limit", "50", NULL, NULL },
+	{ "rate-burst", "70", NULL, NULL },
+	{ "rate-limit-prefix4", "24", NULL, NULL },
+	{ "rate-limit-prefix6", "48", NULL, NULL },
+	{ "rate-limit-action", "drop", NULL, NULL },
+	{ "udp-size-cap", "4096", NULL, NULL },
+	{ "tcp-idle-timeout", "5000", NULL, NULL },
+	{ "max-tcp-clients", "10", NULL, NULL },
+	{ "max-inflight", "100", NULL, NULL },
+	{ "max-inflight-per-client", "9", NULL, NULL },
+	{ "user", "daemon", NULL, NULL },
+	{ "log-level", "debug", NULL, NULL },
+	{ "log-target", "syslog", NULL, NULL },
+	{ "query-log", NULL, NULL, NULL },
+	{ "dnstap", "/run/dnstap.sock", NULL, NULL },
+	{ "metrics", "[::1]:9153", NULL, NULL },
+};
+
+/* normalise - what differs between two parses of the same settings: where strings point. */
+static void normalise(struct config *c)
+{
+	c->ca_file = c->ca_file ? "set" : NULL;
+	c->user = c->user ? "set" : NULL;
+	c->table = "set";
+	c->dnstap = c->dnstap ? "set" : NULL;
+	c->metrics = c->metrics ? "set" : NULL;
+	for (size_t i = 0; i < c->n_interfaces; i++)
+		c->interfaces[i] = "set";
+	memset(c->config_path, 0, sizeof(c->config_path));
+}
+
+/*
+ * Every row of the option table has help text, and a file key unless it is one of the four
+ * options of the command line alone; every option with a key reads the same from the file as
+ * from the command line.
+ */
+static void test_option_table(void)
+{
+	static const char *const cli_only[] = { "config", "check-config", "help", "version" };
+	static struct config from_file;
+	char path[64], text[512];
+	size_t n = 0;
+
+	for (const struct config_option *o = config_options; o->name; o++, n++) {
+		bool cli = false;
+
+		for (size_t i = 0; i < sizeof(cli_only) / sizeof(cli_only[0]); i++)
+			cli |= strcmp(o->name, cli_only[i]) == 0;
+		CHECK(o->help && o->help[0]);
+		CHECK(cli ? o->key == NULL : o->key && strcmp(o->key, o->name) == 0);
+		if (cli)
+			continue;
+		size_t s;
+
+		for (s = 0; s < sizeof(samples) / sizeof(samples[0]); s++)
+			if (strcmp(samples[s].name, o->name) == 0)
+				break;
+		if (s == sizeof(samples) / sizeof(samples[0])) {
+			fprintf(stderr, "--%s: no sample value in test_option_table\n", o->name);
+			CHECK(0);
+			continue;
+		}
+		/* the file */
+		snprintf(text, sizeof(text), "%s%s%s%s%s = %s\n",
+			 samples[s].before ? samples[s].before : "", samples[s].before ? " = " : "",
+			 samples[s].before ? samples[s].before_value : "",
+			 samples[s].before ? "\n" : "", o->key,
+			 samples[s].value ? samples[s].value : "yes");
+		write_conf(path, text);
+		const char *fargs[] = { "--config", path, NULL };
+
+		CHECK_EQ(parse(fargs), 0);
+		unlink(path);
+		if (errbuf[0])
+			fprintf(stderr, "--%s in a file: %s", o->name, errbuf);
+		from_file = cfg;
+		/* the command line */
+		char before[64], opt[64];
+		const char *cargs[8] = { "--config", "none" };
+		int k = 2;
+
+		if (samples[s].before) {
+			snprintf(before, sizeof(before), "--%s", samples[s].before);
+			cargs[k++] = before;
+			cargs[k++] = samples[s].before_value;
+		}
+		snprintf(opt, sizeof(opt), "--%s", o->name);
+		cargs[k++] = opt;
+		if (samples[s].value)
+			cargs[k++] = samples[s].value;
+		cargs[k] = NULL;
+		CHECK_EQ(parse(cargs), 0);
+		if (errbuf[0])
+			fprintf(stderr, "--%s on the command line: %s", o->name, errbuf);
+		normalise(&cfg);
+		normalise(&from_file);
+		if (memcmp(&cfg, &from_file, sizeof(cfg)) != 0) {
+			fprintf(stderr, "--%s: the file and the command line differ\n", o->name);
+			CHECK(0);
+		}
+		/* and the sample changed something: the option reached its field */
+		struct config def;
+		const char *none[] = { "--config", "none", NULL };
+
+		CHECK_EQ(parse(none), 0);
+		def = cfg;
+		normalise(&def);
+		if (memcmp(&def, &from_file, sizeof(def)) == 0) {
+			fprintf(stderr, "--%s: the sample changed nothing\n", o->name);
+			CHECK(0);
+		}
+	}
+	CHECK_EQ(n, 55);
+}
+
+/* A refused value leaves the field as it was (the default here). */
+static void test_refused_untouched(void)
+{
+	const char *t[] = { "--timeout", "5s", NULL }, *p[] = { "--tproxy-port", "53", NULL };
+	const char *s[] = { "--scope", "nowhere", NULL };
+
+	CHECK_EQ(parse(t), -22);
+	CHECK_EQ(cfg.timeout_ms, 3000);
+	CHECK_EQ(parse(p), -22);
+	CHECK_EQ(cfg.tproxy_port, 10053);
+	CHECK_EQ(parse(s), -22);
+	CHECK_EQ(cfg.scope, RULESET_SCOPE_HOST);
+}
+
 /* --max-inflight-per-client: half of --max-inflight or of the connections' slots by default */
 static void test_inflight_share(void)
 {
@@ -274,5 +442,7 @@ int main(void)
 	test_help_version();
 	test_config_file();
 	test_inflight_share();
+	test_option_table();
+	test_refused_untouched();
 	return check_done("config");
 }

@@ -293,7 +293,7 @@ static void spin(void)
 	loop_run(loop);
 }
 
-static void setup(struct config *cfg, struct stats *st, enum upstream_policy policy)
+static void setup(struct config *cfg, struct stats *st, enum upstream_choice choice)
 {
 	config_init(cfg);
 	cfg->n_upstreams = 3;
@@ -303,7 +303,7 @@ static void setup(struct config *cfg, struct stats *st, enum upstream_policy pol
 		modes[i] = FAKE_OK;
 		opens[i] = 0;
 	}
-	cfg->policy = policy;
+	cfg->upstream_choice = choice;
 	cfg->padding = false;
 	cfg->pool_size = 1;
 	memset(st, 0, sizeof(*st));
@@ -337,7 +337,7 @@ static void test_ids(void)
 	struct tq q, c;
 	struct fake_conn *f = NULL;
 
-	setup(&cfg, &st, POLICY_ORDERED);
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	pool = pool_new(&cfg, &st);
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
@@ -385,7 +385,7 @@ static void test_wait_list(void)
 	struct upstream_pool *pool;
 	struct tq q[7];
 
-	setup(&cfg, &st, POLICY_ORDERED);
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	cfg.conn_inflight = 4;
 	pool = pool_new(&cfg, &st);
 	for (size_t i = 0; i < 7; i++) {
@@ -419,7 +419,7 @@ static void test_clean_close(void)
 	struct tq q[4];
 	uint64_t failures;
 
-	setup(&cfg, &st, POLICY_ORDERED);
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	cfg.conn_inflight = 2;
 	pool = pool_new(&cfg, &st);
 	for (size_t i = 0; i < 4; i++) {
@@ -457,7 +457,7 @@ static void test_fault_refused(void)
 	struct tq q;
 	uint64_t failures;
 
-	setup(&cfg, &st, POLICY_ORDERED);
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	pool = pool_new(&cfg, &st);
 	modes[0] = FAKE_REFUSED;
 	tq_init(&q, loop);
@@ -483,7 +483,7 @@ static void test_fault_handshake(void)
 	struct tq q;
 	uint64_t failures;
 
-	setup(&cfg, &st, POLICY_ORDERED);
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	pool = pool_new(&cfg, &st);
 	modes[0] = FAKE_HS_FAIL;
 	tq_init(&q, loop);
@@ -508,7 +508,7 @@ static void test_fault_bad_answer(void)
 	struct tq q;
 	uint64_t failures;
 
-	setup(&cfg, &st, POLICY_ORDERED);
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	pool = pool_new(&cfg, &st);
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
@@ -536,7 +536,7 @@ static void test_local_errors(void)
 	struct tq q;
 	uint64_t failures;
 
-	setup(&cfg, &st, POLICY_ORDERED);
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	pool = pool_new(&cfg, &st);
 	modes[0] = FAKE_LOCAL;
 	tq_init(&q, loop);
@@ -550,7 +550,7 @@ static void test_local_errors(void)
 	upstream_pool_free(pool);
 
 	/* no memory for the TLS state: counted, no back-off; the query tries again */
-	setup(&cfg, &st, POLICY_ORDERED);
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	pool = pool_new(&cfg, &st);
 	modes[0] = FAKE_HS_LOCAL;
 	tq_init(&q, loop);
@@ -574,7 +574,7 @@ static void test_all_down(void)
 	struct upstream_pool *pool;
 	struct tq q;
 
-	setup(&cfg, &st, POLICY_ORDERED);
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	pool = pool_new(&cfg, &st);
 	modes[0] = modes[1] = modes[2] = FAKE_REFUSED;
 	tq_init(&q, loop);
@@ -593,7 +593,7 @@ static void test_choice(void)
 	struct tq q[4];
 	struct timespec slow = {0, 100 * 1000 * 1000};
 
-	setup(&cfg, &st, POLICY_ROUND_ROBIN);
+	setup(&cfg, &st, UPSTREAM_CHOICE_ROUND_ROBIN);
 	pool = pool_new(&cfg, &st);
 	for (size_t i = 0; i < 4; i++) {
 		tq_init(&q[i], loop);
@@ -610,7 +610,7 @@ static void test_choice(void)
 	upstream_pool_free(pool);
 
 	/* each upstream is measured first (no RTT counts as fastest), then up1 wins */
-	setup(&cfg, &st, POLICY_FASTEST);
+	setup(&cfg, &st, UPSTREAM_CHOICE_FASTEST);
 	pool = pool_new(&cfg, &st);
 	for (size_t i = 0; i < 3; i++) {
 		tq_init(&q[i], loop);

@@ -1,0 +1,32 @@
+/*
+ * snapshot.h - one reading of the daemon's counters, rendered two ways: as Prometheus text
+ * (GET /metrics) and as the "stats:" log line (SIGUSR1, shutdown). Plain data; workers.c
+ * fills it, this module only formats it.
+ */
+#ifndef DOTGW_SNAPSHOT_H
+#define DOTGW_SNAPSHOT_H
+
+#include <stdio.h>
+
+#include "dotgw/config.h"
+#include "dotgw/stats.h"
+#include "dotgw/upstream.h"
+
+struct stats_snapshot {
+	struct stats sum;	     /* every worker's counters added up */
+	unsigned long long inflight; /* queries waiting for an upstream now */
+	const char *mode;	     /* "tproxy" or "nfqueue" (the metrics' label) */
+	size_t n_upstreams;	     /* 0 when the workers' pools did not agree */
+	struct {
+		char name[sizeof(((struct upstream_config *)0)->text)];
+		struct upstream_snapshot s; /* added up over the workers */
+	} up[CONFIG_MAX_UPSTREAMS];
+};
+
+/* snapshot_render - the Prometheus text exposition of s. */
+void snapshot_render(const struct stats_snapshot *s, FILE *out);
+
+/* snapshot_log - the "stats: key=value ..." log line of s. */
+void snapshot_log(const struct stats_snapshot *s);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * snapshot.c - the renderings of a struct stats_snapshot: the Prometheus text exposition
+ * (served by metrics.c's thread) and the "stats:" log line. It reads only the snapshot it is
+ * given, so the two can never disagree about where a number comes from.
+ */
+#include <stdio.h>
+
+#include "dotgw/log.h"
+#include "dotgw/snapshot.h"
+
+static void metric(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP dotgw_%s %s\n# TYPE dotgw_%s %s\n", name, help, name, type);
+}
+
+/* render_counters - the daemon-wide counters. */
+static void render_counters(const struct stats_snapshot *snap, FILE *out)
+{
+	const struct stats *s = &snap->sum;
+
+	metric(out, "queries_total", "counter", "Queries accepted from clients, by transport.");
+	fprintf(out, "dotgw_queries_total{mode=\"%s\",protocol=\"udp\"} %llu\n", snap->mode,
+		(unsigned long long)s->queries_udp);
+	fprintf(out, "dotgw_queries_total{mode=\"%s\",protocol=\"tcp\"} %llu\n", snap->mode,
+		(unsigned long long)s->queries_tcp);
+	metric(out, "queries_by_family_total", "counter", "Queries accepted, by client family.");
+	fprintf(out, "dotgw_queries_by_family_total{family=\"ipv4\"} %llu\n",
+		(unsigned long long)s->queries_ipv4);
+	fprintf(out, "dotgw_queries_by_family_total{family=\"ipv6\"} %llu\n",
+		(unsigned long long)s->queries_ipv6);
+	metric(out, "responses_total", "counter", "Answers sent to clients, by result.");
+#define RESULT(label, field)                                               \
+	fprintf(out, "dotgw_responses_total{result=\"" label "\"} %llu\n", \
+		(unsigned long long)s->field)
+	RESULT("upstream", answered);
+	RESULT("cache", cache_hits);
+	RESULT("stale", cache_stale);
+	RESULT("servfail", servfail);
+	RESULT("formerr", formerr);
+	RESULT("notimp", notimp);
+	RESULT("policy", policy_denied);
+	RESULT("truncated", truncated);
+#undef RESULT
+	metric(out, "drops_total", "counter", "Packets or queries dropped or refused, by cause.");
+#define DROP(label, field) \
+	fprintf(out, "dotgw_drops_total{cause=\"" label "\"} %llu\n", (unsigned long long)s->field)
+	DROP("malformed", malformed);
+	DROP("bad_checksum", bad_checksum);
+	DROP("rate_limited", rate_limited);
+	DROP("overload", overload);
+	DROP("client_inflight", client_overload);
+	DROP("queue_overflow", queue_enobufs);
+	DROP("reply_error", reply_errors);
+	DROP("other", dropped);
+#undef DROP
+	metric(out, "upstream_local_errors_total", "counter",
+	       "Upstream connections not opened for want of descriptors or memory here "
+	       "(no upstream backed off).");
+	fprintf(out, "dotgw_upstream_local_errors_total %llu\n",
+		(unsigned long long)s->upstream_local_errors);
+	metric(out, "policy_alias_total", "counter",
+	       "Answers replaced by a policy answer: their CNAME/DNAME chain led to a denied "
+	       "name.");
+	fprintf(out, "dotgw_policy_alias_total %llu\n", (unsigned long long)s->policy_alias);
+	metric(out, "cache_lookups_total", "counter", "Cache lookups, by outcome.");
+	fprintf(out, "dotgw_cache_lookups_total{outcome=\"hit\"} %llu\n",
+		(unsigned long long)s->cache_hits);
+	fprintf(out, "dotgw_cache_lookups_total{outcome=\"miss\"} %llu\n",
+		(unsigned long long)s->cache_misses);
+	metric(out, "inflight", "gauge", "Queries waiting for an upstream now.");
+	fprintf(out, "dotgw_inflight %llu\n", snap->inflight);
+}
+
+/* render_latency - upstream i's latency histogram (cumulative buckets, as Prometheus has). */
+static void render_latency(const struct stats_snapshot *snap, size_t i, FILE *out)
+{
+	const char *name = snap->up[i].name;
+	unsigned long long cum = 0;
+
+	for (size_t b = 0; b < UPSTREAM_RTT_BUCKETS; b++) {
+		cum += snap->up[i].s.rtt[b];
+		if (b < UPSTREAM_RTT_BUCKETS - 1)
+			fprintf(out,
+				"dotgw_upstream_latency_seconds_bucket{upstream=\"%s\","
+				"le=\"%g\"} %llu\n",
+				name, upstream_rtt_bounds_ms[b] / 1000.0, cum);
+		else
+			fprintf(out,
+				"dotgw_upstream_latency_seconds_bucket{upstream=\"%s\","
+				"le=\"+Inf\"} %llu\n",
+				name, cum);
+	}
+	fprintf(out, "dotgw_upstream_latency_seconds_sum{upstream=\"%s\"} %.6f\n", name,
+		snap->up[i].s.rtt_sum_us / 1e6);
+	fprintf(out, "dotgw_upstream_latency_seconds_count{upstream=\"%s\"} %llu\n", name, cum);
+}
+
+void snapshot_render(const struct stats_snapshot *snap, FILE *out)
+{
+	size_t n = snap->n_upstreams;
+
+	render_counters(snap, out);
+	metric(out, "upstream_up", "gauge", "1 when the upstream is usable (not backing off).");
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "dotgw_upstream_up{upstream=\"%s\"} %d\n", snap->up[i].name,
+			snap->up[i].s.usable);
+#define UPCOUNTER(label, field, help)                                                            \
+	metric(out, "upstream_" label "_total", "counter", help);                                \
+	for (size_t i = 0; i < n; i++)                                                           \
+	fprintf(out, "dotgw_upstream_" label "_total{upstream=\"%s\"} %llu\n", snap->up[i].name, \
+		(unsigned long long)snap->up[i].s.field)
+	UPCOUNTER("handshakes", handshakes, "TLS handshakes completed.");
+	UPCOUNTER("resumptions", resumed, "TLS handshakes that resumed a session.");
+	UPCOUNTER("failures", failures, "Connections that failed (connect, authentication, I/O).");
+	UPCOUNTER("answers", answers, "Answers received.");
+#undef UPCOUNTER
+	metric(out, "upstream_latency_seconds", "histogram",
+	       "Time from sending a query to its answer.");
+	for (size_t i = 0; i < n; i++)
+		render_latency(snap, i, out);
+}
+
+void snapshot_log(const struct stats_snapshot *snap)
+{
+	char buf[1024];
+
+	stats_format(&snap->sum, buf, sizeof(buf));
+	log_info("stats: %s", buf);
+}

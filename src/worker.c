@@ -1,0 +1,419 @@
+/*
+ * worker.c - the worker threads. Each runs one event loop with its own upstream pool,
+ * frontend and (nfqueue mode) queue, and touches no other worker's. The main thread opens
+ * everything privileged for them before any thread starts, and afterwards talks to a worker
+ * only through two eventfds (stop, reload) and the worker's lock.
+ *
+ * The reload handshake: the main thread leaves a new configuration reference and pool in
+ * pending_ref/pending_pool under the lock and writes the reload eventfd; the worker swaps them
+ * in and retires its old pool, which keeps its configuration reference until its queries have
+ * drained (the reap timer frees it then). At most WORKER_RETIRED_MAX pools wait so; the lock
+ * also keeps the main thread's readers (SIGUSR1, metrics) from seeing a pool being retired.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "dotgw/dnstap.h"
+#include "dotgw/frontend.h"
+#include "dotgw/log.h"
+#include "dotgw/loop.h"
+#include "dotgw/queue.h"
+#include "dotgw/snapshot.h"
+#include "dotgw/stats.h"
+#include "dotgw/upstream.h"
+#include "dotgw/worker.h"
+
+#define WORKER_RETIRED_MAX 8
+
+/* A pool a reload replaced, waiting for its queries to finish. */
+struct retired_pool {
+	struct upstream_pool *pool;
+	struct config_ref *ref;
+};
+
+/* One event loop on its own thread, with its own upstream connections. */
+struct worker {
+	unsigned int idx;
+	pthread_t thread;
+	bool started;
+	struct loop *loop;
+	struct loop_watch stop; /* an eventfd: the main thread asks the worker to stop */
+	struct upstream_pool *pool;
+	struct frontend *fe;
+	struct queue_source *queue;
+	struct stats stats;
+	struct config_ref *ref; /* what pool and frontend use */
+	/* reload: the main thread leaves a new config and pool here and writes the eventfd */
+	struct loop_watch reload;
+	pthread_mutex_t lock;
+	struct config_ref *pending_ref;
+	struct upstream_pool *pending_pool;
+	struct retired_pool retired[WORKER_RETIRED_MAX];
+	size_t nretired;
+	struct loop_timer reap;
+};
+
+struct workers {
+	unsigned int n;
+	struct worker w[];
+};
+
+struct config_ref *config_ref_new(void)
+{
+	struct config_ref *r = calloc(1, sizeof(*r));
+
+	if (r) {
+		config_init(&r->cfg);
+		r->refs = 1;
+	}
+	return r;
+}
+
+void config_ref_get(struct config_ref *r)
+{
+	__atomic_add_fetch(&r->refs, 1, __ATOMIC_ACQ_REL);
+}
+
+void config_ref_put(struct config_ref *r)
+{
+	if (r && __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(r);
+}
+
+static void worker_stop_event(struct loop_watch *w, uint32_t revents)
+{
+	struct worker *wk = container_of(w, struct worker, stop);
+	uint64_t v;
+
+	(void)revents;
+	if (read(w->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_error("worker %u: eventfd: %s", wk->idx, strerror(errno));
+	loop_stop(wk->loop);
+}
+
+/* worker_reap - free the retired pools that have drained, with their configurations. */
+static void worker_reap(struct loop_timer *t)
+{
+	struct worker *w = container_of(t, struct worker, reap);
+	size_t n = 0;
+
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < w->nretired; i++) {
+		if (upstream_pool_idle(w->retired[i].pool)) {
+			upstream_pool_free(w->retired[i].pool);
+			config_ref_put(w->retired[i].ref);
+		} else {
+			w->retired[n++] = w->retired[i];
+		}
+	}
+	w->nretired = n;
+	pthread_mutex_unlock(&w->lock);
+	if (n)
+		loop_timer_set(w->loop, &w->reap, loop_now_ms(w->loop) + 500);
+}
+
+/* worker_reload_event - take up the configuration and pool the main thread left. */
+static void worker_reload_event(struct loop_watch *lw, uint32_t revents)
+{
+	struct worker *w = container_of(lw, struct worker, reload);
+	struct upstream_pool *pool, *old;
+	struct config_ref *ref;
+	uint64_t v;
+
+	(void)revents;
+	if (read(lw->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&w->lock);
+	ref = w->pending_ref;
+	pool = w->pending_pool;
+	w->pending_ref = NULL;
+	w->pending_pool = NULL;
+	if (ref) {
+		old = frontend_reload(w->fe, &ref->cfg, pool);
+		w->retired[w->nretired].pool = old;
+		w->retired[w->nretired].ref = w->ref;
+		w->nretired++;
+		w->pool = pool;
+		w->ref = ref;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (ref)
+		worker_reap(&w->reap);
+}
+
+/* worker_open - everything privileged a worker needs, opened in the main thread. */
+static int worker_open(struct worker *w, struct config_ref *ref)
+{
+	const struct config *cfg = &ref->cfg;
+	unsigned int flags;
+	int r;
+
+	config_ref_get(ref);
+	w->ref = ref;
+	r = loop_new(&w->loop);
+	if (r < 0)
+		return r;
+	w->stop.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->stop.fd < 0)
+		return -errno;
+	w->stop.cb = worker_stop_event;
+	r = loop_watch_add(w->loop, &w->stop, EPOLLIN);
+	if (r < 0)
+		return r;
+	w->reload.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->reload.fd < 0)
+		return -errno;
+	w->reload.cb = worker_reload_event;
+	r = loop_watch_add(w->loop, &w->reload, EPOLLIN);
+	if (r < 0)
+		return r;
+	loop_timer_init(&w->reap, worker_reap);
+	r = upstream_pool_new(&w->pool, w->loop, cfg, &w->stats);
+	if (r < 0)
+		return r;
+	if (cfg->mode == MODE_TPROXY)
+		flags = FE_UDP_LISTEN | FE_TCP_LISTEN | (cfg->capture_local ? FE_UDP_RAW_LOCAL : 0);
+	else
+		flags = FE_UDP_RAW | (w->idx == 0 ? FE_TCP_LISTEN : 0);
+	r = frontend_open(&w->fe, w->loop, cfg, w->pool, &w->stats, flags);
+	if (r < 0)
+		return r;
+	if (cfg->mode == MODE_NFQUEUE)
+		r = queue_open(&w->queue, w->loop, (uint16_t)(cfg->queue_num + w->idx),
+			       !cfg->fail_closed, &w->stats, frontend_queue_packet, w->fe);
+	return r;
+}
+
+/* worker_close - undo worker_open (whatever part of it ran); the counters and lock stay. */
+static void worker_close(struct worker *w)
+{
+	queue_close(w->queue);
+	frontend_close(w->fe); /* cancels its queries on whatever pool they went to */
+	upstream_pool_free(w->pool);
+	for (size_t i = 0; i < w->nretired; i++) {
+		upstream_pool_free(w->retired[i].pool);
+		config_ref_put(w->retired[i].ref);
+	}
+	upstream_pool_free(w->pending_pool);
+	config_ref_put(w->pending_ref);
+	config_ref_put(w->ref);
+	if (w->stop.fd >= 0)
+		close(w->stop.fd);
+	if (w->reload.fd >= 0)
+		close(w->reload.fd);
+	loop_free(w->loop);
+	w->queue = NULL;
+	w->fe = NULL;
+	w->pool = w->pending_pool = NULL;
+	w->ref = w->pending_ref = NULL;
+	w->nretired = 0;
+	w->stop.fd = w->reload.fd = -1;
+	w->loop = NULL;
+}
+
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+	int r = loop_run(w->loop);
+
+	if (r < 0)
+		log_error("worker %u: event loop: %s", w->idx, strerror(-r));
+	return NULL;
+}
+
+int workers_new(struct workers **out, unsigned int n)
+{
+	struct workers *ws = calloc(1, sizeof(*ws) + n * sizeof(ws->w[0]));
+
+	if (!ws)
+		return -ENOMEM;
+	ws->n = n;
+	for (unsigned int i = 0; i < n; i++) {
+		ws->w[i].idx = i;
+		/* worker_close must not close fd 0 for a worker that never opened */
+		ws->w[i].stop.fd = ws->w[i].reload.fd = -1;
+		pthread_mutex_init(&ws->w[i].lock, NULL);
+	}
+	*out = ws;
+	return 0;
+}
+
+unsigned int workers_count(const struct workers *ws)
+{
+	return ws->n;
+}
+
+int workers_open(struct workers *ws, struct config_ref *ref)
+{
+	for (unsigned int i = 0; i < ws->n; i++) {
+		int r = worker_open(&ws->w[i], ref);
+
+		if (r < 0) {
+			if (r != -EINVAL) /* the modules log their own failures; this is the rest */
+				log_error("worker %u: %s", i, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+void workers_set_dnstap(struct workers *ws, struct dnstap *dt)
+{
+	for (unsigned int i = 0; i < ws->n; i++)
+		if (ws->w[i].fe)
+			frontend_set_dnstap(ws->w[i].fe, dt ? dnstap_queue(dt, i) : NULL);
+}
+
+int workers_start(struct workers *ws)
+{
+	for (unsigned int i = 0; i < ws->n; i++) {
+		int r = pthread_create(&ws->w[i].thread, NULL, worker_run, &ws->w[i]);
+
+		if (r != 0) {
+			log_error("starting worker %u: %s", i, strerror(r));
+			return -r;
+		}
+		ws->w[i].started = true;
+	}
+	return 0;
+}
+
+void workers_stop(struct workers *ws)
+{
+	const uint64_t one = 1;
+
+	for (unsigned int i = 0; ws && i < ws->n; i++) {
+		struct worker *w = &ws->w[i];
+
+		if (!w->started)
+			continue;
+		if (write(w->stop.fd, &one, sizeof(one)) < 0)
+			log_error("worker %u: eventfd: %s", i, strerror(errno));
+		pthread_join(w->thread, NULL);
+		w->started = false;
+	}
+}
+
+void workers_close(struct workers *ws, bool log_pools)
+{
+	for (unsigned int i = 0; ws && i < ws->n; i++) {
+		if (ws->w[i].pool && log_pools)
+			upstream_pool_log(ws->w[i].pool);
+		worker_close(&ws->w[i]);
+	}
+}
+
+void workers_free(struct workers *ws)
+{
+	for (unsigned int i = 0; ws && i < ws->n; i++)
+		pthread_mutex_destroy(&ws->w[i].lock);
+	free(ws);
+}
+
+void workers_log_pools(struct workers *ws)
+{
+	/* read while the workers run; the lock keeps a reload from retiring the pool meanwhile */
+	for (unsigned int i = 0; i < ws->n; i++) {
+		pthread_mutex_lock(&ws->w[i].lock);
+		upstream_pool_log(ws->w[i].pool);
+		pthread_mutex_unlock(&ws->w[i].lock);
+	}
+}
+
+void workers_snapshot(struct workers *ws, struct stats_snapshot *s)
+{
+	size_t n = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (unsigned int w = 0; w < ws->n; w++) {
+		struct worker *wk = &ws->w[w];
+
+		/* each counter whole, not all of them at the same instant */
+#define STATS_ADD(name) stats_add(&s->sum.name, stats_get(&wk->stats.name));
+		STATS_FIELDS(STATS_ADD)
+#undef STATS_ADD
+		/* the workers' current pools; their lock keeps a reload from retiring one */
+		pthread_mutex_lock(&wk->lock);
+		if (!wk->pool) { /* closed (shutting down): the counters only */
+			pthread_mutex_unlock(&wk->lock);
+			continue;
+		}
+		s->inflight += frontend_inflight(wk->fe);
+		if (w == 0) {
+			n = upstream_pool_count(wk->pool);
+			if (n > CONFIG_MAX_UPSTREAMS)
+				n = CONFIG_MAX_UPSTREAMS;
+			for (size_t i = 0; i < n; i++)
+				snprintf(s->up[i].name, sizeof(s->up[i].name), "%s",
+					 upstream_pool_name(wk->pool, i));
+			s->n_upstreams = n;
+		}
+		if (upstream_pool_count(wk->pool) == n)
+			for (size_t i = 0; i < n; i++)
+				upstream_pool_snapshot(wk->pool, i, &s->up[i].s);
+		pthread_mutex_unlock(&wk->lock);
+	}
+}
+
+bool workers_reload_busy(struct workers *ws)
+{
+	bool busy = false;
+
+	for (unsigned int i = 0; i < ws->n && !busy; i++) {
+		struct worker *w = &ws->w[i];
+
+		pthread_mutex_lock(&w->lock);
+		busy = w->pending_ref || w->nretired >= WORKER_RETIRED_MAX;
+		pthread_mutex_unlock(&w->lock);
+	}
+	return busy;
+}
+
+int workers_reload_pools(struct workers *ws, const struct config *cfg,
+			 struct upstream_pool ***pools)
+{
+	struct upstream_pool **p = calloc(ws->n, sizeof(*p));
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < ws->n; i++) {
+		r = upstream_pool_new(&p[i], ws->w[i].loop, cfg, &ws->w[i].stats);
+		if (r < 0) {
+			workers_reload_abort(ws, p);
+			return r;
+		}
+	}
+	*pools = p;
+	return 0;
+}
+
+void workers_reload_abort(struct workers *ws, struct upstream_pool **pools)
+{
+	for (unsigned int i = 0; pools && i < ws->n; i++)
+		upstream_pool_free(pools[i]);
+	free(pools);
+}
+
+void workers_reload_commit(struct workers *ws, struct config_ref *ref, struct upstream_pool **pools)
+{
+	const uint64_t one = 1;
+
+	for (unsigned int i = 0; i < ws->n; i++) {
+		struct worker *w = &ws->w[i];
+
+		config_ref_get(ref);
+		pthread_mutex_lock(&w->lock);
+		w->pending_ref = ref;
+		w->pending_pool = pools[i];
+		pthread_mutex_unlock(&w->lock);
+		if (write(w->reload.fd, &one, sizeof(one)) < 0)
+			log_error("worker %u: eventfd: %s", i, strerror(errno));
+	}
+	free(pools);
+}
