@@ -48,6 +48,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dotgw/addr.h"
 #include "dotgw/cache.h"
 #include "dotgw/conntrack.h"
 #include "dotgw/dns.h"
@@ -75,13 +76,6 @@
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h */
 #endif
-
-union sockaddr_any {
-	struct sockaddr sa;
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
-	struct sockaddr_storage ss;
-};
 
 struct tcp_client;
 
@@ -216,37 +210,6 @@ static bool answer_police(struct frontend *fe, int group, const uint8_t *ans, si
 			  const struct dns_msg *r, const uint8_t *qmsg, size_t qlen,
 			  const struct dns_msg *qm, struct tcp_client *tc,
 			  const union sockaddr_any *client, const union sockaddr_any *odst);
-
-static const char *addr_text(const union sockaddr_any *a, char *buf, size_t len)
-{
-	char ip[INET6_ADDRSTRLEN];
-
-	if (a->sa.sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &a->sin6.sin6_addr, ip, sizeof(ip));
-		snprintf(buf, len, "[%s]:%u", ip, ntohs(a->sin6.sin6_port));
-	} else {
-		inet_ntop(AF_INET, &a->sin.sin_addr, ip, sizeof(ip));
-		snprintf(buf, len, "%s:%u", ip, ntohs(a->sin.sin_port));
-	}
-	return buf;
-}
-
-static bool addr_equal(const union sockaddr_any *a, const union sockaddr_any *b)
-{
-	if (a->sa.sa_family != b->sa.sa_family)
-		return false;
-	if (a->sa.sa_family == AF_INET)
-		return a->sin.sin_port == b->sin.sin_port &&
-		       a->sin.sin_addr.s_addr == b->sin.sin_addr.s_addr;
-	return a->sin6.sin6_port == b->sin6.sin6_port &&
-	       memcmp(&a->sin6.sin6_addr, &b->sin6.sin6_addr, 16) == 0 &&
-	       a->sin6.sin6_scope_id == b->sin6.sin6_scope_id;
-}
-
-static socklen_t addr_len(const union sockaddr_any *a)
-{
-	return a->sa.sa_family == AF_INET6 ? sizeof(a->sin6) : sizeof(a->sin);
-}
 
 /* --- UDP answers ---------------------------------------------------------------------- */
 
@@ -957,12 +920,6 @@ static void query_reject(struct frontend *fe, const uint8_t *msg, size_t len,
 	client_send(fe, tc, client, odst, fe->reply, (size_t)n);
 }
 
-static const uint8_t *addr_bytes(const union sockaddr_any *a)
-{
-	return a->sa.sa_family == AF_INET6 ? a->sin6.sin6_addr.s6_addr
-					   : (const uint8_t *)&a->sin.sin_addr;
-}
-
 static bool client_allowed(struct frontend *fe, const union sockaddr_any *a)
 {
 	return ratelimit_allow(fe->rl, a->sa.sa_family, addr_bytes(a), loop_now_ms(fe->loop));
@@ -1241,49 +1198,6 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 
 /* --- UDP listener -------------------------------------------------------------------- */
 
-static bool udp_orig_dst(struct msghdr *mh, union sockaddr_any *odst, unsigned int *ifindex)
-{
-	bool found = false;
-
-	*ifindex = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_PKTINFO &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
-			struct in_pktinfo pi;
-
-			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-			*ifindex = (unsigned int)pi.ipi_ifindex;
-			continue;
-		}
-		if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
-			struct in6_pktinfo pi;
-
-			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-			*ifindex = pi.ipi6_ifindex;
-			continue;
-		}
-		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in))) {
-			memset(odst, 0, sizeof(*odst));
-			memcpy(&odst->sin, CMSG_DATA(c), sizeof(struct sockaddr_in));
-			found = true;
-		}
-		if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in6))) {
-			memset(odst, 0, sizeof(*odst));
-			memcpy(&odst->sin6, CMSG_DATA(c), sizeof(struct sockaddr_in6));
-			found = true;
-		}
-	}
-	return found;
-}
-
-static uint16_t addr_port(const union sockaddr_any *a)
-{
-	return ntohs(a->sa.sa_family == AF_INET6 ? a->sin6.sin6_port : a->sin.sin_port);
-}
-
 /*
  * udp_nat_orig_dst - the destination a redirected query from client had before the redirect
  * made it nat, from its conntrack entry, into *odst; when the kernel cannot tell, or nothing
@@ -1356,7 +1270,7 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 
 		union sockaddr_any nat;
 
-		if (!udp_orig_dst(mh, &odst, &ifindex) || (mh->msg_flags & MSG_TRUNC)) {
+		if (!addr_cmsg_orig_dst(mh, &odst, &ifindex) || (mh->msg_flags & MSG_TRUNC)) {
 			fe->stats->malformed++;
 			continue;
 		}
@@ -1647,7 +1561,7 @@ static unsigned int tcp_ifindex(int fd, int family)
 		       family == AF_INET ? IP_PKTOPTIONS : IPV6_2292PKTOPTIONS, buf, &len) < 0)
 		return 0;
 	mh.msg_controllen = len;
-	udp_orig_dst(&mh, &unused, &ifindex);
+	addr_cmsg_orig_dst(&mh, &unused, &ifindex);
 	return ifindex;
 }
 
