@@ -1,6 +1,6 @@
 /*
- * addr.c - socket addresses and prefixes; see addr.h. Pure code: every function reads only
- * its arguments, and outputs are written only on success.
+ * addr.c - socket addresses and prefixes; see addr.h. Every function reads only its arguments
+ * (addr_set_transparent: a socket option), and outputs are written only on success.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -171,6 +171,17 @@ bool addr_cmsg_orig_dst(struct msghdr *mh, union sockaddr_any *odst, unsigned in
 		}
 	}
 	return found;
+}
+
+int addr_set_transparent(int fd, int family)
+{
+	int one = 1, r;
+
+	if (family == AF_INET6)
+		r = setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
+	else
+		r = setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+	return r < 0 ? -errno : 0;
 }
 
 int cidr_parse(struct cidr *c, const char *s)

@@ -2,7 +2,7 @@
  * addr.h - socket addresses and address prefixes: one sockaddr union for IPv4 and IPv6, its
  * text form, the one "[ADDR]:PORT" parser, the original destination and incoming interface
  * carried in control messages, and a neutral CIDR prefix for policy, config and the ruleset.
- * Pure code: no sockets are made here, nothing logs.
+ * Pure code but addr_set_transparent (a setsockopt on the caller's socket); nothing logs.
  */
 #ifndef DOTGW_ADDR_H
 #define DOTGW_ADDR_H
@@ -58,6 +58,9 @@ int addr_parse(union sockaddr_any *out, const char *s, const char *default_host,
  * original destination was found (*odst is written only then).
  */
 bool addr_cmsg_orig_dst(struct msghdr *mh, union sockaddr_any *odst, unsigned int *ifindex);
+
+/* addr_set_transparent - IP(V6)_TRANSPARENT on fd, of family; 0 or -errno. */
+int addr_set_transparent(int fd, int family);
 
 /* An address prefix: family AF_INET or AF_INET6, the address (4 or 16 octets used). */
 struct cidr {
