@@ -1027,8 +1027,7 @@ static int frontend_shares_renew(struct frontend *fe, const struct config *cfg)
 		return r;
 	}
 	/* every query counts in the new table; those that waited in the old one go now */
-	LIST_FOREACH(q, &fe->queries, link)
-	{
+	LIST_FOREACH(q, &fe->queries, link) {
 		const union sockaddr_any *who = reply_to_peer(&q->to);
 
 		inflight_take(t, who->sa.sa_family, addr_bytes(who), &q->share, true);
@@ -1060,7 +1059,7 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 	/* Queries in flight keep their pool, their cache and their deadline; new ones use
 	 * the new settings. The caches start empty: groups and sizes may have changed. */
 	LIST_FOREACH(q, &fe->queries, link)
-	q->cache = NULL;
+		q->cache = NULL;
 	frontend_tables_free(fe);
 	fe->cfg = cfg;
 	fe->pool = pool;
