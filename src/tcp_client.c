@@ -388,8 +388,7 @@ static void tcp_orig_dst(int fd, union sockaddr_any *local)
 		*local = o;
 }
 
-/* tcp_client_new - serve the accepted socket fd from peer; 0 or -errno (fd then closed). */
-static int tcp_client_new(struct tcp_clients *s, int fd, const union sockaddr_any *peer)
+int tcp_clients_adopt(struct tcp_clients *s, int fd, const union sockaddr_any *peer)
 {
 	struct tcp_client *tc = calloc(1, sizeof(*tc));
 	socklen_t len = sizeof(tc->local_addr);
@@ -453,7 +452,7 @@ static void tcp_accept(struct loop_watch *w, uint32_t revents)
 			}
 			return;
 		}
-		if (tcp_client_new(s, fd, &peer) < 0)
+		if (tcp_clients_adopt(s, fd, &peer) < 0)
 			return;
 	}
 }

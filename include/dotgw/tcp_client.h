@@ -65,6 +65,13 @@ int tcp_clients_new(struct tcp_clients **out, struct loop *loop, struct stats *s
  */
 int tcp_clients_listen(struct tcp_clients *s, int fd, int family);
 
+/*
+ * tcp_clients_adopt - serve the connected stream socket fd (non-blocking; now the set's) of a
+ * client at peer, as if it had been accepted (also for tests, over a socketpair). 0 or
+ * -errno (fd then closed).
+ */
+int tcp_clients_adopt(struct tcp_clients *s, int fd, const union sockaddr_any *peer);
+
 /* tcp_clients_set_limits - from now on; the clients already there stay. */
 void tcp_clients_set_limits(struct tcp_clients *s, const struct tcp_client_limits *lim);
 
