@@ -113,14 +113,14 @@ static void test_framing(void)
 	setup(10000);
 	n += frame(buf, 1);
 	n += frame(buf + n, 2);
+	frame(buf + n, 3);
 	CHECK_EQ(write(fx.peer, buf, n + 1), (ssize_t)n + 1); /* and one octet of the third */
-	frame(buf, 3);
 	run(2, 2000);
 	CHECK_EQ(fx.nframes, 2);
 	CHECK_EQ(fx.ids[0], 1);
 	CHECK_EQ(fx.ids[1], 2);
-	CHECK_EQ(write(fx.peer, buf + 1, 5), 5);
-	CHECK_EQ(write(fx.peer, buf + 6, 8), 8);
+	CHECK_EQ(write(fx.peer, buf + n + 1, 5), 5);
+	CHECK_EQ(write(fx.peer, buf + n + 6, 8), 8);
 	run(3, 2000);
 	CHECK_EQ(fx.nframes, 3);
 	CHECK_EQ(fx.ids[2], 3);
