@@ -1,6 +1,7 @@
 /*
  * addr.c - socket addresses and prefixes; see addr.h. Every function reads only its arguments
- * (addr_set_transparent: a socket option), and outputs are written only on success.
+ * (addr_set_transparent, addr_set_pktinfo: socket options), and outputs are written only on
+ * success.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -181,6 +182,17 @@ int addr_set_transparent(int fd, int family)
 		r = setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
 	else
 		r = setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+	return r < 0 ? -errno : 0;
+}
+
+int addr_set_pktinfo(int fd, int family)
+{
+	int one = 1, r;
+
+	if (family == AF_INET)
+		r = setsockopt(fd, SOL_IP, IP_PKTINFO, &one, sizeof(one));
+	else
+		r = setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
 	return r < 0 ? -errno : 0;
 }
 

@@ -864,16 +864,6 @@ bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 
 /* --- setup ---------------------------------------------------------------------------- */
 
-/* set_pktinfo - IP(V6)_PKTINFO on fd: the incoming interface of each datagram. */
-static int set_pktinfo(int fd, int family)
-{
-	int one = 1;
-
-	if (family == AF_INET)
-		return setsockopt(fd, SOL_IP, IP_PKTINFO, &one, sizeof(one));
-	return setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
-}
-
 /* udp_listener_setup - the options of the UDP listener fd; 0 or -1 with errno. */
 static int udp_listener_setup(struct frontend *fe, int fd, int family)
 {
@@ -883,7 +873,7 @@ static int udp_listener_setup(struct frontend *fe, int fd, int family)
 			      : setsockopt(fd, SOL_IPV6, IPV6_RECVORIGDSTADDR, &one, sizeof(one)))
 		return -1;
 	/* the incoming interface, for client groups that name one */
-	if (fe->want_ifindex && set_pktinfo(fd, family) < 0)
+	if (fe->want_ifindex && addr_set_pktinfo(fd, family) < 0)
 		return -1;
 	/* best effort: a larger buffer absorbs bursts; capped by net.core.rmem_max */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
@@ -1071,7 +1061,7 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 		frontend_iftab_open(fe);
 		for (int i = 0; i < 2; i++)
 			if (fe->udp[i].watch.fd >= 0)
-				set_pktinfo(fe->udp[i].watch.fd, i ? AF_INET6 : AF_INET);
+				addr_set_pktinfo(fe->udp[i].watch.fd, i ? AF_INET6 : AF_INET);
 	}
 	if (fe->tcp) {
 		struct tcp_client_limits lim = tcp_limits(fe, cfg);

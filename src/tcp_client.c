@@ -465,16 +465,6 @@ static void accept_retry(struct loop_timer *t)
 		listeners_enable(s, true);
 }
 
-/* set_pktinfo - IP(V6)_PKTINFO on fd: accepted sockets inherit it (see tcp_ifindex). */
-static int set_pktinfo(int fd, int family)
-{
-	int one = 1;
-
-	if (family == AF_INET)
-		return setsockopt(fd, SOL_IP, IP_PKTINFO, &one, sizeof(one));
-	return setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
-}
-
 int tcp_clients_new(struct tcp_clients **out, struct loop *loop, struct stats *stats,
 		    const struct tcp_client_limits *lim, const struct tcp_client_ops *ops,
 		    void *data)
@@ -505,8 +495,8 @@ int tcp_clients_listen(struct tcp_clients *s, int fd, int family)
 
 	if (l->watch.fd >= 0)
 		return -EBUSY;
-	if (s->lim.want_ifindex && set_pktinfo(fd, family) < 0)
-		return -errno;
+	if (s->lim.want_ifindex && (r = addr_set_pktinfo(fd, family)) < 0)
+		return r;
 	l->family = family;
 	l->watch.fd = fd;
 	l->watch.cb = tcp_accept;
@@ -524,7 +514,7 @@ void tcp_clients_set_limits(struct tcp_clients *s, const struct tcp_client_limit
 	s->lim.want_ifindex = was || lim->want_ifindex; /* never off again: no need */
 	for (int i = 0; i < 2 && !was && lim->want_ifindex; i++)
 		if (s->listeners[i].watch.fd >= 0)
-			set_pktinfo(s->listeners[i].watch.fd, s->listeners[i].family);
+			addr_set_pktinfo(s->listeners[i].watch.fd, s->listeners[i].family);
 	listeners_enable(s, s->nclients < lim->max_clients); /* the limit may have moved */
 }
 

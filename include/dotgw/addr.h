@@ -2,7 +2,8 @@
  * addr.h - socket addresses and address prefixes: one sockaddr union for IPv4 and IPv6, its
  * text form, the one "[ADDR]:PORT" parser, the original destination and incoming interface
  * carried in control messages, and a neutral CIDR prefix for policy, config and the ruleset.
- * Pure code but addr_set_transparent (a setsockopt on the caller's socket); nothing logs.
+ * Pure code but addr_set_transparent and addr_set_pktinfo (socket options on the caller's
+ * socket); nothing logs.
  */
 #ifndef DOTGW_ADDR_H
 #define DOTGW_ADDR_H
@@ -61,6 +62,12 @@ bool addr_cmsg_orig_dst(struct msghdr *mh, union sockaddr_any *odst, unsigned in
 
 /* addr_set_transparent - IP(V6)_TRANSPARENT on fd, of family; 0 or -errno. */
 int addr_set_transparent(int fd, int family);
+
+/*
+ * addr_set_pktinfo - IP_PKTINFO / IPV6_RECVPKTINFO on fd, of family: each datagram's incoming
+ * interface (accepted TCP sockets inherit it: see IP_PKTOPTIONS). 0 or -errno.
+ */
+int addr_set_pktinfo(int fd, int family);
 
 /* An address prefix: family AF_INET or AF_INET6, the address (4 or 16 octets used). */
 struct cidr {
