@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "dotgw/cache.h"
 
@@ -30,9 +31,11 @@ static void soa_ttl_clamp(uint8_t *msg, const struct dns_msg *r, const uint16_t 
 			  uint32_t ttl);
 static bool query_cacheable(const struct dns_msg *q);
 
+SLIST_HEAD(cache_bucket, cache_entry);
+
 struct cache_entry {
-	struct cache_entry *hnext;
-	struct cache_entry *prev, *next; /* LRU: head is the most recently used */
+	SLIST_ENTRY(cache_entry) hlink; /* its hash bucket */
+	TAILQ_ENTRY(cache_entry) lru;	/* first: the most recently used */
 	uint64_t stored_ms;
 	uint64_t expire_ms; /* when it stops being fresh */
 	uint32_t hash;
@@ -43,9 +46,9 @@ struct cache_entry {
 };
 
 struct cache {
-	struct cache_entry **buckets;
+	struct cache_bucket *buckets;
 	size_t nbuckets; /* a power of two */
-	struct cache_entry *head, *tail;
+	TAILQ_HEAD(cache_lru, cache_entry) lru;
 	size_t bytes, max_bytes, entries;
 	uint32_t max_ttl, stale_s, seed;
 	struct cache_stats st;
@@ -120,6 +123,7 @@ int cache_new(struct cache **out, size_t max_bytes, uint32_t max_ttl, uint32_t s
 		return -ENOMEM;
 	}
 	c->nbuckets = n;
+	TAILQ_INIT(&c->lru);
 	c->max_bytes = max_bytes;
 	c->max_ttl = max_ttl;
 	c->stale_s = stale_s;
@@ -128,38 +132,10 @@ int cache_new(struct cache **out, size_t max_bytes, uint32_t max_ttl, uint32_t s
 	return 0;
 }
 
-static void lru_unlink(struct cache *c, struct cache_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		c->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		c->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void lru_push(struct cache *c, struct cache_entry *e)
-{
-	e->prev = NULL;
-	e->next = c->head;
-	if (c->head)
-		c->head->prev = e;
-	else
-		c->tail = e;
-	c->head = e;
-}
-
 static void entry_remove(struct cache *c, struct cache_entry *e)
 {
-	struct cache_entry **pp = &c->buckets[e->hash & (c->nbuckets - 1)];
-
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
-	lru_unlink(c, e);
+	SLIST_REMOVE(&c->buckets[e->hash & (c->nbuckets - 1)], e, cache_entry, hlink);
+	TAILQ_REMOVE(&c->lru, e, lru);
 	c->bytes -= entry_size(e);
 	c->entries--;
 	free(e);
@@ -169,8 +145,8 @@ void cache_free(struct cache *c)
 {
 	if (!c)
 		return;
-	while (c->head)
-		entry_remove(c, c->head);
+	while (!TAILQ_EMPTY(&c->lru))
+		entry_remove(c, TAILQ_FIRST(&c->lru));
 	free(c->buckets);
 	free(c);
 }
@@ -178,7 +154,9 @@ void cache_free(struct cache *c)
 static struct cache_entry *cache_find(struct cache *c, const uint8_t *key, size_t keylen,
 				      uint32_t hash)
 {
-	for (struct cache_entry *e = c->buckets[hash & (c->nbuckets - 1)]; e; e = e->hnext)
+	struct cache_entry *e;
+
+	SLIST_FOREACH(e, &c->buckets[hash & (c->nbuckets - 1)], hlink)
 		if (e->hash == hash && e->keylen == keylen && memcmp(e->data, key, keylen) == 0)
 			return e;
 	return NULL;
@@ -268,13 +246,12 @@ int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
 	old = cache_find(c, key, keylen, hash);
 	if (old)
 		entry_remove(c, old);
-	while (c->tail && c->bytes + size > c->max_bytes) {
-		entry_remove(c, c->tail);
+	while (!TAILQ_EMPTY(&c->lru) && c->bytes + size > c->max_bytes) {
+		entry_remove(c, TAILQ_LAST(&c->lru, cache_lru));
 		c->st.evicted++;
 	}
-	e->hnext = c->buckets[hash & (c->nbuckets - 1)];
-	c->buckets[hash & (c->nbuckets - 1)] = e;
-	lru_push(c, e);
+	SLIST_INSERT_HEAD(&c->buckets[hash & (c->nbuckets - 1)], e, hlink);
+	TAILQ_INSERT_HEAD(&c->lru, e, lru);
 	c->bytes += size;
 	c->entries++;
 	c->st.stored++;
@@ -333,8 +310,8 @@ int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t 
 		ttl = stale ? CACHE_STALE_TTL : ttl > elapsed ? ttl - elapsed : 0;
 		dns_put32(out + off, ttl);
 	}
-	lru_unlink(c, e);
-	lru_push(c, e);
+	TAILQ_REMOVE(&c->lru, e, lru);
+	TAILQ_INSERT_HEAD(&c->lru, e, lru);
 	if (stale)
 		c->st.stale_hits++;
 	else

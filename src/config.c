@@ -407,8 +407,9 @@ int config_parse_upstream(struct upstream_config *u, const char *spec)
 {
 	char buf[INET6_ADDRSTRLEN + 8 + CONFIG_AUTH_NAME_MAX + 4];
 	struct upstream_config r;
-	char *addr, *port = NULL, *name, *p;
-	uint32_t portnum = DEFAULT_DOT_PORT;
+	union sockaddr_any a;
+	char *name;
+	uint32_t portnum;
 
 	if (strlen(spec) >= sizeof(buf))
 		return -EINVAL;
@@ -421,40 +422,14 @@ int config_parse_upstream(struct upstream_config *u, const char *spec)
 			return -EINVAL;
 		strcpy(r.auth_name, name);
 	}
-	addr = buf;
-	if (*addr == '[') {
-		p = strchr(++addr, ']');
-		if (!p)
-			return -EINVAL;
-		*p++ = '\0';
-		if (*p == '@' || *p == ':')
-			port = p + 1;
-		else if (*p)
-			return -EINVAL;
-	} else {
-		p = strchr(addr, '@');
-		if (p) {
-			*p = '\0';
-			port = p + 1;
-		}
-	}
-	if (port && parse_u32(port, 1, 65535, &portnum) < 0)
+	if (addr_parse(&a, buf, NULL, DEFAULT_DOT_PORT) < 0)
 		return -EINVAL;
+	memcpy(&r.addr, &a, sizeof(a));
+	r.addrlen = addr_len(&a);
+	portnum = addr_port(&a);
 
 	struct sockaddr_in *sin = (struct sockaddr_in *)&r.addr;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&r.addr;
-
-	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)portnum);
-		r.addrlen = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)portnum);
-		r.addrlen = sizeof(*sin6);
-	} else {
-		return -EINVAL;
-	}
 	char ip[INET6_ADDRSTRLEN];
 
 	inet_ntop(r.addr.ss_family,
@@ -465,32 +440,6 @@ int config_parse_upstream(struct upstream_config *u, const char *spec)
 		 ip, r.addrlen == sizeof(*sin6) ? "]" : "", (unsigned int)portnum,
 		 r.auth_name[0] ? "#" : "", r.auth_name);
 	*u = r;
-	return 0;
-}
-
-int config_parse_cidr(struct ruleset_cidr *c, const char *s)
-{
-	char buf[INET6_ADDRSTRLEN + 5], *slash;
-	struct ruleset_cidr r = { 0 };
-	uint32_t plen;
-
-	if (strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, s);
-	slash = strchr(buf, '/');
-	if (slash)
-		*slash++ = '\0';
-	if (inet_pton(AF_INET, buf, r.addr) == 1)
-		r.family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, r.addr) == 1)
-		r.family = AF_INET6;
-	else
-		return -EINVAL;
-	plen = r.family == AF_INET ? 32 : 128;
-	if (slash && parse_u32(slash, 0, plen, &plen) < 0)
-		return -EINVAL;
-	r.plen = plen;
-	*c = r;
 	return 0;
 }
 
@@ -563,7 +512,7 @@ static int parse_policy(struct config *cfg, int opt, const char *name, const cha
 				continue;
 			}
 			if (g->n_cidrs == POLICY_MAX_CIDRS ||
-			    config_parse_cidr(&g->cidrs[g->n_cidrs], tok) < 0)
+			    cidr_parse(&g->cidrs[g->n_cidrs], tok) < 0)
 				return bad_value(err, name, arg,
 						 "NAME=CIDR|@IFACE[,...] (16 of each at most)");
 			g->n_cidrs++;
@@ -713,14 +662,14 @@ static int parse_metrics(struct config *cfg, const char *name, const char *arg, 
 }
 
 /* parse_cidr_list - --client, --exempt: one more prefix. */
-static int parse_cidr_list(struct ruleset_cidr *list, size_t *n, const char *name, const char *arg,
+static int parse_cidr_list(struct cidr *list, size_t *n, const char *name, const char *arg,
 			   FILE *err)
 {
 	if (*n == CONFIG_MAX_CIDRS) {
 		fprintf(err, "dotgw: --%s: at most %d prefixes\n", name, CONFIG_MAX_CIDRS);
 		return -EINVAL;
 	}
-	if (config_parse_cidr(&list[*n], arg) < 0)
+	if (cidr_parse(&list[*n], arg) < 0)
 		return bad_value(err, name, arg, "an address or ADDR/LEN");
 	(*n)++;
 	return 0;

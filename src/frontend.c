@@ -1,42 +1,27 @@
 /*
- * frontend.c - TPROXY listeners and the life of each client query.
+ * frontend.c - the life of each client query, from the TPROXY listeners or NFQUEUE to its
+ * answer.
  *
- * UDP: the listener learns each query's original destination from IP(V6)_ORIGDSTADDR; the
- * answer leaves through a "reply socket", an IP_TRANSPARENT socket bound to that destination
- * (kept in a small LRU cache, since clients use few resolver addresses), so the client sees
- * it come from exactly the address and port it asked. TCP: the accepted socket's local address
- * already is the original destination, so answers just go back on it (RFC 7766 framing).
+ * Queries arrive on the transparent UDP listeners (the original destination from
+ * IP(V6)_ORIGDSTADDR), from NFQUEUE (frontend_queue_packet), or as frames of TCP clients
+ * (tcp_client.c hands them here). Where each answer goes is a struct reply_to: the TCP
+ * client, or the UDP client and the address it asked (plus, for bridged clients, the
+ * redirect's address); udp_reply.c sends UDP answers from that address.
  *
  * Every accepted query ends in exactly one answer or one counted drop: the upstream's answer,
  * SERVFAIL at the deadline or when no upstream is usable, FORMERR for messages that do not
  * parse. Whatever parses goes upstream, whatever its opcode or question count, so that the
  * answer is the upstream's own.
- * struct query owns its copy of the message and is freed by query_finish() alone.
- *
- * UDP answers of up to UDP_OUT_PAYLOAD octets are copied into a batch that leaves in one
- * sendmmsg per socket at the end of the loop iteration (or when it is full); larger ones go at
- * once. A reply socket is never closed while the batch may name it.
+ * struct query owns its copy of the message and is freed by query_free() alone: from
+ * query_finish(), or when its TCP client goes (tcp_client.c's drop callback), or at close.
  *
  * Bridged clients (ruleset.c) reach the listeners through a conntrack redirect instead of
  * TPROXY: their packets arrive addressed to this machine's address on the bridge and the
- * listener port. TCP needs nothing more (SO_ORIGINAL_DST names what the client asked, for
- * dnstap). A UDP answer must leave from the address and port the query was redirected to, so
- * that the reverse NAT turns them back into those the client asked: it goes out on the
- * listener itself with IP(V6)_PKTINFO naming that address; the conntrack entry gives the
- * original destination for dnstap and debug logs. fe->nat is that redirect address while such a
- * query is being handled (udp_readable -> query_start, query_finish -> deliver) and NULL
- * otherwise: udp_send reads it.
- *
- * No reply socket is ever bound to one of this machine's own addresses: with SO_REUSEADDR on
- * both sides, the kernel would hand a DNS server on that address its new datagrams to our
- * socket, which never reads them. Answers from a local address (only captured with
- * --capture-local) are raw packets instead; one too large for a packet goes truncated (TC),
- * and the client asks again over TCP. Whether an address is local is checked when its cache
- * entry is made, and again once it is REPLY_RECHECK_MS old.
+ * listener port. TCP needs nothing more (tcp_client.c reads SO_ORIGINAL_DST for dnstap). A
+ * UDP answer must leave from the address the query was redirected to (reply_to.nat); the
+ * conntrack entry gives the original destination for dnstap and debug logs.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -44,10 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dotgw/addr.h"
 #include "dotgw/cache.h"
 #include "dotgw/conntrack.h"
 #include "dotgw/dns.h"
@@ -58,49 +45,33 @@
 #include "dotgw/log.h"
 #include "dotgw/pkt.h"
 #include "dotgw/ratelimit.h"
+#include "dotgw/tcp_client.h"
+#include "dotgw/udp_reply.h"
 
-#define UDP_BATCH	     32
-#define UDP_QUERY_MAX	     4096u /* larger datagrams are not DNS queries */
-#define REPLY_SOCKS_MAX	     64
-#define REPLY_RECHECK_MS     10000 /* an address may have become local (or stopped being) */
-#define TCP_CLIENT_QUERIES   64	       /* in flight per TCP client; reading pauses beyond */
-#define TCP_CLIENT_OUT_MAX   (256u << 10) /* unsent answer octets per TCP client, then cut off */
-#define ACCEPT_RETRY_MS	     100
-#define UDP_OUT_BATCH	     32
-#define UDP_OUT_PAYLOAD	     1232 /* the default --udp-size-cap: nearly every UDP answer */
+#define UDP_BATCH     32
+#define UDP_QUERY_MAX 4096u /* larger datagrams are not DNS queries */
 
-#ifndef SO_ORIGINAL_DST
-#define SO_ORIGINAL_DST 80 /* linux/netfilter_ipv4.h */
-#endif
-#ifndef IP6T_SO_ORIGINAL_DST
-#define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h */
-#endif
-
-union sockaddr_any {
-	struct sockaddr sa;
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
-	struct sockaddr_storage ss;
+/* Where an answer goes. */
+struct reply_to {
+	struct tcp_client *tc;	   /* TCP: the client (then nothing else is set); NULL: UDP */
+	union sockaddr_any client; /* UDP: the client... */
+	union sockaddr_any odst;   /* ...the address it asked... */
+	union sockaddr_any nat;	   /* ...and, redirected from a bridge, where to (else family 0) */
 };
-
-struct tcp_client;
 
 struct query {
 	struct upstream_query uq;
 	struct loop_timer deadline;
 	struct frontend *fe;
-	struct query *next, *prev;	 /* every query in flight */
-	struct tcp_client *tc;		 /* TCP: the client; NULL for UDP */
-	struct query *tc_next, *tc_prev; /* the TCP client's queries */
-	union sockaddr_any client;	 /* UDP: the client... */
-	union sockaddr_any odst;	 /* ...and the address it asked */
-	union sockaddr_any nat;		 /* UDP, redirected: where to (else family 0) */
-	struct dns_msg m;		 /* the parsed query */
-	struct cache *cache;		 /* where its answer goes (NULL: nowhere) */
-	struct upstream_pool *pool;	 /* where it was sent (a reload may bring a new one) */
+	LIST_ENTRY(query) link; /* every query in flight */
+	struct tcp_work work;	/* TCP: its place among the client's frames in work */
+	struct reply_to to;
+	struct dns_msg m;	    /* the parsed query */
+	struct cache *cache;	    /* where its answer goes (NULL: nowhere) */
+	struct upstream_pool *pool; /* where it was sent (a reload may bring a new one) */
 	uint64_t start_ms;
 	size_t udp_limit;
-	unsigned int ifindex; /* where it came in (0: unknown), for the client's group */
+	unsigned int ifindex;	    /* where it came in (0: unknown), for the client's group */
 	struct inflight_wait share; /* its client's share (fe->shares); the ready list's links */
 	uint8_t held;		    /* QUERY_RUNNING, QUERY_WAITING or QUERY_READY */
 	uint16_t len;
@@ -113,51 +84,9 @@ struct query {
  */
 enum { QUERY_RUNNING, QUERY_WAITING, QUERY_READY };
 
-struct reply_sock {
-	union sockaddr_any addr;
-	int fd;		    /* -1 when local */
-	bool local;	    /* addr is one of ours: answer through the raw socket */
-	uint64_t last_used;
-	uint64_t checked;   /* when local was found out */
-};
-
-/* A UDP answer waiting for the batch's sendmmsg. */
-struct udp_out {
-	int fd;			   /* a reply socket, or a raw socket */
-	int err;		   /* errno of its send, 0 when it left */
-	bool raw;		   /* buf is a whole IP packet (nfqueue mode) */
-	uint16_t len, payload_off; /* the datagram in buf; where the DNS message starts */
-	union sockaddr_any to;	   /* where sendmmsg sends it (port 0 for raw sockets) */
-	union sockaddr_any client, odst;
-	uint8_t buf[PKT_MAX_HDR + UDP_OUT_PAYLOAD];
-};
-
 struct listener {
 	struct frontend *fe;
 	struct loop_watch watch;
-	int family;
-};
-
-struct tcp_client {
-	struct frontend *fe;
-	struct loop_watch watch;
-	struct loop_timer idle;
-	struct tcp_client *next, *prev;
-	struct query *queries;
-	unsigned int nqueries;
-	bool eof;
-	bool busy; /* its input is being walked: answers are only queued */
-	bool dead; /* does not read its answers: close as soon as nothing walks its input */
-	uint64_t progress_ms; /* when it last sent us something or took some of our output */
-	union sockaddr_any peer_addr;
-	union sockaddr_any local_addr; /* the address the client asked */
-	unsigned int ifindex; /* where its SYN came in (0: unknown) */
-	struct loop_timer resume;
-	uint8_t *in;
-	size_t in_len, in_cap;
-	uint8_t *out;
-	size_t out_off, out_len, out_cap;
-	char peer[INET6_ADDRSTRLEN + 8];
 };
 
 struct frontend {
@@ -168,486 +97,74 @@ struct frontend {
 	struct cache *cache; /* NULL: no cache */
 	/* groups with upstreams of their own keep their answers apart: one cache each */
 	struct cache *group_cache[POLICY_MAX_GROUPS];
-	struct ratelimit *rl; /* NULL: no rate limit */
-	struct inflight *shares; /* each client's queries in flight (NULL: no memory) */
-	struct query *ready, *ready_tail; /* queries whose turn came, linked through share */
+	struct ratelimit *rl;	    /* NULL: no rate limit */
+	struct inflight *shares;    /* each client's queries in flight (NULL: no memory) */
+	struct inflight_list ready; /* queries whose turn came, linked through share */
 	struct loop_defer ready_defer;
 	struct dnstap_queue *dnstap; /* NULL: no dnstap */
-	struct listener udp[2], tcp[2];
-	int raw[2]; /* IPPROTO_RAW sockets, IPv4 and IPv6; -1 when unused */
-	bool raw_all; /* nfqueue mode: every UDP answer is raw (else: only local ones) */
-	struct conntrack *ct; /* original destinations of redirected UDP; NULL: not known */
-	const union sockaddr_any *nat; /* see the top of this file */
-	struct loop_timer accept_retry;
-	struct reply_sock replies[REPLY_SOCKS_MAX];
-	size_t nreplies;
-	struct query *queries;
+	struct listener udp[2];
+	struct udp_reply *udp_reply;
+	struct tcp_clients *tcp; /* NULL: no TCP listeners */
+	struct conntrack *ct;	 /* original destinations of redirected UDP; NULL: not known */
+	LIST_HEAD(, query) queries;
 	_Atomic unsigned int inflight; /* also read by the metrics thread (frontend_inflight) */
-	struct tcp_client *clients;
-	unsigned int nclients;
-	struct log_ratelimit rl_malformed, rl_reply, rl_tcp, rl_ct;
+	struct log_ratelimit rl_malformed, rl_recv, rl_ct;
 	/* UDP receive batch */
 	struct mmsghdr mmsg[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 	union sockaddr_any from[UDP_BATCH];
 	uint8_t ctrl[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6)) +
 				CMSG_SPACE(sizeof(struct in6_pktinfo))];
-	bool want_ifindex; /* some client group names an interface */
+	bool want_ifindex;   /* some client group names an interface */
 	struct iftab *iftab; /* interface names by index, when want_ifindex (NULL: none yet) */
 	struct loop_watch iftab_watch;
 	uint8_t bufs[UDP_BATCH][UDP_QUERY_MAX];
-	/* UDP answer batch */
-	struct loop_defer udp_defer;
-	unsigned int nout;
-	struct mmsghdr out_mmsg[UDP_OUT_BATCH];
-	struct iovec out_iov[UDP_OUT_BATCH];
-	struct udp_out out[UDP_OUT_BATCH];
 	uint8_t reply[DNS_MAX_MSG];
-	uint8_t packet[PKT_MAX_HDR + DNS_MAX_MSG];
 };
 
-static void tcp_client_close(struct tcp_client *tc);
-static void tcp_client_write(struct tcp_client *tc);
-static void listeners_enable(struct frontend *fe, bool on);
-static void udp_flush(struct frontend *fe);
 static int frontend_iftab_open(struct frontend *fe);
 static int query_group(const struct query *q);
 static bool answer_police(struct frontend *fe, int group, const uint8_t *ans, size_t alen,
 			  const struct dns_msg *r, const uint8_t *qmsg, size_t qlen,
-			  const struct dns_msg *qm, struct tcp_client *tc,
-			  const union sockaddr_any *client, const union sockaddr_any *odst);
+			  const struct dns_msg *qm, const struct reply_to *to);
 
-static const char *addr_text(const union sockaddr_any *a, char *buf, size_t len)
+/* --- where answers go ----------------------------------------------------------------- */
+
+/* reply_to_peer - the client's address, whatever its transport. */
+static const union sockaddr_any *reply_to_peer(const struct reply_to *to)
 {
-	char ip[INET6_ADDRSTRLEN];
-
-	if (a->sa.sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &a->sin6.sin6_addr, ip, sizeof(ip));
-		snprintf(buf, len, "[%s]:%u", ip, ntohs(a->sin6.sin6_port));
-	} else {
-		inet_ntop(AF_INET, &a->sin.sin_addr, ip, sizeof(ip));
-		snprintf(buf, len, "%s:%u", ip, ntohs(a->sin.sin_port));
-	}
-	return buf;
+	return to->tc ? tcp_client_peer(to->tc) : &to->client;
 }
 
-static bool addr_equal(const union sockaddr_any *a, const union sockaddr_any *b)
+/* reply_to_name - the client as text, for logs (buf: ADDR_TEXT_MAX octets). */
+static const char *reply_to_name(const struct reply_to *to, char *buf)
 {
-	if (a->sa.sa_family != b->sa.sa_family)
-		return false;
-	if (a->sa.sa_family == AF_INET)
-		return a->sin.sin_port == b->sin.sin_port &&
-		       a->sin.sin_addr.s_addr == b->sin.sin_addr.s_addr;
-	return a->sin6.sin6_port == b->sin6.sin6_port &&
-	       memcmp(&a->sin6.sin6_addr, &b->sin6.sin6_addr, 16) == 0 &&
-	       a->sin6.sin6_scope_id == b->sin6.sin6_scope_id;
+	return to->tc ? tcp_client_name(to->tc) : addr_text(&to->client, buf, ADDR_TEXT_MAX);
 }
 
-static socklen_t addr_len(const union sockaddr_any *a)
+/* tap - a dnstap message for this query or response, when dnstap is on. */
+static void tap(struct frontend *fe, bool response, const struct reply_to *to, const uint8_t *msg,
+		size_t len)
 {
-	return a->sa.sa_family == AF_INET6 ? sizeof(a->sin6) : sizeof(a->sin);
-}
+	const union sockaddr_any *local = to->tc ? tcp_client_local(to->tc) : &to->odst;
 
-/* --- UDP answers ---------------------------------------------------------------------- */
-
-static int set_transparent(int fd, int family)
-{
-	int one = 1;
-
-	if (family == AF_INET6)
-		return setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
-	return setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-}
-
-/*
- * addr_is_local - is a (its address; the port does not count) one of this machine's? When
- * the interfaces cannot be read, it counts as local: the safe answer, as no socket is then
- * bound there.
- */
-static bool addr_is_local(const union sockaddr_any *a)
-{
-	struct ifaddrs *ifa, *i;
-	bool local = false;
-
-	if (getifaddrs(&ifa) < 0)
-		return true;
-	for (i = ifa; i && !local; i = i->ifa_next) {
-		const union sockaddr_any *x = (const union sockaddr_any *)(void *)i->ifa_addr;
-
-		if (!x || x->sa.sa_family != a->sa.sa_family)
-			continue;
-		if (a->sa.sa_family == AF_INET)
-			local = x->sin.sin_addr.s_addr == a->sin.sin_addr.s_addr;
-		else
-			local = memcmp(&x->sin6.sin6_addr, &a->sin6.sin6_addr, 16) == 0;
-	}
-	freeifaddrs(ifa);
-	return local;
-}
-
-static void reply_sock_close(struct frontend *fe, struct reply_sock *rs)
-{
-	/* the batch may hold answers for this socket: they leave first */
-	if (rs->fd >= 0 && fe->nout)
-		udp_flush(fe);
-	if (rs->fd >= 0)
-		close(rs->fd);
-	rs->fd = -1;
-}
-
-/* reply_sock_slot - a free cache entry, or the least recently used one, emptied. */
-static struct reply_sock *reply_sock_slot(struct frontend *fe)
-{
-	struct reply_sock *rs;
-
-	if (fe->nreplies < REPLY_SOCKS_MAX)
-		return &fe->replies[fe->nreplies++];
-	rs = &fe->replies[0];
-	for (size_t i = 1; i < fe->nreplies; i++)
-		if (fe->replies[i].last_used < rs->last_used)
-			rs = &fe->replies[i];
-	reply_sock_close(fe, rs);
-	return rs;
-}
-
-/*
- * reply_sock_get - what answers from odst leave through: the reply socket bound to it,
- * opened (evicting the LRU one) if needed; or, when odst is local, the raw socket of its
- * family, with *raw set (-EADDRINUSE when there is none). Returns the fd or -errno.
- */
-static int reply_sock_get(struct frontend *fe, const union sockaddr_any *odst, bool *raw)
-{
-	uint64_t now = loop_now_ms(fe->loop);
-	struct reply_sock *rs = NULL;
-	int fd, one = 1;
-	bool local;
-
-	for (size_t i = 0; i < fe->nreplies && !rs; i++)
-		if (addr_equal(&fe->replies[i].addr, odst))
-			rs = &fe->replies[i];
-	if (rs && now - rs->checked >= REPLY_RECHECK_MS) {
-		local = addr_is_local(odst);
-		rs->checked = now;
-		if (local != rs->local) {
-			reply_sock_close(fe, rs);
-			rs->local = local;
-		}
-	}
-	if (rs && (rs->local || rs->fd >= 0)) {
-		rs->last_used = now;
-		fd = rs->local ? fe->raw[odst->sa.sa_family == AF_INET6] : rs->fd;
-		*raw = rs->local;
-		return fd >= 0 ? fd : -EADDRINUSE;
-	}
-	local = rs ? rs->local : addr_is_local(odst);
-	if (local) {
-		fd = -1;
-		goto out_store;
-	}
-	fd = socket(odst->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (set_transparent(fd, odst->sa.sa_family) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_MARK, &fe->cfg->bypass_mark,
-		       sizeof(fe->cfg->bypass_mark)) < 0 ||
-	    (odst->sa.sa_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-	    bind(fd, &odst->sa, addr_len(odst)) < 0) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-out_store:
-	/* a new entry; or one whose socket a recheck closed */
-	if (!rs) {
-		rs = reply_sock_slot(fe);
-		rs->checked = now;
-	}
-	rs->addr = *odst;
-	rs->fd = fd;
-	rs->local = local;
-	rs->last_used = now;
-	*raw = local;
-	if (local) {
-		fd = fe->raw[odst->sa.sa_family == AF_INET6];
-		return fd >= 0 ? fd : -EADDRINUSE;
-	}
-	return fd;
-}
-
-/*
- * raw_build - the answer as an IP packet from odst to client, for a raw socket (nfqueue mode:
- * the query was dropped, no socket ever saw it), in out; *to becomes its destination. Returns
- * the packet's length, or -errno.
- */
-static int raw_build(uint8_t *out, size_t outlen, const union sockaddr_any *client,
-		     const union sockaddr_any *odst, const uint8_t *msg, size_t len,
-		     union sockaddr_any *to)
-{
-	int n;
-
-	if (client->sa.sa_family == AF_INET6)
-		n = pkt_udp_build(out, outlen, AF_INET6, odst->sin6.sin6_addr.s6_addr,
-				  ntohs(odst->sin6.sin6_port), client->sin6.sin6_addr.s6_addr,
-				  ntohs(client->sin6.sin6_port), msg, len);
-	else
-		n = pkt_udp_build(out, outlen, AF_INET, (const uint8_t *)&odst->sin.sin_addr,
-				  ntohs(odst->sin.sin_port), (const uint8_t *)&client->sin.sin_addr,
-				  ntohs(client->sin.sin_port), msg, len);
-	if (n < 0)
-		return n;
-	/* raw IPPROTO_RAW sockets want port 0 in the destination */
-	*to = *client;
-	if (to->sa.sa_family == AF_INET6)
-		to->sin6.sin6_port = 0;
-	else
-		to->sin.sin_port = 0;
-	return n;
-}
-
-static void udp_send_error(struct frontend *fe, const union sockaddr_any *client,
-			   const union sockaddr_any *odst, int err)
-{
-	char a[64], b[64];
-
-	fe->stats->reply_errors++;
-	log_ratelimited(&fe->rl_reply, LOG_LVL_WARN, "cannot answer %s from %s: %s",
-			addr_text(client, a, sizeof(a)), addr_text(odst, b, sizeof(b)),
-			strerror(-err));
-}
-
-/* udp_send_raw - msg to client from odst as a raw packet on fd; 0 or -errno. */
-static int udp_send_raw(struct frontend *fe, int fd, const union sockaddr_any *client,
-			const union sockaddr_any *odst, const uint8_t *msg, size_t len)
-{
-	union sockaddr_any to;
-	int n = raw_build(fe->packet, sizeof(fe->packet), client, odst, msg, len, &to);
-
-	if (n < 0)
-		return n;
-	if (sendto(fd, fe->packet, (size_t)n, 0, &to.sa, addr_len(&to)) < 0)
-		return -errno;
-	return 0;
-}
-
-/*
- * udp_send_reply_sock - send msg, too large for a raw packet, to client from odst through a
- * reply socket. From a local address, where no reply socket may be bound, it goes raw after
- * all, cut to header, question and OPT with TC set. 0 or -errno.
- */
-static int udp_send_reply_sock(struct frontend *fe, const union sockaddr_any *client,
-			       const union sockaddr_any *odst, const uint8_t *msg, size_t len)
-{
-	bool raw = false;
-	int fd = reply_sock_get(fe, odst, &raw), n;
-	struct dns_msg r;
-	uint8_t *cut;
-
-	if (fd < 0)
-		return fd;
-	if (!raw) {
-		if (sendto(fd, msg, len, 0, &client->sa, addr_len(client)) < 0)
-			return -errno;
-		return 0;
-	}
-	cut = malloc(len);
-	if (!cut)
-		return -ENOMEM;
-	memcpy(cut, msg, len);
-	n = dns_msg_parse(&r, cut, len);
-	if (n == 0)
-		n = dns_truncate(cut, &r, len);
-	if (n >= 0)
-		n = udp_send_raw(fe, fd, client, odst, cut, (size_t)n);
-	if (n == 0)
-		fe->stats->truncated++;
-	free(cut);
-	return n;
-}
-
-/*
- * udp_send_now - send an answer at once, outside the batch: raw injection when every answer is
- * raw or odst is local, else (or when the packet exceeds the path MTU: raw sends never
- * fragment, a reply socket does) a reply socket.
- */
-static void udp_send_now(struct frontend *fe, const union sockaddr_any *client,
-			 const union sockaddr_any *odst, const uint8_t *msg, size_t len)
-{
-	int fd = fe->raw[client->sa.sa_family == AF_INET6], r;
-	bool raw = fe->raw_all && fd >= 0;
-
-	if (!raw)
-		fd = reply_sock_get(fe, odst, &raw);
-	if (fd < 0)
-		r = fd;
-	else if (raw)
-		r = udp_send_raw(fe, fd, client, odst, msg, len);
-	else
-		r = sendto(fd, msg, len, 0, &client->sa, addr_len(client)) < 0 ? -errno : 0;
-	if (raw && r == -EMSGSIZE)
-		r = udp_send_reply_sock(fe, client, odst, msg, len);
-	if (r < 0)
-		udp_send_error(fe, client, odst, r);
-}
-
-/*
- * udp_flush - send the batch: one sendmmsg per run of answers for the same socket. Failures
- * are handled after every answer was tried, with the batch already empty: a raw packet over
- * the path MTU goes again through a reply socket, whose opening may evict another one.
- */
-static void udp_flush(struct frontend *fe)
-{
-	unsigned int n = fe->nout, i = 0;
-
-	loop_defer_cancel(fe->loop, &fe->udp_defer);
-	for (unsigned int k = 0; k < n; k++) {
-		struct udp_out *o = &fe->out[k];
-		struct msghdr *mh = &fe->out_mmsg[k].msg_hdr;
-
-		fe->out_iov[k].iov_base = o->buf;
-		fe->out_iov[k].iov_len = o->len;
-		memset(mh, 0, sizeof(*mh));
-		mh->msg_name = &o->to;
-		mh->msg_namelen = addr_len(&o->to);
-		mh->msg_iov = &fe->out_iov[k];
-		mh->msg_iovlen = 1;
-		o->err = 0;
-	}
-	while (i < n) {
-		unsigned int j = i + 1;
-		int r;
-
-		while (j < n && fe->out[j].fd == fe->out[i].fd)
-			j++;
-		/* a short count: the next answer failed; sent alone again, it tells why */
-		r = sendmmsg(fe->out[i].fd, &fe->out_mmsg[i], j - i, MSG_DONTWAIT);
-		if (r <= 0) {
-			fe->out[i].err = r < 0 ? errno : EIO;
-			i++;
-			continue;
-		}
-		i += (unsigned int)r;
-	}
-	fe->nout = 0;
-	for (unsigned int k = 0; k < n; k++) {
-		struct udp_out *o = &fe->out[k];
-		int r = -o->err;
-
-		if (!r)
-			continue;
-		if (o->raw && r == -EMSGSIZE)
-			r = udp_send_reply_sock(fe, &o->client, &o->odst, o->buf + o->payload_off,
-						(size_t)(o->len - o->payload_off));
-		if (r < 0)
-			udp_send_error(fe, &o->client, &o->odst, r);
-	}
-}
-
-static void udp_flush_deferred(struct loop_defer *d)
-{
-	udp_flush(container_of(d, struct frontend, udp_defer));
-}
-
-/*
- * udp_send_nat - answer a redirected query (see the top of this file): from the listener, with
- * the redirect's address as the source. At once: bridged clients are few, and this keeps the
- * batch free of control messages.
- */
-static void udp_send_nat(struct frontend *fe, const union sockaddr_any *client,
-			 const union sockaddr_any *odst, const union sockaddr_any *nat,
-			 const uint8_t *msg, size_t len)
-{
-	bool v6 = client->sa.sa_family == AF_INET6;
-	union {
-		struct cmsghdr c;
-		uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
-	struct msghdr mh = {
-		.msg_name = (void *)&client->sa,
-		.msg_namelen = addr_len(client),
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = ctl.buf,
-	};
-	struct cmsghdr *c;
-
-	memset(&ctl, 0, sizeof(ctl));
-	c = &ctl.c;
-	if (v6) {
-		struct in6_pktinfo pi = { .ipi6_addr = nat->sin6.sin6_addr,
-					  .ipi6_ifindex = client->sin6.sin6_scope_id };
-
-		c->cmsg_level = SOL_IPV6;
-		c->cmsg_type = IPV6_PKTINFO;
-		c->cmsg_len = CMSG_LEN(sizeof(pi));
-		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-	} else {
-		struct in_pktinfo pi = { .ipi_spec_dst = nat->sin.sin_addr };
-
-		c->cmsg_level = SOL_IP;
-		c->cmsg_type = IP_PKTINFO;
-		c->cmsg_len = CMSG_LEN(sizeof(pi));
-		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-		mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-	}
-	if (fe->udp[v6].watch.fd < 0 || sendmsg(fe->udp[v6].watch.fd, &mh, MSG_DONTWAIT) < 0)
-		udp_send_error(fe, client, odst, fe->udp[v6].watch.fd < 0 ? -EBADF : -errno);
-}
-
-/*
- * udp_send - answer a UDP client from odst: into the batch, sent at the end of this loop
- * iteration, unless it is too large for a batch slot.
- */
-static void udp_send(struct frontend *fe, const union sockaddr_any *client,
-		     const union sockaddr_any *odst, const uint8_t *msg, size_t len)
-{
-	int fd = fe->raw[client->sa.sa_family == AF_INET6], n;
-	bool raw = fe->raw_all && fd >= 0;
-	struct udp_out *o;
-
-	if (fe->nat) {
-		udp_send_nat(fe, client, odst, fe->nat, msg, len);
+	if (!fe->dnstap)
 		return;
-	}
-	if (len > UDP_OUT_PAYLOAD) {
-		udp_send_now(fe, client, odst, msg, len);
-		return;
-	}
-	if (fe->nout == UDP_OUT_BATCH)
-		udp_flush(fe);
-	if (!raw) {
-		/* before taking a slot: opening a reply socket may flush the batch */
-		fd = reply_sock_get(fe, odst, &raw);
-		if (fd < 0) {
-			udp_send_error(fe, client, odst, fd);
-			return;
-		}
-	}
-	o = &fe->out[fe->nout];
-	o->raw = raw;
-	if (raw) {
-		n = raw_build(o->buf, sizeof(o->buf), client, odst, msg, len, &o->to);
-		if (n < 0) {
-			udp_send_error(fe, client, odst, n);
-			return;
-		}
-		o->payload_off = (uint16_t)((size_t)n - len);
-	} else {
-		memcpy(o->buf, msg, len);
-		o->to = *client;
-		n = (int)len;
-		o->payload_off = 0;
-	}
-	o->fd = fd;
-	o->len = (uint16_t)n;
-	o->client = *client;
-	o->odst = *odst;
-	fe->nout++;
-	loop_defer(fe->loop, &fe->udp_defer);
+	if (!dnstap_log(fe->dnstap, response, to->tc != NULL, &reply_to_peer(to)->sa, &local->sa,
+			msg, len))
+		fe->stats->dnstap_dropped++;
+}
+
+/* client_send - hand a finished answer to the client's transport. */
+static void client_send(struct frontend *fe, const struct reply_to *to, const uint8_t *msg,
+			size_t len)
+{
+	tap(fe, true, to, msg, len);
+	if (to->tc)
+		tcp_client_send(to->tc, msg, len);
+	else
+		udp_reply_send(fe->udp_reply, &to->client, &to->odst,
+			       to->nat.sa.sa_family ? &to->nat : NULL, msg, len);
 }
 
 /* --- the life of a query ------------------------------------------------------------- */
@@ -663,18 +180,11 @@ static void query_submit(struct query *q)
 static void queries_ready_run(struct loop_defer *d)
 {
 	struct frontend *fe = container_of(d, struct frontend, ready_defer);
+	struct inflight_wait *w;
 
-	while (fe->ready) {
-		struct query *q = fe->ready;
-		struct inflight_wait *next = q->share.next;
-
-		fe->ready = next ? container_of(next, struct query, share) : NULL;
-		if (!fe->ready)
-			fe->ready_tail = NULL;
-		else
-			fe->ready->share.prev = NULL;
-		q->share.next = q->share.prev = NULL;
-		query_submit(q); /* may end other queries and make more ready */
+	while ((w = TAILQ_FIRST(&fe->ready))) {
+		TAILQ_REMOVE(&fe->ready, w, link);
+		query_submit(container_of(w, struct query, share)); /* may make more ready */
 	}
 }
 
@@ -685,13 +195,7 @@ static void query_make_ready(struct query *q)
 	struct frontend *fe = q->fe;
 
 	q->held = QUERY_READY;
-	q->share.next = NULL;
-	q->share.prev = fe->ready_tail ? &fe->ready_tail->share : NULL;
-	if (fe->ready_tail)
-		fe->ready_tail->share.next = &q->share;
-	else
-		fe->ready = q;
-	fe->ready_tail = q;
+	TAILQ_INSERT_TAIL(&fe->ready, &q->share, link);
 	loop_defer(fe->loop, &fe->ready_defer);
 }
 
@@ -705,134 +209,55 @@ static void query_share_end(struct query *q)
 		inflight_unwait(fe->shares, &q->share);
 		return;
 	}
-	if (q->held == QUERY_READY) {
-		if (q->share.prev)
-			q->share.prev->next = q->share.next;
-		else
-			fe->ready = q->share.next ? container_of(q->share.next, struct query, share)
-						  : NULL;
-		if (q->share.next)
-			q->share.next->prev = q->share.prev;
-		else
-			fe->ready_tail = q->share.prev ? container_of(q->share.prev, struct query,
-								       share)
-						       : NULL;
-	}
+	if (q->held == QUERY_READY)
+		TAILQ_REMOVE(&fe->ready, &q->share, link);
 	if (q->share.slot >= 0 && (next = inflight_put(fe->shares, &q->share)))
 		query_make_ready(container_of(next, struct query, share));
 }
 
+/* query_free - forget q: its deadline, its lists, its share. Nothing is sent. */
 static void query_free(struct query *q)
 {
 	struct frontend *fe = q->fe;
 
 	loop_timer_cancel(fe->loop, &q->deadline);
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		fe->queries = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
+	LIST_REMOVE(q, link);
 	fe->inflight--;
 	query_share_end(q);
-	if (q->tc) {
-		struct tcp_client *tc = q->tc;
-
-		if (q->tc_prev)
-			q->tc_prev->tc_next = q->tc_next;
-		else
-			tc->queries = q->tc_next;
-		if (q->tc_next)
-			q->tc_next->tc_prev = q->tc_prev;
-		tc->nqueries--;
-	}
+	if (q->to.tc)
+		tcp_work_end(&q->work);
 	free(q);
 }
 
-/* tap - a dnstap message for this query or response, when dnstap is on. */
-static void tap(struct frontend *fe, bool response, struct tcp_client *tc,
-		const union sockaddr_any *client, const union sockaddr_any *odst, const uint8_t *msg,
-		size_t len)
+/* query_drop - end q unanswered (its client or the frontend goes); counted as dropped. */
+static void query_drop(struct query *q)
 {
-	if (!fe->dnstap)
-		return;
-	if (!dnstap_log(fe->dnstap, response, tc != NULL, tc ? &tc->peer_addr.sa : &client->sa,
-			tc ? &tc->local_addr.sa : &odst->sa, msg, len))
-		fe->stats->dnstap_dropped++;
-}
-
-/* client_send - hand a finished answer to the client's transport. */
-static void client_send(struct frontend *fe, struct tcp_client *tc, const union sockaddr_any *client,
-			const union sockaddr_any *odst, const uint8_t *msg, size_t len)
-{
-	size_t need;
-
-	tap(fe, true, tc, client, odst, msg, len);
-
-	if (!tc) {
-		udp_send(fe, client, odst, msg, len);
-		return;
-	}
-	/* the limit counts what the client has yet to take, not what it took already */
-	need = tc->out_len - tc->out_off + 2 + len;
-	if (need > TCP_CLIENT_OUT_MAX)
-		goto out_dead;
-	if (tc->out_len + 2 + len > tc->out_cap) {
-		if (tc->out_off) {
-			/* compact: what was sent makes room for what follows */
-			memmove(tc->out, tc->out + tc->out_off, tc->out_len - tc->out_off);
-			tc->out_len -= tc->out_off;
-			tc->out_off = 0;
-		}
-		if (need > tc->out_cap) {
-			size_t cap = tc->out_cap ? tc->out_cap : 1024;
-			uint8_t *p;
-
-			while (cap < need)
-				cap *= 2;
-			p = realloc(tc->out, cap);
-			if (!p)
-				goto out_dead;
-			tc->out = p;
-			tc->out_cap = cap;
-		}
-	}
-	dns_put16(tc->out + tc->out_len, (uint16_t)len);
-	memcpy(tc->out + tc->out_len + 2, msg, len);
-	tc->out_len += 2 + len;
-	return;
-
-out_dead:
-	fe->stats->reply_errors++;
-	log_ratelimited(&fe->rl_tcp, LOG_LVL_WARN,
-			"TCP client %s does not read its answers, closing", tc->peer);
-	tc->eof = true;
-	tc->dead = true;
+	upstream_query_cancel(q->pool, &q->uq);
+	q->fe->stats->dropped++;
+	query_free(q);
 }
 
 static const char *rcode_name(unsigned int rcode)
 {
-	static const char *const names[] = { "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-					     "NOTIMP",	"REFUSED" };
+	static const char *const names[] = {"NOERROR",	"FORMERR", "SERVFAIL",
+					    "NXDOMAIN", "NOTIMP",  "REFUSED"};
 
 	return rcode < sizeof(names) / sizeof(names[0]) ? names[rcode] : "RCODE";
 }
 
 /* query_log - --query-log: client, name, type, rcode, where the answer came from, latency. */
-static void query_log(struct frontend *fe, struct tcp_client *tc, const union sockaddr_any *client,
-		      const struct dns_msg *m, const uint8_t *answer, const char *via,
-		      uint64_t start_ms)
+static void query_log(struct frontend *fe, const struct reply_to *to, const struct dns_msg *m,
+		      const uint8_t *answer, const char *via, uint64_t start_ms)
 {
-	char who[64], name[DNS_MAX_NAME * 4 + 1];
+	char who[ADDR_TEXT_MAX], name[DNS_MAX_NAME * 4 + 1];
 
 	if (!fe->cfg->query_log)
 		return;
 	if (dns_name_to_text(m->q.name, m->q.name_len, name, sizeof(name)) < 0)
 		strcpy(name, "?");
-	log_info("query %s %s %u %s %s%s %llu ms", tc ? tc->peer : addr_text(client, who, sizeof(who)),
-		 name, m->q.qtype, rcode_name(dns_get16(answer + 2) & DNS_RCODE_MASK),
-		 tc ? "tcp " : "udp ", via ? via : "-",
-		 (unsigned long long)(loop_now_ms(fe->loop) - start_ms));
+	log_info("query %s %s %u %s %s%s %llu ms", reply_to_name(to, who), name, m->q.qtype,
+		 rcode_name(dns_get16(answer + 2) & DNS_RCODE_MASK), to->tc ? "tcp " : "udp ",
+		 via ? via : "-", (unsigned long long)(loop_now_ms(fe->loop) - start_ms));
 }
 
 /*
@@ -840,9 +265,8 @@ static void query_log(struct frontend *fe, struct tcp_client *tc, const union so
  * TC set when it is larger. view describes out when the caller has it (NULL: parsed here,
  * should it need cutting).
  */
-static void deliver(struct frontend *fe, struct tcp_client *tc, const union sockaddr_any *client,
-		    const union sockaddr_any *odst, size_t udp_limit, uint8_t *out, size_t len,
-		    const struct dns_msg *view)
+static void deliver(struct frontend *fe, const struct reply_to *to, size_t udp_limit, uint8_t *out,
+		    size_t len, const struct dns_msg *view)
 {
 	if (len > udp_limit) {
 		struct dns_msg r;
@@ -857,59 +281,70 @@ static void deliver(struct frontend *fe, struct tcp_client *tc, const union sock
 		len = (size_t)n;
 		fe->stats->truncated++;
 	}
-	client_send(fe, tc, client, odst, out, len);
+	client_send(fe, to, out, len);
+}
+
+/*
+ * query_answer - the answer to q in fe->reply: msg (from the upstream, parsed into r) with
+ * q's id; or with rcode when msg is NULL (SERVFAIL: a stale cached answer instead, when
+ * serve-stale allows). Returns its length; -1 when it must not go out (policed: the policy's
+ * answer went instead; or no answer can be built). *via: where it came from.
+ */
+static int query_answer(struct query *q, const uint8_t *msg, const struct dns_msg *r, int rcode,
+			const char **via)
+{
+	struct frontend *fe = q->fe;
+	uint8_t *out = fe->reply;
+	int n;
+
+	if (msg) {
+		if (answer_police(fe, query_group(q), msg, r->len, r, q->msg, q->len, &q->m,
+				  &q->to))
+			return -1;
+		memcpy(out, msg, r->len);
+		dns_put16(out, q->m.id);
+		*via = q->uq.answered_by;
+		return (int)r->len;
+	}
+	if (rcode == DNS_RCODE_SERVFAIL && q->cache && fe->cfg->serve_stale &&
+	    (n = cache_lookup(q->cache, &q->m, out, sizeof(fe->reply), loop_now_ms(fe->loop),
+			      true)) >= 0) {
+		if (answer_police(fe, query_group(q), out, (size_t)n, NULL, q->msg, q->len, &q->m,
+				  &q->to))
+			return -1;
+		fe->stats->cache_stale++;
+		*via = "cache(stale)";
+		return n;
+	}
+	n = dns_build_error(out, sizeof(fe->reply), q->msg, q->len, &q->m, rcode);
+	if (n < 0) {
+		fe->stats->dropped++;
+		return -1;
+	}
+	if (rcode == DNS_RCODE_SERVFAIL)
+		fe->stats->servfail++;
+	*via = "-";
+	return n;
 }
 
 /*
  * query_finish - answer q with msg (an answer from the upstream, any id, parsed into r), or
- * with rcode when msg is NULL (SERVFAIL: a stale cached answer instead, when serve-stale
- * allows); then free q.
+ * with rcode when msg is NULL (see query_answer); then free q.
  */
-static void query_finish(struct query *q, const uint8_t *msg, const struct dns_msg *r,
-			 int rcode)
+static void query_finish(struct query *q, const uint8_t *msg, const struct dns_msg *r, int rcode)
 {
 	struct frontend *fe = q->fe;
-	struct tcp_client *tc = q->tc;
-	uint8_t *out = fe->reply;
+	struct tcp_client *tc = q->to.tc;
 	const char *via = "-";
-	size_t len = 0;
-	int n;
+	int n = query_answer(q, msg, r, rcode, &via);
 
-	if (msg) {
-		if (answer_police(fe, query_group(q), msg, r->len, r, q->msg, q->len, &q->m, tc,
-				  &q->client, &q->odst))
-			goto out_free;
-		len = r->len;
-		memcpy(out, msg, len);
-		dns_put16(out, q->m.id);
-		via = q->uq.answered_by;
-	} else if (rcode == DNS_RCODE_SERVFAIL && q->cache && fe->cfg->serve_stale &&
-		   (n = cache_lookup(q->cache, &q->m, out, sizeof(fe->reply),
-				     loop_now_ms(fe->loop), true)) >= 0) {
-		if (answer_police(fe, query_group(q), out, (size_t)n, NULL, q->msg, q->len, &q->m,
-				  tc, &q->client, &q->odst))
-			goto out_free;
-		fe->stats->cache_stale++;
-		len = (size_t)n;
-		via = "cache(stale)";
-	} else {
-		n = dns_build_error(out, sizeof(fe->reply), q->msg, q->len, &q->m, rcode);
-		if (n < 0) {
-			fe->stats->dropped++;
-			goto out_free;
-		}
-		len = (size_t)n;
-		if (rcode == DNS_RCODE_SERVFAIL)
-			fe->stats->servfail++;
+	if (n >= 0) {
+		query_log(fe, &q->to, &q->m, fe->reply, via, q->start_ms);
+		deliver(fe, &q->to, q->udp_limit, fe->reply, (size_t)n, msg ? r : NULL);
 	}
-	query_log(fe, tc, &q->client, &q->m, out, via, q->start_ms);
-	fe->nat = q->nat.sa.sa_family ? &q->nat : NULL;
-	deliver(fe, tc, &q->client, &q->odst, q->udp_limit, out, len, msg ? r : NULL);
-	fe->nat = NULL;
-out_free:
 	query_free(q);
-	if (tc && !tc->busy)
-		tcp_client_write(tc);
+	if (tc)
+		tcp_client_kick(tc);
 }
 
 static void query_complete(struct upstream_query *uq, const uint8_t *answer,
@@ -934,7 +369,7 @@ static void query_deadline(struct loop_timer *t)
 {
 	struct query *q = container_of(t, struct query, deadline);
 
-	upstream_query_cancel(q->pool, &q->uq, true);
+	upstream_query_cancel(q->pool, &q->uq);
 	log_debug("query id %u: no answer within %u ms, SERVFAIL", q->m.id, q->fe->cfg->timeout_ms);
 	query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
 }
@@ -945,8 +380,7 @@ static void query_deadline(struct loop_timer *t)
  * answers are small (header, question, OPT), within any client's UDP limit.
  */
 static void query_reject(struct frontend *fe, const uint8_t *msg, size_t len,
-			 const struct dns_msg *m, int rcode, struct tcp_client *tc,
-			 const union sockaddr_any *client, const union sockaddr_any *odst)
+			 const struct dns_msg *m, int rcode, const struct reply_to *to)
 {
 	int n = dns_build_error(fe->reply, sizeof(fe->reply), msg, len, m, rcode);
 
@@ -954,18 +388,7 @@ static void query_reject(struct frontend *fe, const uint8_t *msg, size_t len,
 		fe->stats->dropped++;
 		return;
 	}
-	client_send(fe, tc, client, odst, fe->reply, (size_t)n);
-}
-
-static const uint8_t *addr_bytes(const union sockaddr_any *a)
-{
-	return a->sa.sa_family == AF_INET6 ? a->sin6.sin6_addr.s6_addr
-					   : (const uint8_t *)&a->sin.sin_addr;
-}
-
-static bool client_allowed(struct frontend *fe, const union sockaddr_any *a)
-{
-	return ratelimit_allow(fe->rl, a->sa.sa_family, addr_bytes(a), loop_now_ms(fe->loop));
+	client_send(fe, to, fe->reply, (size_t)n);
 }
 
 #define GROUP_IF_UNKNOWN (-2) /* arrived on an interface whose name is not known */
@@ -994,14 +417,13 @@ static int client_group(struct frontend *fe, const union sockaddr_any *who, unsi
  * changed the groups since q started), or -1. */
 static int query_group(const struct query *q)
 {
-	return client_group(q->fe, q->tc ? &q->tc->peer_addr : &q->client, q->ifindex);
+	return client_group(q->fe, reply_to_peer(&q->to), q->ifindex);
 }
 
 /* policy_answer - answer the query msg (parsed into m) as action a of a group says. */
 static void policy_answer(struct frontend *fe, const uint8_t *msg, size_t len,
 			  const struct dns_msg *m, enum policy_action a,
-			  const struct policy_rule *rule, struct tcp_client *tc,
-			  const union sockaddr_any *client, const union sockaddr_any *odst)
+			  const struct policy_rule *rule, const struct reply_to *to)
 {
 	int n;
 
@@ -1012,11 +434,10 @@ static void policy_answer(struct frontend *fe, const uint8_t *msg, size_t len,
 		if (n < 0)
 			fe->stats->dropped++;
 		else
-			client_send(fe, tc, client, odst, fe->reply, (size_t)n);
+			client_send(fe, to, fe->reply, (size_t)n);
 	} else {
 		query_reject(fe, msg, len, m,
-			     a == POLICY_NXDOMAIN ? DNS_RCODE_NXDOMAIN : DNS_RCODE_REFUSED, tc,
-			     client, odst);
+			     a == POLICY_NXDOMAIN ? DNS_RCODE_NXDOMAIN : DNS_RCODE_REFUSED, to);
 	}
 }
 
@@ -1025,22 +446,21 @@ static void policy_answer(struct frontend *fe, const uint8_t *msg, size_t len,
  * was answered here (denied, NXDOMAIN, sinkhole); else stores the group (or -1) in *group.
  */
 static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
-			 const struct dns_msg *m, struct tcp_client *tc,
-			 const union sockaddr_any *client, const union sockaddr_any *odst,
-			 unsigned int ifindex, int *group)
+			 const struct dns_msg *m, const struct reply_to *to, unsigned int ifindex,
+			 int *group)
 {
 	const struct policy_rule *rule;
 	enum policy_action a;
 
-	*group = client_group(fe, tc ? &tc->peer_addr : client, ifindex);
+	*group = client_group(fe, reply_to_peer(to), ifindex);
 	if (*group == GROUP_IF_UNKNOWN) {
-		char who[64];
+		char who[ADDR_TEXT_MAX];
 
 		log_ratelimited(&fe->rl_malformed, LOG_LVL_WARN,
 				"query from %s on interface %u, whose name is unknown: REFUSED",
-				tc ? tc->peer : addr_text(client, who, sizeof(who)), ifindex);
+				reply_to_name(to, who), ifindex);
 		*group = -1;
-		policy_answer(fe, msg, len, m, POLICY_REFUSED, NULL, tc, client, odst);
+		policy_answer(fe, msg, len, m, POLICY_REFUSED, NULL, to);
 		return true;
 	}
 	if (*group < 0)
@@ -1048,7 +468,7 @@ static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
 	a = policy_check(&fe->cfg->groups.groups[*group], m->q.name, m->q.name_len, &rule);
 	if (a == POLICY_PASS)
 		return false;
-	policy_answer(fe, msg, len, m, a, rule, tc, client, odst);
+	policy_answer(fe, msg, len, m, a, rule, to);
 	return true;
 }
 
@@ -1060,8 +480,7 @@ static bool query_police(struct frontend *fe, const uint8_t *msg, size_t len,
  */
 static bool answer_police(struct frontend *fe, int group, const uint8_t *ans, size_t alen,
 			  const struct dns_msg *r, const uint8_t *qmsg, size_t qlen,
-			  const struct dns_msg *qm, struct tcp_client *tc,
-			  const union sockaddr_any *client, const union sockaddr_any *odst)
+			  const struct dns_msg *qm, const struct reply_to *to)
 {
 	const struct policy_group *g;
 	const struct policy_rule *rule;
@@ -1084,103 +503,113 @@ static bool answer_police(struct frontend *fe, int group, const uint8_t *ans, si
 	if (a == POLICY_PASS)
 		return false;
 	fe->stats->policy_alias++;
-	policy_answer(fe, qmsg, qlen, qm, a, rule, tc, client, odst);
+	policy_answer(fe, qmsg, qlen, qm, a, rule, to);
 	return true;
 }
 
-/*
- * query_start - a message arrived from a client: answer bad ones at once, else make a query
- * and submit it. tc is NULL for UDP (then client and odst are set). For TCP the caller holds
- * tc->busy, so nothing here writes to or closes the client.
- */
-static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
-			struct tcp_client *tc, const union sockaddr_any *client,
-			const union sockaddr_any *odst, unsigned int ifindex)
+/* query_count - the counters of a message that arrived from the client of to. */
+static void query_count(struct frontend *fe, const struct reply_to *to)
 {
-	struct cache *cache;
-	struct dns_msg m;
-	struct query *q;
-	char a[64];
-	int r, group;
-
 	fe->stats->queries++;
-	if (tc)
+	if (to->tc)
 		fe->stats->queries_tcp++;
 	else
 		fe->stats->queries_udp++;
-	if ((tc ? &tc->peer_addr : client)->sa.sa_family == AF_INET6)
+	if (reply_to_peer(to)->sa.sa_family == AF_INET6)
 		fe->stats->queries_ipv6++;
 	else
 		fe->stats->queries_ipv4++;
-	if (fe->rl && !client_allowed(fe, tc ? &tc->peer_addr : client)) {
+}
+
+/*
+ * query_screen - rate limit, non-queries and malformed messages. Returns true when the message
+ * was dealt with here (refused, dropped, FORMERR); else it parsed into *m.
+ */
+static bool query_screen(struct frontend *fe, const uint8_t *msg, size_t len,
+			 const struct reply_to *to, struct dns_msg *m)
+{
+	char a[ADDR_TEXT_MAX];
+
+	if (fe->rl && !ratelimit_allow(fe->rl, reply_to_peer(to)->sa.sa_family,
+				       addr_bytes(reply_to_peer(to)), loop_now_ms(fe->loop))) {
 		fe->stats->rate_limited++;
-		if (fe->cfg->rate_refuse && len >= DNS_HDR_LEN && !(dns_get16(msg + 2) & DNS_FLAG_QR) &&
-		    dns_msg_parse(&m, msg, len) == 0 && dns_query_check(&m) == 0)
-			query_reject(fe, msg, len, &m, DNS_RCODE_REFUSED, tc, client, odst);
-		return;
+		if (fe->cfg->rate_refuse && len >= DNS_HDR_LEN &&
+		    !(dns_get16(msg + 2) & DNS_FLAG_QR) && dns_msg_parse(m, msg, len) == 0 &&
+		    dns_query_check(m) == 0)
+			query_reject(fe, msg, len, m, DNS_RCODE_REFUSED, to);
+		return true;
 	}
 	if (len < DNS_HDR_LEN || (dns_get16(msg + 2) & DNS_FLAG_QR)) {
 		/* Not a query at all: never answer it (no loops, no reflection). */
 		fe->stats->malformed++;
 		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
-				"dropped a %zu-octet non-query from %s", len,
-				tc ? tc->peer : addr_text(client, a, sizeof(a)));
-		return;
+				"dropped a %zu-octet non-query from %s", len, reply_to_name(to, a));
+		return true;
 	}
 	/* every opcode and a header-only query go upstream too: its answer, not one of ours */
-	r = dns_msg_parse(&m, msg, len);
-	if (r < 0) {
+	if (dns_msg_parse(m, msg, len) < 0) {
 		fe->stats->malformed++;
 		fe->stats->formerr++;
 		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
 				"malformed %zu-octet query from %s, FORMERR", len,
-				tc ? tc->peer : addr_text(client, a, sizeof(a)));
-		query_reject(fe, msg, len, NULL, DNS_RCODE_FORMERR, tc, client, odst);
-		return;
+				reply_to_name(to, a));
+		query_reject(fe, msg, len, NULL, DNS_RCODE_FORMERR, to);
+		return true;
 	}
-	tap(fe, false, tc, client, odst, msg, len);
-	if (tc)
-		ifindex = tc->ifindex;
-	if (query_police(fe, msg, len, &m, tc, client, odst, ifindex, &group))
-		return;
-	cache = group >= 0 && fe->group_cache[group] ? fe->group_cache[group] : fe->cache;
-	if (cache) {
-		int n = cache_lookup(cache, &m, fe->reply, sizeof(fe->reply),
-				     loop_now_ms(fe->loop), false);
+	return false;
+}
 
-		if (n >= 0) {
-			if (answer_police(fe, group, fe->reply, (size_t)n, NULL, msg, len, &m, tc,
-					  client, odst))
-				return;
-			fe->stats->cache_hits++;
-			query_log(fe, tc, client, &m, fe->reply, "cache", loop_now_ms(fe->loop));
-			deliver(fe, tc, client, odst,
-				tc ? DNS_MAX_MSG : dns_udp_limit(&m, fe->cfg->udp_size_cap),
-				fe->reply, (size_t)n, NULL);
-			return;
-		}
+/*
+ * query_from_cache - answer m from cache when it holds an answer. Returns true when the
+ * query was answered here (from the cache, or policed).
+ */
+static bool query_from_cache(struct frontend *fe, struct cache *cache, int group,
+			     const uint8_t *msg, size_t len, const struct dns_msg *m,
+			     const struct reply_to *to)
+{
+	int n = cache_lookup(cache, m, fe->reply, sizeof(fe->reply), loop_now_ms(fe->loop), false);
+
+	if (n < 0) {
 		fe->stats->cache_misses++;
+		return false;
 	}
-	q = fe->inflight < fe->cfg->max_inflight ? malloc(sizeof(*q) + len) : NULL;
+	if (answer_police(fe, group, fe->reply, (size_t)n, NULL, msg, len, m, to))
+		return true;
+	fe->stats->cache_hits++;
+	query_log(fe, to, m, fe->reply, "cache", loop_now_ms(fe->loop));
+	deliver(fe, to, to->tc ? DNS_MAX_MSG : dns_udp_limit(m, fe->cfg->udp_size_cap), fe->reply,
+		(size_t)n, NULL);
+	return true;
+}
+
+/*
+ * query_new - a query for m (msg, len) from the client of to, counted in its client's share;
+ * NULL when there is no room (then SERVFAIL was sent).
+ */
+static struct query *query_new(struct frontend *fe, const uint8_t *msg, size_t len,
+			       const struct dns_msg *m, const struct reply_to *to)
+{
+	struct query *q = fe->inflight < fe->cfg->max_inflight ? malloc(sizeof(*q) + len) : NULL;
+	const union sockaddr_any *who = reply_to_peer(to);
+	int r;
+
 	if (!q) {
 		fe->stats->overload++;
 		fe->stats->servfail++;
-		query_reject(fe, msg, len, &m, DNS_RCODE_SERVFAIL, tc, client, odst);
-		return;
+		query_reject(fe, msg, len, m, DNS_RCODE_SERVFAIL, to);
+		return NULL;
 	}
 	memset(q, 0, sizeof(*q));
 	q->share.slot = -1;
 	if (fe->shares) {
-		const union sockaddr_any *who = tc ? &tc->peer_addr : client;
-
 		r = inflight_take(fe->shares, who->sa.sa_family, addr_bytes(who), &q->share, false);
 		if (r == -EBUSY) {
 			/* its share is in flight and as many wait: the other clients keep theirs */
 			free(q);
 			fe->stats->client_overload++;
 			fe->stats->servfail++;
-			query_reject(fe, msg, len, &m, DNS_RCODE_SERVFAIL, tc, client, odst);
-			return;
+			query_reject(fe, msg, len, m, DNS_RCODE_SERVFAIL, to);
+			return NULL;
 		}
 		if (r == 1) {
 			q->held = QUERY_WAITING;
@@ -1188,44 +617,66 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		}
 	}
 	q->fe = fe;
-	q->m = m;
+	q->m = *m;
+	q->to = *to;
+	q->len = (uint16_t)len;
+	memcpy(q->msg, msg, len);
+	if (to->tc) {
+		tcp_work_begin(to->tc, &q->work);
+		q->udp_limit = DNS_MAX_MSG;
+	} else {
+		q->udp_limit = dns_udp_limit(m, fe->cfg->udp_size_cap);
+	}
+	LIST_INSERT_HEAD(&fe->queries, q, link);
+	fe->inflight++;
+	return q;
+}
+
+static void query_log_start(const struct query *q)
+{
+	char name[DNS_MAX_NAME * 4 + 1], a[ADDR_TEXT_MAX], b[ADDR_TEXT_MAX];
+	const struct reply_to *to = &q->to;
+
+	if (dns_name_to_text(q->m.q.name, q->m.q.name_len, name, sizeof(name)) < 0)
+		strcpy(name, "?");
+	log_debug("query %s type %u from %s%s%s over %s", name, q->m.q.qtype, reply_to_name(to, a),
+		  to->tc ? "" : " to ", to->tc ? "" : addr_text(&to->odst, b, sizeof(b)),
+		  to->tc ? "TCP" : "UDP");
+}
+
+/*
+ * query_start - a message arrived from the client of to (arrived on ifindex; for TCP the
+ * client's): answer bad ones at once, else make a query and submit it. For TCP, tcp_client.c
+ * is handing out frames, so nothing here writes to or closes the client.
+ */
+static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
+			const struct reply_to *to, unsigned int ifindex)
+{
+	struct cache *cache;
+	struct dns_msg m;
+	struct query *q;
+	int group;
+
+	query_count(fe, to);
+	if (query_screen(fe, msg, len, to, &m))
+		return;
+	tap(fe, false, to, msg, len);
+	if (query_police(fe, msg, len, &m, to, ifindex, &group))
+		return;
+	cache = group >= 0 && fe->group_cache[group] ? fe->group_cache[group] : fe->cache;
+	if (cache && query_from_cache(fe, cache, group, msg, len, &m, to))
+		return;
+	q = query_new(fe, msg, len, &m, to);
+	if (!q)
+		return;
 	q->start_ms = loop_now_ms(fe->loop);
 	q->ifindex = ifindex;
 	q->cache = cache;
 	if (group >= 0)
 		q->uq.allowed = fe->cfg->groups.groups[group].upstreams;
-	q->len = (uint16_t)len;
-	memcpy(q->msg, msg, len);
-	if (tc) {
-		q->tc = tc;
-		q->tc_next = tc->queries;
-		if (tc->queries)
-			tc->queries->tc_prev = q;
-		tc->queries = q;
-		tc->nqueries++;
-		q->udp_limit = DNS_MAX_MSG;
-	} else {
-		q->client = *client;
-		q->odst = *odst;
-		if (fe->nat)
-			q->nat = *fe->nat;
-		q->udp_limit = dns_udp_limit(&m, fe->cfg->udp_size_cap);
-	}
-	q->next = fe->queries;
-	if (fe->queries)
-		fe->queries->prev = q;
-	fe->queries = q;
-	fe->inflight++;
 	loop_timer_init(&q->deadline, query_deadline);
-	if (log_enabled(LOG_LVL_DEBUG)) {
-		char name[DNS_MAX_NAME * 4 + 1], b[64];
-
-		if (dns_name_to_text(m.q.name, m.q.name_len, name, sizeof(name)) < 0)
-			strcpy(name, "?");
-		log_debug("query %s type %u from %s%s%s over %s", name, m.q.qtype,
-			  tc ? tc->peer : addr_text(client, a, sizeof(a)), tc ? "" : " to ",
-			  tc ? "" : addr_text(odst, b, sizeof(b)), tc ? "TCP" : "UDP");
-	}
+	if (log_enabled(LOG_LVL_DEBUG))
+		query_log_start(q);
 	q->uq.msg = q->msg;
 	q->uq.len = q->len;
 	q->uq.m = &q->m;
@@ -1239,50 +690,27 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		query_submit(q);
 }
 
-/* --- UDP listener -------------------------------------------------------------------- */
+/* --- TCP frames ----------------------------------------------------------------------- */
 
-static bool udp_orig_dst(struct msghdr *mh, union sockaddr_any *odst, unsigned int *ifindex)
+static void tcp_frame(void *data, struct tcp_client *tc, const uint8_t *msg, size_t len)
 {
-	bool found = false;
+	struct reply_to to = {.tc = tc};
 
-	*ifindex = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_PKTINFO &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
-			struct in_pktinfo pi;
-
-			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-			*ifindex = (unsigned int)pi.ipi_ifindex;
-			continue;
-		}
-		if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
-			struct in6_pktinfo pi;
-
-			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-			*ifindex = pi.ipi6_ifindex;
-			continue;
-		}
-		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in))) {
-			memset(odst, 0, sizeof(*odst));
-			memcpy(&odst->sin, CMSG_DATA(c), sizeof(struct sockaddr_in));
-			found = true;
-		}
-		if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in6))) {
-			memset(odst, 0, sizeof(*odst));
-			memcpy(&odst->sin6, CMSG_DATA(c), sizeof(struct sockaddr_in6));
-			found = true;
-		}
-	}
-	return found;
+	query_start(data, msg, len, &to, tcp_client_ifindex(tc));
 }
 
-static uint16_t addr_port(const union sockaddr_any *a)
+static void tcp_drop(void *data, struct tcp_work *w)
 {
-	return ntohs(a->sa.sa_family == AF_INET6 ? a->sin6.sin6_port : a->sin.sin_port);
+	(void)data;
+	query_drop(container_of(w, struct query, work));
 }
+
+static const struct tcp_client_ops tcp_ops = {
+	.frame = tcp_frame,
+	.drop = tcp_drop,
+};
+
+/* --- UDP listener and NFQUEUE ---------------------------------------------------------- */
 
 /*
  * udp_nat_orig_dst - the destination a redirected query from client had before the redirect
@@ -1296,7 +724,7 @@ static void udp_nat_orig_dst(struct frontend *fe, const union sockaddr_any *clie
 			     const union sockaddr_any *nat, union sockaddr_any *odst)
 {
 	struct sockaddr_storage ss;
-	char a[64];
+	char a[ADDR_TEXT_MAX];
 	int r = -ENOTCONN;
 
 	if (!fe->dnstap && !log_enabled(LOG_LVL_DEBUG))
@@ -1316,10 +744,7 @@ static void udp_nat_orig_dst(struct frontend *fe, const union sockaddr_any *clie
 				addr_text(client, a, sizeof(a)), strerror(-r));
 out_fallback:
 	*odst = *nat;
-	if (odst->sa.sa_family == AF_INET6)
-		odst->sin6.sin6_port = htons(53);
-	else
-		odst->sin.sin_port = htons(53);
+	addr_set_port(odst, 53);
 }
 
 static void udp_readable(struct loop_watch *w, uint32_t revents)
@@ -1345,30 +770,25 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 	n = recvmmsg(w->fd, fe->mmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
-			log_ratelimited(&fe->rl_reply, LOG_LVL_WARN, "UDP receive: %s",
+			log_ratelimited(&fe->rl_recv, LOG_LVL_WARN, "UDP receive: %s",
 					strerror(errno));
 		return;
 	}
 	for (int i = 0; i < n; i++) {
 		struct msghdr *mh = &fe->mmsg[i].msg_hdr;
-		union sockaddr_any odst;
+		struct reply_to to = {.client = fe->from[i]};
 		unsigned int ifindex;
 
-		union sockaddr_any nat;
-
-		if (!udp_orig_dst(mh, &odst, &ifindex) || (mh->msg_flags & MSG_TRUNC)) {
+		if (!addr_cmsg_orig_dst(mh, &to.odst, &ifindex) || (mh->msg_flags & MSG_TRUNC)) {
 			fe->stats->malformed++;
 			continue;
 		}
 		/* TPROXY keeps port 53; only the bridge redirect makes it the listener's */
-		if (addr_port(&odst) == fe->cfg->tproxy_port) {
-			nat = odst;
-			udp_nat_orig_dst(fe, &fe->from[i], &nat, &odst);
-			fe->nat = &nat;
+		if (addr_port(&to.odst) == fe->cfg->tproxy_port) {
+			to.nat = to.odst;
+			udp_nat_orig_dst(fe, &to.client, &to.nat, &to.odst);
 		}
-		query_start(fe, fe->bufs[i], fe->mmsg[i].msg_len, NULL, &fe->from[i], &odst,
-			    ifindex);
-		fe->nat = NULL;
+		query_start(fe, fe->bufs[i], fe->mmsg[i].msg_len, &to, ifindex);
 	}
 }
 
@@ -1387,11 +807,32 @@ static bool nonrec_passes(struct frontend *fe, const union sockaddr_any *client,
 	return !fe->cfg->groups.n_groups || client_group(fe, client, ifindex) == -1;
 }
 
+/* reply_to_packet - where the answer to the queued UDP packet p (in on ifindex) goes. */
+static void reply_to_packet(struct reply_to *to, const struct pkt_udp *p, unsigned int ifindex)
+{
+	union sockaddr_any *c = &to->client, *o = &to->odst;
+
+	memset(to, 0, sizeof(*to));
+	c->sa.sa_family = o->sa.sa_family = (sa_family_t)p->family;
+	if (p->family == AF_INET) {
+		memcpy(&c->sin.sin_addr, p->src, 4);
+		memcpy(&o->sin.sin_addr, p->dst, 4);
+	} else {
+		memcpy(&c->sin6.sin6_addr, p->src, 16);
+		memcpy(&o->sin6.sin6_addr, p->dst, 16);
+		/* a link-local client is only reachable through the interface it came in on */
+		if (IN6_IS_ADDR_LINKLOCAL(&c->sin6.sin6_addr))
+			c->sin6.sin6_scope_id = o->sin6.sin6_scope_id = ifindex;
+	}
+	addr_set_port(c, p->sport);
+	addr_set_port(o, p->dport);
+}
+
 bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex,
 			   bool csum_ready)
 {
 	struct frontend *fe = data;
-	union sockaddr_any client, odst;
+	struct reply_to to;
 	struct pkt_udp p;
 	struct dns_msg m;
 
@@ -1400,7 +841,8 @@ bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 		fe->stats->queries_udp++;
 		fe->stats->malformed++;
 		log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
-				"dropped a queued %zu-octet packet that is not UDP to port 53", len);
+				"dropped a queued %zu-octet packet that is not UDP to port 53",
+				len);
 		return false;
 	}
 	/*
@@ -1422,349 +864,42 @@ bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 	default:
 		break;
 	}
-	memset(&client, 0, sizeof(client));
-	memset(&odst, 0, sizeof(odst));
-	client.sa.sa_family = odst.sa.sa_family = (sa_family_t)p.family;
-	if (p.family == AF_INET) {
-		memcpy(&client.sin.sin_addr, p.src, 4);
-		memcpy(&odst.sin.sin_addr, p.dst, 4);
-		client.sin.sin_port = htons(p.sport);
-		odst.sin.sin_port = htons(p.dport);
-	} else {
-		memcpy(&client.sin6.sin6_addr, p.src, 16);
-		memcpy(&odst.sin6.sin6_addr, p.dst, 16);
-		/* a link-local client is only reachable through the interface it came in on */
-		if (IN6_IS_ADDR_LINKLOCAL(&client.sin6.sin6_addr))
-			client.sin6.sin6_scope_id = odst.sin6.sin6_scope_id = ifindex;
-		client.sin6.sin6_port = htons(p.sport);
-		odst.sin6.sin6_port = htons(p.dport);
-	}
+	reply_to_packet(&to, &p, ifindex);
 	/* --non-recursive pass: what a resolver, a monitor or a primary sends to the server it
 	 * names (RD=0, CH, AXFR/IXFR, NOTIFY...) goes there; only a running dotgw says so */
 	if (fe->cfg->nonrec_pass && dns_msg_parse(&m, pkt + p.payload_off, p.payload_len) == 0 &&
-	    nonrec_passes(fe, &client, &m, ifindex)) {
+	    nonrec_passes(fe, &to.client, &m, ifindex)) {
 		log_debug("a query that is not a stub's (opcode %u, RD %u): let pass",
 			  (m.flags & DNS_OPCODE_MASK) >> 11, !!(m.flags & DNS_FLAG_RD));
 		return true;
 	}
-	query_start(fe, pkt + p.payload_off, p.payload_len, NULL, &client, &odst, ifindex);
+	query_start(fe, pkt + p.payload_off, p.payload_len, &to, ifindex);
 	return false;
-}
-
-/* --- TCP clients -------------------------------------------------------------------- */
-
-static bool tcp_client_has_frame(const struct tcp_client *tc)
-{
-	return tc->in_len >= 2 && tc->in_len >= 2 + (size_t)dns_get16(tc->in);
-}
-
-static void tcp_client_update(struct tcp_client *tc)
-{
-	struct frontend *fe = tc->fe;
-	uint32_t ev = 0;
-	bool room = tc->nqueries < TCP_CLIENT_QUERIES;
-
-	if (!tc->eof && room)
-		ev |= EPOLLIN;
-	if (tc->out_off < tc->out_len)
-		ev |= EPOLLOUT;
-	loop_watch_mod(fe->loop, &tc->watch, ev);
-	/* Frames read while the client was at its query limit: take them up from the loop. */
-	if (room && tcp_client_has_frame(tc) && !loop_timer_armed(&tc->resume))
-		loop_timer_set(fe->loop, &tc->resume, loop_now_ms(fe->loop));
-}
-
-/* tcp_client_write - send what is pending; closes the client when it is finished. */
-static void tcp_client_write(struct tcp_client *tc)
-{
-	if (tc->dead) {
-		tcp_client_close(tc);
-		return;
-	}
-	while (tc->out_off < tc->out_len) {
-		ssize_t n = send(tc->watch.fd, tc->out + tc->out_off, tc->out_len - tc->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				break;
-			tcp_client_close(tc);
-			return;
-		}
-		tc->out_off += (size_t)n;
-		tc->progress_ms = loop_now_ms(tc->fe->loop);
-	}
-	if (tc->out_off == tc->out_len)
-		tc->out_off = tc->out_len = 0;
-	if (tc->eof && tc->nqueries == 0 && tc->out_len == 0) {
-		tcp_client_close(tc);
-		return;
-	}
-	tcp_client_update(tc);
-}
-
-static void tcp_client_close(struct tcp_client *tc)
-{
-	struct frontend *fe = tc->fe;
-
-	while (tc->queries) {
-		struct query *q = tc->queries;
-
-		upstream_query_cancel(q->pool, &q->uq, false);
-		fe->stats->dropped++;
-		query_free(q);
-	}
-	loop_watch_del(fe->loop, &tc->watch);
-	close(tc->watch.fd);
-	loop_timer_cancel(fe->loop, &tc->idle);
-	loop_timer_cancel(fe->loop, &tc->resume);
-	if (tc->prev)
-		tc->prev->next = tc->next;
-	else
-		fe->clients = tc->next;
-	if (tc->next)
-		tc->next->prev = tc->prev;
-	if (--fe->nclients < fe->cfg->max_tcp_clients)
-		listeners_enable(fe, true);
-	free(tc->in);
-	free(tc->out);
-	free(tc);
-}
-
-static void tcp_client_idle(struct loop_timer *t)
-{
-	struct tcp_client *tc = container_of(t, struct tcp_client, idle);
-
-	uint64_t now = loop_now_ms(tc->fe->loop);
-
-	/* Output nobody takes for a whole idle period: the client stopped reading. */
-	if (tc->out_len && now - tc->progress_ms >= tc->fe->cfg->tcp_idle_ms) {
-		log_debug("TCP client %s takes none of its answers, closing", tc->peer);
-		tcp_client_close(tc);
-		return;
-	}
-	if (tc->nqueries || tc->out_len) {
-		loop_timer_set(tc->fe->loop, &tc->idle, now + tc->fe->cfg->tcp_idle_ms);
-		return;
-	}
-	log_debug("TCP client %s idle, closing", tc->peer);
-	tcp_client_close(tc);
-}
-
-/*
- * tcp_client_frames - start a query for each complete frame, up to the client's query limit.
- * Returns false when the client was closed (a frame too short to be answered).
- */
-static bool tcp_client_frames(struct tcp_client *tc)
-{
-	struct frontend *fe = tc->fe;
-	size_t off = 0;
-
-	tc->busy = true;
-	while (tc->nqueries < TCP_CLIENT_QUERIES) {
-		const uint8_t *msg;
-		size_t mlen;
-		int r = dns_frame_next(tc->in, tc->in_len, &off, &msg, &mlen);
-
-		if (r < 0) {
-			/* Nothing to answer: the stream cannot be trusted any more. */
-			fe->stats->malformed++;
-			log_ratelimited(&fe->rl_malformed, LOG_LVL_DEBUG,
-					"TCP client %s sent a frame shorter than a header, closing",
-					tc->peer);
-			tcp_client_close(tc);
-			return false;
-		}
-		if (r == 0)
-			break;
-		query_start(fe, msg, mlen, tc, NULL, NULL, 0);
-	}
-	tc->busy = false;
-	if (off) {
-		memmove(tc->in, tc->in + off, tc->in_len - off);
-		tc->in_len -= off;
-	}
-	return true;
-}
-
-static void tcp_client_resume(struct loop_timer *t)
-{
-	struct tcp_client *tc = container_of(t, struct tcp_client, resume);
-
-	if (tcp_client_frames(tc))
-		tcp_client_write(tc);
-}
-
-static void tcp_client_event(struct loop_watch *w, uint32_t revents)
-{
-	struct tcp_client *tc = container_of(w, struct tcp_client, watch);
-	struct frontend *fe = tc->fe;
-
-	if (revents & EPOLLIN) {
-		for (int rounds = 0; rounds < 16 && !tc->eof; rounds++) {
-			size_t want = 2;
-			ssize_t n;
-
-			if (tc->in_len >= 2)
-				want = 2 + (size_t)dns_get16(tc->in);
-			if (want <= tc->in_len)
-				want = tc->in_len + 512;
-			if (want > tc->in_cap) {
-				size_t cap = want < 512 ? 512 : want;
-				uint8_t *p = realloc(tc->in, cap);
-
-				if (!p) {
-					tcp_client_close(tc);
-					return;
-				}
-				tc->in = p;
-				tc->in_cap = cap;
-			}
-			n = recv(w->fd, tc->in + tc->in_len, tc->in_cap - tc->in_len, MSG_DONTWAIT);
-			if (n == 0) {
-				tc->eof = true;
-				break;
-			}
-			if (n < 0) {
-				if (errno == EAGAIN || errno == EINTR)
-					break;
-				tcp_client_close(tc);
-				return;
-			}
-			tc->in_len += (size_t)n;
-			tc->progress_ms = loop_now_ms(fe->loop);
-			loop_timer_set(fe->loop, &tc->idle, loop_now_ms(fe->loop) + fe->cfg->tcp_idle_ms);
-			if (!tcp_client_frames(tc))
-				return;
-			if (tc->nqueries >= TCP_CLIENT_QUERIES)
-				break;
-		}
-	} else if (revents & (EPOLLERR | EPOLLHUP)) {
-		tcp_client_close(tc);
-		return;
-	}
-	tcp_client_write(tc);
-}
-
-/*
- * tcp_ifindex - the interface a TCP connection came in on: IP_PKTOPTIONS (Linux) returns the
- * IP_PKTINFO of the last segment received, here the handshake's. 0 when it cannot tell.
- */
-static unsigned int tcp_ifindex(int fd, int family)
-{
-	uint8_t buf[256];
-	socklen_t len = sizeof(buf);
-	struct msghdr mh = { .msg_control = buf };
-	unsigned int ifindex = 0;
-	union sockaddr_any unused;
-
-	if (getsockopt(fd, family == AF_INET ? SOL_IP : SOL_IPV6,
-		       family == AF_INET ? IP_PKTOPTIONS : IPV6_2292PKTOPTIONS, buf, &len) < 0)
-		return 0;
-	mh.msg_controllen = len;
-	udp_orig_dst(&mh, &unused, &ifindex);
-	return ifindex;
-}
-
-/*
- * tcp_orig_dst - a connection the bridge redirect brought here: replace *local with the
- * address the client asked (SO_ORIGINAL_DST), when the kernel knows it.
- */
-static void tcp_orig_dst(int fd, union sockaddr_any *local)
-{
-	union sockaddr_any o;
-	socklen_t len = sizeof(o);
-	int r;
-
-	memset(&o, 0, sizeof(o));
-	if (local->sa.sa_family == AF_INET6)
-		r = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &o.sin6, &len);
-	else
-		r = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &o.sin, &len);
-	if (r == 0 && o.sa.sa_family == local->sa.sa_family)
-		*local = o;
-}
-
-static void tcp_accept(struct loop_watch *w, uint32_t revents)
-{
-	struct listener *l = container_of(w, struct listener, watch);
-	struct frontend *fe = l->fe;
-
-	(void)revents;
-	for (int i = 0; i < 16 && fe->nclients < fe->cfg->max_tcp_clients; i++) {
-		union sockaddr_any peer;
-		socklen_t plen = sizeof(peer);
-		struct tcp_client *tc;
-		int fd;
-
-		fd = accept4(w->fd, &peer.sa, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				/* Back off instead of spinning on a full fd table. */
-				log_ratelimited(&fe->rl_tcp, LOG_LVL_WARN, "accept: %s",
-						strerror(errno));
-				listeners_enable(fe, false);
-				loop_timer_set(fe->loop, &fe->accept_retry,
-					       loop_now_ms(fe->loop) + ACCEPT_RETRY_MS);
-			}
-			return;
-		}
-		tc = calloc(1, sizeof(*tc));
-		if (!tc) {
-			close(fd);
-			return;
-		}
-		tc->fe = fe;
-		tc->watch.fd = fd;
-		tc->watch.cb = tcp_client_event;
-		addr_text(&peer, tc->peer, sizeof(tc->peer));
-		tc->peer_addr = peer;
-		tc->progress_ms = loop_now_ms(fe->loop);
-		plen = sizeof(tc->local_addr);
-		if (getsockname(fd, &tc->local_addr.sa, &plen) < 0)
-			tc->local_addr.sa.sa_family = peer.sa.sa_family;
-		else if (addr_port(&tc->local_addr) == fe->cfg->tproxy_port)
-			tcp_orig_dst(fd, &tc->local_addr);
-		if (fe->want_ifindex)
-			tc->ifindex = tcp_ifindex(fd, peer.sa.sa_family);
-		if (loop_watch_add(fe->loop, &tc->watch, EPOLLIN) < 0) {
-			close(fd);
-			free(tc);
-			return;
-		}
-		loop_timer_init(&tc->idle, tcp_client_idle);
-		loop_timer_init(&tc->resume, tcp_client_resume);
-		loop_timer_set(fe->loop, &tc->idle, loop_now_ms(fe->loop) + fe->cfg->tcp_idle_ms);
-		tc->next = fe->clients;
-		if (fe->clients)
-			fe->clients->prev = tc;
-		fe->clients = tc;
-		fe->stats->tcp_clients++;
-		/* At the limit, further clients wait in the listen backlog. */
-		if (++fe->nclients >= fe->cfg->max_tcp_clients)
-			listeners_enable(fe, false);
-	}
-}
-
-static void listeners_enable(struct frontend *fe, bool on)
-{
-	for (int i = 0; i < 2; i++)
-		if (fe->tcp[i].watch.fd >= 0)
-			loop_watch_mod(fe->loop, &fe->tcp[i].watch, on ? EPOLLIN : 0);
-}
-
-static void accept_retry(struct loop_timer *t)
-{
-	struct frontend *fe = container_of(t, struct frontend, accept_retry);
-
-	if (fe->nclients < fe->cfg->max_tcp_clients)
-		listeners_enable(fe, true);
 }
 
 /* --- setup ---------------------------------------------------------------------------- */
 
-static int listener_open(struct frontend *fe, struct listener *l, int family, int type)
+/* udp_listener_setup - the options of the UDP listener fd; 0 or -1 with errno. */
+static int udp_listener_setup(struct frontend *fe, int fd, int family)
+{
+	int one = 1, rcvbuf = 4 << 20;
+
+	if (family == AF_INET ? setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one))
+			      : setsockopt(fd, SOL_IPV6, IPV6_RECVORIGDSTADDR, &one, sizeof(one)))
+		return -1;
+	/* the incoming interface, for client groups that name one */
+	if (fe->want_ifindex && addr_set_pktinfo(fd, family) < 0)
+		return -1;
+	/* best effort: a larger buffer absorbs bursts; capped by net.core.rmem_max */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	return 0;
+}
+
+/*
+ * listener_open - a transparent listener of type on the TPROXY port: UDP ones are watched
+ * here, TCP ones go to fe->tcp. 0 or -errno, logged.
+ */
+static int listener_open(struct frontend *fe, int family, int type)
 {
 	union sockaddr_any a;
 	int fd, one = 1, r;
@@ -1772,15 +907,11 @@ static int listener_open(struct frontend *fe, struct listener *l, int family, in
 
 	memset(&a, 0, sizeof(a));
 	a.sa.sa_family = (sa_family_t)family;
-	if (family == AF_INET) {
-		a.sin.sin_port = htons(fe->cfg->tproxy_port);
+	if (family == AF_INET)
 		a.sin.sin_addr.s_addr = htonl(INADDR_ANY);
-	} else {
-		a.sin6.sin6_port = htons(fe->cfg->tproxy_port);
+	else
 		a.sin6.sin6_addr = in6addr_any;
-	}
-	l->fe = fe;
-	l->family = family;
+	addr_set_port(&a, fe->cfg->tproxy_port);
 	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto out_err;
@@ -1790,41 +921,33 @@ static int listener_open(struct frontend *fe, struct listener *l, int family, in
 	 * 53) for queries and send them back to us. Accepted TCP sockets inherit it, and the
 	 * SYN-ACK carries the listener's.
 	 */
-	if (set_transparent(fd, family) < 0 ||
+	if (addr_set_transparent(fd, family) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_MARK, &fe->cfg->bypass_mark,
 		       sizeof(fe->cfg->bypass_mark)) < 0)
 		goto out_close;
 	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto out_close;
-	if (type == SOCK_DGRAM) {
-		int rcvbuf = 4 << 20;
-
-		if (family == AF_INET ? setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one))
-				      : setsockopt(fd, SOL_IPV6, IPV6_RECVORIGDSTADDR, &one,
-						   sizeof(one)))
-			goto out_close;
-		/* the incoming interface, for client groups that name one */
-		if (fe->want_ifindex &&
-		    (family == AF_INET ? setsockopt(fd, SOL_IP, IP_PKTINFO, &one, sizeof(one))
-				       : setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &one,
-						    sizeof(one))))
-			goto out_close;
-		/* best effort: a larger buffer absorbs bursts; capped by net.core.rmem_max */
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-	}
+	if (type == SOCK_DGRAM && udp_listener_setup(fe, fd, family) < 0)
+		goto out_close;
 	if (bind(fd, &a.sa, addr_len(&a)) < 0)
 		goto out_close;
-	/* TCP: accepted sockets inherit it; IP_PKTOPTIONS then tells the SYN's interface */
-	if (type == SOCK_STREAM && fe->want_ifindex &&
-	    (family == AF_INET ? setsockopt(fd, SOL_IP, IP_PKTINFO, &one, sizeof(one))
-			       : setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one))))
-		goto out_close;
-	if (type == SOCK_STREAM && listen(fd, 128) < 0)
-		goto out_close;
-	l->watch.fd = fd;
-	l->watch.cb = type == SOCK_DGRAM ? udp_readable : tcp_accept;
-	r = loop_watch_add(fe->loop, &l->watch, EPOLLIN);
+	if (type == SOCK_STREAM) {
+		if (listen(fd, 128) < 0)
+			goto out_close;
+		r = tcp_clients_listen(fe->tcp, fd, family);
+	} else {
+		struct listener *l = &fe->udp[family == AF_INET6];
+
+		l->fe = fe;
+		l->watch.fd = fd;
+		l->watch.cb = udp_readable;
+		r = loop_watch_add(fe->loop, &l->watch, EPOLLIN);
+		if (r < 0)
+			l->watch.fd = -1;
+		else
+			udp_reply_set_listener(fe->udp_reply, family, fd);
+	}
 	if (r < 0) {
 		errno = -r;
 		goto out_close;
@@ -1895,6 +1018,7 @@ static int frontend_tables_new(struct frontend *fe, const struct config *cfg)
 static int frontend_shares_renew(struct frontend *fe, const struct config *cfg)
 {
 	struct inflight *t;
+	struct query *q;
 	int r;
 
 	if (fe->shares && inflight_same(fe->shares, cfg->max_inflight, cfg->max_inflight_client,
@@ -1908,8 +1032,8 @@ static int frontend_shares_renew(struct frontend *fe, const struct config *cfg)
 		return r;
 	}
 	/* every query counts in the new table; those that waited in the old one go now */
-	for (struct query *q = fe->queries; q; q = q->next) {
-		const union sockaddr_any *who = q->tc ? &q->tc->peer_addr : &q->client;
+	LIST_FOREACH(q, &fe->queries, link) {
+		const union sockaddr_any *who = reply_to_peer(&q->to);
 
 		inflight_take(t, who->sa.sa_family, addr_bytes(who), &q->share, true);
 		if (q->held == QUERY_WAITING)
@@ -1920,36 +1044,46 @@ static int frontend_shares_renew(struct frontend *fe, const struct config *cfg)
 	return 0;
 }
 
+/* tcp_limits - what cfg says of TCP clients. */
+static struct tcp_client_limits tcp_limits(const struct frontend *fe, const struct config *cfg)
+{
+	return (struct tcp_client_limits){
+		.max_clients = cfg->max_tcp_clients,
+		.idle_ms = cfg->tcp_idle_ms,
+		.redirect_port = cfg->tproxy_port,
+		.want_ifindex = fe->want_ifindex,
+	};
+}
+
 struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *cfg,
 				      struct upstream_pool *pool)
 {
 	struct upstream_pool *old = fe->pool;
-	int one = 1;
+	struct query *q;
 
 	/* Queries in flight keep their pool, their cache and their deadline; new ones use
 	 * the new settings. The caches start empty: groups and sizes may have changed. */
-	for (struct query *q = fe->queries; q; q = q->next)
+	LIST_FOREACH(q, &fe->queries, link)
 		q->cache = NULL;
 	frontend_tables_free(fe);
 	fe->cfg = cfg;
 	fe->pool = pool;
-	listeners_enable(fe, fe->nclients < cfg->max_tcp_clients); /* the limit may have moved */
 	if (frontend_tables_new(fe, cfg) < 0)
 		log_warn("reload: no memory for the cache and rate limits: running without them");
 	frontend_shares_renew(fe, cfg);
 	if (!fe->want_ifindex && policy_has_interfaces(&cfg->groups)) {
 		fe->want_ifindex = true;
 		frontend_iftab_open(fe);
-		for (int i = 0; i < 2; i++) {
-			int fds[2] = { fe->udp[i].watch.fd, fe->tcp[i].watch.fd };
-
-			for (int j = 0; j < 2; j++)
-				if (fds[j] >= 0)
-					setsockopt(fds[j], i ? SOL_IPV6 : SOL_IP,
-						   i ? IPV6_RECVPKTINFO : IP_PKTINFO, &one,
-						   sizeof(one));
-		}
+		for (int i = 0; i < 2; i++)
+			if (fe->udp[i].watch.fd >= 0)
+				addr_set_pktinfo(fe->udp[i].watch.fd, i ? AF_INET6 : AF_INET);
 	}
+	if (fe->tcp) {
+		struct tcp_client_limits lim = tcp_limits(fe, cfg);
+
+		tcp_clients_set_limits(fe->tcp, &lim); /* the limit may have moved */
+	}
+	udp_reply_set_mark(fe->udp_reply, cfg->bypass_mark);
 	return old;
 }
 
@@ -1961,7 +1095,7 @@ static void iftab_event(struct loop_watch *w, uint32_t revents)
 	(void)revents;
 	r = iftab_process(fe->iftab);
 	if (r < 0)
-		log_ratelimited(&fe->rl_reply, LOG_LVL_WARN,
+		log_ratelimited(&fe->rl_recv, LOG_LVL_WARN,
 				"interface names (rtnetlink): %s: queries from unnamed "
 				"interfaces are REFUSED",
 				strerror(-r));
@@ -1990,34 +1124,11 @@ static int frontend_iftab_open(struct frontend *fe)
 	return r;
 }
 
-static int raw_open(struct frontend *fe, int family)
-{
-	int fd = socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
-
-	if (fd < 0)
-		goto out_err;
-	/* The mark exempts our answers from capture, and a notrack rule for it keeps them out
-	 * of conntrack (an unconfirmed, reversed entry would break NAT and stateful firewalls). */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &fe->cfg->bypass_mark,
-		       sizeof(fe->cfg->bypass_mark)) < 0) {
-		int err = errno;
-
-		close(fd);
-		errno = err;
-		goto out_err;
-	}
-	fe->raw[family == AF_INET6] = fd;
-	return 0;
-
-out_err:
-	log_error("raw %s socket: %s", family == AF_INET ? "IPv4" : "IPv6", strerror(errno));
-	return -errno;
-}
-
 int frontend_open(struct frontend **out, struct loop *loop, const struct config *cfg,
 		  struct upstream_pool *pool, struct stats *stats, unsigned int flags)
 {
 	struct frontend *fe = calloc(1, sizeof(*fe));
+	unsigned int reply_flags = 0;
 	int r;
 
 	if (!fe)
@@ -2026,41 +1137,45 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	fe->cfg = cfg;
 	fe->pool = pool;
 	fe->stats = stats;
-	loop_timer_init(&fe->accept_retry, accept_retry);
-	loop_defer_init(&fe->udp_defer, udp_flush_deferred);
+	LIST_INIT(&fe->queries);
+	TAILQ_INIT(&fe->ready);
 	loop_defer_init(&fe->ready_defer, queries_ready_run);
 	fe->want_ifindex = policy_has_interfaces(&cfg->groups);
 	for (int i = 0; i < 2; i++)
-		fe->udp[i].watch.fd = fe->tcp[i].watch.fd = fe->raw[i] = -1;
-	fe->raw_all = flags & FE_UDP_RAW;
+		fe->udp[i].watch.fd = -1;
+	if (flags & FE_UDP_RAW)
+		reply_flags |= UDP_REPLY_RAW_ALL;
+	if (flags & FE_UDP_RAW_LOCAL)
+		reply_flags |= UDP_REPLY_RAW_LOCAL;
 	r = frontend_tables_new(fe, cfg);
 	if (r == 0)
 		r = frontend_shares_renew(fe, cfg);
 	if (r == 0 && fe->want_ifindex)
 		r = frontend_iftab_open(fe);
+	if (r == 0)
+		r = udp_reply_new(&fe->udp_reply, loop, stats, cfg->bypass_mark, reply_flags);
+	if (r == 0 && (flags & FE_TCP_LISTEN)) {
+		struct tcp_client_limits lim = tcp_limits(fe, cfg);
+
+		r = tcp_clients_new(&fe->tcp, loop, stats, &lim, &tcp_ops, fe);
+	}
+	for (int i = 0; r == 0 && i < 2; i++) {
+		int family = i ? AF_INET6 : AF_INET;
+
+		if (flags & FE_UDP_LISTEN)
+			r = listener_open(fe, family, SOCK_DGRAM);
+		if (r == 0 && (flags & FE_TCP_LISTEN))
+			r = listener_open(fe, family, SOCK_STREAM);
+	}
 	if (r < 0) {
 		frontend_close(fe);
 		return r;
 	}
-	for (int i = 0; i < 2; i++) {
-		int family = i ? AF_INET6 : AF_INET;
-
-		r = 0;
-		if (flags & FE_UDP_LISTEN)
-			r = listener_open(fe, &fe->udp[i], family, SOCK_DGRAM);
-		if (r == 0 && (flags & FE_TCP_LISTEN))
-			r = listener_open(fe, &fe->tcp[i], family, SOCK_STREAM);
-		if (r == 0 && (flags & (FE_UDP_RAW | FE_UDP_RAW_LOCAL)))
-			r = raw_open(fe, family);
-		if (r < 0) {
-			frontend_close(fe);
-			return r;
-		}
-	}
 	/* without it, redirected UDP is still answered; only its logs name the bridge */
 	if ((flags & FE_UDP_LISTEN) && (r = conntrack_open(&fe->ct)) < 0)
 		log_warn("conntrack netlink socket: %s: logs and dnstap name the bridge's address "
-			 "as the destination of bridged clients' UDP queries", strerror(-r));
+			 "as the destination of bridged clients' UDP queries",
+			 strerror(-r));
 	*out = fe;
 	return 0;
 }
@@ -2079,35 +1194,18 @@ void frontend_close(struct frontend *fe)
 {
 	if (!fe)
 		return;
-	while (fe->clients)
-		tcp_client_close(fe->clients);
-	while (fe->queries) {
-		struct query *q = fe->queries;
-
-		upstream_query_cancel(q->pool, &q->uq, false);
-		fe->stats->dropped++;
-		query_free(q);
-	}
+	tcp_clients_free(fe->tcp); /* drops their queries */
+	while (!LIST_EMPTY(&fe->queries))
+		query_drop(LIST_FIRST(&fe->queries));
 	loop_defer_cancel(fe->loop, &fe->ready_defer); /* freeing them made some ready */
-	udp_flush(fe); /* answers already given leave before their sockets close */
+	udp_reply_free(fe->udp_reply); /* answers already given leave before sockets close */
 	for (int i = 0; i < 2; i++) {
-		struct listener *ls[2] = { &fe->udp[i], &fe->tcp[i] };
-
-		for (int j = 0; j < 2; j++) {
-			if (ls[j]->watch.fd < 0)
-				continue;
-			loop_watch_del(fe->loop, &ls[j]->watch);
-			close(ls[j]->watch.fd);
-		}
+		if (fe->udp[i].watch.fd < 0)
+			continue;
+		loop_watch_del(fe->loop, &fe->udp[i].watch);
+		close(fe->udp[i].watch.fd);
 	}
-	for (size_t i = 0; i < fe->nreplies; i++)
-		if (fe->replies[i].fd >= 0)
-			close(fe->replies[i].fd);
-	for (int i = 0; i < 2; i++)
-		if (fe->raw[i] >= 0)
-			close(fe->raw[i]);
 	conntrack_close(fe->ct);
-	loop_timer_cancel(fe->loop, &fe->accept_retry);
 	frontend_tables_free(fe);
 	inflight_free(fe->shares);
 	if (fe->iftab) {

@@ -17,7 +17,7 @@ struct inflight_slot {
 	uint8_t key[17]; /* family octet, then the address cut to its prefix */
 	uint32_t count;	 /* queries counted (in flight) */
 	uint32_t nwait;
-	struct inflight_wait *head, *tail; /* waiting, oldest first */
+	struct inflight_list waiting; /* oldest first */
 };
 
 struct inflight {
@@ -27,14 +27,13 @@ struct inflight {
 	uint32_t seed;
 };
 
-int inflight_new(struct inflight **out, unsigned int max, unsigned int share,
-		 unsigned int prefix4, unsigned int prefix6, uint32_t seed)
+int inflight_new(struct inflight **out, unsigned int max, unsigned int share, unsigned int prefix4,
+		 unsigned int prefix6, uint32_t seed)
 {
 	struct inflight *t;
 	size_t n = 64;
 
-	if (max == 0 || share == 0 || prefix4 == 0 || prefix4 > 32 || prefix6 == 0 ||
-	    prefix6 > 128)
+	if (max == 0 || share == 0 || prefix4 == 0 || prefix4 > 32 || prefix6 == 0 || prefix6 > 128)
 		return -EINVAL;
 	while (n < (size_t)max * 2 && n < (1u << 24))
 		n *= 2;
@@ -46,6 +45,8 @@ int inflight_new(struct inflight **out, unsigned int max, unsigned int share,
 		free(t);
 		return -ENOMEM;
 	}
+	for (size_t i = 0; i < n; i++)
+		TAILQ_INIT(&t->slots[i].waiting);
 	t->nslots = n;
 	t->max = max;
 	t->share = share;
@@ -67,8 +68,7 @@ void inflight_free(struct inflight *t)
 bool inflight_same(const struct inflight *t, unsigned int max, unsigned int share,
 		   unsigned int prefix4, unsigned int prefix6)
 {
-	return t->max == max && t->share == share && t->prefix4 == prefix4 &&
-	       t->prefix6 == prefix6;
+	return t->max == max && t->share == share && t->prefix4 == prefix4 && t->prefix6 == prefix6;
 }
 
 static uint32_t inflight_hash(const struct inflight *t, const uint8_t *key)
@@ -85,7 +85,7 @@ static uint32_t inflight_hash(const struct inflight *t, const uint8_t *key)
 int inflight_take(struct inflight *t, int family, const uint8_t *addr, struct inflight_wait *w,
 		  bool force)
 {
-	uint8_t key[17] = { 0 };
+	uint8_t key[17] = {0};
 	unsigned int bits = family == AF_INET6 ? t->prefix6 : t->prefix4;
 	size_t h, free_slot = SIZE_MAX;
 
@@ -113,13 +113,7 @@ int inflight_take(struct inflight *t, int family, const uint8_t *addr, struct in
 		if (s->nwait >= t->share)
 			return -EBUSY;
 		w->slot = (int)k;
-		w->next = NULL;
-		w->prev = s->tail;
-		if (s->tail)
-			s->tail->next = w;
-		else
-			s->head = w;
-		s->tail = w;
+		TAILQ_INSERT_TAIL(&s->waiting, w, link);
 		s->nwait++;
 		return 1;
 	}
@@ -140,16 +134,8 @@ void inflight_unwait(struct inflight *t, struct inflight_wait *w)
 	if (w->slot < 0 || (size_t)w->slot >= t->nslots)
 		return;
 	s = &t->slots[w->slot];
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		s->head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else
-		s->tail = w->prev;
+	TAILQ_REMOVE(&s->waiting, w, link);
 	s->nwait--;
-	w->next = w->prev = NULL;
 	w->slot = -1;
 }
 
@@ -162,16 +148,11 @@ struct inflight_wait *inflight_put(struct inflight *t, struct inflight_wait *w)
 		return NULL;
 	s = &t->slots[w->slot];
 	w->slot = -1;
-	next = s->head;
+	next = TAILQ_FIRST(&s->waiting);
 	if (next) {
 		/* it takes w's place: the count stays */
-		s->head = next->next;
-		if (s->head)
-			s->head->prev = NULL;
-		else
-			s->tail = NULL;
+		TAILQ_REMOVE(&s->waiting, next, link);
 		s->nwait--;
-		next->next = next->prev = NULL;
 		return next;
 	}
 	if (s->count)

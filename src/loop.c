@@ -26,7 +26,7 @@ struct loop {
 	uint64_t now_ms;
 	struct loop_timer **heap;
 	size_t heap_len, heap_cap;
-	struct loop_defer *defer_head, *defer_tail;
+	TAILQ_HEAD(, loop_defer) deferred; /* oldest first */
 	/* the events of the current iteration, so that loop_watch_del can void them */
 	struct epoll_event events[LOOP_MAX_EVENTS];
 	int nevents;
@@ -53,6 +53,7 @@ int loop_new(struct loop **out)
 		free(loop);
 		return err;
 	}
+	TAILQ_INIT(&loop->deferred);
 	loop->now_ms = loop_clock_ms();
 	*out = loop;
 	return 0;
@@ -69,7 +70,7 @@ void loop_free(struct loop *loop)
 
 int loop_watch_add(struct loop *loop, struct loop_watch *w, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = w };
+	struct epoll_event ev = {.events = events, .data.ptr = w};
 
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0)
 		return -errno;
@@ -79,7 +80,7 @@ int loop_watch_add(struct loop *loop, struct loop_watch *w, uint32_t events)
 
 int loop_watch_mod(struct loop *loop, struct loop_watch *w, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = w };
+	struct epoll_event ev = {.events = events, .data.ptr = w};
 
 	if (w->events == events)
 		return 0;
@@ -188,37 +189,23 @@ void loop_defer(struct loop *loop, struct loop_defer *d)
 	if (d->queued)
 		return;
 	d->queued = true;
-	d->next = NULL;
-	d->prev = loop->defer_tail;
-	if (loop->defer_tail)
-		loop->defer_tail->next = d;
-	else
-		loop->defer_head = d;
-	loop->defer_tail = d;
+	TAILQ_INSERT_TAIL(&loop->deferred, d, link);
 }
 
 void loop_defer_cancel(struct loop *loop, struct loop_defer *d)
 {
 	if (!d->queued)
 		return;
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		loop->defer_head = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
-	else
-		loop->defer_tail = d->prev;
-	d->next = d->prev = NULL;
+	TAILQ_REMOVE(&loop->deferred, d, link);
 	d->queued = false;
 }
 
 /* Those queued meanwhile run too: the loop must not sleep on work that is waiting. */
 static void loop_run_deferred(struct loop *loop)
 {
-	while (loop->defer_head && !loop->stop) {
-		struct loop_defer *d = loop->defer_head;
+	struct loop_defer *d;
 
+	while ((d = TAILQ_FIRST(&loop->deferred)) && !loop->stop) {
 		loop_defer_cancel(loop, d);
 		d->cb(d);
 	}

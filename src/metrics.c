@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dotgw/addr.h"
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
 
@@ -21,45 +22,11 @@ struct metrics {
 
 int metrics_parse_addr(const char *spec, struct sockaddr_storage *ss)
 {
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-	char host[64];
-	const char *port = spec;
-	unsigned long p;
-	char *end;
+	union sockaddr_any a;
 
-	memset(ss, 0, sizeof(*ss));
-	strcpy(host, "127.0.0.1");
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-
-		if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, spec + 1, (size_t)(close - spec - 1));
-		host[close - spec - 1] = '\0';
-		port = close + 2;
-	} else if (strchr(spec, ':')) {
-		const char *colon = strrchr(spec, ':');
-
-		if ((size_t)(colon - spec) >= sizeof(host) || strchr(spec, ':') != colon)
-			return -EINVAL;
-		memcpy(host, spec, (size_t)(colon - spec));
-		host[colon - spec] = '\0';
-		port = colon + 1;
-	}
-	errno = 0;
-	p = strtoul(port, &end, 10);
-	if (!*port || *end || errno || p == 0 || p > 65535)
+	if (addr_parse(&a, spec, "127.0.0.1", 0) < 0)
 		return -EINVAL;
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)p);
-	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)p);
-	} else {
-		return -EINVAL;
-	}
+	memcpy(ss, &a, sizeof(*ss));
 	return 0;
 }
 

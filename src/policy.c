@@ -5,20 +5,11 @@
 
 #include "dotgw/policy.h"
 
-static bool cidr_holds(const struct ruleset_cidr *c, int family, const uint8_t *addr)
-{
-	unsigned int full = c->plen / 8, rest = c->plen % 8;
-
-	if (c->family != family || memcmp(c->addr, addr, full) != 0)
-		return false;
-	return rest == 0 || ((c->addr[full] ^ addr[full]) & (0xff00 >> rest)) == 0;
-}
-
 int policy_group_of(const struct policy *p, int family, const uint8_t *addr, const char *ifname)
 {
 	for (size_t g = 0; g < p->n_groups; g++) {
 		for (size_t i = 0; i < p->groups[g].n_cidrs; i++)
-			if (cidr_holds(&p->groups[g].cidrs[i], family, addr))
+			if (cidr_contains(&p->groups[g].cidrs[i], family, addr))
 				return (int)g;
 		for (size_t i = 0; ifname && i < p->groups[g].n_ifs; i++)
 			if (strcmp(p->groups[g].ifnames[i], ifname) == 0)

@@ -142,7 +142,7 @@ static int rs_config_check(const struct ruleset_config *cfg)
 	    (cfg->n_exempt && !cfg->exempt))
 		return -EINVAL;
 	for (i = 0; i < cfg->n_clients + cfg->n_exempt; i++) {
-		const struct ruleset_cidr *c = i < cfg->n_clients ? &cfg->clients[i]
+		const struct cidr *c = i < cfg->n_clients ? &cfg->clients[i]
 								  : &cfg->exempt[i - cfg->n_clients];
 
 		if ((c->family != AF_INET && c->family != AF_INET6) ||
@@ -383,7 +383,7 @@ static void rs_match_dport(struct rs_rule *rr, uint8_t l4proto, uint16_t port)
  * "ip saddr 192.0.2.0/24" (or daddr, or ip6): the nfproto, then the address under a mask, as
  * nft encodes a prefix (payload, bitwise, cmp), so nft lists it the same way.
  */
-static void rs_match_cidr(struct rs_rule *rr, const struct ruleset_cidr *c, bool src)
+static void rs_match_cidr(struct rs_rule *rr, const struct cidr *c, bool src)
 {
 	uint8_t proto = c->family == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
 	uint32_t len = c->family == AF_INET6 ? 16 : 4;

@@ -1038,11 +1038,10 @@ void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
 	pool_dispatch(pool, uq);
 }
 
-void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq, bool timed_out)
+void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	struct upconn *c = uq->conn;
 
-	(void)timed_out; /* stalls are caught by each connection's own timer */
 	if (uq->waiting) {
 		pool_unwait(pool, uq);
 		return;

@@ -52,9 +52,9 @@ struct config {
 	unsigned int scope;  /* RULESET_SCOPE_* bits */
 	const char *interfaces[CONFIG_MAX_INTERFACES];
 	size_t n_interfaces;
-	struct ruleset_cidr clients[CONFIG_MAX_CIDRS]; /* gateway scope: only these sources */
+	struct cidr clients[CONFIG_MAX_CIDRS]; /* gateway scope: only these sources */
 	size_t n_clients;
-	struct ruleset_cidr exempt[CONFIG_MAX_CIDRS];  /* never captured, from or to */
+	struct cidr exempt[CONFIG_MAX_CIDRS];  /* never captured, from or to */
 	size_t n_exempt;
 	bool capture_local;	     /* also capture DNS to this machine's own addresses */
 	enum capture_mode mode;
@@ -146,9 +146,6 @@ struct config_option {
 
 /* Every option, in --help order, ended by a row whose name is NULL. */
 extern const struct config_option config_options[];
-
-/* config_parse_cidr - "ADDR[/LEN]" (IPv4 or IPv6); 0 or -EINVAL, *c written on success. */
-int config_parse_cidr(struct ruleset_cidr *c, const char *s);
 
 /* config_init - fill cfg with the defaults (no upstreams yet: see config_parse_args). */
 void config_init(struct config *cfg);

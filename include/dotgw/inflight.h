@@ -17,20 +17,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct inflight;
 
 struct inflight_wait {
-	struct inflight_wait *next, *prev; /* in its slot's wait list, while it waits */
-	int slot;			   /* its client's slot; -1: not counted */
+	/* in its slot's wait list while it waits; else free for the caller's own lists */
+	TAILQ_ENTRY(inflight_wait) link;
+	int slot; /* its client's slot; -1: not counted */
 };
+
+/* A list of waiting queries: a slot's here, any list of the caller's elsewhere. */
+TAILQ_HEAD(inflight_list, inflight_wait);
 
 /*
  * inflight_new - a table for at most max queries in flight in all, share per client, clients
  * keyed by the first prefix4 / prefix6 bits of their address. 0 or -EINVAL / -ENOMEM.
  */
-int inflight_new(struct inflight **out, unsigned int max, unsigned int share,
-		 unsigned int prefix4, unsigned int prefix6, uint32_t seed);
+int inflight_new(struct inflight **out, unsigned int max, unsigned int share, unsigned int prefix4,
+		 unsigned int prefix6, uint32_t seed);
 /* inflight_free - the table; queries still linked to it are forgotten (w->slot is stale). */
 void inflight_free(struct inflight *t);
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -33,7 +34,7 @@ struct loop_timer {
  * clients) then leaves in one system call instead of one each.
  */
 struct loop_defer {
-	struct loop_defer *next, *prev;
+	TAILQ_ENTRY(loop_defer) link; /* in the loop's list while queued */
 	bool queued;
 	void (*cb)(struct loop_defer *d);
 };
@@ -68,7 +69,6 @@ void loop_timer_cancel(struct loop *loop, struct loop_timer *t);
 
 static inline void loop_defer_init(struct loop_defer *d, void (*cb)(struct loop_defer *d))
 {
-	d->next = d->prev = NULL;
 	d->queued = false;
 	d->cb = cb;
 }

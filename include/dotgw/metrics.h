@@ -15,7 +15,7 @@ typedef void (*metrics_render_fn)(void *data, FILE *out);
 
 /*
  * metrics_parse_addr - "PORT", "ADDR:PORT" or "[ADDR6]:PORT" (no address: 127.0.0.1) into a
- * sockaddr_storage. 0 or -EINVAL.
+ * sockaddr_storage, by addr_parse(). 0 or -EINVAL.
  */
 struct sockaddr_storage;
 int metrics_parse_addr(const char *spec, struct sockaddr_storage *ss);

@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dotgw/addr.h"
 #include "dotgw/dns.h"
-#include "dotgw/ruleset.h"
 
 #define POLICY_MAX_GROUPS 16
 #define POLICY_MAX_CIDRS  16
@@ -36,7 +36,7 @@ struct policy_rule {
 
 struct policy_group {
 	char name[32];
-	struct ruleset_cidr cidrs[POLICY_MAX_CIDRS];
+	struct cidr cidrs[POLICY_MAX_CIDRS];
 	size_t n_cidrs;
 	char ifnames[POLICY_MAX_CIDRS][16]; /* clients arriving on interfaces of these names */
 	size_t n_ifs;

@@ -13,15 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dotgw/addr.h"
+
 #define RULESET_SCOPE_HOST    1u /* this machine's own port-53 traffic (output path) */
 #define RULESET_SCOPE_GATEWAY 2u /* forwarded port-53 traffic (prerouting) */
-
-/* An address prefix: family AF_INET or AF_INET6, the address (4 or 16 octets used). */
-struct ruleset_cidr {
-	int family;
-	uint8_t addr[16];
-	unsigned int plen;
-};
 
 #define RULESET_MODE_TPROXY  0 /* UDP and TCP to the TPROXY listeners */
 #define RULESET_MODE_NFQUEUE 1 /* UDP to NFQUEUE, TCP to the TPROXY listeners */
@@ -32,9 +27,9 @@ struct ruleset_config {
 	unsigned int scope;		 /* RULESET_SCOPE_* bits, at least one */
 	const char *const *interfaces;	 /* gateway scope: only these input interfaces... */
 	size_t n_interfaces;		 /* ...or, when 0, every interface but lo */
-	const struct ruleset_cidr *clients; /* gateway scope: only from these sources... */
+	const struct cidr *clients; /* gateway scope: only from these sources... */
 	size_t n_clients;		 /* ...or, when 0, from any */
-	const struct ruleset_cidr *exempt; /* never captured: packets from or to these */
+	const struct cidr *exempt; /* never captured: packets from or to these */
 	size_t n_exempt;
 	uint16_t tproxy_port;		 /* where the TPROXY listeners are bound */
 	uint32_t capture_mark;		 /* set on captured packets; the policy route matches it */

@@ -136,9 +136,9 @@ void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
 
 /*
  * upstream_query_cancel - forget uq (its deadline passed, or its client went away); a late
- * answer is ignored. timed_out is informational: stalled connections are found by their own
- * timers (see --stall-timeout).
+ * answer is ignored. Stalled connections are found by their own timers (see --stall-timeout),
+ * not by the queries that timed out on them.
  */
-void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq, bool timed_out);
+void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq);
 
 #endif

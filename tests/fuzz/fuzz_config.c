@@ -7,7 +7,7 @@
  * way config_parse_args must return 0, 1 or -EINVAL, and when it accepts, the settings must
  * hold every invariant the daemon relies on (see check_config), with every string they keep
  * still valid after the parse. The whole input, as one string, also goes through
- * config_parse_upstream and config_parse_cidr, which must write their output only on success.
+ * config_parse_upstream, cidr_parse and addr_parse, which must write their output only on success.
  * Anything else abort()s.
  */
 #include <ctype.h>
@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "dotgw/addr.h"
 #include "dotgw/config.h"
 #include "dotgw/metrics.h"
 
@@ -28,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static bool str_bounded(const char *s, size_t size);
 static bool wire_name_ok(const uint8_t *name, size_t name_len);
-static void check_cidr(const struct ruleset_cidr *c);
+static void check_cidr(const struct cidr *c);
 static void check_upstream(const struct upstream_config *u);
 static void check_config(const struct config *cfg);
 static void stack_scribble(void);
@@ -59,7 +60,7 @@ static bool wire_name_ok(const uint8_t *name, size_t name_len)
 	return pos == name_len - 1;
 }
 
-static void check_cidr(const struct ruleset_cidr *c)
+static void check_cidr(const struct cidr *c)
 {
 	if (c->family == AF_INET) {
 		if (c->plen > 32)
@@ -287,11 +288,12 @@ static void fuzz_file(const uint8_t *data, size_t size)
 	parse_and_check(2, argv);
 }
 
-/* The whole input, cut at its first NUL, as an --upstream and as a CIDR value. */
+/* The whole input, cut at its first NUL, as an --upstream, a CIDR value and an address. */
 static void fuzz_strings(const uint8_t *data, size_t size)
 {
 	struct upstream_config *u = malloc(sizeof(*u)), *before = malloc(sizeof(*u));
-	struct ruleset_cidr c, cbefore;
+	struct cidr c, cbefore;
+	union sockaddr_any a, abefore;
 	char *s = malloc(size + 1);
 
 	if (!u || !before || !s)
@@ -308,10 +310,20 @@ static void fuzz_strings(const uint8_t *data, size_t size)
 
 	memset(&c, 0xa5, sizeof(c));
 	cbefore = c;
-	if (config_parse_cidr(&c, s) == 0)
+	if (cidr_parse(&c, s) == 0)
 		check_cidr(&c);
 	else if (memcmp(&c, &cbefore, sizeof(c)))
 		abort();
+
+	memset(&a, 0xa5, sizeof(a));
+	abefore = a;
+	if (addr_parse(&a, s, NULL, 853) == 0) {
+		if (addr_port(&a) == 0 ||
+		    (a.sa.sa_family != AF_INET && a.sa.sa_family != AF_INET6))
+			abort();
+	} else if (memcmp(&a, &abefore, sizeof(a))) {
+		abort();
+	}
 
 	free(s);
 	free(before);

@@ -361,7 +361,7 @@ static void test_ids(void)
 		tq_init(&c, loop);
 		upstream_pool_submit(pool, &c.uq);
 		CHECK_EQ(c.uq.id, i + 1);
-		upstream_query_cancel(pool, &c.uq, false);
+		upstream_query_cancel(pool, &c.uq);
 	}
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
@@ -395,7 +395,7 @@ static void test_wait_list(void)
 	spin();
 	CHECK_EQ(serve_read(0), 4);
 	CHECK_EQ(opens[0], 1);			      /* the pool has room for one connection */
-	upstream_query_cancel(pool, &q[5].uq, false); /* waiting: simply forgotten */
+	upstream_query_cancel(pool, &q[5].uq); /* waiting: simply forgotten */
 	CHECK_EQ(serve_answer(0, false), 4);
 	spin();
 	CHECK_EQ(serve_read(0), 2); /* the wait list moved up */
