@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "dotgw/config.h"
 #include "dotgw/log.h"
 #include "dotgw/tls.h"
 

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dotgw/config.h"
+struct config;
 
 struct tls_ctx;
 struct tls_conn;

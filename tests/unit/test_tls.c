@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "dotgw/config.h"
 #include "dotgw/tls.h"
 
 int main(void)
