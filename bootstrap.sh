@@ -15,7 +15,7 @@ RUN_PKGS="build-essential cmake pkg-config libmnl-dev libnftnl-dev libnetfilter-
 	libssl-dev libcap-dev libseccomp-dev libinih-dev libmicrohttpd-dev libsystemd-dev
 	libfstrm-dev libprotobuf-c-dev protobuf-c-compiler golang-github-dnstap-golang-dnstap-dev
 	ca-certificates nftables iproute2"
-TEST_PKGS="$RUN_PKGS clang libclang-rt-dev unbound unbound-anchor dnsutils knot-dnsutils
+TEST_PKGS="$RUN_PKGS clang clang-format libclang-rt-dev unbound unbound-anchor dnsutils knot-dnsutils
 	dnsperf tcpdump openssl procps psmisc conntrack python3 prometheus valgrind dpkg-dev
 	systemd groff-base fstrm-bin dnstap-ldns
 	ansible ansible-lint mmdebstrap gpg file systemd-container podman runc netavark iptables"

@@ -66,10 +66,10 @@ static size_t cache_key(const struct dns_msg *q, uint8_t *key)
 	}
 	dns_put16(key + n, q->q.qtype);
 	dns_put16(key + n + 2, q->q.qclass);
-	key[n + 4] = (uint8_t)((q->has_opt ? CK_OPT : 0) |
-			       ((q->opt_ttl & DNS_OPT_TTL_DO) ? CK_DO : 0) |
-			       ((q->flags & DNS_FLAG_CD) ? CK_CD : 0) |
-			       ((q->flags & DNS_FLAG_AD) ? CK_AD : 0));
+	key[n + 4] =
+		(uint8_t)((q->has_opt ? CK_OPT : 0) | ((q->opt_ttl & DNS_OPT_TTL_DO) ? CK_DO : 0) |
+			  ((q->flags & DNS_FLAG_CD) ? CK_CD : 0) |
+			  ((q->flags & DNS_FLAG_AD) ? CK_AD : 0));
 	return n + 5;
 }
 

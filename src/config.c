@@ -15,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 #include "dotgw/config.h"
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
@@ -436,8 +435,8 @@ int config_parse_upstream(struct upstream_config *u, const char *spec)
 		  r.addr.ss_family == AF_INET ? (const void *)&sin->sin_addr
 					      : (const void *)&sin6->sin6_addr,
 		  ip, sizeof(ip));
-	snprintf(r.text, sizeof(r.text), "%s%s%s@%u%s%s", r.addrlen == sizeof(*sin6) ? "[" : "",
-		 ip, r.addrlen == sizeof(*sin6) ? "]" : "", (unsigned int)portnum,
+	snprintf(r.text, sizeof(r.text), "%s%s%s@%u%s%s", r.addrlen == sizeof(*sin6) ? "[" : "", ip,
+		 r.addrlen == sizeof(*sin6) ? "]" : "", (unsigned int)portnum,
 		 r.auth_name[0] ? "#" : "", r.auth_name);
 	*u = r;
 	return 0;
@@ -506,8 +505,9 @@ static int parse_policy(struct config *cfg, int opt, const char *name, const cha
 			if (tok[0] == '@') {
 				if (g->n_ifs == POLICY_MAX_CIDRS || strlen(tok + 1) == 0 ||
 				    strlen(tok + 1) >= sizeof(g->ifnames[0]))
-					return bad_value(err, name, arg,
-							 "NAME=CIDR|@IFACE[,...] (16 of each at most)");
+					return bad_value(
+						err, name, arg,
+						"NAME=CIDR|@IFACE[,...] (16 of each at most)");
 				strcpy(g->ifnames[g->n_ifs++], tok + 1);
 				continue;
 			}
@@ -535,7 +535,8 @@ static int parse_policy(struct config *cfg, int opt, const char *name, const cha
 			uint32_t idx;
 
 			if (parse_u32(tok, 1, CONFIG_MAX_UPSTREAMS, &idx) < 0)
-				return bad_value(err, name, arg, "NAME=N[,N]... with N from 1 to 16");
+				return bad_value(err, name, arg,
+						 "NAME=N[,N]... with N from 1 to 16");
 			g->upstreams |= 1u << (idx - 1);
 		}
 		return 0;
@@ -553,8 +554,8 @@ static int parse_policy(struct config *cfg, int opt, const char *name, const cha
 	r = &g->rules[g->n_rules];
 	memset(r, 0, sizeof(*r));
 	if (slen == 0 || slen >= sizeof(suffix) || (opt == OPT_ALLOW && action))
-		return bad_value(err, name, arg, opt == OPT_ALLOW ? "NAME:SUFFIX"
-								   : "NAME:SUFFIX[=ACTION]");
+		return bad_value(err, name, arg,
+				 opt == OPT_ALLOW ? "NAME:SUFFIX" : "NAME:SUFFIX[=ACTION]");
 	memcpy(suffix, sep + 1, slen);
 	suffix[slen] = '\0';
 	if (policy_name_parse(suffix, r->name, &r->name_len) < 0)
@@ -917,10 +918,10 @@ static int conf_handler(void *user, const char *section, const char *name, const
 	return 1;
 }
 
-static int config_read_file(struct config *cfg, const char *path, bool explicit,
-			    const bool *on_cli, FILE *err)
+static int config_read_file(struct config *cfg, const char *path, bool explicit, const bool *on_cli,
+			    FILE *err)
 {
-	struct ini_ctx c = { .cfg = cfg, .path = path, .err = err, .on_cli = on_cli };
+	struct ini_ctx c = {.cfg = cfg, .path = path, .err = err, .on_cli = on_cli};
 	int r;
 
 	c.file = fopen(path, "re");
@@ -962,7 +963,7 @@ static const struct config_option *option_of(int opt)
 int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
 {
 	struct option long_options[N_OPTIONS + 1];
-	bool on_cli[N_OPTIONS] = { false };
+	bool on_cli[N_OPTIONS] = {false};
 	const char *path = CONFIG_DEFAULT_PATH;
 	const struct config_option *o;
 	bool explicit = false;
@@ -1053,9 +1054,10 @@ static int config_finish(struct config *cfg, FILE *err)
 	 * faces the internet (the default route may be absent, change, or be one of several).
 	 */
 	if ((cfg->scope & RULESET_SCOPE_GATEWAY) && !cfg->n_interfaces && !cfg->n_clients) {
-		fprintf(err, "dotgw: --scope %s: name the clients' side with --interface IFACE "
-			     "(or --client CIDR); capturing on every interface would answer the "
-			     "internet side too (an open resolver)\n",
+		fprintf(err,
+			"dotgw: --scope %s: name the clients' side with --interface IFACE "
+			"(or --client CIDR); capturing on every interface would answer the "
+			"internet side too (an open resolver)\n",
 			cfg->scope & RULESET_SCOPE_HOST ? "both" : "gateway");
 		return -EINVAL;
 	}
@@ -1073,7 +1075,9 @@ static int config_finish(struct config *cfg, FILE *err)
 	if (cfg->queues == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-		cfg->queues = n < 1 ? 1 : n > CONFIG_MAX_QUEUES ? CONFIG_MAX_QUEUES : (unsigned int)n;
+		cfg->queues = n < 1		      ? 1
+			      : n > CONFIG_MAX_QUEUES ? CONFIG_MAX_QUEUES
+						      : (unsigned int)n;
 	}
 	if ((unsigned long)cfg->queue_num + cfg->queues > 65536) {
 		fprintf(err, "dotgw: --queue-num: queues %u to %lu do not exist (at most 65535)\n",
@@ -1086,7 +1090,8 @@ static int config_finish(struct config *cfg, FILE *err)
 		return -EINVAL;
 	}
 	if (cfg->n_upstreams == 0) {
-		for (size_t i = 0; i < sizeof(default_upstreams) / sizeof(default_upstreams[0]); i++)
+		for (size_t i = 0; i < sizeof(default_upstreams) / sizeof(default_upstreams[0]);
+		     i++)
 			if (config_parse_upstream(&cfg->upstreams[cfg->n_upstreams++],
 						  default_upstreams[i]) < 0)
 				return -EINVAL;
@@ -1095,8 +1100,9 @@ static int config_finish(struct config *cfg, FILE *err)
 		uint32_t all = cfg->n_upstreams ? (1u << cfg->n_upstreams) - 1 : 0;
 
 		if (cfg->groups.groups[i].upstreams & ~all) {
-			fprintf(err, "dotgw: --group-upstreams: group '%s' names an upstream that "
-				     "does not exist (there are %zu)\n",
+			fprintf(err,
+				"dotgw: --group-upstreams: group '%s' names an upstream that "
+				"does not exist (there are %zu)\n",
 				cfg->groups.groups[i].name, cfg->n_upstreams);
 			return -EINVAL;
 		}

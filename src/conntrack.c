@@ -116,8 +116,8 @@ static int ct_attr_cb(const struct nlattr *a, void *data)
 /* ct_parse_orig - the destination of CTA_TUPLE_ORIG into r->odst; false when incomplete */
 static bool ct_parse_orig(const struct nlattr *orig, struct ct_result *r)
 {
-	const struct nlattr *tt[CTA_MAX + 1] = { 0 }, *ip[CTA_MAX + 1] = { 0 };
-	const struct nlattr *pr[CTA_MAX + 1] = { 0 };
+	const struct nlattr *tt[CTA_MAX + 1] = {0}, *ip[CTA_MAX + 1] = {0};
+	const struct nlattr *pr[CTA_MAX + 1] = {0};
 	uint16_t port;
 
 	if (mnl_attr_validate(orig, MNL_TYPE_NESTED) < 0 ||
@@ -131,7 +131,7 @@ static bool ct_parse_orig(const struct nlattr *orig, struct ct_result *r)
 		return false;
 	port = mnl_attr_get_u16(pr[CTA_PROTO_DST_PORT]); /* network byte order */
 	if (r->family == AF_INET6) {
-		struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = port };
+		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = port};
 
 		if (!ip[CTA_IP_V6_DST] || mnl_attr_get_payload_len(ip[CTA_IP_V6_DST]) != 16)
 			return false;
@@ -139,7 +139,7 @@ static bool ct_parse_orig(const struct nlattr *orig, struct ct_result *r)
 		memset(r->odst, 0, sizeof(*r->odst));
 		memcpy(r->odst, &s6, sizeof(s6));
 	} else {
-		struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = port };
+		struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = port};
 
 		if (!ip[CTA_IP_V4_DST] || mnl_attr_get_payload_len(ip[CTA_IP_V4_DST]) != 4)
 			return false;
@@ -152,7 +152,7 @@ static bool ct_parse_orig(const struct nlattr *orig, struct ct_result *r)
 
 static int ct_msg_cb(const struct nlmsghdr *nlh, void *data)
 {
-	const struct nlattr *tb[CTA_MAX + 1] = { 0 };
+	const struct nlattr *tb[CTA_MAX + 1] = {0};
 	struct ct_result *r = data;
 
 	if (mnl_attr_parse(nlh, sizeof(struct nfgenmsg), ct_attr_cb, tb) < 0)
@@ -167,7 +167,7 @@ int conntrack_orig_dst(struct conntrack *ct, uint8_t l4proto, const struct socka
 {
 	uint32_t buf[CT_BUF_SIZE / sizeof(uint32_t)];
 	struct sockaddr_storage found;
-	struct ct_result r = { .family = local->sa_family, .odst = &found };
+	struct ct_result r = {.family = local->sa_family, .odst = &found};
 	struct nlmsghdr *nlh;
 	struct nfgenmsg *nfg;
 	uint32_t seq;

@@ -17,11 +17,11 @@
 
 #include "dotgw/dns.h"
 
-#define DNS_MAX_JUMPS	127 /* a 255-octet name has at most 127 labels */
-#define DNS_RR_FIXED	10  /* TYPE, CLASS, TTL, RDLENGTH after the owner name */
-#define DNS_OPT_DO	DNS_OPT_TTL_DO /* DNSSEC OK, in the low 16 bits of the OPT TTL */
-#define DNS_TYPE_IXFR	251
-#define DNS_TYPE_AXFR	252
+#define DNS_MAX_JUMPS 127	     /* a 255-octet name has at most 127 labels */
+#define DNS_RR_FIXED  10	     /* TYPE, CLASS, TTL, RDLENGTH after the owner name */
+#define DNS_OPT_DO    DNS_OPT_TTL_DO /* DNSSEC OK, in the low 16 bits of the OPT TTL */
+#define DNS_TYPE_IXFR 251
+#define DNS_TYPE_AXFR 252
 
 enum dns_section { DNS_SEC_AN, DNS_SEC_NS, DNS_SEC_AR };
 
@@ -227,9 +227,9 @@ int dns_query_check(const struct dns_msg *m)
 bool dns_query_is_stub(const struct dns_msg *m)
 {
 	return !(m->flags & DNS_FLAG_QR) &&
-	       (m->flags & DNS_OPCODE_MASK) == DNS_OPCODE_QUERY << 11 &&
-	       (m->flags & DNS_FLAG_RD) && m->qdcount == 1 && m->q.qclass == DNS_CLASS_IN &&
-	       m->q.qtype != DNS_TYPE_AXFR && m->q.qtype != DNS_TYPE_IXFR;
+	       (m->flags & DNS_OPCODE_MASK) == DNS_OPCODE_QUERY << 11 && (m->flags & DNS_FLAG_RD) &&
+	       m->qdcount == 1 && m->q.qclass == DNS_CLASS_IN && m->q.qtype != DNS_TYPE_AXFR &&
+	       m->q.qtype != DNS_TYPE_IXFR;
 }
 
 static uint8_t ascii_lower(uint8_t c)
@@ -557,8 +557,8 @@ size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt
 int dns_ttl_scan(const uint8_t *buf, const struct dns_msg *m, uint16_t *offs, size_t max,
 		 struct dns_ttl_info *info)
 {
-	size_t off = m->question_end, counts[3] = { m->ancount, m->nscount, m->arcount };
-	struct dns_ttl_info r = { .min_ttl = UINT32_MAX };
+	size_t off = m->question_end, counts[3] = {m->ancount, m->nscount, m->arcount};
+	struct dns_ttl_info r = {.min_ttl = UINT32_MAX};
 
 	/* m was validated by dns_msg_parse: every name and RR fits the buffer */
 	for (size_t sec = 0; sec < 3; sec++) {
@@ -616,7 +616,7 @@ int dns_build_address(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 		return -ENOSPC;
 	qend = DNS_HDR_LEN + m->q.name_len + 4;
 	memmove(out + qend + rr, out + qend, (size_t)n - qend); /* the OPT RR, if any */
-	dns_put16(out + qend, 0xc000 | DNS_HDR_LEN); /* the question's name */
+	dns_put16(out + qend, 0xc000 | DNS_HDR_LEN);		/* the question's name */
 	dns_put16(out + qend + 2, type);
 	dns_put16(out + qend + 4, DNS_CLASS_IN);
 	dns_put32(out + qend + 6, ttl);
@@ -626,8 +626,7 @@ int dns_build_address(uint8_t *out, size_t outlen, const uint8_t *q, const struc
 	return n + (int)rr;
 }
 
-int dns_frame_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **msg,
-		   size_t *mlen)
+int dns_frame_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **msg, size_t *mlen)
 {
 	size_t flen;
 

@@ -155,7 +155,7 @@ static int iftab_attr(const struct nlattr *a, void *data)
 static int iftab_msg(const struct nlmsghdr *nlh, void *data)
 {
 	struct iftab *t = data;
-	const struct nlattr *tb[IFLA_MAX + 1] = { NULL };
+	const struct nlattr *tb[IFLA_MAX + 1] = {NULL};
 	const struct ifinfomsg *ifm;
 
 	if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
@@ -172,8 +172,8 @@ static int iftab_msg(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_OK;
 	}
 	mnl_attr_parse(nlh, sizeof(*ifm), iftab_attr, tb);
-	if (tb[IFLA_IFNAME] && iftab_set(t, (unsigned int)ifm->ifi_index,
-					 mnl_attr_get_str(tb[IFLA_IFNAME])) < 0)
+	if (tb[IFLA_IFNAME] &&
+	    iftab_set(t, (unsigned int)ifm->ifi_index, mnl_attr_get_str(tb[IFLA_IFNAME])) < 0)
 		return MNL_CB_ERROR;
 	return MNL_CB_OK;
 }
@@ -198,7 +198,7 @@ static int iftab_dump(struct iftab *t)
 			return -errno;
 		t->dump_intr = false;
 		do {
-			struct pollfd p = { .fd = mnl_socket_get_fd(t->nl), .events = POLLIN };
+			struct pollfd p = {.fd = mnl_socket_get_fd(t->nl), .events = POLLIN};
 			ssize_t n;
 
 			if (poll(&p, 1, 1000) <= 0)

@@ -77,7 +77,7 @@ bool log_enabled(enum log_level level)
 }
 
 static __attribute__((format(printf, 2, 0))) void log_vwrite(enum log_level level, const char *fmt,
-							  va_list ap)
+							     va_list ap)
 {
 	char line[1024];
 	int n = 0, m, journal;

@@ -56,7 +56,8 @@ static enum MHD_Result metrics_request(void *cls, struct MHD_Connection *conn, c
 	if (status == MHD_HTTP_OK)
 		m->render(m->data, out);
 	else
-		fputs(status == MHD_HTTP_NOT_FOUND ? "not found: try /metrics\n" : "GET only\n", out);
+		fputs(status == MHD_HTTP_NOT_FOUND ? "not found: try /metrics\n" : "GET only\n",
+		      out);
 	fclose(out);
 	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {

@@ -48,8 +48,8 @@ static bool suffix_at(const uint8_t *name, size_t len, const uint8_t *suffix, si
 	return false;
 }
 
-enum policy_action policy_check(const struct policy_group *g, const uint8_t *name,
-				size_t name_len, const struct policy_rule **rule)
+enum policy_action policy_check(const struct policy_group *g, const uint8_t *name, size_t name_len,
+				const struct policy_rule **rule)
 {
 	const struct policy_rule *best = NULL;
 
@@ -90,7 +90,7 @@ static int answer_name_check(void *data, uint16_t type, bool target, const uint8
 enum policy_action policy_check_answer(const struct policy_group *g, const uint8_t *buf,
 				       const struct dns_msg *m, const struct policy_rule **rule)
 {
-	struct answer_check c = { .g = g, .action = POLICY_PASS };
+	struct answer_check c = {.g = g, .action = POLICY_PASS};
 	int r = dns_answer_names(buf, m, answer_name_check, &c);
 
 	*rule = r > 0 ? c.rule : NULL;

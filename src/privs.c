@@ -20,7 +20,7 @@
 
 #include "dotgw/privs.h"
 
-static const cap_value_t privs_keep[] = { CAP_NET_ADMIN, CAP_NET_BIND_SERVICE };
+static const cap_value_t privs_keep[] = {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE};
 #define PRIVS_NKEEP (sizeof(privs_keep) / sizeof(privs_keep[0]))
 
 static bool privs_kept(cap_value_t cap)

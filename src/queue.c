@@ -31,12 +31,12 @@
 #include "dotgw/log.h"
 #include "dotgw/queue.h"
 
-#define QUEUE_BUF_SIZE	 (0xffff + 4096) /* one packet copied whole, plus attributes */
-#define QUEUE_MAX_LEN	 4096		  /* packets the kernel may hold for us */
-#define QUEUE_RCVBUF	 (8 << 20)
-#define QUEUE_BURST	 64		  /* packets per wake-up before the batch verdict */
-#define QUEUE_BATCH	 16		  /* packets per recvmmsg */
-#define QUEUE_CFG_BUF	 8192
+#define QUEUE_BUF_SIZE (0xffff + 4096) /* one packet copied whole, plus attributes */
+#define QUEUE_MAX_LEN  4096	       /* packets the kernel may hold for us */
+#define QUEUE_RCVBUF   (8 << 20)
+#define QUEUE_BURST    64 /* packets per wake-up before the batch verdict */
+#define QUEUE_BATCH    16 /* packets per recvmmsg */
+#define QUEUE_CFG_BUF  8192
 
 static bool queue_accept(struct queue_source *q, uint32_t id);
 
@@ -96,7 +96,7 @@ static int queue_send_cfg(struct queue_source *q, struct nlmsghdr *nlh)
 static int queue_configure(struct queue_source *q, bool fail_open)
 {
 	/* zeroed: libmnl 1.0.4 (Debian 12) leaves the padding after an attribute unwritten */
-	char buf[QUEUE_CFG_BUF] = { 0 };
+	char buf[QUEUE_CFG_BUF] = {0};
 	struct nlmsghdr *nlh;
 	uint32_t flags = fail_open ? NFQA_CFG_F_FAIL_OPEN : 0;
 	int r;
@@ -117,7 +117,7 @@ static int queue_configure(struct queue_source *q, bool fail_open)
 static int queue_packet(const struct nlmsghdr *nlh, void *data)
 {
 	struct queue_source *q = data;
-	struct nlattr *attr[NFQA_MAX + 1] = { NULL };
+	struct nlattr *attr[NFQA_MAX + 1] = {NULL};
 	const struct nfqnl_msg_packet_hdr *ph;
 	uint32_t id, info = 0;
 
@@ -256,7 +256,8 @@ int queue_open(struct queue_source **out, struct loop *loop, uint16_t num, bool 
 	}
 	q->portid = mnl_socket_get_portid(q->nl);
 	/* Bursts: a big buffer (SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN). */
-	if (setsockopt(mnl_socket_get_fd(q->nl), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+	if (setsockopt(mnl_socket_get_fd(q->nl), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) <
+	    0)
 		setsockopt(mnl_socket_get_fd(q->nl), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 	r = queue_configure(q, fail_open);
 	if (r == 0 && fcntl(mnl_socket_get_fd(q->nl), F_SETFL, O_NONBLOCK) < 0)

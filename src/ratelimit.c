@@ -75,7 +75,7 @@ static uint32_t rl_hash(const struct ratelimit *rl, const uint8_t *key)
 
 bool ratelimit_allow(struct ratelimit *rl, int family, const uint8_t *addr, uint64_t now_ms)
 {
-	uint8_t key[17] = { 0 };
+	uint8_t key[17] = {0};
 	unsigned int bits = family == AF_INET6 ? rl->prefix6 : rl->prefix4;
 	struct rl_slot *s = NULL, *oldest = NULL;
 	uint64_t cap = rl->burst * 1000;

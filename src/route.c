@@ -156,7 +156,8 @@ static int rt_rule_attr(const struct nlattr *a, void *data)
 	if (mnl_attr_type_valid(a, FRA_MAX) < 0)
 		return MNL_CB_OK; /* newer than our headers: skip it */
 	if ((type == FRA_FWMARK || type == FRA_FWMASK || type == FRA_TABLE ||
-	     type == FRA_PRIORITY) && mnl_attr_validate(a, MNL_TYPE_U32) < 0)
+	     type == FRA_PRIORITY) &&
+	    mnl_attr_validate(a, MNL_TYPE_U32) < 0)
 		return MNL_CB_ERROR;
 	tb[type] = a;
 	return MNL_CB_OK;
@@ -164,7 +165,7 @@ static int rt_rule_attr(const struct nlattr *a, void *data)
 
 static int rt_rule_dumped(const struct nlmsghdr *nlh, void *data)
 {
-	const struct nlattr *tb[FRA_MAX + 1] = { NULL };
+	const struct nlattr *tb[FRA_MAX + 1] = {NULL};
 	const struct fib_rule_hdr *frh = mnl_nlmsg_get_payload(nlh);
 	struct rt_stale *st = data;
 	uint32_t table, prio;
@@ -193,7 +194,7 @@ static int rt_rule_dumped(const struct nlmsghdr *nlh, void *data)
  */
 static int rt_rules_stale(struct rt_ctx *ctx, uint8_t family, const struct route_config *cfg)
 {
-	struct rt_stale st = { .cfg = cfg };
+	struct rt_stale st = {.cfg = cfg};
 	struct route_config one = *cfg;
 	struct nlmsghdr *nlh;
 	struct fib_rule_hdr *frh;

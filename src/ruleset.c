@@ -97,8 +97,7 @@ static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cf
 static void rs_build_exempt(struct rs_batch *bb, const struct ruleset_config *cfg,
 			    const char *chain);
 static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config *cfg);
-static void rs_build_skip(struct rs_batch *bb, const struct ruleset_config *cfg,
-			  const char *chain);
+static void rs_build_skip(struct rs_batch *bb, const struct ruleset_config *cfg, const char *chain);
 static void rs_build_input(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_build_bridge_skip(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_build_bridge_nat(struct rs_batch *bb, const struct ruleset_config *cfg);
@@ -142,8 +141,8 @@ static int rs_config_check(const struct ruleset_config *cfg)
 	    (cfg->n_exempt && !cfg->exempt))
 		return -EINVAL;
 	for (i = 0; i < cfg->n_clients + cfg->n_exempt; i++) {
-		const struct cidr *c = i < cfg->n_clients ? &cfg->clients[i]
-								  : &cfg->exempt[i - cfg->n_clients];
+		const struct cidr *c =
+			i < cfg->n_clients ? &cfg->clients[i] : &cfg->exempt[i - cfg->n_clients];
 
 		if ((c->family != AF_INET && c->family != AF_INET6) ||
 		    c->plen > (c->family == AF_INET ? 32u : 128u))
@@ -388,7 +387,7 @@ static void rs_match_cidr(struct rs_rule *rr, const struct cidr *c, bool src)
 	uint8_t proto = c->family == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
 	uint32_t len = c->family == AF_INET6 ? 16 : 4;
 	uint32_t off = c->family == AF_INET6 ? (src ? 8 : 24) : (src ? 12 : 16);
-	uint8_t mask[16] = { 0 }, xor[16] = { 0 }, net[16] = { 0 };
+	uint8_t mask[16] = {0}, flip[16] = {0}, net[16] = {0};
 	struct nftnl_expr *e;
 
 	for (unsigned int i = 0; i < c->plen && i < len * 8; i++)
@@ -406,7 +405,7 @@ static void rs_match_cidr(struct rs_rule *rr, const struct cidr *c, bool src)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, xor, len);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, flip, len);
 	}
 	rs_expr_cmp(rr, NFT_CMP_EQ, net, len);
 }
@@ -417,8 +416,7 @@ static void rs_match_cidr(struct rs_rule *rr, const struct cidr *c, bool src)
  * "meta nfproto ipv6 return", as IPv6 cannot be delivered to the listeners. The fib lookup
  * of an address type consults the local table only: the capture mark does not change it.
  */
-static void rs_build_skip(struct rs_batch *bb, const struct ruleset_config *cfg,
-			  const char *chain)
+static void rs_build_skip(struct rs_batch *bb, const struct ruleset_config *cfg, const char *chain)
 {
 	const uint8_t ip6 = NFPROTO_IPV6;
 	const uint32_t local = RTN_LOCAL;
@@ -637,7 +635,8 @@ static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config
 					continue;
 				rs_rule_start(&rr, cfg->table, "prerouting");
 				rs_match_meta_u32(&rr, NFT_META_IIF, NFT_CMP_EQ, lo_ifindex);
-				rs_match_meta_u32(&rr, NFT_META_MARK, NFT_CMP_EQ, cfg->capture_mark);
+				rs_match_meta_u32(&rr, NFT_META_MARK, NFT_CMP_EQ,
+						  cfg->capture_mark);
 				rs_match_dport(&rr, rs_l4protos[i], 53);
 				if (pass == 0) {
 					rs_stmt_counter(&rr);
@@ -652,35 +651,37 @@ static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config
 		if (!(cfg->scope & RULESET_SCOPE_GATEWAY))
 			continue;
 		for (size_t k = 0; k < (cfg->n_clients ? cfg->n_clients : 1); k++)
-		for (j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {
-			for (i = 0; i < sizeof(rs_l4protos); i++) {
-				bool queue = nfqueue && rs_l4protos[i] == IPPROTO_UDP;
+			for (j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {
+				for (i = 0; i < sizeof(rs_l4protos); i++) {
+					bool queue = nfqueue && rs_l4protos[i] == IPPROTO_UDP;
 
-				/* a queue rule without bypass already drops when nobody listens */
-				if (pass == 1 && queue)
-					continue;
-				rs_rule_start(&rr, cfg->table, "prerouting");
-				if (cfg->n_interfaces)
-					rs_match_iifname(&rr, cfg->interfaces[j]);
-				else
-					rs_match_meta_u32(&rr, NFT_META_IIF, NFT_CMP_NEQ, lo_ifindex);
-				if (cfg->n_clients)
-					rs_match_cidr(&rr, &cfg->clients[k], true);
-				rs_match_dport(&rr, rs_l4protos[i], 53);
-				if (pass == 1) {
-					rs_expr_imm_verdict(&rr, NF_DROP);
-				} else if (queue) {
-					rs_stmt_counter(&rr);
-					rs_stmt_queue(&rr, cfg);
-				} else {
-					rs_stmt_counter(&rr);
-					rs_stmt_tproxy(&rr, cfg->tproxy_port);
-					rs_stmt_mark_set(&rr, cfg->capture_mark);
-					rs_expr_imm_verdict(&rr, NF_ACCEPT);
+					/* a queue rule without bypass already drops when nobody
+					 * listens */
+					if (pass == 1 && queue)
+						continue;
+					rs_rule_start(&rr, cfg->table, "prerouting");
+					if (cfg->n_interfaces)
+						rs_match_iifname(&rr, cfg->interfaces[j]);
+					else
+						rs_match_meta_u32(&rr, NFT_META_IIF, NFT_CMP_NEQ,
+								  lo_ifindex);
+					if (cfg->n_clients)
+						rs_match_cidr(&rr, &cfg->clients[k], true);
+					rs_match_dport(&rr, rs_l4protos[i], 53);
+					if (pass == 1) {
+						rs_expr_imm_verdict(&rr, NF_DROP);
+					} else if (queue) {
+						rs_stmt_counter(&rr);
+						rs_stmt_queue(&rr, cfg);
+					} else {
+						rs_stmt_counter(&rr);
+						rs_stmt_tproxy(&rr, cfg->tproxy_port);
+						rs_stmt_mark_set(&rr, cfg->capture_mark);
+						rs_expr_imm_verdict(&rr, NF_ACCEPT);
+					}
+					rs_batch_rule(bb, &rr);
 				}
-				rs_batch_rule(bb, &rr);
 			}
-		}
 	}
 }
 
@@ -692,7 +693,7 @@ static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config
  */
 static void rs_build_notrack(struct rs_batch *bb, const struct ruleset_config *cfg)
 {
-	static const char *const chains[] = { "raw_output", "raw_prerouting" };
+	static const char *const chains[] = {"raw_output", "raw_prerouting"};
 	const uint32_t lo_ifindex = 1;
 	const uint8_t udp = IPPROTO_UDP;
 	const uint16_t port = htons(53);
@@ -760,22 +761,23 @@ static void rs_build_bridge_nat(struct rs_batch *bb, const struct ruleset_config
 	rs_build_skip(bb, cfg, "bridge_nat");
 	rs_build_exempt(bb, cfg, "bridge_nat");
 	for (size_t k = 0; k < (cfg->n_clients ? cfg->n_clients : 1); k++)
-	for (size_t j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {
-		for (size_t i = 0; i < sizeof(rs_l4protos); i++) {
-			if (cfg->mode == RULESET_MODE_NFQUEUE && rs_l4protos[i] == IPPROTO_UDP)
-				continue;
-			rs_rule_start(&rr, cfg->table, "bridge_nat");
-			if (cfg->n_interfaces)
-				rs_match_iifname(&rr, cfg->interfaces[j]);
-			rs_match_iifkind_bridge(&rr);
-			if (cfg->n_clients)
-				rs_match_cidr(&rr, &cfg->clients[k], true);
-			rs_match_dport(&rr, rs_l4protos[i], 53);
-			rs_stmt_counter(&rr);
-			rs_stmt_redirect(&rr, cfg->tproxy_port);
-			rs_batch_rule(bb, &rr);
+		for (size_t j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {
+			for (size_t i = 0; i < sizeof(rs_l4protos); i++) {
+				if (cfg->mode == RULESET_MODE_NFQUEUE &&
+				    rs_l4protos[i] == IPPROTO_UDP)
+					continue;
+				rs_rule_start(&rr, cfg->table, "bridge_nat");
+				if (cfg->n_interfaces)
+					rs_match_iifname(&rr, cfg->interfaces[j]);
+				rs_match_iifkind_bridge(&rr);
+				if (cfg->n_clients)
+					rs_match_cidr(&rr, &cfg->clients[k], true);
+				rs_match_dport(&rr, rs_l4protos[i], 53);
+				rs_stmt_counter(&rr);
+				rs_stmt_redirect(&rr, cfg->tproxy_port);
+				rs_batch_rule(bb, &rr);
+			}
 		}
-	}
 }
 
 /* Third part: "ct status dnat accept" in input, ahead of the drops of the listener port. */
@@ -1069,11 +1071,11 @@ void ruleset_close(struct ruleset *rs)
  * (or, with end false, send it without the end marker: the kernel checks every message and
  * commits nothing).
  */
-static int rs_send_small(int (*build)(char *p, size_t room, uint32_t seq, void *data),
-			 void *data, bool end)
+static int rs_send_small(int (*build)(char *p, size_t room, uint32_t seq, void *data), void *data,
+			 bool end)
 {
 	/* zeroed: libmnl 1.0.4 (Debian 12) leaves the padding after an attribute unwritten */
-	uint32_t buf[RS_MSG_MAX / sizeof(uint32_t)] = { 0 };
+	uint32_t buf[RS_MSG_MAX / sizeof(uint32_t)] = {0};
 	uint32_t seq = (uint32_t)time(NULL);
 	struct mnl_nlmsg_batch *b;
 	struct mnl_socket *nl;

@@ -16,6 +16,8 @@
 
 #include "dotgw/sandbox.h"
 
+/* grouped by what they reach, several to a line */
+/* clang-format off */
 static const char *const sandbox_denied[] = {
 	/* running programs */
 	"execve", "execveat",
@@ -39,11 +41,12 @@ static const char *const sandbox_denied[] = {
 	"setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups",
 	"setfsuid", "setfsgid", "capset",
 };
+/* clang-format on */
 
 /* The clone flags that make new namespaces: denied like unshare. */
 static const unsigned long sandbox_clone_ns[] = {
-	CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
-	CLONE_NEWCGROUP,
+	CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,    CLONE_NEWUSER,
+	CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP,
 };
 
 int sandbox_apply(bool sanitizer)
@@ -64,9 +67,9 @@ int sandbox_apply(bool sanitizer)
 		r = seccomp_rule_add(ctx, deny, nr, 0);
 	}
 	for (size_t i = 0; i < sizeof(sandbox_clone_ns) / sizeof(sandbox_clone_ns[0]) && !r; i++)
-		r = seccomp_rule_add(ctx, deny, SCMP_SYS(clone), 1,
-				     SCMP_A0(SCMP_CMP_MASKED_EQ, sandbox_clone_ns[i],
-					     sandbox_clone_ns[i]));
+		r = seccomp_rule_add(
+			ctx, deny, SCMP_SYS(clone), 1,
+			SCMP_A0(SCMP_CMP_MASKED_EQ, sandbox_clone_ns[i], sandbox_clone_ns[i]));
 	/* clone3 passes its flags in memory the filter cannot read: make glibc use clone */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);

@@ -9,9 +9,9 @@ size_t stats_format(const struct stats *s, char *buf, size_t len)
 
 	if (len)
 		buf[0] = '\0';
-#define STATS_PRINT(name)                                                                      \
-	if (n < len)                                                                           \
-		n += (size_t)snprintf(buf + n, len - n, "%s" #name "=%llu", n ? " " : "",      \
+#define STATS_PRINT(name)                                                                 \
+	if (n < len)                                                                      \
+		n += (size_t)snprintf(buf + n, len - n, "%s" #name "=%llu", n ? " " : "", \
 				      (unsigned long long)stats_get(&s->name));
 	STATS_FIELDS(STATS_PRINT)
 #undef STATS_PRINT

@@ -42,7 +42,8 @@ struct upstream_config {
 	char auth_name[CONFIG_AUTH_NAME_MAX + 1]; /* "" = verify the address (or only pins) */
 	uint8_t pins[CONFIG_MAX_PINS][32];	  /* SHA-256 of the SubjectPublicKeyInfo */
 	size_t n_pins;
-	char text[INET6_ADDRSTRLEN + 8 + CONFIG_AUTH_NAME_MAX]; /* "[2001:db8::1]:853#dot.test", for logs */
+	char text[INET6_ADDRSTRLEN + 8 +
+		  CONFIG_AUTH_NAME_MAX]; /* "[2001:db8::1]:853#dot.test", for logs */
 };
 
 struct config {
@@ -54,12 +55,12 @@ struct config {
 	size_t n_interfaces;
 	struct cidr clients[CONFIG_MAX_CIDRS]; /* gateway scope: only these sources */
 	size_t n_clients;
-	struct cidr exempt[CONFIG_MAX_CIDRS];  /* never captured, from or to */
+	struct cidr exempt[CONFIG_MAX_CIDRS]; /* never captured, from or to */
 	size_t n_exempt;
-	bool capture_local;	     /* also capture DNS to this machine's own addresses */
+	bool capture_local; /* also capture DNS to this machine's own addresses */
 	enum capture_mode mode;
-	struct policy groups;	     /* client groups: domain rules, upstreams */
-	const char *user; /* NULL: "dotgw" if it exists, else "nobody" */
+	struct policy groups; /* client groups: domain rules, upstreams */
+	const char *user;     /* NULL: "dotgw" if it exists, else "nobody" */
 	int log_level;
 	const char *table;
 	uint16_t tproxy_port;
@@ -67,41 +68,41 @@ struct config {
 	uint32_t bypass_mark;
 	uint32_t route_table;
 	uint32_t rule_priority;
-	unsigned int timeout_ms;     /* per-query deadline */
-	unsigned int udp_size_cap;   /* largest UDP answer, whatever the client advertises */
-	unsigned int tcp_idle_ms;    /* idle TCP client connections are closed after this */
+	unsigned int timeout_ms;   /* per-query deadline */
+	unsigned int udp_size_cap; /* largest UDP answer, whatever the client advertises */
+	unsigned int tcp_idle_ms;  /* idle TCP client connections are closed after this */
 	unsigned int max_tcp_clients;
-	unsigned int max_inflight;   /* queries in flight at once; more get SERVFAIL */
-	unsigned int max_inflight_client; /* ...of them one client may hold (0 before parsing:
-					   * see config_parse_args) */
+	unsigned int max_inflight;	      /* queries in flight at once; more get SERVFAIL */
+	unsigned int max_inflight_client;     /* ...of them one client may hold (0 before parsing:
+					       * see config_parse_args) */
 	enum upstream_choice upstream_choice; /* --upstream-policy */
-	bool tls_opportunistic;	     /* use upstreams that fail authentication (loudly) */
-	unsigned int pool_size;	     /* TLS connections per upstream (per worker), at most */
-	unsigned int conn_inflight;  /* queries in flight per connection */
-	unsigned int idle_ms;	     /* idle upstream connections are closed after this */
-	unsigned int stall_ms;	     /* no answer for this long: probe, then give up */
-	bool padding;		     /* RFC 8467 padding of queries */
-	size_t cache_size;	     /* octets of answer cache in all (0: no cache) */
-	size_t cache_worker_size;    /* ...of them per worker (set by main) */
-	uint32_t cache_max_ttl;	     /* answers are cached this long at most */
-	uint32_t serve_stale;	     /* seconds an expired answer may still be served */
-	unsigned int rate_limit;     /* queries per second per client and worker (0: off) */
+	bool tls_opportunistic;		      /* use upstreams that fail authentication (loudly) */
+	unsigned int pool_size;	    /* TLS connections per upstream (per worker), at most */
+	unsigned int conn_inflight; /* queries in flight per connection */
+	unsigned int idle_ms;	    /* idle upstream connections are closed after this */
+	unsigned int stall_ms;	    /* no answer for this long: probe, then give up */
+	bool padding;		    /* RFC 8467 padding of queries */
+	size_t cache_size;	    /* octets of answer cache in all (0: no cache) */
+	size_t cache_worker_size;   /* ...of them per worker (set by main) */
+	uint32_t cache_max_ttl;	    /* answers are cached this long at most */
+	uint32_t serve_stale;	    /* seconds an expired answer may still be served */
+	unsigned int rate_limit;    /* queries per second per client and worker (0: off) */
 	unsigned int rate_burst;
 	unsigned int rate_prefix4, rate_prefix6;
-	bool rate_refuse;	     /* REFUSED over the limit (else: drop) */
-	unsigned int queues;	     /* nfqueue mode: queues (one worker thread each) */
-	uint16_t queue_num;	     /* nfqueue mode: number of the first queue */
-	bool fail_closed;	     /* while dotgw is not serving: block DNS (else let it pass) */
-	bool nonrec_pass;	     /* nfqueue UDP: queries not a stub's pass untouched */
-	bool remove_rules;	     /* --remove-rules: remove a table and routes left behind, exit */
-	bool check_config;	     /* --check-config: validate, say so, exit */
-	const char *metrics;	     /* --metrics ADDR:PORT (NULL: off) */
-	bool query_log;		     /* a log line per answered query */
-	const char *dnstap;	     /* --dnstap SOCKET (NULL: off) */
+	bool rate_refuse;    /* REFUSED over the limit (else: drop) */
+	unsigned int queues; /* nfqueue mode: queues (one worker thread each) */
+	uint16_t queue_num;  /* nfqueue mode: number of the first queue */
+	bool fail_closed;    /* while dotgw is not serving: block DNS (else let it pass) */
+	bool nonrec_pass;    /* nfqueue UDP: queries not a stub's pass untouched */
+	bool remove_rules;   /* --remove-rules: remove a table and routes left behind, exit */
+	bool check_config;   /* --check-config: validate, say so, exit */
+	const char *metrics; /* --metrics ADDR:PORT (NULL: off) */
+	bool query_log;	     /* a log line per answered query */
+	const char *dnstap;  /* --dnstap SOCKET (NULL: off) */
 	char dnstap_buf[108];
-	bool log_syslog;	     /* --log-target syslog */
+	bool log_syslog; /* --log-target syslog */
 	char metrics_buf[64];
-	char config_path[256];	     /* the file that was read ("" when none) */
+	char config_path[256]; /* the file that was read ("" when none) */
 	/* the strings above point here: values read from a file do not outlive their line */
 	char ca_file_buf[4096];
 	char user_buf[64];
@@ -136,10 +137,10 @@ struct config_option {
 	const char *section; /* --help: a heading before this option */
 	const char *help;    /* --help lines, '\n' between them (a leading one: below the name) */
 	enum config_opt_type type;
-	size_t off, size;    /* the field in struct config (number, flag, words) */
+	size_t off, size; /* the field in struct config (number, flag, words) */
 	unsigned long min, max, not_min, not_max; /* not_max 0: no hole in the range */
-	const char *expected; /* number: "expected ..." in the error message */
-	const struct config_word *words; /* ended by a NULL word */
+	const char *expected;			  /* number: "expected ..." in the error message */
+	const struct config_word *words;	  /* ended by a NULL word */
 	/* special: 0, or -EINVAL after writing to err a message naming --name */
 	int (*parse)(struct config *cfg, const char *name, const char *arg, FILE *err);
 };

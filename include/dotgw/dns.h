@@ -12,11 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DNS_HDR_LEN	   12
-#define DNS_MAX_NAME	   255	 /* wire-format name, including the root label */
-#define DNS_MAX_MSG	   65535 /* largest message (TCP/TLS 2-octet length) */
-#define DNS_MIN_UDP	   512	 /* UDP limit without EDNS(0) (RFC 1035) */
-#define DNS_DEFAULT_UDP_CAP 1232 /* DNS flag day 2020 */
+#define DNS_HDR_LEN	    12
+#define DNS_MAX_NAME	    255	  /* wire-format name, including the root label */
+#define DNS_MAX_MSG	    65535 /* largest message (TCP/TLS 2-octet length) */
+#define DNS_MIN_UDP	    512	  /* UDP limit without EDNS(0) (RFC 1035) */
+#define DNS_DEFAULT_UDP_CAP 1232  /* DNS flag day 2020 */
 
 /* Header flag bits (host order of the 16-bit flags word). */
 #define DNS_FLAG_QR	0x8000
@@ -45,30 +45,30 @@
 #define DNS_RCODE_REFUSED  5
 #define DNS_RCODE_BADVERS  16 /* RFC 6891 6.1.3: extended, in the OPT RR */
 
-#define DNS_TYPE_A    1
+#define DNS_TYPE_A     1
 #define DNS_TYPE_CNAME 5
 #define DNS_TYPE_DNAME 39
-#define DNS_TYPE_SOA  6
-#define DNS_TYPE_TXT  16
-#define DNS_TYPE_AAAA 28
-#define DNS_TYPE_OPT  41
-#define DNS_TYPE_NS   2
-#define DNS_CLASS_IN  1
+#define DNS_TYPE_SOA   6
+#define DNS_TYPE_TXT   16
+#define DNS_TYPE_AAAA  28
+#define DNS_TYPE_OPT   41
+#define DNS_TYPE_NS    2
+#define DNS_CLASS_IN   1
 
 /* EDNS(0) option codes */
-#define DNS_EDNS_NSID	   3  /* RFC 5001 */
-#define DNS_EDNS_ECS	   8  /* RFC 7871 Client Subnet */
-#define DNS_EDNS_COOKIE	   10 /* RFC 7873 */
-#define DNS_EDNS_KEEPALIVE 11 /* RFC 7828 edns-tcp-keepalive */
-#define DNS_EDNS_PADDING   12 /* RFC 7830 */
+#define DNS_EDNS_NSID	   3   /* RFC 5001 */
+#define DNS_EDNS_ECS	   8   /* RFC 7871 Client Subnet */
+#define DNS_EDNS_COOKIE	   10  /* RFC 7873 */
+#define DNS_EDNS_KEEPALIVE 11  /* RFC 7828 edns-tcp-keepalive */
+#define DNS_EDNS_PADDING   12  /* RFC 7830 */
 #define DNS_PAD_BLOCK	   128 /* RFC 8467: queries padded to a multiple of 128 octets */
 
 /* Which kinds of EDNS option an OPT RR holds (struct dns_msg opt_seen). */
-#define DNS_OPTS_COOKIE	  0x01
-#define DNS_OPTS_ECS	  0x02
-#define DNS_OPTS_NSID	  0x04
+#define DNS_OPTS_COOKIE	   0x01
+#define DNS_OPTS_ECS	   0x02
+#define DNS_OPTS_NSID	   0x04
 #define DNS_OPTS_TRANSPORT 0x08 /* padding, edns-tcp-keepalive: hop by hop */
-#define DNS_OPTS_OTHER	  0x10 /* any other code */
+#define DNS_OPTS_OTHER	   0x10 /* any other code */
 
 /* The question of a message, name copied out uncompressed in wire format. */
 struct dns_question {
@@ -91,8 +91,8 @@ struct dns_msg {
 	size_t len;	       /* the message length that was parsed */
 	/* EDNS(0): the single OPT RR of the additional section, when present. */
 	bool has_opt;
-	size_t opt_off;	      /* offset of the OPT RR (its root owner name) */
-	size_t opt_len;	      /* length of the whole OPT RR */
+	size_t opt_off;	       /* offset of the OPT RR (its root owner name) */
+	size_t opt_len;	       /* length of the whole OPT RR */
 	uint16_t opt_udp_size; /* the OPT RR's CLASS: advertised UDP payload size */
 	uint32_t opt_ttl;      /* extended rcode, version, DO and Z flags */
 	uint8_t opt_seen;      /* DNS_OPTS_* bits of the options it carries */
@@ -154,8 +154,9 @@ int dns_truncate(uint8_t *buf, const struct dns_msg *r, size_t limit);
  * and RA, and carries an OPT RR (payload size DNS_DEFAULT_UDP_CAP, version 0) when the query
  * had one. An rcode above 15 (extended, e.g. BADVERS) goes into that OPT RR, so it needs one.
  * A query of an EDNS version other than 0 gets BADVERS whatever rcode says (RFC 6891 6.1.3:
- * a responder must, for a version it does not implement). out may be the query buffer itself. Returns the length written, or -ENOSPC / -EBADMSG (query
- * shorter than a header) / -EINVAL (rcode negative, above 4095, or above 15 without OPT).
+ * a responder must, for a version it does not implement). out may be the query buffer itself.
+ * Returns the length written, or -ENOSPC / -EBADMSG (query shorter than a header) / -EINVAL (rcode
+ * negative, above 4095, or above 15 without OPT).
  */
 int dns_build_error(uint8_t *out, size_t outlen, const uint8_t *query, size_t qlen,
 		    const struct dns_msg *q, int rcode);
@@ -186,9 +187,9 @@ int dns_query_rewrite(uint8_t *out, size_t outlen, const uint8_t *q, const struc
  * dns_answer_restore - undo dns_query_rewrite on the parsed answer r in buf, in place: when the
  * client's query had no OPT RR the answer's is removed (kept, without options, when it holds a
  * nonzero extended rcode, which cannot be said without it: BADVERS would read NOERROR);
- * otherwise the padding and keepalive options are taken out of it. A keepalive option's timeout (units of 100 ms) is stored in
- * *keepalive when keepalive is not NULL (left alone when there is none). Returns the new
- * length (<= r->len).
+ * otherwise the padding and keepalive options are taken out of it. A keepalive option's timeout
+ * (units of 100 ms) is stored in *keepalive when keepalive is not NULL (left alone when there is
+ * none). Returns the new length (<= r->len).
  */
 size_t dns_answer_restore(uint8_t *buf, const struct dns_msg *r, bool client_opt,
 			  uint16_t *keepalive);
@@ -212,15 +213,14 @@ size_t dns_opt_clear(uint8_t *buf, struct dns_msg *r);
  * *off past it; 0 when the frame is not complete yet (*off unchanged); -EBADMSG when the
  * length is below a DNS header (the stream cannot be trusted any more).
  */
-int dns_frame_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **msg,
-		   size_t *mlen);
+int dns_frame_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **msg, size_t *mlen);
 
 /* What a cache needs to know of an answer's TTLs. */
 struct dns_ttl_info {
-	uint32_t min_ttl;  /* the smallest TTL of all RRs but OPT (valid when nrr > 0) */
-	uint32_t neg_ttl;  /* RFC 2308: min(SOA TTL, SOA MINIMUM) of the authority SOA... */
-	bool have_soa;	   /* ...when there is one */
-	size_t nrr;	   /* RRs but OPT, i.e. TTL offsets found */
+	uint32_t min_ttl; /* the smallest TTL of all RRs but OPT (valid when nrr > 0) */
+	uint32_t neg_ttl; /* RFC 2308: min(SOA TTL, SOA MINIMUM) of the authority SOA... */
+	bool have_soa;	  /* ...when there is one */
+	size_t nrr;	  /* RRs but OPT, i.e. TTL offsets found */
 };
 
 /*

@@ -16,8 +16,9 @@ struct frontend;
 #define FE_UDP_LISTEN 1u /* transparent UDP listeners (tproxy mode) */
 #define FE_TCP_LISTEN 2u /* transparent TCP listeners (both modes) */
 #define FE_UDP_RAW    4u /* UDP answers injected through raw sockets (nfqueue mode) */
-#define FE_UDP_RAW_LOCAL 8u /* raw sockets for UDP answers from local addresses only
-			       (tproxy mode with --capture-local) */
+#define FE_UDP_RAW_LOCAL                                            \
+	8u /* raw sockets for UDP answers from local addresses only \
+	      (tproxy mode with --capture-local) */
 
 /*
  * frontend_open - open the sockets that flags ask for (IP_TRANSPARENT needs CAP_NET_ADMIN or

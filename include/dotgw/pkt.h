@@ -16,7 +16,7 @@
 
 /* A parsed UDP datagram: addresses in network byte order, ports in host order. */
 struct pkt_udp {
-	int family;	/* AF_INET or AF_INET6 */
+	int family;	 /* AF_INET or AF_INET6 */
 	uint8_t src[16]; /* 4 or 16 octets used */
 	uint8_t dst[16];
 	uint16_t sport;

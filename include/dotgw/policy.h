@@ -42,7 +42,7 @@ struct policy_group {
 	size_t n_ifs;
 	struct policy_rule rules[POLICY_MAX_RULES];
 	size_t n_rules;
-	bool allow_list; /* it has allow rules: whatever they do not match is REFUSED */
+	bool allow_list;    /* it has allow rules: whatever they do not match is REFUSED */
 	uint32_t upstreams; /* bit i: the i-th --upstream may serve it; 0: all */
 };
 
@@ -64,8 +64,8 @@ bool policy_has_interfaces(const struct policy *p);
 
 /* policy_check - what group g does with a query for name (wire format); *rule gets the
  * matching rule (NULL when none matched). */
-enum policy_action policy_check(const struct policy_group *g, const uint8_t *name,
-				size_t name_len, const struct policy_rule **rule);
+enum policy_action policy_check(const struct policy_group *g, const uint8_t *name, size_t name_len,
+				const struct policy_rule **rule);
 
 /*
  * policy_check_answer - what group g does with the answer in buf (parsed into m), so that an

@@ -22,21 +22,21 @@
 #define RULESET_MODE_NFQUEUE 1 /* UDP to NFQUEUE, TCP to the TPROXY listeners */
 
 struct ruleset_config {
-	const char *table;		 /* table name (family inet) */
-	unsigned int mode;		 /* RULESET_MODE_* */
-	unsigned int scope;		 /* RULESET_SCOPE_* bits, at least one */
-	const char *const *interfaces;	 /* gateway scope: only these input interfaces... */
-	size_t n_interfaces;		 /* ...or, when 0, every interface but lo */
-	const struct cidr *clients; /* gateway scope: only from these sources... */
-	size_t n_clients;		 /* ...or, when 0, from any */
-	const struct cidr *exempt; /* never captured: packets from or to these */
+	const char *table;	       /* table name (family inet) */
+	unsigned int mode;	       /* RULESET_MODE_* */
+	unsigned int scope;	       /* RULESET_SCOPE_* bits, at least one */
+	const char *const *interfaces; /* gateway scope: only these input interfaces... */
+	size_t n_interfaces;	       /* ...or, when 0, every interface but lo */
+	const struct cidr *clients;    /* gateway scope: only from these sources... */
+	size_t n_clients;	       /* ...or, when 0, from any */
+	const struct cidr *exempt;     /* never captured: packets from or to these */
 	size_t n_exempt;
-	uint16_t tproxy_port;		 /* where the TPROXY listeners are bound */
-	uint32_t capture_mark;		 /* set on captured packets; the policy route matches it */
-	uint32_t bypass_mark;		 /* SO_MARK of dotgw's own sockets: never captured */
-	uint16_t queue_num;		 /* nfqueue: the first queue... */
-	uint16_t queue_total;		 /* ...and how many (packets spread by flow hash) */
-	bool queue_compat;		 /* nfqueue: xtables NFQUEUE target through nft_compat */
+	uint16_t tproxy_port;  /* where the TPROXY listeners are bound */
+	uint32_t capture_mark; /* set on captured packets; the policy route matches it */
+	uint32_t bypass_mark;  /* SO_MARK of dotgw's own sockets: never captured */
+	uint16_t queue_num;    /* nfqueue: the first queue... */
+	uint16_t queue_total;  /* ...and how many (packets spread by flow hash) */
+	bool queue_compat;     /* nfqueue: xtables NFQUEUE target through nft_compat */
 	/*
 	 * no_nat: the kernel has no NAT (no "nat" chain type or "redir" expression): clients
 	 * behind a Linux bridge get no redirect and meet the TPROXY rules like any other, which

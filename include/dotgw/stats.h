@@ -13,45 +13,45 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STATS_FIELDS(X)                                                                        \
-	X(queries)	      /* queries accepted from clients (UDP and TCP) */                  \
-	X(queries_udp)	      /* ...of them over UDP */                                          \
-	X(queries_tcp)	      /* ...of them over TCP */                                          \
-	X(queries_ipv4)	      /* ...of them from IPv4 clients */                                 \
-	X(queries_ipv6)	      /* ...of them from IPv6 clients */                                 \
-	X(answered)	      /* answers from an upstream sent to the client */                  \
-	X(truncated)	      /* UDP answers cut to the client's limit, TC set */                \
-	X(servfail)	      /* SERVFAIL sent: deadline passed, or no usable upstream */        \
-	X(formerr)	      /* FORMERR sent to malformed queries */                            \
-	X(notimp)	      /* NOTIMP sent to other opcodes */                                 \
-	X(malformed)	      /* packets or frames that were not a valid DNS query */            \
-	X(bad_checksum)	      /* queued UDP datagrams whose checksum failed (dropped) */         \
-	X(dropped)	      /* queries dropped without an answer (see log) */                  \
-	X(overload)	      /* queries refused because max-inflight was reached */             \
-	X(client_overload)    /* refused: the client's share was in flight, as many waiting */  \
-	X(client_waited)      /* queries that waited for their client's share first */         \
-	X(rate_limited)	      /* queries over their client's --rate-limit (REFUSED or dropped) */ \
-	X(policy_denied)      /* queries answered by a --deny rule or an allow list */         \
-	X(policy_alias)	      /* ...of them for a name their answer's alias chain led to */     \
-	X(reply_errors)	      /* answers the kernel refused to send */                           \
-	X(tcp_clients)	      /* TCP client connections accepted */                              \
-	X(upstream_handshakes) /* TLS handshakes completed */                                    \
-	X(upstream_resumed)   /* ...of them resumed a session */                                 \
-	X(upstream_failures)  /* connections that failed (connect, verification, I/O) */         \
-	X(upstream_local_errors) /* connections not opened for want of fds or memory (no back-off) */ \
-	X(upstream_bad_answers) /* answers that did not match a query (connection closed) */    \
-	X(upstream_retries)   /* queries sent again after their connection failed */            \
-	X(upstream_stalled)   /* connections closed because answers stopped coming */           \
-	X(upstream_probes)    /* health probes sent on silent connections */                    \
-	X(upstream_idle_closed) /* idle connections closed by us (idle or keepalive timeout) */ \
-	X(upstream_unverified) /* connections used although authentication failed (opportunistic) */ \
-	X(cache_hits)	      /* queries answered from the cache */                             \
-	X(cache_misses)	      /* queries the cache could not answer */                          \
-	X(cache_stale)	      /* expired answers served because no upstream answered */         \
-	X(cache_stored)	      /* answers stored in the cache */                                 \
-	X(dnstap_dropped)     /* dnstap messages dropped (reader slow or gone) */              \
-	X(queue_packets)      /* packets read from NFQUEUE (each got an NF_DROP verdict) */     \
-	X(queue_enobufs)      /* ENOBUFS on a queue socket: the kernel dropped messages */
+#define STATS_FIELDS(X)                                                                            \
+	X(queries)	       /* queries accepted from clients (UDP and TCP) */                   \
+	X(queries_udp)	       /* ...of them over UDP */                                           \
+	X(queries_tcp)	       /* ...of them over TCP */                                           \
+	X(queries_ipv4)	       /* ...of them from IPv4 clients */                                  \
+	X(queries_ipv6)	       /* ...of them from IPv6 clients */                                  \
+	X(answered)	       /* answers from an upstream sent to the client */                   \
+	X(truncated)	       /* UDP answers cut to the client's limit, TC set */                 \
+	X(servfail)	       /* SERVFAIL sent: deadline passed, or no usable upstream */         \
+	X(formerr)	       /* FORMERR sent to malformed queries */                             \
+	X(notimp)	       /* NOTIMP sent to other opcodes */                                  \
+	X(malformed)	       /* packets or frames that were not a valid DNS query */             \
+	X(bad_checksum)	       /* queued UDP datagrams whose checksum failed (dropped) */          \
+	X(dropped)	       /* queries dropped without an answer (see log) */                   \
+	X(overload)	       /* queries refused because max-inflight was reached */              \
+	X(client_overload)     /* refused: the client's share was in flight, as many waiting */    \
+	X(client_waited)       /* queries that waited for their client's share first */            \
+	X(rate_limited)	       /* queries over their client's --rate-limit (REFUSED or dropped) */ \
+	X(policy_denied)       /* queries answered by a --deny rule or an allow list */            \
+	X(policy_alias)	       /* ...of them for a name their answer's alias chain led to */       \
+	X(reply_errors)	       /* answers the kernel refused to send */                            \
+	X(tcp_clients)	       /* TCP client connections accepted */                               \
+	X(upstream_handshakes) /* TLS handshakes completed */                                      \
+	X(upstream_resumed)    /* ...of them resumed a session */                                  \
+	X(upstream_failures)   /* connections that failed (connect, verification, I/O) */          \
+	X(upstream_local_errors) /* connections not opened: no fd or memory here */                \
+	X(upstream_bad_answers)	 /* answers that did not match a query (connection closed) */      \
+	X(upstream_retries)	 /* queries sent again after their connection failed */            \
+	X(upstream_stalled)	 /* connections closed because answers stopped coming */           \
+	X(upstream_probes)	 /* health probes sent on silent connections */                    \
+	X(upstream_idle_closed)	 /* idle connections closed by us (idle or keepalive timeout) */   \
+	X(upstream_unverified)	 /* used unauthenticated (opportunistic) */                        \
+	X(cache_hits)		 /* queries answered from the cache */                             \
+	X(cache_misses)		 /* queries the cache could not answer */                          \
+	X(cache_stale)		 /* expired answers served because no upstream answered */         \
+	X(cache_stored)		 /* answers stored in the cache */                                 \
+	X(dnstap_dropped)	 /* dnstap messages dropped (reader slow or gone) */               \
+	X(queue_packets)	 /* packets read from NFQUEUE (each got an NF_DROP verdict) */     \
+	X(queue_enobufs)	 /* ENOBUFS on a queue socket: the kernel dropped messages */
 
 struct stats {
 #define STATS_DECLARE(name) _Atomic uint64_t name;

@@ -318,8 +318,7 @@ static void fuzz_strings(const uint8_t *data, size_t size)
 	memset(&a, 0xa5, sizeof(a));
 	abefore = a;
 	if (addr_parse(&a, s, NULL, 853) == 0) {
-		if (addr_port(&a) == 0 ||
-		    (a.sa.sa_family != AF_INET && a.sa.sa_family != AF_INET6))
+		if (addr_port(&a) == 0 || (a.sa.sa_family != AF_INET && a.sa.sa_family != AF_INET6))
 			abort();
 	} else if (memcmp(&a, &abefore, sizeof(a))) {
 		abort();

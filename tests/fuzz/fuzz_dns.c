@@ -73,8 +73,7 @@ static void fuzz_name_text(const uint8_t *name, size_t name_len, bool must_parse
 }
 
 /* answer_name - each name dns_answer_names gives is a whole, printable wire-format name. */
-static int answer_name(void *data, uint16_t type, bool target, const uint8_t *name,
-		       size_t name_len)
+static int answer_name(void *data, uint16_t type, bool target, const uint8_t *name, size_t name_len)
 {
 	size_t *count = data;
 
@@ -163,9 +162,8 @@ static void fuzz_error(const struct dns_msg *q, const uint8_t *data, size_t size
 		abort();
 	if (q && (a.qdcount != q->qdcount || (q->qdcount == 1 && !dns_question_equal(&a.q, &q->q))))
 		abort();
-	if (opt &&
-	    (a.opt_udp_size != DNS_DEFAULT_UDP_CAP || a.opt_ttl >> 24 != (uint32_t)want >> 4 ||
-	     (a.opt_ttl >> 16 & 0xff) != 0))
+	if (opt && (a.opt_udp_size != DNS_DEFAULT_UDP_CAP ||
+		    a.opt_ttl >> 24 != (uint32_t)want >> 4 || (a.opt_ttl >> 16 & 0xff) != 0))
 		abort();
 
 	/* Exactly enough room, then one octet short. */
@@ -226,8 +224,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = dns_query_check(&m);
 	if (rc != ((m.flags & DNS_FLAG_QR) ? -EBADMSG : 0))
 		abort();
-	if (dns_query_is_stub(&m) && (rc || m.qdcount != 1 || (m.flags & DNS_OPCODE_MASK) ||
-				      !(m.flags & DNS_FLAG_RD)))
+	if (dns_query_is_stub(&m) &&
+	    (rc || m.qdcount != 1 || (m.flags & DNS_OPCODE_MASK) || !(m.flags & DNS_FLAG_RD)))
 		abort();
 	fuzz_opt_clear(&m, data, size);
 

@@ -16,7 +16,7 @@
 struct frames {
 	size_t n;
 	size_t off[MAX_FRAMES], len[MAX_FRAMES]; /* offsets in the whole stream */
-	int end;				  /* 0: ran out; -EBADMSG: bad frame */
+	int end;				 /* 0: ran out; -EBADMSG: bad frame */
 };
 
 static void whole(const uint8_t *s, size_t len, struct frames *f)
@@ -59,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(buf + held, s + fed, cut);
 		held += cut;
 		fed += cut;
-		while ((r = dns_frame_next(buf, held, &off, &msg, &mlen)) == 1 && got < MAX_FRAMES) {
+		while ((r = dns_frame_next(buf, held, &off, &msg, &mlen)) == 1 &&
+		       got < MAX_FRAMES) {
 			/* the same frame, at the same place of the stream */
 			if (got >= want->n || want->off[got] != consumed + (size_t)(msg - buf) ||
 			    want->len[got] != mlen || memcmp(msg, s + want->off[got], mlen))

@@ -1,4 +1,5 @@
-/* test_config.c - command-line parsing: upstream specs, defaults, and errors that name the option. */
+/* test_config.c - command-line parsing: upstream specs, defaults, and errors that name the option.
+ */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,10 +64,20 @@ static void test_upstream_specs(void)
 	CHECK_EQ(ntohs(sin6->sin6_port), 5353);
 
 	/* refused: bad address, port, name, brackets */
-	const char *bad[] = { "",		"999.1.1.1",	 "1.2.3.4@0",	  "1.2.3.4@65536",
-			      "1.2.3.4@",	"1.2.3.4@x",	 "1.2.3.4#",	  "1.2.3.4#bad name",
-			      "1.2.3.4#a..b",	"[2001:db8::1",	 "[2001:db8::1]x", "dns.example",
-			      "1.2.3.4@-5",	"1.2.3.4@ 53" };
+	const char *bad[] = {"",
+			     "999.1.1.1",
+			     "1.2.3.4@0",
+			     "1.2.3.4@65536",
+			     "1.2.3.4@",
+			     "1.2.3.4@x",
+			     "1.2.3.4#",
+			     "1.2.3.4#bad name",
+			     "1.2.3.4#a..b",
+			     "[2001:db8::1",
+			     "[2001:db8::1]x",
+			     "dns.example",
+			     "1.2.3.4@-5",
+			     "1.2.3.4@ 53"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&u, 0x5a, sizeof(u));
 		CHECK_EQ(config_parse_upstream(&u, bad[i]), -22);
@@ -76,7 +87,7 @@ static void test_upstream_specs(void)
 
 static void test_defaults(void)
 {
-	const char *args[] = { NULL };
+	const char *args[] = {NULL};
 
 	CHECK_EQ(parse(args), 0);
 	CHECK_EQ(cfg.n_upstreams, 3);
@@ -94,10 +105,25 @@ static void test_defaults(void)
 
 static void test_options(void)
 {
-	const char *args[] = { "--scope",     "both",	  "--interface", "eth1", "--interface",
-			       "eth2",	      "--upstream", "192.0.2.9#x.test", "--table", "dgw2",
-			       "--tproxy-port", "5300",	  "--mark",	 "0x10", "--timeout",
-			       "1500",	      "--log-level", "debug", NULL };
+	const char *args[] = {"--scope",
+			      "both",
+			      "--interface",
+			      "eth1",
+			      "--interface",
+			      "eth2",
+			      "--upstream",
+			      "192.0.2.9#x.test",
+			      "--table",
+			      "dgw2",
+			      "--tproxy-port",
+			      "5300",
+			      "--mark",
+			      "0x10",
+			      "--timeout",
+			      "1500",
+			      "--log-level",
+			      "debug",
+			      NULL};
 
 	CHECK_EQ(parse(args), 0);
 	CHECK_EQ(cfg.scope, RULESET_SCOPE_HOST | RULESET_SCOPE_GATEWAY);
@@ -110,7 +136,7 @@ static void test_options(void)
 	CHECK_EQ(cfg.timeout_ms, 1500);
 	CHECK_EQ(cfg.log_level, 3);
 
-	const char *pass[] = { "--mode", "nfqueue", "--non-recursive", "pass", NULL };
+	const char *pass[] = {"--mode", "nfqueue", "--non-recursive", "pass", NULL};
 
 	CHECK_EQ(parse(pass), 0);
 	CHECK(cfg.nonrec_pass);
@@ -123,29 +149,29 @@ static void test_errors(void)
 		const char *args[4];
 		const char *named;
 	} cases[] = {
-		{ { "--scope", "nowhere" }, "--scope" },
-		{ { "--upstream", "999.1.1.1" }, "'999.1.1.1'" },
-		{ { "--bogus" }, "'--bogus'" },
-		{ { "--mode", "magic" }, "--mode" },
-		{ { "--timeout", "5s" }, "--timeout" },
-		{ { "--timeout", "10" }, "--timeout" },
-		{ { "--tproxy-port", "53" }, "--tproxy-port" },
-		{ { "--tproxy-port", "70000" }, "--tproxy-port" },
-		{ { "--table", "bad name" }, "--table" },
-		{ { "--route-table", "254" }, "--route-table" },
-		{ { "--mark", "0" }, "--mark" },
-		{ { "--log-level", "loud" }, "--log-level" },
-		{ { "--interface", "eth0" }, "--interface" }, /* needs gateway scope */
-		{ { "--interface", "a-name-far-too-long", "--scope", "gateway" }, "--interface" },
-		{ { "--mark", "0xd08" }, "--bypass-mark" },
-		{ { "--non-recursive", "maybe" }, "--non-recursive" },
-		{ { "--non-recursive", "pass" }, "--mode nfqueue" }, /* tproxy cannot let go */
+		{{"--scope", "nowhere"}, "--scope"},
+		{{"--upstream", "999.1.1.1"}, "'999.1.1.1'"},
+		{{"--bogus"}, "'--bogus'"},
+		{{"--mode", "magic"}, "--mode"},
+		{{"--timeout", "5s"}, "--timeout"},
+		{{"--timeout", "10"}, "--timeout"},
+		{{"--tproxy-port", "53"}, "--tproxy-port"},
+		{{"--tproxy-port", "70000"}, "--tproxy-port"},
+		{{"--table", "bad name"}, "--table"},
+		{{"--route-table", "254"}, "--route-table"},
+		{{"--mark", "0"}, "--mark"},
+		{{"--log-level", "loud"}, "--log-level"},
+		{{"--interface", "eth0"}, "--interface"}, /* needs gateway scope */
+		{{"--interface", "a-name-far-too-long", "--scope", "gateway"}, "--interface"},
+		{{"--mark", "0xd08"}, "--bypass-mark"},
+		{{"--non-recursive", "maybe"}, "--non-recursive"},
+		{{"--non-recursive", "pass"}, "--mode nfqueue"}, /* tproxy cannot let go */
 		/* gateway scope on every interface would be an open resolver */
-		{ { "--scope", "gateway" }, "--interface" },
-		{ { "--scope", "both" }, "--client" },
-		{ { "stray" }, "'stray'" },
-		{ { "--upstream" }, "'--upstream'" },
-		{ { "--max-inflight-per-client", "0" }, "--max-inflight-per-client" },
+		{{"--scope", "gateway"}, "--interface"},
+		{{"--scope", "both"}, "--client"},
+		{{"stray"}, "'stray'"},
+		{{"--upstream"}, "'--upstream'"},
+		{{"--max-inflight-per-client", "0"}, "--max-inflight-per-client"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -162,7 +188,7 @@ static void test_errors(void)
 
 static void test_help_version(void)
 {
-	const char *h[] = { "--help", NULL }, *v[] = { "-V", NULL };
+	const char *h[] = {"--help", NULL}, *v[] = {"-V", NULL};
 
 	CHECK_EQ(parse(h), 1);
 	CHECK_EQ(parse(v), 1);
@@ -184,7 +210,7 @@ static void write_conf(char *path, const char *text)
 static void test_config_file(void)
 {
 	char path[64], arg[80];
-	const char *args[8] = { "--config", path, NULL };
+	const char *args[8] = {"--config", path, NULL};
 
 	write_conf(path, "# comment\n; another\nscope = both\ninterface = lan0\ntimeout=1500\n"
 			 "capture-local = yes\n"
@@ -206,15 +232,15 @@ static void test_config_file(void)
 	CHECK_EQ(cfg.groups.n_groups, 1);
 
 	/* the command line overrides: a scalar, and the upstream list (with its pins) */
-	const char *over[] = { "--config", path, "--timeout", "900", "--upstream", "198.51.100.9",
-			       NULL };
+	const char *over[] = {"--config",   path,	    "--timeout", "900",
+			      "--upstream", "198.51.100.9", NULL};
 	CHECK_EQ(parse(over), 0);
 	CHECK_EQ(cfg.timeout_ms, 900);
 	CHECK_EQ(cfg.n_upstreams, 1);
 	CHECK_EQ(cfg.upstreams[0].n_pins, 0);
 	CHECK_EQ(cfg.groups.n_groups, 1); /* not given on the command line: the file's */
 	/* --config none reads nothing */
-	const char *none[] = { "--config", "none", NULL };
+	const char *none[] = {"--config", "none", NULL};
 	CHECK_EQ(parse(none), 0);
 	CHECK(cfg.config_path[0] == '\0');
 	unlink(path);
@@ -224,28 +250,29 @@ static void test_config_file(void)
 		const char *text;
 		const char *expect;
 	} bad[] = {
-		{ "scope = both\nbogus = 1\n", ":2: bogus: unknown key" },
-		{ "upstream = 999.1.1.1\n", ":1: upstream: invalid value '999.1.1.1'" },
-		{ "\n\ntimeout = soon\n", ":3: timeout: invalid value 'soon'" },
-		{ "[dotgw]\nscope = host\n", ":2: sections are not used" },
-		{ "no-padding = maybe\n", ":1: no-padding: expected yes or no" },
-		{ "scope = host\njust words\n", ":2: not a 'key = value' line" },
-		{ "config = /etc/other.conf\n", ":1: config: unknown key" },
-		{ "help = yes\n", ":1: help: unknown key" },
-		{ "pin = 3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", ":1: pin: give it after" },
-		{ "deny = nogroup:example.com\n", ":1: deny 'nogroup:example.com': no --group" },
+		{"scope = both\nbogus = 1\n", ":2: bogus: unknown key"},
+		{"upstream = 999.1.1.1\n", ":1: upstream: invalid value '999.1.1.1'"},
+		{"\n\ntimeout = soon\n", ":3: timeout: invalid value 'soon'"},
+		{"[dotgw]\nscope = host\n", ":2: sections are not used"},
+		{"no-padding = maybe\n", ":1: no-padding: expected yes or no"},
+		{"scope = host\njust words\n", ":2: not a 'key = value' line"},
+		{"config = /etc/other.conf\n", ":1: config: unknown key"},
+		{"help = yes\n", ":1: help: unknown key"},
+		{"pin = 3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", ":1: pin: give it after"},
+		{"deny = nogroup:example.com\n", ":1: deny 'nogroup:example.com': no --group"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		write_conf(path, bad[i].text);
 		CHECK_EQ(parse(args), -22);
 		snprintf(arg, sizeof(arg), "%s%s", path, bad[i].expect);
 		if (!strstr(errbuf, arg)) {
-			fprintf(stderr, "bad file %zu: '%s' does not contain '%s'\n", i, errbuf, arg);
+			fprintf(stderr, "bad file %zu: '%s' does not contain '%s'\n", i, errbuf,
+				arg);
 			CHECK(0);
 		}
 		unlink(path);
 	}
-	const char *missing[] = { "--config", "/nonexistent/dotgw.conf", NULL };
+	const char *missing[] = {"--config", "/nonexistent/dotgw.conf", NULL};
 	CHECK_EQ(parse(missing), -22);
 	CHECK(strstr(errbuf, "--config '/nonexistent/dotgw.conf'") != NULL);
 }
@@ -254,57 +281,57 @@ static void test_config_file(void)
 static const struct {
 	const char *name, *value, *before, *before_value;
 } samples[] = {
-	{ "mode", "nfqueue", NULL, NULL },
-	{ "fail", "closed", NULL, NULL },
-	{ "non-recursive", "pass", "mode", "nfqueue" },
-	{ "queues", "3", NULL, NULL },
-	{ "queue-num", "7", NULL, NULL },
-	{ "scope", "both", "client", "192.0.2.0/24" },
-	{ "interface", "lan0", "scope", "gateway" },
-	{ "client", "2001:db8::/32", "scope", "gateway" },
-	{ "capture-local", NULL, NULL, NULL },
-	{ "exempt", "198.51.100.1", NULL, NULL },
-	{ "table", "dgw2", NULL, NULL },
-	{ "tproxy-port", "5300", NULL, NULL },
-	{ "mark", "0x10", NULL, NULL },
-	{ "bypass-mark", "0x11", NULL, NULL },
-	{ "route-table", "900", NULL, NULL },
-	{ "rule-priority", "900", NULL, NULL },
-	{ "remove-rules", NULL, NULL, NULL },
-	{ "upstream", "[2001:db8::2]@8853#dot.test", NULL, NULL },
-	{ "pin", "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "upstream", "203.0.113.2" },
-	{ "ca-file", "/etc/ssl/ca.pem", NULL, NULL },
-	{ "tls-auth", "opportunistic", NULL, NULL },
-	{ "upstream-policy", "round-robin", NULL, NULL },
-	{ "pool-size", "5", NULL, NULL },
-	{ "conn-inflight", "64", NULL, NULL },
-	{ "idle-timeout", "2000", NULL, NULL },
-	{ "stall-timeout", "700", NULL, NULL },
-	{ "no-padding", NULL, NULL, NULL },
-	{ "timeout", "1500", NULL, NULL },
-	{ "cache-size", "512k", NULL, NULL },
-	{ "cache-max-ttl", "600", NULL, NULL },
-	{ "serve-stale", "3600", NULL, NULL },
-	{ "group", "kids=192.0.2.0/24,@br0", NULL, NULL },
-	{ "deny", "kids:example.com=192.0.2.53", "group", "kids=192.0.2.0/24" },
-	{ "allow", "kids:example.org", "group", "kids=192.0.2.0/24" },
-	{ "group-upstreams", "kids=2", "group", "kids=192.0.2.0/24" },
-	{ "rate-limit", "50", NULL, NULL },
-	{ "rate-burst", "70", NULL, NULL },
-	{ "rate-limit-prefix4", "24", NULL, NULL },
-	{ "rate-limit-prefix6", "48", NULL, NULL },
-	{ "rate-limit-action", "drop", NULL, NULL },
-	{ "udp-size-cap", "4096", NULL, NULL },
-	{ "tcp-idle-timeout", "5000", NULL, NULL },
-	{ "max-tcp-clients", "10", NULL, NULL },
-	{ "max-inflight", "100", NULL, NULL },
-	{ "max-inflight-per-client", "9", NULL, NULL },
-	{ "user", "daemon", NULL, NULL },
-	{ "log-level", "debug", NULL, NULL },
-	{ "log-target", "syslog", NULL, NULL },
-	{ "query-log", NULL, NULL, NULL },
-	{ "dnstap", "/run/dnstap.sock", NULL, NULL },
-	{ "metrics", "[::1]:9153", NULL, NULL },
+	{"mode", "nfqueue", NULL, NULL},
+	{"fail", "closed", NULL, NULL},
+	{"non-recursive", "pass", "mode", "nfqueue"},
+	{"queues", "3", NULL, NULL},
+	{"queue-num", "7", NULL, NULL},
+	{"scope", "both", "client", "192.0.2.0/24"},
+	{"interface", "lan0", "scope", "gateway"},
+	{"client", "2001:db8::/32", "scope", "gateway"},
+	{"capture-local", NULL, NULL, NULL},
+	{"exempt", "198.51.100.1", NULL, NULL},
+	{"table", "dgw2", NULL, NULL},
+	{"tproxy-port", "5300", NULL, NULL},
+	{"mark", "0x10", NULL, NULL},
+	{"bypass-mark", "0x11", NULL, NULL},
+	{"route-table", "900", NULL, NULL},
+	{"rule-priority", "900", NULL, NULL},
+	{"remove-rules", NULL, NULL, NULL},
+	{"upstream", "[2001:db8::2]@8853#dot.test", NULL, NULL},
+	{"pin", "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "upstream", "203.0.113.2"},
+	{"ca-file", "/etc/ssl/ca.pem", NULL, NULL},
+	{"tls-auth", "opportunistic", NULL, NULL},
+	{"upstream-policy", "round-robin", NULL, NULL},
+	{"pool-size", "5", NULL, NULL},
+	{"conn-inflight", "64", NULL, NULL},
+	{"idle-timeout", "2000", NULL, NULL},
+	{"stall-timeout", "700", NULL, NULL},
+	{"no-padding", NULL, NULL, NULL},
+	{"timeout", "1500", NULL, NULL},
+	{"cache-size", "512k", NULL, NULL},
+	{"cache-max-ttl", "600", NULL, NULL},
+	{"serve-stale", "3600", NULL, NULL},
+	{"group", "kids=192.0.2.0/24,@br0", NULL, NULL},
+	{"deny", "kids:example.com=192.0.2.53", "group", "kids=192.0.2.0/24"},
+	{"allow", "kids:example.org", "group", "kids=192.0.2.0/24"},
+	{"group-upstreams", "kids=2", "group", "kids=192.0.2.0/24"},
+	{"rate-limit", "50", NULL, NULL},
+	{"rate-burst", "70", NULL, NULL},
+	{"rate-limit-prefix4", "24", NULL, NULL},
+	{"rate-limit-prefix6", "48", NULL, NULL},
+	{"rate-limit-action", "drop", NULL, NULL},
+	{"udp-size-cap", "4096", NULL, NULL},
+	{"tcp-idle-timeout", "5000", NULL, NULL},
+	{"max-tcp-clients", "10", NULL, NULL},
+	{"max-inflight", "100", NULL, NULL},
+	{"max-inflight-per-client", "9", NULL, NULL},
+	{"user", "daemon", NULL, NULL},
+	{"log-level", "debug", NULL, NULL},
+	{"log-target", "syslog", NULL, NULL},
+	{"query-log", NULL, NULL, NULL},
+	{"dnstap", "/run/dnstap.sock", NULL, NULL},
+	{"metrics", "[::1]:9153", NULL, NULL},
 };
 
 /* normalise - what differs between two parses of the same settings: where strings point. */
@@ -327,7 +354,7 @@ static void normalise(struct config *c)
  */
 static void test_option_table(void)
 {
-	static const char *const cli_only[] = { "config", "check-config", "help", "version" };
+	static const char *const cli_only[] = {"config", "check-config", "help", "version"};
 	static struct config from_file;
 	char path[64], text[512];
 	size_t n = 0;
@@ -358,7 +385,7 @@ static void test_option_table(void)
 			 samples[s].before ? "\n" : "", o->key,
 			 samples[s].value ? samples[s].value : "yes");
 		write_conf(path, text);
-		const char *fargs[] = { "--config", path, NULL };
+		const char *fargs[] = {"--config", path, NULL};
 
 		CHECK_EQ(parse(fargs), 0);
 		unlink(path);
@@ -367,7 +394,7 @@ static void test_option_table(void)
 		from_file = cfg;
 		/* the command line */
 		char before[64], opt[64];
-		const char *cargs[8] = { "--config", "none" };
+		const char *cargs[8] = {"--config", "none"};
 		int k = 2;
 
 		if (samples[s].before) {
@@ -391,7 +418,7 @@ static void test_option_table(void)
 		}
 		/* and the sample changed something: the option reached its field */
 		struct config def;
-		const char *none[] = { "--config", "none", NULL };
+		const char *none[] = {"--config", "none", NULL};
 
 		CHECK_EQ(parse(none), 0);
 		def = cfg;
@@ -407,8 +434,8 @@ static void test_option_table(void)
 /* A refused value leaves the field as it was (the default here). */
 static void test_refused_untouched(void)
 {
-	const char *t[] = { "--timeout", "5s", NULL }, *p[] = { "--tproxy-port", "53", NULL };
-	const char *s[] = { "--scope", "nowhere", NULL };
+	const char *t[] = {"--timeout", "5s", NULL}, *p[] = {"--tproxy-port", "53", NULL};
+	const char *s[] = {"--scope", "nowhere", NULL};
 
 	CHECK_EQ(parse(t), -22);
 	CHECK_EQ(cfg.timeout_ms, 3000);
@@ -421,9 +448,9 @@ static void test_refused_untouched(void)
 /* --max-inflight-per-client: half of --max-inflight or of the connections' slots by default */
 static void test_inflight_share(void)
 {
-	const char *none[] = { NULL };
-	const char *small[] = { "--max-inflight", "100", NULL };
-	const char *set[] = { "--max-inflight-per-client", "7", NULL };
+	const char *none[] = {NULL};
+	const char *small[] = {"--max-inflight", "100", NULL};
+	const char *set[] = {"--max-inflight-per-client", "7", NULL};
 
 	CHECK_EQ(parse(none), 0);
 	CHECK_EQ(cfg.max_inflight_client, 128); /* half of 2 connections x 128 */

@@ -689,11 +689,10 @@ static void test_query_is_stub(void)
  */
 static void test_opt_options(void)
 {
-	static const uint8_t opts[] = { 0, 10, 0, 8, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,
-					0, 8, 0, 7, 0, 1, 24, 0, 203, 0, 113,
-					0, 3, 0, 0,
-					0xfd, 0xe9, 0, 1, 0xff,
-					0, 12, 0, 2, 0, 0 };
+	static const uint8_t opts[] = {0,    10,   0,	8,  0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,
+				       0xaa, 0xaa, 0,	8,  0,	  7,	0,    1,    24,	  0,
+				       203,  0,	   113, 0,  3,	  0,	0,    0xfd, 0xe9, 0,
+				       1,    0xff, 0,	12, 0,	  2,	0,    0};
 	struct wire w;
 	struct dns_msg m;
 	size_t n;
@@ -1011,7 +1010,6 @@ static void test_name_to_text(void)
 	CHECK_EQ(dns_name_to_text(www, DNS_MAX_NAME + 1, out, sizeof(out)), -EBADMSG);
 }
 
-
 /* --- OPT rewriting for the upstream (padding, keepalive) and its undoing ------------- */
 
 /* opt_has - does the OPT RR of the parsed message carry option code (with length olen)? */
@@ -1032,9 +1030,9 @@ static bool opt_has(const uint8_t *buf, const struct dns_msg *m, uint16_t code, 
 static void test_query_rewrite(void)
 {
 	/* www.example.test A, RD, no OPT */
-	static const uint8_t plain[] = { 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
-					 3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e',
-					 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1 };
+	static const uint8_t plain[] = {
+		0x12, 0x34, 0x01, 0x00, 0,   1,	  0,   0, 0,   0,   0,	 0,   3, 'w', 'w', 'w', 7,
+		'e',  'x',  'a',  'm',	'p', 'l', 'e', 4, 't', 'e', 's', 't', 0, 0,   1,   0,	1};
 	uint8_t out[1024], withopt[256], ans[1024];
 	struct dns_msg m, r;
 	uint16_t ka = 0;
@@ -1079,9 +1077,9 @@ static void test_query_rewrite(void)
 	withopt[11] = 1;
 	{
 		size_t o = sizeof(plain);
-		static const uint8_t opt[] = { 0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 20,
-					       0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8,
-					       0, 12, 0, 4, 0, 0, 0, 0 };
+		static const uint8_t opt[] = {0, 0,  41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 20,
+					      0, 10, 0,	 8,    1,    2, 3, 4,	 5, 6, 7,
+					      8, 0,  12, 0,    4,    0, 0, 0,	 0};
 
 		memcpy(withopt + o, opt, sizeof(opt));
 		CHECK_EQ(dns_msg_parse(&m, withopt, o + sizeof(opt)), 0);

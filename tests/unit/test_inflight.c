@@ -7,8 +7,7 @@
 #include "check.h"
 #include "dotgw/inflight.h"
 
-static int take(struct inflight *t, int family, const char *ip, struct inflight_wait *w,
-		bool force)
+static int take(struct inflight *t, int family, const char *ip, struct inflight_wait *w, bool force)
 {
 	uint8_t a[16];
 
@@ -69,7 +68,7 @@ int main(void)
 		unsigned int ok = 0;
 
 		for (unsigned int i = 0; i < 1000; i++) {
-			uint8_t a[4] = { 10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i };
+			uint8_t a[4] = {10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
 
 			int r = inflight_take(t, AF_INET, a, &w[i], false);
 

@@ -15,7 +15,7 @@ static enum policy_action check_name(const struct policy_group *g, const char *n
 	uint8_t wire[DNS_MAX_NAME], len;
 
 	if (policy_name_parse(name, wire, &len) < 0)
-		return (enum policy_action)-1;
+		return (enum policy_action) - 1;
 	return policy_check(g, wire, len, &r);
 }
 
@@ -63,14 +63,27 @@ int main(void)
 		CHECK_EQ(policy_name_parse(longname, wire, &len), -22); /* over 255 octets */
 	}
 
-	const char *args[] = { "--upstream", "192.0.2.1#a.test", "--upstream", "192.0.2.2#b.test",
-			       "--group", "kids=198.51.100.0/25,2001:db8:1::/48",
-			       "--deny", "kids:example.com",
-			       "--deny", "kids:ads.example.net=192.0.2.99",
-			       "--deny", "kids:tracker.example.net=refused",
-			       "--allow", "kids:ok.example.com",
-			       "--group", "web=198.51.100.128/25", "--allow", "web:example.org",
-			       "--group-upstreams", "web=2", NULL };
+	const char *args[] = {"--upstream",
+			      "192.0.2.1#a.test",
+			      "--upstream",
+			      "192.0.2.2#b.test",
+			      "--group",
+			      "kids=198.51.100.0/25,2001:db8:1::/48",
+			      "--deny",
+			      "kids:example.com",
+			      "--deny",
+			      "kids:ads.example.net=192.0.2.99",
+			      "--deny",
+			      "kids:tracker.example.net=refused",
+			      "--allow",
+			      "kids:ok.example.com",
+			      "--group",
+			      "web=198.51.100.128/25",
+			      "--allow",
+			      "web:example.org",
+			      "--group-upstreams",
+			      "web=2",
+			      NULL};
 	CHECK_EQ(parse(args), 0);
 	CHECK_EQ(cfg.groups.n_groups, 2);
 	kids = &cfg.groups.groups[0];
@@ -94,7 +107,7 @@ int main(void)
 	CHECK(kids->allow_list);
 	CHECK_EQ(check_name(kids, "example.com"), POLICY_NXDOMAIN);
 	CHECK_EQ(check_name(kids, "WWW.Example.Com"), POLICY_NXDOMAIN);
-	CHECK_EQ(check_name(kids, "ok.example.com"), POLICY_PASS);	/* longer suffix wins */
+	CHECK_EQ(check_name(kids, "ok.example.com"), POLICY_PASS); /* longer suffix wins */
 	CHECK_EQ(check_name(kids, "a.ok.example.com"), POLICY_PASS);
 	CHECK_EQ(check_name(kids, "notok.example.com"), POLICY_NXDOMAIN); /* label boundary */
 	CHECK_EQ(check_name(kids, "x.ads.example.net"), POLICY_SINKHOLE);
@@ -110,12 +123,12 @@ int main(void)
 	/* answers: every owner and CNAME target of the answer section is held to the rules */
 	{
 		/* www.example.org CNAME cdn.example.org (compressed); cdn.example.org A */
-		uint8_t msg[128] = { 0, 1, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0,
-				     3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e',
-				     3, 'o', 'r', 'g', 0, 0, 1, 0, 1,
-				     0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 6,
-				     3, 'c', 'd', 'n', 0xc0, 16,
-				     0xc0, 45, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1 };
+		uint8_t msg[128] = {0,	 1,    0x81, 0x80, 0,  1,   0,	 2,   0,   0,	 0,   0,
+				    3,	 'w',  'w',  'w',  7,  'e', 'x', 'a', 'm', 'p',	 'l', 'e',
+				    3,	 'o',  'r',  'g',  0,  0,   1,	 0,   1,   0xc0, 12,  0,
+				    5,	 0,    1,    0,	   0,  0,   60,	 0,   6,   3,	 'c', 'd',
+				    'n', 0xc0, 16,   0xc0, 45, 0,   1,	 0,   1,   0,	 0,   0,
+				    60,	 0,    4,    192,  0,  2,   1};
 		size_t mlen = 67;
 		struct dns_msg m;
 
@@ -138,8 +151,8 @@ int main(void)
 	}
 
 	/* groups by interface: @IFACE entries, matched by name */
-	const char *ifargs[] = { "--group", "ctr=@br0,@veth7,192.0.2.0/24", "--group", "lan=@eth1",
-				 NULL };
+	const char *ifargs[] = {"--group", "ctr=@br0,@veth7,192.0.2.0/24", "--group", "lan=@eth1",
+				NULL};
 	CHECK_EQ(parse(ifargs), 0);
 	CHECK_EQ(cfg.groups.groups[0].n_ifs, 2);
 	CHECK(strcmp(cfg.groups.groups[0].ifnames[1], "veth7") == 0);
@@ -154,20 +167,20 @@ int main(void)
 	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "br00"), -1);
 	inet_pton(AF_INET, "192.0.2.9", a);
 	CHECK_EQ(policy_group_of(&cfg.groups, AF_INET, a, "eth1"), 0); /* first group holds it */
-	const char *badif[] = { "--group", "g=@", NULL };
+	const char *badif[] = {"--group", "g=@", NULL};
 	CHECK_EQ(parse(badif), -22);
-	const char *badif2[] = { "--group", "g=@a-name-far-too-long", NULL };
+	const char *badif2[] = {"--group", "g=@a-name-far-too-long", NULL};
 	CHECK_EQ(parse(badif2), -22);
 
 	/* bad policy options */
-	const char *bad1[] = { "--deny", "nogroup:example.com", NULL };
-	const char *bad2[] = { "--group", "g=not-an-address", NULL };
-	const char *bad3[] = { "--group", "g=192.0.2.0/24", "--deny", "g:example.com=maybe", NULL };
-	const char *bad4[] = { "--group", "g=192.0.2.0/24", "--group-upstreams", "g=4", NULL };
-	const char *bad5[] = { "--group", "g=192.0.2.0/24", "--group", "g=192.0.2.0/25", NULL };
-	const char *bad6[] = { "--client", "192.0.2.0/33", "--scope", "gateway", NULL };
-	const char *bad7[] = { "--client", "192.0.2.0/24", NULL }; /* host scope */
-	const char *bad8[] = { "--group", "g=192.0.2.0/24", "--allow", "g:ok.test=refused", NULL };
+	const char *bad1[] = {"--deny", "nogroup:example.com", NULL};
+	const char *bad2[] = {"--group", "g=not-an-address", NULL};
+	const char *bad3[] = {"--group", "g=192.0.2.0/24", "--deny", "g:example.com=maybe", NULL};
+	const char *bad4[] = {"--group", "g=192.0.2.0/24", "--group-upstreams", "g=4", NULL};
+	const char *bad5[] = {"--group", "g=192.0.2.0/24", "--group", "g=192.0.2.0/25", NULL};
+	const char *bad6[] = {"--client", "192.0.2.0/33", "--scope", "gateway", NULL};
+	const char *bad7[] = {"--client", "192.0.2.0/24", NULL}; /* host scope */
+	const char *bad8[] = {"--group", "g=192.0.2.0/24", "--allow", "g:ok.test=refused", NULL};
 	CHECK_EQ(parse(bad1), -22);
 	CHECK_EQ(parse(bad2), -22);
 	CHECK_EQ(parse(bad3), -22);
@@ -176,8 +189,8 @@ int main(void)
 	CHECK_EQ(parse(bad6), -22);
 	CHECK_EQ(parse(bad7), -22);
 	CHECK_EQ(parse(bad8), -22);
-	const char *good[] = { "--scope", "gateway", "--client", "192.0.2.0/24", "--exempt",
-			       "2001:db8::53", NULL };
+	const char *good[] = {"--scope",  "gateway",	  "--client", "192.0.2.0/24",
+			      "--exempt", "2001:db8::53", NULL};
 	CHECK_EQ(parse(good), 0);
 	CHECK_EQ(cfg.n_clients, 1);
 	CHECK_EQ(cfg.clients[0].plen, 24);

@@ -27,10 +27,10 @@ int main(void)
 
 	/* 100 q/s, bursts of 20 */
 	CHECK_EQ(ratelimit_new(&rl, 100, 20, 32, 56, 64, 1), 0);
-	CHECK_EQ(allowed(rl, AF_INET, "198.51.100.2", 50, 1000), 20);	 /* the burst, no more */
-	CHECK_EQ(allowed(rl, AF_INET, "198.51.100.3", 50, 1000), 20);	 /* another client */
-	CHECK_EQ(allowed(rl, AF_INET, "198.51.100.2", 50, 1100), 10);	 /* 100 ms refill 10 */
-	CHECK_EQ(allowed(rl, AF_INET, "198.51.100.2", 50, 1105), 0);	 /* half a token: no */
+	CHECK_EQ(allowed(rl, AF_INET, "198.51.100.2", 50, 1000), 20); /* the burst, no more */
+	CHECK_EQ(allowed(rl, AF_INET, "198.51.100.3", 50, 1000), 20); /* another client */
+	CHECK_EQ(allowed(rl, AF_INET, "198.51.100.2", 50, 1100), 10); /* 100 ms refill 10 */
+	CHECK_EQ(allowed(rl, AF_INET, "198.51.100.2", 50, 1105), 0);  /* half a token: no */
 	CHECK_EQ(allowed(rl, AF_INET, "198.51.100.2", 50, 1110), 1);
 	CHECK_EQ(allowed(rl, AF_INET, "198.51.100.2", 50, 60000), 20); /* never above the burst */
 	/* IPv6: one /56 is one client */
@@ -47,7 +47,7 @@ int main(void)
 	CHECK_EQ(allowed(rl, AF_INET, "192.0.2.1", 3, 5000), 1);
 	CHECK_EQ(allowed(rl, AF_INET, "192.0.2.200", 3, 5000), 0); /* same /24 */
 	for (unsigned int i = 0; i < 10000; i++) {
-		uint8_t a[4] = { 10, (uint8_t)(i >> 8), (uint8_t)i, 1 };
+		uint8_t a[4] = {10, (uint8_t)(i >> 8), (uint8_t)i, 1};
 
 		ratelimit_allow(rl, AF_INET, a, 5000);
 	}

@@ -49,18 +49,19 @@
 #define X_IIF_LO     X_META("iif") "  [ cmp eq reg 1 0x00000001 ]\n"
 #define X_IIF_NOT_LO X_META("iif") "  [ cmp neq reg 1 0x00000001 ]\n"
 #define X_IIFNAME    X_META("iifname") "  [ cmp eq reg 1 0x%08x 0x%08x 0x%08x 0x%08x ]\n"
-#define X_IIFKIND_BR X_META("iifkind") "  [ cmp eq reg 1 0x64697262 0x00006567 0x00000000 0x00000000 ]\n"
-#define X_REDIRECT   "  [ immediate reg 1 0x%08x ]\n  [ redir proto_min reg 1 flags 0x2 ]\n"
-#define X_CT_DNAT                                                        \
-	"  [ ct load status => reg 1 ]\n"                                \
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"    \
+#define X_IIFKIND_BR \
+	X_META("iifkind") "  [ cmp eq reg 1 0x64697262 0x00006567 0x00000000 0x00000000 ]\n"
+#define X_REDIRECT "  [ immediate reg 1 0x%08x ]\n  [ redir proto_min reg 1 flags 0x2 ]\n"
+#define X_CT_DNAT                                                     \
+	"  [ ct load status => reg 1 ]\n"                             \
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n" \
 	"  [ cmp neq reg 1 0x00000000 ]\n"
-#define X_RETURN     "  [ immediate reg 0 return ]\n"
-#define X_ACCEPT     "  [ immediate reg 0 accept ]\n"
-#define X_DROP	     "  [ immediate reg 0 drop ]\n"
+#define X_RETURN "  [ immediate reg 0 return ]\n"
+#define X_ACCEPT "  [ immediate reg 0 accept ]\n"
+#define X_DROP	 "  [ immediate reg 0 drop ]\n"
 /* fib daddr type local (RTN_LOCAL), meta nfproto ipv6 */
-#define X_FIB_LOCAL  "  [ fib daddr type => reg 1 ]\n  [ cmp eq reg 1 0x00000002 ]\n"
-#define X_NFPROTO6   X_META("nfproto") "  [ cmp eq reg 1 0x0000000a ]\n"
+#define X_FIB_LOCAL "  [ fib daddr type => reg 1 ]\n  [ cmp eq reg 1 0x00000002 ]\n"
+#define X_NFPROTO6  X_META("nfproto") "  [ cmp eq reg 1 0x0000000a ]\n"
 /* ip daddr 127.0.0.0/8 (nft compares the first byte only), ip6 daddr ::1 */
 #define X_IP4_LOOPNET                                            \
 	X_META("nfproto")                                        \

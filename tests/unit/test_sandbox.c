@@ -52,7 +52,7 @@ static bool exited(int status, int code)
 static int do_execve(void)
 {
 	static char prog[] = "true";
-	char *argv[] = { prog, NULL }, *envp[] = { NULL };
+	char *argv[] = {prog, NULL}, *envp[] = {NULL};
 
 	execve("/bin/true", argv, envp);
 	return errno == EPERM ? 0 : CHILD_FAIL;
@@ -95,8 +95,7 @@ static int do_allowed(void)
 
 	if (syscall(SYS_clone3, NULL, 0) != -1 || errno != ENOSYS)
 		return CHILD_FAIL;
-	if (pthread_create(&t, NULL, thread_main, &v) != 0 || pthread_join(t, NULL) != 0 ||
-	    v != 42)
+	if (pthread_create(&t, NULL, thread_main, &v) != 0 || pthread_join(t, NULL) != 0 || v != 42)
 		return CHILD_FAIL + 10;
 	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

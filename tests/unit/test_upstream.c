@@ -394,7 +394,7 @@ static void test_wait_list(void)
 	}
 	spin();
 	CHECK_EQ(serve_read(0), 4);
-	CHECK_EQ(opens[0], 1);			      /* the pool has room for one connection */
+	CHECK_EQ(opens[0], 1);		       /* the pool has room for one connection */
 	upstream_query_cancel(pool, &q[5].uq); /* waiting: simply forgotten */
 	CHECK_EQ(serve_answer(0, false), 4);
 	spin();
