@@ -97,7 +97,6 @@ static void daemon_signal(struct loop_watch *w, uint32_t revents)
 			loop_stop(d->loop);
 			break;
 		case SIGUSR1:
-			workers_log_pools(d->ws);
 			daemon_log_stats(d);
 			break;
 		case SIGHUP:
@@ -646,9 +645,10 @@ out_stop_workers:
 out_remove_rules:
 	status = rules_leave(cfg, &rc, d.rs, d.no_nat, status);
 out_close_workers:
-	workers_close(d.ws, status == EXIT_SUCCESS);
+	/* the workers are stopped (or never started): their pools can be read, then closed */
 	if (d.ws)
 		daemon_log_stats(&d);
+	workers_close(d.ws);
 	workers_free(d.ws);
 out_close_loop:
 	daemon_loop_close(&d);

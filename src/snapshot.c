@@ -126,4 +126,14 @@ void snapshot_log(const struct stats_snapshot *snap)
 
 	stats_format(&snap->sum, buf, sizeof(buf));
 	log_info("stats: %s", buf);
+	for (size_t i = 0; i < snap->n_upstreams; i++) {
+		const struct upstream_snapshot *u = &snap->up[i].s;
+
+		log_info("upstream %s: %s, %u connections open, handshakes=%llu resumed=%llu "
+			 "failures=%llu answers=%llu srtt_us=%llu",
+			 snap->up[i].name, u->usable ? "usable" : "backing off", u->open,
+			 (unsigned long long)u->handshakes, (unsigned long long)u->resumed,
+			 (unsigned long long)u->failures, (unsigned long long)u->answers,
+			 u->srtt_n ? (unsigned long long)(u->srtt_us_sum / u->srtt_n) : 0ull);
+	}
 }

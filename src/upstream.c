@@ -241,6 +241,11 @@ void upstream_pool_snapshot(const struct upstream_pool *pool, size_t i, struct u
 	for (size_t b = 0; b < UPSTREAM_RTT_BUCKETS; b++)
 		s->rtt[b] += stats_get(&up->rtt[b]);
 	s->rtt_sum_us += stats_get(&up->rtt_sum_us);
+	if (stats_get(&up->srtt_us)) {
+		s->srtt_us_sum += stats_get(&up->srtt_us);
+		s->srtt_n++;
+	}
+	s->open += atomic_load_explicit(&up->open, memory_order_relaxed);
 	if (stats_get(&up->down_until_ms) <= now_us() / 1000)
 		s->usable = true;
 }
@@ -264,26 +269,6 @@ bool upstream_pool_idle(const struct upstream_pool *pool)
 			if (pool->ups[i].conns[k].inflight)
 				return false;
 	return true;
-}
-
-void upstream_pool_log(const struct upstream_pool *pool)
-{
-	uint64_t now = now_us() / 1000; /* called from the main thread: see the snapshot */
-
-	for (size_t i = 0; i < pool->n; i++) {
-		const struct upstream *up = &pool->ups[i];
-
-		log_info("upstream %s: %s, %u connections open, handshakes=%llu resumed=%llu "
-			 "failures=%llu answers=%llu srtt_us=%llu",
-			 up->cfg->text,
-			 stats_get(&up->down_until_ms) > now ? "backing off" : "usable",
-			 atomic_load_explicit(&up->open, memory_order_relaxed),
-			 (unsigned long long)stats_get(&up->handshakes),
-			 (unsigned long long)stats_get(&up->resumed),
-			 (unsigned long long)stats_get(&up->failures),
-			 (unsigned long long)stats_get(&up->answers),
-			 (unsigned long long)stats_get(&up->srtt_us));
-	}
 }
 
 /* --- connection life ------------------------------------------------------------------ */

@@ -299,13 +299,10 @@ void workers_stop(struct workers *ws)
 	}
 }
 
-void workers_close(struct workers *ws, bool log_pools)
+void workers_close(struct workers *ws)
 {
-	for (unsigned int i = 0; ws && i < ws->n; i++) {
-		if (ws->w[i].pool && log_pools)
-			upstream_pool_log(ws->w[i].pool);
+	for (unsigned int i = 0; ws && i < ws->n; i++)
 		worker_close(&ws->w[i]);
-	}
 }
 
 void workers_free(struct workers *ws)
@@ -313,16 +310,6 @@ void workers_free(struct workers *ws)
 	for (unsigned int i = 0; ws && i < ws->n; i++)
 		pthread_mutex_destroy(&ws->w[i].lock);
 	free(ws);
-}
-
-void workers_log_pools(struct workers *ws)
-{
-	/* read while the workers run; the lock keeps a reload from retiring the pool meanwhile */
-	for (unsigned int i = 0; i < ws->n; i++) {
-		pthread_mutex_lock(&ws->w[i].lock);
-		upstream_pool_log(ws->w[i].pool);
-		pthread_mutex_unlock(&ws->w[i].lock);
-	}
 }
 
 void workers_snapshot(struct workers *ws, struct stats_snapshot *s)

@@ -26,7 +26,11 @@ struct stats_snapshot {
 /* snapshot_render - the Prometheus text exposition of s. */
 void snapshot_render(const struct stats_snapshot *s, FILE *out);
 
-/* snapshot_log - the "stats: key=value ..." log line of s. */
+/*
+ * snapshot_log - the "stats: key=value ..." log line of s, then one line per upstream:
+ * health, connections open, counters and smoothed RTT (the workers' pools added up; the
+ * RTT is their mean).
+ */
 void snapshot_log(const struct stats_snapshot *s);
 
 #endif

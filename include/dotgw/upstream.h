@@ -111,6 +111,9 @@ struct upstream_snapshot {
 	uint64_t handshakes, resumed, failures, answers;
 	uint64_t rtt[UPSTREAM_RTT_BUCKETS]; /* answers by latency bucket (not cumulative) */
 	uint64_t rtt_sum_us;
+	uint64_t srtt_us_sum; /* the smoothed RTTs of the pools that have one, added up... */
+	unsigned int srtt_n;  /* ...and how many */
+	unsigned int open;    /* connections open now */
 	bool usable;
 };
 
@@ -124,9 +127,6 @@ void upstream_pool_snapshot(const struct upstream_pool *pool, size_t i,
 /* upstream_pool_count, upstream_pool_name - the pool's upstreams, "ADDR@PORT#NAME". */
 size_t upstream_pool_count(const struct upstream_pool *pool);
 const char *upstream_pool_name(const struct upstream_pool *pool, size_t i);
-
-/* upstream_pool_log - one log line per upstream: health, connections, counters, RTT. */
-void upstream_pool_log(const struct upstream_pool *pool);
 
 /*
  * upstream_pool_submit - send uq. complete() may run before this returns (no usable

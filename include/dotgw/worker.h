@@ -50,13 +50,10 @@ void workers_set_dnstap(struct workers *ws, struct dnstap *dt);
 int workers_start(struct workers *ws);
 void workers_stop(struct workers *ws);
 
-/* workers_close - close what workers_open opened (after workers_stop); log_pools: log each
- * upstream pool's state first. The counters stay readable until workers_free. */
-void workers_close(struct workers *ws, bool log_pools);
+/* workers_close - close what workers_open opened (after workers_stop). The counters stay
+ * readable until workers_free. */
+void workers_close(struct workers *ws);
 void workers_free(struct workers *ws);
-
-/* workers_log_pools - SIGUSR1: each worker's upstreams, read while the workers run. */
-void workers_log_pools(struct workers *ws);
 
 /* workers_snapshot - fill s (but its mode) with the counters, in flight and upstreams. */
 void workers_snapshot(struct workers *ws, struct stats_snapshot *s);
