@@ -45,7 +45,7 @@ struct rt_ctx {
 static int rt_config_check(const struct route_config *cfg);
 static int rt_open(struct rt_ctx *ctx);
 static struct nlmsghdr *rt_msg_start(struct rt_ctx *ctx, uint16_t type, uint16_t flags);
-static int rt_talk(struct rt_ctx *ctx, struct nlmsghdr *nlh);
+static int rt_talk(struct rt_ctx *ctx, struct nlmsghdr *nlh, mnl_cb_t cb, void *data);
 static int rt_rule(struct rt_ctx *ctx, uint16_t type, uint8_t family,
 		   const struct route_config *cfg, bool any_priority);
 static int rt_rules_stale(struct rt_ctx *ctx, uint8_t family, const struct route_config *cfg);
@@ -98,8 +98,11 @@ static struct nlmsghdr *rt_msg_start(struct rt_ctx *ctx, uint16_t type, uint16_t
 	return nlh;
 }
 
-/* rt_talk - send the request built in ctx->buf and read its ACK; 0 or the kernel's -errno. */
-static int rt_talk(struct rt_ctx *ctx, struct nlmsghdr *nlh)
+/*
+ * rt_talk - send the request built in ctx->buf and read the answers until its ACK (or, for a
+ * dump, NLMSG_DONE), each message through cb (NULL: none); 0 or the kernel's -errno.
+ */
+static int rt_talk(struct rt_ctx *ctx, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
 	ssize_t n;
 	int ret;
@@ -110,7 +113,7 @@ static int rt_talk(struct rt_ctx *ctx, struct nlmsghdr *nlh)
 		n = mnl_socket_recvfrom(ctx->nl, ctx->buf, sizeof(ctx->buf));
 		if (n < 0)
 			return -errno;
-		ret = mnl_cb_run(ctx->buf, (size_t)n, ctx->seq, ctx->portid, NULL, NULL);
+		ret = mnl_cb_run(ctx->buf, (size_t)n, ctx->seq, ctx->portid, cb, data);
 	} while (ret > MNL_CB_STOP);
 	return ret < 0 ? -errno : 0;
 }
@@ -137,7 +140,7 @@ static int rt_rule(struct rt_ctx *ctx, uint16_t type, uint8_t family,
 	mnl_attr_put_u32(nlh, FRA_TABLE, cfg->table);
 	if (add || !any_priority)
 		mnl_attr_put_u32(nlh, FRA_PRIORITY, cfg->priority);
-	return rt_talk(ctx, nlh);
+	return rt_talk(ctx, nlh, NULL, NULL);
 }
 
 /* What a rule dump collects: the priorities of our rules that are not cfg->priority. */
@@ -198,8 +201,7 @@ static int rt_rules_stale(struct rt_ctx *ctx, uint8_t family, const struct route
 	struct route_config one = *cfg;
 	struct nlmsghdr *nlh;
 	struct fib_rule_hdr *frh;
-	ssize_t n;
-	int ret, err;
+	int err;
 
 	for (int round = 0; round < RT_FLUSH_MAX / RT_STALE_MAX; round++) {
 		st.n = 0;
@@ -208,17 +210,9 @@ static int rt_rules_stale(struct rt_ctx *ctx, uint8_t family, const struct route
 		nlh->nlmsg_flags &= (uint16_t)~NLM_F_ACK;
 		frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
 		frh->family = family;
-		if (mnl_socket_sendto(ctx->nl, nlh, nlh->nlmsg_len) < 0)
-			return -errno;
-		do {
-			n = mnl_socket_recvfrom(ctx->nl, ctx->buf, sizeof(ctx->buf));
-			if (n < 0)
-				return -errno;
-			ret = mnl_cb_run(ctx->buf, (size_t)n, ctx->seq, ctx->portid, rt_rule_dumped,
-					 &st);
-		} while (ret > MNL_CB_STOP);
-		if (ret < 0)
-			return -errno;
+		err = rt_talk(ctx, nlh, rt_rule_dumped, &st);
+		if (err < 0)
+			return err;
 		for (size_t i = 0; i < st.n; i++) {
 			one.priority = st.prio[i];
 			err = rt_rule(ctx, RTM_DELRULE, family, &one, false);
@@ -268,7 +262,7 @@ static int rt_route(struct rt_ctx *ctx, uint16_t type, uint8_t family,
 	mnl_attr_put_u32(nlh, RTA_TABLE, cfg->table);
 	if (oif)
 		mnl_attr_put_u32(nlh, RTA_OIF, oif);
-	return rt_talk(ctx, nlh);
+	return rt_talk(ctx, nlh, NULL, NULL);
 }
 
 /*
