@@ -379,9 +379,10 @@ static void fuzz_truncate(const uint8_t *ans, const struct dns_msg *a, const str
 		abort();
 	if (dns_msg_parse(&t, buf, (size_t)n))
 		abort();
+	/* a query may have no question (RFC 7873 cookies): then neither has the cut answer */
 	if (!(t.flags & DNS_FLAG_TC) || !(t.flags & DNS_FLAG_QR) || t.id != m->id ||
-	    t.qdcount != 1 || !dns_question_equal(&t.q, &m->q) || t.ancount || t.nscount ||
-	    t.arcount != (m->has_opt ? 1 : 0) || t.has_opt != m->has_opt)
+	    t.qdcount != m->qdcount || (m->qdcount && !dns_question_equal(&t.q, &m->q)) ||
+	    t.ancount || t.nscount || t.arcount != (m->has_opt ? 1 : 0) || t.has_opt != m->has_opt)
 		abort();
 out_free:
 	free(buf);
