@@ -7,6 +7,8 @@
 # Counts every thread of the process and its libraries, not the kernel.
 #
 # Usage: sudo bench/callgrind_hit.sh DOTGW [DOTGW...]    (N1, N2: env, default 1000, 5000)
+# With KEEP=DIR, the callgrind files stay there as DIR/<k>-<N>.out (k: the binary's place in
+# the list), for callgrind_annotate.
 
 # shellcheck source=../tests/netns/lib.sh
 . "$(dirname "$0")/../tests/netns/lib.sh"
@@ -19,7 +21,9 @@ lab_setup
 for n in "$N1" "$N2"; do
 	for ((i = 0; i < n; i++)); do echo "www.example.test A"; done >"$LAB_DIR/q$n.txt"
 done
+k=0
 for bin in "$@"; do
+	k=$((k + 1))
 	total=()
 	for n in "$N1" "$N2"; do
 		out="$LAB_DIR/callgrind-$n.out"
@@ -43,6 +47,7 @@ for bin in "$@"; do
 		wait "$job" 2>/dev/null
 		lab_bg_forget "$job"
 		total+=("$(awk '/^summary:/ {print $2}' "$out")")
+		[ -n "${KEEP:-}" ] && cp "$out" "$KEEP/$k-$n.out"
 	done
 	echo "$bin: ${total[0]} instructions for $N1 queries, ${total[1]} for $N2:" \
 		"$(((total[1] - total[0]) / (N2 - N1))) per cache hit"

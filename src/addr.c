@@ -24,42 +24,6 @@ const char *addr_text(const union sockaddr_any *a, char *buf, size_t len)
 	return buf;
 }
 
-bool addr_equal(const union sockaddr_any *a, const union sockaddr_any *b)
-{
-	if (a->sa.sa_family != b->sa.sa_family)
-		return false;
-	if (a->sa.sa_family == AF_INET)
-		return a->sin.sin_port == b->sin.sin_port &&
-		       a->sin.sin_addr.s_addr == b->sin.sin_addr.s_addr;
-	return a->sin6.sin6_port == b->sin6.sin6_port &&
-	       memcmp(&a->sin6.sin6_addr, &b->sin6.sin6_addr, 16) == 0 &&
-	       a->sin6.sin6_scope_id == b->sin6.sin6_scope_id;
-}
-
-socklen_t addr_len(const union sockaddr_any *a)
-{
-	return a->sa.sa_family == AF_INET6 ? sizeof(a->sin6) : sizeof(a->sin);
-}
-
-uint16_t addr_port(const union sockaddr_any *a)
-{
-	return ntohs(a->sa.sa_family == AF_INET6 ? a->sin6.sin6_port : a->sin.sin_port);
-}
-
-void addr_set_port(union sockaddr_any *a, uint16_t port)
-{
-	if (a->sa.sa_family == AF_INET6)
-		a->sin6.sin6_port = htons(port);
-	else
-		a->sin.sin_port = htons(port);
-}
-
-const uint8_t *addr_bytes(const union sockaddr_any *a)
-{
-	return a->sa.sa_family == AF_INET6 ? a->sin6.sin6_addr.s6_addr
-					   : (const uint8_t *)&a->sin.sin_addr;
-}
-
 /* parse_decimal - a whole decimal number in [0, max] (digits only); 0 or -EINVAL. */
 static int parse_decimal(const char *s, unsigned long max, unsigned long *out)
 {

@@ -143,13 +143,14 @@ static const char *reply_to_name(const struct reply_to *to, char *buf)
 }
 
 /* tap - a dnstap message for this query or response, when dnstap is on. */
-static void tap(struct frontend *fe, bool response, const struct reply_to *to, const uint8_t *msg,
-		size_t len)
+static inline void tap(struct frontend *fe, bool response, const struct reply_to *to,
+		       const uint8_t *msg, size_t len)
 {
-	const union sockaddr_any *local = to->tc ? tcp_client_local(to->tc) : &to->odst;
+	const union sockaddr_any *local;
 
 	if (!fe->dnstap)
 		return;
+	local = to->tc ? tcp_client_local(to->tc) : &to->odst;
 	if (!dnstap_log(fe->dnstap, response, to->tc != NULL, &reply_to_peer(to)->sa, &local->sa,
 			msg, len))
 		fe->stats->dnstap_dropped++;
@@ -776,8 +777,13 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 	}
 	for (int i = 0; i < n; i++) {
 		struct msghdr *mh = &fe->mmsg[i].msg_hdr;
-		struct reply_to to = {.client = fe->from[i]};
+		struct reply_to to;
 		unsigned int ifindex;
+
+		/* odst: addr_cmsg_orig_dst fills it; no need to clear 3 addresses per query */
+		to.tc = NULL;
+		to.client = fe->from[i];
+		to.nat.sa.sa_family = 0;
 
 		if (!addr_cmsg_orig_dst(mh, &to.odst, &ifindex) || (mh->msg_flags & MSG_TRUNC)) {
 			fe->stats->malformed++;

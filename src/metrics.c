@@ -26,7 +26,8 @@ int metrics_parse_addr(const char *spec, struct sockaddr_storage *ss)
 
 	if (addr_parse(&a, spec, "127.0.0.1", 0) < 0)
 		return -EINVAL;
-	memcpy(ss, &a, sizeof(*ss));
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &a, sizeof(a));
 	return 0;
 }
 

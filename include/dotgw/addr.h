@@ -8,17 +8,22 @@
 #ifndef DOTGW_ADDR_H
 #define DOTGW_ADDR_H
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
+/*
+ * An IPv4 or IPv6 socket address: 28 octets, not sockaddr_storage's 128, since every query
+ * carries three of them (struct reply_to) and the hot path copies them.
+ */
 union sockaddr_any {
 	struct sockaddr sa;
 	struct sockaddr_in sin;
 	struct sockaddr_in6 sin6;
-	struct sockaddr_storage ss;
 };
 
 /* "ADDR:PORT" or "[ADDR6]:PORT": room for the longest */
@@ -27,20 +32,48 @@ union sockaddr_any {
 /* addr_text - a as "ADDR:PORT" or "[ADDR6]:PORT" in buf (len octets); returns buf. */
 const char *addr_text(const union sockaddr_any *a, char *buf, size_t len);
 
+/* The small accessors are inline: the query path calls them several times per query. */
+
 /* addr_equal - same family, address, port (and IPv6 scope). */
-bool addr_equal(const union sockaddr_any *a, const union sockaddr_any *b);
+static inline bool addr_equal(const union sockaddr_any *a, const union sockaddr_any *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->sin.sin_port == b->sin.sin_port &&
+		       a->sin.sin_addr.s_addr == b->sin.sin_addr.s_addr;
+	return a->sin6.sin6_port == b->sin6.sin6_port &&
+	       memcmp(&a->sin6.sin6_addr, &b->sin6.sin6_addr, 16) == 0 &&
+	       a->sin6.sin6_scope_id == b->sin6.sin6_scope_id;
+}
 
 /* addr_len - the length of a's sockaddr for its family. */
-socklen_t addr_len(const union sockaddr_any *a);
+static inline socklen_t addr_len(const union sockaddr_any *a)
+{
+	return a->sa.sa_family == AF_INET6 ? sizeof(a->sin6) : sizeof(a->sin);
+}
 
 /* addr_port - a's port in host order. */
-uint16_t addr_port(const union sockaddr_any *a);
+static inline uint16_t addr_port(const union sockaddr_any *a)
+{
+	return ntohs(a->sa.sa_family == AF_INET6 ? a->sin6.sin6_port : a->sin.sin_port);
+}
 
 /* addr_set_port - set a's port (host order). */
-void addr_set_port(union sockaddr_any *a, uint16_t port);
+static inline void addr_set_port(union sockaddr_any *a, uint16_t port)
+{
+	if (a->sa.sa_family == AF_INET6)
+		a->sin6.sin6_port = htons(port);
+	else
+		a->sin.sin_port = htons(port);
+}
 
 /* addr_bytes - a's address octets (4 or 16). */
-const uint8_t *addr_bytes(const union sockaddr_any *a);
+static inline const uint8_t *addr_bytes(const union sockaddr_any *a)
+{
+	return a->sa.sa_family == AF_INET6 ? a->sin6.sin6_addr.s6_addr
+					   : (const uint8_t *)&a->sin.sin_addr;
+}
 
 /*
  * addr_parse - "[ADDR]", "[ADDR]:PORT" or "[ADDR]@PORT" (either family in the brackets),
