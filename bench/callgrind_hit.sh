@@ -7,6 +7,7 @@
 # Counts every thread of the process and its libraries, not the kernel.
 #
 # Usage: sudo bench/callgrind_hit.sh DOTGW [DOTGW...]    (N1, N2: env, default 1000, 5000)
+# With MISS=1, every query asks a name of its own: the cost of a cache miss (TLS included).
 # With KEEP=DIR, the callgrind files stay there as DIR/<k>-<N>.out (k: the binary's place in
 # the list), for callgrind_annotate.
 
@@ -19,7 +20,11 @@ N1=${N1:-1000}
 N2=${N2:-5000}
 lab_setup
 for n in "$N1" "$N2"; do
-	for ((i = 0; i < n; i++)); do echo "www.example.test A"; done >"$LAB_DIR/q$n.txt"
+	if [ "${MISS:-0}" = 1 ]; then
+		for ((i = 0; i < n; i++)); do echo "q$i.example.test A"; done
+	else
+		for ((i = 0; i < n; i++)); do echo "www.example.test A"; done
+	fi >"$LAB_DIR/q$n.txt"
 done
 k=0
 for bin in "$@"; do
@@ -50,5 +55,5 @@ for bin in "$@"; do
 		[ -n "${KEEP:-}" ] && cp "$out" "$KEEP/$k-$n.out"
 	done
 	echo "$bin: ${total[0]} instructions for $N1 queries, ${total[1]} for $N2:" \
-		"$(((total[1] - total[0]) / (N2 - N1))) per cache hit"
+		"$(((total[1] - total[0]) / (N2 - N1))) per cache $([ "${MISS:-0}" = 1 ] && echo miss || echo hit)"
 done

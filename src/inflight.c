@@ -45,8 +45,7 @@ int inflight_new(struct inflight **out, unsigned int max, unsigned int share, un
 		free(t);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++)
-		TAILQ_INIT(&t->slots[i].waiting);
+	/* each slot's list is set up when the slot is taken: calloc's pages stay untouched */
 	t->nslots = n;
 	t->max = max;
 	t->share = share;
@@ -123,6 +122,7 @@ int inflight_take(struct inflight *t, int family, const uint8_t *addr, struct in
 	}
 	memcpy(t->slots[free_slot].key, key, sizeof(key));
 	t->slots[free_slot].count = 1;
+	TAILQ_INIT(&t->slots[free_slot].waiting); /* empty whenever count fell to 0 */
 	w->slot = (int)free_slot;
 	return 0;
 }
