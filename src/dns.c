@@ -680,3 +680,100 @@ int dns_answer_names(const uint8_t *buf, const struct dns_msg *m,
 	}
 	return 0;
 }
+
+/* name_equal - two uncompressed names, ASCII case folded (see dns_question_equal). */
+static bool name_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	if (alen != blen)
+		return false;
+	for (size_t i = 0; i < alen; i++)
+		if (ascii_lower(a[i]) != ascii_lower(b[i]))
+			return false;
+	return true;
+}
+
+struct chain {
+	uint8_t names[DNS_CHAIN_MAX][DNS_MAX_NAME];
+	size_t lens[DNS_CHAIN_MAX];
+	size_t n;
+};
+
+static bool chain_has(const struct chain *c, const uint8_t *name, size_t len)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (name_equal(c->names[i], c->lens[i], name, len))
+			return true;
+	return false;
+}
+
+/*
+ * chain_pass - one walk of the answer section: CNAMEs whose owner is in the chain add their
+ * targets; with fn, A/AAAA records whose owner is in the chain go to fn. Sets *grew when the
+ * chain grew. 0, fn's non-zero return, or -EBADMSG.
+ */
+static int chain_pass(const uint8_t *buf, const struct dns_msg *m, struct chain *c, bool *grew,
+		      int (*fn)(void *data, int family, const uint8_t *addr, uint32_t ttl),
+		      void *data)
+{
+	uint8_t name[DNS_MAX_NAME], target[DNS_MAX_NAME];
+	size_t off = m->question_end;
+
+	for (size_t i = 0; i < m->ancount; i++) {
+		size_t pos, nlen, tlen, tend, end, rdlen;
+		uint16_t type, class;
+		int r;
+
+		if (name_walk(buf, m->len, off, &pos, name, &nlen) || m->len - pos < DNS_RR_FIXED)
+			return -EBADMSG;
+		type = dns_get16(buf + pos);
+		class = dns_get16(buf + pos + 2);
+		rdlen = dns_get16(buf + pos + 8);
+		end = pos + DNS_RR_FIXED + rdlen;
+		if (end > m->len)
+			return -EBADMSG;
+		off = end;
+		if (class != DNS_CLASS_IN || !chain_has(c, name, nlen))
+			continue;
+		if (type == DNS_TYPE_CNAME && !fn) {
+			if (name_walk(buf, end, pos + DNS_RR_FIXED, &tend, target, &tlen) ||
+			    tend != end)
+				return -EBADMSG;
+			if (c->n < DNS_CHAIN_MAX && !chain_has(c, target, tlen)) {
+				memcpy(c->names[c->n], target, tlen);
+				c->lens[c->n++] = tlen;
+				*grew = true;
+			}
+		} else if (fn && ((type == DNS_TYPE_A && rdlen == 4) ||
+				  (type == DNS_TYPE_AAAA && rdlen == 16))) {
+			r = fn(data, type == DNS_TYPE_A ? AF_INET : AF_INET6,
+			       buf + pos + DNS_RR_FIXED, dns_get32(buf + pos + 4));
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int dns_answer_addrs(const uint8_t *buf, const struct dns_msg *m,
+		     int (*fn)(void *data, int family, const uint8_t *addr, uint32_t ttl),
+		     void *data)
+{
+	struct chain c;
+	bool grew = true;
+	int r;
+
+	if (m->qdcount != 1)
+		return 0;
+	memcpy(c.names[0], m->q.name, m->q.name_len);
+	c.lens[0] = m->q.name_len;
+	c.n = 1;
+	/* records in chain order need one pass to find the chain; each further pass that finds
+	 * a new link means one was out of order, and there are at most DNS_CHAIN_MAX links */
+	for (size_t pass = 0; grew && pass < DNS_CHAIN_MAX; pass++) {
+		grew = false;
+		r = chain_pass(buf, m, &c, &grew, NULL, NULL);
+		if (r)
+			return r;
+	}
+	return chain_pass(buf, m, &c, &grew, fn, data);
+}

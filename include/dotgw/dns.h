@@ -243,6 +243,19 @@ int dns_answer_names(const uint8_t *buf, const struct dns_msg *m,
 			       size_t name_len),
 		     void *data);
 
+#define DNS_CHAIN_MAX 16 /* names of a CNAME chain dns_answer_addrs follows */
+
+/*
+ * dns_answer_addrs - call fn for each A and AAAA record (class IN) of the answer section of m,
+ * parsed from buf, that answers m's question: its owner is the question's name or a name that
+ * a chain of CNAMEs from it leads to, the records in any order, at most DNS_CHAIN_MAX names.
+ * Records of other owners are skipped. Returns 0, the first non-zero return of fn, or -EBADMSG
+ * when an RR cannot be read.
+ */
+int dns_answer_addrs(const uint8_t *buf, const struct dns_msg *m,
+		     int (*fn)(void *data, int family, const uint8_t *addr, uint32_t ttl),
+		     void *data);
+
 static inline uint16_t dns_get16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] << 8 | p[1]);

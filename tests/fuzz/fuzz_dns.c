@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include "dotgw/dns.h"
@@ -82,6 +83,18 @@ static int answer_name(void *data, uint16_t type, bool target, const uint8_t *na
 	if (name_len == 0 || name_len > DNS_MAX_NAME || name[name_len - 1] != 0)
 		abort();
 	fuzz_name_text(name, name_len, true);
+	++*count;
+	return 0;
+}
+
+/* answer_addr - dns_answer_addrs gives only addresses of either family. */
+static int answer_addr(void *data, int family, const uint8_t *addr, uint32_t ttl)
+{
+	size_t *count = data;
+
+	(void)ttl;
+	if ((family != AF_INET && family != AF_INET6) || !addr)
+		abort();
 	++*count;
 	return 0;
 }
@@ -248,6 +261,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		rc = dns_answer_names(data, &m, answer_name, &names);
 		if ((rc && rc != -EBADMSG) || names > 2 * (size_t)m.ancount)
+			abort();
+		/* the addresses of the question's CNAME chain: at most one per RR */
+		names = 0;
+		rc = dns_answer_addrs(data, &m, answer_addr, &names);
+		if ((rc && rc != -EBADMSG) || names > m.ancount)
 			abort();
 	}
 

@@ -1113,6 +1113,87 @@ static void test_query_rewrite(void)
 	CHECK_EQ(dns_answer_restore(ans, &r, true, NULL), sizeof(plain));
 }
 
+/* collect - dns_answer_addrs' callback: the addresses as text-free records, in order. */
+struct got {
+	int family[8];
+	uint8_t addr[8][16];
+	uint32_t ttl[8];
+	size_t n;
+};
+
+static int collect(void *data, int family, const uint8_t *addr, uint32_t ttl)
+{
+	struct got *g = data;
+
+	if (g->n == 8)
+		return 7;
+	g->family[g->n] = family;
+	memcpy(g->addr[g->n], addr, family == AF_INET6 ? 16 : 4);
+	g->ttl[g->n++] = ttl;
+	return 0;
+}
+
+/*
+ * An answer to WWW.example.test A: the chain's records out of order (the A of the last link
+ * first, then the CNAMEs backwards), names in mixed case and behind pointers, one A record of
+ * a name outside the chain, one A of the wrong length, an AAAA of a link.
+ */
+static void test_answer_addrs(void)
+{
+	static const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 9};
+	struct wire w = {.n = 0};
+	struct dns_msg m;
+	struct got g = {.n = 0};
+	size_t q = DNS_HDR_LEN, mid, last;
+
+	w_hdr(&w, 1, DNS_FLAG_QR | DNS_FLAG_RD | DNS_FLAG_RA, 1, 6, 0, 0);
+	w_name(&w, "WWW.example.test");
+	w_u16(&w, DNS_TYPE_A);
+	w_u16(&w, DNS_CLASS_IN);
+	/* last.cdn.test A 203.0.113.7 (owner written out: the pointers come later) */
+	last = w.n;
+	w_name(&w, "last.cdn.test");
+	w_rr(&w, DNS_TYPE_A, 4);
+	w_bytes(&w, "\xcb\x00\x71\x07", 4);
+	/* mid.example.test CNAME LAST.cdn.test */
+	mid = w.n;
+	w_name(&w, "mid.example.test");
+	w_rr(&w, TYPE_CNAME, 7);
+	w_labels(&w, "LAST");
+	w_ptr(&w, last + 5);
+	/* www.example.test CNAME mid.example.test */
+	w_ptr(&w, q);
+	w_rr(&w, TYPE_CNAME, 2);
+	w_ptr(&w, mid);
+	/* other.test A 192.0.2.1: not in the chain */
+	w_name(&w, "other.test");
+	w_rr(&w, DNS_TYPE_A, 4);
+	w_bytes(&w, "\xc0\x00\x02\x01", 4);
+	/* mid.example.test A with 3 octets: not an address */
+	w_ptr(&w, mid);
+	w_rr(&w, DNS_TYPE_A, 3);
+	w_bytes(&w, "\x01\x02\x03", 3);
+	/* mid.example.test AAAA 2001:db8::9 */
+	w_ptr(&w, mid);
+	w_rr(&w, DNS_TYPE_AAAA, 16);
+	w_bytes(&w, v6, 16);
+	CHECK_EQ(dns_msg_parse(&m, w.b, w.n), 0);
+	CHECK_EQ(dns_answer_addrs(w.b, &m, collect, &g), 0);
+	CHECK_EQ(g.n, 2);
+	CHECK(g.family[0] == AF_INET && memcmp(g.addr[0], "\xcb\x00\x71\x07", 4) == 0);
+	CHECK(g.family[1] == AF_INET6 && memcmp(g.addr[1], v6, 16) == 0);
+	CHECK_EQ(g.ttl[0], 300);
+
+	/* fn's non-zero return stops the walk and comes back */
+	g.n = 8;
+	CHECK_EQ(dns_answer_addrs(w.b, &m, collect, &g), 7);
+
+	/* an RR running past the end: -EBADMSG (the parse checked only the counts' fit) */
+	g.n = 0;
+	m.len -= 1;
+	CHECK_EQ(dns_answer_addrs(w.b, &m, collect, &g), -EBADMSG);
+}
+
 int main(void)
 {
 	test_query();
@@ -1129,5 +1210,6 @@ int main(void)
 	test_build_error();
 	test_name_to_text();
 	test_query_rewrite();
+	test_answer_addrs();
 	return check_done("dns");
 }
