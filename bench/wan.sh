@@ -29,7 +29,8 @@
 #   if a helper dies, the DoT flow stops instead of silently losing its delay.
 #
 # Settings: WAN_RTT_MS, WAN_JITTER_MS, WAN_LOSS_PCT (decimals allowed), WAN_TOOL
-# (auto | netem | netdelay), WAN_SEED (netdelay's random seed; default: from the clock).
+# (auto | netem | netdelay), WAN_SEED (netdelay's random seed; default: from the clock),
+# WAN_LIMIT (packets netdelay holds at most, per side; default 10000).
 # Afterwards: WAN_USED (netem or netdelay, while it is up), WAN_USED_LAST (after wan_stop),
 # WAN_COUNTERS (netdelay's exit lines, after wan_stop).
 
@@ -38,6 +39,7 @@ WAN_JITTER_MS=${WAN_JITTER_MS:-0}
 WAN_LOSS_PCT=${WAN_LOSS_PCT:-0}
 WAN_TOOL=${WAN_TOOL:-auto}
 WAN_SEED=${WAN_SEED:-}
+WAN_LIMIT=${WAN_LIMIT:-10000}
 WAN_QUEUE=853
 WAN_SRC=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)/netdelay.c
 WAN_USED=
@@ -161,7 +163,7 @@ wan_rules_del()
 # wan_ready LOG: netdelay said it is bound.
 wan_ready()
 {
-	grep -q ' ready: ' "$1"
+	grep -qs ' ready: ' "$1"
 }
 
 # wan_helper_start NS NAME: one netdelay in NS on WAN_QUEUE, half the round trip.
@@ -169,7 +171,7 @@ wan_helper_start()
 {
 	local ns=$1 log="$LAB_DIR/netdelay-$2.log" args
 	args=(-q "$WAN_QUEUE" -d "$(wan_half "$WAN_RTT_MS")" -j "$(wan_half "$WAN_JITTER_MS")"
-		-l "$WAN_LOSS_PCT")
+		-l "$WAN_LOSS_PCT" -n "$WAN_LIMIT")
 	[ -n "$WAN_SEED" ] && args+=(-s "$((WAN_SEED + ${#WAN_JOBS[@]}))")
 	lab_bg "$ns" "$log" "$WAN_BIN" "${args[@]}"
 	WAN_JOBS+=("$LAB_BG_PID")
