@@ -297,7 +297,9 @@ static int nd_read(struct nd *nd)
 		n = recvmmsg(mnl_socket_get_fd(nd->nl), mmsg, ND_RECV_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			if (errno == ENOBUFS) {
+				/* lost messages: their packets stay queued until we unbind */
 				nd->c.enobufs++;
+				done++;
 				continue;
 			}
 			if (errno == EAGAIN || errno == EINTR)
@@ -335,7 +337,11 @@ static int nd_cfg(struct nd *nd, struct nlmsghdr *nlh, uint32_t seq)
 	return 0;
 }
 
-/* nd_open - bind the queue: copy the first bytes only, queue length = limit, no fail-open. */
+/*
+ * nd_open - bind the queue: copy the first bytes only, queue length = limit, no fail-open, no
+ * GSO flag (the kernel hands over each segment of a GSO packet on its own, so loss applies per
+ * wire packet, as on a real link).
+ */
 static int nd_open(struct nd *nd)
 {
 	/* zeroed: libmnl 1.0.4 leaves the padding after an attribute unwritten */
