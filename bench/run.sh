@@ -25,8 +25,13 @@
 # bench/RESULTS.md gets a dated section with the same table, the per-round figures and the
 # checks of issue 5's targets.
 #
+# With -w RTT_MS[,JITTER_MS[,LOSS_PCT]], bench/wan.sh puts a WAN on the gateway-upstream link
+# (sch_netem, or bench/netdelay.c over NFQUEUE for TCP :853 where netem is missing); every
+# target's DoT traffic to the upstream crosses it, the DoT ceiling's included.
+#
 # Usage: sudo bench/run.sh [OPTIONS] [PATH-TO-DOTGW]   (-h lists the options)
-# Needs root, dnsperf (with -m dot), unbound, nft, and what tests/netns/lib.sh needs.
+# Needs root, dnsperf (with -m dot), unbound, nft, and what tests/netns/lib.sh needs; with -w
+# also a C compiler, pkg-config and iptables-nft (for netdelay, where netem is missing).
 # Exit status: 0 when the run completed (whatever the figures), 1 on a failure, 77 skipped.
 
 set -u
@@ -50,6 +55,8 @@ BENCH_RESULTS="$BENCH_SELF_DIR/RESULTS.md"
 BENCH_TARGETS=(udp dot tproxy nfqueue unbound)
 BENCH_FWD_PORT=5353
 BENCH_DOTGW_EXTRA=()      # -a: more dotgw arguments
+BENCH_WAN=                # -w: RTT_MS[,JITTER_MS[,LOSS_PCT]] between gateway and upstream
+BENCH_WAN_TOOL=auto       # -W: netem, netdelay or auto (netem if the kernel has it)
 
 usage()
 {
@@ -69,6 +76,12 @@ usage()
 		  -u N        threads of the unbound forwarder (default $BENCH_UNBOUND_THREADS)
 		  -t LIST     targets, comma-separated, of: ${BENCH_TARGETS[*]} (default: all)
 		  -a ARG      one more argument for dotgw, e.g. -a --pool-size=1 (repeatable)
+		  -w RTT_MS[,JITTER_MS[,LOSS_PCT]]
+		              a WAN between gateway and upstream: round-trip delay, jitter (the
+		              round trip varies by up to +-JITTER_MS) and loss per packet, e.g.
+		              -w 20,0,0.2; the DoT ceiling crosses it too (see bench/wan.sh)
+		  -W TOOL     how: netem (sch_netem), netdelay (bench/netdelay.c over NFQUEUE,
+		              TCP port 853 only) or auto, netem where the kernel has it (default)
 		  -o FILE     results file to append to (default bench/RESULTS.md; - for none)
 		  -h          this help
 
@@ -83,7 +96,7 @@ bench_uint()
 	exit 2
 }
 
-while getopts "r:d:l:Q:q:c:u:t:a:o:h" opt; do
+while getopts "r:d:l:Q:q:c:u:t:a:w:W:o:h" opt; do
 	case $opt in
 	r) bench_uint -r "$OPTARG" 1 50 && BENCH_ROUNDS=$OPTARG ;;
 	d) bench_uint -d "$OPTARG" 1 120 && BENCH_DURATION=$OPTARG ;;
@@ -94,6 +107,8 @@ while getopts "r:d:l:Q:q:c:u:t:a:o:h" opt; do
 	u) bench_uint -u "$OPTARG" 1 64 && BENCH_UNBOUND_THREADS=$OPTARG ;;
 	t) IFS=, read -r -a BENCH_TARGETS <<<"$OPTARG" ;;
 	a) BENCH_DOTGW_EXTRA+=("$OPTARG") ;;
+	w) BENCH_WAN=$OPTARG ;;
+	W) BENCH_WAN_TOOL=$OPTARG ;;
 	o) BENCH_RESULTS=$OPTARG ;;
 	h) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
@@ -106,6 +121,10 @@ for t in "${BENCH_TARGETS[@]}"; do
 	*) echo "$0: unknown target '$t'" >&2; exit 2 ;;
 	esac
 done
+case $BENCH_WAN_TOOL in
+auto | netem | netdelay) ;;
+*) echo "$0: -W wants netem, netdelay or auto, not '$BENCH_WAN_TOOL'" >&2; exit 2 ;;
+esac
 [ $# -le 1 ] || { usage >&2; exit 2; }
 BENCH_DOTGW_ARG=${1:-$BENCH_REPO/build/dotgw}
 
@@ -116,9 +135,16 @@ LAB_PROC_TIMEOUT=$((BENCH_ROUNDS * ${#BENCH_TARGETS[@]} * (3 * (BENCH_DURATION +
 	BENCH_LAT_DURATION + BENCH_TIMEOUT + 15) + 300))
 # shellcheck source-path=SCRIPTDIR source=../tests/netns/lib.sh
 . "$BENCH_REPO/tests/netns/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=wan.sh
+. "$BENCH_SELF_DIR/wan.sh"
+if [ -n "$BENCH_WAN" ]; then
+	wan_parse "$BENCH_WAN" || exit 2
+	WAN_TOOL=$BENCH_WAN_TOOL
+fi
 
 lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}" dnsperf awk sort getconf
+[ -n "$BENCH_WAN" ] && [ "$BENCH_WAN_TOOL" != netem ] && lab_require_tools pkg-config "${CC:-cc}"
 lab_require_dotgw "$BENCH_DOTGW_ARG"
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -808,6 +834,15 @@ bench_targets()
 			"$(bench_cmp "$life" '<=' "$pool")" \
 			"at most $life handshakes per daemon life ($n SYNs at the upstream's :853)"
 	done
+	if [ -n "$BENCH_WAN" ]; then
+		for t in tproxy nfqueue; do
+			bench_has "$t" || continue
+			m=$(bench_median "$t" miss 4)
+			bench_check "$t miss >= 0.95 x DoT ceiling across the WAN (issue 17)" \
+				"$(bench_cmp "$m" '>=' "$(bench_calc "$dot" "* 0.95")")" \
+				"$(bench_fmt "$m" 0) vs 0.95 x $(bench_fmt "$dot" 0) q/s"
+		done
+	fi
 	if bench_has tproxy && bench_has nfqueue; then
 		nfq=$(bench_median nfqueue miss 4)
 		tp=$(bench_median tproxy miss 4)
@@ -857,6 +892,16 @@ bench_notes()
 	fi
 	n=$(awk -F'\t' '$13 ~ /^[0-9]+$/ { s += $13 } END { print s + 0 }' "$BENCH_TSV")
 	echo "- Port-53 packets that leaked past the gateway to the decoy during measured runs: $n."
+	if [ -n "$BENCH_WAN" ]; then
+		echo "- WAN: every target's TLS traffic to the upstream crosses it (dotgw, the unbound"
+		echo "  forwarder and the DoT ceiling alike), so the ratios to the DoT ceiling compare like with"
+		echo "  like. 'latency' rows include the round trip."
+		if [ "$WAN_USED_LAST" = netdelay ]; then
+			echo "  netdelay delays TCP :853 only: the UDP ceiling is a LAN figure. Its counters over the"
+			echo "  whole run (warm-ups included; lost = dropped on purpose, the rest should be 0):"
+			printf '%s\n' "$WAN_COUNTERS" | sed 's/^/  - /'
+		fi
+	fi
 	if [ -s "$BENCH_NOTES" ]; then
 		echo "- Runs to read with care:"
 		awk -F'\t' '{ printf "  - round %s %s %s: %s\n", $1, $2, $3, $4 }' "$BENCH_NOTES"
@@ -899,8 +944,10 @@ bench_report()
 		- $BENCH_ROUNDS rounds; saturating runs ${BENCH_DURATION} s with -q $BENCH_OUTSTANDING;
 		  latency runs ${BENCH_LAT_DURATION} s at -Q $BENCH_LAT_RATE;
 		  dnsperf -c $BENCH_CLIENTS -t $BENCH_TIMEOUT; IPv4, UDP; wall time ${BENCH_WALL} s
-
 	EOF
+	[ -n "$BENCH_WAN" ] && printf -- '- WAN between gateway and upstream (-w %s): %s\n' \
+		"$BENCH_WAN" "$BENCH_WAN_DESC"
+	echo
 	bench_table
 	printf '\n### Targets of issue 5 in this run\n\n'
 	bench_targets
@@ -922,6 +969,11 @@ cp -- "$DOTGW" "$LAB_DIR/dotgw" && chmod 755 "$LAB_DIR/dotgw" && DOTGW=$LAB_DIR/
 bench_environment
 bench_quiet_upstream || lab_bail "restarting the upstream without query logging"
 bench_syn_counter_install || lab_bail "installing the SYN counter in the upstream namespace"
+if [ -n "$BENCH_WAN" ]; then
+	wan_start || lab_bail "setting up the WAN ($BENCH_WAN, -W $BENCH_WAN_TOOL)"
+	lab_log "WAN between gateway and upstream: $(wan_describe)"
+	BENCH_WAN_DESC=$(wan_describe)
+fi
 BENCH_TSV=$LAB_DIR/runs.tsv
 BENCH_DAEMONS=$LAB_DIR/daemons.tsv
 BENCH_BAD=$LAB_DIR/bad.tsv
@@ -962,6 +1014,10 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 	done
 done
 BENCH_WALL=$((SECONDS - BENCH_START))
+if [ -n "$BENCH_WAN" ]; then
+	wan_stop
+	[ -n "$WAN_COUNTERS" ] && printf '%s\n' "$WAN_COUNTERS" | sed 's/^/# netdelay /'
+fi
 
 report=$(bench_report)
 echo
