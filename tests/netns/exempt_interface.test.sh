@@ -169,6 +169,26 @@ for mode in tproxy nfqueue; do
 done
 lab_check_eq "the decoy never saw a query" 0 "$(lab_decoy_count)"
 
+lab_log "a reload adds the exemption: host scope, from the config file"
+LAB_DOTGW_NS=$NS_CLIENT
+CONF="$LAB_DIR/exempt.conf"
+: >"$CONF"
+chmod 644 "$CONF"
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --config "$CONF" --scope host || lab_finish
+lab_dig "$NS_CLIENT" @"$VPN_HOST4" before-reload.corp.example A
+lab_check_eq "before the reload: corp.example @$VPN_HOST4 is captured (NXDOMAIN)" \
+	"NXDOMAIN  from $VPN_HOST4#53 (UDP)" "$(lab_dig_summary A)"
+echo "exempt-interface = tun*" >"$CONF"
+kill -HUP "$DOTGW_PID"
+lab_wait_until 50 grep -q 'reloaded' "$DOTGW_LOG"
+lab_ok "the reload is logged" grep -q "reloaded $CONF" "$DOTGW_LOG"
+lab_dig "$NS_CLIENT" @"$VPN_HOST4" after-reload.corp.example A
+lab_check_eq "after the reload: the VPN's resolver answers" \
+	"NOERROR $CORP_A from $VPN_HOST4#53 (UDP)" "$(lab_dig_summary A)"
+lab_check_eq "after the reload: the DoT upstream never saw the name" \
+	0 "$(seen "$LAB_DIR/upstream.log" after-reload.corp.example)"
+lab_stop_dotgw
+
 lab_log "the table lists the exemptions as nft writes them"
 LAB_DOTGW_NS=$NS_GW
 lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope both --interface "$LAB_GW_IF_CLIENT" \
