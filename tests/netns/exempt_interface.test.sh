@@ -124,6 +124,13 @@ run_case()
 			[ "$proto" = tcp ] && args=(+tcp +nocookie)
 			name="$proto-${s//[:.]/-}-$scope-$mode-$exempt.corp.example"
 			lab_dig "$NS_CLIENT" @"$s" "$name" A "${args[@]}"
+			# for the record (README): what dig printed, and who logged the name
+			if [ "$proto$s" = "udp${servers[0]}" ]; then
+				printf '%s\n' "$LAB_OUT" | grep -E -e '->>HEADER<<-' \
+					-e "^$name\.[[:space:]].*IN" -e '^;; SERVER' | sed 's/^/#   dig: /'
+				grep -H -F " $name. A IN" "$LAB_DIR/upstream.log" "$LAB_DIR/vpn.log" |
+					sed -e "s|^$LAB_DIR/|#   log: |"
+			fi
 			if [ "$exempt" = yes ]; then
 				lab_check_eq "$tag: $P corp.example @$s: the VPN's resolver answers" \
 					"NOERROR $CORP_A from $s#53 ($P)" "$(lab_dig_summary A)"
