@@ -512,10 +512,10 @@ static void rs_build_exempt(struct rs_batch *bb, const struct ruleset_config *cf
  * Tunnels: DNS that the routing table sends out through one of cfg's exempt interfaces is
  * left alone, "oifname PATTERN return" in output, where the route is already chosen, and
  * "fib daddr oifname PATTERN return" in the prerouting chains (gateway scope), where it is not
- * yet: the kernel looks it up for the destination (and the source address, for policy rules
- * that select by source; not the input interface or the mark). A packet arriving on lo gets
- * the result "lo" (the kernel's loopback short cut), so host-scope packets that output marked
- * for capture are never taken for exempt in prerouting.
+ * yet: the kernel looks up the destination and source addresses much as for a packet this
+ * machine sends (policy rules that select by input interface or mark may not apply). A packet
+ * arriving on lo gets the result "lo" (nft_fib's loopback short cut), so host-scope packets
+ * that output marked for capture are never taken for exempt in prerouting.
  */
 static void rs_build_exempt_ifaces(struct rs_batch *bb, const struct ruleset_config *cfg,
 				   const char *chain)
