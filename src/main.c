@@ -488,6 +488,7 @@ static int check_config(const struct config *cfg)
 		fprintf(stderr, "dotgw: --ca-file '%s': %s\n", cfg->ca_file, strerror(errno));
 		return 2;
 	}
+	check_exempt_interfaces(cfg);
 	printf("dotgw: configuration OK (%s%s)\n",
 	       cfg->config_path[0] ? cfg->config_path : "no config file",
 	       cfg->config_path[0] ? " and the command line" : ", the command line only");
