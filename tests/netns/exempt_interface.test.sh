@@ -207,6 +207,14 @@ lab_check_eq "prerouting and bridge_nat: fib daddr oifname \"tun*\" return" 2 \
 	"$(printf '%s\n' "$table" | grep -c '^[[:space:]]*fib daddr oifname "tun\*" return$')"
 lab_stop_dotgw
 
+lab_log "--check-config warns about a non-tunnel interface too, and accepts the option"
+lab_capture "dotgw --exempt-interface 'tun*' --check-config" ip netns exec "$NS_CLIENT" \
+	timeout 10 "$DOTGW" --config none --exempt-interface 'tun*' --check-config
+lab_check_eq "--check-config with --exempt-interface 'tun*' exits 0" 0 "$LAB_RC"
+lab_check_match "--check-config warns about tun0, a veth" \
+	"warn: --exempt-interface 'tun\*': interface 'tun0' \(kind veth" "$LAB_OUT"
+lab_check_nomatch "--check-config: no warning about tun9, a TUN device" "interface 'tun9'" "$LAB_OUT"
+
 lab_log "a pattern nft cannot match is refused, naming the option and the value"
 lab_capture "dotgw --exempt-interface 't*n'" ip netns exec "$NS_GW" timeout 10 "$DOTGW" \
 	--config none --exempt-interface 't*n' --check-config
