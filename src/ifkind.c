@@ -78,7 +78,7 @@ static int ifkind_read(struct mnl_socket *nl, uint32_t seq, void *buf, struct if
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	uint32_t portid = mnl_socket_get_portid(nl);
 	struct ifinfomsg *ifm;
-	int r;
+	int r = MNL_CB_OK; /* EAGAIN or EINTR before the first message: read again */
 
 	nlh->nlmsg_type = RTM_GETLINK;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
