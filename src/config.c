@@ -39,6 +39,7 @@ enum {
 	LIST_CLIENTS,
 	LIST_EXEMPT,
 	LIST_GROUPS,
+	LIST_EXEMPT_IFACES,
 };
 
 static int parse_interface(struct config *cfg, const char *name, const char *arg, FILE *err);
@@ -51,6 +52,7 @@ static int parse_table(struct config *cfg, const char *name, const char *arg, FI
 static int parse_cache_size(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_client(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_exempt(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_exempt_iface(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_group(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_allow(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_deny(struct config *cfg, const char *name, const char *arg, FILE *err);
@@ -114,6 +116,12 @@ const struct config_option config_options[] = {
 	  .parse = parse_exempt,
 	  .help = "never capture DNS from or to these addresses, e.g. a\n"
 		  "local resolver (repeatable)" },
+	{ .name = "exempt-interface", .key = "exempt-interface", .arg = "IFACE",
+	  .list = LIST_EXEMPT_IFACES, .parse = parse_exempt_iface,
+	  .help = "\n"
+		  "never capture DNS that the routing table sends out\n"
+		  "through IFACE, a VPN tunnel (repeatable; a trailing *\n"
+		  "matches the names that start so: 'wg*', 'tun*')" },
 	{ .name = "table", .key = "table", .arg = "NAME", .parse = parse_table,
 	  .help = "name of dotgw's nftables table, family inet (default: dotgw)" },
 	{ .name = "tproxy-port", .key = "tproxy-port", .arg = "PORT",
@@ -684,6 +692,22 @@ static int parse_client(struct config *cfg, const char *name, const char *arg, F
 static int parse_exempt(struct config *cfg, const char *name, const char *arg, FILE *err)
 {
 	return parse_cidr_list(cfg->exempt, &cfg->n_exempt, name, arg, err);
+}
+
+static int parse_exempt_iface(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	if (!ruleset_ifpattern_valid(arg))
+		return bad_value(err, name, arg,
+				 "an interface name of 1 to 15 characters, or a prefix "
+				 "followed by a final '*' (e.g. 'wg*')");
+	if (cfg->n_exempt_ifaces == CONFIG_MAX_INTERFACES) {
+		fprintf(err, "dotgw: --%s: at most %d interfaces\n", name, CONFIG_MAX_INTERFACES);
+		return -EINVAL;
+	}
+	strcpy(cfg->exempt_ifaces_buf[cfg->n_exempt_ifaces], arg);
+	cfg->exempt_ifaces[cfg->n_exempt_ifaces] = cfg->exempt_ifaces_buf[cfg->n_exempt_ifaces];
+	cfg->n_exempt_ifaces++;
+	return 0;
 }
 
 static int parse_interface(struct config *cfg, const char *name, const char *arg, FILE *err)

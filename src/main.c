@@ -26,6 +26,7 @@
 #include "dotgw/conntrack.h"
 #include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
+#include "dotgw/ifkind.h"
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
 #include "dotgw/loop.h"
@@ -56,6 +57,7 @@ struct daemon {
 static void daemon_reload(struct daemon *d);
 static int reload_parse(const struct daemon *d, struct config *cfg);
 static void resolve_interfaces(struct config *cfg);
+static void check_exempt_interfaces(const struct config *cfg);
 
 /* daemon_render - GET /metrics; runs on the metrics thread. */
 static void daemon_render(void *data, FILE *out)
@@ -147,6 +149,8 @@ static struct ruleset_config ruleset_config_of(const struct config *cfg, bool qu
 		.n_clients = cfg->n_clients,
 		.exempt = cfg->exempt,
 		.n_exempt = cfg->n_exempt,
+		.exempt_ifaces = cfg->exempt_ifaces,
+		.n_exempt_ifaces = cfg->n_exempt_ifaces,
 		.tproxy_port = cfg->tproxy_port,
 		.capture_mark = cfg->capture_mark,
 		.bypass_mark = cfg->bypass_mark,
@@ -335,6 +339,7 @@ static void daemon_reload(struct daemon *d)
 	log_set_level((enum log_level)n->cfg.log_level);
 	n->cfg.cache_worker_size = n->cfg.cache_size / workers_count(d->ws);
 	resolve_interfaces(&n->cfg);
+	check_exempt_interfaces(&n->cfg);
 	r = workers_reload_pools(d->ws, &n->cfg, &pools);
 	if (r < 0) {
 		log_error("reload failed (upstreams: %s): the running configuration stays",
@@ -428,6 +433,54 @@ static void resolve_interfaces(struct config *cfg)
 	}
 }
 
+struct exempt_check {
+	const struct config *cfg;
+	bool seen[CONFIG_MAX_INTERFACES];
+};
+
+static void exempt_check_link(const char *name, const char *kind, unsigned short type, void *data)
+{
+	struct exempt_check *c = data;
+
+	for (size_t i = 0; i < c->cfg->n_exempt_ifaces; i++) {
+		const char *p = c->cfg->exempt_ifaces[i];
+
+		if (!ruleset_ifpattern_match(p, name))
+			continue;
+		c->seen[i] = true;
+		if (!ifkind_is_tunnel(kind, type))
+			log_warn("--exempt-interface '%s': interface '%s' (kind %s, link type %u) "
+				 "is not a tunnel: DNS routed through it is not captured and "
+				 "leaves in plaintext",
+				 p, name, *kind ? kind : "none", type);
+	}
+}
+
+/*
+ * check_exempt_interfaces - warn about each existing interface that --exempt-interface takes in
+ * and that is not a tunnel (an "eth*" given by mistake exempts plaintext DNS). It is obeyed all
+ * the same: the rules match by name, now and for interfaces made later.
+ */
+static void check_exempt_interfaces(const struct config *cfg)
+{
+	struct exempt_check c = {.cfg = cfg};
+	int r;
+
+	if (!cfg->n_exempt_ifaces)
+		return;
+	r = ifkind_foreach(exempt_check_link, &c);
+	if (r < 0) {
+		log_warn("--exempt-interface: cannot list the interfaces to check their kind: %s",
+			 strerror(-r));
+		return;
+	}
+	for (size_t i = 0; i < cfg->n_exempt_ifaces; i++)
+		if (!c.seen[i])
+			log_info("--exempt-interface '%s': no such interface now; DNS routed "
+				 "through one made later is not captured",
+				 cfg->exempt_ifaces[i]);
+}
+
 /* check_config - --check-config: what only the running daemon would find, then say so. */
 static int check_config(const struct config *cfg)
 {
@@ -435,6 +488,7 @@ static int check_config(const struct config *cfg)
 		fprintf(stderr, "dotgw: --ca-file '%s': %s\n", cfg->ca_file, strerror(errno));
 		return 2;
 	}
+	check_exempt_interfaces(cfg);
 	printf("dotgw: configuration OK (%s%s)\n",
 	       cfg->config_path[0] ? cfg->config_path : "no config file",
 	       cfg->config_path[0] ? " and the command line" : ", the command line only");
@@ -601,6 +655,7 @@ int main(int argc, char **argv)
 		goto out_close_loop;
 	cfg->cache_worker_size = cfg->cache_size / workers_count(d.ws);
 	resolve_interfaces(cfg);
+	check_exempt_interfaces(cfg);
 	if (workers_open(d.ws, ref) < 0)
 		goto out_close_workers;
 	if (rc.no_ipv6)

@@ -11,6 +11,7 @@
  * table but the one it is given. nftables/dotgw.nft is the same ruleset written for nft(8) and
  * must list identically: change both together.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <net/if.h>
@@ -96,6 +97,8 @@ static void rs_stmt_tproxy(struct rs_rule *rr, uint16_t port);
 static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_build_exempt(struct rs_batch *bb, const struct ruleset_config *cfg,
 			    const char *chain);
+static void rs_build_exempt_ifaces(struct rs_batch *bb, const struct ruleset_config *cfg,
+				   const char *chain);
 static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config *cfg);
 static void rs_build_skip(struct rs_batch *bb, const struct ruleset_config *cfg, const char *chain);
 static void rs_build_input(struct rs_batch *bb, const struct ruleset_config *cfg);
@@ -158,7 +161,36 @@ static int rs_config_check(const struct ruleset_config *cfg)
 		if (len == 0 || len == IFNAMSIZ)
 			return -EINVAL;
 	}
+	if (cfg->n_exempt_ifaces && !cfg->exempt_ifaces)
+		return -EINVAL;
+	for (i = 0; i < cfg->n_exempt_ifaces; i++)
+		if (!cfg->exempt_ifaces[i] || !ruleset_ifpattern_valid(cfg->exempt_ifaces[i]))
+			return -EINVAL;
 	return 0;
+}
+
+bool ruleset_ifpattern_valid(const char *p)
+{
+	size_t len = p ? strnlen(p, IFNAMSIZ) : 0;
+
+	if (len == 0 || len == IFNAMSIZ || !strcmp(p, ".") || !strcmp(p, ".."))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '/' || c == ':' || isspace(c) || (c == '*' && (i == 0 || i != len - 1)))
+			return false;
+	}
+	return true;
+}
+
+bool ruleset_ifpattern_match(const char *p, const char *name)
+{
+	size_t len = strlen(p);
+
+	if (len && p[len - 1] == '*')
+		return strncmp(p, name, len - 1) == 0;
+	return strcmp(p, name) == 0;
 }
 
 /* rs_batch_put - append the message of length len built in bb->scratch, or fail -ENOSPC. */
@@ -358,6 +390,22 @@ static void rs_match_iifname(struct rs_rule *rr, const char *name)
 	rs_expr_cmp(rr, NFT_CMP_EQ, ifname, sizeof(ifname));
 }
 
+/*
+ * Compare the interface name in register 1 with pattern p, as nft does: a name as the whole
+ * IFNAMSIZ buffer, zero-padded; a prefix "tun*" as its characters alone (no terminating NUL).
+ */
+static void rs_cmp_ifpattern(struct rs_rule *rr, const char *p)
+{
+	char ifname[IFNAMSIZ] = {0};
+	size_t len = strnlen(p, IFNAMSIZ - 1);
+
+	memcpy(ifname, p, len);
+	if (len && p[len - 1] == '*')
+		rs_expr_cmp(rr, NFT_CMP_EQ, ifname, (uint32_t)len - 1);
+	else
+		rs_expr_cmp(rr, NFT_CMP_EQ, ifname, sizeof(ifname));
+}
+
 /* meta iifkind "bridge": the input interface is a Linux bridge (exact match, as iifname) */
 static void rs_match_iifkind_bridge(struct rs_rule *rr)
 {
@@ -457,6 +505,43 @@ static void rs_build_exempt(struct rs_batch *bb, const struct ruleset_config *cf
 			rs_expr_imm_verdict(&rr, NFT_RETURN);
 			rs_batch_rule(bb, &rr);
 		}
+	}
+}
+
+/*
+ * Tunnels: DNS that the routing table sends out through one of cfg's exempt interfaces is
+ * left alone, "oifname PATTERN return" in output, where the route is already chosen, and
+ * "fib daddr oifname PATTERN return" in the prerouting chains (gateway scope), where it is not
+ * yet: the kernel looks up the destination and source addresses much as for a packet this
+ * machine sends (policy rules that select by input interface or mark may not apply). A packet
+ * arriving on lo gets the result "lo" (nft_fib's loopback short cut), so host-scope packets
+ * that output marked for capture are never taken for exempt in prerouting.
+ */
+static void rs_build_exempt_ifaces(struct rs_batch *bb, const struct ruleset_config *cfg,
+				   const char *chain)
+{
+	bool output = strcmp(chain, "output") == 0;
+	struct nftnl_expr *e;
+	struct rs_rule rr;
+
+	if (!output && !(cfg->scope & RULESET_SCOPE_GATEWAY))
+		return;
+	for (size_t i = 0; i < cfg->n_exempt_ifaces; i++) {
+		rs_rule_start(&rr, cfg->table, chain);
+		if (output) {
+			rs_expr_meta_load(&rr, NFT_META_OIFNAME);
+		} else {
+			e = rs_expr_new(&rr, "fib");
+			if (e) {
+				nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+				nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT,
+						   NFT_FIB_RESULT_OIFNAME);
+				nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+			}
+		}
+		rs_cmp_ifpattern(&rr, cfg->exempt_ifaces[i]);
+		rs_expr_imm_verdict(&rr, NFT_RETURN);
+		rs_batch_rule(bb, &rr);
 	}
 }
 
@@ -576,6 +661,7 @@ static void rs_build_output(struct rs_batch *bb, const struct ruleset_config *cf
 	rs_batch_rule(bb, &rr);
 	rs_build_skip(bb, cfg, "output");
 	rs_build_exempt(bb, cfg, "output");
+	rs_build_exempt_ifaces(bb, cfg, "output");
 
 	/* ip daddr 127.0.0.0/8: nft compares just the first address byte */
 	rs_rule_start(&rr, cfg->table, "output");
@@ -627,6 +713,7 @@ static void rs_build_prerouting(struct rs_batch *bb, const struct ruleset_config
 	rs_build_skip(bb, cfg, "prerouting");
 	rs_build_bridge_skip(bb, cfg);
 	rs_build_exempt(bb, cfg, "prerouting");
+	rs_build_exempt_ifaces(bb, cfg, "prerouting");
 	for (pass = 0; pass < (cfg->fail_closed ? 2 : 1); pass++) {
 		if (cfg->scope & RULESET_SCOPE_HOST) {
 			for (i = 0; i < sizeof(rs_l4protos); i++) {
@@ -760,6 +847,7 @@ static void rs_build_bridge_nat(struct rs_batch *bb, const struct ruleset_config
 
 	rs_build_skip(bb, cfg, "bridge_nat");
 	rs_build_exempt(bb, cfg, "bridge_nat");
+	rs_build_exempt_ifaces(bb, cfg, "bridge_nat");
 	for (size_t k = 0; k < (cfg->n_clients ? cfg->n_clients : 1); k++)
 		for (size_t j = 0; j < (cfg->n_interfaces ? cfg->n_interfaces : 1); j++) {
 			for (size_t i = 0; i < sizeof(rs_l4protos); i++) {

@@ -57,6 +57,8 @@ struct config {
 	size_t n_clients;
 	struct cidr exempt[CONFIG_MAX_CIDRS]; /* never captured, from or to */
 	size_t n_exempt;
+	const char *exempt_ifaces[CONFIG_MAX_INTERFACES]; /* never captured: routed out there */
+	size_t n_exempt_ifaces;
 	bool capture_local; /* also capture DNS to this machine's own addresses */
 	enum capture_mode mode;
 	struct policy groups; /* client groups: domain rules, upstreams */
@@ -108,6 +110,7 @@ struct config {
 	char user_buf[64];
 	char table_buf[65];
 	char interfaces_buf[CONFIG_MAX_INTERFACES][16];
+	char exempt_ifaces_buf[CONFIG_MAX_INTERFACES][16];
 };
 
 /*
@@ -162,9 +165,9 @@ int config_parse_upstream(struct upstream_config *u, const char *spec);
 /*
  * config_parse_args - fill cfg (after config_init) from the config file, then the command
  * line, which overrides it: a scalar given on both takes the command line's value, and a
- * repeatable option (upstream, pin, interface, client, exempt, group, allow, deny,
- * group-upstreams) given on the command line replaces all of the file's. The file is
- * --config PATH, else CONFIG_DEFAULT_PATH when it exists; --config none reads none. Its
+ * repeatable option (upstream, pin, interface, client, exempt, exempt-interface, group,
+ * allow, deny, group-upstreams) given on the command line replaces all of the file's. The
+ * file is --config PATH, else CONFIG_DEFAULT_PATH when it exists; --config none reads none. Its
  * lines are "key = value" with every long option as a key (flags take yes or no); '#' and
  * ';' start comments. Adds the default upstreams when none is given. Returns 0 to run, 1 when
  * the program should exit with success (--help, --version: the text is written to out), or

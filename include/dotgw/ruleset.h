@@ -31,6 +31,13 @@ struct ruleset_config {
 	size_t n_clients;	       /* ...or, when 0, from any */
 	const struct cidr *exempt;     /* never captured: packets from or to these */
 	size_t n_exempt;
+	/*
+	 * Never captured: packets the routing table sends out through these interfaces (a VPN
+	 * tunnel is already encrypted). Names, or prefixes written "wg*" (ruleset_ifpattern_valid).
+	 * Host scope: "oifname" in output; gateway scope: "fib daddr oifname" in prerouting.
+	 */
+	const char *const *exempt_ifaces;
+	size_t n_exempt_ifaces;
 	uint16_t tproxy_port;  /* where the TPROXY listeners are bound */
 	uint32_t capture_mark; /* set on captured packets; the policy route matches it */
 	uint32_t bypass_mark;  /* SO_MARK of dotgw's own sockets: never captured */
@@ -59,6 +66,16 @@ struct ruleset_config {
 	 */
 	bool fail_closed;
 };
+
+/*
+ * ruleset_ifpattern_valid - is p an interface name nftables can match: 1 to 15 characters,
+ * none of them '/', ':' or white space, not "." or "..", and '*' at most once, as the last
+ * character after at least one other (a prefix, as nft's "tun*")?
+ */
+bool ruleset_ifpattern_valid(const char *p);
+
+/* ruleset_ifpattern_match - does interface name match the valid pattern p, as nft matches it? */
+bool ruleset_ifpattern_match(const char *p, const char *name);
 
 /* An installed table: with fail open, also the netlink socket that owns it. */
 struct ruleset;

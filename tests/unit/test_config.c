@@ -136,6 +136,13 @@ static void test_options(void)
 	CHECK_EQ(cfg.timeout_ms, 1500);
 	CHECK_EQ(cfg.log_level, 3);
 
+	const char *tunnels[] = {"--exempt-interface", "wg*", "--exempt-interface", "tun0", NULL};
+
+	CHECK_EQ(parse(tunnels), 0);
+	CHECK_EQ(cfg.n_exempt_ifaces, 2);
+	CHECK(strcmp(cfg.exempt_ifaces[0], "wg*") == 0);
+	CHECK(strcmp(cfg.exempt_ifaces[1], "tun0") == 0);
+
 	const char *pass[] = {"--mode", "nfqueue", "--non-recursive", "pass", NULL};
 
 	CHECK_EQ(parse(pass), 0);
@@ -172,6 +179,9 @@ static void test_errors(void)
 		{{"stray"}, "'stray'"},
 		{{"--upstream"}, "'--upstream'"},
 		{{"--max-inflight-per-client", "0"}, "--max-inflight-per-client"},
+		{{"--exempt-interface", "t*n"}, "--exempt-interface: invalid value 't*n'"},
+		{{"--exempt-interface", "*"}, "--exempt-interface: invalid value '*'"},
+		{{"--exempt-interface", "a-name-far-too-long"}, "'a-name-far-too-long'"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -291,6 +301,7 @@ static const struct {
 	{"client", "2001:db8::/32", "scope", "gateway"},
 	{"capture-local", NULL, NULL, NULL},
 	{"exempt", "198.51.100.1", NULL, NULL},
+	{"exempt-interface", "wg*", NULL, NULL},
 	{"table", "dgw2", NULL, NULL},
 	{"tproxy-port", "5300", NULL, NULL},
 	{"mark", "0x10", NULL, NULL},
@@ -344,6 +355,8 @@ static void normalise(struct config *c)
 	c->metrics = c->metrics ? "set" : NULL;
 	for (size_t i = 0; i < c->n_interfaces; i++)
 		c->interfaces[i] = "set";
+	for (size_t i = 0; i < c->n_exempt_ifaces; i++)
+		c->exempt_ifaces[i] = "set";
 	memset(c->config_path, 0, sizeof(c->config_path));
 }
 
@@ -428,7 +441,7 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 55);
+	CHECK_EQ(n, 56);
 }
 
 /* A refused value leaves the field as it was (the default here). */

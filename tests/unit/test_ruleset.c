@@ -98,6 +98,8 @@ static const struct expect_chain chain_bridge_nat = {"bridge_nat", "nat", NF_INE
 static const struct expect_chain chain_input = {"input", "filter", NF_INET_LOCAL_IN, 0};
 
 static const char *const two_ifaces[] = {"eth0", "wlan-guest-1234"};
+/* a prefix of 3 characters (one word), one of 5 (two words), a whole name */
+static const char *const tunnels[] = {"tun*", "wg-vp*", "ppp0"};
 
 static uint32_t port_word(uint16_t port)
 {
@@ -116,6 +118,41 @@ expect_rule(struct expect *e, const char *chain, const char *fmt, ...)
 	vsnprintf(e->rule[e->nrules].exprs, sizeof(e->rule[0].exprs), fmt, ap);
 	va_end(ap);
 	e->nrules++;
+}
+
+/*
+ * "[ cmp eq reg 1 ... ]" for an interface pattern, as nft prints it: a prefix ("tun*") as its
+ * characters alone, padded to whole words; a name as all IFNAMSIZ octets.
+ */
+static void ifpattern_cmp(char *out, size_t size, const char *p)
+{
+	size_t len = strlen(p), n, pos;
+	uint32_t w[4] = {0};
+
+	if (p[len - 1] == '*')
+		len--;
+	else
+		len = IFNAMSIZ;
+	memcpy(w, p, len < strlen(p) ? len : strlen(p));
+	pos = (size_t)snprintf(out, size, "  [ cmp eq reg 1");
+	for (n = 0; n < (len + 3) / 4 && pos < size; n++)
+		pos += (size_t)snprintf(out + pos, size - pos, " 0x%08x", w[n]);
+	if (pos < size)
+		snprintf(out + pos, size - pos, " ]\n");
+}
+
+/* The exemption rules for cfg's exempt interfaces in chain: oifname, or fib daddr oifname. */
+static void expect_exempt_ifaces(struct expect *e, const struct ruleset_config *cfg,
+				 const char *chain)
+{
+	bool output = strcmp(chain, "output") == 0;
+	char cmp[128];
+
+	for (size_t i = 0; i < cfg->n_exempt_ifaces; i++) {
+		ifpattern_cmp(cmp, sizeof(cmp), cfg->exempt_ifaces[i]);
+		expect_rule(e, chain, "%s%s" X_RETURN,
+			    output ? X_META("oifname") : "  [ fib daddr oifname => reg 1 ]\n", cmp);
+	}
 }
 
 /* What nftables/dotgw.nft says, for any configuration. */
@@ -141,6 +178,7 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 			expect_rule(e, "output", X_FIB_LOCAL X_RETURN);
 		if (cfg->no_ipv6)
 			expect_rule(e, "output", X_NFPROTO6 X_RETURN);
+		expect_exempt_ifaces(e, cfg, "output");
 		expect_rule(e, "output", X_IP4_LOOPNET X_RETURN);
 		expect_rule(e, "output", X_IP6_LOOPBACK X_RETURN);
 		for (i = 0; i < 2; i++)
@@ -152,6 +190,8 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 		expect_rule(e, "prerouting", X_NFPROTO6 X_RETURN);
 	if (bridge)
 		expect_rule(e, "prerouting", X_IIFKIND_BR X_RETURN);
+	if (cfg->scope & RULESET_SCOPE_GATEWAY)
+		expect_exempt_ifaces(e, cfg, "prerouting");
 	if (cfg->scope & RULESET_SCOPE_HOST) {
 		for (i = 0; i < 2; i++)
 			expect_rule(e, "prerouting",
@@ -178,6 +218,8 @@ static void expect_build(struct expect *e, const struct ruleset_config *cfg)
 		expect_rule(e, "bridge_nat", X_FIB_LOCAL X_RETURN);
 	if (bridge && cfg->no_ipv6)
 		expect_rule(e, "bridge_nat", X_NFPROTO6 X_RETURN);
+	if (bridge)
+		expect_exempt_ifaces(e, cfg, "bridge_nat");
 	if (bridge && cfg->n_interfaces == 0) {
 		for (i = 0; i < 2; i++)
 			expect_rule(e, "bridge_nat", X_IIFKIND_BR X_DPORT X_COUNTER X_REDIRECT,
@@ -390,6 +432,16 @@ static void check_einval(const struct ruleset_config *good)
 	CHECK_EQ(build_err(&c), -EINVAL);
 
 	c = *good;
+	c.exempt_ifaces = (const char *const[]){"tun*", "t*n"};
+	c.n_exempt_ifaces = 2;
+	CHECK_EQ(build_err(&c), -EINVAL);
+	c.exempt_ifaces = null_name;
+	c.n_exempt_ifaces = 1;
+	CHECK_EQ(build_err(&c), -EINVAL);
+	c.exempt_ifaces = NULL;
+	CHECK_EQ(build_err(&c), -EINVAL);
+
+	c = *good;
 	c.tproxy_port = 0;
 	CHECK_EQ(build_err(&c), -EINVAL);
 	c = *good;
@@ -477,6 +529,112 @@ static void check_generator(const struct ruleset_config *defaults)
 	expect_build(&e, &c);
 	CHECK_EQ(e.nrules, 22);
 	CHECK(strncmp(e.rule[13].exprs, iifname_tcp, strlen(iifname_tcp)) == 0);
+
+	/* `oifname "tun*" return` in output, `fib daddr oifname "wg0" return` in prerouting */
+	c = *defaults;
+	c.exempt_ifaces = (const char *const[]){"tun*", "wg0"};
+	c.n_exempt_ifaces = 2;
+	expect_build(&e, &c);
+	CHECK_EQ(e.nrules, 18 + 6);
+	CHECK(strcmp(e.rule[2].chain, "output") == 0);
+	CHECK(strcmp(e.rule[2].exprs, "  [ meta load oifname => reg 1 ]\n"
+				      "  [ cmp eq reg 1 0x006e7574 ]\n"
+				      "  [ immediate reg 0 return ]\n") == 0);
+	CHECK(strcmp(e.rule[11].chain, "prerouting") == 0);
+	CHECK(strcmp(e.rule[11].exprs,
+		     "  [ fib daddr oifname => reg 1 ]\n"
+		     "  [ cmp eq reg 1 0x00306777 0x00000000 0x00000000 0x00000000 ]\n"
+		     "  [ immediate reg 0 return ]\n") == 0);
+}
+
+/*
+ * Every mode: in each chain the exemption of a tunnel comes before anything that captures
+ * (queue, tproxy, mark set, redirect), so it holds for UDP and TCP alike.
+ */
+static void check_exempt_first(const char *what, const struct ruleset_config *cfg)
+{
+	static const char *const chains[] = {"output", "prerouting", "bridge_nat"};
+	static const char *const capture[] = {"queue", "target", "tproxy", "set mark", "redir"};
+	static uint32_t buf[16384];
+	int first_exempt[3], first_capture[3], idx = 0, left;
+	unsigned int nmsgs;
+	struct nlmsghdr *nlh;
+	size_t len;
+	char text[2048];
+
+	printf("exempt interfaces first: %s\n", what);
+	for (int k = 0; k < 3; k++)
+		first_exempt[k] = first_capture[k] = -1;
+	CHECK_EQ(ruleset_build(cfg, buf, sizeof(buf), 1, &len, &nmsgs), 0);
+	left = (int)len;
+	for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left);
+	     nlh = mnl_nlmsg_next(nlh, &left), idx++) {
+		struct nftnl_rule *r;
+		const char *chain;
+
+		if (nlh->nlmsg_type != NFT_TYPE(NFT_MSG_NEWRULE))
+			continue;
+		r = nftnl_rule_alloc();
+		if (!r || nftnl_rule_nlmsg_parse(nlh, r) < 0) {
+			CHECK(false);
+			nftnl_rule_free(r);
+			continue;
+		}
+		chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
+		nftnl_rule_snprintf(text, sizeof(text), r, NFTNL_OUTPUT_DEFAULT, 0);
+		for (int k = 0; k < 3; k++) {
+			if (strcmp(chain, chains[k]) != 0)
+				continue;
+			if (strstr(text, "oifname") && first_exempt[k] < 0)
+				first_exempt[k] = idx;
+			for (size_t j = 0; j < sizeof(capture) / sizeof(capture[0]); j++)
+				if (strstr(text, capture[j]) && first_capture[k] < 0)
+					first_capture[k] = idx;
+		}
+		nftnl_rule_free(r);
+	}
+	for (int k = 0; k < 3; k++) {
+		bool want =
+			k == 0 ? (cfg->scope & RULESET_SCOPE_HOST)
+			       : (cfg->scope & RULESET_SCOPE_GATEWAY) && (k == 1 || !cfg->no_nat);
+
+		CHECK_EQ(first_exempt[k] >= 0, want);
+		if (want) {
+			CHECK(first_capture[k] > first_exempt[k]);
+			if (first_capture[k] <= first_exempt[k])
+				fprintf(stderr, "chain %s: capture at %d, exemption at %d\n",
+					chains[k], first_capture[k], first_exempt[k]);
+		}
+	}
+}
+
+static void check_ifpattern(void)
+{
+	static const char *const good[] = {
+		"tun0", "tun*", "w*", "wg-vpn*", "abcdefghijklmno", "abcdefghijklmn*",
+		"a.b",	"..."};
+	static const char *const bad[] = {
+		"",  "*",  "t*n", "**",	 "tun**", "*tun", "abcdefghijklmnop", "abcdefghijklmno*",
+		".", "..", "a/b", "a:1", "a b",	  "tun\t"};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		CHECK(ruleset_ifpattern_valid(good[i]));
+		if (!ruleset_ifpattern_valid(good[i]))
+			fprintf(stderr, "refused: '%s'\n", good[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(!ruleset_ifpattern_valid(bad[i]));
+		if (ruleset_ifpattern_valid(bad[i]))
+			fprintf(stderr, "accepted: '%s'\n", bad[i]);
+	}
+	CHECK(!ruleset_ifpattern_valid(NULL));
+	CHECK(ruleset_ifpattern_match("tun*", "tun0"));
+	CHECK(ruleset_ifpattern_match("tun*", "tun"));
+	CHECK(!ruleset_ifpattern_match("tun*", "tu"));
+	CHECK(!ruleset_ifpattern_match("tun*", "xtun0"));
+	CHECK(ruleset_ifpattern_match("tun0", "tun0"));
+	CHECK(!ruleset_ifpattern_match("tun0", "tun01"));
+	CHECK(!ruleset_ifpattern_match("tun0", "tun"));
 }
 
 int main(void)
@@ -536,6 +694,34 @@ int main(void)
 	c.no_ipv6 = true;
 	c.capture_local = true;
 	check_batch("both, no IPv6, capture local", &c);
+
+	c = defaults;
+	c.exempt_ifaces = tunnels;
+	c.n_exempt_ifaces = 3;
+	check_batch("both, three exempt interfaces", &c);
+	check_exempt_first("both, tproxy", &c);
+	c.scope = RULESET_SCOPE_HOST;
+	check_batch("host, three exempt interfaces", &c);
+	check_exempt_first("host, tproxy", &c);
+	c.scope = RULESET_SCOPE_GATEWAY;
+	c.interfaces = two_ifaces;
+	c.n_interfaces = 2;
+	check_batch("gateway, two interfaces, three exempt interfaces", &c);
+	check_exempt_first("gateway, tproxy", &c);
+	c.no_nat = true;
+	check_exempt_first("gateway, tproxy, no NAT", &c);
+	c = defaults;
+	c.exempt_ifaces = tunnels;
+	c.n_exempt_ifaces = 3;
+	c.mode = RULESET_MODE_NFQUEUE;
+	c.queue_total = 2;
+	check_exempt_first("both, nfqueue", &c);
+	c.queue_compat = true;
+	c.fail_closed = true;
+	check_exempt_first("both, nfqueue (compat target), fail closed", &c);
+	c.scope = RULESET_SCOPE_HOST;
+	check_exempt_first("host, nfqueue (compat target), fail closed", &c);
+	check_ifpattern();
 
 	check_nospc(&defaults);
 	check_einval(&defaults);
