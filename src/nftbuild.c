@@ -108,8 +108,9 @@ out_free_table:
 }
 
 /* A base chain of policy accept: dotgw never drops what it does not capture. */
-void nb_batch_chain(struct nb_batch *bb, const char *table, const char *name, const char *type,
-		    uint32_t hooknum, int32_t prio)
+/* nb_chain_msg - a chain message: base chain when type is set (hook, priority, policy accept). */
+static void nb_chain_msg(struct nb_batch *bb, uint16_t msg, const char *table, const char *name,
+			 const char *type, uint32_t hooknum, int32_t prio)
 {
 	struct nftnl_chain *c;
 	struct nlmsghdr *nlh;
@@ -119,20 +120,34 @@ void nb_batch_chain(struct nb_batch *bb, const char *table, const char *name, co
 	c = nftnl_chain_alloc();
 	if (!c || nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table) < 0 ||
 	    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name) < 0 ||
-	    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type) < 0) {
+	    (type && nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type) < 0)) {
 		bb->err = -ENOMEM;
 		goto out_free_chain;
 	}
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hooknum);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	nlh = nftnl_chain_nlmsg_build_hdr((char *)bb->scratch, NFT_MSG_NEWCHAIN, NFPROTO_INET,
-					  NLM_F_CREATE | NLM_F_ACK, bb->seq);
+	if (type) {
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hooknum);
+		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	}
+	nlh = nftnl_chain_nlmsg_build_hdr((char *)bb->scratch, msg, NFPROTO_INET,
+					  (msg == NFT_MSG_NEWCHAIN ? NLM_F_CREATE : 0) | NLM_F_ACK,
+					  bb->seq);
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	nb_batch_put(bb, nlh->nlmsg_len);
 out_free_chain:
 	nftnl_chain_free(c);
+}
+
+void nb_batch_chain(struct nb_batch *bb, const char *table, const char *name, const char *type,
+		    uint32_t hooknum, int32_t prio)
+{
+	nb_chain_msg(bb, NFT_MSG_NEWCHAIN, table, name, type, hooknum, prio);
+}
+
+void nb_batch_chain_plain(struct nb_batch *bb, uint16_t msg, const char *table, const char *name)
+{
+	nb_chain_msg(bb, msg, table, name, NULL, 0, 0);
 }
 
 /* nb_batch_rule - append the finished rule rr (or record its error) and free it. */
@@ -318,6 +333,26 @@ void nb_match_cidr(struct nb_rule *rr, const struct cidr *c, bool src)
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, flip, len);
 	}
 	nb_expr_cmp(rr, NFT_CMP_EQ, net, len);
+}
+
+void nb_match_ct_bits(struct nb_rule *rr, uint32_t key, uint32_t mask)
+{
+	const uint32_t zero = 0;
+	struct nftnl_expr *e = nb_expr_new(rr, "ct");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	e = nb_expr_new(rr, "bitwise");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+	nb_expr_cmp(rr, NFT_CMP_NEQ, &zero, sizeof(zero));
 }
 
 void nb_stmt_counter(struct nb_rule *rr)

@@ -2,11 +2,11 @@
  * nftset.c - set elements added in acknowledged netlink batches (see nftset.h).
  *
  * A batch is BEGIN, one NEWSETELEM per request (its own sequence number, NLM_F_ACK), END. The
- * kernel runs it as one transaction and sends every ACK once it has committed or aborted it,
- * usually before sendto returns; they are read at once and, when not all are there yet, as the
- * socket becomes readable. One refused element aborts the whole transaction, so a batch
- * succeeds only when every ACK says 0; otherwise the refused elements complete with their
- * errors and the others are sent again.
+ * kernel runs it as one transaction inside sendmsg and queues every ACK before sendto returns;
+ * they are read at once, under the link's lock. One refused element aborts the whole
+ * transaction, so a batch succeeds only when every ACK says 0; otherwise the refused elements
+ * complete with their errors and the others are sent again. An ACK that is not there (lost to
+ * a full receive buffer: ENOBUFS) fails its batch the same way.
  */
 #include <endian.h>
 #include <errno.h>
@@ -16,47 +16,91 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "dotgw/loop.h"
 #include "dotgw/nftset.h"
 
-#define NFTSET_BUF_SIZE	      (64 * 1024)
-#define NFTSET_RECV_SIZE      8192
-#define NFTSET_RCVBUF	      (NFTSET_BATCH_MAX * 2048) /* ACKs are one skb each */
-#define NFTSET_ACK_TIMEOUT_MS 2000
+#define NFTSET_BUF_SIZE	 (64 * 1024)
+#define NFTSET_RECV_SIZE 8192
+#define NFTSET_RCVBUF	 (NFTSET_BATCH_MAX * 2048) /* ACKs are one skb each */
 
 TAILQ_HEAD(nftset_reqs, nftset_req);
 
-struct nftset {
-	struct loop *loop;
+struct nftset_link {
+	pthread_mutex_t lock;
 	struct mnl_socket *nl;
 	uint32_t portid;
-	struct loop_watch watch;
+	uint32_t seq; /* under lock */
+};
+
+struct nftset {
+	struct loop *loop;
+	struct nftset_link *link;
 	struct loop_defer flush;
-	struct loop_timer ack_timer;
 	char table[NFT_TABLE_MAXNAMELEN];
 	struct nftset_reqs queued;
-	/* the batch in flight: sequence numbers first + 1 .. first + n; NULL when cancelled */
-	struct nftset_req *batch[NFTSET_BATCH_MAX];
-	uint32_t first, n, acked;
-	bool in_flight, aborted; /* aborted: answered by an error for the whole batch */
-	uint32_t seq;
+	struct nftset_req *batch[NFTSET_BATCH_MAX]; /* the one being flushed */
+	uint32_t n;
 	struct nftset_stats stats;
 	uint8_t buf[NFTSET_BUF_SIZE];
 };
 
 static void nftset_flush(struct loop_defer *d);
-static void nftset_readable(struct loop_watch *w, uint32_t revents);
-static void nftset_ack_timeout(struct loop_timer *t);
 
-int nftset_new(struct nftset **out, struct loop *loop, const char *table)
+int nftset_link_new(struct nftset_link **out)
+{
+	struct nftset_link *l = calloc(1, sizeof(*l));
+	int one = 1, rcvbuf = NFTSET_RCVBUF, r;
+
+	if (!l)
+		return -ENOMEM;
+	l->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!l->nl || mnl_socket_bind(l->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = errno ? -errno : -EIO;
+		if (l->nl)
+			mnl_socket_close(l->nl);
+		free(l);
+		return r;
+	}
+	l->portid = mnl_socket_get_portid(l->nl);
+	/* an ACK carries only the header of the message it answers */
+	mnl_socket_setsockopt(l->nl, NETLINK_CAP_ACK, &one, sizeof(one));
+	if (setsockopt(mnl_socket_get_fd(l->nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+		       sizeof(rcvbuf)) < 0)
+		setsockopt(mnl_socket_get_fd(l->nl), SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+			   sizeof(rcvbuf));
+	pthread_mutex_init(&l->lock, NULL);
+	*out = l;
+	return 0;
+}
+
+void nftset_link_free(struct nftset_link *l)
+{
+	if (!l)
+		return;
+	mnl_socket_close(l->nl);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+struct mnl_socket *nftset_link_lock(struct nftset_link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	return l->nl;
+}
+
+void nftset_link_unlock(struct nftset_link *l)
+{
+	pthread_mutex_unlock(&l->lock);
+}
+
+int nftset_new(struct nftset **out, struct loop *loop, struct nftset_link *link, const char *table)
 {
 	struct nftset *ns;
-	int one = 1, rcvbuf = NFTSET_RCVBUF, r;
 
 	if (!table || !*table || strlen(table) >= sizeof(ns->table))
 		return -EINVAL;
@@ -64,49 +108,19 @@ int nftset_new(struct nftset **out, struct loop *loop, const char *table)
 	if (!ns)
 		return -ENOMEM;
 	ns->loop = loop;
+	ns->link = link;
 	strcpy(ns->table, table);
 	TAILQ_INIT(&ns->queued);
 	loop_defer_init(&ns->flush, nftset_flush);
-	loop_timer_init(&ns->ack_timer, nftset_ack_timeout);
-	ns->watch.fd = -1;
-	ns->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (!ns->nl || mnl_socket_bind(ns->nl, 0, MNL_SOCKET_AUTOPID) < 0)
-		goto out_errno;
-	ns->portid = mnl_socket_get_portid(ns->nl);
-	/* an ACK carries only the header of the message it answers */
-	mnl_socket_setsockopt(ns->nl, NETLINK_CAP_ACK, &one, sizeof(one));
-	if (setsockopt(mnl_socket_get_fd(ns->nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
-		       sizeof(rcvbuf)) < 0)
-		setsockopt(mnl_socket_get_fd(ns->nl), SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-			   sizeof(rcvbuf));
-	ns->seq = (uint32_t)loop_now_ms(loop);
-	ns->watch.fd = mnl_socket_get_fd(ns->nl);
-	ns->watch.cb = nftset_readable;
-	r = loop_watch_add(loop, &ns->watch, EPOLLIN);
-	if (r < 0) {
-		ns->watch.fd = -1;
-		nftset_free(ns);
-		return r;
-	}
 	*out = ns;
 	return 0;
-
-out_errno:
-	r = errno ? -errno : -EIO;
-	nftset_free(ns);
-	return r;
 }
 
 void nftset_free(struct nftset *ns)
 {
 	if (!ns)
 		return;
-	if (ns->watch.fd >= 0)
-		loop_watch_del(ns->loop, &ns->watch);
 	loop_defer_cancel(ns->loop, &ns->flush);
-	loop_timer_cancel(ns->loop, &ns->ack_timer);
-	if (ns->nl)
-		mnl_socket_close(ns->nl);
 	free(ns);
 }
 
@@ -124,32 +138,28 @@ void nftset_add(struct nftset *ns, struct nftset_req *r, const char *set, int fa
 	r->timeout_ms = timeout_ms;
 	r->err = 0;
 	r->tries = 0;
-	r->sent = false;
 	TAILQ_INSERT_TAIL(&ns->queued, r, link);
-	if (!ns->in_flight)
-		loop_defer(ns->loop, &ns->flush);
+	loop_defer(ns->loop, &ns->flush);
 }
 
 void nftset_cancel(struct nftset *ns, struct nftset_req *r)
 {
-	if (!r->sent) {
-		TAILQ_REMOVE(&ns->queued, r, link);
-		return;
-	}
+	/* a flush completes all of its batch before it returns: r can only be queued, or done */
 	for (uint32_t i = 0; i < ns->n; i++)
-		if (ns->batch[i] == r)
+		if (ns->batch[i] == r) {
 			ns->batch[i] = NULL;
-	r->sent = false;
+			return;
+		}
+	TAILQ_REMOVE(&ns->queued, r, link);
 }
 
 /* nftset_put_elem - append r's NEWSETELEM with sequence number seq to b; false when full. */
 static bool nftset_put_elem(struct nftset *ns, struct mnl_nlmsg_batch *b,
 			    const struct nftset_req *r, uint32_t seq)
 {
-	struct nlmsghdr *nlh;
-	struct nlattr *list, *elem, *key;
-
 	size_t need = 96 + MNL_ALIGN(strlen(ns->table) + 1) + MNL_ALIGN(strlen(r->set) + 1);
+	struct nlattr *list, *elem, *key;
+	struct nlmsghdr *nlh;
 
 	if (mnl_nlmsg_batch_size(b) + need + NLMSG_HDRLEN * 2 > sizeof(ns->buf))
 		return false;
@@ -169,27 +179,89 @@ static bool nftset_put_elem(struct nftset *ns, struct mnl_nlmsg_batch *b,
 	return mnl_nlmsg_batch_next(b);
 }
 
+/*
+ * nftset_read_acks - the ACKs of the batch whose BEGIN has sequence number first, into each
+ * request's err (an error for the BEGIN: for all). Returns 0 when every ACK came, else -errno
+ * (the rest are lost: ENOBUFS, or not there: EAGAIN).
+ */
+static int nftset_read_acks(struct nftset *ns, uint32_t first)
+{
+	uint8_t buf[NFTSET_RECV_SIZE];
+	const struct nlmsghdr *nlh;
+	uint32_t acked = 0;
+	ssize_t n;
+	int len;
+
+	while (acked < ns->n) {
+		n = recv(mnl_socket_get_fd(ns->link->nl), buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0)
+			return -errno;
+		len = (int)n;
+		for (nlh = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, len);
+		     nlh = mnl_nlmsg_next(nlh, &len)) {
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+			uint32_t k = nlh->nlmsg_seq - first - 1;
+
+			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_pid != ns->link->portid ||
+			    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+				continue;
+			if (nlh->nlmsg_seq == first) {
+				/* the batch as a whole: no element got in */
+				for (uint32_t i = 0; i < ns->n; i++)
+					if (ns->batch[i])
+						ns->batch[i]->err = e->error ? e->error : -EPROTO;
+				return 0;
+			}
+			if (k >= ns->n)
+				continue; /* a late ACK of an earlier batch */
+			if (ns->batch[k])
+				ns->batch[k]->err = e->error;
+			acked++;
+		}
+	}
+	return 0;
+}
+
+/* nftset_send - send the batch built in b and read its ACKs, under the link's lock. */
+static void nftset_send(struct nftset *ns, struct mnl_nlmsg_batch *b, uint32_t first)
+{
+	uint8_t drain[NFTSET_RECV_SIZE];
+	int r = 0;
+
+	/* anything left on the socket is stale (ACKs a failed read gave up on) */
+	while (recv(mnl_socket_get_fd(ns->link->nl), drain, sizeof(drain), MSG_DONTWAIT) > 0)
+		;
+	if (mnl_socket_sendto(ns->link->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b)) < 0)
+		r = -errno;
+	else
+		r = nftset_read_acks(ns, first);
+	if (r < 0)
+		for (uint32_t i = 0; i < ns->n; i++)
+			if (ns->batch[i] && !ns->batch[i]->err)
+				ns->batch[i]->err = r == -EAGAIN ? -ETIMEDOUT : r;
+}
+
 /* nftset_batch_done - every ACK of the batch is in (or will never be): complete or resend. */
 static void nftset_batch_done(struct nftset *ns)
 {
-	bool ok = !ns->aborted;
+	bool ok = true;
 
-	ns->in_flight = false;
-	loop_timer_cancel(ns->loop, &ns->ack_timer);
 	for (uint32_t i = 0; i < ns->n && ok; i++)
 		if (ns->batch[i] && ns->batch[i]->err)
 			ok = false;
 	/* resent ones go first, in their order, ahead of what was queued since */
 	for (uint32_t i = ns->n; i-- > 0;) {
 		struct nftset_req *r = ns->batch[i];
+		bool transient = r && (r->err == -ENOBUFS || r->err == -ETIMEDOUT ||
+				       r->err == -EINTR || r->err == 0);
 
 		if (!r)
 			continue;
-		r->sent = false;
+		ns->batch[i] = NULL;
 		if (ok) {
 			ns->stats.elements++;
 			r->done(r, 0);
-		} else if (r->err && r->err != -ENOBUFS && r->err != -ETIMEDOUT) {
+		} else if (!transient) {
 			ns->stats.refused++;
 			r->done(r, r->err);
 		} else if (++r->tries >= NFTSET_TRIES) {
@@ -201,18 +273,6 @@ static void nftset_batch_done(struct nftset *ns)
 		}
 	}
 	ns->n = 0;
-	if (!TAILQ_EMPTY(&ns->queued))
-		loop_defer(ns->loop, &ns->flush);
-}
-
-/* nftset_fail_batch - the ACKs are lost or late: the whole batch goes again. */
-static void nftset_fail_batch(struct nftset *ns, int err)
-{
-	for (uint32_t i = 0; i < ns->n; i++)
-		if (ns->batch[i])
-			ns->batch[i]->err = err;
-	ns->aborted = true;
-	nftset_batch_done(ns);
 }
 
 static void nftset_flush(struct loop_defer *d)
@@ -220,101 +280,34 @@ static void nftset_flush(struct loop_defer *d)
 	struct nftset *ns = container_of(d, struct nftset, flush);
 	struct mnl_nlmsg_batch *b;
 	struct nftset_req *r;
-	ssize_t sent;
+	uint32_t first, seq;
 
-	if (ns->in_flight || TAILQ_EMPTY(&ns->queued))
-		return;
-	b = mnl_nlmsg_batch_start(ns->buf, sizeof(ns->buf));
-	if (!b)
-		return;
-	ns->first = ns->seq++;
-	nftnl_batch_begin(mnl_nlmsg_batch_current(b), ns->first);
-	mnl_nlmsg_batch_next(b);
-	ns->n = 0;
-	while ((r = TAILQ_FIRST(&ns->queued)) && ns->n < NFTSET_BATCH_MAX) {
-		if (!nftset_put_elem(ns, b, r, ns->seq))
-			break;
-		TAILQ_REMOVE(&ns->queued, r, link);
-		r->sent = true;
-		r->err = 0;
-		ns->batch[ns->n++] = r;
-		ns->seq++;
-	}
-	nftnl_batch_end(mnl_nlmsg_batch_current(b), ns->seq++);
-	mnl_nlmsg_batch_next(b);
-	ns->acked = 0;
-	ns->aborted = false;
-	ns->in_flight = true;
-	ns->stats.batches++;
-	sent = mnl_socket_sendto(ns->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b));
-	mnl_nlmsg_batch_stop(b);
-	if (sent < 0) {
-		nftset_fail_batch(ns, -errno);
-		return;
-	}
-	if (loop_timer_set(ns->loop, &ns->ack_timer,
-			   loop_now_ms(ns->loop) + NFTSET_ACK_TIMEOUT_MS) < 0) {
-		nftset_fail_batch(ns, -ETIMEDOUT);
-		return;
-	}
-	nftset_readable(&ns->watch, EPOLLIN); /* the ACKs are usually there already */
-}
-
-/* nftset_ack - one ACK or error, nlh, of the batch in flight. */
-static void nftset_ack(struct nftset *ns, const struct nlmsghdr *nlh)
-{
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-	uint32_t k;
-
-	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
-		return;
-	if (nlh->nlmsg_seq == ns->first) {
-		/* the batch as a whole (its BEGIN): no element got in */
-		nftset_fail_batch(ns, e->error ? e->error : -EPROTO);
-		return;
-	}
-	k = nlh->nlmsg_seq - ns->first - 1;
-	if (k >= ns->n)
-		return; /* a late ACK of an earlier batch */
-	if (ns->batch[k])
-		ns->batch[k]->err = e->error;
-	if (e->error)
-		ns->aborted = true;
-	if (++ns->acked == ns->n)
-		nftset_batch_done(ns);
-}
-
-static void nftset_readable(struct loop_watch *w, uint32_t revents)
-{
-	struct nftset *ns = container_of(w, struct nftset, watch);
-	uint8_t buf[NFTSET_RECV_SIZE];
-	const struct nlmsghdr *nlh;
-	ssize_t n;
-	int len;
-
-	(void)revents;
-	while (ns->in_flight) {
-		n = recv(w->fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == ENOBUFS) /* ACKs were lost: what got in is unknown */
-				nftset_fail_batch(ns, -ENOBUFS);
+	while (!TAILQ_EMPTY(&ns->queued)) {
+		b = mnl_nlmsg_batch_start(ns->buf, sizeof(ns->buf));
+		if (!b)
 			return;
+		pthread_mutex_lock(&ns->link->lock);
+		first = seq = ns->link->seq;
+		ns->link->seq += NFTSET_BATCH_MAX + 2;
+		pthread_mutex_unlock(&ns->link->lock);
+		nftnl_batch_begin(mnl_nlmsg_batch_current(b), seq++);
+		mnl_nlmsg_batch_next(b);
+		ns->n = 0;
+		while ((r = TAILQ_FIRST(&ns->queued)) && ns->n < NFTSET_BATCH_MAX) {
+			if (!nftset_put_elem(ns, b, r, seq))
+				break;
+			TAILQ_REMOVE(&ns->queued, r, link);
+			r->err = 0;
+			ns->batch[ns->n++] = r;
+			seq++;
 		}
-		len = (int)n;
-		for (nlh = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, len) && ns->in_flight;
-		     nlh = mnl_nlmsg_next(nlh, &len))
-			if (nlh->nlmsg_type == NLMSG_ERROR && nlh->nlmsg_pid == ns->portid)
-				nftset_ack(ns, nlh);
+		nftnl_batch_end(mnl_nlmsg_batch_current(b), seq);
+		mnl_nlmsg_batch_next(b);
+		ns->stats.batches++;
+		pthread_mutex_lock(&ns->link->lock);
+		nftset_send(ns, b, first);
+		pthread_mutex_unlock(&ns->link->lock);
+		mnl_nlmsg_batch_stop(b);
+		nftset_batch_done(ns);
 	}
-	/* nothing in flight: drain what is left of an earlier batch */
-	while (recv(w->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-		;
-}
-
-static void nftset_ack_timeout(struct loop_timer *t)
-{
-	struct nftset *ns = container_of(t, struct nftset, ack_timer);
-
-	if (ns->in_flight)
-		nftset_fail_batch(ns, -ETIMEDOUT);
 }

@@ -548,27 +548,12 @@ static void rs_build_bridge_nat(struct nb_batch *bb, const struct ruleset_config
 /* Third part: "ct status dnat accept" in input, ahead of the drops of the listener port. */
 static void rs_build_bridge_input(struct nb_batch *bb, const struct ruleset_config *cfg)
 {
-	const uint32_t dnat = IPS_DST_NAT, zero = 0;
 	struct nb_rule rr;
-	struct nftnl_expr *e;
 
 	if (!(cfg->scope & RULESET_SCOPE_GATEWAY) || cfg->no_nat)
 		return;
 	nb_rule_start(&rr, cfg->table, "input");
-	e = nb_expr_new(&rr, "ct");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	}
-	e = nb_expr_new(&rr, "bitwise");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(dnat));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &dnat, sizeof(dnat));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-	}
-	nb_expr_cmp(&rr, NFT_CMP_NEQ, &zero, sizeof(zero));
+	nb_match_ct_bits(&rr, NFT_CT_STATUS, IPS_DST_NAT);
 	nb_expr_imm_verdict(&rr, NF_ACCEPT);
 	nb_batch_rule(bb, &rr);
 }

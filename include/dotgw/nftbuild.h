@@ -65,6 +65,8 @@ void nb_batch_table(struct nb_batch *bb, const char *table, uint16_t type, uint1
 /* nb_batch_chain - a base chain of policy accept: dotgw never drops what it does not capture. */
 void nb_batch_chain(struct nb_batch *bb, const char *table, const char *name, const char *type,
 		    uint32_t hooknum, int32_t prio);
+/* nb_batch_chain_plain - a regular chain's NEWCHAIN (create) or DELCHAIN message (msg). */
+void nb_batch_chain_plain(struct nb_batch *bb, uint16_t msg, const char *table, const char *name);
 /* nb_batch_rule - append the finished rule rr (or record its error) and free it. */
 void nb_batch_rule(struct nb_batch *bb, struct nb_rule *rr);
 
@@ -91,6 +93,8 @@ void nb_match_iifkind_bridge(struct nb_rule *rr);
 void nb_match_dport(struct nb_rule *rr, uint8_t l4proto, uint16_t port);
 /* "ip saddr 192.0.2.0/24" (or daddr, or ip6), encoded as nft encodes a prefix. */
 void nb_match_cidr(struct nb_rule *rr, const struct cidr *c, bool src);
+/* "ct KEY & mask != 0" (ct status dnat, ct state established,related), host byte order */
+void nb_match_ct_bits(struct nb_rule *rr, uint32_t key, uint32_t mask);
 void nb_stmt_counter(struct nb_rule *rr);
 
 /*

@@ -8,10 +8,14 @@
  * it was refused, the ACKs were lost, none came) is sent again without the refused elements, up
  * to NFTSET_TRIES times.
  *
- * Invariants: a request is in at most one of the module's lists (queued, or in the batch in
- * flight); its done callback runs once, from the loop, never from nftset_add; at most one batch
- * is in flight. The caller owns each request's memory and the set name it points to until done
- * runs or nftset_cancel returns.
+ * The netlink socket is a struct nftset_link that every worker's nftset shares: a table that a
+ * socket owns (fail open) can be changed only through that socket. The kernel runs a batch
+ * inside sendmsg, so its ACKs are queued on the socket when sendto returns: a flush sends and
+ * reads them under the link's lock, and no ACK of one worker's batch is ever read by another.
+ *
+ * Invariants: a request is queued or being flushed, never both; its done callback runs once,
+ * from the loop, never from nftset_add. The caller owns each request's memory and the set name
+ * it points to until done runs or nftset_cancel returns.
  */
 #ifndef DOTGW_NFTSET_H
 #define DOTGW_NFTSET_H
@@ -21,7 +25,9 @@
 #include <sys/queue.h>
 
 struct loop;
+struct mnl_socket;
 struct nftset;
+struct nftset_link;
 
 #define NFTSET_BATCH_MAX 256 /* elements per batch */
 #define NFTSET_TRIES	 3   /* sends of one element before it fails with -EIO */
@@ -37,7 +43,6 @@ struct nftset_req {
 	uint8_t key[16];
 	uint8_t key_len;
 	uint8_t tries;
-	bool sent; /* in the batch in flight, else queued */
 };
 
 struct nftset_stats {
@@ -47,10 +52,21 @@ struct nftset_stats {
 	uint64_t resent;   /* elements sent again after their batch failed */
 };
 
-/* nftset_new - a netlink socket for the sets of table, watched by loop. 0 or -errno. */
-int nftset_new(struct nftset **out, struct loop *loop, const char *table);
+/* nftset_link_new - open the shared netfilter netlink socket. 0 or -errno. */
+int nftset_link_new(struct nftset_link **out);
+void nftset_link_free(struct nftset_link *l);
 
-/* nftset_free - close; requests still queued or in flight are dropped without their done. */
+/*
+ * nftset_link_lock / nftset_link_unlock - hold the link to use its socket for something else
+ * (the table's own changes: egress_rules_apply), so no worker's flush comes in between.
+ */
+struct mnl_socket *nftset_link_lock(struct nftset_link *l);
+void nftset_link_unlock(struct nftset_link *l);
+
+/* nftset_new - a worker's queue of additions to the sets of table, sent on link. 0 or -errno. */
+int nftset_new(struct nftset **out, struct loop *loop, struct nftset_link *link, const char *table);
+
+/* nftset_free - requests still queued are dropped without their done. */
 void nftset_free(struct nftset *ns);
 
 /*
@@ -60,7 +76,7 @@ void nftset_free(struct nftset *ns);
 void nftset_add(struct nftset *ns, struct nftset_req *r, const char *set, int family,
 		const uint8_t *addr, uint64_t timeout_ms);
 
-/* nftset_cancel - forget r, queued or in flight; its done will not run. */
+/* nftset_cancel - forget r (queued: nothing is flushed but from the loop); done will not run. */
 void nftset_cancel(struct nftset *ns, struct nftset_req *r);
 
 /* nftset_stats - the counters so far. */

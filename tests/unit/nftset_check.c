@@ -58,12 +58,14 @@ int main(int argc, char **argv)
 	static struct item many[600];
 	struct item v6[10], refresh[2], small[3], missing, cancelled;
 	const struct nftset_stats *st;
+	struct nftset_link *link;
 	struct nftset *ns;
 
 	if (argc != 2)
 		return 2;
 	CHECK_EQ(loop_new(&loop), 0);
-	CHECK_EQ(nftset_new(&ns, loop, argv[1]), 0);
+	CHECK_EQ(nftset_link_new(&link), 0);
+	CHECK_EQ(nftset_new(&ns, loop, link, argv[1]), 0);
 	st = nftset_stats(ns);
 
 	/* 600 elements in one loop iteration: three batches (256, 256, 88), every one acked;
@@ -120,6 +122,7 @@ int main(int argc, char **argv)
 	CHECK_EQ(cancelled.calls, 0);
 
 	nftset_free(ns);
+	nftset_link_free(link);
 	loop_free(loop);
 	return check_done("nftset_check");
 }
