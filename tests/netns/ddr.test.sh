@@ -91,6 +91,7 @@ resolver a-plain "$A_PLAIN" "interface: $A4@53" "interface: $A6@53" "$SVCB_A"
 resolver a-dot "$A_DOT" "interface: $A4@853" "interface: $A6@853" "tls-port: 853" \
 	"tls-service-key: \"$LAB_DIR/pki/dns.a.test.key\"" \
 	"tls-service-pem: \"$LAB_DIR/pki/dns.a.test.pem\""
+A_DOT_JOB=$LAB_BG_PID
 resolver b "$B_PLAIN" "interface: $B4@53"
 resolver c-plain "$C_PLAIN" "interface: $C4@53" "$SVCB_C"
 resolver c-dot "$C_DOT" "interface: $CD4@853" "tls-port: 853" \
@@ -203,4 +204,29 @@ lab_check_match "query log: B's query answered by the configured upstream" \
 
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM" 0 "$?"
+
+# 8. nfqueue mode (UDP from the queue, answers injected): the same routing. (Answers of the
+#    configured upstream may come from its cache; a designated resolver's never do.)
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --mode nfqueue --queues 1 --scope gateway \
+	--interface "$LAB_GW_IF_CLIENT" --upstream asked || lab_finish
+lab_check_eq "nfqueue, A, first query: the configured upstream" \
+	"NOERROR $LAB_UP_A from $A4#53 (UDP)" "$(ask $A4)"
+lab_ok "nfqueue: A's designation verified" lab_wait_until 50 grep -q "ddr: $A4 designates $A4@853#dns.a.test: verified" "$DOTGW_LOG"
+lab_check_eq "nfqueue, A, UDP: A's DoT resolver" "NOERROR $A_DOT from $A4#53 (UDP)" "$(ask $A4)"
+lab_check_eq "nfqueue, B, UDP: the configured upstream" "NOERROR $LAB_UP_A from $B4#53 (UDP)" "$(ask $B4)"
+
+# 9. A's designated resolver goes away: its queries go to the configured upstream at once
+#    (never to A's plain port), and after DDR_MAX_FAILS failures in a row it is dropped.
+lab_bg_stop "$A_DOT_JOB"
+for i in 1 2 3 4; do
+	lab_check_eq "A's DoT resolver gone, query $i: the configured upstream" \
+		"NOERROR $LAB_UP_A from $A4#53 (UDP)" "$(ask $A4)"
+done
+lab_check_match "A's designated resolver dropped after 3 failures, logged" \
+	"^warn: ddr: $A4: designated resolver $A4@853#dns.a.test failed 3 queries in a row" \
+	"$(cat "$DOTGW_LOG")"
+lab_check_eq "A's plain port still saw only SVCB questions" \
+	"_dns.resolver.arpa. SVCB IN" "$(seen a-plain | sort -u)"
+lab_stop_dotgw
+lab_check_eq "nfqueue: dotgw exits 0 on SIGTERM" 0 "$?"
 lab_finish
