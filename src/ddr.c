@@ -625,6 +625,11 @@ struct upstream_pool *ddr_pool_upstream(const struct ddr_pool *dp)
 	return dp->pool;
 }
 
+const struct sockaddr *ddr_pool_addr(const struct ddr_pool *dp)
+{
+	return (const struct sockaddr *)&dp->u.addr;
+}
+
 void ddr_done(struct ddr_pool *dp, int err)
 {
 	struct ddr_entry *e = dp->e;

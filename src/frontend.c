@@ -158,6 +158,14 @@ static void tap(struct frontend *fe, bool response, const struct reply_to *to, c
 		fe->stats->dnstap_dropped++;
 }
 
+/* tap_ddr - dnstap: the hop of a query (or its answer) to a designated resolver (ddr.c). */
+static void tap_ddr(struct frontend *fe, bool response, const struct ddr_pool *dp,
+		    const uint8_t *msg, size_t len)
+{
+	if (fe->dnstap && !dnstap_log_forwarder(fe->dnstap, response, ddr_pool_addr(dp), msg, len))
+		fe->stats->dnstap_dropped++;
+}
+
 /* client_send - hand a finished answer to the client's transport. */
 static void client_send(struct frontend *fe, const struct reply_to *to, const uint8_t *msg,
 			size_t len)
@@ -358,6 +366,8 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer,
 
 	if (q->ddr) {
 		ddr_done(q->ddr, err);
+		if (!err)
+			tap_ddr(fe, true, q->ddr, answer, r->len);
 		if (err) {
 			/* the designated resolver failed it: the configured upstreams, never plain
 			 */
@@ -704,9 +714,11 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	q->ddr = dp;
 	if (log_enabled(LOG_LVL_DEBUG))
 		query_log_start(q);
-	if (dp)
+	if (dp) {
 		log_debug("query id %u: to %s, the designated resolver of the address asked",
 			  q->m.id, ddr_via);
+		tap_ddr(fe, false, dp, q->msg, q->len);
+	}
 	q->uq.msg = q->msg;
 	q->uq.len = q->len;
 	q->uq.m = &q->m;

@@ -63,6 +63,8 @@ struct ddr_pool *ddr_route(struct ddr *d, const union sockaddr_any *asked, const
 
 /* ddr_pool_upstream - the upstream pool of dp (to submit to and cancel on). */
 struct upstream_pool *ddr_pool_upstream(const struct ddr_pool *dp);
+/* ddr_pool_addr - the designated resolver's address and port (for dnstap). */
+const struct sockaddr *ddr_pool_addr(const struct ddr_pool *dp);
 
 /*
  * ddr_done - a query sent to dp ended: err 0 (answered) or -errno (it failed there: the

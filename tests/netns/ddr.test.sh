@@ -127,8 +127,22 @@ seen()
 		sed -E 's/.*info: [^ ]+ //' || true
 }
 
+# dnstap, when its tools are here: the hop to a designated resolver is a FORWARDER message.
+TAP=()
+if command -v fstrm_capture >/dev/null && command -v dnstap-ldns >/dev/null; then
+	chmod o+x "$LAB_DIR"
+	mkdir -m 755 "$LAB_DIR/tap"
+	lab_bg "$NS_GW" "$LAB_DIR/fstrm_capture.log" fstrm_capture -t protobuf:dnstap.Dnstap \
+		-u "$LAB_DIR/tap/sock" -w "$LAB_DIR/tap/capture.fstrm"
+	CAPTURE=$LAB_BG_PID
+	LAB_WAIT_PID=$CAPTURE lab_wait_until 50 test -S "$LAB_DIR/tap/sock" ||
+		lab_bail "fstrm_capture did not start"
+	chmod 777 "$LAB_DIR/tap/sock"
+	TAP=(--dnstap "$LAB_DIR/tap/sock")
+fi
+
 lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface "$LAB_GW_IF_CLIENT" \
-	--upstream asked --metrics "$METRICS" --query-log || lab_finish
+	--upstream asked --metrics "$METRICS" --query-log "${TAP[@]}" || lab_finish
 
 # ask SERVER [DIG-ARGS]: www.example.test A from the client; the answer's address and server.
 ask()
@@ -204,6 +218,23 @@ lab_check_match "query log: B's query answered by the configured upstream" \
 
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM" 0 "$?"
+if [ ${#TAP[@]} -gt 0 ]; then
+	lab_bg_stop "$CAPTURE" INT
+	ip netns exec "$NS_GW" dnstap-ldns -q -r "$LAB_DIR/tap/capture.fstrm" >"$LAB_DIR/tap/read.txt" 2>&1
+	lab_check_num "dnstap: the queries to A's designated resolver (FORWARDER_QUERY, TCP)" \
+		"$(grep -c " FQ $A4 TCP " "$LAB_DIR/tap/read.txt")" -ge 3
+	lab_check_num "dnstap: ...and its answers (FORWARDER_RESPONSE)" \
+		"$(grep -c " FR $A4 TCP " "$LAB_DIR/tap/read.txt")" -ge 3
+	ip netns exec "$NS_GW" dnstap-ldns -y -r "$LAB_DIR/tap/capture.fstrm" >"$LAB_DIR/tap/read.yaml" 2>&1
+	FWD=$(grep -cE 'type: FORWARDER_(QUERY|RESPONSE)' "$LAB_DIR/tap/read.yaml")
+	lab_check_num "dnstap: forwarder messages (A over IPv4 and IPv6)" "$FWD" -ge 8
+	lab_check_eq "dnstap: every forwarder message names port 853" "$FWD" \
+		"$(grep -c 'response_port: 853$' "$LAB_DIR/tap/read.yaml")"
+	lab_check_eq "dnstap: no forwarder message names B, C or C's designated resolver" "" \
+		"$(grep -E " F[QR] ($B4|$C4|$CD4) " "$LAB_DIR/tap/read.txt")"
+else
+	lab_log "fstrm_capture or dnstap-ldns missing: dnstap checks skipped"
+fi
 
 # 8. nfqueue mode (UDP from the queue, answers injected): the same routing. (Answers of the
 #    configured upstream may come from its cache; a designated resolver's never do.)
