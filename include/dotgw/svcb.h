@@ -35,11 +35,12 @@ struct svcb_dot {
  * are all ones this parser knows (alpn, no-default-alpn, port, ipv4hint, ipv6hint, dohpath),
  * and whose TargetName is a host name (not ".", printable letters, digits, '-', '_').
  * Records that break RFC 9460's wire rules (keys out of order or repeated, values of the wrong
- * size, a compressed or overlong TargetName) are skipped, as are AliasMode records (RFC 9461
- * 5: not used for DDR). Returns 1 and *out; 0 when the answer holds no usable designation;
- * -EBADMSG when the message is not an answer to that question. *ttl (when not NULL) gets the
- * smallest TTL of the answer's SVCB records for the question (UINT32_MAX when there are none),
- * so that a negative result can be cached as long as the positive one would have been.
+ * size, a compressed or overlong TargetName) are skipped, as are AliasMode records (no
+ * endpoint of their own to verify: dotgw does not follow them). Returns 1 and *out; 0 when the
+ * answer holds no usable designation; -EBADMSG when the message is not an answer to that question.
+ * *ttl (when not NULL) gets the smallest TTL of the answer's SVCB records for the question
+ * (UINT32_MAX when there are none), so that a negative result can be cached as long as the positive
+ * one would have been.
  */
 int svcb_dot_pick(const uint8_t *buf, const struct dns_msg *m, struct svcb_dot *out, uint32_t *ttl);
 

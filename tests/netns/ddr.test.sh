@@ -216,6 +216,18 @@ lab_check_match "query log: answered by A's designated resolver, over TCP too" \
 lab_check_match "query log: B's query answered by the configured upstream" \
 	"query $LAB_CLIENT4:[0-9]+ www\.example\.test\. 1 NOERROR (udp|tcp) ($LAB_UP4@853#$LAB_AUTH_NAME|cache)" "$(cat "$DOTGW_LOG")"
 
+# 8. A reload forgets every designation (the trust anchors may have changed): asked again.
+kill -HUP "$DOTGW_PID"
+lab_ok "reloaded" lab_wait_until 50 grep -q 'reloaded' "$DOTGW_LOG"
+lab_check_eq "after the reload, A's first query: the configured upstream (asking again)" \
+	"NOERROR $LAB_UP_A from $A4#53 (UDP)" "$(ask $A4)"
+verified_twice()
+{
+	[ "$(grep -c "ddr: $A4 designates $A4@853#dns.a.test: verified" "$DOTGW_LOG")" -ge 2 ]
+}
+lab_ok "after the reload: A's designation verified again" lab_wait_until 50 verified_twice
+lab_check_eq "after the reload, A: A's DoT resolver" "NOERROR $A_DOT from $A4#53 (UDP)" "$(ask $A4)"
+
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM" 0 "$?"
 if [ ${#TAP[@]} -gt 0 ]; then
@@ -236,17 +248,24 @@ else
 	lab_log "fstrm_capture or dnstap-ldns missing: dnstap checks skipped"
 fi
 
-# 8. nfqueue mode (UDP from the queue, answers injected): the same routing. (Answers of the
+# 9. nfqueue mode (UDP from the queue, answers injected): the same routing. (Answers of the
 #    configured upstream may come from its cache; a designated resolver's never do.)
+#    With --asked-max 1, asking B makes the table forget A (least recently used).
 lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --mode nfqueue --queues 1 --scope gateway \
-	--interface "$LAB_GW_IF_CLIENT" --upstream asked || lab_finish
+	--interface "$LAB_GW_IF_CLIENT" --upstream asked --asked-max 1 || lab_finish
 lab_check_eq "nfqueue, A, first query: the configured upstream" \
 	"NOERROR $LAB_UP_A from $A4#53 (UDP)" "$(ask $A4)"
 lab_ok "nfqueue: A's designation verified" lab_wait_until 50 grep -q "ddr: $A4 designates $A4@853#dns.a.test: verified" "$DOTGW_LOG"
 lab_check_eq "nfqueue, A, UDP: A's DoT resolver" "NOERROR $A_DOT from $A4#53 (UDP)" "$(ask $A4)"
 lab_check_eq "nfqueue, B, UDP: the configured upstream" "NOERROR $LAB_UP_A from $B4#53 (UDP)" "$(ask $B4)"
+lab_ok "--asked-max 1: B's entry made the table forget A" \
+	grep -q "ddr: table full (--asked-max 1): $A4 forgotten" "$DOTGW_LOG"
+lab_check_eq "nfqueue, A forgotten: the configured upstream (asking again)" \
+	"NOERROR $LAB_UP_A from $A4#53 (UDP)" "$(ask $A4)"
+lab_ok "nfqueue: A's designation verified again" lab_wait_until 50 verified_twice
+lab_check_eq "nfqueue, A, UDP: A's DoT resolver again" "NOERROR $A_DOT from $A4#53 (UDP)" "$(ask $A4)"
 
-# 9. A's designated resolver goes away: its queries go to the configured upstream at once
+# 10. A's designated resolver goes away: its queries go to the configured upstream at once
 #    (never to A's plain port), and after DDR_MAX_FAILS failures in a row it is dropped.
 lab_bg_stop "$A_DOT_JOB"
 for i in 1 2 3 4; do
