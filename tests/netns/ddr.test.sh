@@ -250,9 +250,17 @@ fi
 
 # 9. nfqueue mode (UDP from the queue, answers injected): the same routing. (Answers of the
 #    configured upstream may come from its cache; a designated resolver's never do.)
-#    With --asked-max 1, asking B makes the table forget A (least recently used).
+#    With --asked-max 1, asking B makes the table forget A (least recently used). The client's
+#    IPv6 address is in a group with upstreams of its own: they win over the asked address.
 lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --mode nfqueue --queues 1 --scope gateway \
-	--interface "$LAB_GW_IF_CLIENT" --upstream asked --asked-max 1 || lab_finish
+	--interface "$LAB_GW_IF_CLIENT" --upstream asked --asked-max 1 \
+	--group "v6=$LAB_CLIENT6/128" --group-upstreams v6=1 || lab_finish
+for i in 1 2; do
+	lab_check_eq "nfqueue, group with its own upstreams, query $i to A's IPv6 address: the upstream" \
+		"NOERROR $LAB_UP_A from $A6#53 (UDP)" "$(ask "$A6")"
+done
+lab_notok "...and A's IPv6 address is never asked for a designation" \
+	grep -q "ddr: asking $A6" "$DOTGW_LOG"
 lab_check_eq "nfqueue, A, first query: the configured upstream" \
 	"NOERROR $LAB_UP_A from $A4#53 (UDP)" "$(ask $A4)"
 lab_ok "nfqueue: A's designation verified" lab_wait_until 50 grep -q "ddr: $A4 designates $A4@853#dns.a.test: verified" "$DOTGW_LOG"
