@@ -15,9 +15,13 @@
 #                C   192.0.2.132                  plain @53: SVCB designates dns.c.test at .133
 #                C'  192.0.2.133                  DoT @853: certificate dns.c.test + 192.0.2.133
 #                                                 (does not cover C's address: rejected)
+#                D   192.0.2.134                  plain @53: SVCB designates dns.d.test at .134
+#                                                 DoT @853: certificate other.test + 192.0.2.134
+#                                                 (covers the address, not the name: rejected)
 #
 # Every server answers www.example.test with its own address: A plain 192.0.2.201, A DoT
-# 192.0.2.200, B 192.0.2.211, C 192.0.2.221, C' 192.0.2.220, the upstream 203.0.113.80.
+# 192.0.2.200, B 192.0.2.211, C 192.0.2.221, C' 192.0.2.220, D 192.0.2.231 (plain) and
+# 192.0.2.230 (DoT), the upstream 203.0.113.80.
 #
 # Usage: ddr.test.sh PATH-TO-DOTGW
 
@@ -33,11 +37,14 @@ A6=2001:db8:99::a
 B4=192.0.2.131
 C4=192.0.2.132
 CD4=192.0.2.133
+D4=192.0.2.134
 A_DOT=192.0.2.200
 A_PLAIN=192.0.2.201
 B_PLAIN=192.0.2.211
 C_DOT=192.0.2.220
 C_PLAIN=192.0.2.221
+D_DOT=192.0.2.230
+D_PLAIN=192.0.2.231
 METRICS=127.0.0.1:9853
 
 # --- the resolvers' namespace -------------------------------------------------------------
@@ -45,7 +52,7 @@ lab_ns_new NS_RES res
 lab_veth "$NS_RES" r0 "$NS_GW" gw-r || lab_bail "lab: the resolvers' link"
 ip -n "$NS_GW" addr add 192.0.2.129/25 dev gw-r &&
 	ip -n "$NS_GW" addr add 2001:db8:99::1/64 dev gw-r nodad &&
-	for a in $A4 $B4 $C4 $CD4; do ip -n "$NS_RES" addr add "$a/25" dev r0 || exit 1; done &&
+	for a in $A4 $B4 $C4 $CD4 $D4; do ip -n "$NS_RES" addr add "$a/25" dev r0 || exit 1; done &&
 	ip -n "$NS_RES" addr add "$A6/64" dev r0 nodad &&
 	ip -n "$NS_RES" route add default via 192.0.2.129 &&
 	ip -n "$NS_RES" -6 route add default via 2001:db8:99::1 || lab_bail "lab: resolver addresses"
@@ -70,6 +77,7 @@ server_cert()
 }
 server_cert dns.a.test "DNS:dns.a.test, IP:$A4, IP:$A6" || lab_bail "lab: A's certificate"
 server_cert dns.c.test "DNS:dns.c.test, IP:$CD4" || lab_bail "lab: C's certificate"
+server_cert other.test "DNS:other.test, IP:$D4" || lab_bail "lab: D's certificate"
 
 # resolver NAME ANSWER LINES...: an unbound in NS_RES with these interface/tls/data lines.
 resolver()
@@ -86,6 +94,7 @@ resolver()
 }
 
 SVCB_A="local-data: '_dns.resolver.arpa. 300 IN SVCB 1 dns.a.test. alpn=dot ipv4hint=$A4 ipv6hint=$A6'"
+SVCB_D="local-data: '_dns.resolver.arpa. 300 IN SVCB 1 dns.d.test. alpn=dot ipv4hint=$D4'"
 SVCB_C="local-data: '_dns.resolver.arpa. 300 IN SVCB 1 dns.c.test. alpn=dot port=853 ipv4hint=$CD4'"
 resolver a-plain "$A_PLAIN" "interface: $A4@53" "interface: $A6@53" "$SVCB_A"
 resolver a-dot "$A_DOT" "interface: $A4@853" "interface: $A6@853" "tls-port: 853" \
@@ -97,6 +106,10 @@ resolver c-plain "$C_PLAIN" "interface: $C4@53" "$SVCB_C"
 resolver c-dot "$C_DOT" "interface: $CD4@853" "tls-port: 853" \
 	"tls-service-key: \"$LAB_DIR/pki/dns.c.test.key\"" \
 	"tls-service-pem: \"$LAB_DIR/pki/dns.c.test.pem\""
+resolver d-plain "$D_PLAIN" "interface: $D4@53" "$SVCB_D"
+resolver d-dot "$D_DOT" "interface: $D4@853" "tls-port: 853" \
+	"tls-service-key: \"$LAB_DIR/pki/other.test.key\"" \
+	"tls-service-pem: \"$LAB_DIR/pki/other.test.pem\""
 
 resolvers_answer()
 {
@@ -106,7 +119,10 @@ resolvers_answer()
 		[ "$(lab_in "$NS_RES" kdig +time=1 +retry=0 +short +tls-ca="$LAB_CA" \
 			+tls-hostname=dns.a.test @$A4 www.example.test A)" = "$A_DOT" ] &&
 		[ "$(lab_in "$NS_RES" kdig +time=1 +retry=0 +short +tls-ca="$LAB_CA" \
-			+tls-hostname=dns.c.test @$CD4 www.example.test A)" = "$C_DOT" ]
+			+tls-hostname=dns.c.test @$CD4 www.example.test A)" = "$C_DOT" ] &&
+		[ "$(lab_in "$NS_RES" dig +time=1 +tries=1 +short @$D4 www.example.test A)" = "$D_PLAIN" ] &&
+		[ "$(lab_in "$NS_RES" kdig +time=1 +retry=0 +short +tls-ca="$LAB_CA" \
+			+tls-hostname=other.test @$D4 www.example.test A)" = "$D_DOT" ]
 }
 lab_wait_until 100 resolvers_answer || lab_bail "lab: the resolvers did not start"
 
@@ -116,7 +132,7 @@ lab_check_match "lab: A's plain port serves its designation" \
 	'_dns\.resolver\.arpa\.[[:space:]]+300[[:space:]]+IN[[:space:]]+SVCB[[:space:]]+1 dns\.a\.test\. alpn="?dot"? ipv4hint=192\.0\.2\.130' \
 	"$LAB_OUT"
 # Logs from here on: what the resolvers saw before is the lab's own checking.
-for r in a-plain a-dot b c-plain c-dot; do
+for r in a-plain a-dot b c-plain c-dot d-plain d-dot; do
 	: >"$LAB_DIR/$r.lines"
 	wc -l <"$LAB_DIR/$r.log" >"$LAB_DIR/$r.mark"
 done
@@ -165,9 +181,11 @@ lab_check_eq "A, first query (discovery under way): the configured upstream" \
 	"NOERROR $LAB_UP_A from $A4#53 (UDP)" "$(ask $A4)"
 ask $B4 >/dev/null
 ask $C4 >/dev/null
+ask $D4 >/dev/null
 lab_ok "A's designation verified" lab_wait_until 50 grep -q "ddr: $A4 designates $A4@853#dns.a.test: verified" "$DOTGW_LOG"
 lab_ok "C's designation settled" lab_wait_until 50 settled $C4
 lab_ok "B settled (no designation)" lab_wait_until 50 settled $B4
+lab_ok "D's designation settled" lab_wait_until 50 settled $D4
 
 # 2. A: over DoT to A's designated resolver, UDP and TCP clients alike.
 lab_check_eq "A, UDP client: answered by A's DoT resolver" "NOERROR $A_DOT from $A4#53 (UDP)" "$(ask $A4)"
@@ -186,6 +204,14 @@ lab_check_match "...and TLS says why: the IP address does not match" \
 lab_check_eq "C, UDP: the configured upstream" "NOERROR $LAB_UP_A from $C4#53 (UDP)" "$(ask $C4)"
 lab_check_eq "C, TCP: the configured upstream" "NOERROR $LAB_UP_A from $C4#53 (TCP)" "$(ask $C4 +tcp)"
 
+# 4b. D: the certificate covers D's address but not the designated name: rejected too (OpenSSL
+#     requires the host name and the IP address each).
+lab_check_match "D's designation rejected" \
+	"^warn: ddr: $D4 designates $D4@853#dns.d.test: REJECTED" "$(cat "$DOTGW_LOG")"
+lab_check_match "...and TLS says why: the host name does not match" \
+	"^warn: upstream $D4@853#dns.d.test: authentication failed: [Hh]ostname mismatch" "$(cat "$DOTGW_LOG")"
+lab_check_eq "D, UDP: the configured upstream" "NOERROR $LAB_UP_A from $D4#53 (UDP)" "$(ask $D4)"
+
 # 5. IPv6: A's IPv6 address designates the same resolver, verified for that address.
 ask "$A6" >/dev/null
 lab_ok "A's IPv6 designation verified" lab_wait_until 50 grep -q "ddr: $A6 designates \[$A6\]@853#dns.a.test: verified" "$DOTGW_LOG"
@@ -201,6 +227,9 @@ lab_check_eq "B's plain port saw only the SVCB question" \
 lab_check_eq "C's plain port saw only the SVCB question" \
 	"_dns.resolver.arpa. SVCB IN" "$(seen c-plain | sort -u)"
 lab_check_eq "C's designated resolver got no query (the handshake failed first)" "" "$(seen c-dot)"
+lab_check_eq "D's plain port saw only the SVCB question" \
+	"_dns.resolver.arpa. SVCB IN" "$(seen d-plain | sort -u)"
+lab_check_eq "D's DoT server got no query (the handshake failed first)" "" "$(seen d-dot)"
 
 # 7. The query log names where each went; the metrics show each asked address.
 lab_run "$NS_GW" curl -s "http://$METRICS/metrics"
@@ -242,8 +271,8 @@ if [ ${#TAP[@]} -gt 0 ]; then
 	lab_check_num "dnstap: forwarder messages (A over IPv4 and IPv6)" "$FWD" -ge 8
 	lab_check_eq "dnstap: every forwarder message names port 853" "$FWD" \
 		"$(grep -c 'response_port: 853$' "$LAB_DIR/tap/read.yaml")"
-	lab_check_eq "dnstap: no forwarder message names B, C or C's designated resolver" "" \
-		"$(grep -E " F[QR] ($B4|$C4|$CD4) " "$LAB_DIR/tap/read.txt")"
+	lab_check_eq "dnstap: no forwarder message names B, C, C's or D's designated resolver" "" \
+		"$(grep -E " F[QR] ($B4|$C4|$CD4|$D4) " "$LAB_DIR/tap/read.txt")"
 else
 	lab_log "fstrm_capture or dnstap-ldns missing: dnstap checks skipped"
 fi
