@@ -153,7 +153,14 @@ const struct config_option config_options[] = {
 		  "IPv6 as ADDR or [ADDR]@PORT). The certificate must be valid\n"
 		  "for AUTH-NAME (also sent as SNI), or for ADDR when no name is\n"
 		  "given. Default: 1.1.1.1 and 1.0.0.1 (cloudflare-dns.com),\n"
-		  "9.9.9.9 (dns.quad9.net)" },
+		  "9.9.9.9 (dns.quad9.net). 'asked': send each query to the DoT\n"
+		  "resolver that the address the client asked designates by\n"
+		  "verified DDR (RFC 9462); the other upstreams (or the\n"
+		  "defaults) serve the rest" },
+	{ .name = "asked-max", .key = "asked-max", .arg = "N",
+	  NUMBER(asked_max, 1, 4096, "1 to 4096"),
+	  .help = "--upstream asked: resolver addresses remembered per\n"
+		  "worker, least recently used forgotten first (default: 64)" },
 	{ .name = "pin", .key = "pin", .arg = "BASE64", .list = LIST_UPSTREAMS, .parse = parse_pin,
 	  .help = "SHA-256 SPKI pin of the upstream given just before\n"
 		  "(repeatable; RFC 7858 4.2). With an auth name both must\n"
@@ -358,6 +365,7 @@ void config_init(struct config *cfg)
 	cfg->queues = 0; /* the number of CPUs, decided in config_parse_args */
 	cfg->upstream_choice = UPSTREAM_CHOICE_ORDERED;
 	cfg->pool_size = 2;
+	cfg->asked_max = 64;
 	cfg->conn_inflight = 128;
 	cfg->idle_ms = 30000;
 	cfg->stall_ms = 1000;
@@ -726,6 +734,10 @@ static int parse_interface(struct config *cfg, const char *name, const char *arg
 
 static int parse_upstream(struct config *cfg, const char *name, const char *arg, FILE *err)
 {
+	if (strcmp(arg, "asked") == 0) {
+		cfg->upstream_asked = true;
+		return 0;
+	}
 	if (cfg->n_upstreams == CONFIG_MAX_UPSTREAMS) {
 		fprintf(err, "dotgw: --upstream: at most %d upstreams\n", CONFIG_MAX_UPSTREAMS);
 		return -EINVAL;

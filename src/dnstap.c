@@ -106,8 +106,13 @@ static void address(const struct sockaddr *sa, ProtobufCBinaryData *addr, uint32
 	}
 }
 
-bool dnstap_log(struct dnstap_queue *q, bool response, bool tcp, const struct sockaddr *client,
-		const struct sockaddr *server, const uint8_t *msg, size_t len)
+/*
+ * dnstap_emit - one message of type: from (NULL: not given) and to as its query and response
+ * addresses, msg as its query or (response) response message.
+ */
+static bool dnstap_emit(struct dnstap_queue *q, Dnstap__Message__Type type, bool response, bool tcp,
+			const struct sockaddr *from, const struct sockaddr *to, const uint8_t *msg,
+			size_t len)
 {
 	static const char identity[] = "dotgw", version[] = "dotgw " DOTGW_VERSION;
 	Dnstap__Dnstap d = DNSTAP__DNSTAP__INIT;
@@ -125,16 +130,17 @@ bool dnstap_log(struct dnstap_queue *q, bool response, bool tcp, const struct so
 	d.has_version = 1;
 	d.type = DNSTAP__DNSTAP__TYPE__MESSAGE;
 	d.message = &m;
-	m.type = response ? DNSTAP__MESSAGE__TYPE__CLIENT_RESPONSE
-			  : DNSTAP__MESSAGE__TYPE__CLIENT_QUERY;
+	m.type = type;
 	m.has_socket_family = 1;
-	m.socket_family = client->sa_family == AF_INET6 ? DNSTAP__SOCKET_FAMILY__INET6
-							: DNSTAP__SOCKET_FAMILY__INET;
+	m.socket_family = to->sa_family == AF_INET6 ? DNSTAP__SOCKET_FAMILY__INET6
+						    : DNSTAP__SOCKET_FAMILY__INET;
 	m.has_socket_protocol = 1;
 	m.socket_protocol = tcp ? DNSTAP__SOCKET_PROTOCOL__TCP : DNSTAP__SOCKET_PROTOCOL__UDP;
-	address(client, &m.query_address, &m.query_port);
-	address(server, &m.response_address, &m.response_port);
-	m.has_query_address = m.has_query_port = 1;
+	if (from) {
+		address(from, &m.query_address, &m.query_port);
+		m.has_query_address = m.has_query_port = 1;
+	}
+	address(to, &m.response_address, &m.response_port);
 	m.has_response_address = m.has_response_port = 1;
 	if (response) {
 		m.response_message.data = (uint8_t *)msg;
@@ -162,4 +168,22 @@ bool dnstap_log(struct dnstap_queue *q, bool response, bool tcp, const struct so
 		return false;
 	}
 	return true;
+}
+
+bool dnstap_log(struct dnstap_queue *q, bool response, bool tcp, const struct sockaddr *client,
+		const struct sockaddr *server, const uint8_t *msg, size_t len)
+{
+	return dnstap_emit(q,
+			   response ? DNSTAP__MESSAGE__TYPE__CLIENT_RESPONSE
+				    : DNSTAP__MESSAGE__TYPE__CLIENT_QUERY,
+			   response, tcp, client, server, msg, len);
+}
+
+bool dnstap_log_forwarder(struct dnstap_queue *q, bool response, const struct sockaddr *upstream,
+			  const uint8_t *msg, size_t len)
+{
+	return dnstap_emit(q,
+			   response ? DNSTAP__MESSAGE__TYPE__FORWARDER_RESPONSE
+				    : DNSTAP__MESSAGE__TYPE__FORWARDER_QUERY,
+			   response, true, NULL, upstream, msg, len);
 }

@@ -37,6 +37,7 @@
 #include "dotgw/addr.h"
 #include "dotgw/cache.h"
 #include "dotgw/conntrack.h"
+#include "dotgw/ddr.h"
 #include "dotgw/dns.h"
 #include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
@@ -69,6 +70,7 @@ struct query {
 	struct dns_msg m;	    /* the parsed query */
 	struct cache *cache;	    /* where its answer goes (NULL: nowhere) */
 	struct upstream_pool *pool; /* where it was sent (a reload may bring a new one) */
+	struct ddr_pool *ddr;	    /* --upstream asked: the designated resolver's (else NULL) */
 	uint64_t start_ms;
 	size_t udp_limit;
 	unsigned int ifindex;	    /* where it came in (0: unknown), for the client's group */
@@ -102,6 +104,7 @@ struct frontend {
 	struct inflight_list ready; /* queries whose turn came, linked through share */
 	struct loop_defer ready_defer;
 	struct dnstap_queue *dnstap; /* NULL: no dnstap */
+	struct ddr *ddr;	     /* --upstream asked (kept once made: queries may use it) */
 	struct listener udp[2];
 	struct udp_reply *udp_reply;
 	struct tcp_clients *tcp; /* NULL: no TCP listeners */
@@ -156,6 +159,14 @@ static inline void tap(struct frontend *fe, bool response, const struct reply_to
 		fe->stats->dnstap_dropped++;
 }
 
+/* tap_ddr - dnstap: the hop of a query (or its answer) to a designated resolver (ddr.c). */
+static void tap_ddr(struct frontend *fe, bool response, const struct ddr_pool *dp,
+		    const uint8_t *msg, size_t len)
+{
+	if (fe->dnstap && !dnstap_log_forwarder(fe->dnstap, response, ddr_pool_addr(dp), msg, len))
+		fe->stats->dnstap_dropped++;
+}
+
 /* client_send - hand a finished answer to the client's transport. */
 static void client_send(struct frontend *fe, const struct reply_to *to, const uint8_t *msg,
 			size_t len)
@@ -173,7 +184,7 @@ static void client_send(struct frontend *fe, const struct reply_to *to, const ui
 static void query_submit(struct query *q)
 {
 	q->held = QUERY_RUNNING;
-	q->pool = q->fe->pool;
+	q->pool = q->ddr ? ddr_pool_upstream(q->ddr) : q->fe->pool;
 	upstream_pool_submit(q->pool, &q->uq); /* may complete (and free) q at once */
 }
 
@@ -354,6 +365,21 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer,
 	struct query *q = container_of(uq, struct query, uq);
 	struct frontend *fe = q->fe;
 
+	if (q->ddr) {
+		ddr_done(q->ddr, err);
+		if (!err)
+			tap_ddr(fe, true, q->ddr, answer, r->len);
+		if (err) {
+			/* the designated resolver failed it: the configured upstreams, never plain
+			 */
+			log_debug(
+				"query id %u: designated resolver: %s; to the configured upstreams",
+				q->m.id, strerror(-err));
+			q->ddr = NULL;
+			query_submit(q); /* may complete (and free) q at once */
+			return;
+		}
+	}
 	if (err) {
 		log_debug("query id %u: %s, SERVFAIL", q->m.id, strerror(-err));
 		query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
@@ -371,6 +397,8 @@ static void query_deadline(struct loop_timer *t)
 	struct query *q = container_of(t, struct query, deadline);
 
 	upstream_query_cancel(q->pool, &q->uq);
+	if (q->ddr)
+		ddr_done(q->ddr, -ETIMEDOUT);
 	log_debug("query id %u: no answer within %u ms, SERVFAIL", q->m.id, q->fe->cfg->timeout_ms);
 	query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
 }
@@ -653,6 +681,8 @@ static void query_log_start(const struct query *q)
 static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 			const struct reply_to *to, unsigned int ifindex)
 {
+	struct ddr_pool *dp = NULL;
+	const char *ddr_via = NULL;
 	struct cache *cache;
 	struct dns_msg m;
 	struct query *q;
@@ -664,7 +694,13 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	tap(fe, false, to, msg, len);
 	if (query_police(fe, msg, len, &m, to, ifindex, &group))
 		return;
+	/* --upstream asked: a group's own upstreams win; a designated resolver's answers are
+	 * its own (it may filter): never cached here, never answered from the shared cache */
+	if (fe->ddr && (group < 0 || !fe->cfg->groups.groups[group].upstreams))
+		dp = ddr_route(fe->ddr, to->tc ? tcp_client_local(to->tc) : &to->odst, &ddr_via);
 	cache = group >= 0 && fe->group_cache[group] ? fe->group_cache[group] : fe->cache;
+	if (dp)
+		cache = NULL;
 	if (cache && query_from_cache(fe, cache, group, msg, len, &m, to))
 		return;
 	q = query_new(fe, msg, len, &m, to);
@@ -676,8 +712,14 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	if (group >= 0)
 		q->uq.allowed = fe->cfg->groups.groups[group].upstreams;
 	loop_timer_init(&q->deadline, query_deadline);
+	q->ddr = dp;
 	if (log_enabled(LOG_LVL_DEBUG))
 		query_log_start(q);
+	if (dp) {
+		log_debug("query id %u: to %s, the designated resolver of the address asked",
+			  q->m.id, ddr_via);
+		tap_ddr(fe, false, dp, q->msg, q->len);
+	}
 	q->uq.msg = q->msg;
 	q->uq.len = q->len;
 	q->uq.m = &q->m;
@@ -728,7 +770,7 @@ static void udp_nat_orig_dst(struct frontend *fe, const union sockaddr_any *clie
 	char a[ADDR_TEXT_MAX];
 	int r = -ENOTCONN;
 
-	if (!fe->dnstap && !log_enabled(LOG_LVL_DEBUG))
+	if (!fe->dnstap && !fe->ddr && !log_enabled(LOG_LVL_DEBUG))
 		goto out_fallback;
 	if (fe->ct)
 		r = conntrack_orig_dst(fe->ct, IPPROTO_UDP, &nat->sa, &client->sa, &ss);
@@ -1074,6 +1116,11 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 	frontend_tables_free(fe);
 	fe->cfg = cfg;
 	fe->pool = pool;
+	if (fe->ddr)
+		ddr_reload(fe->ddr, cfg, pool);
+	else if (cfg->upstream_asked && ddr_new(&fe->ddr, fe->loop, cfg, fe->stats, pool) < 0)
+		log_warn("reload: no memory for --upstream asked: the configured upstreams serve "
+			 "all");
 	if (frontend_tables_new(fe, cfg) < 0)
 		log_warn("reload: no memory for the cache and rate limits: running without them");
 	frontend_shares_renew(fe, cfg);
@@ -1158,6 +1205,8 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 		r = frontend_shares_renew(fe, cfg);
 	if (r == 0 && fe->want_ifindex)
 		r = frontend_iftab_open(fe);
+	if (r == 0 && cfg->upstream_asked)
+		r = ddr_new(&fe->ddr, loop, cfg, stats, pool);
 	if (r == 0)
 		r = udp_reply_new(&fe->udp_reply, loop, stats, cfg->bypass_mark, reply_flags);
 	if (r == 0 && (flags & FE_TCP_LISTEN)) {
@@ -1191,6 +1240,11 @@ void frontend_set_dnstap(struct frontend *fe, struct dnstap_queue *q)
 	fe->dnstap = q;
 }
 
+struct ddr *frontend_ddr(const struct frontend *fe)
+{
+	return fe->ddr;
+}
+
 unsigned int frontend_inflight(const struct frontend *fe)
 {
 	return atomic_load_explicit(&fe->inflight, memory_order_relaxed);
@@ -1204,6 +1258,7 @@ void frontend_close(struct frontend *fe)
 	while (!LIST_EMPTY(&fe->queries))
 		query_drop(LIST_FIRST(&fe->queries));
 	loop_defer_cancel(fe->loop, &fe->ready_defer); /* freeing them made some ready */
+	ddr_free(fe->ddr);			       /* no query uses its pools now */
 	udp_reply_free(fe->udp_reply); /* answers already given leave before sockets close */
 	for (int i = 0; i < 2; i++) {
 		if (fe->udp[i].watch.fd < 0)

@@ -578,6 +578,9 @@ static void log_ready(const struct config *cfg, bool queue_compat, const char *w
 	for (size_t i = 0; i < cfg->n_upstreams && n < sizeof(ups); i++)
 		n += (size_t)snprintf(ups + n, sizeof(ups) - n, "%s%s", i ? ", " : "",
 				      cfg->upstreams[i].text);
+	if (cfg->upstream_asked && n < sizeof(ups))
+		snprintf(ups + n, sizeof(ups) - n,
+			 " (and asked: verified DDR, these the fallback)");
 	if (cfg->mode == MODE_NFQUEUE)
 		snprintf(mode, sizeof(mode), "nfqueue (queues %u-%u%s)", cfg->queue_num,
 			 cfg->queue_num + cfg->queues - 1, queue_compat ? ", xtables target" : "");

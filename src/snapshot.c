@@ -95,6 +95,31 @@ static void render_latency(const struct stats_snapshot *snap, size_t i, FILE *ou
 	fprintf(out, "dotgw_upstream_latency_seconds_count{upstream=\"%s\"} %llu\n", name, cum);
 }
 
+/* render_ddr - --upstream asked: each asked address, its designated resolver and state. */
+static void render_ddr(const struct stats_snapshot *snap, FILE *out)
+{
+	if (!snap->n_ddr)
+		return;
+	metric(out, "ddr_resolver_info", "gauge",
+	       "--upstream asked: an address clients asked, the DoT resolver it designates "
+	       "(verified DDR) and the state of its discovery.");
+	for (size_t i = 0; i < snap->n_ddr; i++)
+		fprintf(out,
+			"dotgw_ddr_resolver_info{asked=\"%s\",designated=\"%s\",state=\"%s\"} 1\n",
+			snap->ddr[i].asked, snap->ddr[i].designated, snap->ddr[i].state);
+	metric(out, "ddr_queries_total", "counter",
+	       "Queries sent to the designated resolver of an asked address.");
+	for (size_t i = 0; i < snap->n_ddr; i++)
+		fprintf(out, "dotgw_ddr_queries_total{asked=\"%s\"} %llu\n", snap->ddr[i].asked,
+			(unsigned long long)snap->ddr[i].queries);
+	metric(out, "ddr_failures_total", "counter",
+	       "Queries the designated resolver of an asked address failed (sent on to the "
+	       "configured upstreams).");
+	for (size_t i = 0; i < snap->n_ddr; i++)
+		fprintf(out, "dotgw_ddr_failures_total{asked=\"%s\"} %llu\n", snap->ddr[i].asked,
+			(unsigned long long)snap->ddr[i].failures);
+}
+
 void snapshot_render(const struct stats_snapshot *snap, FILE *out)
 {
 	size_t n = snap->n_upstreams;
@@ -118,6 +143,7 @@ void snapshot_render(const struct stats_snapshot *snap, FILE *out)
 	       "Time from sending a query to its answer.");
 	for (size_t i = 0; i < n; i++)
 		render_latency(snap, i, out);
+	render_ddr(snap, out);
 }
 
 void snapshot_log(const struct stats_snapshot *snap)
@@ -136,4 +162,9 @@ void snapshot_log(const struct stats_snapshot *snap)
 			 (unsigned long long)u->failures, (unsigned long long)u->answers,
 			 u->srtt_n ? (unsigned long long)(u->srtt_us_sum / u->srtt_n) : 0ull);
 	}
+	for (size_t i = 0; i < snap->n_ddr; i++)
+		log_info("asked %s: %s%s%s, queries=%llu failures=%llu", snap->ddr[i].asked,
+			 snap->ddr[i].state, snap->ddr[i].designated[0] ? " " : "",
+			 snap->ddr[i].designated, (unsigned long long)snap->ddr[i].queries,
+			 (unsigned long long)snap->ddr[i].failures);
 }

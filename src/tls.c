@@ -31,8 +31,9 @@
 #define TLS_RBUF (16u << 10) /* read from the socket at once (see tls_conn_set_bio) */
 
 struct tls_ctx {
-	SSL_CTX *ssl_ctx;
+	SSL_CTX *ssl_ctx; /* shared by tls_ctx_share (reference counted) */
 	const struct config *cfg;
+	const struct upstream_config *ups;	     /* cfg->upstreams, or tls_ctx_share's one */
 	SSL_SESSION *sessions[CONFIG_MAX_UPSTREAMS]; /* per upstream: the last authenticated one */
 };
 
@@ -196,6 +197,7 @@ int tls_ctx_new(struct tls_ctx **out, const struct config *cfg)
 	ERR_clear_error();
 	ctx->ssl_ctx = s;
 	ctx->cfg = cfg;
+	ctx->ups = cfg->upstreams;
 	*out = ctx;
 	return 0;
 
@@ -205,6 +207,25 @@ out_free_ssl:
 out_free:
 	free(ctx);
 	return r;
+}
+
+int tls_ctx_share(struct tls_ctx **out, const struct config *cfg, const struct tls_ctx *like,
+		  const struct upstream_config *u)
+{
+	struct tls_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (!ctx)
+		return -ENOMEM;
+	if (!SSL_CTX_up_ref(like->ssl_ctx)) {
+		ERR_clear_error();
+		free(ctx);
+		return -ENOMEM;
+	}
+	ctx->ssl_ctx = like->ssl_ctx;
+	ctx->cfg = cfg;
+	ctx->ups = u;
+	*out = ctx;
+	return 0;
 }
 
 void tls_ctx_free(struct tls_ctx *ctx)
@@ -237,7 +258,7 @@ static bool err_is_local(int err)
 
 int tls_conn_open(struct tls_ctx *ctx, size_t up, struct tls_conn **out, bool *local)
 {
-	const struct upstream_config *u = &ctx->cfg->upstreams[up];
+	const struct upstream_config *u = &ctx->ups[up];
 	uint32_t mark = ctx->cfg->bypass_mark;
 	struct tls_conn *t;
 	int fd, one = 1, r;
@@ -359,6 +380,15 @@ static int tls_conn_start(struct tls_conn *t)
 		if (!X509_VERIFY_PARAM_set1_ip(param, ip, iplen))
 			goto out_free;
 	}
+	/*
+	 * Verified DDR (RFC 9462 4.2): the certificate must also cover the address the
+	 * designation came from. OpenSSL's check_id() requires every identity set on the
+	 * parameters, the host name above and this address alike (X509_V_ERR_HOSTNAME_MISMATCH
+	 * or X509_V_ERR_IP_ADDRESS_MISMATCH otherwise).
+	 */
+	if (u->also_ip_len &&
+	    !X509_VERIFY_PARAM_set1_ip(SSL_get0_param(ssl), u->also_ip, u->also_ip_len))
+		goto out_free;
 	if (*t->session && SSL_SESSION_is_resumable(*t->session) &&
 	    !SSL_set_session(ssl, *t->session))
 		goto out_free;

@@ -132,6 +132,7 @@ static uint64_t now_us(void)
 
 static const struct upstream_transport upstream_tls = {
 	.ctx_new = tls_ctx_new,
+	.ctx_share = tls_ctx_share,
 	.ctx_free = tls_ctx_free,
 	.open = tls_conn_open,
 	.fd = tls_conn_fd,
@@ -150,9 +151,13 @@ int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struc
 	return upstream_pool_new_transport(out, loop, cfg, stats, &upstream_tls);
 }
 
-int upstream_pool_new_transport(struct upstream_pool **out, struct loop *loop,
-				const struct config *cfg, struct stats *stats,
-				const struct upstream_transport *tr)
+/*
+ * pool_new - a pool of the n upstreams ups (cfg's, or one found at run time) over tr; its TLS
+ * context is new (tr->ctx_new) or, with like, shares like's (tr->ctx_share).
+ */
+static int pool_new(struct upstream_pool **out, struct loop *loop, const struct config *cfg,
+		    struct stats *stats, const struct upstream_transport *tr,
+		    const struct upstream_config *ups, size_t n, const struct upstream_pool *like)
 {
 	struct upstream_pool *pool;
 	int r;
@@ -161,10 +166,10 @@ int upstream_pool_new_transport(struct upstream_pool **out, struct loop *loop,
 	 * leave probe_msg alone, as the workers read it */
 	if (!probe_msg.qdcount && dns_msg_parse(&probe_msg, probe_query, sizeof(probe_query)) < 0)
 		return -EINVAL;
-	pool = calloc(1, sizeof(*pool) + cfg->n_upstreams * sizeof(pool->ups[0]));
+	pool = calloc(1, sizeof(*pool) + n * sizeof(pool->ups[0]));
 	if (!pool)
 		return -ENOMEM;
-	r = tr->ctx_new(&pool->tls, cfg);
+	r = like ? tr->ctx_share(&pool->tls, cfg, like->tls, ups) : tr->ctx_new(&pool->tls, cfg);
 	if (r < 0) {
 		free(pool);
 		return r;
@@ -174,12 +179,12 @@ int upstream_pool_new_transport(struct upstream_pool **out, struct loop *loop,
 	pool->loop = loop;
 	pool->stats = stats;
 	pool->cfg = cfg;
-	pool->n = cfg->n_upstreams;
+	pool->n = n;
 	for (size_t i = 0; i < pool->n; i++) {
 		struct upstream *up = &pool->ups[i];
 
 		up->pool = pool;
-		up->cfg = &cfg->upstreams[i];
+		up->cfg = &ups[i];
 		up->idx = (unsigned int)i;
 		up->conns = calloc(cfg->pool_size, sizeof(*up->conns));
 		if (!up->conns) {
@@ -195,6 +200,22 @@ int upstream_pool_new_transport(struct upstream_pool **out, struct loop *loop,
 	}
 	*out = pool;
 	return 0;
+}
+
+int upstream_pool_new_transport(struct upstream_pool **out, struct loop *loop,
+				const struct config *cfg, struct stats *stats,
+				const struct upstream_transport *tr)
+{
+	return pool_new(out, loop, cfg, stats, tr, cfg->upstreams, cfg->n_upstreams, NULL);
+}
+
+int upstream_pool_new_single(struct upstream_pool **out, struct loop *loop,
+			     const struct config *cfg, struct stats *stats,
+			     const struct upstream_config *u, const struct upstream_pool *like)
+{
+	if (!like->tr->ctx_share)
+		return -EOPNOTSUPP;
+	return pool_new(out, loop, cfg, stats, like->tr, u, 1, like);
 }
 
 void upstream_pool_free(struct upstream_pool *pool)

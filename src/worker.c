@@ -312,6 +312,29 @@ void workers_free(struct workers *ws)
 	free(ws);
 }
 
+/*
+ * workers_snapshot_ddr - add one worker's --upstream asked table to s: an address that
+ * several workers know is one entry, its counters added up, its state the first worker's.
+ */
+static void workers_snapshot_ddr(struct ddr *d, struct stats_snapshot *s)
+{
+	struct ddr_snapshot one[SNAPSHOT_DDR_MAX];
+	size_t n = ddr_snapshot(d, one, SNAPSHOT_DDR_MAX);
+
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+
+		while (k < s->n_ddr && strcmp(s->ddr[k].asked, one[i].asked) != 0)
+			k++;
+		if (k < s->n_ddr) {
+			s->ddr[k].queries += one[i].queries;
+			s->ddr[k].failures += one[i].failures;
+		} else if (s->n_ddr < SNAPSHOT_DDR_MAX) {
+			s->ddr[s->n_ddr++] = one[i];
+		}
+	}
+}
+
 void workers_snapshot(struct workers *ws, struct stats_snapshot *s)
 {
 	size_t n = 0;
@@ -343,6 +366,8 @@ void workers_snapshot(struct workers *ws, struct stats_snapshot *s)
 		if (upstream_pool_count(wk->pool) == n)
 			for (size_t i = 0; i < n; i++)
 				upstream_pool_snapshot(wk->pool, i, &s->up[i].s);
+		if (frontend_ddr(wk->fe))
+			workers_snapshot_ddr(frontend_ddr(wk->fe), s);
 		pthread_mutex_unlock(&wk->lock);
 	}
 }

@@ -42,6 +42,8 @@ struct upstream_config {
 	char auth_name[CONFIG_AUTH_NAME_MAX + 1]; /* "" = verify the address (or only pins) */
 	uint8_t pins[CONFIG_MAX_PINS][32];	  /* SHA-256 of the SubjectPublicKeyInfo */
 	size_t n_pins;
+	uint8_t also_ip[16]; /* verified DDR: an address the certificate must also cover... */
+	uint8_t also_ip_len; /* ...4 or 16 octets of it (0: none; never set from options) */
 	char text[INET6_ADDRSTRLEN + 8 +
 		  CONFIG_AUTH_NAME_MAX]; /* "[2001:db8::1]:853#dot.test", for logs */
 };
@@ -78,6 +80,8 @@ struct config {
 	unsigned int max_inflight_client;     /* ...of them one client may hold (0 before parsing:
 					       * see config_parse_args) */
 	enum upstream_choice upstream_choice; /* --upstream-policy */
+	bool upstream_asked;		      /* --upstream asked: verified DDR (ddr.c) */
+	unsigned int asked_max;		      /* --asked-max: its table's size per worker */
 	bool tls_opportunistic;		      /* use upstreams that fail authentication (loudly) */
 	unsigned int pool_size;	    /* TLS connections per upstream (per worker), at most */
 	unsigned int conn_inflight; /* queries in flight per connection */

@@ -35,4 +35,12 @@ struct dnstap_queue *dnstap_queue(struct dnstap *dt, unsigned int idx);
 bool dnstap_log(struct dnstap_queue *q, bool response, bool tcp, const struct sockaddr *client,
 		const struct sockaddr *server, const uint8_t *msg, size_t len);
 
+/*
+ * dnstap_log_forwarder - one FORWARDER_QUERY (response false) or FORWARDER_RESPONSE message:
+ * a query dotgw sent on to upstream, over TLS (protocol TCP), or its answer; for the hops
+ * that are not to the configured upstreams (--upstream asked). Returns false when dropped.
+ */
+bool dnstap_log_forwarder(struct dnstap_queue *q, bool response, const struct sockaddr *upstream,
+			  const uint8_t *msg, size_t len);
+
 #endif

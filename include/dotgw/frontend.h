@@ -55,6 +55,11 @@ void frontend_set_dnstap(struct frontend *fe, struct dnstap_queue *q);
 /* frontend_inflight - queries in flight now (read from another thread: a snapshot). */
 unsigned int frontend_inflight(const struct frontend *fe);
 
+struct ddr;
+
+/* frontend_ddr - the --upstream asked table (NULL: none), for the metrics. */
+struct ddr *frontend_ddr(const struct frontend *fe);
+
 /* frontend_close - close every socket and forget every query in flight. Accepts NULL. */
 void frontend_close(struct frontend *fe);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "dotgw/config.h"
+#include "dotgw/ddr.h"
 #include "dotgw/stats.h"
 #include "dotgw/upstream.h"
 
@@ -21,6 +22,9 @@ struct stats_snapshot {
 		char name[sizeof(((struct upstream_config *)0)->text)];
 		struct upstream_snapshot s; /* added up over the workers */
 	} up[CONFIG_MAX_UPSTREAMS];
+	size_t n_ddr; /* --upstream asked: the asked addresses known (the first SNAPSHOT_DDR_MAX) */
+#define SNAPSHOT_DDR_MAX 64
+	struct ddr_snapshot ddr[SNAPSHOT_DDR_MAX]; /* counters added up over the workers */
 };
 
 /* snapshot_render - the Prometheus text exposition of s. */

@@ -26,11 +26,21 @@ struct tls_conn;
  * Call it from the main thread before any worker runs. Returns 0 and *out, or -errno.
  */
 int tls_ctx_new(struct tls_ctx **out, const struct config *cfg);
+/*
+ * tls_ctx_share - a context for connections to the one upstream u (not among cfg's; it must
+ * outlive the context), sharing like's SSL_CTX (trust anchors, settings) instead of loading
+ * them again: for resolvers found at run time (ddr.c). cfg gives the bypass mark and
+ * --tls-auth. Returns 0 and *out, or -ENOMEM.
+ */
+struct upstream_config;
+int tls_ctx_share(struct tls_ctx **out, const struct config *cfg, const struct tls_ctx *like,
+		  const struct upstream_config *u);
 /* tls_ctx_free - after every tls_conn of ctx is closed; NULL is fine. */
 void tls_ctx_free(struct tls_ctx *ctx);
 
 /*
- * tls_conn_open - start a non-blocking connection to upstream up of ctx's config, marked with
+ * tls_conn_open - start a non-blocking connection to upstream up of ctx (its config's, or the
+ * one of tls_ctx_share), marked with
  * its bypass mark. Returns 0 and *out, or -errno with *local set when the failure was this
  * machine's (every step but connect(), and connect's failures for want of descriptors,
  * memory, buffers or local ports) rather than the upstream's or the path's.

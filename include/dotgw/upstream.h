@@ -76,6 +76,9 @@ int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struc
  */
 struct upstream_transport {
 	int (*ctx_new)(struct tls_ctx **out, const struct config *cfg);
+	/* a context for the one upstream u sharing like's trust anchors (NULL: not offered) */
+	int (*ctx_share)(struct tls_ctx **out, const struct config *cfg, const struct tls_ctx *like,
+			 const struct upstream_config *u);
 	void (*ctx_free)(struct tls_ctx *ctx);
 	int (*open)(struct tls_ctx *ctx, size_t up, struct tls_conn **out, bool *local);
 	int (*fd)(const struct tls_conn *t);
@@ -95,6 +98,15 @@ struct upstream_transport {
 int upstream_pool_new_transport(struct upstream_pool **out, struct loop *loop,
 				const struct config *cfg, struct stats *stats,
 				const struct upstream_transport *tr);
+/*
+ * upstream_pool_new_single - a pool of one upstream u that is not among cfg's (a resolver
+ * found at run time: ddr.c), with cfg's other settings, over like's transport and sharing its
+ * TLS context (trust anchors). u, cfg and like's transport must outlive the pool; like need
+ * not. 0 or -errno (-EOPNOTSUPP: the transport cannot share).
+ */
+int upstream_pool_new_single(struct upstream_pool **out, struct loop *loop,
+			     const struct config *cfg, struct stats *stats,
+			     const struct upstream_config *u, const struct upstream_pool *like);
 /* upstream_pool_free - close every connection; queries still in flight are not completed. */
 void upstream_pool_free(struct upstream_pool *pool);
 

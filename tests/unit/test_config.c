@@ -103,6 +103,28 @@ static void test_defaults(void)
 	CHECK(!cfg.nonrec_pass);
 }
 
+/* --upstream asked: alone, the defaults are the fallback; with upstreams, those are. */
+static void test_upstream_asked(void)
+{
+	const char *alone[] = {"--config", "none", "--upstream", "asked", NULL};
+	const char *with[] = {"--config",    "none",	   "--upstream",
+			      "asked",	     "--upstream", "192.0.2.1#dot.test",
+			      "--asked-max", "8",	   NULL};
+	const char *none[] = {"--config", "none", NULL};
+
+	CHECK_EQ(parse(alone), 0);
+	CHECK(cfg.upstream_asked);
+	CHECK_EQ(cfg.n_upstreams, 3);
+	CHECK_EQ(cfg.asked_max, 64);
+	CHECK_EQ(cfg.upstreams[0].also_ip_len, 0);
+	CHECK_EQ(parse(with), 0);
+	CHECK(cfg.upstream_asked);
+	CHECK_EQ(cfg.n_upstreams, 1);
+	CHECK_EQ(cfg.asked_max, 8);
+	CHECK_EQ(parse(none), 0);
+	CHECK(!cfg.upstream_asked);
+}
+
 static void test_options(void)
 {
 	const char *args[] = {"--scope",
@@ -315,6 +337,7 @@ static const struct {
 	{"tls-auth", "opportunistic", NULL, NULL},
 	{"upstream-policy", "round-robin", NULL, NULL},
 	{"pool-size", "5", NULL, NULL},
+	{"asked-max", "8", NULL, NULL},
 	{"conn-inflight", "64", NULL, NULL},
 	{"idle-timeout", "2000", NULL, NULL},
 	{"stall-timeout", "700", NULL, NULL},
@@ -482,6 +505,7 @@ int main(void)
 	test_help_version();
 	test_config_file();
 	test_inflight_share();
+	test_upstream_asked();
 	test_option_table();
 	test_refused_untouched();
 	return check_done("config");
