@@ -55,6 +55,9 @@ static int parse_exempt(struct config *cfg, const char *name, const char *arg, F
 static int parse_exempt_iface(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_group(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_allow(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_egress(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_egress_allow(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_show_egress(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_deny(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_group_upstreams(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_metrics(struct config *cfg, const char *name, const char *arg, FILE *err);
@@ -229,6 +232,24 @@ const struct config_option config_options[] = {
 	  .list = LIST_GROUPS, .parse = parse_group_upstreams,
 	  .help = "the group's queries go only to these upstreams\n"
 		  "(1 = the first --upstream)" },
+	{ .name = "egress", .key = "egress", .arg = "NAME", .list = LIST_GROUPS,
+	  .parse = parse_egress,
+	  .help = "the group may open connections only to addresses that\n"
+		  "answers dotgw gave it contained (nftables sets, see\n"
+		  "docs/egress.md); everything else is dropped and counted" },
+	{ .name = "egress-allow", .key = "egress-allow", .arg = "NAME:CIDR", .list = LIST_GROUPS,
+	  .parse = parse_egress_allow,
+	  .help = "the --egress group may always reach CIDR (repeatable)" },
+	{ .name = "egress-grace", .key = "egress-grace", .arg = "SECONDS",
+	  NUMBER(egress_grace, 0, 86400, "0 to 86400 seconds"),
+	  .help = "an address stays allowed this long past its record's TTL\n"
+		  "(capped by --cache-max-ttl) (default: 300)" },
+	{ .name = "egress-max", .key = "egress-max", .arg = "N",
+	  NUMBER(egress_max, 1, 1048576, "1 to 1048576"),
+	  .help = "addresses per group and family at most; more are refused,\n"
+		  "counted and logged (default: 65536)" },
+	{ .name = "show-egress", .arg = "NAME", .parse = parse_show_egress,
+	  .help = "print what the --egress group NAME may reach now, and exit" },
 	/* Clients */
 	{ .name = "rate-limit", .key = "rate-limit", .arg = "QPS", .section = "Clients:",
 	  NUMBER(rate_limit, 0, 10000000, "0 to 10000000 queries per second"),
@@ -372,6 +393,8 @@ void config_init(struct config *cfg)
 	cfg->padding = true;
 	cfg->cache_size = 4u << 20;
 	cfg->cache_max_ttl = 86400;
+	cfg->egress_grace = 300;
+	cfg->egress_max = 65536;
 	cfg->serve_stale = 0;
 	cfg->rate_limit = 0;
 	cfg->rate_burst = 0; /* 2 x rate_limit, decided in config_parse_args */
@@ -486,12 +509,15 @@ static struct policy_group *group_find(struct config *cfg, const char *name, siz
 }
 
 /* The options parse_policy reads. */
-enum { OPT_GROUP, OPT_ALLOW, OPT_DENY, OPT_GROUP_UPSTREAMS };
+enum { OPT_GROUP, OPT_ALLOW, OPT_DENY, OPT_GROUP_UPSTREAMS, OPT_EGRESS, OPT_EGRESS_ALLOW };
 
 /* parse_policy - the --group, --allow, --deny and --group-upstreams values. */
 static int parse_policy(struct config *cfg, int opt, const char *name, const char *arg, FILE *err)
 {
-	const char *sep = strchr(arg, opt == OPT_ALLOW || opt == OPT_DENY ? ':' : '=');
+	const char *sep =
+		opt == OPT_EGRESS
+			? arg + strlen(arg)
+			: strchr(arg, opt == OPT_GROUP || opt == OPT_GROUP_UPSTREAMS ? '=' : ':');
 	struct policy_group *g;
 	char list[1024], *tok, *save;
 
@@ -499,6 +525,8 @@ static int parse_policy(struct config *cfg, int opt, const char *name, const cha
 		return bad_value(err, name, arg,
 				 opt == OPT_GROUP	      ? "NAME=CIDR[,CIDR]..."
 				 : opt == OPT_GROUP_UPSTREAMS ? "NAME=N[,N]..."
+				 : opt == OPT_EGRESS	      ? "NAME"
+				 : opt == OPT_EGRESS_ALLOW    ? "NAME:CIDR"
 							      : "NAME:SUFFIX");
 	g = group_find(cfg, arg, (size_t)(sep - arg));
 	if (opt == OPT_GROUP) {
@@ -542,6 +570,17 @@ static int parse_policy(struct config *cfg, int opt, const char *name, const cha
 		fprintf(err, "dotgw: --%s '%s': no --group '%.*s' before it\n", name, arg,
 			(int)(sep - arg), arg);
 		return -EINVAL;
+	}
+	if (opt == OPT_EGRESS) {
+		g->egress = true;
+		return 0;
+	}
+	if (opt == OPT_EGRESS_ALLOW) {
+		if (g->n_egress_allow == POLICY_MAX_CIDRS ||
+		    cidr_parse(&g->egress_allow[g->n_egress_allow], sep + 1) < 0)
+			return bad_value(err, name, arg, "NAME:CIDR (16 per group at most)");
+		g->n_egress_allow++;
+		return 0;
 	}
 	if (opt == OPT_GROUP_UPSTREAMS) {
 		if (strlen(sep + 1) >= sizeof(list))
@@ -614,6 +653,24 @@ static int parse_deny(struct config *cfg, const char *name, const char *arg, FIL
 static int parse_group_upstreams(struct config *cfg, const char *name, const char *arg, FILE *err)
 {
 	return parse_policy(cfg, OPT_GROUP_UPSTREAMS, name, arg, err);
+}
+
+static int parse_egress(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	return parse_policy(cfg, OPT_EGRESS, name, arg, err);
+}
+
+static int parse_egress_allow(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	return parse_policy(cfg, OPT_EGRESS_ALLOW, name, arg, err);
+}
+
+static int parse_show_egress(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	if (!*arg || strlen(arg) >= sizeof(cfg->show_egress))
+		return bad_value(err, name, arg, "a group's NAME");
+	strcpy(cfg->show_egress, arg);
+	return 0;
 }
 
 static int parse_pin(struct config *cfg, const char *name, const char *arg, FILE *err)

@@ -91,6 +91,9 @@ struct config {
 	size_t cache_size;	    /* octets of answer cache in all (0: no cache) */
 	size_t cache_worker_size;   /* ...of them per worker (set by main) */
 	uint32_t cache_max_ttl;	    /* answers are cached this long at most */
+	uint32_t egress_grace;	    /* --egress: seconds an element outlives its record's TTL */
+	uint32_t egress_max;	    /* --egress: elements per group and family at most */
+	char show_egress[32];	    /* --show-egress NAME: print the group's sets, exit */
 	uint32_t serve_stale;	    /* seconds an expired answer may still be served */
 	unsigned int rate_limit;    /* queries per second per client and worker (0: off) */
 	unsigned int rate_burst;

@@ -44,6 +44,10 @@ struct policy_group {
 	size_t n_rules;
 	bool allow_list;    /* it has allow rules: whatever they do not match is REFUSED */
 	uint32_t upstreams; /* bit i: the i-th --upstream may serve it; 0: all */
+	/* --egress: connections only to what its answers gave, and to these prefixes */
+	bool egress;
+	struct cidr egress_allow[POLICY_MAX_CIDRS];
+	size_t n_egress_allow;
 };
 
 struct policy {

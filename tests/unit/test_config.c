@@ -350,6 +350,10 @@ static const struct {
 	{"deny", "kids:example.com=192.0.2.53", "group", "kids=192.0.2.0/24"},
 	{"allow", "kids:example.org", "group", "kids=192.0.2.0/24"},
 	{"group-upstreams", "kids=2", "group", "kids=192.0.2.0/24"},
+	{"egress", "kids", "group", "kids=192.0.2.0/24"},
+	{"egress-allow", "kids:203.0.113.0/28", "group", "kids=192.0.2.0/24"},
+	{"egress-grace", "60", NULL, NULL},
+	{"egress-max", "1000", NULL, NULL},
 	{"rate-limit", "50", NULL, NULL},
 	{"rate-burst", "70", NULL, NULL},
 	{"rate-limit-prefix4", "24", NULL, NULL},
@@ -384,13 +388,14 @@ static void normalise(struct config *c)
 }
 
 /*
- * Every row of the option table has help text, and a file key unless it is one of the four
+ * Every row of the option table has help text, and a file key unless it is one of the five
  * options of the command line alone; every option with a key reads the same from the file as
  * from the command line.
  */
 static void test_option_table(void)
 {
-	static const char *const cli_only[] = {"config", "check-config", "help", "version"};
+	static const char *const cli_only[] = {"config", "check-config", "help", "version",
+					       "show-egress"};
 	static struct config from_file;
 	char path[64], text[512];
 	size_t n = 0;
@@ -464,7 +469,7 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 56);
+	CHECK_EQ(n, 62);
 }
 
 /* A refused value leaves the field as it was (the default here). */
