@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "dotgw/forward.h"
 #include "dotgw/policy.h"
 #include "dotgw/ruleset.h"
 
@@ -59,8 +60,14 @@ struct config {
 	size_t n_exempt;
 	bool capture_local; /* also capture DNS to this machine's own addresses */
 	enum capture_mode mode;
-	struct policy groups; /* client groups: domain rules, upstreams */
-	const char *user;     /* NULL: "dotgw" if it exists, else "nobody" */
+	struct policy groups;	       /* client groups: domain rules, upstreams */
+	struct forward_table forwards; /* --forward: where names go */
+	/* --forward's ADDR#NAME upstreams, appended to upstreams once parsing is done */
+	struct upstream_config fwd_upstreams[CONFIG_MAX_UPSTREAMS];
+	size_t n_fwd_upstreams;
+	uint32_t default_upstreams; /* bit i: upstream i serves other names too (0: all do) */
+	bool local_zones;	    /* answer (or pass) the locally served zones (localzone.h) */
+	const char *user;	    /* NULL: "dotgw" if it exists, else "nobody" */
 	int log_level;
 	const char *table;
 	uint16_t tproxy_port;

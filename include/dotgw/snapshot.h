@@ -21,6 +21,11 @@ struct stats_snapshot {
 		char name[sizeof(((struct upstream_config *)0)->text)];
 		struct upstream_snapshot s; /* added up over the workers */
 	} up[CONFIG_MAX_UPSTREAMS];
+	size_t n_fwd; /* --forward targets of the configuration in force */
+	struct {
+		char name[FORWARD_TEXT_MAX];
+		const char *transport; /* "dot", "unencrypted" or "asked" */
+	} fwd[FORWARD_MAX_TARGETS];
 };
 
 /* snapshot_render - the Prometheus text exposition of s. */

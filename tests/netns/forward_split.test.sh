@@ -1,0 +1,103 @@
+#!/bin/bash
+# forward_split.test.sh - split DNS on a gateway: --forward corp.example=plain:ADDR sends the
+# internal names unencrypted to the internal resolver (by explicit opt-in), --forward
+# corp.example=asked leaves them alone on their way to the address the client asked; every
+# other name goes over DoT. The DoT upstream's log never shows corp.example, and the decoy
+# sees only what a client sent it for an "asked" name. Both modes, UDP and TCP.
+#
+#   client --- gw-c [gateway: dotgw --scope gateway] gw-u --- upstream 203.0.113.2 (DoT @853)
+#                                                    gw-d --- decoy 192.0.2.53 (plain @53)
+#                                                    gw-i --- internal 10.8.0.1 (plain @53,
+#                                                             serves corp.example)
+#
+# Usage: forward_split.test.sh PATH-TO-DOTGW
+
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=internal.sh
+. "$(dirname "$0")/internal.sh"
+lab_require_root
+lab_require_tools "${LAB_TOOLS[@]}"
+lab_require_dotgw "${1:-}"
+lab_setup
+lab_start_internal || lab_bail "lab: starting the internal resolver"
+
+# ask DESC EXPECTED SERVER NAME DIG-ARGS...: from the client, one A query; compare the summary.
+ask()
+{
+	local desc=$1 want=$2 server=$3 name=$4
+	shift 4
+	lab_dig "$NS_CLIENT" @"$server" "$name" A +tries=1 "$@"
+	lab_check_eq "$desc" "$want" "$(lab_dig_summary A)"
+}
+
+for mode in nfqueue tproxy; do
+	ARGS=("${LAB_DOTGW_ARGS[@]}" --mode "$mode" --scope gateway --interface "$LAB_GW_IF_CLIENT"
+		--query-log)
+
+	lab_log "$mode: --forward corp.example=plain:$LAB_INT4"
+	lab_decoy_reset
+	: >"$LAB_DIR/upstream.log.mark"
+	up_lines=$(wc -l <"$LAB_DIR/upstream.log")
+	lab_start_dotgw "${ARGS[@]}" --forward corp.example=plain:"$LAB_INT4" || lab_finish
+	lab_check_match "$mode plain: logged at start as unencrypted" \
+		"forward corp.example.: to $LAB_INT4.*UNENCRYPTED" "$(cat "$DOTGW_LOG")"
+	ask "$mode plain: corp name asked of the decoy, UDP: the internal server's answer" \
+		"NOERROR $LAB_INT_A from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4" www.corp.example
+	ask "$mode plain: corp name asked of the decoy, TCP: the internal server's answer" \
+		"NOERROR $LAB_INT_A from $LAB_DECOY4#53 (TCP)" "$LAB_DECOY4" www.corp.example +tcp
+	ask "$mode plain: corp name asked over IPv6: the internal server's answer" \
+		"NOERROR $LAB_INT_A from $LAB_DECOY6#53 (UDP)" "$LAB_DECOY6" www.corp.example
+	ask "$mode plain: another name: the DoT upstream's answer" \
+		"NOERROR $LAB_UP_A from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4" www.example.test
+	ask "$mode plain: another name over TCP: the DoT upstream's answer" \
+		"NOERROR $LAB_UP_A from $LAB_DECOY4#53 (TCP)" "$LAB_DECOY4" www.example.test +tcp
+	ask "$mode plain: a corp name the internal server does not have: its NXDOMAIN" \
+		"NXDOMAIN  from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4" nothing.corp.example
+	lab_check_eq "$mode plain: the decoy saw nothing" 0 "$(lab_decoy_count)"
+	lab_ok "$mode plain: the internal server saw the corp name" \
+		lab_internal_saw nothing.corp.example
+	lab_notok "$mode plain: the DoT upstream never saw corp.example" \
+		sh -c "tail -n +$((up_lines + 1)) '$LAB_DIR/upstream.log' | grep -qi corp.example"
+	lab_ok "$mode plain: the query log says where it went" \
+		grep -q "www.corp.example. 1 NOERROR udp plain:$LAB_INT4" "$DOTGW_LOG"
+	# the internal server stops: SERVFAIL, counted
+	lab_ns_kill "$NS_INT" unbound
+	ask "$mode plain: internal server gone: SERVFAIL" \
+		"SERVFAIL  from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4" gone.corp.example +time=5
+	kill -USR1 "$DOTGW_PID"
+	lab_wait_until 30 grep -q 'stats:' "$DOTGW_LOG"
+	lab_check_num "$mode plain: the failure is counted" "$(lab_dotgw_stat forward_errors)" -ge 1
+	lab_stop_dotgw
+	lab_check_eq "$mode plain: dotgw exits 0" 0 "$?"
+	lab_bg "$NS_INT" "$LAB_DIR/internal.log" unbound -d -c "$LAB_DIR/internal.conf"
+	LAB_WAIT_PID=$LAB_BG_PID lab_wait_until 100 lab_internal_answers ||
+		lab_bail "internal server restart"
+
+	lab_log "$mode: --forward corp.example=asked"
+	lab_decoy_reset
+	up_lines=$(wc -l <"$LAB_DIR/upstream.log")
+	int_lines=$(wc -l <"$LAB_DIR/internal.log")
+	lab_start_dotgw "${ARGS[@]}" --forward corp.example=asked || lab_finish
+	ask "$mode asked: corp name asked of the internal server, UDP: its answer" \
+		"NOERROR $LAB_INT_A from $LAB_INT4#53 (UDP)" "$LAB_INT4" www.corp.example
+	ask "$mode asked: corp name asked of the internal server, TCP: its answer" \
+		"NOERROR $LAB_INT_A from $LAB_INT4#53 (TCP)" "$LAB_INT4" www.corp.example +tcp
+	ask "$mode asked: over IPv6: its answer" \
+		"NOERROR $LAB_INT_A from $LAB_INT6#53 (UDP)" "$LAB_INT6" www.corp.example
+	ask "$mode asked: another name asked of the internal server: the DoT upstream's" \
+		"NOERROR $LAB_UP_A from $LAB_INT4#53 (UDP)" "$LAB_INT4" www.example.test
+	lab_notok "$mode asked: the internal server never saw the other name" \
+		sh -c "tail -n +$((int_lines + 1)) '$LAB_DIR/internal.log' | grep -qi www.example.test"
+	lab_check_eq "$mode asked: the decoy saw nothing yet" 0 "$(lab_decoy_count)"
+	ask "$mode asked: corp name asked of the decoy: the decoy's own answer" \
+		"NXDOMAIN  from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4" www.corp.example
+	lab_check_num "$mode asked: that one reached the decoy" "$(lab_decoy_count)" -ge 1
+	lab_notok "$mode asked: the DoT upstream never saw corp.example" \
+		sh -c "tail -n +$((up_lines + 1)) '$LAB_DIR/upstream.log' | grep -qi corp.example"
+	lab_ok "$mode asked: the query log says where it went" \
+		grep -Eq "www.corp.example. 1 - udp asked $LAB_INT4(:|@)53" "$DOTGW_LOG"
+	lab_stop_dotgw
+	lab_check_eq "$mode asked: dotgw exits 0" 0 "$?"
+done
+lab_finish
