@@ -106,8 +106,41 @@ static void address(const struct sockaddr *sa, ProtobufCBinaryData *addr, uint32
 	}
 }
 
+/* tap_submit - one message of type with its addresses and transport; see dnstap_log. */
+static bool tap_submit(struct dnstap_queue *q, Dnstap__Message__Type type, bool response,
+		       Dnstap__SocketProtocol proto, const struct sockaddr *client,
+		       const struct sockaddr *server, const uint8_t *msg, size_t len);
+
 bool dnstap_log(struct dnstap_queue *q, bool response, bool tcp, const struct sockaddr *client,
 		const struct sockaddr *server, const uint8_t *msg, size_t len)
+{
+	return tap_submit(q,
+			  response ? DNSTAP__MESSAGE__TYPE__CLIENT_RESPONSE
+				   : DNSTAP__MESSAGE__TYPE__CLIENT_QUERY,
+			  response,
+			  tcp ? DNSTAP__SOCKET_PROTOCOL__TCP : DNSTAP__SOCKET_PROTOCOL__UDP, client,
+			  server, msg, len);
+}
+
+bool dnstap_log_forward(struct dnstap_queue *q, bool response, enum dnstap_proto proto,
+			const struct sockaddr *from, const struct sockaddr *server,
+			const uint8_t *msg, size_t len)
+{
+	static const Dnstap__SocketProtocol protos[] = {
+		[DNSTAP_UDP] = DNSTAP__SOCKET_PROTOCOL__UDP,
+		[DNSTAP_TCP] = DNSTAP__SOCKET_PROTOCOL__TCP,
+		[DNSTAP_DOT] = DNSTAP__SOCKET_PROTOCOL__DOT,
+	};
+
+	return tap_submit(q,
+			  response ? DNSTAP__MESSAGE__TYPE__FORWARDER_RESPONSE
+				   : DNSTAP__MESSAGE__TYPE__FORWARDER_QUERY,
+			  response, protos[proto], from, server, msg, len);
+}
+
+static bool tap_submit(struct dnstap_queue *q, Dnstap__Message__Type type, bool response,
+		       Dnstap__SocketProtocol proto, const struct sockaddr *client,
+		       const struct sockaddr *server, const uint8_t *msg, size_t len)
 {
 	static const char identity[] = "dotgw", version[] = "dotgw " DOTGW_VERSION;
 	Dnstap__Dnstap d = DNSTAP__DNSTAP__INIT;
@@ -125,16 +158,17 @@ bool dnstap_log(struct dnstap_queue *q, bool response, bool tcp, const struct so
 	d.has_version = 1;
 	d.type = DNSTAP__DNSTAP__TYPE__MESSAGE;
 	d.message = &m;
-	m.type = response ? DNSTAP__MESSAGE__TYPE__CLIENT_RESPONSE
-			  : DNSTAP__MESSAGE__TYPE__CLIENT_QUERY;
+	m.type = type;
 	m.has_socket_family = 1;
-	m.socket_family = client->sa_family == AF_INET6 ? DNSTAP__SOCKET_FAMILY__INET6
+	m.socket_family = server->sa_family == AF_INET6 ? DNSTAP__SOCKET_FAMILY__INET6
 							: DNSTAP__SOCKET_FAMILY__INET;
 	m.has_socket_protocol = 1;
-	m.socket_protocol = tcp ? DNSTAP__SOCKET_PROTOCOL__TCP : DNSTAP__SOCKET_PROTOCOL__UDP;
-	address(client, &m.query_address, &m.query_port);
+	m.socket_protocol = proto;
+	if (client) { /* a forwarded query leaves from a socket of ours: not known */
+		address(client, &m.query_address, &m.query_port);
+		m.has_query_address = m.has_query_port = 1;
+	}
 	address(server, &m.response_address, &m.response_port);
-	m.has_query_address = m.has_query_port = 1;
 	m.has_response_address = m.has_response_port = 1;
 	if (response) {
 		m.response_message.data = (uint8_t *)msg;

@@ -171,6 +171,19 @@ static void tap(struct frontend *fe, bool response, const struct reply_to *to, c
 		fe->stats->dnstap_dropped++;
 }
 
+/*
+ * tap_forward - a FORWARDER_QUERY or _RESPONSE message for a query a --forward rule or a
+ * locally served zone sent on: to server, from from (NULL: a socket of ours).
+ */
+static void tap_forward(struct frontend *fe, bool response, enum dnstap_proto proto,
+			const union sockaddr_any *from, const union sockaddr_any *server,
+			const uint8_t *msg, size_t len)
+{
+	if (fe->dnstap && !dnstap_log_forward(fe->dnstap, response, proto, from ? &from->sa : NULL,
+					      &server->sa, msg, len))
+		fe->stats->dnstap_dropped++;
+}
+
 /* client_send - hand a finished answer to the client's transport. */
 static void client_send(struct frontend *fe, const struct reply_to *to, const uint8_t *msg,
 			size_t len)
@@ -388,6 +401,12 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer,
 		return;
 	}
 	fe->stats->answered++;
+	if (q->route != ROUTE_DEFAULT) /* where a --forward rule sent it (pq.dst: see below) */
+		tap_forward(fe, true,
+			    q->route == ROUTE_DOT ? DNSTAP_DOT
+			    : q->pq.tcp		  ? DNSTAP_TCP
+						  : DNSTAP_UDP,
+			    NULL, &q->pq.dst, answer, r->len);
 	/* r came from the upstream module: the answer is parsed once, there */
 	if (q->cache && cache_store(q->cache, &q->m, answer, r, loop_now_ms(fe->loop)) == 0)
 		fe->stats->cache_stored++;
@@ -712,6 +731,7 @@ static int query_asked(struct frontend *fe, const uint8_t *msg, size_t len, cons
 			 m->q.qtype, addr_text(&to->odst, where, sizeof(where)),
 			 queued ? "let pass" : "sent on");
 	}
+	tap_forward(fe, false, DNSTAP_UDP, &to->client, &to->odst, msg, len);
 	if (queued)
 		return ROUTE_PASS;
 	r = udp_reply_forward(fe->udp_reply, &to->client, &to->odst, msg, len);
@@ -834,6 +854,14 @@ static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		q->uq.allowed = fe->cfg->default_upstreams;
 	if (route == ROUTE_PLAIN || route == ROUTE_RELAY)
 		query_plain_init(q, target);
+	if (route == ROUTE_DOT) /* only for dnstap: the upstream's address */
+		q->pq.dst.ss = fe->cfg->upstreams[fe->cfg->forwards.targets[target].upstream].addr;
+	if (route != ROUTE_DEFAULT)
+		tap_forward(fe, false,
+			    route == ROUTE_DOT ? DNSTAP_DOT
+			    : q->pq.tcp	       ? DNSTAP_TCP
+					       : DNSTAP_UDP,
+			    NULL, &q->pq.dst, msg, len);
 	loop_timer_init(&q->deadline, query_deadline);
 	if (log_enabled(LOG_LVL_DEBUG))
 		query_log_start(q);

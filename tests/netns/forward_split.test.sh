@@ -100,4 +100,34 @@ for mode in nfqueue tproxy; do
 	lab_stop_dotgw
 	lab_check_eq "$mode asked: dotgw exits 0" 0 "$?"
 done
+
+# dnstap: where each query went, as FORWARDER_QUERY/RESPONSE messages (when the tools exist)
+if command -v fstrm_capture >/dev/null && command -v dnstap-ldns >/dev/null; then
+	lab_log "dnstap: forwarder messages name the target"
+	chmod o+x "$LAB_DIR"
+	mkdir -m 755 "$LAB_DIR/tap"
+	SOCK="$LAB_DIR/tap/dnstap.sock"
+	CAP="$LAB_DIR/tap/capture.fstrm"
+	lab_bg "$NS_GW" "$LAB_DIR/fstrm_capture.log" fstrm_capture -t protobuf:dnstap.Dnstap \
+		-u "$SOCK" -w "$CAP"
+	capture=$LAB_BG_PID
+	LAB_WAIT_PID=$capture lab_wait_until 50 test -S "$SOCK" || lab_bail "fstrm_capture"
+	chmod 777 "$SOCK"
+	lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface "$LAB_GW_IF_CLIENT" \
+		--dnstap "$SOCK" --forward corp.example=plain:"$LAB_INT4" \
+		--forward asked.example=asked || lab_finish
+	ask "dnstap: plain" "NOERROR $LAB_INT_A from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4" \
+		www.corp.example
+	ask "dnstap: asked" "NXDOMAIN  from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4" x.asked.example
+	lab_stop_dotgw
+	lab_bg_stop "$capture" INT
+	ip netns exec "$NS_GW" dnstap-ldns -y -r "$CAP" >"$LAB_DIR/tap/read.yaml" 2>&1
+	tap=$(awk '/^  type:/ { t = $2; q = "-" } /query_address:/ { q = $2 }
+		/response_address:/ { print t, q, $2 }' "$LAB_DIR/tap/read.yaml")
+	lab_check_match "dnstap: FORWARDER_QUERY to the plain target" \
+		"^FORWARDER_QUERY - \"?$LAB_INT4" "$tap"
+	lab_check_match "dnstap: FORWARDER_RESPONSE from it" "^FORWARDER_RESPONSE - \"?$LAB_INT4" "$tap"
+	lab_check_match "dnstap: the asked query leaves from the client to the decoy" \
+		"^FORWARDER_QUERY \"?$LAB_CLIENT4\"? \"?$LAB_DECOY4" "$tap"
+fi
 lab_finish
