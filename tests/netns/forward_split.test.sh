@@ -3,7 +3,8 @@
 # internal names unencrypted to the internal resolver (by explicit opt-in), --forward
 # corp.example=asked leaves them alone on their way to the address the client asked; every
 # other name goes over DoT. The DoT upstream's log never shows corp.example, and the decoy
-# sees only what a client sent it for an "asked" name. Both modes, UDP and TCP.
+# sees only what a client sent it for an "asked" name. Both modes, UDP and TCP; gateway scope,
+# then host scope (the gateway's own queries).
 #
 #   client --- gw-c [gateway: dotgw --scope gateway] gw-u --- upstream 203.0.113.2 (DoT @853)
 #                                                    gw-d --- decoy 192.0.2.53 (plain @53)
@@ -99,6 +100,41 @@ for mode in nfqueue tproxy; do
 		grep -Eq "www.corp.example. 1 - udp asked $LAB_INT4(:|@)53" "$DOTGW_LOG"
 	lab_stop_dotgw
 	lab_check_eq "$mode asked: dotgw exits 0" 0 "$?"
+done
+
+# host scope: the gateway's own queries; what dotgw sends on carries the bypass mark, so the
+# output chain does not capture it again
+for mode in nfqueue tproxy; do
+	lab_log "$mode: host scope, --forward corp.example=asked and home.arpa's default"
+	lab_decoy_reset
+	int_lines=$(wc -l <"$LAB_DIR/internal.log")
+	lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --mode "$mode" --scope host \
+		--forward corp.example=asked --forward plain.example=plain:"$LAB_INT4" || lab_finish
+	hask()
+	{
+		local desc=$1 want=$2 server=$3 name=$4
+		shift 4
+		lab_dig "$NS_GW" @"$server" "$name" A +tries=1 "$@"
+		lab_check_eq "$desc" "$want" "$(lab_dig_summary A)"
+	}
+	hask "$mode host: asked, UDP: the internal server's answer" \
+		"NOERROR $LAB_INT_A from $LAB_INT4#53 (UDP)" "$LAB_INT4" www.corp.example
+	hask "$mode host: asked, TCP: the internal server's answer" \
+		"NOERROR $LAB_INT_A from $LAB_INT4#53 (TCP)" "$LAB_INT4" www.corp.example +tcp
+	hask "$mode host: plain: the internal server's NXDOMAIN" \
+		"NXDOMAIN  from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4" www.plain.example
+	lab_ok "$mode host: plain: it reached the internal server" lab_internal_saw www.plain.example
+	hask "$mode host: a private resolver's home.arpa: its answer" \
+		"NOERROR 10.8.0.9 from $LAB_INT4#53 (UDP)" "$LAB_INT4" printer.home.arpa
+	hask "$mode host: a public address's home.arpa: dotgw's NXDOMAIN" \
+		"NXDOMAIN  from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4" printer.home.arpa
+	hask "$mode host: another name asked of the internal server: the DoT upstream's" \
+		"NOERROR $LAB_UP_A from $LAB_INT4#53 (UDP)" "$LAB_INT4" www.example.test
+	lab_notok "$mode host: the internal server never saw the other name" \
+		sh -c "tail -n +$((int_lines + 1)) '$LAB_DIR/internal.log' | grep -qi www.example.test"
+	lab_check_eq "$mode host: the decoy saw nothing" 0 "$(lab_decoy_count)"
+	lab_stop_dotgw
+	lab_check_eq "$mode host: dotgw exits 0" 0 "$?"
 done
 
 # dnstap: where each query went, as FORWARDER_QUERY/RESPONSE messages (when the tools exist)
