@@ -170,7 +170,7 @@ int config_parse_upstream(struct upstream_config *u, const char *spec);
  * config_parse_args - fill cfg (after config_init) from the config file, then the command
  * line, which overrides it: a scalar given on both takes the command line's value, and a
  * repeatable option (upstream, pin, interface, client, exempt, group, allow, deny,
- * group-upstreams) given on the command line replaces all of the file's. The file is
+ * group-upstreams, forward) given on the command line replaces all of the file's. The file is
  * --config PATH, else CONFIG_DEFAULT_PATH when it exists; --config none reads none. Its
  * lines are "key = value" with every long option as a key (flags take yes or no); '#' and
  * ';' start comments. Adds the default upstreams when none is given. Returns 0 to run, 1 when
