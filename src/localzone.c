@@ -194,11 +194,11 @@ int localzone_answer(uint8_t *out, size_t outlen, const uint8_t *query, const st
 		break;
 	case LOCALZONE_RESOLVER:
 		/* _dns.resolver.arpa exists (the DDR name) but designates nothing: NODATA */
-		if (z->apex_off == 5 && m->q.name[0] == 4 && m->q.name[1] == '_' &&
-		    lower(m->q.name[2]) == 'd' && lower(m->q.name[3]) == 'n' &&
-		    lower(m->q.name[4]) == 's')
-			break;
-		/* fall through */
+		if (!apex && !(z->apex_off == 5 && m->q.name[0] == 4 && m->q.name[1] == '_' &&
+			       lower(m->q.name[2]) == 'd' && lower(m->q.name[3]) == 'n' &&
+			       lower(m->q.name[4]) == 's'))
+			rcode = DNS_RCODE_NXDOMAIN;
+		break;
 	case LOCALZONE_EMPTY:
 	default:
 		if (!apex)

@@ -4,7 +4,7 @@
  * take another one's answer, and its source port is as random as the kernel makes it. States:
  * PQ_UDP (sent, waiting for the datagram), PQ_TCP_CONNECT (waiting to write the framed query),
  * PQ_TCP_READ (reading the length and the answer). Before complete() runs the socket is closed
- * and the buffer freed: complete() may free pq.
+ * and the buffer freed (after complete(), when the answer is in it): complete() may free pq.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -68,10 +68,16 @@ void plain_cancel(struct plain_query *pq)
 		pq_close(pq);
 }
 
+/* pq_done - close pq's socket, then complete it; answer may lie in pq's TCP buffer, which is
+ * freed only after complete() (which may free pq) returns. */
 static void pq_done(struct plain_query *pq, const uint8_t *answer, const struct dns_msg *r, int err)
 {
+	uint8_t *buf = pq->buf;
+
+	pq->buf = NULL;
 	pq_close(pq);
 	pq->complete(pq, answer, r, err); /* may free pq */
+	free(buf);
 }
 
 /* pq_open - a socket of type to pq->dst, marked, connecting; 0 or -errno. */
@@ -164,10 +170,7 @@ static int pq_tcp_start(struct plain_query *pq)
 {
 	pq_close(pq);
 	pq->sent = pq->have = 0;
-	pq->need = 2;
-	pq->buf = malloc(2 + DNS_MAX_MSG);
-	if (!pq->buf)
-		return -ENOMEM;
+	pq->need = 2; /* the length first, into pq->head; then buf, as large as it says */
 	pq->state = PQ_TCP_CONNECT;
 	return pq_open(pq, SOCK_STREAM);
 }
@@ -200,7 +203,8 @@ static void pq_udp_readable(struct plain_query *pq)
 
 static void pq_tcp_readable(struct plain_query *pq)
 {
-	ssize_t n = recv(pq->watch.fd, pq->buf + pq->have, pq->need - pq->have, 0);
+	uint8_t *to = pq->buf ? pq->buf : pq->head;
+	ssize_t n = recv(pq->watch.fd, to + pq->have, pq->need - pq->have, 0);
 
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
@@ -214,13 +218,19 @@ static void pq_tcp_readable(struct plain_query *pq)
 	pq->have += (size_t)n;
 	if (pq->have < pq->need)
 		return;
-	if (pq->need == 2) {
-		pq->need = 2 + (size_t)dns_get16(pq->buf);
-		if (pq->need < 2 + DNS_HDR_LEN)
+	if (!pq->buf) {
+		pq->need = dns_get16(pq->head);
+		pq->have = 0;
+		if (pq->need < DNS_HDR_LEN) {
 			pq_done(pq, NULL, NULL, -EBADMSG);
+			return;
+		}
+		pq->buf = malloc(pq->need);
+		if (!pq->buf)
+			pq_done(pq, NULL, NULL, -ENOMEM);
 		return;
 	}
-	pq_answer(pq, pq->buf + 2, pq->need - 2, true);
+	pq_answer(pq, pq->buf, pq->need, true);
 }
 
 static void pq_event(struct loop_watch *w, uint32_t revents)

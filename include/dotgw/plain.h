@@ -39,7 +39,8 @@ struct plain_query {
 	/* private to plain.c */
 	struct plain *p;
 	struct loop_watch watch;
-	uint8_t *buf; /* TCP: the 2-octet length and the answer */
+	uint8_t *buf;	 /* TCP: the answer, once its length is known */
+	uint8_t head[2]; /* TCP: the answer's length */
 	size_t have, need, sent;
 	uint16_t id;
 	uint8_t state;

@@ -40,7 +40,8 @@ for mode in nfqueue tproxy; do
 	lab_decoy_reset
 	: >"$LAB_DIR/upstream.log.mark"
 	up_lines=$(wc -l <"$LAB_DIR/upstream.log")
-	lab_start_dotgw "${ARGS[@]}" --forward corp.example=plain:"$LAB_INT4" || lab_finish
+	lab_start_dotgw "${ARGS[@]}" --forward corp.example=plain:"$LAB_INT4" \
+		--udp-size-cap 4096 || lab_finish
 	lab_check_match "$mode plain: logged at start as unencrypted" \
 		"forward corp.example.: to $LAB_INT4.*UNENCRYPTED" "$(cat "$DOTGW_LOG")"
 	ask "$mode plain: corp name asked of the decoy, UDP: the internal server's answer" \
@@ -55,6 +56,12 @@ for mode in nfqueue tproxy; do
 		"NOERROR $LAB_UP_A from $LAB_DECOY4#53 (TCP)" "$LAB_DECOY4" www.example.test +tcp
 	ask "$mode plain: a corp name the internal server does not have: its NXDOMAIN" \
 		"NXDOMAIN  from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4" nothing.corp.example
+	# the internal server truncates its UDP answer (1232 octets at most): dotgw asks again
+	# over TCP, and the client (4096 octets) gets all of it over UDP
+	lab_dig "$NS_CLIENT" @"$LAB_DECOY4" big.corp.example TXT +bufsize=4096 +ignore +tries=1
+	lab_check_eq "$mode plain: a truncated answer is fetched again over TCP: all 40 records" \
+		"NOERROR 40 UDP" "$(lab_dig_status) $(lab_dig_ancount) $(lab_dig_proto)"
+	lab_check_nomatch "$mode plain: ... and not truncated" "tc" "$(lab_dig_flags)"
 	lab_check_eq "$mode plain: the decoy saw nothing" 0 "$(lab_decoy_count)"
 	lab_ok "$mode plain: the internal server saw the corp name" \
 		lab_internal_saw nothing.corp.example

@@ -16,7 +16,8 @@
 # Data: www.corp.example A 10.8.0.80; 5.0.8.10.in-addr.arpa PTR printer.corp.example.;
 #       fd00:8::5 PTR printer6.corp.example.; printer.home.arpa A 10.8.0.9;
 #       printer.local A 10.8.0.10; x.invalid A 10.8.0.11; localhost A 10.8.0.12;
-#       _dns.resolver.arpa TXT "internal". Everything else NXDOMAIN.
+#       _dns.resolver.arpa TXT "internal"; big.corp.example 40 TXT of 60 characters (more
+#       than a UDP answer holds). Everything else NXDOMAIN.
 
 LAB_INT4=10.8.0.1
 LAB_INT6=fd00:8::1
@@ -40,6 +41,8 @@ lab_start_internal()
 		cat <<-EOF
 			interface: $LAB_INT4@53
 			interface: $LAB_INT6@53
+			# UDP answers of at most 1232 octets, whatever the query advertises
+			max-udp-size: 1232
 			local-zone: "corp.example." static
 			local-data: "www.corp.example. A $LAB_INT_A"
 			local-data-ptr: "10.8.0.5 printer.corp.example."
@@ -53,6 +56,12 @@ lab_start_internal()
 			local-data: "localhost. A 10.8.0.12"
 			local-zone: "resolver.arpa." static
 			local-data: '_dns.resolver.arpa. TXT "internal"'
+		EOF
+		for ((i = 1; i <= 40; i++)); do
+			printf "\tlocal-data: 'big.corp.example. TXT \"big-%02d-%s\"'\n" "$i" \
+				abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyza
+		done
+		cat <<-EOF
 			remote-control:
 				control-enable: no
 		EOF
