@@ -142,6 +142,9 @@ void snapshot_log(const struct stats_snapshot *snap)
 
 	stats_format(&snap->sum, buf, sizeof(buf));
 	log_info("stats: %s", buf);
+	for (size_t i = 0; i < snap->n_fwd; i++)
+		log_info("forward target %s (%s): %llu queries", snap->fwd[i].name,
+			 snap->fwd[i].transport, (unsigned long long)snap->sum.forwarded[i]);
 	for (size_t i = 0; i < snap->n_upstreams; i++) {
 		const struct upstream_snapshot *u = &snap->up[i].s;
 

@@ -41,7 +41,7 @@ for mode in nfqueue tproxy; do
 	: >"$LAB_DIR/upstream.log.mark"
 	up_lines=$(wc -l <"$LAB_DIR/upstream.log")
 	lab_start_dotgw "${ARGS[@]}" --forward corp.example=plain:"$LAB_INT4" \
-		--udp-size-cap 4096 || lab_finish
+		--udp-size-cap 4096 --metrics 127.0.0.1:9853 || lab_finish
 	lab_check_match "$mode plain: logged at start as unencrypted" \
 		"forward corp.example.: to $LAB_INT4.*UNENCRYPTED" "$(cat "$DOTGW_LOG")"
 	ask "$mode plain: corp name asked of the decoy, UDP: the internal server's answer" \
@@ -69,6 +69,15 @@ for mode in nfqueue tproxy; do
 		sh -c "tail -n +$((up_lines + 1)) '$LAB_DIR/upstream.log' | grep -qi corp.example"
 	lab_ok "$mode plain: the query log says where it went" \
 		grep -q "www.corp.example. 1 NOERROR udp plain:$LAB_INT4" "$DOTGW_LOG"
+	scrape=$(ip netns exec "$NS_GW" timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9853 &&
+		printf "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3 && cat <&3')
+	lab_check_match "$mode plain: metrics count the unencrypted target's queries" \
+		"^dotgw_forwarded_total\\{target=\"plain:$LAB_INT4:53\",transport=\"unencrypted\"\\} [1-9]" \
+		"$scrape"
+	if command -v promtool >/dev/null; then
+		lab_ok "$mode plain: promtool accepts the exposition with a forward target" \
+			sh -c 'sed "1,/^\r$/d" | promtool check metrics >/dev/null 2>&1' <<<"$scrape"
+	fi
 	# the internal server stops: SERVFAIL, counted
 	lab_ns_kill "$NS_INT" unbound
 	ask "$mode plain: internal server gone: SERVFAIL" \
