@@ -118,6 +118,29 @@ for mode in nfqueue tproxy; do
 	lab_check_eq "$mode asked: dotgw exits 0" 0 "$?"
 done
 
+# DoT targets: a --forward upstream of its own (the upstream's IPv6 address, the same
+# unbound) serves only its suffix; the Nth --upstream by number
+lab_log "DoT targets: ADDR#NAME (not in the default set) and N"
+lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface "$LAB_GW_IF_CLIENT" \
+	--query-log --upstream-policy round-robin \
+	--forward "example.test=[$LAB_UP6]#$LAB_AUTH_NAME" --forward bench.test=1 || lab_finish
+ask "DoT target ADDR#NAME: answered" "NOERROR $LAB_UP_A from $LAB_DECOY4#53 (UDP)" \
+	"$LAB_DECOY4" www.example.test
+lab_ok "DoT target ADDR#NAME: the query log names it" \
+	grep -q "www.example.test. 1 NOERROR udp \[$LAB_UP6\]@853#$LAB_AUTH_NAME" "$DOTGW_LOG"
+for i in 1 2 3 4; do
+	lab_dig "$NS_CLIENT" @"$LAB_DECOY4" "n$i.bench.test" A +tries=1
+done
+lab_check_eq "DoT target N: four names answered by upstream 1 only, never the forward one" 4 \
+	"$(grep -c "n[1-4].bench.test. 1 NOERROR udp $LAB_UP4@853#$LAB_AUTH_NAME" "$DOTGW_LOG")"
+for i in 1 2 3 4; do
+	lab_dig "$NS_CLIENT" @"$LAB_DECOY4" "x$i.other.test" A +tries=1
+done
+lab_check_eq "other names (round-robin): the default set only, never the forward one" 4 \
+	"$(grep -c "x[1-4].other.test. 1 NXDOMAIN udp $LAB_UP4@853#$LAB_AUTH_NAME" "$DOTGW_LOG")"
+lab_stop_dotgw
+lab_check_eq "DoT targets: dotgw exits 0" 0 "$?"
+
 # host scope: the gateway's own queries; what dotgw sends on carries the bypass mark, so the
 # output chain does not capture it again
 for mode in nfqueue tproxy; do
