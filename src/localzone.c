@@ -116,9 +116,31 @@ static bool zone_at(const struct zone_def *d, const uint8_t *w, size_t len)
 	return wire_is_text(w + 1 + w[0], len - 1 - w[0], d->name);
 }
 
+/* tld_served - is the last label of name one that ends a zone of the table? Nearly every
+ * name fails this cheap test, and is not matched against each row. */
+static bool tld_served(const uint8_t *name, size_t name_len)
+{
+	static const char *const tlds[] = {"arpa", "local", "localhost", "invalid"};
+	size_t off = 0, last = 0;
+
+	while (off < name_len && name[off] != 0) {
+		last = off;
+		off += (size_t)name[off] + 1;
+	}
+	if (off >= name_len || off == 0)
+		return false;
+	for (size_t i = 0; i < sizeof(tlds) / sizeof(tlds[0]); i++)
+		if (wire_is_text(name + last, name_len - last, tlds[i]))
+			return true;
+	return false;
+}
+
 bool localzone_find(const uint8_t *name, size_t name_len, struct localzone_match *z)
 {
 	size_t off = 0;
+
+	if (!tld_served(name, name_len))
+		return false;
 
 	/* the whole name first, then each shorter suffix: the most specific zone wins */
 	while (off < name_len && name[off] != 0) {
