@@ -112,8 +112,10 @@ static int pq_send(struct plain_query *pq, bool tcp)
 	size_t hl = 0, total;
 	ssize_t n;
 
-	if (tcp)
-		dns_put16(head + hl, (uint16_t)pq->len), hl += 2;
+	if (tcp) {
+		dns_put16(head, (uint16_t)pq->len);
+		hl = 2;
+	}
 	dns_put16(head + hl, pq->id);
 	hl += 2;
 	total = hl + pq->len - 2;
