@@ -4,7 +4,9 @@
 # corp.example=asked leaves them alone on their way to the address the client asked; every
 # other name goes over DoT. The DoT upstream's log never shows corp.example, and the decoy
 # sees only what a client sent it for an "asked" name. Both modes, UDP and TCP; gateway scope,
-# then host scope (the gateway's own queries).
+# then host scope (the gateway's own queries). Also: a truncated plain answer fetched again
+# over TCP, metrics by target, DoT targets (N, and an ADDR#NAME upstream outside the default
+# set), a group's own rule, and dnstap's FORWARDER messages.
 #
 #   client --- gw-c [gateway: dotgw --scope gateway] gw-u --- upstream 203.0.113.2 (DoT @853)
 #                                                    gw-d --- decoy 192.0.2.53 (plain @53)
@@ -22,6 +24,9 @@ lab_require_tools "${LAB_TOOLS[@]}"
 lab_require_dotgw "${1:-}"
 lab_setup
 lab_start_internal || lab_bail "lab: starting the internal resolver"
+# a second client, in a policy group
+CLIENT2=198.51.100.3
+ip -n "$NS_CLIENT" addr add "$CLIENT2/24" dev "$LAB_IF_CLIENT"
 
 # ask DESC EXPECTED SERVER NAME DIG-ARGS...: from the client, one A query; compare the summary.
 ask()
@@ -123,7 +128,8 @@ done
 lab_log "DoT targets: ADDR#NAME (not in the default set) and N"
 lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway --interface "$LAB_GW_IF_CLIENT" \
 	--query-log --upstream-policy round-robin \
-	--forward "example.test=[$LAB_UP6]#$LAB_AUTH_NAME" --forward bench.test=1 || lab_finish
+	--forward "example.test=[$LAB_UP6]#$LAB_AUTH_NAME" --forward bench.test=1 \
+	--group kids="$CLIENT2" --forward kids:other.test=plain:"$LAB_INT4" || lab_finish
 ask "DoT target ADDR#NAME: answered" "NOERROR $LAB_UP_A from $LAB_DECOY4#53 (UDP)" \
 	"$LAB_DECOY4" www.example.test
 lab_ok "DoT target ADDR#NAME: the query log names it" \
@@ -138,6 +144,12 @@ for i in 1 2 3 4; do
 done
 lab_check_eq "other names (round-robin): the default set only, never the forward one" 4 \
 	"$(grep -c "x[1-4].other.test. 1 NXDOMAIN udp $LAB_UP4@853#$LAB_AUTH_NAME" "$DOTGW_LOG")"
+# a group's rule holds for its clients only
+lab_dig "$NS_CLIENT" -b "$CLIENT2" @"$LAB_DECOY4" kid.other.test A +tries=1
+lab_ok "group rule: the group's client's name went to the internal server" \
+	lab_internal_saw kid.other.test
+lab_ok "group rule: ... and the query log says so" \
+	grep -q "kid.other.test. 1 NXDOMAIN udp plain:$LAB_INT4" "$DOTGW_LOG"
 lab_stop_dotgw
 lab_check_eq "DoT targets: dotgw exits 0" 0 "$?"
 
