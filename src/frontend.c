@@ -79,7 +79,7 @@ struct query {
 	uint8_t held;		    /* QUERY_RUNNING, QUERY_WAITING or QUERY_READY */
 	uint8_t route;	       /* ROUTE_DEFAULT or ROUTE_DOT: uq; ROUTE_PLAIN, ROUTE_RELAY: pq */
 	struct plain_query pq; /* unencrypted forwarding (forward.h) */
-	char via[ADDR_TEXT_MAX + 16]; /* ROUTE_PLAIN, ROUTE_RELAY: the query log's "where" */
+	char via[128];	       /* where a --forward rule sent it, for the logs ("": nowhere) */
 	uint16_t len;
 	uint8_t msg[];
 };
@@ -699,9 +699,10 @@ static void query_log_start(const struct query *q)
 
 	if (dns_name_to_text(q->m.q.name, q->m.q.name_len, name, sizeof(name)) < 0)
 		strcpy(name, "?");
-	log_debug("query %s type %u from %s%s%s over %s", name, q->m.q.qtype, reply_to_name(to, a),
-		  to->tc ? "" : " to ", to->tc ? "" : addr_text(&to->odst, b, sizeof(b)),
-		  to->tc ? "TCP" : "UDP");
+	log_debug("query %s type %u from %s%s%s over %s%s%s", name, q->m.q.qtype,
+		  reply_to_name(to, a), to->tc ? "" : " to ",
+		  to->tc ? "" : addr_text(&to->odst, b, sizeof(b)), to->tc ? "TCP" : "UDP",
+		  q->via[0] ? ", forwarded to " : "", q->via);
 }
 
 /* asked_addr - the address the client of to asked (TCP: the accepted socket's own). */
@@ -854,8 +855,13 @@ static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		q->uq.allowed = fe->cfg->default_upstreams;
 	if (route == ROUTE_PLAIN || route == ROUTE_RELAY)
 		query_plain_init(q, target);
-	if (route == ROUTE_DOT) /* only for dnstap: the upstream's address */
-		q->pq.dst.ss = fe->cfg->upstreams[fe->cfg->forwards.targets[target].upstream].addr;
+	if (route == ROUTE_DOT) { /* for dnstap and the debug log: the upstream */
+		const struct upstream_config *u =
+			&fe->cfg->upstreams[fe->cfg->forwards.targets[target].upstream];
+
+		q->pq.dst.ss = u->addr;
+		snprintf(q->via, sizeof(q->via), "%s", u->text);
+	}
 	if (route != ROUTE_DEFAULT)
 		tap_forward(fe, false,
 			    route == ROUTE_DOT ? DNSTAP_DOT
