@@ -350,6 +350,8 @@ static const struct {
 	{"deny", "kids:example.com=192.0.2.53", "group", "kids=192.0.2.0/24"},
 	{"allow", "kids:example.org", "group", "kids=192.0.2.0/24"},
 	{"group-upstreams", "kids=2", "group", "kids=192.0.2.0/24"},
+	{"forward", "kids:corp.example=plain:10.8.0.1@5353", "group", "kids=192.0.2.0/24"},
+	{"no-local-zones", NULL, NULL, NULL},
 	{"rate-limit", "50", NULL, NULL},
 	{"rate-burst", "70", NULL, NULL},
 	{"rate-limit-prefix4", "24", NULL, NULL},
@@ -464,7 +466,7 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 56);
+	CHECK_EQ(n, 59);
 }
 
 /* A refused value leaves the field as it was (the default here). */
