@@ -40,6 +40,7 @@ enum {
 	LIST_EXEMPT,
 	LIST_GROUPS,
 	LIST_EXEMPT_IFACES,
+	LIST_FORWARDS,
 };
 
 static int parse_interface(struct config *cfg, const char *name, const char *arg, FILE *err);
@@ -62,6 +63,8 @@ static int parse_deny(struct config *cfg, const char *name, const char *arg, FIL
 static int parse_group_upstreams(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_metrics(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_dnstap(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_forward(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int forward_finish(struct config *cfg, FILE *err);
 static int config_finish(struct config *cfg, FILE *err);
 
 /* A row per option reads better than clang-format's field per line. */
@@ -250,6 +253,21 @@ const struct config_option config_options[] = {
 		  "counted and logged (default: 65536)" },
 	{ .name = "show-egress", .arg = "NAME", .parse = parse_show_egress,
 	  .help = "print what the --egress group NAME may reach now, and exit" },
+	/* Forwarding */
+	{ .name = "forward", .key = "forward", .arg = "[GROUP:]SUFFIX=TARGET", .list = LIST_FORWARDS,
+	  .section = "Forwarding (per domain; the longest suffix wins):", .parse = parse_forward,
+	  .help = "\n"
+		  "names at or under SUFFIX (of GROUP's clients only, when\n"
+		  "given) go to TARGET: N (the Nth --upstream), ADDR[@PORT]#NAME\n"
+		  "(a DoT upstream of their own), plain:ADDR[@PORT] (UNENCRYPTED\n"
+		  "DNS to an internal resolver), or asked (left alone, to the\n"
+		  "address the client asked) (repeatable)" },
+	{ .name = "no-local-zones", .key = "no-local-zones", FLAG(local_zones, 0),
+	  .help = "\n"
+		  "forward the locally served zones (RFC 6303 reverse zones,\n"
+		  "home.arpa, local, localhost, invalid, resolver.arpa) like\n"
+		  "any name; by default they go to the asked address when it\n"
+		  "is private or link-local, else dotgw answers them" },
 	/* Clients */
 	{ .name = "rate-limit", .key = "rate-limit", .arg = "QPS", .section = "Clients:",
 	  NUMBER(rate_limit, 0, 10000000, "0 to 10000000 queries per second"),
@@ -402,6 +420,7 @@ void config_init(struct config *cfg)
 	cfg->rate_prefix6 = 56;
 	cfg->rate_refuse = true;
 	cfg->queue_num = 0;
+	cfg->local_zones = true;
 }
 
 static bool valid_auth_name(const char *name)
@@ -1199,6 +1218,116 @@ static int config_finish(struct config *cfg, FILE *err)
 				cfg->groups.groups[i].name, cfg->n_upstreams);
 			return -EINVAL;
 		}
+	}
+	return forward_finish(cfg, err);
+}
+
+/* parse_forward - --forward [GROUP:]SUFFIX=TARGET; see forward.h. */
+static int parse_forward(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	const char *eq = strchr(arg, '='), *colon, *s = arg;
+	char group[32] = "", suffix[DNS_MAX_NAME * 4 + 2];
+	struct forward_target t;
+	struct upstream_config u;
+	size_t k;
+	int r;
+
+	colon = eq ? memchr(arg, ':', (size_t)(eq - arg)) : NULL;
+	if (colon) {
+		if (colon == arg || (size_t)(colon - arg) >= sizeof(group))
+			return bad_value(err, name, arg, "[GROUP:]SUFFIX=TARGET");
+		memcpy(group, arg, (size_t)(colon - arg));
+		s = colon + 1;
+	}
+	if (!eq || eq == s || (size_t)(eq - s) >= sizeof(suffix))
+		return bad_value(err, name, arg, "[GROUP:]SUFFIX=TARGET");
+	memcpy(suffix, s, (size_t)(eq - s));
+	suffix[eq - s] = '\0';
+	r = forward_target_parse(&t, eq + 1);
+	if (r == -ENOENT) { /* a DoT upstream of its own */
+		if (config_parse_upstream(&u, eq + 1) < 0)
+			r = -EINVAL;
+		for (k = 0; r == -ENOENT && k < cfg->n_fwd_upstreams; k++)
+			if (strcmp(cfg->fwd_upstreams[k].text, u.text) == 0)
+				break;
+		if (r == -ENOENT && k == CONFIG_MAX_UPSTREAMS) {
+			fprintf(err, "dotgw: --%s: at most %d upstreams\n", name,
+				CONFIG_MAX_UPSTREAMS);
+			return -EINVAL;
+		}
+		if (r == -ENOENT) {
+			memset(&t, 0, sizeof(t));
+			t.kind = FORWARD_UPSTREAM;
+			t.is_new = true;
+			t.upstream = (unsigned int)k;
+			snprintf(t.text, sizeof(t.text), "%s", u.text);
+			r = 0;
+		}
+	}
+	if (r < 0)
+		return bad_value(err, name, arg,
+				 "a TARGET of N, ADDR[@PORT]#NAME, plain:ADDR[@PORT] or asked");
+	r = forward_rule_add(&cfg->forwards, colon ? group : NULL, suffix, &t);
+	if (r == -ENOSPC) {
+		fprintf(err, "dotgw: --%s: at most %d rules and %d targets\n", name,
+			FORWARD_MAX_RULES, FORWARD_MAX_TARGETS);
+		return -EINVAL;
+	}
+	if (r < 0)
+		return bad_value(err, name, arg, "a domain name, each at most once per group");
+	if (t.is_new && t.upstream == cfg->n_fwd_upstreams)
+		cfg->fwd_upstreams[cfg->n_fwd_upstreams++] = u;
+	return 0;
+}
+
+/*
+ * forward_finish - --forward's own upstreams join the list after the --upstream ones (outside
+ * the default set), targets get their upstreams' indexes, rules their groups'. 0 or -EINVAL.
+ */
+static int forward_finish(struct config *cfg, FILE *err)
+{
+	struct forward_table *ft = &cfg->forwards;
+	size_t base = cfg->n_upstreams;
+
+	if (base + cfg->n_fwd_upstreams > CONFIG_MAX_UPSTREAMS) {
+		fprintf(err,
+			"dotgw: --forward: at most %d upstreams in all, --upstream's included\n",
+			CONFIG_MAX_UPSTREAMS);
+		return -EINVAL;
+	}
+	for (size_t k = 0; k < cfg->n_fwd_upstreams; k++)
+		cfg->upstreams[base + k] = cfg->fwd_upstreams[k];
+	cfg->n_upstreams += cfg->n_fwd_upstreams;
+	if (cfg->n_fwd_upstreams)
+		cfg->default_upstreams = (1u << base) - 1;
+	for (size_t i = 0; i < ft->n_targets; i++) {
+		struct forward_target *t = &ft->targets[i];
+
+		if (t->kind != FORWARD_UPSTREAM)
+			continue;
+		if (t->is_new) {
+			t->upstream += (unsigned int)base;
+		} else if (t->upstream >= base) {
+			fprintf(err,
+				"dotgw: --forward: upstream %u does not exist (there are %zu)\n",
+				t->upstream + 1, base);
+			return -EINVAL;
+		} else {
+			snprintf(t->text, sizeof(t->text), "%s", cfg->upstreams[t->upstream].text);
+		}
+	}
+	for (size_t i = 0; i < ft->n_rules; i++) {
+		struct forward_rule *r = &ft->rules[i];
+		const struct policy_group *g;
+
+		if (!r->group[0])
+			continue;
+		g = group_find(cfg, r->group, strlen(r->group));
+		if (!g) {
+			fprintf(err, "dotgw: --forward: no --group '%s'\n", r->group);
+			return -EINVAL;
+		}
+		r->group_idx = (int)(g - cfg->groups.groups);
 	}
 	return 0;
 }

@@ -106,13 +106,45 @@ static void address(const struct sockaddr *sa, ProtobufCBinaryData *addr, uint32
 	}
 }
 
-/*
- * dnstap_emit - one message of type: from (NULL: not given) and to as its query and response
- * addresses, msg as its query or (response) response message.
- */
-static bool dnstap_emit(struct dnstap_queue *q, Dnstap__Message__Type type, bool response, bool tcp,
-			const struct sockaddr *from, const struct sockaddr *to, const uint8_t *msg,
-			size_t len)
+/* tap_submit - one message of type with its addresses and transport; see dnstap_log. */
+static bool tap_submit(struct dnstap_queue *q, Dnstap__Message__Type type, bool response,
+		       Dnstap__SocketProtocol proto, const struct sockaddr *client,
+		       const struct sockaddr *server, const uint8_t *msg, size_t len);
+
+bool dnstap_log(struct dnstap_queue *q, bool response, bool tcp, const struct sockaddr *client,
+		const struct sockaddr *server, const uint8_t *msg, size_t len)
+{
+	return tap_submit(q,
+			  response ? DNSTAP__MESSAGE__TYPE__CLIENT_RESPONSE
+				   : DNSTAP__MESSAGE__TYPE__CLIENT_QUERY,
+			  response,
+			  tcp ? DNSTAP__SOCKET_PROTOCOL__TCP : DNSTAP__SOCKET_PROTOCOL__UDP, client,
+			  server, msg, len);
+}
+
+bool dnstap_log_forward(struct dnstap_queue *q, bool response, enum dnstap_proto proto,
+			const struct sockaddr *from, const struct sockaddr *server,
+			const uint8_t *msg, size_t len)
+{
+	/*
+	 * DoT goes out as TCP: readers built before dnstap.proto had DOT (Debian 12's
+	 * dnstap-ldns) stop decoding the whole stream at the first message that names it.
+	 */
+	static const Dnstap__SocketProtocol protos[] = {
+		[DNSTAP_UDP] = DNSTAP__SOCKET_PROTOCOL__UDP,
+		[DNSTAP_TCP] = DNSTAP__SOCKET_PROTOCOL__TCP,
+		[DNSTAP_DOT] = DNSTAP__SOCKET_PROTOCOL__TCP,
+	};
+
+	return tap_submit(q,
+			  response ? DNSTAP__MESSAGE__TYPE__FORWARDER_RESPONSE
+				   : DNSTAP__MESSAGE__TYPE__FORWARDER_QUERY,
+			  response, protos[proto], from, server, msg, len);
+}
+
+static bool tap_submit(struct dnstap_queue *q, Dnstap__Message__Type type, bool response,
+		       Dnstap__SocketProtocol proto, const struct sockaddr *client,
+		       const struct sockaddr *server, const uint8_t *msg, size_t len)
 {
 	static const char identity[] = "dotgw", version[] = "dotgw " DOTGW_VERSION;
 	Dnstap__Dnstap d = DNSTAP__DNSTAP__INIT;
@@ -132,15 +164,15 @@ static bool dnstap_emit(struct dnstap_queue *q, Dnstap__Message__Type type, bool
 	d.message = &m;
 	m.type = type;
 	m.has_socket_family = 1;
-	m.socket_family = to->sa_family == AF_INET6 ? DNSTAP__SOCKET_FAMILY__INET6
-						    : DNSTAP__SOCKET_FAMILY__INET;
+	m.socket_family = server->sa_family == AF_INET6 ? DNSTAP__SOCKET_FAMILY__INET6
+							: DNSTAP__SOCKET_FAMILY__INET;
 	m.has_socket_protocol = 1;
-	m.socket_protocol = tcp ? DNSTAP__SOCKET_PROTOCOL__TCP : DNSTAP__SOCKET_PROTOCOL__UDP;
-	if (from) {
-		address(from, &m.query_address, &m.query_port);
+	m.socket_protocol = proto;
+	if (client) { /* a forwarded query leaves from a socket of ours: not known */
+		address(client, &m.query_address, &m.query_port);
 		m.has_query_address = m.has_query_port = 1;
 	}
-	address(to, &m.response_address, &m.response_port);
+	address(server, &m.response_address, &m.response_port);
 	m.has_response_address = m.has_response_port = 1;
 	if (response) {
 		m.response_message.data = (uint8_t *)msg;
@@ -168,22 +200,4 @@ static bool dnstap_emit(struct dnstap_queue *q, Dnstap__Message__Type type, bool
 		return false;
 	}
 	return true;
-}
-
-bool dnstap_log(struct dnstap_queue *q, bool response, bool tcp, const struct sockaddr *client,
-		const struct sockaddr *server, const uint8_t *msg, size_t len)
-{
-	return dnstap_emit(q,
-			   response ? DNSTAP__MESSAGE__TYPE__CLIENT_RESPONSE
-				    : DNSTAP__MESSAGE__TYPE__CLIENT_QUERY,
-			   response, tcp, client, server, msg, len);
-}
-
-bool dnstap_log_forwarder(struct dnstap_queue *q, bool response, const struct sockaddr *upstream,
-			  const uint8_t *msg, size_t len)
-{
-	return dnstap_emit(q,
-			   response ? DNSTAP__MESSAGE__TYPE__FORWARDER_RESPONSE
-				    : DNSTAP__MESSAGE__TYPE__FORWARDER_QUERY,
-			   response, true, NULL, upstream, msg, len);
 }

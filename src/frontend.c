@@ -40,11 +40,14 @@
 #include "dotgw/ddr.h"
 #include "dotgw/dns.h"
 #include "dotgw/dnstap.h"
+#include "dotgw/forward.h"
 #include "dotgw/frontend.h"
 #include "dotgw/iftab.h"
 #include "dotgw/inflight.h"
+#include "dotgw/localzone.h"
 #include "dotgw/log.h"
 #include "dotgw/pkt.h"
+#include "dotgw/plain.h"
 #include "dotgw/ratelimit.h"
 #include "dotgw/tcp_client.h"
 #include "dotgw/udp_reply.h"
@@ -76,6 +79,9 @@ struct query {
 	unsigned int ifindex;	    /* where it came in (0: unknown), for the client's group */
 	struct inflight_wait share; /* its client's share (fe->shares); the ready list's links */
 	uint8_t held;		    /* QUERY_RUNNING, QUERY_WAITING or QUERY_READY */
+	uint8_t route;	       /* ROUTE_DEFAULT or ROUTE_DOT: uq; ROUTE_PLAIN, ROUTE_RELAY: pq */
+	struct plain_query pq; /* unencrypted forwarding (forward.h) */
+	char via[128];	       /* where a --forward rule sent it, for the logs ("": nowhere) */
 	uint16_t len;
 	uint8_t msg[];
 };
@@ -85,6 +91,14 @@ struct query {
  * earlier queries ends; it is then ready, and a deferred call sends it upstream.
  */
 enum { QUERY_RUNNING, QUERY_WAITING, QUERY_READY };
+
+/*
+ * Where a query goes (query_route): the configured upstreams (DEFAULT), one DoT upstream
+ * (DOT), unencrypted to a --forward plain: target (PLAIN) or, for TCP clients, to the address
+ * they asked (RELAY); or nowhere, answered or sent on already (DONE), or let pass (PASS:
+ * NFQUEUE's accept verdict).
+ */
+enum { ROUTE_DEFAULT, ROUTE_DOT, ROUTE_PLAIN, ROUTE_RELAY, ROUTE_DONE, ROUTE_PASS };
 
 struct listener {
 	struct frontend *fe;
@@ -99,7 +113,9 @@ struct frontend {
 	struct cache *cache; /* NULL: no cache */
 	/* groups with upstreams of their own keep their answers apart: one cache each */
 	struct cache *group_cache[POLICY_MAX_GROUPS];
-	struct ratelimit *rl;	    /* NULL: no rate limit */
+	struct cache *fwd_cache[FORWARD_MAX_TARGETS]; /* one per --forward target (asked: none) */
+	struct plain *plain;			      /* unencrypted forwarding */
+	struct ratelimit *rl;			      /* NULL: no rate limit */
 	struct inflight *shares;    /* each client's queries in flight (NULL: no memory) */
 	struct inflight_list ready; /* queries whose turn came, linked through share */
 	struct loop_defer ready_defer;
@@ -159,11 +175,25 @@ static inline void tap(struct frontend *fe, bool response, const struct reply_to
 		fe->stats->dnstap_dropped++;
 }
 
+/*
+ * tap_forward - a FORWARDER_QUERY or _RESPONSE message for a query a --forward rule or a
+ * locally served zone sent on: to server, from from (NULL: a socket of ours).
+ */
+static void tap_forward(struct frontend *fe, bool response, enum dnstap_proto proto,
+			const union sockaddr_any *from, const union sockaddr_any *server,
+			const uint8_t *msg, size_t len)
+{
+	if (fe->dnstap && !dnstap_log_forward(fe->dnstap, response, proto, from ? &from->sa : NULL,
+					      &server->sa, msg, len))
+		fe->stats->dnstap_dropped++;
+}
+
 /* tap_ddr - dnstap: the hop of a query (or its answer) to a designated resolver (ddr.c). */
 static void tap_ddr(struct frontend *fe, bool response, const struct ddr_pool *dp,
 		    const uint8_t *msg, size_t len)
 {
-	if (fe->dnstap && !dnstap_log_forwarder(fe->dnstap, response, ddr_pool_addr(dp), msg, len))
+	if (fe->dnstap && !dnstap_log_forward(fe->dnstap, response, DNSTAP_DOT, NULL,
+					      ddr_pool_addr(dp), msg, len))
 		fe->stats->dnstap_dropped++;
 }
 
@@ -184,8 +214,21 @@ static void client_send(struct frontend *fe, const struct reply_to *to, const ui
 static void query_submit(struct query *q)
 {
 	q->held = QUERY_RUNNING;
+	if (q->route == ROUTE_PLAIN || q->route == ROUTE_RELAY) {
+		plain_submit(q->fe->plain, &q->pq); /* may complete (and free) q at once */
+		return;
+	}
 	q->pool = q->ddr ? ddr_pool_upstream(q->ddr) : q->fe->pool;
 	upstream_pool_submit(q->pool, &q->uq); /* may complete (and free) q at once */
+}
+
+/* query_cancel - q no longer wants its answer from wherever it was sent. */
+static void query_cancel(struct query *q)
+{
+	if (q->route == ROUTE_PLAIN || q->route == ROUTE_RELAY)
+		plain_cancel(&q->pq);
+	else
+		upstream_query_cancel(q->pool, &q->uq);
 }
 
 /* queries_ready_run - send the queries whose turn came upstream, oldest first. */
@@ -244,7 +287,7 @@ static void query_free(struct query *q)
 /* query_drop - end q unanswered (its client or the frontend goes); counted as dropped. */
 static void query_drop(struct query *q)
 {
-	upstream_query_cancel(q->pool, &q->uq);
+	query_cancel(q);
 	q->fe->stats->dropped++;
 	query_free(q);
 }
@@ -386,17 +429,35 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer,
 		return;
 	}
 	fe->stats->answered++;
+	if (q->route != ROUTE_DEFAULT) /* where a --forward rule sent it (pq.dst: see below) */
+		tap_forward(fe, true,
+			    q->route == ROUTE_DOT ? DNSTAP_DOT
+			    : q->pq.tcp		  ? DNSTAP_TCP
+						  : DNSTAP_UDP,
+			    NULL, &q->pq.dst, answer, r->len);
 	/* r came from the upstream module: the answer is parsed once, there */
 	if (q->cache && cache_store(q->cache, &q->m, answer, r, loop_now_ms(fe->loop)) == 0)
 		fe->stats->cache_stored++;
 	query_finish(q, answer, r, 0);
 }
 
+/* plain_complete - the end of an unencrypted query: as an upstream's answer would end. */
+static void plain_complete(struct plain_query *pq, const uint8_t *answer, const struct dns_msg *r,
+			   int err)
+{
+	struct query *q = container_of(pq, struct query, pq);
+
+	if (err)
+		q->fe->stats->forward_errors++;
+	q->uq.answered_by = q->via;
+	query_complete(&q->uq, answer, r, err);
+}
+
 static void query_deadline(struct loop_timer *t)
 {
 	struct query *q = container_of(t, struct query, deadline);
 
-	upstream_query_cancel(q->pool, &q->uq);
+	query_cancel(q);
 	if (q->ddr)
 		ddr_done(q->ddr, -ETIMEDOUT);
 	log_debug("query id %u: no answer within %u ms, SERVFAIL", q->m.id, q->fe->cfg->timeout_ms);
@@ -668,9 +729,118 @@ static void query_log_start(const struct query *q)
 
 	if (dns_name_to_text(q->m.q.name, q->m.q.name_len, name, sizeof(name)) < 0)
 		strcpy(name, "?");
-	log_debug("query %s type %u from %s%s%s over %s", name, q->m.q.qtype, reply_to_name(to, a),
-		  to->tc ? "" : " to ", to->tc ? "" : addr_text(&to->odst, b, sizeof(b)),
-		  to->tc ? "TCP" : "UDP");
+	log_debug("query %s type %u from %s%s%s over %s%s%s", name, q->m.q.qtype,
+		  reply_to_name(to, a), to->tc ? "" : " to ",
+		  to->tc ? "" : addr_text(&to->odst, b, sizeof(b)), to->tc ? "TCP" : "UDP",
+		  q->via[0] ? ", forwarded to " : "", q->via);
+}
+
+/* asked_addr - the address the client of to asked (TCP: the accepted socket's own). */
+static const union sockaddr_any *asked_addr(const struct reply_to *to)
+{
+	return to->tc ? tcp_client_local(to->tc) : &to->odst;
+}
+
+/*
+ * query_asked - the query goes to the address its client asked, left alone: let pass when
+ * queued (NFQUEUE), sent on from the client's own address as a raw packet (TPROXY, UDP), or
+ * relayed from here (TCP, whose connection is already ours; bridged clients). Returns the
+ * route (ROUTE_PASS, ROUTE_DONE or ROUTE_RELAY).
+ */
+static int query_asked(struct frontend *fe, const uint8_t *msg, size_t len, const struct dns_msg *m,
+		       const struct reply_to *to, bool queued)
+{
+	char who[ADDR_TEXT_MAX], where[ADDR_TEXT_MAX], name[DNS_MAX_NAME * 4 + 1];
+	int r;
+
+	if (to->tc || to->nat.sa.sa_family)
+		return ROUTE_RELAY;
+	if (fe->cfg->query_log || log_enabled(LOG_LVL_DEBUG)) {
+		if (dns_name_to_text(m->q.name, m->q.name_len, name, sizeof(name)) < 0)
+			strcpy(name, "?");
+		log_info("query %s %s %u - udp asked %s (%s)", reply_to_name(to, who), name,
+			 m->q.qtype, addr_text(&to->odst, where, sizeof(where)),
+			 queued ? "let pass" : "sent on");
+	}
+	tap_forward(fe, false, DNSTAP_UDP, &to->client, &to->odst, msg, len);
+	if (queued)
+		return ROUTE_PASS;
+	r = udp_reply_forward(fe->udp_reply, &to->client, &to->odst, msg, len);
+	if (r < 0) {
+		fe->stats->forward_errors++;
+		log_ratelimited(&fe->rl_recv, LOG_LVL_WARN, "cannot send a query on to %s: %s",
+				addr_text(&to->odst, where, sizeof(where)), strerror(-r));
+	}
+	return ROUTE_DONE;
+}
+
+/*
+ * query_route - where the query m (msg, len) of a client of group goes: a --forward rule
+ * for its name (*target: the rule's target), else a locally served zone (to the private
+ * address the client asked, or answered here), else the default. See the ROUTE_ values.
+ */
+static int query_route(struct frontend *fe, const uint8_t *msg, size_t len, const struct dns_msg *m,
+		       const struct reply_to *to, int group, bool queued, int *target)
+{
+	const struct config *cfg = fe->cfg;
+	const struct forward_rule *rule = NULL;
+	const union sockaddr_any *asked = asked_addr(to);
+	struct localzone_match z;
+	int n;
+
+	*target = -1;
+	if (m->qdcount != 1)
+		return ROUTE_DEFAULT;
+	if (cfg->forwards.n_rules)
+		rule = forward_lookup(&cfg->forwards, group, m->q.name, m->q.name_len);
+	if (rule) {
+		*target = (int)rule->target;
+		fe->stats->forwarded[rule->target]++;
+		switch (cfg->forwards.targets[rule->target].kind) {
+		case FORWARD_UPSTREAM:
+			return ROUTE_DOT;
+		case FORWARD_PLAIN:
+			return ROUTE_PLAIN;
+		default:
+			return query_asked(fe, msg, len, m, to, queued);
+		}
+	}
+	if (!cfg->local_zones || !localzone_find(m->q.name, m->q.name_len, &z))
+		return ROUTE_DEFAULT;
+	if (!z.never_asked && localzone_private(asked->sa.sa_family, addr_bytes(asked))) {
+		fe->stats->local_asked++;
+		return query_asked(fe, msg, len, m, to, queued);
+	}
+	n = localzone_answer(fe->reply, sizeof(fe->reply), msg, m, &z);
+	if (n < 0) {
+		fe->stats->dropped++;
+		return ROUTE_DONE;
+	}
+	fe->stats->local_answered++;
+	query_log(fe, to, m, fe->reply, "local", loop_now_ms(fe->loop));
+	deliver(fe, to, to->tc ? DNS_MAX_MSG : dns_udp_limit(m, fe->cfg->udp_size_cap), fe->reply,
+		(size_t)n, NULL);
+	return ROUTE_DONE;
+}
+
+/* query_plain_init - q goes unencrypted: to its --forward target, or relayed to the address
+ * its client asked. */
+static void query_plain_init(struct query *q, int target)
+{
+	char a[ADDR_TEXT_MAX];
+
+	if (q->route == ROUTE_PLAIN) {
+		q->pq.dst = q->fe->cfg->forwards.targets[target].addr;
+		snprintf(q->via, sizeof(q->via), "plain:%s", addr_text(&q->pq.dst, a, sizeof(a)));
+	} else {
+		q->pq.dst = *asked_addr(&q->to);
+		snprintf(q->via, sizeof(q->via), "asked:%s", addr_text(&q->pq.dst, a, sizeof(a)));
+	}
+	q->pq.msg = q->msg;
+	q->pq.len = q->len;
+	q->pq.m = &q->m;
+	q->pq.tcp = q->to.tc != NULL;
+	q->pq.complete = plain_complete;
 }
 
 /*
@@ -678,39 +848,68 @@ static void query_log_start(const struct query *q)
  * client's): answer bad ones at once, else make a query and submit it. For TCP, tcp_client.c
  * is handing out frames, so nothing here writes to or closes the client.
  */
-static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
-			const struct reply_to *to, unsigned int ifindex)
+static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
+			const struct reply_to *to, unsigned int ifindex, bool queued)
 {
 	struct ddr_pool *dp = NULL;
 	const char *ddr_via = NULL;
 	struct cache *cache;
 	struct dns_msg m;
 	struct query *q;
-	int group;
+	int group, route, target;
 
 	query_count(fe, to);
 	if (query_screen(fe, msg, len, to, &m))
-		return;
+		return false;
 	tap(fe, false, to, msg, len);
 	if (query_police(fe, msg, len, &m, to, ifindex, &group))
-		return;
-	/* --upstream asked: a group's own upstreams win; a designated resolver's answers are
-	 * its own (it may filter): never cached here, never answered from the shared cache */
-	if (fe->ddr && (group < 0 || !fe->cfg->groups.groups[group].upstreams))
+		return false;
+	route = query_route(fe, msg, len, &m, to, group, queued, &target);
+	if (route == ROUTE_DONE || route == ROUTE_PASS)
+		return route == ROUTE_PASS;
+	/* --upstream asked, for what no --forward rule or served zone took: a group's own
+	 * upstreams win; a designated resolver's answers are its own (it may filter): never
+	 * cached here, never answered from the shared cache */
+	if (fe->ddr && route == ROUTE_DEFAULT &&
+	    (group < 0 || !fe->cfg->groups.groups[group].upstreams))
 		dp = ddr_route(fe->ddr, to->tc ? tcp_client_local(to->tc) : &to->odst, &ddr_via);
 	cache = group >= 0 && fe->group_cache[group] ? fe->group_cache[group] : fe->cache;
+	if (target >= 0 || route == ROUTE_RELAY) /* asked: never cached */
+		cache = route == ROUTE_RELAY ? NULL : fe->fwd_cache[target];
 	if (dp)
 		cache = NULL;
 	if (cache && query_from_cache(fe, cache, group, msg, len, &m, to))
-		return;
+		return false;
 	q = query_new(fe, msg, len, &m, to);
 	if (!q)
-		return;
+		return false;
 	q->start_ms = loop_now_ms(fe->loop);
 	q->ifindex = ifindex;
 	q->cache = cache;
-	if (group >= 0)
+	q->route = (uint8_t)route;
+	if (route == ROUTE_DOT)
+		q->uq.allowed = 1u << fe->cfg->forwards.targets[target].upstream;
+	else if (group >= 0 && fe->cfg->groups.groups[group].upstreams)
 		q->uq.allowed = fe->cfg->groups.groups[group].upstreams;
+	else
+		q->uq.allowed = fe->cfg->default_upstreams;
+	if (dp)
+		q->uq.allowed = 0; /* the designated resolver's pool holds it alone */
+	if (route == ROUTE_PLAIN || route == ROUTE_RELAY)
+		query_plain_init(q, target);
+	if (route == ROUTE_DOT) { /* for dnstap and the debug log: the upstream */
+		const struct upstream_config *u =
+			&fe->cfg->upstreams[fe->cfg->forwards.targets[target].upstream];
+
+		memcpy(&q->pq.dst, &u->addr, sizeof(q->pq.dst));
+		snprintf(q->via, sizeof(q->via), "%s", u->text);
+	}
+	if (route != ROUTE_DEFAULT)
+		tap_forward(fe, false,
+			    route == ROUTE_DOT ? DNSTAP_DOT
+			    : q->pq.tcp	       ? DNSTAP_TCP
+					       : DNSTAP_UDP,
+			    NULL, &q->pq.dst, msg, len);
 	loop_timer_init(&q->deadline, query_deadline);
 	q->ddr = dp;
 	if (log_enabled(LOG_LVL_DEBUG))
@@ -727,10 +926,11 @@ static void query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	q->uq.complete = query_complete;
 	if (loop_timer_set(fe->loop, &q->deadline, q->uq.deadline_ms) < 0) {
 		query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
-		return;
+		return false;
 	}
 	if (q->held == QUERY_RUNNING)
 		query_submit(q);
+	return false;
 }
 
 /* --- TCP frames ----------------------------------------------------------------------- */
@@ -739,7 +939,7 @@ static void tcp_frame(void *data, struct tcp_client *tc, const uint8_t *msg, siz
 {
 	struct reply_to to = {.tc = tc};
 
-	query_start(data, msg, len, &to, tcp_client_ifindex(tc));
+	query_start(data, msg, len, &to, tcp_client_ifindex(tc), false);
 }
 
 static void tcp_drop(void *data, struct tcp_work *w)
@@ -836,7 +1036,7 @@ static void udp_readable(struct loop_watch *w, uint32_t revents)
 			to.nat = to.odst;
 			udp_nat_orig_dst(fe, &to.client, &to.nat, &to.odst);
 		}
-		query_start(fe, fe->bufs[i], fe->mmsg[i].msg_len, &to, ifindex);
+		query_start(fe, fe->bufs[i], fe->mmsg[i].msg_len, &to, ifindex, false);
 	}
 }
 
@@ -921,8 +1121,8 @@ bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
 			  (m.flags & DNS_OPCODE_MASK) >> 11, !!(m.flags & DNS_FLAG_RD));
 		return true;
 	}
-	query_start(fe, pkt + p.payload_off, p.payload_len, &to, ifindex);
-	return false;
+	/* true: a query that goes to the address it asked (--forward asked) passes */
+	return query_start(fe, pkt + p.payload_off, p.payload_len, &to, ifindex, true);
 }
 
 /* --- setup ---------------------------------------------------------------------------- */
@@ -1022,6 +1222,10 @@ static void frontend_tables_free(struct frontend *fe)
 		cache_free(fe->group_cache[i]);
 		fe->group_cache[i] = NULL;
 	}
+	for (size_t i = 0; i < FORWARD_MAX_TARGETS; i++) {
+		cache_free(fe->fwd_cache[i]);
+		fe->fwd_cache[i] = NULL;
+	}
 	ratelimit_free(fe->rl);
 	fe->rl = NULL;
 }
@@ -1040,6 +1244,8 @@ static int frontend_tables_new(struct frontend *fe, const struct config *cfg)
 
 		for (size_t i = 0; i < cfg->groups.n_groups; i++)
 			views += cfg->groups.groups[i].upstreams != 0;
+		for (size_t i = 0; i < cfg->forwards.n_targets; i++)
+			views += cfg->forwards.targets[i].kind != FORWARD_ASKED;
 		size = cfg->cache_worker_size / views;
 		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 			seed = (uint32_t)getpid() ^ (uint32_t)loop_now_ms(fe->loop);
@@ -1048,6 +1254,11 @@ static int frontend_tables_new(struct frontend *fe, const struct config *cfg)
 			if (cfg->groups.groups[i].upstreams)
 				r = cache_new(&fe->group_cache[i], size, cfg->cache_max_ttl,
 					      cfg->serve_stale, seed ^ (uint32_t)(i + 1));
+		/* a forwarded name's answers are its target's: one partition each */
+		for (size_t i = 0; r == 0 && i < cfg->forwards.n_targets; i++)
+			if (cfg->forwards.targets[i].kind != FORWARD_ASKED)
+				r = cache_new(&fe->fwd_cache[i], size, cfg->cache_max_ttl,
+					      cfg->serve_stale, seed ^ (uint32_t)(0x100 + i));
 	}
 	if (r == 0 && cfg->rate_limit)
 		r = ratelimit_new(&fe->rl, cfg->rate_limit, cfg->rate_burst, cfg->rate_prefix4,
@@ -1137,6 +1348,7 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 		tcp_clients_set_limits(fe->tcp, &lim); /* the limit may have moved */
 	}
 	udp_reply_set_mark(fe->udp_reply, cfg->bypass_mark);
+	plain_set_mark(fe->plain, cfg->bypass_mark);
 	return old;
 }
 
@@ -1209,6 +1421,8 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 		r = ddr_new(&fe->ddr, loop, cfg, stats, pool);
 	if (r == 0)
 		r = udp_reply_new(&fe->udp_reply, loop, stats, cfg->bypass_mark, reply_flags);
+	if (r == 0)
+		r = plain_new(&fe->plain, loop, cfg->bypass_mark);
 	if (r == 0 && (flags & FE_TCP_LISTEN)) {
 		struct tcp_client_limits lim = tcp_limits(fe, cfg);
 
@@ -1260,6 +1474,7 @@ void frontend_close(struct frontend *fe)
 	loop_defer_cancel(fe->loop, &fe->ready_defer); /* freeing them made some ready */
 	ddr_free(fe->ddr);			       /* no query uses its pools now */
 	udp_reply_free(fe->udp_reply); /* answers already given leave before sockets close */
+	plain_free(fe->plain);
 	for (int i = 0; i < 2; i++) {
 		if (fe->udp[i].watch.fd < 0)
 			continue;

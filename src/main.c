@@ -56,6 +56,7 @@ struct daemon {
 
 static void daemon_reload(struct daemon *d);
 static int reload_parse(const struct daemon *d, struct config *cfg);
+static void log_forwards(const struct config *cfg);
 static void resolve_interfaces(struct config *cfg);
 static void check_exempt_interfaces(const struct config *cfg);
 
@@ -360,6 +361,7 @@ static void daemon_reload(struct daemon *d)
 	workers_reload_commit(d->ws, n, pools);
 	config_ref_put(d->ref);
 	d->ref = n;
+	log_forwards(&n->cfg);
 	log_info("reloaded%s%s: %zu upstreams, %zu client groups, rules replaced",
 		 n->cfg.config_path[0] ? " " : "", n->cfg.config_path, n->cfg.n_upstreams,
 		 n->cfg.groups.n_groups);
@@ -569,6 +571,30 @@ static int privileges_drop(const struct config *cfg, char *who, size_t len)
 	return 0;
 }
 
+/* log_forwards - each --forward rule once; unencrypted ones as a warning. */
+static void log_forwards(const struct config *cfg)
+{
+	const struct forward_table *ft = &cfg->forwards;
+	char name[DNS_MAX_NAME * 4 + 1];
+
+	for (size_t i = 0; i < ft->n_rules; i++) {
+		const struct forward_rule *r = &ft->rules[i];
+		const struct forward_target *t = &ft->targets[r->target];
+
+		if (dns_name_to_text(r->name, r->name_len, name, sizeof(name)) < 0)
+			strcpy(name, "?");
+		if (t->kind == FORWARD_PLAIN)
+			log_warn("--forward %s%s%s: to %s UNENCRYPTED (plain DNS, no TLS)",
+				 r->group, r->group[0] ? ":" : "", name, t->text + 6);
+		else
+			log_info("--forward %s%s%s: to %s", r->group, r->group[0] ? ":" : "", name,
+				 t->kind == FORWARD_ASKED ? "the address the client asked"
+							  : t->text);
+	}
+	if (!cfg->local_zones)
+		log_info("--no-local-zones: locally served zones are forwarded like other names");
+}
+
 /* log_ready - say what runs, to the log and to systemd (Type=notify). */
 static void log_ready(const struct config *cfg, bool queue_compat, const char *who)
 {
@@ -581,6 +607,7 @@ static void log_ready(const struct config *cfg, bool queue_compat, const char *w
 	if (cfg->upstream_asked && n < sizeof(ups))
 		snprintf(ups + n, sizeof(ups) - n,
 			 " (and asked: verified DDR, these the fallback)");
+	log_forwards(cfg);
 	if (cfg->mode == MODE_NFQUEUE)
 		snprintf(mode, sizeof(mode), "nfqueue (queues %u-%u%s)", cfg->queue_num,
 			 cfg->queue_num + cfg->queues - 1, queue_compat ? ", xtables target" : "");

@@ -67,6 +67,22 @@ static void render_counters(const struct stats_snapshot *snap, FILE *out)
 		(unsigned long long)s->cache_hits);
 	fprintf(out, "dotgw_cache_lookups_total{outcome=\"miss\"} %llu\n",
 		(unsigned long long)s->cache_misses);
+	metric(out, "local_zone_total", "counter",
+	       "Queries for a locally served zone: answered by dotgw, or left to the private "
+	       "address the client asked.");
+	fprintf(out, "dotgw_local_zone_total{action=\"answered\"} %llu\n",
+		(unsigned long long)s->local_answered);
+	fprintf(out, "dotgw_local_zone_total{action=\"asked\"} %llu\n",
+		(unsigned long long)s->local_asked);
+	metric(out, "forwarded_total", "counter",
+	       "Queries sent by a --forward rule, by target (transport unencrypted: plain DNS).");
+	for (size_t i = 0; i < snap->n_fwd; i++)
+		fprintf(out, "dotgw_forwarded_total{target=\"%s\",transport=\"%s\"} %llu\n",
+			snap->fwd[i].name, snap->fwd[i].transport,
+			(unsigned long long)s->forwarded[i]);
+	metric(out, "forward_errors_total", "counter",
+	       "Unencrypted or relayed forwarding that failed (answered SERVFAIL).");
+	fprintf(out, "dotgw_forward_errors_total %llu\n", (unsigned long long)s->forward_errors);
 	metric(out, "inflight", "gauge", "Queries waiting for an upstream now.");
 	fprintf(out, "dotgw_inflight %llu\n", snap->inflight);
 }
@@ -152,6 +168,9 @@ void snapshot_log(const struct stats_snapshot *snap)
 
 	stats_format(&snap->sum, buf, sizeof(buf));
 	log_info("stats: %s", buf);
+	for (size_t i = 0; i < snap->n_fwd; i++)
+		log_info("forward target %s (%s): %llu queries", snap->fwd[i].name,
+			 snap->fwd[i].transport, (unsigned long long)snap->sum.forwarded[i]);
 	for (size_t i = 0; i < snap->n_upstreams; i++) {
 		const struct upstream_snapshot *u = &snap->up[i].s;
 

@@ -523,6 +523,17 @@ int udp_reply_new(struct udp_reply **out, struct loop *loop, struct stats *stats
 	return 0;
 }
 
+int udp_reply_forward(struct udp_reply *u, const union sockaddr_any *client,
+		      const union sockaddr_any *odst, const uint8_t *msg, size_t len)
+{
+	int fd = u->raw[client->sa.sa_family == AF_INET6];
+
+	if (fd < 0)
+		return -EADDRNOTAVAIL;
+	/* the other way round: to odst, from the client */
+	return send_raw(u, fd, odst, client, msg, len);
+}
+
 void udp_reply_set_mark(struct udp_reply *u, uint32_t mark)
 {
 	u->mark = mark;

@@ -177,7 +177,9 @@ static int worker_open(struct worker *w, struct config_ref *ref)
 	if (r < 0)
 		return r;
 	if (cfg->mode == MODE_TPROXY)
-		flags = FE_UDP_LISTEN | FE_TCP_LISTEN | (cfg->capture_local ? FE_UDP_RAW_LOCAL : 0);
+		/* raw sockets: answers from local addresses, and queries sent on to the asked
+		 * address (--forward asked, locally served zones), which a reload may turn on */
+		flags = FE_UDP_LISTEN | FE_TCP_LISTEN | FE_UDP_RAW_LOCAL;
 	else
 		flags = FE_UDP_RAW | (w->idx == 0 ? FE_TCP_LISTEN : 0);
 	r = frontend_open(&w->fe, w->loop, cfg, w->pool, &w->stats, flags);
@@ -335,6 +337,20 @@ static void workers_snapshot_ddr(struct ddr *d, struct stats_snapshot *s)
 	}
 }
 
+/* workers_snapshot_forwards - the names of the --forward targets in force, for metrics. */
+static void workers_snapshot_forwards(const struct forward_table *ft, struct stats_snapshot *s)
+{
+	static const char *const transport[] = {[FORWARD_UPSTREAM] = "dot",
+						[FORWARD_PLAIN] = "unencrypted",
+						[FORWARD_ASKED] = "asked"};
+
+	s->n_fwd = ft->n_targets;
+	for (size_t i = 0; i < ft->n_targets; i++) {
+		snprintf(s->fwd[i].name, sizeof(s->fwd[i].name), "%s", ft->targets[i].text);
+		s->fwd[i].transport = transport[ft->targets[i].kind];
+	}
+}
+
 void workers_snapshot(struct workers *ws, struct stats_snapshot *s)
 {
 	size_t n = 0;
@@ -347,6 +363,8 @@ void workers_snapshot(struct workers *ws, struct stats_snapshot *s)
 #define STATS_ADD(name) stats_add(&s->sum.name, stats_get(&wk->stats.name));
 		STATS_FIELDS(STATS_ADD)
 #undef STATS_ADD
+		for (size_t i = 0; i < STATS_FORWARD_TARGETS; i++)
+			stats_add(&s->sum.forwarded[i], stats_get(&wk->stats.forwarded[i]));
 		/* the workers' current pools; their lock keeps a reload from retiring one */
 		pthread_mutex_lock(&wk->lock);
 		if (!wk->pool) { /* closed (shutting down): the counters only */
@@ -362,6 +380,7 @@ void workers_snapshot(struct workers *ws, struct stats_snapshot *s)
 				snprintf(s->up[i].name, sizeof(s->up[i].name), "%s",
 					 upstream_pool_name(wk->pool, i));
 			s->n_upstreams = n;
+			workers_snapshot_forwards(&wk->ref->cfg.forwards, s);
 		}
 		if (upstream_pool_count(wk->pool) == n)
 			for (size_t i = 0; i < n; i++)

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "dotgw/forward.h"
 #include "dotgw/policy.h"
 #include "dotgw/ruleset.h"
 
@@ -63,8 +64,14 @@ struct config {
 	size_t n_exempt_ifaces;
 	bool capture_local; /* also capture DNS to this machine's own addresses */
 	enum capture_mode mode;
-	struct policy groups; /* client groups: domain rules, upstreams */
-	const char *user;     /* NULL: "dotgw" if it exists, else "nobody" */
+	struct policy groups;	       /* client groups: domain rules, upstreams */
+	struct forward_table forwards; /* --forward: where names go */
+	/* --forward's ADDR#NAME upstreams, appended to upstreams once parsing is done */
+	struct upstream_config fwd_upstreams[CONFIG_MAX_UPSTREAMS];
+	size_t n_fwd_upstreams;
+	uint32_t default_upstreams; /* bit i: upstream i serves other names too (0: all do) */
+	bool local_zones;	    /* answer (or pass) the locally served zones (localzone.h) */
+	const char *user;	    /* NULL: "dotgw" if it exists, else "nobody" */
 	int log_level;
 	const char *table;
 	uint16_t tproxy_port;
@@ -173,8 +180,9 @@ int config_parse_upstream(struct upstream_config *u, const char *spec);
  * config_parse_args - fill cfg (after config_init) from the config file, then the command
  * line, which overrides it: a scalar given on both takes the command line's value, and a
  * repeatable option (upstream, pin, interface, client, exempt, exempt-interface, group,
- * allow, deny, group-upstreams) given on the command line replaces all of the file's. The
- * file is --config PATH, else CONFIG_DEFAULT_PATH when it exists; --config none reads none. Its
+ * allow, deny, group-upstreams, forward) given on the command line replaces all of the
+ * file's. The file is --config PATH, else CONFIG_DEFAULT_PATH when it exists; --config none
+ * reads none. Its
  * lines are "key = value" with every long option as a key (flags take yes or no); '#' and
  * ';' start comments. Adds the default upstreams when none is given. Returns 0 to run, 1 when
  * the program should exit with success (--help, --version: the text is written to out), or

@@ -35,12 +35,17 @@ struct dnstap_queue *dnstap_queue(struct dnstap *dt, unsigned int idx);
 bool dnstap_log(struct dnstap_queue *q, bool response, bool tcp, const struct sockaddr *client,
 		const struct sockaddr *server, const uint8_t *msg, size_t len);
 
+/* The transports of dnstap_log_forward. */
+enum dnstap_proto { DNSTAP_UDP, DNSTAP_TCP, DNSTAP_DOT };
+
 /*
- * dnstap_log_forwarder - one FORWARDER_QUERY (response false) or FORWARDER_RESPONSE message:
- * a query dotgw sent on to upstream, over TLS (protocol TCP), or its answer; for the hops
- * that are not to the configured upstreams (--upstream asked). Returns false when dropped.
+ * dnstap_log_forward - one FORWARDER_QUERY (response false) or FORWARDER_RESPONSE message for
+ * a query that a --forward rule sent on: from (the address it left from, NULL when not known:
+ * dotgw's own socket), server (where it went), the transport, the DNS message. Returns false
+ * when it was dropped.
  */
-bool dnstap_log_forwarder(struct dnstap_queue *q, bool response, const struct sockaddr *upstream,
-			  const uint8_t *msg, size_t len);
+bool dnstap_log_forward(struct dnstap_queue *q, bool response, enum dnstap_proto proto,
+			const struct sockaddr *from, const struct sockaddr *server,
+			const uint8_t *msg, size_t len);
 
 #endif

@@ -35,6 +35,8 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
  * over 4096 octets (counted malformed); with csum_ready, a UDP checksum that does not verify
  * (counted bad_checksum). With --non-recursive pass, a query that is not a stub's
  * (dns_query_is_stub) from a client in no policy group is let pass untouched: returns true.
+ * So is a query whose name goes to the address it asked (--forward SUFFIX=asked, a locally
+ * served zone asked of a private address).
  */
 bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned int ifindex,
 			   bool csum_ready);

@@ -25,6 +25,11 @@ struct stats_snapshot {
 	size_t n_ddr; /* --upstream asked: the asked addresses known (the first SNAPSHOT_DDR_MAX) */
 #define SNAPSHOT_DDR_MAX 64
 	struct ddr_snapshot ddr[SNAPSHOT_DDR_MAX]; /* counters added up over the workers */
+	size_t n_fwd; /* --forward targets of the configuration in force */
+	struct {
+		char name[FORWARD_TEXT_MAX];
+		const char *transport; /* "dot", "unencrypted" or "asked" */
+	} fwd[FORWARD_MAX_TARGETS];
 };
 
 /* snapshot_render - the Prometheus text exposition of s. */

@@ -51,12 +51,18 @@
 	X(cache_stored)		 /* answers stored in the cache */                                 \
 	X(dnstap_dropped)	 /* dnstap messages dropped (reader slow or gone) */               \
 	X(queue_packets)	 /* packets read from NFQUEUE (each got an NF_DROP verdict) */     \
-	X(queue_enobufs)	 /* ENOBUFS on a queue socket: the kernel dropped messages */
+	X(queue_enobufs)	 /* ENOBUFS on a queue socket: the kernel dropped messages */      \
+	X(local_answered)	 /* answered by dotgw for a locally served zone */                 \
+	X(local_asked)		 /* ...left to the private address the client asked instead */     \
+	X(forward_errors)	 /* plain or relayed forwarding that failed (SERVFAIL) */
+
+#define STATS_FORWARD_TARGETS 16 /* FORWARD_MAX_TARGETS */
 
 struct stats {
 #define STATS_DECLARE(name) _Atomic uint64_t name;
 	STATS_FIELDS(STATS_DECLARE)
 #undef STATS_DECLARE
+	_Atomic uint64_t forwarded[STATS_FORWARD_TARGETS]; /* by --forward target (forward.h) */
 };
 
 /* stats_add - add n to a counter that only the calling thread writes. */

@@ -49,6 +49,16 @@ void udp_reply_send(struct udp_reply *u, const union sockaddr_any *client,
 		    const union sockaddr_any *odst, const union sockaddr_any *nat,
 		    const uint8_t *msg, size_t len);
 
+/*
+ * udp_reply_forward - send the client's query msg on unchanged, as a raw packet from the
+ * client's address and port to odst (the address it asked), carrying the bypass mark: the
+ * server there answers the client directly (--forward SUFFIX=asked in tproxy mode). Needs the
+ * raw sockets (UDP_REPLY_RAW_*). 0 or -errno (-EADDRNOTAVAIL: no raw socket; -EMSGSIZE: over
+ * the path MTU).
+ */
+int udp_reply_forward(struct udp_reply *u, const union sockaddr_any *client,
+		      const union sockaddr_any *odst, const uint8_t *msg, size_t len);
+
 /* udp_reply_flush - send the batch now. */
 void udp_reply_flush(struct udp_reply *u);
 

@@ -354,6 +354,8 @@ static const struct {
 	{"egress-allow", "kids:203.0.113.0/28", "group", "kids=192.0.2.0/24"},
 	{"egress-grace", "60", NULL, NULL},
 	{"egress-max", "1000", NULL, NULL},
+	{"forward", "kids:corp.example=plain:10.8.0.1@5353", "group", "kids=192.0.2.0/24"},
+	{"no-local-zones", NULL, NULL, NULL},
 	{"rate-limit", "50", NULL, NULL},
 	{"rate-burst", "70", NULL, NULL},
 	{"rate-limit-prefix4", "24", NULL, NULL},
@@ -469,7 +471,7 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 62);
+	CHECK_EQ(n, 64);
 }
 
 /* A refused value leaves the field as it was (the default here). */
