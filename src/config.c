@@ -242,7 +242,8 @@ const struct config_option config_options[] = {
 		  "docs/egress.md); everything else is dropped and counted" },
 	{ .name = "egress-allow", .key = "egress-allow", .arg = "NAME:CIDR", .list = LIST_GROUPS,
 	  .parse = parse_egress_allow,
-	  .help = "the --egress group may always reach CIDR (repeatable)" },
+	  .help = "the group may always reach CIDR (repeatable; implies\n"
+		  "--egress NAME)" },
 	{ .name = "egress-grace", .key = "egress-grace", .arg = "SECONDS",
 	  NUMBER(egress_grace, 0, 86400, "0 to 86400 seconds"),
 	  .help = "an address stays allowed this long past its record's TTL\n"
@@ -599,6 +600,7 @@ static int parse_policy(struct config *cfg, int opt, const char *name, const cha
 		    cidr_parse(&g->egress_allow[g->n_egress_allow], sep + 1) < 0)
 			return bad_value(err, name, arg, "NAME:CIDR (16 per group at most)");
 		g->n_egress_allow++;
+		g->egress = true; /* an exception means nothing without the policy */
 		return 0;
 	}
 	if (opt == OPT_GROUP_UPSTREAMS) {
@@ -1147,6 +1149,19 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
  */
 static int config_finish(struct config *cfg, FILE *err)
 {
+	snprintf(cfg->egress_table, sizeof(cfg->egress_table), "%s_egress", cfg->table);
+	for (size_t i = 0; i < cfg->groups.n_groups; i++) {
+		const struct policy_group *g = &cfg->groups.groups[i];
+
+		/* in the output path a packet has no input interface: only prefixes match */
+		if (g->egress && !g->n_cidrs && !(cfg->scope & RULESET_SCOPE_GATEWAY)) {
+			fprintf(err,
+				"dotgw: --egress: group '%s' names only interfaces, which host "
+				"scope cannot match (give it prefixes, or --scope gateway)\n",
+				g->name);
+			return -EINVAL;
+		}
+	}
 	if (cfg->n_clients && !(cfg->scope & RULESET_SCOPE_GATEWAY)) {
 		fprintf(err, "dotgw: --client: needs --scope gateway or --scope both\n");
 		return -EINVAL;

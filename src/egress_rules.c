@@ -7,6 +7,8 @@
  * flushes, so that nothing refers to them), missing objects created, rules added. What exists
  * is read first with three dumps (chains, sets, counters) of this table.
  */
+#include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -82,6 +84,30 @@ static uint32_t er_seq(struct mnl_socket *nl)
 	return atomic_fetch_add(&next, 1);
 }
 
+/*
+ * er_talk - send the request in buf (built with sequence number seq) on nl, and run cb (may
+ * be NULL) over its answers until its end (ACK, or DONE for a dump). 0, or -errno: the
+ * kernel's error, or the socket's.
+ */
+static int er_talk(struct mnl_socket *nl, uint32_t *buf, size_t size, uint32_t seq, mnl_cb_t cb,
+		   void *data)
+{
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+	uint32_t portid = mnl_socket_get_portid(nl);
+	ssize_t n;
+	int r;
+
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		n = mnl_socket_recvfrom(nl, buf, size);
+		if (n < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
+	} while (r > 0);
+	return r < 0 ? (errno ? -errno : -EPROTO) : 0;
+}
+
 struct er_dump {
 	const char *table;
 	uint16_t type; /* NFT_MSG_GETCHAIN, GETSET, GETOBJ */
@@ -133,33 +159,21 @@ static int er_dump_cb(const struct nlmsghdr *nlh, void *data)
 static int er_dump(struct mnl_socket *nl, const char *table, uint16_t type, struct er_names *out)
 {
 	uint32_t buf[NB_RECV_SIZE / sizeof(uint32_t)];
-	uint32_t seq = er_seq(nl), portid = mnl_socket_get_portid(nl);
+	uint32_t seq = er_seq(nl);
 	struct er_dump d = {.table = table, .type = type, .out = out};
-	struct nlmsghdr *nlh;
-	ssize_t n;
-	int r;
 
 	memset(out, 0, sizeof(*out));
-	nlh = nftnl_nlmsg_build_hdr((char *)buf, type, NFPROTO_INET, NLM_F_DUMP, seq);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	do {
-		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		if (n < 0)
-			return -errno;
-		r = mnl_cb_run(buf, (size_t)n, seq, portid, er_dump_cb, &d);
-	} while (r > 0);
-	return r < 0 ? (errno ? -errno : -EPROTO) : 0;
+	nftnl_nlmsg_build_hdr((char *)buf, type, NFPROTO_INET, NLM_F_DUMP, seq);
+	return er_talk(nl, buf, sizeof(buf), seq, er_dump_cb, &d);
 }
 
 /* er_table_exists - does table exist? 1, 0, or -errno. */
 static int er_table_exists(struct mnl_socket *nl, const char *table)
 {
 	uint32_t buf[NB_RECV_SIZE / sizeof(uint32_t)];
-	uint32_t seq = er_seq(nl), portid = mnl_socket_get_portid(nl);
+	uint32_t seq = er_seq(nl);
 	struct nftnl_table *t = nftnl_table_alloc();
 	struct nlmsghdr *nlh;
-	ssize_t n;
 	int r;
 
 	if (!t)
@@ -168,17 +182,8 @@ static int er_table_exists(struct mnl_socket *nl, const char *table)
 	nlh = nftnl_nlmsg_build_hdr((char *)buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	do {
-		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		if (n < 0)
-			return -errno;
-		r = mnl_cb_run(buf, (size_t)n, seq, portid, NULL, NULL);
-	} while (r > 0);
-	if (r == 0)
-		return 1;
-	return errno == ENOENT ? 0 : (errno ? -errno : -EPROTO);
+	r = er_talk(nl, buf, sizeof(buf), seq, NULL, NULL);
+	return r == 0 ? 1 : r == -ENOENT ? 0 : r;
 }
 
 /* --- building ------------------------------------------------------------------------- */
@@ -464,7 +469,7 @@ int egress_rules_apply(struct mnl_socket *nl, const struct egress_rules_config *
 
 	if (!cfg->table || !*cfg->table || cfg->n_groups > EGRESS_RULES_MAX_GROUPS || cfg->max == 0)
 		return -EINVAL;
-	r = er_table_exists(nl, cfg->table);
+	r = cfg->fresh ? 0 : er_table_exists(nl, cfg->table);
 	if (r < 0)
 		return r;
 	if (r == 1) {
@@ -501,11 +506,10 @@ static int er_counter_cb(const struct nlmsghdr *nlh, void *data)
 int egress_rules_counter(struct mnl_socket *nl, const char *table, size_t group, uint64_t *packets)
 {
 	uint32_t buf[NB_RECV_SIZE / sizeof(uint32_t)];
-	uint32_t seq = er_seq(nl), portid = mnl_socket_get_portid(nl);
+	uint32_t seq = er_seq(nl);
 	struct nftnl_obj *o = nftnl_obj_alloc();
 	struct nlmsghdr *nlh;
 	char name[ER_NAME_MAX];
-	ssize_t n;
 	int r;
 
 	if (!o)
@@ -520,28 +524,83 @@ int egress_rules_counter(struct mnl_socket *nl, const char *table, size_t group,
 	o = nftnl_obj_alloc(); /* the answer's, parsed */
 	if (!o)
 		return -ENOMEM;
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		r = -errno;
-		goto out_free;
-	}
-	do {
-		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		if (n < 0) {
-			r = -errno;
-			goto out_free;
-		}
-		r = mnl_cb_run(buf, (size_t)n, seq, portid, er_counter_cb, o);
-	} while (r > 0);
-	if (r < 0) {
-		r = errno ? -errno : -EPROTO;
-		goto out_free;
-	}
-	if (!nftnl_obj_is_set(o, NFTNL_OBJ_NAME)) {
+	r = er_talk(nl, buf, sizeof(buf), seq, er_counter_cb, o);
+	if (r == 0 && !nftnl_obj_is_set(o, NFTNL_OBJ_NAME))
 		r = -ENOENT;
-		goto out_free;
-	}
-	*packets = nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_PKTS);
-out_free:
+	if (r == 0)
+		*packets = nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_PKTS);
 	nftnl_obj_free(o);
 	return r;
+}
+
+/* What egress_rules_show prints of one element. */
+struct er_show {
+	FILE *out;
+	int family;
+	size_t n;
+};
+
+static int er_elem_cb(const struct nlattr *attr, void *data)
+{
+	const struct nlattr **tb = data;
+	uint16_t type = mnl_attr_get_type(attr);
+
+	if (type < 16)
+		tb[type] = attr;
+	return MNL_CB_OK;
+}
+
+static int er_show_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct er_show *sh = data;
+	const struct nlattr *tb[16] = {NULL}, *elem;
+	char text[INET6_ADDRSTRLEN];
+
+	if (mnl_attr_parse(nlh, sizeof(struct nfgenmsg), er_attr_cb, tb) < 0 ||
+	    !tb[NFTA_SET_ELEM_LIST_ELEMENTS])
+		return MNL_CB_OK;
+	mnl_attr_for_each_nested(elem, tb[NFTA_SET_ELEM_LIST_ELEMENTS])
+	{
+		const struct nlattr *e[16] = {NULL}, *k[16] = {NULL};
+		uint64_t expires = 0;
+
+		if (mnl_attr_parse_nested(elem, er_elem_cb, e) < 0 || !e[NFTA_SET_ELEM_KEY] ||
+		    mnl_attr_parse_nested(e[NFTA_SET_ELEM_KEY], er_elem_cb, k) < 0 ||
+		    !k[NFTA_DATA_VALUE] ||
+		    mnl_attr_get_payload_len(k[NFTA_DATA_VALUE]) !=
+			    (sh->family == AF_INET6 ? 16 : 4))
+			continue;
+		if (e[NFTA_SET_ELEM_EXPIRATION])
+			expires = be64toh(mnl_attr_get_u64(e[NFTA_SET_ELEM_EXPIRATION]));
+		inet_ntop(sh->family, mnl_attr_get_payload(k[NFTA_DATA_VALUE]), text, sizeof(text));
+		fprintf(sh->out, "%s\texpires in %llu s\n", text,
+			(unsigned long long)(expires / 1000));
+		sh->n++;
+	}
+	return MNL_CB_OK;
+}
+
+int egress_rules_show(struct mnl_socket *nl, const char *table, size_t group, FILE *out)
+{
+	uint32_t buf[NB_RECV_SIZE / sizeof(uint32_t)];
+	size_t total = 0;
+
+	for (int f = 0; f < 2; f++) {
+		struct er_show sh = {.out = out, .family = f ? AF_INET6 : AF_INET};
+		uint32_t seq = er_seq(nl);
+		char set[ER_NAME_MAX];
+		struct nlmsghdr *nlh;
+		int r;
+
+		egress_rules_set_name(set, sizeof(set), group, sh.family);
+		nlh = nftnl_nlmsg_build_hdr((char *)buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
+					    NLM_F_DUMP | NLM_F_ACK, seq);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set);
+		r = er_talk(nl, buf, sizeof(buf), seq, er_show_cb, &sh);
+		if (r < 0)
+			return r;
+		total += sh.n;
+	}
+	return (int)total;
 }

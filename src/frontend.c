@@ -40,6 +40,7 @@
 #include "dotgw/ddr.h"
 #include "dotgw/dns.h"
 #include "dotgw/dnstap.h"
+#include "dotgw/egress_gate.h"
 #include "dotgw/forward.h"
 #include "dotgw/frontend.h"
 #include "dotgw/iftab.h"
@@ -79,9 +80,13 @@ struct query {
 	unsigned int ifindex;	    /* where it came in (0: unknown), for the client's group */
 	struct inflight_wait share; /* its client's share (fe->shares); the ready list's links */
 	uint8_t held;		    /* QUERY_RUNNING, QUERY_WAITING or QUERY_READY */
-	uint8_t route;	       /* ROUTE_DEFAULT or ROUTE_DOT: uq; ROUTE_PLAIN, ROUTE_RELAY: pq */
-	struct plain_query pq; /* unencrypted forwarding (forward.h) */
-	char via[128];	       /* where a --forward rule sent it, for the logs ("": nowhere) */
+	uint8_t route;		 /* ROUTE_DEFAULT or ROUTE_DOT: uq; ROUTE_PLAIN, ROUTE_RELAY: pq */
+	struct plain_query pq;	 /* unencrypted forwarding (forward.h) */
+	char via[128];		 /* where a --forward rule sent it, for the logs ("": nowhere) */
+	struct egress_hold hold; /* --egress: the answer waits for the group's sets... */
+	uint8_t *egress_ans;	 /* ...this copy of it (NULL: not waiting) */
+	size_t egress_len;
+	const char *egress_via;
 	uint16_t len;
 	uint8_t msg[];
 };
@@ -119,8 +124,10 @@ struct frontend {
 	struct inflight *shares;    /* each client's queries in flight (NULL: no memory) */
 	struct inflight_list ready; /* queries whose turn came, linked through share */
 	struct loop_defer ready_defer;
-	struct dnstap_queue *dnstap; /* NULL: no dnstap */
-	struct ddr *ddr;	     /* --upstream asked (kept once made: queries may use it) */
+	struct dnstap_queue *dnstap;	 /* NULL: no dnstap */
+	struct ddr *ddr;		 /* --upstream asked (kept once made: queries may use it) */
+	struct nftset_link *egress_link; /* --egress: the sets' socket (NULL: no egress) */
+	struct egress_gate *egress;	 /* made once a group has egress policy */
 	struct listener udp[2];
 	struct udp_reply *udp_reply;
 	struct tcp_clients *tcp; /* NULL: no TCP listeners */
@@ -142,7 +149,10 @@ struct frontend {
 };
 
 static int frontend_iftab_open(struct frontend *fe);
+static void frontend_egress_renew(struct frontend *fe, const struct config *cfg);
 static int query_group(const struct query *q);
+static struct query *query_new(struct frontend *fe, const uint8_t *msg, size_t len,
+			       const struct dns_msg *m, const struct reply_to *to);
 static bool answer_police(struct frontend *fe, int group, const uint8_t *ans, size_t alen,
 			  const struct dns_msg *r, const uint8_t *qmsg, size_t qlen,
 			  const struct dns_msg *qm, const struct reply_to *to);
@@ -276,6 +286,10 @@ static void query_free(struct query *q)
 	struct frontend *fe = q->fe;
 
 	loop_timer_cancel(fe->loop, &q->deadline);
+	if (q->egress_ans) {
+		egress_gate_cancel(&q->hold);
+		free(q->egress_ans);
+	}
 	LIST_REMOVE(q, link);
 	fe->inflight--;
 	query_share_end(q);
@@ -382,6 +396,49 @@ static int query_answer(struct query *q, const uint8_t *msg, const struct dns_ms
 	return n;
 }
 
+/* query_egress_done - q's addresses are in its group's sets (or refused, counted): answer. */
+static void query_egress_done(struct egress_hold *h, int err)
+{
+	struct query *q = container_of(h, struct query, hold);
+	struct frontend *fe = q->fe;
+	struct tcp_client *tc = q->to.tc;
+
+	(void)err; /* a refused address was logged and counted; its connections are dropped */
+	query_log(fe, &q->to, &q->m, q->egress_ans, q->egress_via, q->start_ms);
+	deliver(fe, &q->to, q->udp_limit, q->egress_ans, q->egress_len, NULL);
+	query_free(q);
+	if (tc)
+		tcp_client_kick(tc);
+}
+
+/*
+ * query_egress_hold - q's answer ans (n octets) goes to a client of an --egress group: hold a
+ * copy until the addresses it gives are in the group's sets. True when held (then
+ * query_egress_done answers); false when it may go at once.
+ */
+static bool query_egress_hold(struct query *q, int group, const uint8_t *ans, size_t n,
+			      const char *via)
+{
+	struct frontend *fe = q->fe;
+	int r;
+
+	if (!fe->egress || !egress_gate_polices(fe->egress, group))
+		return false;
+	q->egress_ans = malloc(n);
+	if (!q->egress_ans)
+		return false; /* its addresses stay out of the sets: connections are dropped */
+	memcpy(q->egress_ans, ans, n);
+	q->egress_len = n;
+	q->egress_via = via;
+	q->hold.done = query_egress_done;
+	r = egress_gate_hold(fe->egress, group, ans, n, &q->hold);
+	if (r == 1)
+		return true;
+	free(q->egress_ans);
+	q->egress_ans = NULL;
+	return false;
+}
+
 /*
  * query_finish - answer q with msg (an answer from the upstream, any id, parsed into r), or
  * with rcode when msg is NULL (see query_answer); then free q.
@@ -393,6 +450,8 @@ static void query_finish(struct query *q, const uint8_t *msg, const struct dns_m
 	const char *via = "-";
 	int n = query_answer(q, msg, r, rcode, &via);
 
+	if (n >= 0 && fe->egress && query_egress_hold(q, query_group(q), fe->reply, (size_t)n, via))
+		return; /* query_egress_done answers */
 	if (n >= 0) {
 		query_log(fe, &q->to, &q->m, fe->reply, via, q->start_ms);
 		deliver(fe, &q->to, q->udp_limit, fe->reply, (size_t)n, msg ? r : NULL);
@@ -457,6 +516,11 @@ static void query_deadline(struct loop_timer *t)
 {
 	struct query *q = container_of(t, struct query, deadline);
 
+	if (q->egress_ans) { /* the sets' update is late: the answer goes as it is */
+		egress_gate_cancel(&q->hold);
+		query_egress_done(&q->hold, -ETIMEDOUT);
+		return;
+	}
 	query_cancel(q);
 	if (q->ddr)
 		ddr_done(q->ddr, -ETIMEDOUT);
@@ -666,6 +730,24 @@ static bool query_from_cache(struct frontend *fe, struct cache *cache, int group
 	if (answer_police(fe, group, fe->reply, (size_t)n, NULL, msg, len, m, to))
 		return true;
 	fe->stats->cache_hits++;
+	if (egress_gate_polices(fe->egress, group)) {
+		/* a hit refreshes the group's elements too: it may have to wait for them */
+		struct query *q = query_new(fe, msg, len, m, to);
+
+		if (!q)
+			return true;
+		q->start_ms = loop_now_ms(fe->loop);
+		loop_timer_init(&q->deadline, query_deadline);
+		if (query_egress_hold(q, group, fe->reply, (size_t)n, "cache") &&
+		    loop_timer_set(fe->loop, &q->deadline, q->start_ms + fe->cfg->timeout_ms) == 0)
+			return true;
+		if (q->egress_ans) { /* no timer: do not wait */
+			egress_gate_cancel(&q->hold);
+			query_egress_done(&q->hold, -ETIMEDOUT);
+			return true;
+		}
+		query_free(q);
+	}
 	query_log(fe, to, m, fe->reply, "cache", loop_now_ms(fe->loop));
 	deliver(fe, to, to->tc ? DNS_MAX_MSG : dns_udp_limit(m, fe->cfg->udp_size_cap), fe->reply,
 		(size_t)n, NULL);
@@ -1335,6 +1417,7 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 	if (frontend_tables_new(fe, cfg) < 0)
 		log_warn("reload: no memory for the cache and rate limits: running without them");
 	frontend_shares_renew(fe, cfg);
+	frontend_egress_renew(fe, cfg);
 	if (!fe->want_ifindex && policy_has_interfaces(&cfg->groups)) {
 		fe->want_ifindex = true;
 		frontend_iftab_open(fe);
@@ -1454,6 +1537,39 @@ void frontend_set_dnstap(struct frontend *fe, struct dnstap_queue *q)
 	fe->dnstap = q;
 }
 
+/* frontend_egress_renew - the gate that cfg's --egress groups need (kept once made). */
+static void frontend_egress_renew(struct frontend *fe, const struct config *cfg)
+{
+	bool any = false;
+	int r;
+
+	for (size_t i = 0; i < cfg->groups.n_groups; i++)
+		any |= cfg->groups.groups[i].egress;
+	if (!fe->egress_link)
+		return;
+	if (fe->egress)
+		r = egress_gate_reload(fe->egress, cfg);
+	else if (any)
+		r = egress_gate_new(&fe->egress, fe->loop, fe->egress_link, cfg->egress_table, cfg);
+	else
+		return;
+	if (r < 0)
+		log_warn("egress: %s: answers to --egress groups go without updating their sets "
+			 "(their connections are dropped)",
+			 strerror(-r));
+}
+
+void frontend_set_egress(struct frontend *fe, struct nftset_link *link)
+{
+	fe->egress_link = link;
+	frontend_egress_renew(fe, fe->cfg);
+}
+
+void frontend_egress_stats(const struct frontend *fe, int group, struct egress_gate_stats *out)
+{
+	egress_gate_stats(fe->egress, group, out);
+}
+
 struct ddr *frontend_ddr(const struct frontend *fe)
 {
 	return fe->ddr;
@@ -1473,6 +1589,7 @@ void frontend_close(struct frontend *fe)
 		query_drop(LIST_FIRST(&fe->queries));
 	loop_defer_cancel(fe->loop, &fe->ready_defer); /* freeing them made some ready */
 	ddr_free(fe->ddr);			       /* no query uses its pools now */
+	egress_gate_free(fe->egress);		       /* no query holds an answer now */
 	udp_reply_free(fe->udp_reply); /* answers already given leave before sockets close */
 	plain_free(fe->plain);
 	for (int i = 0; i < 2; i++) {

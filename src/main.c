@@ -38,6 +38,8 @@
 #include "dotgw/snapshot.h"
 #include "dotgw/version.h"
 #include "dotgw/worker.h"
+#include "dotgw/egress_rules.h"
+#include "dotgw/nftset.h"
 
 struct daemon {
 	struct loop *loop;
@@ -52,6 +54,8 @@ struct daemon {
 	bool no_nat;  /* the kernel has no NAT: see rules_install */
 	bool no_ipv6; /* IPv6 could not be routed to the listeners at start: not captured */
 	const char *mode_name;
+	struct nftset_link *egress_link; /* the egress table's socket (NULL: none) */
+	char egress_table[72];		 /* its name, for the metrics thread */
 };
 
 static void daemon_reload(struct daemon *d);
@@ -59,6 +63,54 @@ static int reload_parse(const struct daemon *d, struct config *cfg);
 static void log_forwards(const struct config *cfg);
 static void resolve_interfaces(struct config *cfg);
 static void check_exempt_interfaces(const struct config *cfg);
+
+/* config_has_egress - does a client group of cfg have --egress? */
+static bool config_has_egress(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->groups.n_groups; i++)
+		if (cfg->groups.groups[i].egress)
+			return true;
+	return false;
+}
+
+/*
+ * egress_apply - make the egress table what cfg's groups say, through link: keeping what
+ * exists (keep: a reload, or a fail-closed start adopting what the last run left), or afresh.
+ * 0 or -errno, logged.
+ */
+static int egress_apply(struct nftset_link *link, const struct config *cfg, bool keep)
+{
+	struct egress_rules_config ec = {
+		.table = cfg->egress_table,
+		.scope = cfg->scope,
+		.fail_closed = cfg->fail_closed,
+		.fresh = !keep,
+		.bypass_mark = cfg->bypass_mark,
+		.max = cfg->egress_max,
+		.n_groups = cfg->groups.n_groups,
+	};
+	int r;
+
+	for (size_t i = 0; i < cfg->groups.n_groups; i++) {
+		const struct policy_group *g = &cfg->groups.groups[i];
+
+		ec.groups[i] = (struct egress_rules_group){
+			.egress = g->egress,
+			.clients = g->cidrs,
+			.n_clients = g->n_cidrs,
+			.ifnames = (const char(*)[16])g->ifnames,
+			.n_ifnames = g->n_ifs,
+			.allow = g->egress_allow,
+			.n_allow = g->n_egress_allow,
+		};
+	}
+	r = egress_rules_apply(nftset_link_lock(link), &ec);
+	nftset_link_unlock(link);
+	if (r < 0)
+		log_error("nftables table inet '%s' (--egress): %s", cfg->egress_table,
+			  strerror(-r));
+	return r;
+}
 
 /* daemon_render - GET /metrics; runs on the metrics thread. */
 static void daemon_render(void *data, FILE *out)
@@ -70,6 +122,14 @@ static void daemon_render(void *data, FILE *out)
 		return;
 	workers_snapshot(d->ws, s);
 	s->mode = d->mode_name;
+	for (size_t i = 0; i < s->n_egress && d->egress_link; i++) {
+		uint64_t v;
+
+		if (egress_rules_counter(nftset_link_lock(d->egress_link), d->egress_table,
+					 (size_t)s->egress[i].index, &v) == 0)
+			s->egress[i].dropped = v;
+		nftset_link_unlock(d->egress_link);
+	}
 	snapshot_render(s, out);
 	free(s);
 }
@@ -129,6 +189,11 @@ static int rules_remove(const struct config *cfg, const struct route_config *rc)
 
 	if (r < 0 && r != -ENOENT)
 		log_error("removing nftables table inet '%s': %s", cfg->table, strerror(-r));
+	/* the --egress table, when a run made one (fail open: it went with its socket) */
+	r2 = ruleset_remove(cfg->egress_table);
+	if (r2 < 0 && r2 != -ENOENT)
+		log_error("removing nftables table inet '%s': %s", cfg->egress_table,
+			  strerror(-r2));
 	r2 = route_remove(rc);
 	if (r2 < 0)
 		log_error("removing policy routing (fwmark 0x%x, table %u): %s", rc->mark,
@@ -350,6 +415,12 @@ static void daemon_reload(struct daemon *d)
 	if (d->no_ipv6 && route_ipv6_usable())
 		log_warn("reload: IPv6 is enabled on lo now; IPv6 DNS stays uncaptured until dotgw "
 			 "restarts");
+	if (d->egress_link && (config_has_egress(&n->cfg) || config_has_egress(&d->ref->cfg)) &&
+	    egress_apply(d->egress_link, &n->cfg, true) < 0) {
+		log_error("reload failed (--egress): the running configuration stays");
+		workers_reload_abort(d->ws, pools);
+		goto out_put;
+	}
 	rsc = ruleset_config_of(&n->cfg, d->queue_compat, d->no_nat, d->no_ipv6);
 	r = ruleset_replace(d->rs, &rsc);
 	if (r < 0) {
@@ -508,6 +579,38 @@ static int remove_rules(const struct config *cfg, const struct route_config *rc)
 	if (r == 0 || r == -ENOENT)
 		bridge_flows_release(cfg);
 	return r < 0 && r != -ENOENT ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* show_egress - --show-egress NAME: what the group may reach now; an exit status. */
+static int show_egress(const struct config *cfg)
+{
+	struct nftset_link *link;
+	size_t i;
+	int r;
+
+	for (i = 0; i < cfg->groups.n_groups; i++)
+		if (!strcmp(cfg->groups.groups[i].name, cfg->show_egress))
+			break;
+	if (i == cfg->groups.n_groups || !cfg->groups.groups[i].egress) {
+		fprintf(stderr,
+			"dotgw: --show-egress: no --egress group '%s' in the configuration\n",
+			cfg->show_egress);
+		return 2;
+	}
+	r = nftset_link_new(&link);
+	if (r == 0) {
+		r = egress_rules_show(nftset_link_lock(link), cfg->egress_table, i, stdout);
+		nftset_link_unlock(link);
+		nftset_link_free(link);
+	}
+	if (r < 0) {
+		fprintf(stderr, "dotgw: --show-egress: table inet '%s': %s%s\n", cfg->egress_table,
+			strerror(-r),
+			r == -ENOENT ? " (is dotgw running with this configuration?)" : "");
+		return EXIT_FAILURE;
+	}
+	fprintf(stderr, "%d addresses\n", r);
+	return EXIT_SUCCESS;
 }
 
 /* daemon_loop_open - the main thread's loop, watching the signals; 0 or -errno (logged). */
@@ -673,6 +776,8 @@ int main(int argc, char **argv)
 	};
 	if (cfg->remove_rules)
 		return remove_rules(cfg, &rc);
+	if (cfg->show_egress[0])
+		return show_egress(cfg);
 
 	d.ref = ref;
 	d.no_ipv6 = rc.no_ipv6;
@@ -698,6 +803,17 @@ int main(int argc, char **argv)
 		goto out_close_workers;
 	if ((cfg->scope & RULESET_SCOPE_GATEWAY) && !d.no_nat)
 		bridge_flows_restart(cfg);
+	/* --egress (now, or after a reload): the sets' socket, shared by the workers */
+	snprintf(d.egress_table, sizeof(d.egress_table), "%s", cfg->egress_table);
+	r = nftset_link_new(&d.egress_link);
+	if (r < 0 && config_has_egress(cfg)) {
+		log_error("netfilter netlink socket for --egress: %s", strerror(-r));
+		goto out_remove_rules;
+	}
+	if (config_has_egress(cfg) && egress_apply(d.egress_link, cfg, cfg->fail_closed) < 0)
+		goto out_remove_rules;
+	if (d.egress_link)
+		workers_set_egress(d.ws, d.egress_link);
 	if (privileges_drop(cfg, who, sizeof(who)) < 0)
 		goto out_remove_rules;
 	/* after the drop: fstrm's I/O thread starts with no privileges */
@@ -729,6 +845,7 @@ out_stop_workers:
 	dnstap_close(dnstap); /* flushes what the workers queued */
 out_remove_rules:
 	status = rules_leave(cfg, &rc, d.rs, d.no_nat, status);
+	nftset_link_free(d.egress_link); /* fail open: the egress table goes with it */
 out_close_workers:
 	/* the workers are stopped (or never started): their pools can be read, then closed */
 	if (d.ws)

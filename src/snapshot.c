@@ -3,6 +3,7 @@
  * (served by metrics.c's thread) and the "stats:" log line. It reads only the snapshot it is
  * given, so the two can never disagree about where a number comes from.
  */
+#include <stddef.h>
 #include <stdio.h>
 
 #include "dotgw/log.h"
@@ -136,6 +137,49 @@ static void render_ddr(const struct stats_snapshot *snap, FILE *out)
 			(unsigned long long)snap->ddr[i].failures);
 }
 
+/* render_egress - --egress groups: their sets and what their drop rules dropped. */
+static void render_egress(const struct stats_snapshot *snap, FILE *out)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} rows[] = {
+#define EG(f) offsetof(struct stats_snapshot, egress[0].f)
+		{"egress_elements", "gauge",
+		 "Addresses an --egress group may reach now, as this process's workers see them.",
+		 EG(elements)},
+		{"egress_added_total", "counter", "Addresses added to an --egress group's sets.",
+		 EG(adds)},
+		{"egress_refreshed_total", "counter",
+		 "Elements given a later timeout by a newer answer or a cache hit.", EG(refreshes)},
+		{"egress_expired_total", "counter", "Elements that expired.", EG(expirations)},
+		{"egress_overflow_total", "counter",
+		 "Addresses not added: the group held --egress-max already.", EG(overflows)},
+		{"egress_refused_total", "counter",
+		 "Addresses the kernel refused to add (its set full, or an error).", EG(refused)},
+		{"egress_held_total", "counter",
+		 "Answers that waited for the kernel to add their addresses.", EG(held)},
+#undef EG
+	};
+
+	if (!snap->n_egress)
+		return;
+	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+		metric(out, rows[r].name, rows[r].type, rows[r].help);
+		for (size_t i = 0; i < snap->n_egress; i++)
+			fprintf(out, "dotgw_%s{group=\"%s\"} %llu\n", rows[r].name,
+				snap->egress[i].group,
+				*(const unsigned long long *)((const char *)snap + rows[r].off +
+							      i * sizeof(snap->egress[0])));
+	}
+	metric(out, "egress_dropped_total", "counter",
+	       "Packets an --egress group's clients sent elsewhere, dropped (nftables counter).");
+	for (size_t i = 0; i < snap->n_egress; i++)
+		if (snap->egress[i].dropped != ~0ULL)
+			fprintf(out, "dotgw_egress_dropped_total{group=\"%s\"} %llu\n",
+				snap->egress[i].group, snap->egress[i].dropped);
+}
+
 void snapshot_render(const struct stats_snapshot *snap, FILE *out)
 {
 	size_t n = snap->n_upstreams;
@@ -160,6 +204,7 @@ void snapshot_render(const struct stats_snapshot *snap, FILE *out)
 	for (size_t i = 0; i < n; i++)
 		render_latency(snap, i, out);
 	render_ddr(snap, out);
+	render_egress(snap, out);
 }
 
 void snapshot_log(const struct stats_snapshot *snap)

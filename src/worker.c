@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "dotgw/dnstap.h"
+#include "dotgw/egress_gate.h"
 #include "dotgw/frontend.h"
 #include "dotgw/log.h"
 #include "dotgw/loop.h"
@@ -264,6 +265,41 @@ int workers_open(struct workers *ws, struct config_ref *ref)
 	return 0;
 }
 
+void workers_set_egress(struct workers *ws, struct nftset_link *link)
+{
+	for (unsigned int i = 0; i < ws->n; i++)
+		if (ws->w[i].fe)
+			frontend_set_egress(ws->w[i].fe, link);
+}
+
+/* workers_snapshot_egress - add one worker's --egress counters to s (groups of cfg). */
+static void workers_snapshot_egress(const struct frontend *fe, const struct config *cfg,
+				    struct stats_snapshot *s)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < cfg->groups.n_groups; i++) {
+		struct egress_gate_stats g;
+
+		if (!cfg->groups.groups[i].egress)
+			continue;
+		frontend_egress_stats(fe, (int)i, &g);
+		snprintf(s->egress[k].group, sizeof(s->egress[k].group), "%s",
+			 cfg->groups.groups[i].name);
+		s->egress[k].index = (int)i;
+		s->egress[k].elements += g.mirror.entries;
+		s->egress[k].adds += g.mirror.adds;
+		s->egress[k].refreshes += g.mirror.refreshes;
+		s->egress[k].expirations += g.mirror.expirations;
+		s->egress[k].overflows += g.mirror.overflows;
+		s->egress[k].refused += g.refused;
+		s->egress[k].held += g.held;
+		s->egress[k].dropped = ~0ULL;
+		k++;
+	}
+	s->n_egress = k;
+}
+
 void workers_set_dnstap(struct workers *ws, struct dnstap *dt)
 {
 	for (unsigned int i = 0; i < ws->n; i++)
@@ -387,6 +423,7 @@ void workers_snapshot(struct workers *ws, struct stats_snapshot *s)
 				upstream_pool_snapshot(wk->pool, i, &s->up[i].s);
 		if (frontend_ddr(wk->fe))
 			workers_snapshot_ddr(frontend_ddr(wk->fe), s);
+		workers_snapshot_egress(wk->fe, &wk->ref->cfg, s);
 		pthread_mutex_unlock(&wk->lock);
 	}
 }

@@ -123,6 +123,7 @@ struct config {
 	char ca_file_buf[4096];
 	char user_buf[64];
 	char table_buf[65];
+	char egress_table[72]; /* the egress table: table "_egress" (derived) */
 	char interfaces_buf[CONFIG_MAX_INTERFACES][16];
 	char exempt_ifaces_buf[CONFIG_MAX_INTERFACES][16];
 };

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dotgw/addr.h"
 
@@ -46,6 +47,7 @@ struct egress_rules_config {
 	const char *table;
 	unsigned int scope; /* RULESET_SCOPE_* */
 	bool fail_closed;
+	bool fresh; /* replace whatever table of that name exists (a fail-open start) */
 	uint32_t bypass_mark;
 	uint32_t max; /* elements per set */
 	struct egress_rules_group groups[EGRESS_RULES_MAX_GROUPS];
@@ -63,5 +65,11 @@ int egress_rules_apply(struct mnl_socket *nl, const struct egress_rules_config *
 
 /* egress_rules_counter - the packets counter c<group> dropped so far; 0 or -errno. */
 int egress_rules_counter(struct mnl_socket *nl, const char *table, size_t group, uint64_t *packets);
+
+/*
+ * egress_rules_show - print group's elements (both families), one per line: address, time
+ * left. The number printed, or -errno (-ENOENT: no such table or set).
+ */
+int egress_rules_show(struct mnl_socket *nl, const char *table, size_t group, FILE *out);
 
 #endif

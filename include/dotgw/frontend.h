@@ -54,6 +54,18 @@ struct dnstap_queue;
 /* frontend_set_dnstap - log client queries and responses to q (NULL: stop). */
 void frontend_set_dnstap(struct frontend *fe, struct dnstap_queue *q);
 
+struct nftset_link;
+struct egress_gate_stats;
+
+/*
+ * frontend_set_egress - --egress: answers to the clients of egress groups wait until their
+ * addresses are in the group's sets, added through link (shared by the workers).
+ */
+void frontend_set_egress(struct frontend *fe, struct nftset_link *link);
+
+/* frontend_egress_stats - group's egress counters in this worker (zeros: none). */
+void frontend_egress_stats(const struct frontend *fe, int group, struct egress_gate_stats *out);
+
 /* frontend_inflight - queries in flight now (read from another thread: a snapshot). */
 unsigned int frontend_inflight(const struct frontend *fe);
 

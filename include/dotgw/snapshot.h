@@ -30,6 +30,13 @@ struct stats_snapshot {
 		char name[FORWARD_TEXT_MAX];
 		const char *transport; /* "dot", "unencrypted" or "asked" */
 	} fwd[FORWARD_MAX_TARGETS];
+	size_t n_egress; /* --egress groups (the first n of egress[] that are set) */
+	struct {
+		char group[32];
+		int index; /* the group's place among the --group options */
+		unsigned long long elements, adds, refreshes, expirations, overflows, refused, held;
+		unsigned long long dropped; /* the drop rule's counter; ~0ULL: not read */
+	} egress[POLICY_MAX_GROUPS];
 };
 
 /* snapshot_render - the Prometheus text exposition of s. */

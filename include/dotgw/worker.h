@@ -43,6 +43,11 @@ unsigned int workers_count(const struct workers *ws);
  */
 int workers_open(struct workers *ws, struct config_ref *ref);
 
+struct nftset_link;
+
+/* workers_set_egress - --egress: the workers add to the groups' sets through link. */
+void workers_set_egress(struct workers *ws, struct nftset_link *link);
+
 /* workers_set_dnstap - give worker i dnstap's queue i (dt NULL: stop logging). */
 void workers_set_dnstap(struct workers *ws, struct dnstap *dt);
 

@@ -22,40 +22,9 @@ T=dotgw_egress_test
 
 # servers: 203.0.113.10-.12 port 8080 (echo), .11 port 53 (TCP, accepts), on the upstream
 for a in 10 11 12; do ip -n "$NS_UP" addr add "203.0.113.$a/24" dev u0; done
-cat >"$LAB_DIR/echo.py" <<'PY'
-import socket, sys, threading
-def serve(addr, port):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((addr, port)); s.listen(16)
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=lambda c=c: [c.sendall(d) for d in iter(lambda: c.recv(64), b"")], daemon=True).start()
-for a, p in (("0.0.0.0", 8080), ("203.0.113.11", 53)):
-    threading.Thread(target=serve, args=(a, p), daemon=True).start()
-threading.Event().wait(120)
-PY
-lab_bg "$NS_UP" "$LAB_DIR/echo.log" python3 "$LAB_DIR/echo.py"
-cat >"$LAB_DIR/conn.py" <<'PY'
-import socket, sys, os, time
-# conn.py ADDR PORT [FLAG]: connect (one SYN: no retries inside 1.5 s), echo; with FLAG, keep
-# the connection, wait for the file FLAG, and echo once more
-a, p = sys.argv[1], int(sys.argv[2])
-try:
-    s = socket.create_connection((a, p), timeout=1.5)
-    s.sendall(b"x"); ok = s.recv(1) == b"x"
-except OSError as e:
-    print("FAIL", e); sys.exit(1)
-print("ECHO1", "ok" if ok else "bad", flush=True)
-if len(sys.argv) > 3:
-    for _ in range(100):
-        if os.path.exists(sys.argv[3]): break
-        time.sleep(0.1)
-    try:
-        s.settimeout(2); s.sendall(b"y"); print("ECHO2", "ok" if s.recv(1) == b"y" else "bad")
-    except OSError as e:
-        print("ECHO2 FAIL", e)
-PY
-conn() { lab_in "$NS_CLIENT" timeout 5 python3 "$LAB_DIR/conn.py" "$@"; }
+TCPCHECK=$(dirname "$0")/tcpcheck.py
+lab_bg "$NS_UP" "$LAB_DIR/echo.log" python3 "$TCPCHECK" serve 0.0.0.0 8080 203.0.113.11 53
+conn() { lab_in "$NS_CLIENT" timeout 5 python3 "$TCPCHECK" conn "$@"; }
 lab_wait_until 50 lab_in "$NS_UP" python3 -c 'import socket; socket.create_connection(("203.0.113.10", 8080), 1)' ||
 	lab_bail "the echo servers did not start"
 
@@ -79,7 +48,7 @@ lab_check_num "the drop is counted in c0" "$drops" -ge 1
 
 # established outlives its element
 rm -f "$LAB_DIR/flag"
-lab_in "$NS_CLIENT" timeout 20 python3 "$LAB_DIR/conn.py" 203.0.113.10 8080 "$LAB_DIR/flag" \
+lab_in "$NS_CLIENT" timeout 20 python3 "$TCPCHECK" conn 203.0.113.10 8080 "" "$LAB_DIR/flag" \
 	>"$LAB_DIR/held.out" 2>&1 &
 held=$!
 lab_wait_until 50 grep -q ECHO1 "$LAB_DIR/held.out" || lab_fail "the held connection did not start"
