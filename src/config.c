@@ -269,7 +269,7 @@ const struct config_option config_options[] = {
 		  "of them, what one client (counted as for --rate-limit)\n"
 		  "may have in flight; as many more wait, the rest get\n"
 		  "SERVFAIL (default: half of --max-inflight or of\n"
-		  "--pool-size x --conn-inflight, the smaller: 128)" },
+		  "--pool-size x --conn-inflight, the smaller: 256)" },
 	/* Process */
 	{ .name = "config", .key = NULL, .arg = "PATH", .section = "Process:", .type = CONFIG_OPT_CLI,
 	  .help = "read settings from PATH first: 'key = value' lines, a key\n"
