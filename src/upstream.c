@@ -28,10 +28,11 @@
  * Over a LAN the product is far below --conn-inflight and the floor rules, as before.
  * Safety: the window grows only with answers that came back, so a server that reads or
  * answers slower shrinks it (unbound, for one, stops reading a connection while a fixed number
- * of its requests are open: the rest wait in the TCP buffers, and no query is lost). A server that
- * closes a connection with more than UPCONN_SPREAD queries in flight (a per-connection limit) caps
- * every window of that upstream at half of that for UP_LIMIT_MS; those queries are sent again like
- * those of any clean close, and the stall check still closes a connection that goes silent.
+ * of its requests are open: the rest wait in the TCP buffers, and no query is lost). A server
+ * that closes a connection with more than UPCONN_SPREAD queries in flight (a per-connection
+ * limit) caps every window of that upstream at half of that for UP_LIMIT_MS; those queries are
+ * sent again like those of any clean close, and the stall check still closes a connection
+ * that goes silent.
  * Connections: at most --pool-size per upstream. A query goes to the first ready connection
  * with fewer than UPCONN_SPREAD in flight, so that light traffic stays on the first ones and
  * the others go idle and close after the idle timeout; else to the least loaded one under its
@@ -51,22 +52,22 @@
 #include "dotgw/tls.h"
 #include "dotgw/upstream.h"
 
-#define UPCONN_SLOT_BITS  10
-#define UPCONN_SLOTS	  (1u << UPCONN_SLOT_BITS)
-#define UPCONN_SLOT_MASK  (UPCONN_SLOTS - 1)
-#define UPCONN_IN_SIZE	  (2 + DNS_MAX_MSG)
-#define UPCONN_OUT_MAX	  (4u << 20) /* bytes waiting for the transport at most */
-#define UPCONN_SPREAD	  16 /* in flight on each connection: open another (upstream_conn) */
-#define UPCONN_WIN_MAX	  (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
-#define UPCONN_WIN_GAIN	  2		      /* the window is this many bandwidth-delay products */
-#define UPCONN_EST_MIN_US 5000	/* a rate sample spans at least this, and the min RTT */
-#define UPCONN_MINRTT_MS  10000 /* a min-RTT sample is trusted this long */
-#define UP_LIMIT_MS	  30000 /* how long a limit learned from a server's close holds */
-#define UPQ_MAX_ATTEMPTS  3
-#define UPQ_MAX_RESENDS	  4
-#define UP_CONNECT_MS	  2000 /* TCP connect + TLS handshake */
-#define UP_BACKOFF_MIN	  500  /* first back-off after a failure, doubled per failure */
-#define UP_BACKOFF_MAX	  30000
+#define UPCONN_SLOT_BITS 10
+#define UPCONN_SLOTS	 (1u << UPCONN_SLOT_BITS)
+#define UPCONN_SLOT_MASK (UPCONN_SLOTS - 1)
+#define UPCONN_IN_SIZE	 (2 + DNS_MAX_MSG)
+#define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for the transport at most */
+#define UPCONN_SPREAD	 16	    /* in flight on each connection: open another (upstream_conn) */
+#define UPCONN_WIN_MAX	 (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
+#define UPCONN_WIN_GAIN	 2		     /* the window is this many bandwidth-delay products */
+#define UPCONN_SAMPLE_US 5000  /* a rate sample spans at least this, and the min RTT */
+#define UPCONN_MINRTT_MS 10000 /* a min-RTT sample is trusted this long */
+#define UP_LIMIT_MS	 30000 /* how long a limit learned from a server's close holds */
+#define UPQ_MAX_ATTEMPTS 3
+#define UPQ_MAX_RESENDS	 4
+#define UP_CONNECT_MS	 2000 /* TCP connect + TLS handshake */
+#define UP_BACKOFF_MIN	 500  /* first back-off after a failure, doubled per failure */
+#define UP_BACKOFF_MAX	 30000
 
 enum upconn_state {
 	UC_CLOSED,
@@ -923,7 +924,7 @@ static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt)
 	}
 	c->est_answers++;
 	span = now - c->est_start_us;
-	if (now < c->est_start_us || span < c->min_rtt_us || span < UPCONN_EST_MIN_US)
+	if (now < c->est_start_us || span < c->min_rtt_us || span < UPCONN_SAMPLE_US)
 		return;
 	sample = (uint64_t)c->est_answers * 1000000 / span;
 	c->rate = sample >= c->rate ? sample : (c->rate + sample) / 2;
