@@ -185,10 +185,13 @@ const struct config_option config_options[] = {
 		  "(default: ordered)" },
 	{ .name = "pool-size", .key = "pool-size", .arg = "N",
 	  NUMBER(pool_size, 1, CONFIG_MAX_POOL, "1 to 16"),
-	  .help = "TLS connections per upstream and worker (default: 2)" },
+	  .help = "TLS connections per upstream and worker, at most\n"
+		  "(default: 2)" },
 	{ .name = "conn-inflight", .key = "conn-inflight", .arg = "N",
 	  NUMBER(conn_inflight, 1, 1024, "1 to 1024"),
-	  .help = "queries in flight per connection (default: 128)" },
+	  .help = "queries in flight per connection at least; the window\n"
+		  "grows to twice the measured bandwidth-delay product, up\n"
+		  "to 1008 (default: 128)" },
 	{ .name = "idle-timeout", .key = "idle-timeout", .arg = "MS",
 	  NUMBER(idle_ms, 100, 3600000, "100 to 3600000 milliseconds"),
 	  .help = "close idle upstream connections; shortened by the server's\n"

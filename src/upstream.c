@@ -15,6 +15,30 @@
  *   iteration: all the queries of one batch of client packets share a TLS record and a write.
  * The bytes travel over a struct upstream_transport: tls.c in the daemon, so that this file
  * holds no OpenSSL call; ids, slots, the wait list, upstream choice and back-off are here.
+ *
+ * The in-flight window: a connection carries at most conn_window() queries; the rest wait in
+ * the pool's list. The window follows the connection's measured bandwidth-delay product:
+ *   window = clamp(UPCONN_WIN_GAIN (2) x rate x min_rtt, --conn-inflight, UPCONN_WIN_MAX)
+ * rate is the answers per second over samples at least one min_rtt (and 5 ms) long, taken at
+ * once when a sample is higher and halved towards it when lower; min_rtt is the least RTT of
+ * the last 10 s (a later one replaces it after that). While queries wait, a sample sees the
+ * whole window answered within one RTT, so the window doubles per RTT until the demand is met
+ * or the server queues: its RTT then rises above min_rtt, the answers per second stop rising,
+ * and so does the window; the gain of 2 bounds that queue to about one min_rtt of answers.
+ * Over a LAN the product is far below --conn-inflight and the floor rules, as before.
+ * Safety: the window grows only with answers that came back, so a server that reads or
+ * answers slower shrinks it (unbound, for one, stops reading a connection while a fixed number
+ * of its requests are open: the rest wait in the TCP buffers, and no query is lost). A server
+ * that closes a connection with more than UPCONN_SPREAD queries in flight (a per-connection
+ * limit) caps every window of that upstream at half of that for UP_LIMIT_MS; those queries are
+ * sent again like those of any clean close, and the stall check still closes a connection
+ * that goes silent.
+ * Connections: at most --pool-size per upstream. A query goes to the first ready connection
+ * with fewer than UPCONN_SPREAD in flight, so that light traffic stays on the first ones and
+ * the others go idle and close after the idle timeout; else to the least loaded one under its
+ * window. Another one opens once every open one has UPCONN_SPREAD in flight (or its window, if
+ * smaller): a server answers each connection's queries in turn, so under load several
+ * connections get more answered than one long queue does.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,6 +58,11 @@
 #define UPCONN_IN_SIZE	 (2 + DNS_MAX_MSG)
 #define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for the transport at most */
 #define UPCONN_SPREAD	 16	    /* in flight on each connection: open another (upstream_conn) */
+#define UPCONN_WIN_MAX	 (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
+#define UPCONN_WIN_GAIN	 2		     /* the window is this many bandwidth-delay products */
+#define UPCONN_SAMPLE_US 5000  /* a rate sample spans at least this, and the min RTT */
+#define UPCONN_MINRTT_MS 10000 /* a min-RTT sample is trusted this long */
+#define UP_LIMIT_MS	 30000 /* how long a limit learned from a server's close holds */
 #define UPQ_MAX_ATTEMPTS 3
 #define UPQ_MAX_RESENDS	 4
 #define UP_CONNECT_MS	 2000 /* TCP connect + TLS handshake */
@@ -64,6 +93,13 @@ struct upconn {
 	struct upstream_query probe;
 	unsigned int inflight;
 	/*
+	 * The in-flight window (see the file's comment): at most window queries in flight.
+	 * rate: answers per second, estimated over samples of est_answers answers since
+	 * est_start_us; min_rtt_us: the least RTT seen since min_rtt_ms (0: none yet).
+	 */
+	unsigned int window, est_answers;
+	uint64_t rate, est_start_us, min_rtt_us, min_rtt_ms;
+	/*
 	 * Free slots in a FIFO ring, and a generation per slot: a slot comes back only after
 	 * every other free one, and its id then differs, so a late answer to a cancelled query
 	 * matches a new one only after 64 x 1024 queries on this connection.
@@ -90,6 +126,10 @@ struct upstream {
 	_Atomic unsigned int open; /* connections not UC_CLOSED */
 	struct upconn *conns;	   /* pool_size of them */
 	struct upconn *last;	   /* where the last query went */
+	/* the server closed a connection with queries in flight: windows stay below limit
+	 * until limit_until_ms (0: no limit) */
+	unsigned int limit;
+	uint64_t limit_until_ms;
 };
 
 struct upstream_pool {
@@ -121,6 +161,7 @@ static void pool_wait_head(struct upstream_pool *pool, struct upstream_query *uq
 static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_drain_waiting(struct upstream_pool *pool);
 static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq);
+static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt);
 
 static uint64_t now_us(void)
 {
@@ -424,6 +465,11 @@ static int conn_open(struct upconn *c, bool *local)
 	for (unsigned int i = 0; i < UPCONN_SLOTS; i++)
 		c->free_slots[i] = (uint16_t)i;
 	c->inflight = 0;
+	c->window = pool->cfg->conn_inflight < UPCONN_WIN_MAX ? pool->cfg->conn_inflight
+							      : UPCONN_WIN_MAX;
+	c->rate = 0;
+	c->est_answers = 0;
+	c->min_rtt_us = 0;
 	atomic_store_explicit(&up->open, atomic_load_explicit(&up->open, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	log_debug("upstream %s: connecting", up->cfg->text);
@@ -475,6 +521,14 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	struct upstream_pool *pool = up->pool;
 	unsigned int retry = 0;
 
+	if (!fault && err == -ECONNRESET && c->state == UC_READY && c->inflight > UPCONN_SPREAD) {
+		/* the server closed under load: perhaps its limit per connection; stay below */
+		up->limit = c->inflight / 2 > UPCONN_SPREAD ? c->inflight / 2 : UPCONN_SPREAD;
+		up->limit_until_ms = loop_now_ms(pool->loop) + UP_LIMIT_MS;
+		log_info("upstream %s: closed a connection with %u queries in flight; at most %u "
+			 "per connection for %u s",
+			 up->cfg->text, c->inflight, up->limit, UP_LIMIT_MS / 1000);
+	}
 	/*
 	 * The queries go to the head of the pool's wait list, where upstream_query_cancel()
 	 * finds them: completing one may close a client and cancel its siblings meanwhile.
@@ -537,6 +591,7 @@ static void conn_handshake_done(struct upconn *c)
 	loop_timer_cancel(pool->loop, &c->timer);
 	c->state = UC_READY;
 	c->progress_ms = loop_now_ms(pool->loop);
+	c->est_start_us = now_us();
 	stats_add(&pool->stats->upstream_handshakes, 1);
 	stats_add(&up->handshakes, 1);
 	if (resumed) {
@@ -605,7 +660,7 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 	struct upstream_query *uq;
 	struct dns_msg r;
 	uint16_t id, keepalive = UINT16_MAX;
-	uint64_t rtt, srtt;
+	uint64_t now, rtt, srtt;
 
 	if (len < DNS_HDR_LEN)
 		return -EPROTO;
@@ -634,7 +689,9 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 		ms = ms > 500 ? ms - 500 : 0;
 		c->idle_ms = ms < pool->cfg->idle_ms ? ms : pool->cfg->idle_ms;
 	}
-	rtt = now_us() - uq->sent_us;
+	now = now_us();
+	rtt = now - uq->sent_us;
+	conn_estimate(c, now, rtt);
 	srtt = stats_get(&up->srtt_us);
 	atomic_store_explicit(&up->srtt_us, srtt ? (7 * srtt + rtt) / 8 : rtt,
 			      memory_order_relaxed);
@@ -831,27 +888,74 @@ static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstr
 	}
 }
 
+/* conn_window - the queries c may have in flight now (see the file's comment). */
+static unsigned int conn_window(struct upconn *c)
+{
+	struct upstream *up = c->up;
+
+	if (up->limit && c->window > up->limit) {
+		if (loop_now_ms(up->pool->loop) < up->limit_until_ms)
+			return up->limit;
+		up->limit = 0;
+	}
+	return c->window;
+}
+
+/* conn_spread - in flight on c before the next query prefers another connection. */
+static unsigned int conn_spread(struct upconn *c)
+{
+	unsigned int w = conn_window(c);
+
+	return w < UPCONN_SPREAD ? w : UPCONN_SPREAD;
+}
+
+/*
+ * conn_estimate - an answer came back after rtt microseconds, at now: update c's min RTT and
+ * rate, and at the end of each sample its window (see the file's comment).
+ */
+static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt)
+{
+	uint64_t now_ms = now / 1000, span, sample, w;
+	unsigned int floor = c->up->pool->cfg->conn_inflight;
+
+	if (!c->min_rtt_us || rtt <= c->min_rtt_us || now_ms >= c->min_rtt_ms + UPCONN_MINRTT_MS) {
+		c->min_rtt_us = rtt ? rtt : 1;
+		c->min_rtt_ms = now_ms;
+	}
+	c->est_answers++;
+	span = now - c->est_start_us;
+	if (now < c->est_start_us || span < c->min_rtt_us || span < UPCONN_SAMPLE_US)
+		return;
+	sample = (uint64_t)c->est_answers * 1000000 / span;
+	c->rate = sample >= c->rate ? sample : (c->rate + sample) / 2;
+	c->est_answers = 0;
+	c->est_start_us = now;
+	w = (c->rate * c->min_rtt_us * UPCONN_WIN_GAIN + 999999) / 1000000;
+	if (floor > UPCONN_WIN_MAX)
+		floor = UPCONN_WIN_MAX;
+	c->window = w < floor ? floor : w > UPCONN_WIN_MAX ? UPCONN_WIN_MAX : (unsigned int)w;
+}
+
 /*
  * upstream_conn - a connection of up with room for one more query: the one that took the last
- * query, while its batch is still being gathered and it has fewer than UPCONN_SPREAD in flight
+ * query, while its batch is still being gathered and it has fewer than conn_spread() in flight
  * (queries sent in one loop iteration share a TLS record and a write, where spreading them
- * costs a record and a write per connection); else the least loaded ready one under the
- * per-connection limit, else one still opening, else a new one while the pool has room, else
- * NULL (the query waits). Once every connection has UPCONN_SPREAD in flight, one more is
- * opened while the pool has room, for the queries that follow: a server answers the queries
- * of one connection in turn (unbound reads one, writes its answer, then reads the next), so
- * under load it answers more over several connections than over one long queue. Returns
- * -errno through *err when opening failed and no connection can take the query, and whether
- * that failure was this machine's (see conn_open) through *local.
+ * costs a record and a write per connection); else the first ready one with fewer than
+ * conn_spread() in flight (light traffic stays on the first connections, and the others close
+ * when idle); else the least loaded ready one under its window, else one still opening, else a
+ * new one while the pool has room, else NULL (the query waits). Once every connection has
+ * conn_spread() in flight, one more is opened while the pool has room, for the queries that
+ * follow (see the file's comment). Returns -errno through *err when opening failed and no
+ * connection can take the query, and whether that failure was this machine's (see conn_open)
+ * through *local.
  */
 static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 {
-	unsigned int limit = up->pool->cfg->conn_inflight, size = up->pool->cfg->pool_size;
-	unsigned int spread = limit < UPCONN_SPREAD ? limit : UPCONN_SPREAD;
-	struct upconn *best = up->last, *opening = NULL, *closed = NULL;
+	unsigned int size = up->pool->cfg->pool_size;
+	struct upconn *best = up->last, *light = NULL, *opening = NULL, *closed = NULL;
 
 	*err = 0;
-	if (best && best->flush.queued && best->inflight < spread && best->nfree)
+	if (best && best->flush.queued && best->inflight < conn_spread(best) && best->nfree)
 		return best;
 	best = NULL;
 	for (unsigned int k = 0; k < size; k++) {
@@ -862,9 +966,11 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 				closed = c;
 			continue;
 		}
-		if (c->inflight >= limit || c->nfree == 0)
+		if (c->inflight >= conn_window(c) || c->nfree == 0)
 			continue;
 		if (c->state == UC_READY) {
+			if (!light && c->inflight < conn_spread(c))
+				light = c;
 			if (!best || c->inflight < best->inflight)
 				best = c;
 		} else if (!opening) {
@@ -872,7 +978,9 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 		}
 	}
 	*local = false;
-	if (closed && !opening && (!best || best->inflight >= spread)) {
+	if (light)
+		return light;
+	if (closed && !opening && (!best || best->inflight >= conn_spread(best))) {
 		int r = conn_open(closed, local);
 
 		if (r < 0 && *local)

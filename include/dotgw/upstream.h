@@ -1,8 +1,9 @@
 /*
  * upstream.h - DNS-over-TLS (RFC 7858) to the configured upstreams.
  *
- * Each upstream has a pool of persistent TLS connections (--pool-size), opened on demand as
- * load needs them, with many queries pipelined on each (--conn-inflight). Query ids are
+ * Each upstream has a pool of persistent TLS connections (--pool-size at most), opened on
+ * demand as load needs them and closed when idle, with many queries pipelined on each: a window
+ * from --conn-inflight up to the connection's measured bandwidth-delay product. Query ids are
  * rewritten per connection (id = generation << 10 | slot), answers are matched out of order by
  * id and checked against the question. Queries carry edns-tcp-keepalive and RFC 8467 padding;
  * answers lose both before they go back. Only connections that authenticated (chain and name,

@@ -2,7 +2,8 @@
  * test_upstream.c - the connection pools over a fake transport: plain bytes over a socketpair
  * per connection, the test playing the upstream at the other end. Checks id allocation and
  * reuse, the per-connection pipelining limit, the wait list (order, cancel), back-off only on
- * the upstream's faults, failover, and round-robin and fastest choice.
+ * the upstream's faults, failover, round-robin and fastest choice, the in-flight window
+ * (growth, shrink, cap, a limit learned from a close) and the connections (opening, idle close).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -633,6 +634,163 @@ static void test_choice(void)
 	upstream_pool_free(pool);
 }
 
+/* round - one round trip of the fake upstream, delay_ms long; the queries it answered. */
+static size_t round_trip(size_t up, long delay_ms, size_t *answered)
+{
+	struct timespec d = {0, delay_ms * 1000 * 1000};
+	size_t n;
+
+	spin();
+	n = serve_read(up);
+	nanosleep(&d, NULL);
+	*answered += serve_answer(up, false);
+	return n;
+}
+
+/*
+ * The window grows while queries wait and answers come back, shrinks when the load falls,
+ * never passes its cap (1008), and never goes below --conn-inflight.
+ */
+static void test_window(void)
+{
+	static struct tq q[1100];
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	size_t first, n = 0, answered = 0, sent = 0;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	cfg.conn_inflight = 4;
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 600; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	/* a round trip of 20 ms, the loop's turns add 5: the window grows by about 2 x 20/25 */
+	first = round_trip(0, 20, &answered);
+	CHECK_EQ(first, 4);
+	for (int r = 0; r < 12 && answered < 600; r++) {
+		n = round_trip(0, 20, &answered);
+		CHECK(n <= 1008);
+	}
+	fprintf(stderr, "window: %zu in flight at first, %zu after 12 round trips\n", first, n);
+	CHECK(n >= 16); /* about 100 here; a busy machine's late turns slow the growth */
+	for (int r = 0; r < 10 && answered < 600; r++)
+		round_trip(0, 20, &answered);
+	spin();
+	CHECK_EQ(answered, 600);
+	for (size_t i = 0; i < 600; i++)
+		CHECK_EQ(q[i].done, 1);
+
+	/* one query per round trip: the rate and the window fall back to the floor */
+	for (int r = 0; r < 12; r++) {
+		tq_init(&q[r], loop);
+		upstream_pool_submit(pool, &q[r].uq);
+		CHECK_EQ(round_trip(0, 20, &answered), 1);
+	}
+	spin();
+	for (size_t i = 0; i < 100; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	CHECK_EQ(round_trip(0, 1, &sent), 4);
+	upstream_pool_free(pool);
+
+	/* --conn-inflight above the cap: the cap holds */
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	cfg.conn_inflight = 1024;
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 1100; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	spin();
+	CHECK_EQ(serve_read(0), 1008);
+	upstream_pool_free(pool);
+}
+
+/*
+ * The server closes a connection with 64 queries in flight (perhaps its limit): they go again,
+ * and the windows of that upstream stay at half of that.
+ */
+static void test_window_limit(void)
+{
+	static struct tq q[64];
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	size_t answered = 0;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	cfg.conn_inflight = 64;
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 64; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	spin();
+	CHECK_EQ(serve_read(0), 64);
+	serve_hangup(0);
+	spin();
+	CHECK_EQ(opens[0], 2);
+	CHECK_EQ(stats_get(&st.upstream_retries), 64);
+	CHECK_EQ(round_trip(0, 1, &answered), 32);
+	CHECK_EQ(round_trip(0, 1, &answered), 32);
+	spin();
+	CHECK_EQ(answered, 64);
+	for (size_t i = 0; i < 64; i++) {
+		CHECK_EQ(q[i].done, 1);
+		CHECK_EQ(q[i].err, 0);
+	}
+	upstream_pool_free(pool);
+}
+
+/*
+ * Connections: another opens once the open ones are full, up to --pool-size; light traffic
+ * stays on the first, and the other closes once idle.
+ */
+static void test_connections(void)
+{
+	static struct tq q[20];
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct upstream_snapshot snap;
+	size_t answered = 0;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	cfg.pool_size = 3;
+	cfg.conn_inflight = 4;
+	cfg.idle_ms = 150;
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 10; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	spin();
+	CHECK_EQ(opens[0], 3);
+	CHECK_EQ(serve_read(0), 10); /* 4 + 4 + 2 */
+	serve_answer(0, false);
+	spin();
+	/* two queries per round trip, in different loop turns: both go to the first connection */
+	for (int r = 0; r < 25; r++) {
+		tq_init(&q[0], loop);
+		upstream_pool_submit(pool, &q[0].uq);
+		spin();
+		tq_init(&q[1], loop);
+		upstream_pool_submit(pool, &q[1].uq);
+		CHECK_EQ(round_trip(0, 5, &answered), 2);
+		spin();
+		CHECK_EQ(q[0].done + q[1].done, 2);
+	}
+	memset(&snap, 0, sizeof(snap));
+	upstream_pool_snapshot(pool, 0, &snap);
+	CHECK_EQ(snap.open, 1);
+	CHECK_EQ(stats_get(&st.upstream_idle_closed), 2);
+	CHECK_EQ(opens[0], 3);
+	upstream_pool_free(pool);
+}
+
 int main(void)
 {
 	CHECK_EQ(dns_msg_parse(&query_msg, query, sizeof(query)), 0);
@@ -646,6 +804,9 @@ int main(void)
 	test_local_errors();
 	test_all_down();
 	test_choice();
+	test_window();
+	test_window_limit();
+	test_connections();
 	loop_free(loop);
 	return check_done("upstream");
 }
