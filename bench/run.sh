@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/run.sh - issue 5's benchmark: dotgw against the DoT and UDP ceilings of the same
-# upstream and against the peer a user would pick instead (unbound as a TLS forwarder), in
-# network namespaces built for the run by tests/netns/lib.sh.
+# upstream and against the peers a user would pick instead (unbound, knot-resolver, dnsdist and
+# stubby as DoT forwarders), in network namespaces built for the run by tests/netns/lib.sh.
 #
 #   client (dnsperf)        gateway                                     upstream
 #  +----------------+     +-----------------------------------+     +-----------------------+
@@ -9,28 +9,32 @@
 #  | queries        |     | one of, in turn:                  |     | unbound, 1 thread:    |
 #  | 192.0.2.53:53  |     |  dotgw --mode tproxy              |     |  plain @53, DoT @853  |
 #  | (the decoy's   |     |  dotgw --mode nfqueue --queues 2  |     |  (dot.test); every    |
-#  | address: the   |     |  unbound TLS forwarder @5353      |     |  *.bench.test is A    |
-#  | gateway        |     |    behind an nft redirect of :53  |     |  203.0.113.99         |
-#  | captures it)   |     | dnsperf for the ceilings:         |     | nft: counts SYNs to   |
-#  +----------------+     |  UDP @53 and DoT @853 direct      |     | :853 (TLS conns)      |
-#                         +-----------------+-----------------+     +-----------------------+
+#  | address: the   |     |  a peer @5353, a DoT forwarder    |     |  *.bench.test is A    |
+#  | gateway        |     |    (unbound, kresd, dnsdist or    |     |  203.0.113.99         |
+#  | captures it);  |     |    stubby) behind an nft redirect |     |                       |
+#  | many: from 64  |     |    of :53                         |     |                       |
+#  | addresses      |     | dnsperf for the ceilings:         |     | nft: counts SYNs to   |
+#  | (SNAT)         |     |  UDP @53 and DoT @853 direct      |     | :853 (TLS conns)      |
+#  +----------------+     +-----------------+-----------------+     +-----------------------+
 #                                           |                  decoy 192.0.2.53: counts the
 #                                           +----------------- port-53 packets that leak past
 #                                                              the gateway (should be 0)
 #
-# Each round runs every target (udp, dot, tproxy, nfqueue, unbound) in rotated order; each
-# target runs its workloads: miss (unique names, saturating), hit (1000 names repeated,
-# saturating; not for the ceilings) and latency (unique names at a fixed rate). Each daemon is
+# Each round runs every target (udp, dot, tproxy, nfqueue, unbound, kresd, dnsdist, stubby) in
+# rotated order; each target runs its workloads: miss (unique names, saturating), hit (1000
+# names repeated, saturating; not for the ceilings), latency (unique names at a fixed rate) and
+# many (miss from 64 client addresses; not for the ceilings). Each daemon is
 # started fresh for each round and stopped after it. The table shows medians over the rounds;
 # bench/RESULTS.md gets a dated section with the same table, the per-round figures and the
-# checks of issue 5's targets.
+# checks of issue 5's targets and of dotgw against every peer (issue 17).
 #
 # With -w RTT_MS[,JITTER_MS[,LOSS_PCT]], bench/wan.sh puts a WAN on the gateway-upstream link
 # (sch_netem, or bench/netdelay.c over NFQUEUE for TCP :853 where netem is missing); every
 # target's DoT traffic to the upstream crosses it, the DoT ceiling's included.
 #
 # Usage: sudo bench/run.sh [OPTIONS] [PATH-TO-DOTGW]   (-h lists the options)
-# Needs root, dnsperf (with -m dot), unbound, nft, and what tests/netns/lib.sh needs; with -w
+# Needs root, dnsperf (with -m dot), unbound, nft, conntrack, and what tests/netns/lib.sh needs;
+# kresd, dnsdist and stubby for those targets (bootstrap.sh bench installs them); with -w
 # also a C compiler, pkg-config and iptables-nft (for netdelay, where netem is missing).
 # Exit status: 0 when the run completed (whatever the figures), 1 on a failure, 77 skipped.
 
@@ -39,7 +43,7 @@ set -u
 BENCH_SELF_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 BENCH_REPO=$(cd -- "$BENCH_SELF_DIR/.." && pwd)
 
-# Defaults: 3 rounds of about 100 s each.
+# Defaults: 3 rounds of about 300 s each.
 BENCH_ROUNDS=3
 BENCH_DURATION=8          # seconds of each saturating dnsperf run (miss, hit)
 BENCH_LAT_DURATION=5      # seconds of each fixed-rate run (latency)
@@ -1222,9 +1226,9 @@ bench_notes()
 	n=$(awk -F'\t' '$13 ~ /^[0-9]+$/ { s += $13 } END { print s + 0 }' "$BENCH_TSV")
 	echo "- Port-53 packets that leaked past the gateway to the decoy during measured runs: $n."
 	if [ -n "$BENCH_WAN" ]; then
-		echo "- WAN: every target's TLS traffic to the upstream crosses it (dotgw, the unbound"
-		echo "  forwarder and the DoT ceiling alike), so the ratios to the DoT ceiling compare like with"
-		echo "  like. 'latency' rows include the round trip."
+		echo "- WAN: every target's TLS traffic to the upstream crosses it (dotgw, the peers and the"
+		echo "  DoT ceiling alike), so the ratios to the DoT ceiling compare like with like."
+		echo "  'latency' rows include the round trip."
 		if [ "$WAN_USED_LAST" = netdelay ]; then
 			echo "  netdelay delays TCP :853 only: the UDP ceiling is a LAN figure. Its counters over the"
 			echo "  whole run (warm-ups included; lost = dropped on purpose, the rest should be 0):"
