@@ -41,6 +41,7 @@
 set -u
 
 BENCH_SELF_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+BENCH_COMMAND="$0${*:+ $*}"   # for the report
 BENCH_REPO=$(cd -- "$BENCH_SELF_DIR/.." && pwd)
 
 # Defaults: 3 rounds of about 300 s each.
@@ -1266,6 +1267,7 @@ bench_report()
 	cat <<-EOF
 		## $BENCH_ENV_DATE
 
+		- command: \`$BENCH_COMMAND\`
 		- dotgw: $BENCH_ENV_VERSION; commit $BENCH_ENV_COMMIT
 		- binary: $BENCH_ENV_BINARY
 		- kernel $BENCH_ENV_KERNEL; CPU $BENCH_ENV_CPU
