@@ -8,6 +8,10 @@
 #                                         clang with ASan+UBSan and the fuzzers) and pass the
 #                                         whole CTest suite with the first and the last, and
 #                                         the tests of multi-threaded dotgw with TSan
+#   ./bootstrap.sh bench                  install what bench/run.sh needs besides the test
+#                                         dependencies: the peers it measures (their
+#                                         services masked: the bench starts them itself, in
+#                                         its namespaces), and build (then: sudo bench/run.sh)
 set -eu
 cd "$(dirname "$0")"
 
@@ -19,6 +23,10 @@ TEST_PKGS="$RUN_PKGS clang clang-format libclang-rt-dev unbound unbound-anchor d
 	dnsperf tcpdump openssl procps psmisc conntrack python3 prometheus valgrind dpkg-dev
 	systemd groff-base fstrm-bin dnstap-ldns
 	ansible ansible-lint mmdebstrap gpg file systemd-container podman runc netavark iptables"
+# The peers bench/run.sh measures dotgw against, and their systemd units (masked on install).
+BENCH_PKGS="knot-resolver dnsdist stubby"
+BENCH_UNITS="kresd.target kresd@.service kresd.service kres-cache-gc.service dnsdist.service
+	dnsdist@.service stubby.service"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 need_root()
@@ -86,8 +94,18 @@ test)
 	export DOTGW_SOAK_SECONDS=120
 	exec ctest --output-on-failure -j 2
 	;;
+bench)
+	need_root bench
+	# shellcheck disable=SC2086
+	install_packages $TEST_PKGS $BENCH_PKGS
+	# policy-rc.d kept them from starting now; masking keeps them from starting at boot
+	# (kresd.target is wanted by multi-user.target from /lib, which "disable" cannot undo).
+	# shellcheck disable=SC2086
+	systemctl mask $BENCH_UNITS
+	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOTGW_WERROR=ON
+	;;
 *)
-	echo "usage: $0 run [DOTGW-OPTION]... | test" >&2
+	echo "usage: $0 run [DOTGW-OPTION]... | test | bench" >&2
 	exit 2
 	;;
 esac

@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/run.sh - issue 5's benchmark: dotgw against the DoT and UDP ceilings of the same
-# upstream and against the peer a user would pick instead (unbound as a TLS forwarder), in
-# network namespaces built for the run by tests/netns/lib.sh.
+# upstream and against the peers a user would pick instead (unbound, knot-resolver, dnsdist and
+# stubby as DoT forwarders), in network namespaces built for the run by tests/netns/lib.sh.
 #
 #   client (dnsperf)        gateway                                     upstream
 #  +----------------+     +-----------------------------------+     +-----------------------+
@@ -9,37 +9,42 @@
 #  | queries        |     | one of, in turn:                  |     | unbound, 1 thread:    |
 #  | 192.0.2.53:53  |     |  dotgw --mode tproxy              |     |  plain @53, DoT @853  |
 #  | (the decoy's   |     |  dotgw --mode nfqueue --queues 2  |     |  (dot.test); every    |
-#  | address: the   |     |  unbound TLS forwarder @5353      |     |  *.bench.test is A    |
-#  | gateway        |     |    behind an nft redirect of :53  |     |  203.0.113.99         |
-#  | captures it)   |     | dnsperf for the ceilings:         |     | nft: counts SYNs to   |
-#  +----------------+     |  UDP @53 and DoT @853 direct      |     | :853 (TLS conns)      |
-#                         +-----------------+-----------------+     +-----------------------+
+#  | address: the   |     |  a peer @5353, a DoT forwarder    |     |  *.bench.test is A    |
+#  | gateway        |     |    (unbound, kresd, dnsdist or    |     |  203.0.113.99         |
+#  | captures it);  |     |    stubby) behind an nft redirect |     |                       |
+#  | many: from 64  |     |    of :53                         |     |                       |
+#  | addresses      |     | dnsperf for the ceilings:         |     | nft: counts SYNs to   |
+#  | (SNAT)         |     |  UDP @53 and DoT @853 direct      |     | :853 (TLS conns)      |
+#  +----------------+     +-----------------+-----------------+     +-----------------------+
 #                                           |                  decoy 192.0.2.53: counts the
 #                                           +----------------- port-53 packets that leak past
 #                                                              the gateway (should be 0)
 #
-# Each round runs every target (udp, dot, tproxy, nfqueue, unbound) in rotated order; each
-# target runs its workloads: miss (unique names, saturating), hit (1000 names repeated,
-# saturating; not for the ceilings) and latency (unique names at a fixed rate). Each daemon is
+# Each round runs every target (udp, dot, tproxy, nfqueue, unbound, kresd, dnsdist, stubby) in
+# rotated order; each target runs its workloads: miss (unique names, saturating), hit (1000
+# names repeated, saturating; not for the ceilings), latency (unique names at a fixed rate) and
+# many (miss from 64 client addresses; not for the ceilings). Each daemon is
 # started fresh for each round and stopped after it. The table shows medians over the rounds;
 # bench/RESULTS.md gets a dated section with the same table, the per-round figures and the
-# checks of issue 5's targets.
+# checks of issue 5's targets and of dotgw against every peer (issue 17).
 #
 # With -w RTT_MS[,JITTER_MS[,LOSS_PCT]], bench/wan.sh puts a WAN on the gateway-upstream link
 # (sch_netem, or bench/netdelay.c over NFQUEUE for TCP :853 where netem is missing); every
 # target's DoT traffic to the upstream crosses it, the DoT ceiling's included.
 #
 # Usage: sudo bench/run.sh [OPTIONS] [PATH-TO-DOTGW]   (-h lists the options)
-# Needs root, dnsperf (with -m dot), unbound, nft, and what tests/netns/lib.sh needs; with -w
+# Needs root, dnsperf (with -m dot), unbound, nft, conntrack, and what tests/netns/lib.sh needs;
+# kresd, dnsdist and stubby for those targets (bootstrap.sh bench installs them); with -w
 # also a C compiler, pkg-config and iptables-nft (for netdelay, where netem is missing).
 # Exit status: 0 when the run completed (whatever the figures), 1 on a failure, 77 skipped.
 
 set -u
 
 BENCH_SELF_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+BENCH_COMMAND="$0${*:+ $*}"   # for the report
 BENCH_REPO=$(cd -- "$BENCH_SELF_DIR/.." && pwd)
 
-# Defaults: 3 rounds of about 100 s each.
+# Defaults: 3 rounds of about 300 s each.
 BENCH_ROUNDS=3
 BENCH_DURATION=8          # seconds of each saturating dnsperf run (miss, hit)
 BENCH_LAT_DURATION=5      # seconds of each fixed-rate run (latency)
@@ -52,7 +57,14 @@ BENCH_HIT_NAMES=1000
 BENCH_NFQ_QUEUES=2
 BENCH_UNBOUND_THREADS=1   # num-threads of the unbound forwarder (unbound's default)
 BENCH_RESULTS="$BENCH_SELF_DIR/RESULTS.md"
-BENCH_TARGETS=(udp dot tproxy nfqueue unbound)
+BENCH_ALL_TARGETS=(udp dot tproxy nfqueue unbound kresd dnsdist stubby)
+BENCH_PEERS=(unbound kresd dnsdist stubby) # forwarders behind the nft redirect
+BENCH_TARGETS=("${BENCH_ALL_TARGETS[@]}")
+BENCH_TARGETS_ASKED=0     # -t given: a missing peer is an error, not a skipped target
+BENCH_DNSDIST_INFLIGHT=128 # dnsdist's maxInFlight per DoT backend connection (out of order)
+BENCH_KRESD_PIPELINE=1000 # kresd's net.tcp_pipeline: with its default, 100, it SERVFAILs
+                          # what is beyond 100 queries waiting on its one DoT connection
+BENCH_MANY=64             # -m: client addresses of the "many" workload (0: no such workload)
 BENCH_FWD_PORT=5353
 BENCH_DOTGW_EXTRA=()      # -a: more dotgw arguments
 BENCH_WAN=                # -w: RTT_MS[,JITTER_MS[,LOSS_PCT]] between gateway and upstream
@@ -63,8 +75,8 @@ usage()
 	cat <<-EOF
 		Usage: sudo $0 [OPTIONS] [PATH-TO-DOTGW]
 		Benchmark dotgw (default: $BENCH_REPO/build/dotgw) against the UDP and DoT ceilings
-		of the same upstream and against unbound as a TLS forwarder; print a table and append
-		it to bench/RESULTS.md.
+		of the same upstream and against DoT forwarders a user might pick instead (unbound,
+		knot-resolver, dnsdist, stubby); print a table and append it to bench/RESULTS.md.
 
 		  -r N        rounds; every figure is the median over them (default $BENCH_ROUNDS, min 3
 		              for a result worth quoting)
@@ -74,7 +86,10 @@ usage()
 		  -q N        queries outstanding in the saturating runs (default $BENCH_OUTSTANDING)
 		  -c N        dnsperf clients (sockets) (default $BENCH_CLIENTS)
 		  -u N        threads of the unbound forwarder (default $BENCH_UNBOUND_THREADS)
-		  -t LIST     targets, comma-separated, of: ${BENCH_TARGETS[*]} (default: all)
+		  -m N        the "many" workload: miss from N client addresses, one dnsperf socket
+		              each (default $BENCH_MANY; 0: no such workload; ceilings: not run)
+		  -t LIST     targets, comma-separated, of: ${BENCH_TARGETS[*]}
+		              (default: all; a peer whose daemon is not installed is then left out)
 		  -a ARG      one more argument for dotgw, e.g. -a --pool-size=1 (repeatable)
 		  -w RTT_MS[,JITTER_MS[,LOSS_PCT]]
 		              a WAN between gateway and upstream: round-trip delay, jitter (the
@@ -85,7 +100,7 @@ usage()
 		  -o FILE     results file to append to (default bench/RESULTS.md; - for none)
 		  -h          this help
 
-		A full default run takes about 5-6 minutes.
+		A full default run takes about 15 minutes.
 	EOF
 }
 
@@ -96,7 +111,7 @@ bench_uint()
 	exit 2
 }
 
-while getopts "r:d:l:Q:q:c:u:t:a:w:W:o:h" opt; do
+while getopts "r:d:l:Q:q:c:u:m:t:a:w:W:o:h" opt; do
 	case $opt in
 	r) bench_uint -r "$OPTARG" 1 50 && BENCH_ROUNDS=$OPTARG ;;
 	d) bench_uint -d "$OPTARG" 1 120 && BENCH_DURATION=$OPTARG ;;
@@ -105,7 +120,8 @@ while getopts "r:d:l:Q:q:c:u:t:a:w:W:o:h" opt; do
 	q) bench_uint -q "$OPTARG" 1 10000 && BENCH_OUTSTANDING=$OPTARG ;;
 	c) bench_uint -c "$OPTARG" 1 256 && BENCH_CLIENTS=$OPTARG ;;
 	u) bench_uint -u "$OPTARG" 1 64 && BENCH_UNBOUND_THREADS=$OPTARG ;;
-	t) IFS=, read -r -a BENCH_TARGETS <<<"$OPTARG" ;;
+	m) bench_uint -m "$OPTARG" 0 240 && BENCH_MANY=$OPTARG ;;
+	t) IFS=, read -r -a BENCH_TARGETS <<<"$OPTARG" && BENCH_TARGETS_ASKED=1 ;;
 	a) BENCH_DOTGW_EXTRA+=("$OPTARG") ;;
 	w) BENCH_WAN=$OPTARG ;;
 	W) BENCH_WAN_TOOL=$OPTARG ;;
@@ -117,7 +133,7 @@ done
 shift $((OPTIND - 1))
 for t in "${BENCH_TARGETS[@]}"; do
 	case $t in
-	udp | dot | tproxy | nfqueue | unbound) ;;
+	udp | dot | tproxy | nfqueue | unbound | kresd | dnsdist | stubby) ;;
 	*) echo "$0: unknown target '$t'" >&2; exit 2 ;;
 	esac
 done
@@ -129,9 +145,9 @@ esac
 BENCH_DOTGW_ARG=${1:-$BENCH_REPO/build/dotgw}
 
 # Every background process (the resolvers, dotgw) lives at most this long: the whole run's
-# estimate (about 3 saturating + 1 latency run per target and round, plus starts and stops)
+# estimate (about 4 saturating + 1 latency run per target and round, plus starts and stops)
 # and a margin.
-LAB_PROC_TIMEOUT=$((BENCH_ROUNDS * ${#BENCH_TARGETS[@]} * (3 * (BENCH_DURATION + BENCH_TIMEOUT) +
+LAB_PROC_TIMEOUT=$((BENCH_ROUNDS * ${#BENCH_TARGETS[@]} * (4 * (BENCH_DURATION + BENCH_TIMEOUT) +
 	BENCH_LAT_DURATION + BENCH_TIMEOUT + 15) + 300))
 # shellcheck source-path=SCRIPTDIR source=../tests/netns/lib.sh
 . "$BENCH_REPO/tests/netns/lib.sh"
@@ -144,6 +160,22 @@ fi
 
 lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}" dnsperf awk sort getconf
+# The peers' daemons: asked for (-t), each is required; by default, a missing one is left out.
+bench_keep=()
+for t in "${BENCH_TARGETS[@]}"; do
+	case $t in
+	kresd | dnsdist | stubby)
+		if ! command -v "$t" >/dev/null 2>&1; then
+			[ "$BENCH_TARGETS_ASKED" = 1 ] && lab_require_tools "$t"
+			echo "$0: $t is not installed: target $t left out" >&2
+			continue
+		fi
+		;;
+	esac
+	bench_keep+=("$t")
+done
+BENCH_TARGETS=("${bench_keep[@]}")
+[ "$BENCH_MANY" -gt 0 ] && lab_require_tools conntrack
 [ -n "$BENCH_WAN" ] && [ "$BENCH_WAN_TOOL" != netem ] && lab_require_tools pkg-config "${CC:-cc}"
 lab_require_dotgw "$BENCH_DOTGW_ARG"
 
@@ -213,6 +245,29 @@ bench_stat()
 BENCH_BAD_COUNTERS=(servfail dropped overload rate_limited policy_denied reply_errors malformed
 	upstream_failures upstream_bad_answers upstream_retries upstream_stalled queue_enobufs)
 
+# bench_nfq_ids: "queue:packets ..." of every NFQUEUE bound in the gateway namespace (the
+# kernel's id_sequence per queue: packets handed to it so far); nothing when none is bound.
+bench_nfq_ids()
+{
+	ip netns exec "$NS_GW" cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null |
+		awk '{ printf "%s%s:%s", (NR > 1 ? " " : ""), $1, $8 }'
+}
+
+# bench_nfq_delta BEFORE AFTER: "packets of queue 0 / of queue 1 / ..." between two
+# bench_nfq_ids (the queues of AFTER).
+bench_nfq_delta()
+{
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, ":"); o[kv[1]] = kv[2] }
+		n = split(b, y, " ")
+		for (i = 1; i <= n; i++) {
+			split(y[i], kv, ":")
+			s = s (s == "" ? "" : " / ") kv[2] - o[kv[1]]
+		}
+		print s
+	}'
+}
+
 # bench_stats_delta BEFORE AFTER: "key=N ..." for every bad counter that moved.
 bench_stats_delta()
 {
@@ -252,7 +307,8 @@ bench_dnsperf()
 	shift
 	bench_client "$target"
 	LAB_RUN_TIMEOUT=$((BENCH_DURATION + BENCH_LAT_DURATION + BENCH_TIMEOUT + 30)) \
-		lab_run "$BENCH_NS" "${BENCH_DNSPERF[@]}" -c "$BENCH_CLIENTS" -t "$BENCH_TIMEOUT" "$@"
+		lab_run "$BENCH_NS" "${BENCH_DNSPERF[@]}" -c "${BENCH_CLIENTS_RUN:-$BENCH_CLIENTS}" \
+		-t "$BENCH_TIMEOUT" "$@"
 }
 
 # bench_parse_dnsperf: from LAB_OUT, print "sent completed lost servfail nxdomain qps avg sd"
@@ -285,7 +341,8 @@ bench_idle()
 }
 
 # bench_cache_counts [STATS-LINE]: "hits lookups" of the daemon's cache so far (dotgw: from its
-# stats line; unbound: unbound-control); nothing when the daemon has no cache counters.
+# stats line; unbound: unbound-control; kresd: its control socket); nothing when the daemon has
+# no cache counters (dnsdist without a packet cache, stubby).
 bench_cache_counts()
 {
 	case $BENCH_KIND in
@@ -298,6 +355,29 @@ bench_cache_counts()
 		ip netns exec "$NS_GW" timeout 10 unbound-control -c "$LAB_DIR/fwd.conf" stats_noreset \
 			2>/dev/null | awk -F= '$1 == "total.num.cachehits" { h = $2 }
 				$1 == "total.num.queries" { q = $2 } END { if (q != "") print h + 0, q }'
+		;;
+	kresd)
+		# Its control socket (rundir/control/PID) evaluates Lua; the stats module counts
+		# the answers, and those from the cache.
+		timeout 10 python3 - "$LAB_DIR/kresd/control/$BENCH_PID" <<-'EOF' 2>/dev/null
+			import re, socket, sys
+			s = socket.socket(socket.AF_UNIX)
+			s.settimeout(2)
+			s.connect(sys.argv[1])
+			s.sendall(b"stats.get('answer.cached') .. ' ' .. stats.get('answer.total')\n")
+			out = b""
+			try:
+			    while not re.search(rb"\d+ \d+", out):
+			        d = s.recv(4096)
+			        if not d:
+			            break
+			        out += d
+			except OSError:
+			    pass
+			m = re.search(rb"(\d+) (\d+)", out)
+			if m:
+			    print(m.group(1).decode(), m.group(2).decode())
+		EOF
 		;;
 	esac
 }
@@ -331,11 +411,12 @@ bench_measure()
 {
 	local round=$1 target=$2 wl=$3 cpu0='' cpu1='' syn0 syn1 leak0 leak1 st0='' st1='' parsed
 	local sent ndone lost sf nx qps avg sd cpu_us=n/a tls leaked bad='' c0 c1 hitp=- idle0 idle1
-	local idlep ch0 ch1 cq0 cq1 pct
+	local idlep ch0 ch1 cq0 cq1 pct nfq0='' nfq=''
 	shift 3
 	syn0=$(bench_syn_count)
 	leak0=$(lab_decoy_count)
 	[ "$BENCH_KIND" = dotgw ] && st0=$(bench_dotgw_stats)
+	[ "$target" = nfqueue ] && nfq0=$(bench_nfq_ids)
 	c0=$(bench_cache_counts "$st0")
 	[ -n "$BENCH_PID" ] && cpu0=$(bench_cpu_ticks "$BENCH_PID")
 	idle0=$(bench_idle)
@@ -343,6 +424,7 @@ bench_measure()
 	idle1=$(bench_idle)
 	[ -n "$BENCH_PID" ] && cpu1=$(bench_cpu_ticks "$BENCH_PID")
 	[ "$BENCH_KIND" = dotgw ] && st1=$(bench_dotgw_stats)
+	[ "$target" = nfqueue ] && nfq=$(bench_nfq_delta "$nfq0" "$(bench_nfq_ids)")
 	c1=$(bench_cache_counts "$st1")
 	syn1=$(bench_syn_count)
 	leak1=$(lab_decoy_count)
@@ -390,8 +472,10 @@ bench_measure()
 		"$target" "$wl" "$qps" "$sent" "$lost" "$sf" "$nx" \
 		"$(awk -v s="$avg" 'BEGIN { print s * 1000 }')" \
 		"$([ "$pct" = "- -" ] || echo " (p50 ${pct% *}, p99 ${pct#* })")"
-	printf '  cpu %s us/q  tls +%s  cache hits %s%%  idle %s%%  leaked %s%s\n' \
-		"$cpu_us" "$tls" "$hitp" "$idlep" "$leaked" "${bad:+  dotgw: $bad}"
+	printf '  cpu %s us/q  tls +%s  cache hits %s%%  idle %s%%  leaked %s%s%s\n' \
+		"$cpu_us" "$tls" "$hitp" "$idlep" "$leaked" "${bad:+  dotgw: $bad}" \
+		"${nfq:+  packets per queue: $nfq}"
+	[ -n "$nfq" ] && printf '%s\t%s\t%s\t%s\n' "$round" "$target" "$wl" "$nfq" >>"$BENCH_NFQ_TSV"
 	[ -n "$bad" ] && printf '%s\t%s\t%s\t%s\n' "$round" "$target" "$wl" "$bad" >>"$BENCH_BAD"
 	if [ -n "$BENCH_PID" ]; then
 		BENCH_RSS_SEQ+="${BENCH_RSS_SEQ:+ / }$wl $(awk '/^VmRSS:/ { print $2 }' \
@@ -403,7 +487,7 @@ bench_measure()
 # bench_workloads ROUND TARGET: the target's workloads, on a server that is up and warm.
 bench_workloads()
 {
-	local round=$1 target=$2 tag="r$1$2$RANDOM" names="$LAB_DIR/names"
+	local round=$1 target=$2 tag="r$1$2$RANDOM" names="$LAB_DIR/names" used
 	local miss_n=$((BENCH_MAX_RATE * BENCH_DURATION))
 	local lat_n=$((BENCH_LAT_RATE * (BENCH_LAT_DURATION + 2)))
 
@@ -424,7 +508,66 @@ bench_workloads()
 	# -v: one line per answer, for the percentiles.
 	bench_measure "$round" "$target" latency -d "$names" -n 1 -l "$BENCH_LAT_DURATION" \
 		-Q "$BENCH_LAT_RATE" -q "$BENCH_OUTSTANDING" -v
+	if [ "$BENCH_MANY" -gt 0 ] && [ "$target" != udp ] && [ "$target" != dot ]; then
+		bench_names "$names" "$miss_n" "n-$tag"
+		BENCH_NAMES_N=$miss_n
+		if bench_many_on; then
+			BENCH_CLIENTS_RUN=$BENCH_MANY bench_measure "$round" "$target" many -d "$names" \
+				-n 1 -l "$BENCH_DURATION" -q "$BENCH_OUTSTANDING"
+			used=$(bench_many_used)
+			echo "  $target many: $used distinct client addresses in the client's conntrack"
+			printf '%s\t%s\t%s\n' "$round" "$target" "$used" >>"$BENCH_MANY_TSV"
+		else
+			printf '%s\t%s\tmany\tfailed\n' "$round" "$target" >>"$BENCH_TSV"
+		fi
+		bench_many_off
+	fi
 	rm -f -- "$names"
+}
+
+# The "many" workload: BENCH_MANY addresses (198.51.100.10 and up) on the client's interface,
+# and while it runs, a source NAT in the client namespace that gives each new flow the next of
+# them (numgen inc). dnsperf opens one UDP socket per client (-c BENCH_MANY), each a flow, so
+# every address carries one socket's queries. Replies come back to the addresses (the gateway
+# has the client's /24 on its link) and conntrack turns them back to the client's own.
+bench_many_setup()
+{
+	local i
+	for ((i = 0; i < BENCH_MANY; i++)); do
+		ip -n "$NS_CLIENT" addr add "198.51.100.$((10 + i))/32" dev "$LAB_IF_CLIENT" || return 1
+	done
+}
+
+bench_many_on()
+{
+	local i map=
+	for ((i = 0; i < BENCH_MANY; i++)); do
+		map+="${map:+, }$i : 198.51.100.$((10 + i))"
+	done
+	ip netns exec "$NS_CLIENT" conntrack -F >/dev/null 2>&1
+	ip netns exec "$NS_CLIENT" nft -f - <<-EOF
+		table ip benchmany {
+			chain post {
+				type nat hook postrouting priority srcnat; policy accept;
+				ip saddr $LAB_CLIENT4 udp dport 53 snat to numgen inc mod $BENCH_MANY map { $map }
+			}
+		}
+	EOF
+}
+
+bench_many_off()
+{
+	ip netns exec "$NS_CLIENT" nft delete table ip benchmany 2>/dev/null
+	ip netns exec "$NS_CLIENT" conntrack -F >/dev/null 2>&1
+}
+
+# bench_many_used: how many distinct source addresses the last "many" run's flows had, from
+# the client's conntrack table (the reply direction's destination is the translated source).
+bench_many_used()
+{
+	ip netns exec "$NS_CLIENT" conntrack -L -p udp --dport 53 2>/dev/null |
+		awk '{ n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^dst=/ && ++n == 2 && !a[$i]++) u++ }
+			END { print u + 0 }'
 }
 
 # shellcheck disable=SC2317 # called through lab_wait_until
@@ -584,29 +727,137 @@ bench_redirect_remove()
 	ip netns exec "$NS_GW" nft delete table ip6 benchredir 2>/dev/null
 }
 
-bench_target_unbound()
+# The other peers: each a DoT forwarder to the same upstream, on the same address and port as
+# the unbound forwarder, so the same redirect puts it in the clients' path. Configurations are
+# written to LAB_DIR; each runs in the gateway namespace only, as root, in the foreground.
+
+# knot-resolver: forwards everything over TLS (policy.TLS_FORWARD), its cache in LAB_DIR.
+# DNSSEC validation is off (no trust anchor), as in the unbound forwarder (module-config
+# "iterator"): the lab's names are unsigned under a signed root. net.tcp_pipeline is raised
+# from 100: it also limits the queries waiting on an outgoing TCP/TLS connection, and kresd
+# answers SERVFAIL beyond it (measured here: 53% of a -q 200 miss run; 0% with 1000).
+bench_kresd_conf()
 {
-	local round=$1 syn0 pid hwm job split
-	bench_unbound_conf >"$LAB_DIR/fwd.conf"
+	cat <<-EOF
+		-- bench/run.sh: knot-resolver as a DoT forwarder
+		net.listen('$LAB_GW_CLIENT4', $BENCH_FWD_PORT, { kind = 'dns' })
+		net.listen('$LAB_GW_CLIENT6', $BENCH_FWD_PORT, { kind = 'dns' })
+		cache.open(100 * MB, 'lmdb://$LAB_DIR/kresd/cache')
+		trust_anchors.remove('.')
+		modules.load('stats')
+		net.tcp_pipeline($BENCH_KRESD_PIPELINE)
+		policy.add(policy.all(policy.TLS_FORWARD({
+			{ '$LAB_UP4@853', hostname = '$LAB_AUTH_NAME', ca_file = '$LAB_CA' } })))
+	EOF
+}
+
+# dnsdist: one DoT backend, out of order (maxInFlight), health-checked with a name the upstream
+# answers; no packet cache (dnsdist has none unless one is configured), no security polling.
+bench_dnsdist_conf()
+{
+	cat <<-EOF
+		-- bench/run.sh: dnsdist as a DoT forwarder
+		setSecurityPollSuffix('')
+		setLocal('$LAB_GW_CLIENT4:$BENCH_FWD_PORT')
+		addLocal('[$LAB_GW_CLIENT6]:$BENCH_FWD_PORT')
+		setACL({ '0.0.0.0/0', '::/0' })
+		newServer({ address = '$LAB_UP4:853', tls = 'openssl', subjectName = '$LAB_AUTH_NAME',
+			caStore = '$LAB_CA', validateCertificates = true,
+			maxInFlight = $BENCH_DNSDIST_INFLIGHT, checkName = 'health.bench.test.' })
+	EOF
+}
+
+# stubby: strict TLS to the one upstream; no cache (stubby has none), no DNSSEC.
+bench_stubby_conf()
+{
+	cat <<-EOF
+		# bench/run.sh: stubby as a DoT forwarder
+		resolution_type: GETDNS_RESOLUTION_STUB
+		dns_transport_list:
+		  - GETDNS_TRANSPORT_TLS
+		tls_authentication: GETDNS_AUTHENTICATION_REQUIRED
+		tls_ca_file: "$LAB_CA"
+		appdata_dir: "$LAB_DIR/stubby"
+		idle_timeout: 10000
+		listen_addresses:
+		  - $LAB_GW_CLIENT4@$BENCH_FWD_PORT
+		  - $LAB_GW_CLIENT6@$BENCH_FWD_PORT
+		upstream_recursive_servers:
+		  - address_data: $LAB_UP4
+		    tls_port: 853
+		    tls_auth_name: "$LAB_AUTH_NAME"
+	EOF
+}
+
+# bench_peer_cmd PEER: write the peer's configuration; set BENCH_PEER_CMD to its command line.
+bench_peer_cmd()
+{
+	case $1 in
+	unbound)
+		bench_unbound_conf >"$LAB_DIR/fwd.conf" || return 1
+		BENCH_PEER_CMD=(unbound -d -c "$LAB_DIR/fwd.conf")
+		;;
+	kresd)
+		mkdir -p "$LAB_DIR/kresd" && bench_kresd_conf >"$LAB_DIR/kresd.conf" || return 1
+		BENCH_PEER_CMD=(kresd -n -c "$LAB_DIR/kresd.conf" "$LAB_DIR/kresd")
+		;;
+	dnsdist)
+		bench_dnsdist_conf >"$LAB_DIR/dnsdist.conf" || return 1
+		BENCH_PEER_CMD=(dnsdist --supervised --disable-syslog -C "$LAB_DIR/dnsdist.conf")
+		;;
+	stubby)
+		mkdir -p "$LAB_DIR/stubby" && bench_stubby_conf >"$LAB_DIR/stubby.yml" || return 1
+		BENCH_PEER_CMD=(stubby -C "$LAB_DIR/stubby.yml")
+		;;
+	esac
+}
+
+# bench_peer_version PEER: its version as it prints it, and its Debian package's.
+bench_peer_version()
+{
+	local v pkg=$1 d
+	case $1 in
+	unbound) v=$(unbound -V 2>&1 | awk '/^Version/ { print $2; exit }') ;;
+	kresd) v=$(kresd -V 2>&1 | awk '{ print $NF; exit }') pkg=knot-resolver ;;
+	dnsdist) v=$(dnsdist -V 2>&1 | awk '{ print $2; exit }') ;;
+	stubby) v=$(stubby -V 2>&1 | awk '{ print $NF; exit }') ;;
+	esac
+	d=$(dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null)
+	printf '%s %s%s' "$1" "${v:-?}" "${d:+ (Debian $pkg $d)}"
+}
+
+# bench_target_peer ROUND PEER: start the peer in the gateway namespace behind the redirect,
+# run the workloads through it, stop it.
+bench_target_peer()
+{
+	local round=$1 peer=$2 syn0 pid hwm job split
+	if ! bench_peer_cmd "$peer"; then
+		lab_fail "$peer: writing its configuration"
+		printf '%s\t%s\t-\tfailed\n' "$round" "$peer" >>"$BENCH_TSV"
+		return 1
+	fi
 	syn0=$(bench_syn_count)
-	lab_bg "$NS_GW" "$LAB_DIR/fwd.log" unbound -d -c "$LAB_DIR/fwd.conf"
+	lab_bg "$NS_GW" "$LAB_DIR/$peer.log" "${BENCH_PEER_CMD[@]}"
 	job=$LAB_BG_PID
 	BENCH_JOB=$job
 	pid=$(lab_bg_cmd_pid "$job")
 	if [ -z "$pid" ] || ! bench_redirect || ! bench_wait_answer "$NS_CLIENT" "$LAB_DECOY4"; then
-		lab_fail "unbound forwarder: no answer through it within 10 s" \
-			"$(tail -n 20 "$LAB_DIR/fwd.log")"
+		lab_fail "$peer forwarder: no answer through it within 10 s" \
+			"$(tail -n 20 "$LAB_DIR/$peer.log")"
 		bench_redirect_remove
 		lab_bg_stop "$job"
-		printf '%s\t%s\t-\tfailed\n' "$round" unbound >>"$BENCH_TSV"
+		printf '%s\t%s\t-\tfailed\n' "$round" "$peer" >>"$BENCH_TSV"
 		return 1
 	fi
-	BENCH_PID=$pid BENCH_KIND=unbound bench_workloads "$round" unbound
+	BENCH_PID=$pid BENCH_KIND=$peer bench_workloads "$round" "$peer"
 	hwm=$(bench_hwm_kib "$pid")
 	split=$(bench_rss_split "$pid")
 	bench_redirect_remove
 	lab_bg_stop "$job"
-	bench_daemon_done "$round" unbound "${hwm:-n/a}" n/a $(($(bench_syn_count) - syn0)) - - \
+	cat "$LAB_DIR/$peer.log" >>"$LAB_DIR/$peer-all.log"
+	echo "  $peer: $(wc -l <"$LAB_DIR/$peer.log") log lines; the last:"
+	tail -n 3 "$LAB_DIR/$peer.log" | cut -c1-200 | lab_indent
+	bench_daemon_done "$round" "$peer" "${hwm:-n/a}" n/a $(($(bench_syn_count) - syn0)) - - \
 		"$split"
 }
 
@@ -639,6 +890,10 @@ bench_environment()
 	BENCH_ENV_KERNEL=$(uname -r)
 	BENCH_ENV_CPU="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) CPUs"
 	BENCH_ENV_UNBOUND=$(unbound -V 2>&1 | awk '/^Version/ { print $2; exit }')
+	BENCH_ENV_PEERS=
+	for t in "${BENCH_PEERS[@]}"; do
+		bench_has "$t" && BENCH_ENV_PEERS+="${BENCH_ENV_PEERS:+, }$(bench_peer_version "$t")"
+	done
 	BENCH_ENV_DNSPERF=$(dnsperf -h 2>&1 | awk '/^Version/ { print $2; exit }')
 	[ -n "$BENCH_ENV_DNSPERF" ] ||
 		BENCH_ENV_DNSPERF=$(dnsperf -H 2>&1 | awk '/^Version/ { print $2; exit }')
@@ -717,6 +972,17 @@ bench_label()
 	tproxy) echo "dotgw tproxy" ;;
 	nfqueue) echo "dotgw nfqueue x$BENCH_NFQ_QUEUES" ;;
 	unbound) echo "unbound TLS forwarder" ;;
+	kresd) echo "knot-resolver (kresd) TLS forwarder" ;;
+	dnsdist) echo "dnsdist DoT backend (out of order)" ;;
+	stubby) echo "stubby" ;;
+	esac
+}
+
+bench_wl_label()
+{
+	case $1 in
+	many) echo "miss, $BENCH_MANY client addresses" ;;
+	*) echo "$1" ;;
 	esac
 }
 
@@ -734,9 +1000,9 @@ bench_table()
 		"CPU us/query" "new TLS conns" "machine idle %" "q/s per round"
 	echo "|"
 	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
-	for t in udp dot tproxy nfqueue unbound; do
+	for t in "${BENCH_ALL_TARGETS[@]}"; do
 		bench_has "$t" || continue
-		for w in miss hit latency; do
+		for w in miss hit latency many; do
 			grep -q "^[0-9]*	$t	$w	" "$BENCH_TSV" || continue
 			q=$(bench_median "$t" "$w" 4)
 			ratio=-
@@ -753,7 +1019,7 @@ bench_table()
 				pct="$(bench_fmt "$(bench_median "$t" "$w" 16)" 3) / $(bench_fmt \
 					"$(bench_median "$t" "$w" 17)" 3)"
 			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
-				"$(bench_label "$t")" "$w" "$(bench_fmt "$q" 0)" "$ratio" \
+				"$(bench_label "$t")" "$(bench_wl_label "$w")" "$(bench_fmt "$q" 0)" "$ratio" \
 				"$(bench_fmt "$(bench_median "$t" "$w" 7)" 2)" \
 				"$(bench_fmt "$(bench_median "$t" "$w" 8)" 2)" \
 				"$(bench_fmt "$(bench_median "$t" "$w" 9)" 3)" \
@@ -852,6 +1118,52 @@ bench_targets()
 	fi
 }
 
+# bench_vs_peers DESC TARGET WORKLOAD COLUMN OP UNIT DECIMALS: is the target's median (WORKLOAD
+# -: its daemon's peak RSS) OP every peer's in this run? One line, every peer's figure in it.
+bench_vs_peers()
+{
+	local desc=$1 t=$2 wl=$3 col=$4 op=$5 unit=$6 dec=$7 v p pv ok=yes detail=
+	if [ "$wl" = - ]; then
+		v=$(bench_max "$BENCH_DAEMONS" "$t" - 3)
+	else
+		v=$(bench_median "$t" "$wl" "$col")
+	fi
+	[[ "$v" =~ ^[0-9.]+$ ]] || ok=n/a
+	for p in "${BENCH_PEERS[@]}"; do
+		bench_has "$p" || continue
+		if [ "$wl" = - ]; then
+			pv=$(bench_max "$BENCH_DAEMONS" "$p" - 3)
+		else
+			pv=$(bench_median "$p" "$wl" "$col")
+		fi
+		detail+="${detail:+, }$p $(bench_fmt "$pv" "$dec")"
+		case $(bench_cmp "$v" "$op" "$pv") in
+		no) [ "$ok" = n/a ] || ok=no ;;
+		n/a) [ "$ok" = yes ] && ok=n/a ;;
+		esac
+	done
+	[ -n "$detail" ] || return 0
+	bench_check "$t $desc" "$ok" "$(bench_fmt "$v" "$dec") $unit vs $detail"
+}
+
+# The comparisons with the peers that issue 17 asks for, for each dotgw target.
+bench_peer_checks()
+{
+	local t
+	for t in tproxy nfqueue; do
+		bench_has "$t" || continue
+		bench_vs_peers "miss q/s ahead of every peer" "$t" miss 4 '>' q/s 0
+		bench_vs_peers "miss CPU us/query below every peer's" "$t" miss 11 '<' us 1
+		bench_vs_peers "hit CPU us/query below every peer's" "$t" hit 11 '<' us 1
+		bench_vs_peers "p99 at $BENCH_LAT_RATE q/s below every peer's" "$t" latency 17 '<' ms 2
+		bench_vs_peers "peak RSS below every peer's" "$t" - 3 '<' KiB 0
+		[ "$BENCH_MANY" -gt 0 ] &&
+			bench_vs_peers "miss from $BENCH_MANY addresses ahead of every peer" "$t" many 4 \
+				'>' q/s 0
+	done
+	return 0
+}
+
 bench_notes()
 {
 	local line n
@@ -860,16 +1172,37 @@ bench_notes()
 		echo "  *hit* rows are real cache hits (1000 names, warmed by one pass first); *miss* rows use"
 		echo "  names never asked before (unique per run). 'cache hits %' shows what each daemon's"
 		echo "  own counters say (dotgw: cache_hits / (cache_hits + cache_misses); unbound:"
-		echo "  total.num.cachehits / total.num.queries)."
+		echo "  total.num.cachehits / total.num.queries; kresd: answer.cached / answer.total of its"
+		echo "  stats module)."
 	else
 		echo "- This dotgw has no cache: its *hit* rows measure the same path as *miss* (every query"
 		echo "  goes to the upstream over TLS). unbound caches: its *hit* row is a real cache hit, and"
 		echo "  its *miss* row uses names never asked before (unique per run), so it is a real miss."
 	fi
+	if bench_has kresd || bench_has dnsdist || bench_has stubby; then
+		echo "- The peers: kresd caches (its *hit* rows are cache hits); dnsdist (no packet cache"
+		echo "  configured) and stubby (none) forward every query, so their *hit* rows are the same"
+		echo "  path as *miss* with 1000 names repeated. Each listens on the gateway's address, port"
+		echo "  $BENCH_FWD_PORT, behind the same nft redirect of port 53 as the unbound forwarder."
+	fi
+	if [ -s "$BENCH_MANY_TSV" ]; then
+		echo "- many: distinct client addresses of each run's flows (the client's conntrack), per"
+		echo "  target and round:"
+		awk -F'\t' '{ v[$2] = v[$2] (v[$2] == "" ? "" : " / ") $3; if (!s[$2]++) o[++n] = $2 }
+			END { for (i = 1; i <= n; i++) printf "  - %s: %s\n", o[i], v[o[i]] }' \
+			"$BENCH_MANY_TSV"
+	fi
+	if [ -s "$BENCH_NFQ_TSV" ]; then
+		echo "- nfqueue: packets the kernel handed to each queue (queue 0 / queue 1 ...) in each run"
+		echo "  (id_sequence of /proc/net/netfilter/nfnetlink_queue in the gateway namespace). The"
+		echo "  kernel picks the queue by a hash of the IP addresses only, so a workload from one"
+		echo "  address uses one queue and one worker; *many* should use them all:"
+		awk -F'\t' '{ printf "  - round %s %s: %s\n", $1, $3, $4 }' "$BENCH_NFQ_TSV"
+	fi
 	echo "- Ceilings: dnsperf in the gateway namespace straight to the upstream (one unbound thread);"
 	echo "  they have no daemon of their own, so RSS and CPU are '-'. 'new TLS conns' for dotgw is"
-	echo "  its upstream_handshakes counter (SIGUSR1 before and after each run); for the unbound"
-	echo "  forwarder and the DoT ceiling it is the TCP SYNs that reached the upstream's :853"
+	echo "  its upstream_handshakes counter (SIGUSR1 before and after each run); for the peers"
+	echo "  and the DoT ceiling it is the TCP SYNs that reached the upstream's :853"
 	echo "  (connection attempts), counted by nft in the upstream namespace. UDP: n/a."
 	echo "- CPU us/query: utime+stime of the daemon (all threads, /proc/PID/stat, ${CLK_TCK} Hz"
 	echo "  ticks) over the run divided by completed queries. Peak RSS: VmHWM at the end of each"
@@ -883,8 +1216,9 @@ bench_notes()
 		echo "- dotgw counters ${BENCH_BAD_COUNTERS[*]}"
 		echo "  stayed 0 in every measured run (those this dotgw has)."
 	fi
-	if awk -F'\t' '$2 == "nfqueue" && $8 ~ /(^| )0( |$)/ { f = 1 } END { exit !f }' \
-		"$BENCH_DAEMONS"; then
+	if [ ! -s "$BENCH_NFQ_TSV" ] &&
+		awk -F'\t' '$2 == "nfqueue" && $8 ~ /(^| )0( |$)/ { f = 1 } END { exit !f }' \
+			"$BENCH_DAEMONS"; then
 		echo "- nfqueue: a worker got no queries (see 'upstream answers per worker' below): NFQUEUE"
 		echo "  spreads packets over the queues by a hash of the IP addresses only (not the ports), and"
 		echo "  all queries come from one client address here, so one queue and one worker do all the"
@@ -893,9 +1227,9 @@ bench_notes()
 	n=$(awk -F'\t' '$13 ~ /^[0-9]+$/ { s += $13 } END { print s + 0 }' "$BENCH_TSV")
 	echo "- Port-53 packets that leaked past the gateway to the decoy during measured runs: $n."
 	if [ -n "$BENCH_WAN" ]; then
-		echo "- WAN: every target's TLS traffic to the upstream crosses it (dotgw, the unbound"
-		echo "  forwarder and the DoT ceiling alike), so the ratios to the DoT ceiling compare like with"
-		echo "  like. 'latency' rows include the round trip."
+		echo "- WAN: every target's TLS traffic to the upstream crosses it (dotgw, the peers and the"
+		echo "  DoT ceiling alike), so the ratios to the DoT ceiling compare like with like."
+		echo "  'latency' rows include the round trip."
 		if [ "$WAN_USED_LAST" = netdelay ]; then
 			echo "  netdelay delays TCP :853 only: the UDP ceiling is a LAN figure. Its counters over the"
 			echo "  whole run (warm-ups included; lost = dropped on purpose, the rest should be 0):"
@@ -920,7 +1254,7 @@ bench_daemon_lines()
 		for (i = 1; i <= n; i++) if (kv[i] !~ /=0$/) c = c (c == "" ? "" : " ") kv[i]
 		printf "- round %s %s: VmHWM %s KiB; VmRSS after each run (KiB): %s; ", $1, $2, $3, $7
 		printf "at the end (KiB): %s; handshakes %s, SYNs to :853 %s", $9, $4, $5
-		if ($8 != "-") printf "; upstream answers per worker: %s", $8
+		if ($8 != "-") printf "; upstream answers in its exit log (per worker or per upstream, as this dotgw logs them): %s", $8
 		if ($6 != "-") printf "; non-zero exit counters: %s", c
 		printf "\n"
 	}
@@ -933,11 +1267,19 @@ bench_report()
 	cat <<-EOF
 		## $BENCH_ENV_DATE
 
+		- command: \`$BENCH_COMMAND\`
 		- dotgw: $BENCH_ENV_VERSION; commit $BENCH_ENV_COMMIT
 		- binary: $BENCH_ENV_BINARY
 		- kernel $BENCH_ENV_KERNEL; CPU $BENCH_ENV_CPU
 		- unbound $BENCH_ENV_UNBOUND (upstream: 1 thread, query logging off;
 		  forwarder: $BENCH_UNBOUND_THREADS thread(s), defaults otherwise); dnsperf $BENCH_ENV_DNSPERF
+		- peers (DoT forwarders behind the same nft redirect): ${BENCH_ENV_PEERS:-none};
+		  kresd: 1 process, 100 MiB cache, no DNSSEC validation, net.tcp_pipeline
+		  $BENCH_KRESD_PIPELINE; dnsdist: maxInFlight $BENCH_DNSDIST_INFLIGHT, no packet cache; stubby: no cache
+	EOF
+	[ "$BENCH_MANY" -gt 0 ] && printf -- '- many: %s client addresses, dnsperf -c %s (one socket each)\n' \
+		"$BENCH_MANY" "$BENCH_MANY"
+	cat <<-EOF
 		- dotgw arguments: --scope gateway --interface $LAB_GW_IF_CLIENT --upstream $LAB_UP4#$LAB_AUTH_NAME --ca-file CA
 		  --log-level info, --mode tproxy or --mode nfqueue --queues $BENCH_NFQ_QUEUES${BENCH_DOTGW_EXTRA[*]:+, and }${BENCH_DOTGW_EXTRA[*]};
 		  pool size $BENCH_POOL per upstream and worker
@@ -951,6 +1293,10 @@ bench_report()
 	bench_table
 	printf '\n### Targets of issue 5 in this run\n\n'
 	bench_targets
+	if [ -n "$BENCH_ENV_PEERS" ] && { bench_has tproxy || bench_has nfqueue; }; then
+		printf '\n### dotgw against the peers in this run (issue 17)\n\n'
+		bench_peer_checks
+	fi
 	printf '\n### Notes\n\n'
 	bench_notes
 	printf '\n### Daemons per round\n\n'
@@ -982,6 +1328,13 @@ BENCH_NOTES=$LAB_DIR/notes.tsv
 : >"$BENCH_DAEMONS"
 : >"$BENCH_BAD"
 : >"$BENCH_NOTES"
+BENCH_MANY_TSV=$LAB_DIR/many.tsv
+BENCH_NFQ_TSV=$LAB_DIR/nfq.tsv
+: >"$BENCH_MANY_TSV"
+: >"$BENCH_NFQ_TSV"
+if [ "$BENCH_MANY" -gt 0 ]; then
+	bench_many_setup || lab_bail "adding $BENCH_MANY client addresses for the many workload"
+fi
 BENCH_NAMES_N=
 BENCH_KIND=none
 BENCH_PID=
@@ -1009,7 +1362,7 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		dot) bench_target_dot "$r" ;;
 		tproxy) bench_target_tproxy "$r" ;;
 		nfqueue) bench_target_nfqueue "$r" ;;
-		unbound) bench_target_unbound "$r" ;;
+		unbound | kresd | dnsdist | stubby) bench_target_peer "$r" "$t" ;;
 		esac
 	done
 done
