@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "dotgw/egress.h"
+#include "dotgw/stats.h"
 
 struct egress_entry {
 	SLIST_ENTRY(egress_entry) link;
@@ -93,7 +94,7 @@ static void egress_drop(struct egress *e, struct egress_bucket *b, struct egress
 {
 	SLIST_REMOVE(b, x, egress_entry, link);
 	free(x);
-	e->stats.entries--;
+	stats_add(&e->stats.entries, (uint64_t)-1);
 }
 
 /* egress_reap - drop b's expired entries; find the one of key among the rest. */
@@ -105,7 +106,7 @@ static struct egress_entry *egress_reap(struct egress *e, struct egress_bucket *
 	for (x = SLIST_FIRST(b); x; x = next) {
 		next = SLIST_NEXT(x, link);
 		if (x->expires_ms <= now_ms) {
-			e->stats.expirations++;
+			stats_add(&e->stats.expirations, 1);
 			egress_drop(e, b, x);
 		} else if (key && memcmp(x->key, key, sizeof(x->key)) == 0) {
 			found = x;
@@ -130,23 +131,23 @@ enum egress_verdict egress_note(struct egress *e, int family, const uint8_t *add
 		if (x->expires_ms >= now_ms + timeout_ms / 2)
 			return EGRESS_COVERED;
 		x->expires_ms = expires;
-		e->stats.refreshes++;
+		stats_add(&e->stats.refreshes, 1);
 		return EGRESS_REFRESH;
 	}
-	if (e->stats.entries >= e->max) {
-		e->stats.overflows++;
+	if (stats_get(&e->stats.entries) >= e->max) {
+		stats_add(&e->stats.overflows, 1);
 		return EGRESS_FULL;
 	}
 	x = malloc(sizeof(*x));
 	if (!x) {
-		e->stats.overflows++;
+		stats_add(&e->stats.overflows, 1);
 		return EGRESS_FULL;
 	}
 	memcpy(x->key, key, sizeof(key));
 	x->expires_ms = expires;
 	SLIST_INSERT_HEAD(b, x, link);
-	e->stats.entries++;
-	e->stats.adds++;
+	stats_add(&e->stats.entries, 1);
+	stats_add(&e->stats.adds, 1);
 	return EGRESS_ADD;
 }
 

@@ -17,6 +17,7 @@
 #include "dotgw/egress_rules.h"
 #include "dotgw/log.h"
 #include "dotgw/loop.h"
+#include "dotgw/stats.h"
 
 struct egress_gate_req {
 	struct nftset_req r;
@@ -33,7 +34,7 @@ struct egress_gate {
 	struct egress *mirror[POLICY_MAX_GROUPS]; /* NULL: the group has no egress policy */
 	char set[POLICY_MAX_GROUPS][2][16];
 	char name[POLICY_MAX_GROUPS][32];
-	uint64_t refused[POLICY_MAX_GROUPS], held[POLICY_MAX_GROUPS];
+	_Atomic uint64_t refused[POLICY_MAX_GROUPS], held[POLICY_MAX_GROUPS]; /* stats.h */
 	uint32_t grace_s, cap_s, max;
 	struct log_ratelimit rl_full, rl_refused;
 };
@@ -114,9 +115,15 @@ void egress_gate_stats(const struct egress_gate *g, int group, struct egress_gat
 	memset(out, 0, sizeof(*out));
 	if (!egress_gate_polices(g, group))
 		return;
-	out->mirror = *egress_stats(g->mirror[group]);
-	out->refused = g->refused[group];
-	out->held = g->held[group];
+	const struct egress_stats *m = egress_stats(g->mirror[group]);
+
+	out->elements = stats_get(&m->entries);
+	out->adds = stats_get(&m->adds);
+	out->refreshes = stats_get(&m->refreshes);
+	out->expirations = stats_get(&m->expirations);
+	out->overflows = stats_get(&m->overflows);
+	out->refused = stats_get(&g->refused[group]);
+	out->held = stats_get(&g->held[group]);
 }
 
 static void gate_req_done(struct nftset_req *r, int err)
@@ -130,7 +137,7 @@ static void gate_req_done(struct nftset_req *r, int err)
 	if (err) {
 		if (g->mirror[h->group])
 			egress_forget(g->mirror[h->group], q->family, q->addr);
-		g->refused[h->group]++;
+		stats_add(&g->refused[h->group], 1);
 		log_ratelimited(&g->rl_refused, LOG_LVL_WARN,
 				"egress: group %s: %s not added to its set (%s%s): connections to "
 				"it are dropped",
@@ -229,7 +236,7 @@ int egress_gate_hold(struct egress_gate *g, int group, const uint8_t *ans, size_
 	h->err = 0;
 	h->reqs = ga.reqs;
 	h->n = h->pending = ga.n;
-	g->held[group]++;
+	stats_add(&g->held[group], 1);
 	for (unsigned int i = 0; i < ga.n; i++) {
 		struct egress_gate_req *q = &ga.reqs[i];
 

@@ -287,11 +287,11 @@ static void workers_snapshot_egress(const struct frontend *fe, const struct conf
 		snprintf(s->egress[k].group, sizeof(s->egress[k].group), "%s",
 			 cfg->groups.groups[i].name);
 		s->egress[k].index = (int)i;
-		s->egress[k].elements += g.mirror.entries;
-		s->egress[k].adds += g.mirror.adds;
-		s->egress[k].refreshes += g.mirror.refreshes;
-		s->egress[k].expirations += g.mirror.expirations;
-		s->egress[k].overflows += g.mirror.overflows;
+		s->egress[k].elements += g.elements;
+		s->egress[k].adds += g.adds;
+		s->egress[k].refreshes += g.refreshes;
+		s->egress[k].expirations += g.expirations;
+		s->egress[k].overflows += g.overflows;
 		s->egress[k].refused += g.refused;
 		s->egress[k].held += g.held;
 		s->egress[k].dropped = ~0ULL;

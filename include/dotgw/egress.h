@@ -16,12 +16,13 @@
 
 struct egress;
 
+/* Written by the worker alone, read by the metrics thread too: atomic (stats.h). */
 struct egress_stats {
-	uint64_t adds;	      /* addresses new to the group */
-	uint64_t refreshes;   /* present, but their element needed a later expiry */
-	uint64_t expirations; /* entries that expired */
-	uint64_t overflows;   /* addresses refused: the group had max entries */
-	size_t entries;
+	_Atomic uint64_t adds;	      /* addresses new to the group */
+	_Atomic uint64_t refreshes;   /* present, but their element needed a later expiry */
+	_Atomic uint64_t expirations; /* entries that expired */
+	_Atomic uint64_t overflows;   /* addresses refused: the group had max entries */
+	_Atomic uint64_t entries;
 };
 
 enum egress_verdict {

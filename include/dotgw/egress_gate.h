@@ -26,7 +26,7 @@ struct egress_gate_req;
 
 /* Per group, what the gate did (its mirror's counters, and the kernel's refusals). */
 struct egress_gate_stats {
-	struct egress_stats mirror;
+	uint64_t elements, adds, refreshes, expirations, overflows; /* the mirror's */
 	uint64_t refused; /* elements the kernel refused (set full: ENFILE) or that failed */
 	uint64_t held;	  /* answers that waited for the kernel */
 };
