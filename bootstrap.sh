@@ -86,7 +86,7 @@ test)
 	build build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DDOTGW_WERROR=ON \
 		-DDOTGW_TSAN=ON
 	(cd build-tsan && TSAN_OPTIONS="io_sync=0 suppressions=$PWD/../tests/tsan.supp" \
-		ctest --output-on-failure -j 2 -R '^netns_(nfqueue_matrix|metrics|reload|dnstap)$')
+		ctest --output-on-failure -j 2 -R '^netns_(nfqueue_matrix|metrics|reload|dnstap|egress)$')
 	build build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DDOTGW_WERROR=ON \
 		-DDOTGW_SANITIZE=ON -DDOTGW_FUZZ=ON
 	cd build-asan

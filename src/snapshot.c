@@ -3,7 +3,6 @@
  * (served by metrics.c's thread) and the "stats:" log line. It reads only the snapshot it is
  * given, so the two can never disagree about where a number comes from.
  */
-#include <stddef.h>
 #include <stdio.h>
 
 #include "dotgw/log.h"
@@ -142,35 +141,33 @@ static void render_egress(const struct stats_snapshot *snap, FILE *out)
 {
 	static const struct {
 		const char *name, *type, *help;
-		size_t off;
 	} rows[] = {
-#define EG(f) offsetof(struct stats_snapshot, egress[0].f)
 		{"egress_elements", "gauge",
-		 "Addresses an --egress group may reach now, as this process's workers see them.",
-		 EG(elements)},
-		{"egress_added_total", "counter", "Addresses added to an --egress group's sets.",
-		 EG(adds)},
+		 "Addresses an --egress group may reach now, as this process's workers see them."},
+		{"egress_added_total", "counter", "Addresses added to an --egress group's sets."},
 		{"egress_refreshed_total", "counter",
-		 "Elements given a later timeout by a newer answer or a cache hit.", EG(refreshes)},
-		{"egress_expired_total", "counter", "Elements that expired.", EG(expirations)},
+		 "Elements given a later timeout by a newer answer or a cache hit."},
+		{"egress_expired_total", "counter", "Elements that expired."},
 		{"egress_overflow_total", "counter",
-		 "Addresses not added: the group held --egress-max already.", EG(overflows)},
+		 "Addresses not added: the group held --egress-max already."},
 		{"egress_refused_total", "counter",
-		 "Addresses the kernel refused to add (its set full, or an error).", EG(refused)},
+		 "Addresses the kernel refused to add (its set full, or an error)."},
 		{"egress_held_total", "counter",
-		 "Answers that waited for the kernel to add their addresses.", EG(held)},
-#undef EG
+		 "Answers that waited for the kernel to add their addresses."},
 	};
 
 	if (!snap->n_egress)
 		return;
 	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
 		metric(out, rows[r].name, rows[r].type, rows[r].help);
-		for (size_t i = 0; i < snap->n_egress; i++)
-			fprintf(out, "dotgw_%s{group=\"%s\"} %llu\n", rows[r].name,
-				snap->egress[i].group,
-				*(const unsigned long long *)((const char *)snap + rows[r].off +
-							      i * sizeof(snap->egress[0])));
+		for (size_t i = 0; i < snap->n_egress; i++) {
+			const __typeof__(snap->egress[0]) *e = &snap->egress[i];
+			const unsigned long long v[] = {e->elements,	e->adds,      e->refreshes,
+							e->expirations, e->overflows, e->refused,
+							e->held};
+
+			fprintf(out, "dotgw_%s{group=\"%s\"} %llu\n", rows[r].name, e->group, v[r]);
+		}
 	}
 	metric(out, "egress_dropped_total", "counter",
 	       "Packets an --egress group's clients sent elsewhere, dropped (nftables counter).");
