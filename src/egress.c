@@ -24,6 +24,7 @@ struct egress {
 	struct egress_bucket *buckets;
 	size_t nbuckets; /* a power of two */
 	size_t max, cursor;
+	size_t per_family[2]; /* entries of IPv4, IPv6: each bounded by max, as each kernel set */
 	uint32_t seed;
 	struct egress_stats stats;
 };
@@ -93,6 +94,7 @@ static struct egress_bucket *egress_bucket(struct egress *e, const uint8_t key[1
 static void egress_drop(struct egress *e, struct egress_bucket *b, struct egress_entry *x)
 {
 	SLIST_REMOVE(b, x, egress_entry, link);
+	e->per_family[x->key[0] == AF_INET6]--;
 	free(x);
 	stats_add(&e->stats.entries, (uint64_t)-1);
 }
@@ -134,7 +136,7 @@ enum egress_verdict egress_note(struct egress *e, int family, const uint8_t *add
 		stats_add(&e->stats.refreshes, 1);
 		return EGRESS_REFRESH;
 	}
-	if (stats_get(&e->stats.entries) >= e->max) {
+	if (e->per_family[family == AF_INET6] >= e->max) {
 		stats_add(&e->stats.overflows, 1);
 		return EGRESS_FULL;
 	}
@@ -146,6 +148,7 @@ enum egress_verdict egress_note(struct egress *e, int family, const uint8_t *add
 	memcpy(x->key, key, sizeof(key));
 	x->expires_ms = expires;
 	SLIST_INSERT_HEAD(b, x, link);
+	e->per_family[family == AF_INET6]++;
 	stats_add(&e->stats.entries, 1);
 	stats_add(&e->stats.adds, 1);
 	return EGRESS_ADD;

@@ -1,9 +1,9 @@
 /*
  * egress_gate.c - see egress_gate.h. An element's timeout is its record's TTL plus
  * --egress-grace, capped by --cache-max-ttl; the mirror (egress.c) says whether the kernel's
- * element needs it. One mirror per family would double the bound's bookkeeping for nothing:
- * the mirror's key holds the family, and --egress-max bounds each kernel set (per family), so
- * the mirror is allowed twice that.
+ * element needs it. The mirror bounds each family by --egress-max, as the kernel bounds each
+ * set: an address beyond it is counted as overflow here and costs no kernel round trip (a
+ * refused element would abort its whole batch).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,7 +55,7 @@ int egress_gate_reload(struct egress_gate *g, const struct config *cfg)
 	for (size_t i = 0; i < cfg->groups.n_groups; i++) {
 		if (!cfg->groups.groups[i].egress)
 			continue;
-		r = egress_new(&m[i], 2 * (size_t)cfg->egress_max, (uint32_t)random());
+		r = egress_new(&m[i], cfg->egress_max, (uint32_t)random());
 		if (r < 0) {
 			for (size_t k = 0; k < i; k++)
 				egress_free(m[k]);

@@ -5,8 +5,8 @@
  * before half of the new timeout), bounds the element count, and counts adds, refreshes and
  * expirations. Pure code: the caller passes the time; nothing here does I/O or logs.
  *
- * Invariants: at most max entries; an entry's expiry is the latest the kernel was asked for;
- * an expired entry counts as absent and is reclaimed on the way (lookups, egress_sweep).
+ * Invariants: at most max entries per family; an entry's expiry is the latest the kernel was asked
+ * for; an expired entry counts as absent and is reclaimed on the way (lookups, egress_sweep).
  */
 #ifndef DOTGW_EGRESS_H
 #define DOTGW_EGRESS_H
@@ -32,7 +32,10 @@ enum egress_verdict {
 	EGRESS_FULL,	/* no room: counted in overflows */
 };
 
-/* egress_new - a table of at most max addresses (> 0); seed randomises the hash. 0 or -errno. */
+/*
+ * egress_new - a table of at most max addresses of each family (> 0), as the kernel holds in
+ * each of the group's two sets; seed randomises the hash. 0 or -errno.
+ */
 int egress_new(struct egress **out, size_t max, uint32_t seed);
 void egress_free(struct egress *e);
 

@@ -50,6 +50,7 @@ TCPCHECK=$(dirname "$0")/tcpcheck.py
 lab_bg "$NS_UP" "$LAB_DIR/echo.log" python3 "$TCPCHECK" serve 0.0.0.0 8080 :: 8080 \
 	203.0.113.11 853
 conn() { lab_in "$NS_CLIENT" timeout 5 python3 "$TCPCHECK" conn "$@"; }
+udp() { lab_in "$NS_CLIENT" timeout 5 python3 "$TCPCHECK" udp "$@"; }
 q() { lab_in "$NS_CLIENT" dig +short +time=2 +tries=1 "$@" 2>&1 | xargs; }
 lab_wait_until 50 lab_in "$NS_UP" python3 -c \
 	'import socket; socket.create_connection(("203.0.113.10", 8080), 1)' ||
@@ -59,6 +60,7 @@ lab_wait_until 50 lab_in "$NS_UP" python3 -c \
 lab_check_match "no dotgw: an address never resolved is reachable" '^ECHO1 ok' \
 	"$(conn 203.0.113.11 8080)"
 lab_check_match "no dotgw: so is the IPv6 server" '^ECHO1 ok' "$(conn 2001:db8:113::10 8080)"
+lab_check_match "no dotgw: and UDP to it" '^UDP ok' "$(udp 203.0.113.11 8080)"
 
 for mode in tproxy nfqueue; do
 	lab_log "mode $mode"
@@ -77,8 +79,12 @@ for mode in tproxy nfqueue; do
 	lab_check_eq "$mode: AAAA" "2001:db8:113::10" "$(q @"$LAB_DECOY4" ok.eg.test AAAA)"
 	lab_check_match "$mode: ...reachable on the first SYN (IPv6)" '^ECHO1 ok retrans 0$' \
 		"$(conn 2001:db8:113::10 8080)"
+	lab_check_match "$mode: UDP to the resolved address" '^UDP ok' "$(udp 203.0.113.10 8080)"
+	lab_check_match "$mode: UDP to the resolved IPv6 address" '^UDP ok' \
+		"$(udp 2001:db8:113::10 8080)"
 	lab_check_match "$mode: an address never resolved: dropped" '^FAIL' \
 		"$(conn 203.0.113.11 8080)"
+	lab_check_match "$mode: ...UDP to it too" '^FAIL' "$(udp 203.0.113.11 8080)"
 	lab_check_match "$mode: DoT to a resolver of the client's own: dropped" '^FAIL' \
 		"$(conn 203.0.113.11 853)"
 	lab_check_eq "$mode: a denied name: NXDOMAIN" "NXDOMAIN" \

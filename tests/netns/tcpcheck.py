@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-# tcpcheck.py - TCP echo servers and a client for the egress tests (egress.test.sh,
+# tcpcheck.py - TCP and UDP echo servers and clients for the egress tests (egress.test.sh,
 # egress_rules.test.sh).
-#   tcpcheck.py serve ADDR PORT [ADDR PORT]...  echo servers (IPv6 ones v6-only), 300 s at most
+#   tcpcheck.py serve ADDR PORT [ADDR PORT]...  TCP and UDP echo servers (IPv6 ones v6-only),
+#       300 s at most
+#   tcpcheck.py udp ADDR PORT [SRC]             one datagram, its echo within 1.5 s: "UDP ok"
+#       or "FAIL why"
 #   tcpcheck.py conn ADDR PORT [SRC] [FLAG]     connect (1.5 s: one SYN, no retry), echo; print
 #       "ECHO1 ok retrans N" (N: the kernel's retransmissions, SYN included) or "FAIL why";
 #       with FLAG, hold the connection until the file FLAG exists, then echo again ("ECHO2 ok")
@@ -25,6 +28,32 @@ def serve(addr, port):
         c, _ = s.accept()
         threading.Thread(target=lambda c=c: [c.sendall(d) for d in iter(lambda: c.recv(64), b"")],
                          daemon=True).start()
+
+
+def serve_udp(addr, port):
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, port))
+    while True:
+        data, peer = s.recvfrom(512)
+        s.sendto(data, peer)
+
+
+def udp(addr, port, src):
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.5)
+    try:
+        if src:
+            s.bind((src, 0))
+        s.sendto(b"u", (addr, port))
+        ok = s.recv(16) == b"u"
+    except OSError as e:
+        print("FAIL", e)
+        return 1
+    print("UDP", "ok" if ok else "bad")
+    return 0
 
 
 def conn(addr, port, src, flag):
@@ -61,7 +90,12 @@ if sys.argv[1] == "serve":
     args = sys.argv[2:]
     for i in range(0, len(args), 2):
         threading.Thread(target=serve, args=(args[i], int(args[i + 1])), daemon=True).start()
+        threading.Thread(target=serve_udp, args=(args[i], int(args[i + 1])),
+                         daemon=True).start()
     threading.Event().wait(300)
+elif sys.argv[1] == "udp":
+    a = sys.argv[2:] + [""]
+    sys.exit(udp(a[0], int(a[1]), a[2]))
 else:
     a = sys.argv[2:] + ["", ""]
     sys.exit(conn(a[0], int(a[1]), a[2], a[3]))
