@@ -5,6 +5,7 @@
  */
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "dotgw/log.h"
 #include "dotgw/snapshot.h"
@@ -166,11 +167,15 @@ static void render_egress(const struct stats_snapshot *snap, FILE *out)
 		return;
 	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
 		metric(out, rows[r].name, rows[r].type, rows[r].help);
-		for (size_t i = 0; i < snap->n_egress; i++)
+		for (size_t i = 0; i < snap->n_egress; i++) {
+			unsigned long long v;
+
+			/* memcpy: a char pointer's cast would raise the alignment (-Wcast-align) */
+			memcpy(&v, (const char *)snap + rows[r].off + i * sizeof(snap->egress[0]),
+			       sizeof(v));
 			fprintf(out, "dotgw_%s{group=\"%s\"} %llu\n", rows[r].name,
-				snap->egress[i].group,
-				*(const unsigned long long *)((const char *)snap + rows[r].off +
-							      i * sizeof(snap->egress[0])));
+				snap->egress[i].group, v);
+		}
 	}
 	metric(out, "egress_dropped_total", "counter",
 	       "Packets an --egress group's clients sent elsewhere, dropped (nftables counter).");
