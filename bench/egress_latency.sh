@@ -7,7 +7,8 @@
 # with the client in an --egress group; p50 and p99 of dnsperf's per-answer latency, and the
 # set's size after the run.
 #
-# Usage: sudo bench/egress_latency.sh DOTGW   (N: names, default 20000; RATE: q/s, default 2000)
+# Usage: sudo bench/egress_latency.sh DOTGW   (N: names, default 20000; RATE: q/s, default 2000;
+#        MAX: --egress-max, default dotgw's 65536)
 
 # shellcheck source=../tests/netns/lib.sh
 . "$(dirname "$0")/../tests/netns/lib.sh"
@@ -16,6 +17,7 @@ lab_require_tools "${LAB_TOOLS[@]}" dnsperf
 lab_require_dotgw "${1:-}"
 N=${N:-20000}
 RATE=${RATE:-2000}
+MAX=${MAX:+--egress-max $MAX}
 lab_tmpdir
 ZONE="$LAB_DIR/lat.test.zone"
 {
@@ -62,5 +64,6 @@ run()
 	lab_stop_dotgw
 }
 run "without --egress"
-run "with --egress" --group "c=$LAB_CLIENT4/32" --egress c
+# shellcheck disable=SC2086 # MAX: empty or two words
+run "with --egress" --group "c=$LAB_CLIENT4/32" --egress c $MAX
 lab_finish
