@@ -1258,6 +1258,11 @@ static int listener_open(struct frontend *fe, int family, int type)
 		goto out_close;
 	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto out_close;
+	/* --workers: each worker's listener joins one group; TPROXY's socket lookup picks a
+	 * member by a hash of the flow (docs/ARCHITECTURE.md, "Threads") */
+	if (fe->cfg->mode == MODE_TPROXY && fe->cfg->workers > 1 &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto out_close;
 	if (type == SOCK_DGRAM && udp_listener_setup(fe, fd, family) < 0)
 		goto out_close;
 	if (bind(fd, &a.sa, addr_len(&a)) < 0)

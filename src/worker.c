@@ -428,6 +428,23 @@ void workers_snapshot(struct workers *ws, struct stats_snapshot *s)
 	}
 }
 
+void workers_log(struct workers *ws)
+{
+	if (ws->n < 2)
+		return;
+	for (unsigned int i = 0; i < ws->n; i++) {
+		const struct stats *st = &ws->w[i].stats;
+
+		log_info("worker %u: %llu queries (%llu UDP, %llu TCP), %llu cache hits, %llu "
+			 "misses",
+			 i, (unsigned long long)stats_get(&st->queries),
+			 (unsigned long long)stats_get(&st->queries_udp),
+			 (unsigned long long)stats_get(&st->queries_tcp),
+			 (unsigned long long)stats_get(&st->cache_hits),
+			 (unsigned long long)stats_get(&st->cache_misses));
+	}
+}
+
 bool workers_reload_busy(struct workers *ws)
 {
 	bool busy = false;

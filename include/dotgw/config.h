@@ -116,6 +116,8 @@ struct config {
 	bool query_log;	     /* a log line per answered query */
 	const char *dnstap;  /* --dnstap SOCKET (NULL: off) */
 	char dnstap_buf[108];
+	/* worker threads: --workers in tproxy mode, --queues in nfqueue mode */
+	unsigned int workers;
 	bool log_syslog; /* --log-target syslog */
 	char metrics_buf[64];
 	char config_path[256]; /* the file that was read ("" when none) */
