@@ -102,8 +102,8 @@ const struct config_option config_options[] = {
 	{ .name = "workers", .key = "workers", .arg = "N",
 	  NUMBER(workers, 1, CONFIG_MAX_QUEUES, "1 to 64"),
 	  .help = "tproxy mode: worker threads, each with SO_REUSEPORT\n"
-		  "listeners and a cache of its own (default: 1); nfqueue\n"
-		  "mode runs one per queue (--queues)" },
+		  "listeners, sharing one cache (default: 1);\n"
+		  "nfqueue mode runs one per queue (--queues)" },
 	{ .name = "queue-num", .key = "queue-num", .arg = "N",
 	  NUMBER(queue_num, 0, 65535, "0 to 65535"),
 	  .help = "nfqueue mode: number of the first queue (default: 0)" },
@@ -1224,7 +1224,7 @@ static int config_finish(struct config *cfg, FILE *err)
 				cfg->queues);
 		cfg->workers = cfg->queues;
 	} else if (cfg->workers == 0) {
-		/* one until the workers share a cache: with a cache each, the hit ratio falls */
+		/* one: tests and users count one worker's upstream connections (see README) */
 		cfg->workers = 1;
 	}
 	if ((unsigned long)cfg->queue_num + cfg->queues > 65536) {

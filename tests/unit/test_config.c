@@ -475,7 +475,8 @@ static void test_option_table(void)
 	CHECK_EQ(n, 65);
 }
 
-/* --workers: tproxy mode takes it (default 1); nfqueue mode runs one per queue, says so. */
+/* --workers: tproxy mode takes it (default 1); nfqueue mode runs one per queue, says
+ * so. */
 static void test_workers(void)
 {
 	const char *d[] = {"--config", "none", NULL};
