@@ -9,8 +9,13 @@
  * or a nonzero extended rcode: what one client's options (COOKIE, Client Subnet, NSID) brought
  * back never reaches another client, and a cache hit is the answer as the upstream would give
  * it to a client that sent no option it answers.
+ *
+ * Several workers may share one cache (--workers): store, lookup and stats take its lock, held
+ * for the table work only (no I/O). The workers' clocks are one CLOCK_MONOTONIC read at
+ * different moments, so an entry may look stored "after" the lookup's now: its age is then 0.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +57,7 @@ struct cache {
 	size_t bytes, max_bytes, entries;
 	uint32_t max_ttl, stale_s, seed;
 	struct cache_stats st;
+	pthread_mutex_t lock; /* held by store, lookup and stats: workers may share the cache */
 };
 
 static size_t cache_key(const struct dns_msg *q, uint8_t *key)
@@ -128,6 +134,7 @@ int cache_new(struct cache **out, size_t max_bytes, uint32_t max_ttl, uint32_t s
 	c->max_ttl = max_ttl;
 	c->stale_s = stale_s;
 	c->seed = seed;
+	pthread_mutex_init(&c->lock, NULL);
 	*out = c;
 	return 0;
 }
@@ -148,6 +155,7 @@ void cache_free(struct cache *c)
 	while (!TAILQ_EMPTY(&c->lru))
 		entry_remove(c, TAILQ_FIRST(&c->lru));
 	free(c->buckets);
+	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
 
@@ -179,8 +187,8 @@ static void soa_ttl_clamp(uint8_t *msg, const struct dns_msg *r, const uint16_t 
 	}
 }
 
-int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
-		const struct dns_msg *r, uint64_t now_ms)
+static int cache_store_locked(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
+			      const struct dns_msg *r, uint64_t now_ms)
 {
 	uint8_t key[CACHE_KEY_MAX];
 	uint16_t offs[CACHE_MAX_RRS];
@@ -258,8 +266,8 @@ int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
 	return 0;
 }
 
-int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t outlen,
-		 uint64_t now_ms, bool allow_stale)
+static int cache_lookup_locked(struct cache *c, const struct dns_msg *q, uint8_t *out,
+			       size_t outlen, uint64_t now_ms, bool allow_stale)
 {
 	uint8_t key[CACHE_KEY_MAX];
 	size_t keylen = cache_key(q, key);
@@ -297,7 +305,8 @@ int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t 
 		  (uint16_t)((dns_get16(out + 2) & ~DNS_FLAG_RD) | (q->flags & DNS_FLAG_RD)));
 	/* the asker's spelling of the name (same length: only case differs), for 0x20 clients */
 	memcpy(out + DNS_HDR_LEN, q->q.name, q->q.name_len);
-	elapsed = (uint32_t)((now_ms - e->stored_ms) / 1000);
+	/* another worker's clock may have read later than ours: age 0 then */
+	elapsed = now_ms > e->stored_ms ? (uint32_t)((now_ms - e->stored_ms) / 1000) : 0;
 	offs = e->data + e->keylen + e->len;
 	for (size_t i = 0; i < e->noffs; i++) {
 		uint16_t off;
@@ -319,9 +328,35 @@ int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t 
 	return e->len;
 }
 
+int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
+		const struct dns_msg *r, uint64_t now_ms)
+{
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = cache_store_locked(c, q, answer, r, now_ms);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t outlen,
+		 uint64_t now_ms, bool allow_stale)
+{
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = cache_lookup_locked(c, q, out, outlen, now_ms, allow_stale);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
 void cache_get_stats(const struct cache *c, struct cache_stats *st)
 {
+	pthread_mutex_t *lock = (pthread_mutex_t *)&c->lock; /* a reader locks too */
+
+	pthread_mutex_lock(lock);
 	*st = c->st;
 	st->entries = c->entries;
 	st->bytes = c->bytes;
+	pthread_mutex_unlock(lock);
 }

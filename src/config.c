@@ -99,6 +99,11 @@ const struct config_option config_options[] = {
 	{ .name = "queues", .key = "queues", .arg = "N",
 	  NUMBER(queues, 1, CONFIG_MAX_QUEUES, "1 to 64"),
 	  .help = "nfqueue mode: queues and worker threads (default: CPUs)" },
+	{ .name = "workers", .key = "workers", .arg = "N",
+	  NUMBER(workers, 1, CONFIG_MAX_QUEUES, "1 to 64"),
+	  .help = "tproxy mode: worker threads, each with SO_REUSEPORT\n"
+		  "listeners, sharing one cache (default: 1);\n"
+		  "nfqueue mode runs one per queue (--queues)" },
 	{ .name = "queue-num", .key = "queue-num", .arg = "N",
 	  NUMBER(queue_num, 0, 65535, "0 to 65535"),
 	  .help = "nfqueue mode: number of the first queue (default: 0)" },
@@ -405,7 +410,8 @@ void config_init(struct config *cfg)
 	cfg->tcp_idle_ms = 10000;
 	cfg->max_tcp_clients = 256;
 	cfg->max_inflight = 4096;
-	cfg->queues = 0; /* the number of CPUs, decided in config_parse_args */
+	cfg->queues = 0;  /* the number of CPUs, decided in config_parse_args */
+	cfg->workers = 0; /* likewise */
 	cfg->upstream_choice = UPSTREAM_CHOICE_ORDERED;
 	cfg->pool_size = 2;
 	cfg->asked_max = 64;
@@ -1208,6 +1214,18 @@ static int config_finish(struct config *cfg, FILE *err)
 		cfg->queues = n < 1		      ? 1
 			      : n > CONFIG_MAX_QUEUES ? CONFIG_MAX_QUEUES
 						      : (unsigned int)n;
+	}
+	if (cfg->mode == MODE_NFQUEUE) {
+		/* one worker per queue: --queues decides */
+		if (cfg->workers && cfg->workers != cfg->queues)
+			fprintf(err,
+				"dotgw: --workers: ignored in nfqueue mode, which runs one "
+				"worker per queue (--queues %u)\n",
+				cfg->queues);
+		cfg->workers = cfg->queues;
+	} else if (cfg->workers == 0) {
+		/* one: tests and users count one worker's upstream connections (see README) */
+		cfg->workers = 1;
 	}
 	if ((unsigned long)cfg->queue_num + cfg->queues > 65536) {
 		fprintf(err, "dotgw: --queue-num: queues %u to %lu do not exist (at most 65535)\n",

@@ -32,6 +32,7 @@
 #include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dotgw/addr.h"
@@ -119,8 +120,9 @@ struct frontend {
 	/* groups with upstreams of their own keep their answers apart: one cache each */
 	struct cache *group_cache[POLICY_MAX_GROUPS];
 	struct cache *fwd_cache[FORWARD_MAX_TARGETS]; /* one per --forward target (asked: none) */
-	struct plain *plain;			      /* unencrypted forwarding */
-	struct ratelimit *rl;			      /* NULL: no rate limit */
+	bool caches_shared;	    /* the caches are cfg->shared_caches': not ours to free */
+	struct plain *plain;	    /* unencrypted forwarding */
+	struct ratelimit *rl;	    /* NULL: no rate limit */
 	struct inflight *shares;    /* each client's queries in flight (NULL: no memory) */
 	struct inflight_list ready; /* queries whose turn came, linked through share */
 	struct loop_defer ready_defer;
@@ -1258,6 +1260,11 @@ static int listener_open(struct frontend *fe, int family, int type)
 		goto out_close;
 	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto out_close;
+	/* --workers: each worker's listener joins one group; TPROXY's socket lookup picks a
+	 * member by a hash of the flow (docs/ARCHITECTURE.md, "Threads") */
+	if (fe->cfg->mode == MODE_TPROXY && fe->cfg->workers > 1 &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto out_close;
 	if (type == SOCK_DGRAM && udp_listener_setup(fe, fd, family) < 0)
 		goto out_close;
 	if (bind(fd, &a.sa, addr_len(&a)) < 0)
@@ -1295,19 +1302,92 @@ out_err:
 	return r;
 }
 
+/* caches_free - free the caches of one set (main, per group, per --forward target). */
+static void caches_free(struct cache **cache, struct cache **group, struct cache **fwd)
+{
+	cache_free(*cache);
+	*cache = NULL;
+	for (size_t i = 0; i < POLICY_MAX_GROUPS; i++) {
+		cache_free(group[i]);
+		group[i] = NULL;
+	}
+	for (size_t i = 0; i < FORWARD_MAX_TARGETS; i++) {
+		cache_free(fwd[i]);
+		fwd[i] = NULL;
+	}
+}
+
+/*
+ * caches_make - the caches cfg asks for (one shared, one per group with upstreams of its own,
+ * one per --forward target that is not "asked"), total octets shared out among them. 0 or
+ * -ENOMEM (then none are left).
+ */
+static int caches_make(const struct config *cfg, size_t total, struct cache **cache,
+		       struct cache **group, struct cache **fwd)
+{
+	size_t views = 1, size;
+	uint32_t seed;
+	int r;
+
+	for (size_t i = 0; i < cfg->groups.n_groups; i++)
+		views += cfg->groups.groups[i].upstreams != 0;
+	for (size_t i = 0; i < cfg->forwards.n_targets; i++)
+		views += cfg->forwards.targets[i].kind != FORWARD_ASKED;
+	size = total / views;
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+	r = cache_new(cache, size, cfg->cache_max_ttl, cfg->serve_stale, seed);
+	for (size_t i = 0; r == 0 && i < cfg->groups.n_groups; i++)
+		if (cfg->groups.groups[i].upstreams)
+			r = cache_new(&group[i], size, cfg->cache_max_ttl, cfg->serve_stale,
+				      seed ^ (uint32_t)(i + 1));
+	/* a forwarded name's answers are its target's: one partition each */
+	for (size_t i = 0; r == 0 && i < cfg->forwards.n_targets; i++)
+		if (cfg->forwards.targets[i].kind != FORWARD_ASKED)
+			r = cache_new(&fwd[i], size, cfg->cache_max_ttl, cfg->serve_stale,
+				      seed ^ (uint32_t)(0x100 + i));
+	if (r < 0)
+		caches_free(cache, group, fwd);
+	return r;
+}
+
+int frontend_caches_new(struct frontend_caches **out, const struct config *cfg)
+{
+	struct frontend_caches *c;
+	int r;
+
+	*out = NULL;
+	if (!cfg->cache_size)
+		return 0;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	r = caches_make(cfg, cfg->cache_size, &c->cache, c->group, c->fwd);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+void frontend_caches_free(struct frontend_caches *c)
+{
+	if (!c)
+		return;
+	caches_free(&c->cache, c->group, c->fwd);
+	free(c);
+}
+
 /* frontend_tables_free - the caches and the rate limiter. */
 static void frontend_tables_free(struct frontend *fe)
 {
-	cache_free(fe->cache);
+	if (!fe->caches_shared)
+		caches_free(&fe->cache, fe->group_cache, fe->fwd_cache);
+	fe->caches_shared = false;
 	fe->cache = NULL;
-	for (size_t i = 0; i < POLICY_MAX_GROUPS; i++) {
-		cache_free(fe->group_cache[i]);
-		fe->group_cache[i] = NULL;
-	}
-	for (size_t i = 0; i < FORWARD_MAX_TARGETS; i++) {
-		cache_free(fe->fwd_cache[i]);
-		fe->fwd_cache[i] = NULL;
-	}
+	memset(fe->group_cache, 0, sizeof(fe->group_cache));
+	memset(fe->fwd_cache, 0, sizeof(fe->fwd_cache));
 	ratelimit_free(fe->rl);
 	fe->rl = NULL;
 }
@@ -1320,27 +1400,16 @@ static int frontend_tables_new(struct frontend *fe, const struct config *cfg)
 {
 	int r = 0;
 
-	if (cfg->cache_worker_size) {
-		size_t views = 1, size;
-		uint32_t seed;
+	if (cfg->shared_caches) {
+		const struct frontend_caches *sc = cfg->shared_caches;
 
-		for (size_t i = 0; i < cfg->groups.n_groups; i++)
-			views += cfg->groups.groups[i].upstreams != 0;
-		for (size_t i = 0; i < cfg->forwards.n_targets; i++)
-			views += cfg->forwards.targets[i].kind != FORWARD_ASKED;
-		size = cfg->cache_worker_size / views;
-		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-			seed = (uint32_t)getpid() ^ (uint32_t)loop_now_ms(fe->loop);
-		r = cache_new(&fe->cache, size, cfg->cache_max_ttl, cfg->serve_stale, seed);
-		for (size_t i = 0; r == 0 && i < cfg->groups.n_groups; i++)
-			if (cfg->groups.groups[i].upstreams)
-				r = cache_new(&fe->group_cache[i], size, cfg->cache_max_ttl,
-					      cfg->serve_stale, seed ^ (uint32_t)(i + 1));
-		/* a forwarded name's answers are its target's: one partition each */
-		for (size_t i = 0; r == 0 && i < cfg->forwards.n_targets; i++)
-			if (cfg->forwards.targets[i].kind != FORWARD_ASKED)
-				r = cache_new(&fe->fwd_cache[i], size, cfg->cache_max_ttl,
-					      cfg->serve_stale, seed ^ (uint32_t)(0x100 + i));
+		fe->caches_shared = true;
+		fe->cache = sc->cache;
+		memcpy(fe->group_cache, sc->group, sizeof(fe->group_cache));
+		memcpy(fe->fwd_cache, sc->fwd, sizeof(fe->fwd_cache));
+	} else if (cfg->cache_worker_size) {
+		r = caches_make(cfg, cfg->cache_worker_size, &fe->cache, fe->group_cache,
+				fe->fwd_cache);
 	}
 	if (r == 0 && cfg->rate_limit)
 		r = ratelimit_new(&fe->rl, cfg->rate_limit, cfg->rate_burst, cfg->rate_prefix4,

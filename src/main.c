@@ -144,6 +144,7 @@ static void daemon_log_stats(const struct daemon *d)
 	s->mode = d->mode_name;
 	snapshot_log(s);
 	free(s);
+	workers_log(d->ws);
 }
 
 static void daemon_signal(struct loop_watch *w, uint32_t revents)
@@ -350,6 +351,7 @@ static void reload_keep(struct config *n, const struct config *o)
 	} while (0)
 	KEEP(mode, "--mode");
 	KEEP(queues, "--queues");
+	KEEP(workers, "--workers");
 	KEEP(queue_num, "--queue-num");
 	KEEP(tproxy_port, "--tproxy-port");
 	KEEP(capture_mark, "--mark");
@@ -716,10 +718,11 @@ static void log_ready(const struct config *cfg, bool queue_compat, const char *w
 			 cfg->queue_num + cfg->queues - 1, queue_compat ? ", xtables target" : "");
 	else
 		snprintf(mode, sizeof(mode), "tproxy");
-	log_info("dotgw %s ready: mode %s, scope %s, fail %s, table inet '%s', TPROXY port %u; "
-		 "upstreams %s; running as %s with CAP_NET_ADMIN, CAP_NET_BIND_SERVICE",
-		 DOTGW_VERSION, mode, scope_name(cfg->scope), cfg->fail_closed ? "closed" : "open",
-		 cfg->table, cfg->tproxy_port, ups, who);
+	log_info(
+		"dotgw %s ready: mode %s, scope %s, fail %s, table inet '%s', TPROXY port %u, "
+		"%u worker%s; upstreams %s; running as %s with CAP_NET_ADMIN, CAP_NET_BIND_SERVICE",
+		DOTGW_VERSION, mode, scope_name(cfg->scope), cfg->fail_closed ? "closed" : "open",
+		cfg->table, cfg->tproxy_port, cfg->workers, cfg->workers == 1 ? "" : "s", ups, who);
 	/* systemd (Type=notify): serving now. Does nothing without NOTIFY_SOCKET. */
 	sd_notifyf(0, "READY=1\nSTATUS=serving: mode %s, scope %s, %zu upstreams", mode,
 		   scope_name(cfg->scope), cfg->n_upstreams);
@@ -786,7 +789,7 @@ int main(int argc, char **argv)
 		goto out_put;
 	if (cfg->mode == MODE_NFQUEUE && queue_compat_probe(&d.queue_compat) < 0)
 		goto out_close_loop;
-	if (workers_new(&d.ws, cfg->mode == MODE_NFQUEUE ? cfg->queues : 1) < 0)
+	if (workers_new(&d.ws, cfg->workers) < 0)
 		goto out_close_loop;
 	cfg->cache_worker_size = cfg->cache_size / workers_count(d.ws);
 	resolve_interfaces(cfg);

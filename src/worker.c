@@ -4,6 +4,10 @@
  * everything privileged for them before any thread starts, and afterwards talks to a worker
  * only through two eventfds (stop, reload) and the worker's lock.
  *
+ * With several workers in tproxy mode they share one set of answer caches (cache.c locks),
+ * owned by the configuration reference they came with: a reload brings a new set, and the old
+ * one goes with the old reference, once every worker has switched and drained.
+ *
  * The reload handshake: the main thread leaves a new configuration reference and pool in
  * pending_ref/pending_pool under the lock and writes the reload eventfd; the worker swaps them
  * in and retires its old pool, which keeps its configuration reference until its queries have
@@ -82,8 +86,10 @@ void config_ref_get(struct config_ref *r)
 
 void config_ref_put(struct config_ref *r)
 {
-	if (r && __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	if (r && __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		frontend_caches_free(r->cfg.shared_caches);
 		free(r);
+	}
 }
 
 static void worker_stop_event(struct loop_watch *w, uint32_t revents)
@@ -251,8 +257,22 @@ unsigned int workers_count(const struct workers *ws)
 	return ws->n;
 }
 
+/*
+ * workers_share_caches - several tproxy workers share one set of caches, owned by ref (freed
+ * with it): the kernel spreads one name's askers over the workers. Without memory each
+ * worker makes its own, as before.
+ */
+static void workers_share_caches(struct workers *ws, struct config_ref *ref)
+{
+	if (ws->n < 2 || ref->cfg.mode != MODE_TPROXY || ref->cfg.shared_caches)
+		return;
+	if (frontend_caches_new(&ref->cfg.shared_caches, &ref->cfg) < 0)
+		log_warn("no memory for the shared cache: each worker keeps its own");
+}
+
 int workers_open(struct workers *ws, struct config_ref *ref)
 {
+	workers_share_caches(ws, ref);
 	for (unsigned int i = 0; i < ws->n; i++) {
 		int r = worker_open(&ws->w[i], ref);
 
@@ -428,6 +448,23 @@ void workers_snapshot(struct workers *ws, struct stats_snapshot *s)
 	}
 }
 
+void workers_log(struct workers *ws)
+{
+	if (ws->n < 2)
+		return;
+	for (unsigned int i = 0; i < ws->n; i++) {
+		const struct stats *st = &ws->w[i].stats;
+
+		log_info("worker %u: %llu queries (%llu UDP, %llu TCP), %llu cache hits, %llu "
+			 "misses",
+			 i, (unsigned long long)stats_get(&st->queries),
+			 (unsigned long long)stats_get(&st->queries_udp),
+			 (unsigned long long)stats_get(&st->queries_tcp),
+			 (unsigned long long)stats_get(&st->cache_hits),
+			 (unsigned long long)stats_get(&st->cache_misses));
+	}
+}
+
 bool workers_reload_busy(struct workers *ws)
 {
 	bool busy = false;
@@ -472,6 +509,7 @@ void workers_reload_commit(struct workers *ws, struct config_ref *ref, struct up
 {
 	const uint64_t one = 1;
 
+	workers_share_caches(ws, ref);
 	for (unsigned int i = 0; i < ws->n; i++) {
 		struct worker *w = &ws->w[i];
 

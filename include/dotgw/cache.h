@@ -1,7 +1,7 @@
 /*
- * cache.h - an answer cache, one per worker (no locking). Keyed by question name (case
- * folded), type, class, and the query's EDNS presence, DO and CD bits, so that answers to
- * different questions, classes or DNSSEC wishes never mix. TTLs count down as answers are
+ * cache.h - an answer cache, shared by the workers (each call takes its lock). Keyed by question
+ * name (case folded), type, class, and the query's EDNS presence, DO and CD bits, so that answers
+ * to different questions, classes or DNSSEC wishes never mix. TTLs count down as answers are
  * served; negative answers live as long as their SOA says (RFC 2308); memory is bounded and the
  * least recently used entries go first. Optionally serves stale entries (RFC 8767) for a
  * bounded time when no upstream can answer.

@@ -36,6 +36,8 @@ enum capture_mode {
 
 #define CONFIG_MAX_QUEUES 64
 
+struct frontend_caches;
+
 /* One DoT upstream: address and port, and the name its certificate must carry. */
 struct upstream_config {
 	struct sockaddr_storage addr;
@@ -116,6 +118,10 @@ struct config {
 	bool query_log;	     /* a log line per answered query */
 	const char *dnstap;  /* --dnstap SOCKET (NULL: off) */
 	char dnstap_buf[108];
+	/* worker threads: --workers in tproxy mode, --queues in nfqueue mode */
+	unsigned int workers;
+	/* the caches the workers share (set by worker.c; NULL: one set per worker) */
+	struct frontend_caches *shared_caches;
 	bool log_syslog; /* --log-target syslog */
 	char metrics_buf[64];
 	char config_path[256]; /* the file that was read ("" when none) */

@@ -11,7 +11,24 @@
 #include "dotgw/stats.h"
 #include "dotgw/upstream.h"
 
+struct cache;
 struct frontend;
+
+/* The answer caches of one configuration, shared by every worker's frontend (--workers). */
+struct frontend_caches {
+	struct cache *cache;
+	struct cache *group[POLICY_MAX_GROUPS];
+	struct cache *fwd[FORWARD_MAX_TARGETS];
+};
+
+/*
+ * frontend_caches_new - the caches cfg asks for, cfg->cache_size octets in all, for the
+ * workers to share (set cfg->shared_caches before frontend_open or frontend_reload). 0 (*out
+ * NULL when the cache is off) or -ENOMEM. frontend_caches_free: after every frontend that
+ * used them switched to others or closed.
+ */
+int frontend_caches_new(struct frontend_caches **out, const struct config *cfg);
+void frontend_caches_free(struct frontend_caches *c);
 
 #define FE_UDP_LISTEN 1u /* transparent UDP listeners (tproxy mode) */
 #define FE_TCP_LISTEN 2u /* transparent TCP listeners (both modes) */

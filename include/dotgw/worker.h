@@ -63,6 +63,10 @@ void workers_free(struct workers *ws);
 /* workers_snapshot - fill s (but its mode) with the counters, in flight and upstreams. */
 void workers_snapshot(struct workers *ws, struct stats_snapshot *s);
 
+/* workers_log - with several workers, a line per worker with its queries and cache hits
+ * (how evenly the kernel spread the clients). */
+void workers_log(struct workers *ws);
+
 /*
  * The reload handshake (main thread): workers_reload_busy - is a previous reload still
  * draining? workers_reload_pools - a new pool per worker for cfg, in *pools (0 or -errno);

@@ -317,6 +317,7 @@ static const struct {
 	{"fail", "closed", NULL, NULL},
 	{"non-recursive", "pass", "mode", "nfqueue"},
 	{"queues", "3", NULL, NULL},
+	{"workers", "3", NULL, NULL},
 	{"queue-num", "7", NULL, NULL},
 	{"scope", "both", "client", "192.0.2.0/24"},
 	{"interface", "lan0", "scope", "gateway"},
@@ -471,7 +472,31 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 64);
+	CHECK_EQ(n, 65);
+}
+
+/* --workers: tproxy mode takes it (default 1); nfqueue mode runs one per queue, says
+ * so. */
+static void test_workers(void)
+{
+	const char *d[] = {"--config", "none", NULL};
+	const char *w[] = {"--config", "none", "--workers", "4", NULL};
+	const char *q[] = {"--config", "none", "--mode", "nfqueue", "--queues", "3", NULL};
+	const char *qw[] = {"--config", "none",	     "--mode", "nfqueue", "--queues",
+			    "3",	"--workers", "5",      NULL};
+	const char *bad[] = {"--config", "none", "--workers", "0", NULL};
+
+	CHECK_EQ(parse(d), 0);
+	CHECK_EQ(cfg.workers, 1u);
+	CHECK_EQ(parse(w), 0);
+	CHECK_EQ(cfg.workers, 4u);
+	CHECK_EQ(parse(q), 0);
+	CHECK_EQ(cfg.workers, 3u);
+	CHECK_EQ(parse(qw), 0);
+	CHECK_EQ(cfg.workers, 3u);
+	CHECK(strstr(errbuf, "--workers: ignored in nfqueue mode") != NULL);
+	CHECK_EQ(parse(bad), -22);
+	CHECK(strstr(errbuf, "--workers") != NULL);
 }
 
 /* A refused value leaves the field as it was (the default here). */
@@ -515,5 +540,6 @@ int main(void)
 	test_upstream_asked();
 	test_option_table();
 	test_refused_untouched();
+	test_workers();
 	return check_done("config");
 }
