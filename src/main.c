@@ -880,7 +880,8 @@ int main(int argc, char **argv)
 	}
 	if (workers_start(d.ws) < 0)
 		goto out_stop_workers;
-	daemon_health_start(&d);
+	if (cfg->metrics) /* the beat serves only /healthz and /readyz */
+		daemon_health_start(&d);
 	if (cfg->metrics && metrics_start(&metrics, cfg->metrics, cfg->bypass_mark, daemon_render,
 					  &d, &d.health) < 0)
 		goto out_stop_workers;
