@@ -341,6 +341,10 @@ const struct config_option config_options[] = {
 	{ .name = "metrics", .key = "metrics", .arg = "[ADDR:]PORT", .parse = parse_metrics,
 	  .help = "serve Prometheus metrics at http://ADDR:PORT/metrics\n"
 		  "(address default 127.0.0.1; default: off)" },
+	{ .name = "health", .key = NULL, .arg = "URL", .type = CONFIG_OPT_CLI,
+	  .help = "a mode of its own: GET URL (http://ADDR:PORT/PATH, e.g.\n"
+		  "the /readyz of --metrics), exit 0 on status 200, else 1\n"
+		  "with the reason on stderr" },
 	{ .name = "help", .key = NULL, .short_name = 'h', .type = CONFIG_OPT_CLI,
 	  .help = "show this help and exit" },
 	{ .name = "version", .key = NULL, .short_name = 'V', .type = CONFIG_OPT_CLI,
@@ -1138,6 +1142,11 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
 			o = option_of(opt);
 			if (!o)
 				return -EINVAL;
+			if (o->type == CONFIG_OPT_CLI && !strcmp(o->name, "health")) {
+				fprintf(err, "dotgw: --health URL: a mode of its own, with no "
+					     "other option\n");
+				return -EINVAL;
+			}
 			if (o->type == CONFIG_OPT_CLI) /* --config: read above */
 				break;
 			r = parse_one(cfg, o, optarg, err);

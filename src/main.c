@@ -26,6 +26,7 @@
 #include "dotgw/conntrack.h"
 #include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
+#include "dotgw/health.h"
 #include "dotgw/ifkind.h"
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
@@ -56,6 +57,8 @@ struct daemon {
 	const char *mode_name;
 	struct nftset_link *egress_link; /* the egress table's socket (NULL: none) */
 	char egress_table[72];		 /* its name, for the metrics thread */
+	struct health health;		 /* /healthz, /readyz: written by the beat below */
+	struct loop_timer beat;		 /* the main loop's heartbeat (health.h) */
 };
 
 static void daemon_reload(struct daemon *d);
@@ -132,6 +135,54 @@ static void daemon_render(void *data, FILE *out)
 	}
 	snapshot_render(s, out);
 	free(s);
+}
+
+/*
+ * daemon_beat - once a second: the main loop is alive, and the totals /readyz judges by:
+ * answers sent from an upstream, and SERVFAILs (deadline passed, or no usable upstream).
+ */
+static void daemon_beat(struct loop_timer *t)
+{
+	struct daemon *d = container_of(t, struct daemon, beat);
+	struct stats_snapshot *s = malloc(sizeof(*s));
+
+	if (s) {
+		workers_snapshot(d->ws, s);
+		health_sample(&d->health, health_now_ms(), s->sum.answered, s->sum.servfail);
+		free(s);
+	}
+	loop_timer_set(d->loop, &d->beat, loop_now_ms(d->loop) + HEALTH_BEAT_MS);
+}
+
+/* daemon_health_start - the rules are in and the workers run: beat from now on. */
+static void daemon_health_start(struct daemon *d)
+{
+	struct stats_snapshot *s = calloc(1, sizeof(*s));
+
+	if (s)
+		workers_snapshot(d->ws, s);
+	health_init(&d->health, health_now_ms(), s ? s->sum.answered : 0, s ? s->sum.servfail : 0);
+	free(s);
+	health_set_rules(&d->health, true);
+	loop_timer_init(&d->beat, daemon_beat);
+	loop_timer_set(d->loop, &d->beat, loop_now_ms(d->loop) + HEALTH_BEAT_MS);
+}
+
+/*
+ * health_mode - `dotgw --health URL` (or --health=URL), alone: probe and exit; -1 when the
+ * command line is not that mode.
+ */
+static int health_mode(int argc, char **argv)
+{
+	if (argc < 2 || strncmp(argv[1], "--health", 8) != 0 ||
+	    (argv[1][8] != '\0' && argv[1][8] != '='))
+		return -1;
+	if (argv[1][8] == '=' && argc == 2)
+		return health_probe(argv[1] + 9, stderr);
+	if (argv[1][8] == '\0' && argc == 3)
+		return health_probe(argv[2], stderr);
+	fprintf(stderr, "dotgw: --health URL: a mode of its own, with no other option\n");
+	return 2;
 }
 
 static void daemon_log_stats(const struct daemon *d)
@@ -760,6 +811,11 @@ int main(int argc, char **argv)
 	char who[128];
 	int r, status = EXIT_FAILURE;
 
+	r = health_mode(argc, argv);
+	if (r >= 0) {
+		config_ref_put(ref);
+		return r;
+	}
 	if (!ref)
 		return EXIT_FAILURE;
 	cfg = &ref->cfg;
@@ -827,13 +883,16 @@ int main(int argc, char **argv)
 	}
 	if (workers_start(d.ws) < 0)
 		goto out_stop_workers;
-	if (cfg->metrics &&
-	    metrics_start(&metrics, cfg->metrics, cfg->bypass_mark, daemon_render, &d) < 0)
+	if (cfg->metrics) /* the beat serves only /healthz and /readyz */
+		daemon_health_start(&d);
+	if (cfg->metrics && metrics_start(&metrics, cfg->metrics, cfg->bypass_mark, daemon_render,
+					  &d, &d.health) < 0)
 		goto out_stop_workers;
 	log_ready(cfg, d.queue_compat, who);
 
 	r = loop_run(d.loop);
 	sd_notify(0, "STOPPING=1");
+	health_set_rules(&d.health, false); /* /readyz: 503 from now on */
 	cfg = &d.ref->cfg; /* a reload may have replaced (and freed) the first one */
 	if (r < 0)
 		log_error("event loop: %s", strerror(-r));

@@ -1,6 +1,8 @@
 /*
- * metrics.c - GET /metrics over HTTP with libmicrohttpd (its own polling thread). Anything
- * else: 404. The body is rendered afresh for each request by the caller's callback.
+ * metrics.c - GET /metrics over HTTP with libmicrohttpd (its own polling thread), and the
+ * health endpoints: /healthz and /readyz, 200 "ok" or 503 with a one-line reason, from
+ * health.c's verdicts. Anything else: 404. The metrics body is rendered afresh for each
+ * request by the caller's callback.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "dotgw/addr.h"
+#include "dotgw/health.h"
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
 
@@ -18,7 +21,20 @@ struct metrics {
 	struct MHD_Daemon *mhd;
 	metrics_render_fn render;
 	void *data;
+	const struct health *health; /* NULL: no /healthz, /readyz */
 };
+
+/* metrics_health - /healthz or /readyz into out; the status. */
+static unsigned int metrics_health(const struct metrics *m, bool ready, FILE *out)
+{
+	uint64_t now = health_now_ms();
+	char why[256];
+	bool ok = ready ? health_ready(m->health, now, why, sizeof(why))
+			: health_alive(m->health, now, why, sizeof(why));
+
+	fprintf(out, "%s\n", ok ? "ok" : why);
+	return ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+}
 
 int metrics_parse_addr(const char *spec, struct sockaddr_storage *ss)
 {
@@ -49,13 +65,16 @@ static enum MHD_Result metrics_request(void *cls, struct MHD_Connection *conn, c
 	(void)state;
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		status = MHD_HTTP_METHOD_NOT_ALLOWED;
-	else if (strcmp(url, "/metrics") != 0)
+	else if (strcmp(url, "/metrics") != 0 &&
+		 (!m->health || (strcmp(url, "/healthz") != 0 && strcmp(url, "/readyz") != 0)))
 		status = MHD_HTTP_NOT_FOUND;
 	out = open_memstream(&body, &len);
 	if (!out)
 		return MHD_NO;
-	if (status == MHD_HTTP_OK)
+	if (status == MHD_HTTP_OK && strcmp(url, "/metrics") == 0)
 		m->render(m->data, out);
+	else if (status == MHD_HTTP_OK)
+		status = metrics_health(m, strcmp(url, "/readyz") == 0, out);
 	else
 		fputs(status == MHD_HTTP_NOT_FOUND ? "not found: try /metrics\n" : "GET only\n",
 		      out);
@@ -99,7 +118,7 @@ static int metrics_listen(const struct sockaddr_storage *ss, uint32_t mark)
 }
 
 int metrics_start(struct metrics **out, const char *spec, uint32_t mark, metrics_render_fn render,
-		  void *data)
+		  void *data, const struct health *health)
 {
 	struct sockaddr_storage ss;
 	struct metrics *m;
@@ -122,6 +141,7 @@ int metrics_start(struct metrics **out, const char *spec, uint32_t mark, metrics
 	}
 	m->render = render;
 	m->data = data;
+	m->health = health;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	m->mhd = MHD_start_daemon(

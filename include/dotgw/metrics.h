@@ -1,6 +1,7 @@
 /*
- * metrics.h - a Prometheus text endpoint (GET /metrics) served by libmicrohttpd on its own
- * thread. What it serves comes from a render callback, so this module knows HTTP only.
+ * metrics.h - a Prometheus text endpoint (GET /metrics), with /healthz and /readyz, served by
+ * libmicrohttpd on its own thread. What it serves comes from a render callback, so this module
+ * knows HTTP only.
  */
 #ifndef DOTGW_METRICS_H
 #define DOTGW_METRICS_H
@@ -22,10 +23,12 @@ int metrics_parse_addr(const char *spec, struct sockaddr_storage *ss);
 
 /*
  * metrics_start - listen on spec, from a socket that carries mark (SO_MARK: the bypass mark),
- * and serve; 0 or -errno (logged).
+ * and serve /metrics, and /healthz and /readyz from health's verdicts (health.h) unless health
+ * is NULL; 0 or -errno (logged).
  */
+struct health;
 int metrics_start(struct metrics **out, const char *spec, uint32_t mark, metrics_render_fn render,
-		  void *data);
+		  void *data, const struct health *health);
 void metrics_stop(struct metrics *m);
 
 #endif

@@ -392,13 +392,13 @@ static void normalise(struct config *c)
 
 /*
  * Every row of the option table has help text, and a file key unless it is one of the five
- * options of the command line alone; every option with a key reads the same from the file as
- * from the command line.
+ * options of the command line alone (six, with --health); every option with a key reads the same
+ * from the file as from the command line.
  */
 static void test_option_table(void)
 {
-	static const char *const cli_only[] = {"config", "check-config", "help", "version",
-					       "show-egress"};
+	static const char *const cli_only[] = {"config",  "check-config", "help",
+					       "version", "show-egress",  "health"};
 	static struct config from_file;
 	char path[64], text[512];
 	size_t n = 0;
@@ -472,7 +472,12 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 65);
+	CHECK_EQ(n, 66);
+	/* --health is a mode main() runs before parsing: reaching the parser, it is refused */
+	const char *health[] = {"--config", "none", "--health", "http://127.0.0.1:9/", NULL};
+
+	CHECK(parse(health) < 0);
+	CHECK(strstr(errbuf, "--health URL: a mode of its own") != NULL);
 }
 
 /* --workers: tproxy mode takes it (default 1); nfqueue mode runs one per queue, says
