@@ -45,12 +45,10 @@ auth-zone:
 	fallback-enabled: no"
 lab_setup
 
-if ! ip netns exec "$NS_GW" sysctl -qw net.bridge.bridge-nf-call-iptables=1 \
-	net.bridge.bridge-nf-call-ip6tables=1 2>/dev/null; then
-	lab_skip "no br_netfilter here (net.bridge.bridge-nf-call-iptables is missing)"
-fi
-# The lab's LAN client is not used: its link goes (podman would find 198.51.100.0/24 taken).
-ip -n "$NS_GW" link del "$LAB_GW_IF_CLIENT" || lab_bail "removing the lab's client link"
+# shellcheck source=podman_lab.sh
+. "$(dirname "$0")/podman_lab.sh"
+pd_lab_setup "$(command -v getent)" "$(command -v sleep)" "$(command -v bash)" \
+	"$(command -v timeout)"
 ip -n "$NS_UP" addr add 203.0.113.10/24 dev "$LAB_IF_UP" &&
 	ip -n "$NS_UP" addr add 203.0.113.11/24 dev "$LAB_IF_UP" &&
 	ip -n "$NS_UP" addr add 2001:db8:113::10/64 dev "$LAB_IF_UP" nodad &&
@@ -77,82 +75,6 @@ table inet egp_syn {
 EOF
 syns() { lab_in "$NS_GW" nft list counter inet egp_syn "syn$1" | awk '$1 == "packets" { print $2 }'; }
 
-PD="$LAB_DIR/podman"
-ROOTFS="$PD/rootfs"
-NET="$LAB_ID-net"
-CONTAINERS=()
-mkdir -p "$PD/net" "$ROOTFS/etc" "$ROOTFS/tmp" || lab_bail "mkdir $PD"
-printf '[network]\nnetwork_backend = "netavark"\n' >"$PD/containers.conf"
-export CONTAINERS_CONF="$PD/containers.conf"
-PODMAN=(podman --root "$PD/root" --runroot "$PD/run" --storage-driver vfs
-	--network-config-dir "$PD/net")
-CTR_OPTS=()
-
-pd()
-{
-	lab_capture "[gw] podman $*" nsenter --net="/run/netns/$NS_GW" timeout 60 \
-		"${PODMAN[@]}" "$@"
-}
-
-# shellcheck disable=SC2317 # called by the EXIT trap
-pd_cleanup()
-{
-	local rc=$? c
-	trap '' INT TERM HUP
-	for c in "${CONTAINERS[@]}"; do
-		nsenter --net="/run/netns/$NS_GW" timeout 30 "${PODMAN[@]}" rm -f -t 0 "$c" \
-			>/dev/null 2>&1
-	done
-	nsenter --net="/run/netns/$NS_GW" timeout 30 "${PODMAN[@]}" network rm -f "$NET" \
-		>/dev/null 2>&1
-	(exit "$rc")
-	lab_cleanup
-}
-trap pd_cleanup EXIT
-
-# The containers' root: the binaries and every library they link, at the same paths.
-for bin in "$(command -v getent)" "$(command -v sleep)" "$(command -v bash)" \
-	"$(command -v timeout)"; do
-	for f in "$bin" $(ldd "$bin" | grep -Eo '/[^ ]+'); do
-		mkdir -p "$ROOTFS$(dirname "$f")" && cp -L "$f" "$ROOTFS$f" ||
-			lab_bail "copying $f into the container root"
-	done
-done
-printf 'hosts: files dns\n' >"$ROOTFS/etc/nsswitch.conf"
-printf 'root:x:0:0:root:/:/nonexistent\n' >"$ROOTFS/etc/passwd"
-printf 'root:x:0:\n' >"$ROOTFS/etc/group"
-: >"$ROOTFS/etc/hosts"
-: >"$ROOTFS/etc/resolv.conf"
-
-pd network create --disable-dns --ipv6 --subnet 198.51.100.128/25 --gateway 198.51.100.129 \
-	--subnet 2001:db8:100:1::/64 --gateway 2001:db8:100:1::1 "$NET"
-[ "$LAB_RC" = 0 ] || lab_bail "podman network create"
-pd network inspect -f '{{.NetworkInterface}}' "$NET"
-BR=$LAB_OUT
-[ "$LAB_RC" = 0 ] && [ -n "$BR" ] || lab_bail "podman network inspect: no bridge name"
-lab_pass "podman network $NET (netavark): bridge $BR"
-
-start_ctr()
-{
-	local name=$1 try
-	shift
-	CONTAINERS+=("$name")
-	for ((try = 0; try < 3; try++)); do
-		pd run -d --name "$name" --network "$NET" "${CTR_OPTS[@]}" "$@" \
-			--rootfs "$ROOTFS" "$(command -v sleep)" 600 && return 0
-		RUN_OUT=$LAB_OUT
-		pd rm -f -t 0 "$name"
-		LAB_OUT=$RUN_OUT
-		if [[ "$LAB_OUT" == *rlimit* ]] && [ "${#CTR_OPTS[@]}" = 0 ]; then
-			lab_log "podman cannot set its default rlimits here: explicit --ulimit"
-			CTR_OPTS=(--ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)"
-				--ulimit nproc=4096:4096)
-		else
-			break
-		fi
-	done
-	return 1
-}
 A="$LAB_ID-a"
 start_ctr "$A" --dns "$LAB_DECOY4" ||
 	lab_skip "podman cannot run a container on a bridge network here: $LAB_OUT"
