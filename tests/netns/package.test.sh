@@ -129,7 +129,7 @@ for opt in $("$ROOT/usr/sbin/dotgw" --help | grep -oE -- '--[a-z][a-z0-9-]+' | s
 	man=${key//-/\\\\-}
 	printf '%s\n' "$MAN8" | grep -q -- "\\\\-\\\\-$man" || missing8+=("$opt")
 	case $key in # not settings: no key in the file
-	config | check-config | remove-rules | show-egress | help | version) continue ;;
+	config | check-config | remove-rules | show-egress | health | help | version) continue ;;
 	esac
 	printf '%s\n' "$MAN5" | grep -q -- "^\\.B[IR]* $man\\( \\|$\\)" || missing5+=("$key")
 	printf '%s\n' "$CONF" | grep -q -- "^#\\?$key = " || missingc+=("$key")
