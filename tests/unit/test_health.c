@@ -80,8 +80,9 @@ static void urls(void)
 		"http://:80/",
 		"http://127.0.0.1:9153/a b",
 		"http://127.0.0.1:9153/a\r\nX: y",
-		"http://127.0.0.1:9153/"
-		"0123456789012345678901234567890123456789012345678901234567890123",
+		/* one element: a path longer than the caller's buffer */
+		("http://127.0.0.1:9153/"
+		 "0123456789012345678901234567890123456789012345678901234567890123"),
 	};
 
 	CHECK_EQ(health_url_parse("http://127.0.0.1:9153/readyz", &ss, path, sizeof(path)), 0);
