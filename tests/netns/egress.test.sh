@@ -13,7 +13,7 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 lab_require_root
-lab_require_tools "${LAB_TOOLS[@]}" python3
+lab_require_tools "${LAB_TOOLS[@]}" python3 curl
 lab_require_dotgw "${1:-}"
 lab_tmpdir
 ZONE="$LAB_DIR/eg.test.zone"

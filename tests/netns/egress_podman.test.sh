@@ -19,7 +19,7 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 lab_require_root
-lab_require_tools "${LAB_TOOLS[@]}" podman nsenter ldd getent sleep bash timeout python3
+lab_require_tools "${LAB_TOOLS[@]}" podman nsenter ldd getent sleep bash timeout python3 curl
 [ -x /usr/lib/podman/netavark ] || command -v netavark >/dev/null ||
 	lab_skip "needs netavark (Podman's network backend)"
 lab_require_dotgw "${1:-}"
