@@ -8,7 +8,7 @@
 #
 # Usage: sudo bench/callgrind_hit.sh DOTGW [DOTGW...]    (N1, N2: env, default 1000, 5000)
 # With MISS=1, every query asks a name of its own: the cost of a cache miss (TLS included).
-# With KEEP=DIR, the callgrind files stay there as DIR/<k>-<N>.out (k: the binary's place in
+# With KEEP=DIR, the callgrind files stay there as DIR/<i>-<N>.out (i: the binary's place in
 # the list), for callgrind_annotate.
 
 # shellcheck source=../tests/netns/lib.sh
@@ -26,9 +26,9 @@ for n in "$N1" "$N2"; do
 		for ((i = 0; i < n; i++)); do echo "www.example.test A"; done
 	fi >"$LAB_DIR/q$n.txt"
 done
-k=0
+nbin=0
 for bin in "$@"; do
-	k=$((k + 1))
+	nbin=$((nbin + 1))
 	total=()
 	for n in "$N1" "$N2"; do
 		out="$LAB_DIR/callgrind-$n.out"
@@ -52,7 +52,7 @@ for bin in "$@"; do
 		wait "$job" 2>/dev/null
 		lab_bg_forget "$job"
 		total+=("$(awk '/^summary:/ {print $2}' "$out")")
-		[ -n "${KEEP:-}" ] && cp "$out" "$KEEP/$k-$n.out"
+		[ -n "${KEEP:-}" ] && cp "$out" "$KEEP/$nbin-$n.out"
 	done
 	echo "$bin: ${total[0]} instructions for $N1 queries, ${total[1]} for $N2:" \
 		"$(((total[1] - total[0]) / (N2 - N1))) per cache $([ "${MISS:-0}" = 1 ] && echo miss || echo hit)"

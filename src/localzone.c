@@ -120,7 +120,9 @@ static bool zone_at(const struct zone_def *d, const uint8_t *w, size_t len)
  * name fails this cheap test, and is not matched against each row. */
 static bool tld_served(const uint8_t *name, size_t name_len)
 {
-	static const char *const tlds[] = {"arpa", "local", "localhost", "invalid"};
+	/* the labels as in wire format, length first: compared without text parsing, as this
+	 * runs for every query */
+	static const char *const tlds[] = {"\4arpa", "\5local", "\11localhost", "\7invalid"};
 	size_t off = 0, last = 0;
 
 	while (off < name_len && name[off] != 0) {
@@ -129,9 +131,17 @@ static bool tld_served(const uint8_t *name, size_t name_len)
 	}
 	if (off >= name_len || off == 0)
 		return false;
-	for (size_t i = 0; i < sizeof(tlds) / sizeof(tlds[0]); i++)
-		if (wire_is_text(name + last, name_len - last, tlds[i]))
+	for (size_t i = 0; i < sizeof(tlds) / sizeof(tlds[0]); i++) {
+		const uint8_t *t = (const uint8_t *)tlds[i];
+		size_t k = 1;
+
+		if (name[last] != t[0])
+			continue;
+		while (k <= t[0] && lower(name[last + k]) == t[k])
+			k++;
+		if (k > t[0])
 			return true;
+	}
 	return false;
 }
 
