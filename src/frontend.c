@@ -173,6 +173,12 @@ static const char *reply_to_name(const struct reply_to *to, char *buf)
 	return to->tc ? tcp_client_name(to->tc) : addr_text(&to->client, buf, ADDR_TEXT_MAX);
 }
 
+/* asked_addr - the address the client of to asked (TCP: the accepted socket's own). */
+static const union sockaddr_any *asked_addr(const struct reply_to *to)
+{
+	return to->tc ? tcp_client_local(to->tc) : &to->odst;
+}
+
 /* tap - a dnstap message for this query or response, when dnstap is on. */
 static inline void tap(struct frontend *fe, bool response, const struct reply_to *to,
 		       const uint8_t *msg, size_t len)
@@ -181,7 +187,7 @@ static inline void tap(struct frontend *fe, bool response, const struct reply_to
 
 	if (!fe->dnstap)
 		return;
-	local = to->tc ? tcp_client_local(to->tc) : &to->odst;
+	local = asked_addr(to);
 	if (!dnstap_log(fe->dnstap, response, to->tc != NULL, &reply_to_peer(to)->sa, &local->sa,
 			msg, len))
 		fe->stats->dnstap_dropped++;
@@ -192,20 +198,10 @@ static inline void tap(struct frontend *fe, bool response, const struct reply_to
  * locally served zone sent on: to server, from from (NULL: a socket of ours).
  */
 static void tap_forward(struct frontend *fe, bool response, enum dnstap_proto proto,
-			const union sockaddr_any *from, const union sockaddr_any *server,
+			const struct sockaddr *from, const struct sockaddr *server,
 			const uint8_t *msg, size_t len)
 {
-	if (fe->dnstap && !dnstap_log_forward(fe->dnstap, response, proto, from ? &from->sa : NULL,
-					      &server->sa, msg, len))
-		fe->stats->dnstap_dropped++;
-}
-
-/* tap_ddr - dnstap: the hop of a query (or its answer) to a designated resolver (ddr.c). */
-static void tap_ddr(struct frontend *fe, bool response, const struct ddr_pool *dp,
-		    const uint8_t *msg, size_t len)
-{
-	if (fe->dnstap && !dnstap_log_forward(fe->dnstap, response, DNSTAP_DOT, NULL,
-					      ddr_pool_addr(dp), msg, len))
+	if (fe->dnstap && !dnstap_log_forward(fe->dnstap, response, proto, from, server, msg, len))
 		fe->stats->dnstap_dropped++;
 }
 
@@ -472,7 +468,8 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer,
 	if (q->ddr) {
 		ddr_done(q->ddr, err);
 		if (!err)
-			tap_ddr(fe, true, q->ddr, answer, r->len);
+			tap_forward(fe, true, DNSTAP_DOT, NULL, ddr_pool_addr(q->ddr), answer,
+				    r->len);
 		if (err) {
 			/* the designated resolver failed it: the configured upstreams, never plain
 			 */
@@ -495,7 +492,7 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer,
 			    q->route == ROUTE_DOT ? DNSTAP_DOT
 			    : q->pq.tcp		  ? DNSTAP_TCP
 						  : DNSTAP_UDP,
-			    NULL, &q->pq.dst, answer, r->len);
+			    NULL, &q->pq.dst.sa, answer, r->len);
 	/* r came from the upstream module: the answer is parsed once, there */
 	if (q->cache && cache_store(q->cache, &q->m, answer, r, loop_now_ms(fe->loop)) == 0)
 		fe->stats->cache_stored++;
@@ -740,15 +737,11 @@ static bool query_from_cache(struct frontend *fe, struct cache *cache, int group
 			return true;
 		q->start_ms = loop_now_ms(fe->loop);
 		loop_timer_init(&q->deadline, query_deadline);
-		if (query_egress_hold(q, group, fe->reply, (size_t)n, "cache") &&
-		    loop_timer_set(fe->loop, &q->deadline, q->start_ms + fe->cfg->timeout_ms) == 0)
+		if (loop_timer_set(fe->loop, &q->deadline, q->start_ms + fe->cfg->timeout_ms) ==
+			    0 &&
+		    query_egress_hold(q, group, fe->reply, (size_t)n, "cache"))
 			return true;
-		if (q->egress_ans) { /* no timer: do not wait */
-			egress_gate_cancel(&q->hold);
-			query_egress_done(&q->hold, -ETIMEDOUT);
-			return true;
-		}
-		query_free(q);
+		query_free(q); /* nothing to wait for (or no timer: do not wait) */
 	}
 	query_log(fe, to, m, fe->reply, "cache", loop_now_ms(fe->loop));
 	deliver(fe, to, to->tc ? DNS_MAX_MSG : dns_udp_limit(m, fe->cfg->udp_size_cap), fe->reply,
@@ -819,12 +812,6 @@ static void query_log_start(const struct query *q)
 		  q->via[0] ? ", forwarded to " : "", q->via);
 }
 
-/* asked_addr - the address the client of to asked (TCP: the accepted socket's own). */
-static const union sockaddr_any *asked_addr(const struct reply_to *to)
-{
-	return to->tc ? tcp_client_local(to->tc) : &to->odst;
-}
-
 /*
  * query_asked - the query goes to the address its client asked, left alone: let pass when
  * queued (NFQUEUE), sent on from the client's own address as a raw packet (TPROXY, UDP), or
@@ -846,7 +833,7 @@ static int query_asked(struct frontend *fe, const uint8_t *msg, size_t len, cons
 			 m->q.qtype, addr_text(&to->odst, where, sizeof(where)),
 			 queued ? "let pass" : "sent on");
 	}
-	tap_forward(fe, false, DNSTAP_UDP, &to->client, &to->odst, msg, len);
+	tap_forward(fe, false, DNSTAP_UDP, &to->client.sa, &to->odst.sa, msg, len);
 	if (queued)
 		return ROUTE_PASS;
 	r = udp_reply_forward(fe->udp_reply, &to->client, &to->odst, msg, len);
@@ -956,7 +943,7 @@ static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	 * cached here, never answered from the shared cache */
 	if (fe->ddr && route == ROUTE_DEFAULT &&
 	    (group < 0 || !fe->cfg->groups.groups[group].upstreams))
-		dp = ddr_route(fe->ddr, to->tc ? tcp_client_local(to->tc) : &to->odst, &ddr_via);
+		dp = ddr_route(fe->ddr, asked_addr(to), &ddr_via);
 	cache = group >= 0 && fe->group_cache[group] ? fe->group_cache[group] : fe->cache;
 	if (target >= 0 || route == ROUTE_RELAY) /* asked: never cached */
 		cache = route == ROUTE_RELAY ? NULL : fe->fwd_cache[target];
@@ -993,7 +980,7 @@ static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 			    route == ROUTE_DOT ? DNSTAP_DOT
 			    : q->pq.tcp	       ? DNSTAP_TCP
 					       : DNSTAP_UDP,
-			    NULL, &q->pq.dst, msg, len);
+			    NULL, &q->pq.dst.sa, msg, len);
 	loop_timer_init(&q->deadline, query_deadline);
 	q->ddr = dp;
 	if (log_enabled(LOG_LVL_DEBUG))
@@ -1001,7 +988,7 @@ static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	if (dp) {
 		log_debug("query id %u: to %s, the designated resolver of the address asked",
 			  q->m.id, ddr_via);
-		tap_ddr(fe, false, dp, q->msg, q->len);
+		tap_forward(fe, false, DNSTAP_DOT, NULL, ddr_pool_addr(dp), q->msg, q->len);
 	}
 	q->uq.msg = q->msg;
 	q->uq.len = q->len;
