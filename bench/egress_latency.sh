@@ -49,7 +49,7 @@ run()
 	local label=$1 out pct
 	shift
 	lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --log-level info --mode tproxy --scope gateway \
-		--interface "$LAB_GW_IF_CLIENT" --timeout 5000 "$@" || lab_bail "$label: no start"
+		--interface "$LAB_GW_IF_CLIENT" --timeout 5000 --metrics 127.0.0.1:9853 "$@" || lab_bail "$label: no start"
 	out=$(lab_in "$NS_CLIENT" dnsperf -s "$LAB_DECOY4" -d "$LAB_DIR/queries.txt" -n 1 \
 		-Q "$RATE" -c 4 -t 5 -v 2>&1)
 	pct=$(printf '%s\n' "$out" | awk '$1 == ">" { print $NF }' | sort -g |
@@ -61,6 +61,13 @@ run()
 		printf '; set e0_6: %s elements' "$(grep -o '2001:db8:f:' "$LAB_DIR/set.txt" | wc -l)"
 	fi
 	printf '; dotgw VmHWM %s\n' "$(awk '/VmHWM/ {print $2, $3}' "/proc/$DOTGW_PID/status")"
+	# the hold itself, as dotgw timed it: answer ready -> kernel's ACK (cumulative buckets)
+	lab_in "$NS_GW" curl -sS http://127.0.0.1:9853/metrics | awk -F'[{}" ]+' '
+		/^dotgw_egress_hold_seconds_bucket/ { le[++n] = $5; c[n] = $NF }
+		END { if (!n) exit; printf "  hold (answer ready -> ACK), answers with le: ";
+			for (i = 1; i <= n; i++) printf "%s%s s %.2f%%", (i > 1 ? ", " : ""), le[i],
+				c[n] ? 100 * c[i] / c[n] : 0; printf " of %d\n", c[n] }'
+
 	lab_stop_dotgw
 }
 run "without --egress"

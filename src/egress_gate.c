@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "dotgw/config.h"
 #include "dotgw/dns.h"
@@ -35,9 +36,35 @@ struct egress_gate {
 	char set[POLICY_MAX_GROUPS][2][16];
 	char name[POLICY_MAX_GROUPS][32];
 	_Atomic uint64_t refused[POLICY_MAX_GROUPS], held[POLICY_MAX_GROUPS]; /* stats.h */
+	_Atomic uint64_t hold[POLICY_MAX_GROUPS][EGRESS_HOLD_BUCKETS];
+	_Atomic uint64_t hold_sum_us[POLICY_MAX_GROUPS];
 	uint32_t grace_s, cap_s, max;
 	struct log_ratelimit rl_full, rl_refused;
 };
+
+const unsigned int egress_hold_bounds_us[EGRESS_HOLD_BUCKETS - 1] = {
+	50, 100, 200, 300, 500, 1000, 2000, 5000, 10000,
+};
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* gate_hold_timed - h waited from its start until now: into its group's histogram. */
+static void gate_hold_timed(struct egress_gate *g, const struct egress_hold *h)
+{
+	uint64_t us = mono_us() - h->start_us;
+	size_t b = 0;
+
+	while (b < EGRESS_HOLD_BUCKETS - 1 && us > egress_hold_bounds_us[b])
+		b++;
+	stats_add(&g->hold[h->group][b], 1);
+	stats_add(&g->hold_sum_us[h->group], us);
+}
 
 static void gate_mirrors_free(struct egress_gate *g)
 {
@@ -124,6 +151,9 @@ void egress_gate_stats(const struct egress_gate *g, int group, struct egress_gat
 	out->overflows = stats_get(&m->overflows);
 	out->refused = stats_get(&g->refused[group]);
 	out->held = stats_get(&g->held[group]);
+	for (size_t b = 0; b < EGRESS_HOLD_BUCKETS; b++)
+		out->hold[b] = stats_get(&g->hold[group][b]);
+	out->hold_sum_us = stats_get(&g->hold_sum_us[group]);
 }
 
 static void gate_req_done(struct nftset_req *r, int err)
@@ -148,6 +178,7 @@ static void gate_req_done(struct nftset_req *r, int err)
 	}
 	if (--h->pending)
 		return;
+	gate_hold_timed(g, h);
 	free(h->reqs);
 	h->reqs = NULL;
 	h->done(h, h->err);
@@ -236,6 +267,7 @@ int egress_gate_hold(struct egress_gate *g, int group, const uint8_t *ans, size_
 	h->err = 0;
 	h->reqs = ga.reqs;
 	h->n = h->pending = ga.n;
+	h->start_us = mono_us();
 	stats_add(&g->held[group], 1);
 	for (unsigned int i = 0; i < ga.n; i++) {
 		struct egress_gate_req *q = &ga.reqs[i];

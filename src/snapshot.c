@@ -175,6 +175,30 @@ static void render_egress(const struct stats_snapshot *snap, FILE *out)
 		if (snap->egress[i].dropped != ~0ULL)
 			fprintf(out, "dotgw_egress_dropped_total{group=\"%s\"} %llu\n",
 				snap->egress[i].group, snap->egress[i].dropped);
+	metric(out, "egress_hold_seconds", "histogram",
+	       "How long held answers waited for the kernel to acknowledge their set update.");
+	for (size_t i = 0; i < snap->n_egress; i++) {
+		const __typeof__(snap->egress[0]) *e = &snap->egress[i];
+		unsigned long long cum = 0;
+
+		for (size_t b = 0; b < EGRESS_HOLD_BUCKETS; b++) {
+			cum += e->hold[b];
+			if (b < EGRESS_HOLD_BUCKETS - 1)
+				fprintf(out,
+					"dotgw_egress_hold_seconds_bucket{group=\"%s\",le=\"%g\"} "
+					"%llu\n",
+					e->group, egress_hold_bounds_us[b] / 1e6, cum);
+			else
+				fprintf(out,
+					"dotgw_egress_hold_seconds_bucket{group=\"%s\",le=\"+Inf\"}"
+					" "
+					"%llu\n",
+					e->group, cum);
+		}
+		fprintf(out, "dotgw_egress_hold_seconds_sum{group=\"%s\"} %.6f\n", e->group,
+			e->hold_sum_us / 1e6);
+		fprintf(out, "dotgw_egress_hold_seconds_count{group=\"%s\"} %llu\n", e->group, cum);
+	}
 }
 
 void snapshot_render(const struct stats_snapshot *snap, FILE *out)

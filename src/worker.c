@@ -314,6 +314,9 @@ static void workers_snapshot_egress(const struct frontend *fe, const struct conf
 		s->egress[k].overflows += g.overflows;
 		s->egress[k].refused += g.refused;
 		s->egress[k].held += g.held;
+		for (size_t b = 0; b < EGRESS_HOLD_BUCKETS; b++)
+			s->egress[k].hold[b] += g.hold[b];
+		s->egress[k].hold_sum_us += g.hold_sum_us;
 		s->egress[k].dropped = ~0ULL;
 		k++;
 	}

@@ -24,11 +24,17 @@ struct loop;
 struct egress_gate;
 struct egress_gate_req;
 
+/* How long held answers waited for the kernel's acknowledgement: bucket bounds in µs. */
+#define EGRESS_HOLD_BUCKETS 10
+extern const unsigned int egress_hold_bounds_us[EGRESS_HOLD_BUCKETS - 1];
+
 /* Per group, what the gate did (its mirror's counters, and the kernel's refusals). */
 struct egress_gate_stats {
 	uint64_t elements, adds, refreshes, expirations, overflows; /* the mirror's */
 	uint64_t refused; /* elements the kernel refused (set full: ENFILE) or that failed */
 	uint64_t held;	  /* answers that waited for the kernel */
+	uint64_t hold[EGRESS_HOLD_BUCKETS]; /* ... by waiting time (not cumulative) */
+	uint64_t hold_sum_us;
 };
 
 /* An answer waiting for its addresses to be in the sets; embedded in the caller's query. */
@@ -37,6 +43,7 @@ struct egress_hold {
 	/* private */
 	struct egress_gate *gate;
 	struct egress_gate_req *reqs;
+	uint64_t start_us; /* CLOCK_MONOTONIC when the hold began */
 	unsigned int n, pending;
 	int group, err;
 };

@@ -10,6 +10,7 @@
 
 #include "dotgw/config.h"
 #include "dotgw/ddr.h"
+#include "dotgw/egress_gate.h"
 #include "dotgw/stats.h"
 #include "dotgw/upstream.h"
 
@@ -36,6 +37,7 @@ struct stats_snapshot {
 		int index; /* the group's place among the --group options */
 		unsigned long long elements, adds, refreshes, expirations, overflows, refused, held;
 		unsigned long long dropped; /* the drop rule's counter; ~0ULL: not read */
+		unsigned long long hold[EGRESS_HOLD_BUCKETS], hold_sum_us; /* egress_gate.h */
 	} egress[POLICY_MAX_GROUPS];
 };
 

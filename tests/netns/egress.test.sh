@@ -126,6 +126,9 @@ for mode in tproxy nfqueue; do
 	M=$(lab_in "$NS_GW" curl -s http://127.0.0.1:9853/metrics)
 	lab_check_match "$mode: metrics: elements added" 'dotgw_egress_added_total\{group="kids"\} [1-9]' "$M"
 	lab_check_match "$mode: metrics: drops counted" 'dotgw_egress_dropped_total\{group="kids"\} [1-9]' "$M"
+	nheld=$(printf '%s\n' "$M" | awk '$1 == "dotgw_egress_held_total{group=\"kids\"}" { print $2 }')
+	lab_check_match "$mode: metrics: every held answer timed" \
+		"^dotgw_egress_hold_seconds_count\\{group=\"kids\"\\} ${nheld:-none}\$" "$M"
 	lab_check_match "$mode: --show-egress" '203\.0\.113\.10' \
 		"$(lab_in "$NS_GW" "$DOTGW" --config none --group "kids=$LAB_CLIENT4/32" --egress kids \
 			--show-egress kids 2>&1)"
