@@ -314,7 +314,8 @@ const struct config_option config_options[] = {
 		  "of them, what one client (counted as for --rate-limit)\n"
 		  "may have in flight; as many more wait, the rest get\n"
 		  "SERVFAIL (default: half of --max-inflight or of\n"
-		  "--pool-size x --conn-inflight, the smaller: 128)" },
+		  "--pool-size x --conn-inflight, the smaller: 128;\n"
+		  "growing while its answers come back)" },
 	/* Process */
 	{ .name = "config", .key = NULL, .arg = "PATH", .section = "Process:", .type = CONFIG_OPT_CLI,
 	  .help = "read settings from PATH first: 'key = value' lines, a key\n"
@@ -1216,6 +1217,7 @@ static int config_finish(struct config *cfg, FILE *err)
 		if (cap > cfg->max_inflight)
 			cap = cfg->max_inflight;
 		cfg->max_inflight_client = cap > 1 ? cap / 2 : 1;
+		cfg->inflight_client_auto = true; /* inflight.h: it grows while answers come */
 	}
 	if (cfg->queues == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -262,11 +262,18 @@ static void query_make_ready(struct query *q)
 	loop_defer(fe->loop, &fe->ready_defer);
 }
 
+/* fe_shares_counted - does q count in its client's share (started, not waiting)? */
+static bool fe_shares_counted(const struct query *q)
+{
+	return q->fe->shares && q->share.slot >= 0 && q->held != QUERY_WAITING;
+}
+
 /* query_share_end - q no longer counts against its client's share, nor waits in it. */
 static void query_share_end(struct query *q)
 {
 	struct frontend *fe = q->fe;
 	struct inflight_wait *next;
+	int slot = q->share.slot;
 
 	if (q->held == QUERY_WAITING) {
 		inflight_unwait(fe->shares, &q->share);
@@ -274,7 +281,11 @@ static void query_share_end(struct query *q)
 	}
 	if (q->held == QUERY_READY)
 		TAILQ_REMOVE(&fe->ready, &q->share, link);
-	if (q->share.slot >= 0 && (next = inflight_put(fe->shares, &q->share)))
+	if (slot < 0)
+		return;
+	if ((next = inflight_put(fe->shares, &q->share)))
+		query_make_ready(container_of(next, struct query, share));
+	while ((next = inflight_admit(fe->shares, slot))) /* the share grew */
 		query_make_ready(container_of(next, struct query, share));
 }
 
@@ -487,6 +498,8 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer,
 		return;
 	}
 	fe->stats->answered++;
+	if (fe_shares_counted(q))
+		inflight_answered(fe->shares, &q->share);
 	if (q->route != ROUTE_DEFAULT) /* where a --forward rule sent it (pq.dst: see below) */
 		tap_forward(fe, true,
 			    q->route == ROUTE_DOT ? DNSTAP_DOT
@@ -521,6 +534,8 @@ static void query_deadline(struct loop_timer *t)
 		return;
 	}
 	query_cancel(q);
+	if (fe_shares_counted(q))
+		inflight_timed_out(q->fe->shares, &q->share);
 	if (q->ddr)
 		ddr_done(q->ddr, -ETIMEDOUT);
 	log_debug("query id %u: no answer within %u ms, SERVFAIL", q->m.id, q->fe->cfg->timeout_ms);
@@ -1414,15 +1429,20 @@ static int frontend_tables_new(struct frontend *fe, const struct config *cfg)
  */
 static int frontend_shares_renew(struct frontend *fe, const struct config *cfg)
 {
+	unsigned int grow = cfg->inflight_client_auto ? cfg->max_inflight / 2 : 0;
 	struct inflight *t;
 	struct query *q;
 	int r;
 
 	if (fe->shares && inflight_same(fe->shares, cfg->max_inflight, cfg->max_inflight_client,
-					cfg->rate_prefix4, cfg->rate_prefix6))
+					cfg->rate_prefix4, cfg->rate_prefix6)) {
+		inflight_set_growth(fe->shares, grow);
 		return 0;
+	}
 	r = inflight_new(&t, cfg->max_inflight, cfg->max_inflight_client, cfg->rate_prefix4,
 			 cfg->rate_prefix6, (uint32_t)loop_now_ms(fe->loop) ^ 0x9e3779b9);
+	if (r == 0)
+		inflight_set_growth(t, grow);
 	if (r < 0) {
 		log_warn("no memory for the per-client in-flight shares%s",
 			 fe->shares ? ": the old ones stay" : "");

@@ -17,13 +17,14 @@ struct inflight_slot {
 	uint8_t key[17]; /* family octet, then the address cut to its prefix */
 	uint32_t count;	 /* queries counted (in flight) */
 	uint32_t nwait;
+	uint32_t share;		      /* this client's share now (inflight_set_growth) */
 	struct inflight_list waiting; /* oldest first */
 };
 
 struct inflight {
 	struct inflight_slot *slots;
 	size_t nslots; /* a power of two */
-	unsigned int max, share, prefix4, prefix6;
+	unsigned int max, share, max_share, prefix4, prefix6;
 	uint32_t seed;
 };
 
@@ -48,7 +49,7 @@ int inflight_new(struct inflight **out, unsigned int max, unsigned int share, un
 	/* each slot's list is set up when the slot is taken: calloc's pages stay untouched */
 	t->nslots = n;
 	t->max = max;
-	t->share = share;
+	t->share = t->max_share = share;
 	t->prefix4 = prefix4;
 	t->prefix6 = prefix6;
 	t->seed = seed;
@@ -62,6 +63,51 @@ void inflight_free(struct inflight *t)
 		return;
 	free(t->slots);
 	free(t);
+}
+
+void inflight_set_growth(struct inflight *t, unsigned int max_share)
+{
+	t->max_share = max_share > t->share ? max_share : t->share;
+}
+
+static struct inflight_slot *inflight_slot(struct inflight *t, const struct inflight_wait *w)
+{
+	if (w->slot < 0 || (size_t)w->slot >= t->nslots || !t->slots[w->slot].count)
+		return NULL;
+	return &t->slots[w->slot];
+}
+
+void inflight_answered(struct inflight *t, const struct inflight_wait *w)
+{
+	struct inflight_slot *s = inflight_slot(t, w);
+
+	if (s && s->nwait && s->share < t->max_share)
+		s->share++;
+}
+
+void inflight_timed_out(struct inflight *t, const struct inflight_wait *w)
+{
+	struct inflight_slot *s = inflight_slot(t, w);
+
+	if (s)
+		s->share = s->share / 2 > t->share ? s->share / 2 : t->share;
+}
+
+struct inflight_wait *inflight_admit(struct inflight *t, int slot)
+{
+	struct inflight_slot *s;
+	struct inflight_wait *next;
+
+	if (slot < 0 || (size_t)slot >= t->nslots)
+		return NULL;
+	s = &t->slots[slot];
+	next = TAILQ_FIRST(&s->waiting);
+	if (!next || !s->count || s->count >= s->share)
+		return NULL;
+	TAILQ_REMOVE(&s->waiting, next, link);
+	s->nwait--;
+	s->count++;
+	return next;
 }
 
 bool inflight_same(const struct inflight *t, unsigned int max, unsigned int share,
@@ -104,12 +150,12 @@ int inflight_take(struct inflight *t, int family, const uint8_t *addr, struct in
 		}
 		if (memcmp(s->key, key, sizeof(key)) != 0)
 			continue;
-		if (s->count < t->share || force) {
+		if (s->count < s->share || force) {
 			s->count++;
 			w->slot = (int)k;
 			return 0;
 		}
-		if (s->nwait >= t->share)
+		if (s->nwait >= s->share)
 			return -EBUSY;
 		w->slot = (int)k;
 		TAILQ_INSERT_TAIL(&s->waiting, w, link);
@@ -122,6 +168,7 @@ int inflight_take(struct inflight *t, int family, const uint8_t *addr, struct in
 	}
 	memcpy(t->slots[free_slot].key, key, sizeof(key));
 	t->slots[free_slot].count = 1;
+	t->slots[free_slot].share = t->share;
 	TAILQ_INIT(&t->slots[free_slot].waiting); /* empty whenever count fell to 0 */
 	w->slot = (int)free_slot;
 	return 0;

@@ -88,6 +88,7 @@ struct config {
 	unsigned int max_inflight;	      /* queries in flight at once; more get SERVFAIL */
 	unsigned int max_inflight_client;     /* ...of them one client may hold (0 before parsing:
 					       * see config_parse_args) */
+	bool inflight_client_auto;	      /* not given: a client's share grows while answered */
 	enum upstream_choice upstream_choice; /* --upstream-policy */
 	bool upstream_asked;		      /* --upstream asked: verified DDR (ddr.c) */
 	unsigned int asked_max;		      /* --asked-max: its table's size per worker */

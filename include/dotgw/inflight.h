@@ -8,6 +8,11 @@
  * a slot is taken while its client has a query counted and free otherwise, so a client's slot
  * is never given to another while it counts. A new client that finds every slot of its probe
  * window taken (rare: the table is at most half full) goes uncounted rather than refused.
+ * A client's share may grow (inflight_set_growth): while it has queries waiting, each of its
+ * answered queries raises its share by one, so the share doubles per round trip as long as
+ * answers come back (a far upstream is not capped at the default share); each query that
+ * times out halves it, never below the default. Queries that never come back (the flood the
+ * share is for) therefore keep it at the default. A slot's share starts at the default.
  * Pure code: waiting queries are linked through a struct inflight_wait embedded in them;
  * starting them is the caller's.
  */
@@ -55,6 +60,25 @@ int inflight_take(struct inflight *t, int family, const uint8_t *addr, struct in
  * counted in w's place (the caller starts it), or NULL.
  */
 struct inflight_wait *inflight_put(struct inflight *t, struct inflight_wait *w);
+
+/*
+ * inflight_set_growth - let each client's share grow up to max_share (not below the table's
+ * share; equal: no growth, the default).
+ */
+void inflight_set_growth(struct inflight *t, unsigned int max_share);
+
+/* inflight_answered - the counted query w got its answer: its client's share may grow. */
+void inflight_answered(struct inflight *t, const struct inflight_wait *w);
+
+/* inflight_timed_out - the counted query w timed out: its client's share halves. */
+void inflight_timed_out(struct inflight *t, const struct inflight_wait *w);
+
+/*
+ * inflight_admit - after inflight_put of a query of slot (w->slot before the put): the oldest
+ * waiting query of that client, now counted, when its share has room for it; else NULL. Call
+ * it until NULL.
+ */
+struct inflight_wait *inflight_admit(struct inflight *t, int slot);
 
 /* inflight_unwait - the waiting query w gives up (its deadline, its client gone). */
 void inflight_unwait(struct inflight *t, struct inflight_wait *w);

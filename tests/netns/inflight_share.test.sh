@@ -45,20 +45,11 @@ printf '%s\n' "upstream = $LAB_UP4#$LAB_AUTH_NAME" "ca-file = $LAB_CA" "scope = 
 read -r -a share_args <<<"${SHARE_ARGS:-}"
 lab_start_dotgw --config "$CONF" --mode tproxy "${share_args[@]}" || lab_finish
 
-# stat NAME: NAME from a fresh "stats:" line (SIGUSR1)
-stat()
-{
-	local n
-	n=$(grep -c 'stats:' "$DOTGW_LOG")
-	kill -USR1 "$DOTGW_PID"
-	lab_wait_until 30 sh -c "[ \$(grep -c stats: '$DOTGW_LOG') -gt $n ]"
-	lab_dotgw_stat "$1"
-}
-
 # saturated: the flood fills what it may (its share, or the whole table)
 saturated()
 {
-	[ "$(($(stat client_overload) + $(stat overload)))" -gt 0 ] 2>/dev/null
+	[ "$(($(lab_dotgw_stat_now client_overload) + $(lab_dotgw_stat_now overload)))" -gt 0 ] \
+		2>/dev/null
 }
 
 lab_bg "$NS_CLIENT" "$LAB_DIR/dnsperf.out" dnsperf -s "$LAB_DECOY4" -a 198.51.100.2 \
@@ -78,10 +69,11 @@ for ((i = 0; i < 10; i++)); do
 done
 lab_check_eq "the other client got all 10 answers (UDP and TCP) during the flood" 10 "$ok"
 lab_ok "the flood was still running then" lab_pid_alive "$flood"
-overload=$(stat client_overload)
+overload=$(lab_dotgw_stat_now client_overload)
 lab_check_num "the flooder's excess was counted (client_overload=$overload)" "${overload:-0}" -gt 0
-lab_check_eq "the table itself never filled (overload)" 0 "$(stat overload)"
-lab_check_num "the flooder's queries past its share waited first" "$(stat client_waited)" -gt 0
+lab_check_eq "the table itself never filled (overload)" 0 "$(lab_dotgw_stat_now overload)"
+lab_check_num "the flooder's queries past its share waited first" \
+	"$(lab_dotgw_stat_now client_waited)" -gt 0
 
 lab_log "a reload in the middle of the flood moves every query to a new table (share 16)"
 echo "max-inflight-per-client = 16" >>"$CONF"

@@ -789,6 +789,16 @@ lab_dotgw_stat()
 		grep -Eo "(^|[[:space:]])$1=[0-9]+" | head -n 1 | sed 's/.*=//'
 }
 
+# lab_dotgw_stat_now NAME: as lab_dotgw_stat, from a "stats:" line asked for now (SIGUSR1).
+lab_dotgw_stat_now()
+{
+	local n
+	n=$(grep -c 'stats:' "$DOTGW_LOG")
+	kill -USR1 "$DOTGW_PID"
+	lab_wait_until 30 sh -c "[ \$(grep -c stats: '$DOTGW_LOG') -gt $n ]"
+	lab_dotgw_stat "$1"
+}
+
 # lab_capture DESC CMD...: run CMD, keeping its output (stdout and stderr) in LAB_OUT, its
 # status in LAB_RC and DESC in LAB_CMD for the checks that follow (and their failure reports).
 # The way to run a command in a namespace or a container is the caller's (lab_run, and the

@@ -1,5 +1,6 @@
 /* test_inflight.c - per-client shares of the queries in flight: share, waiting in order,
- * refusal past the wait list, give-back, prefixes, forced counts, a full table. */
+ * refusal past the wait list, give-back, prefixes, forced counts, a full table, a share that
+ * grows while answers come and halves on timeouts. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sys/socket.h>
@@ -59,6 +60,52 @@ int main(void)
 	CHECK_EQ(take(t, AF_INET6, "2001:db8:0:100::9", &v6[3], false), 0); /* another /56 */
 	inflight_free(t);
 	inflight_free(NULL);
+
+	/* growth: a share of 2 that may grow to 6 */
+	CHECK_EQ(inflight_new(&t, 16, 2, 32, 56, 9), 0);
+	{
+		struct inflight_wait r[8];
+
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[0], false), 0);
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[1], false), 0);
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[2], false), 1);
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[3], false), 1);
+		/* no growth allowed yet: an answer changes nothing */
+		inflight_answered(t, &r[0]);
+		CHECK(inflight_put(t, &r[0]) == &r[2]);
+		CHECK(inflight_admit(t, r[2].slot) == NULL);
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[0], false), 1);
+		inflight_set_growth(t, 6);
+		/* an answer while queries wait: share 3, so one more starts beside the hand-over */
+		inflight_answered(t, &r[1]);
+		{
+			int slot = r[1].slot;
+
+			CHECK(inflight_put(t, &r[1]) == &r[3]);
+			CHECK(inflight_admit(t, slot) == &r[0]);
+			CHECK(inflight_admit(t, slot) == NULL); /* none waits now */
+		}
+		/* three run (r[2], r[3], r[0]): a fourth waits... */
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[4], false), 1);
+		/* ...until answers raise the share: at most to 6 */
+		for (int i = 0; i < 10; i++)
+			inflight_answered(t, &r[2]);
+		CHECK(inflight_admit(t, r[2].slot) == &r[4]);
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[5], false), 0);
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[6], false), 0); /* 6 counted */
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[7], false), 1); /* the 7th waits */
+		/* a timeout halves it: 3; below the default it never goes */
+		inflight_timed_out(t, &r[2]);
+		inflight_timed_out(t, &r[3]);
+		inflight_timed_out(t, &r[3]);
+		CHECK(inflight_put(t, &r[2]) == &r[7]); /* a hand-over still happens */
+		CHECK(inflight_admit(t, r[3].slot) == NULL);
+		/* another client starts at the default share */
+		CHECK_EQ(take(t, AF_INET, "198.51.100.3", &r[2], false), 0);
+		CHECK_EQ(take(t, AF_INET, "198.51.100.3", &r[1], false), 0);
+		CHECK_EQ(take(t, AF_INET, "198.51.100.3", &extra, false), 1);
+	}
+	inflight_free(t);
 
 	/* many clients, one query each, as many as may be in flight: nearly all are counted (a
 	 * client whose probe window is full goes uncounted, not refused) */
