@@ -37,6 +37,7 @@
 #include "dotgw/ruleset.h"
 #include "dotgw/sandbox.h"
 #include "dotgw/snapshot.h"
+#include "dotgw/unreachable.h"
 #include "dotgw/version.h"
 #include "dotgw/worker.h"
 #include "dotgw/egress_rules.h"
@@ -134,6 +135,7 @@ static void daemon_render(void *data, FILE *out)
 		nftset_link_unlock(d->egress_link);
 	}
 	snapshot_render(s, out);
+	unreachable_render(&unreachable_process, out);
 	free(s);
 }
 
