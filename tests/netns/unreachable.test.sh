@@ -7,11 +7,12 @@
 #    the decoy answers them (UDP and TCP, IPv4 and IPv6), with a warning and metrics; when 853
 #    is let through again, the next answer is the upstream's, the decoy's count stops growing,
 #    and the end is logged.
-# Both capture modes (nfqueue, tproxy), gateway scope.
+# Both capture modes (nfqueue, tproxy) in gateway scope, and tproxy in host scope (the
+# gateway's own queries: the roaming laptop this option is for).
 #
-#   client --- gw-c [gateway: dotgw --scope gateway] gw-u --- upstream 203.0.113.2
+#   client --- gw-c [gateway: dotgw --scope gateway|host] gw-u --- upstream 203.0.113.2
 #                                                              (DoT @853: dropped, then not)
-#                                                    gw-d --- decoy 192.0.2.53 (plain @53)
+#                                                         gw-d --- decoy 192.0.2.53 (plain @53)
 #
 # Usage: unreachable.test.sh PATH-TO-DOTGW
 
@@ -40,19 +41,21 @@ unblock_853()
 	ip netns exec "$NS_UP" nft delete table inet block853
 }
 
-# ask DESC EXPECTED SERVER DIG-ARGS...: from the client, one A query for www.example.test.
+# ask DESC EXPECTED SERVER DIG-ARGS...: from the client (ASK_NS: the client's namespace, or
+# the gateway's in host scope), one A query for www.example.test.
+ASK_NS=$NS_CLIENT
 ask()
 {
 	local desc=$1 want=$2 server=$3
 	shift 3
-	lab_dig "$NS_CLIENT" @"$server" www.example.test A +time=4 +tries=1 "$@"
+	lab_dig "$ASK_NS" @"$server" www.example.test A +time=4 +tries=1 "$@"
 	lab_check_eq "$desc" "$want" "$(lab_dig_summary A)"
 }
 
 # answer_is A: the last query got A from the decoy (the client asked it).
 answer_is()
 {
-	lab_dig "$NS_CLIENT" @"$LAB_DECOY4" www.example.test A +time=4 +tries=1
+	lab_dig "$ASK_NS" @"$LAB_DECOY4" www.example.test A +time=4 +tries=1
 	[ "$(lab_dig_rdata A)" = "$1" ]
 }
 
@@ -80,6 +83,7 @@ metric()
 
 ARGS=("${LAB_DOTGW_ARGS[@]}" --scope gateway --interface "$LAB_GW_IF_CLIENT" --cache-size 0
 	--metrics 127.0.0.1:9853)
+HOST_ARGS=("${LAB_DOTGW_ARGS[@]}" --scope host --cache-size 0 --metrics 127.0.0.1:9853)
 block_853 || lab_bail "lab: dropping 853 on the upstream's side"
 
 # --- the default: encrypted or nothing ------------------------------------------------------
@@ -99,11 +103,21 @@ lab_stop_dotgw
 lab_check_eq "default: dotgw exits 0" 0 "$?"
 
 # --- plaintext while unreachable, encrypted again when not ---------------------------------
-for mode in nfqueue tproxy; do
+for run in nfqueue tproxy tproxy-host; do
+	mode=${run%-host}
+	if [ "$run" = tproxy-host ]; then
+		ASK_NS=$NS_GW
+		RUN_ARGS=("${HOST_ARGS[@]}")
+	else
+		ASK_NS=$NS_CLIENT
+		RUN_ARGS=("${ARGS[@]}")
+	fi
+	mode_name=$mode
+	mode=$run # in the check names
 	lab_log "$mode: --unreachable plaintext --unreachable-after 3, 853 dropped"
 	block_853 2>/dev/null
 	lab_decoy_reset
-	lab_start_dotgw "${ARGS[@]}" --mode "$mode" --unreachable plaintext \
+	lab_start_dotgw "${RUN_ARGS[@]}" --mode "$mode_name" --unreachable plaintext \
 		--unreachable-after 3 || lab_finish
 	# a fresh start is not "unreachable": the first query is tried upstream
 	ask "$mode: the first query: SERVFAIL" "SERVFAIL  from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4"
