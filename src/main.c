@@ -751,6 +751,14 @@ static void log_forwards(const struct config *cfg)
 	}
 	if (!cfg->local_zones)
 		log_info("--no-local-zones: locally served zones are forwarded like other names");
+	if (cfg->unreachable_plain)
+		log_warn(
+			"--unreachable plaintext: once queries have failed and no upstream has "
+			"answered for %u s, captured queries go UNENCRYPTED to the address asked%s",
+			cfg->unreachable_after,
+			(cfg->scope & RULESET_SCOPE_GATEWAY)
+				? " (gateway scope: every client's; meant for a laptop's own DNS)"
+				: "");
 }
 
 /* log_ready - say what runs, to the log and to systemd (Type=notify). */

@@ -147,8 +147,13 @@ static void probe_tick(struct loop_timer *t)
 				      &p->uq); /* the pool sets no deadline of its own */
 		p->sent_to = NULL;
 	}
-	if (!unreachable_plaintext(p->u))
-		return; /* over: a probe still in flight may finish; the next kick starts again */
+	if (!unreachable_plaintext(p->u)) {
+		/* over: no more probes; the one in flight keeps its timeout (a kick may then find
+		 * the timer armed: the next tick sends) */
+		if (p->sent_to)
+			loop_timer_set(p->loop, &p->timer, p->sent_ms + p->timeout_ms);
+		return;
+	}
 	if (!p->sent_to)
 		probe_send(p, now);
 	loop_timer_set(p->loop, &p->timer, now + UNREACHABLE_PROBE_MS);

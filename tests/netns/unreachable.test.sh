@@ -119,9 +119,12 @@ for run in nfqueue tproxy tproxy-host; do
 	lab_decoy_reset
 	lab_start_dotgw "${RUN_ARGS[@]}" --mode "$mode_name" --unreachable plaintext \
 		--unreachable-after 3 || lab_finish
+	lab_ok "$mode: the start-up log warns of the option" \
+		grep -q "warn: --unreachable plaintext: once queries have failed" "$DOTGW_LOG"
 	# a fresh start is not "unreachable": the first query is tried upstream
 	ask "$mode: the first query: SERVFAIL" "SERVFAIL  from $LAB_DECOY4#53 (UDP)" "$LAB_DECOY4"
-	# the upstream backs off 0.5 s: this one fails at once, well before the 3 s are up
+	# it fails too (at once in the 0.5 s back-off, else at the 2 s connect limit), before the
+	# 3 s are up
 	ask "$mode: one more right after it: SERVFAIL" "SERVFAIL  from $LAB_DECOY4#53 (TCP)" \
 		"$LAB_DECOY4" +tcp
 	lab_check_eq "$mode: the decoy saw nothing yet" 0 "$(lab_decoy_count)"
