@@ -211,6 +211,17 @@ const struct config_option config_options[] = {
 	{ .name = "timeout", .key = "timeout", .arg = "MS",
 	  NUMBER(timeout_ms, 100, 60000, "100 to 60000 milliseconds"),
 	  .help = "deadline of each query; SERVFAIL after it (default: 3000)" },
+	{ .name = "unreachable", .key = "unreachable", .arg = "servfail|plaintext",
+	  WORDS(unreachable_plain, { "servfail", 0 }, { "plaintext", 1 }),
+	  .help = "\n"
+		  "when no upstream answers: servfail keeps encrypted-or-\n"
+		  "nothing; plaintext lets queries pass UNENCRYPTED to the\n"
+		  "address asked (captive portals) while queries have failed\n"
+		  "and no upstream answered for --unreachable-after, until\n"
+		  "one answers (default: servfail)" },
+	{ .name = "unreachable-after", .key = "unreachable-after", .arg = "SECONDS",
+	  NUMBER(unreachable_after, 1, 3600, "1 to 3600 seconds"),
+	  .help = "--unreachable plaintext: how long (default: 10)" },
 	/* Cache */
 	{ .name = "cache-size", .key = "cache-size", .arg = "N[k|M]", .section = "Cache:",
 	  .parse = parse_cache_size,
@@ -411,6 +422,7 @@ void config_init(struct config *cfg)
 	cfg->route_table = 853;
 	cfg->rule_priority = 853;
 	cfg->timeout_ms = 3000;
+	cfg->unreachable_after = 10;
 	cfg->udp_size_cap = 1232;
 	cfg->tcp_idle_ms = 10000;
 	cfg->max_tcp_clients = 256;

@@ -53,6 +53,7 @@
 #include "dotgw/ratelimit.h"
 #include "dotgw/tcp_client.h"
 #include "dotgw/udp_reply.h"
+#include "dotgw/unreachable.h"
 
 #define UDP_BATCH     32
 #define UDP_QUERY_MAX 4096u /* larger datagrams are not DNS queries */
@@ -146,6 +147,7 @@ struct frontend {
 	bool want_ifindex;   /* some client group names an interface */
 	struct iftab *iftab; /* interface names by index, when want_ifindex (NULL: none yet) */
 	struct loop_watch iftab_watch;
+	struct unreachable_probe probe; /* --unreachable plaintext: upstreams tried meanwhile */
 	uint8_t bufs[UDP_BATCH][UDP_QUERY_MAX];
 	uint8_t reply[DNS_MAX_MSG];
 };
@@ -493,6 +495,8 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer,
 		}
 	}
 	if (err) {
+		if (q->route == ROUTE_DEFAULT) /* --unreachable (a plain route fails elsewhere) */
+			unreachable_failed(&unreachable_process, loop_now_ms(fe->loop));
 		log_debug("query id %u: %s, SERVFAIL", q->m.id, strerror(-err));
 		query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
 		return;
@@ -500,6 +504,8 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer,
 	fe->stats->answered++;
 	if (fe_shares_counted(q))
 		inflight_answered(fe->shares, &q->share);
+	if (q->route == ROUTE_DEFAULT && !q->ddr)
+		unreachable_answered(&unreachable_process, loop_now_ms(fe->loop), uq->answered_by);
 	if (q->route != ROUTE_DEFAULT) /* where a --forward rule sent it (pq.dst: see below) */
 		tap_forward(fe, true,
 			    q->route == ROUTE_DOT ? DNSTAP_DOT
@@ -538,6 +544,8 @@ static void query_deadline(struct loop_timer *t)
 		inflight_timed_out(q->fe->shares, &q->share);
 	if (q->ddr)
 		ddr_done(q->ddr, -ETIMEDOUT);
+	else if (q->route == ROUTE_DEFAULT)
+		unreachable_failed(&unreachable_process, loop_now_ms(q->fe->loop));
 	log_debug("query id %u: no answer within %u ms, SERVFAIL", q->m.id, q->fe->cfg->timeout_ms);
 	query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
 }
@@ -930,6 +938,27 @@ static void query_plain_init(struct query *q, int target)
 }
 
 /*
+ * query_unreachable - --unreachable plaintext, and no upstream answered for a while
+ * (unreachable.h): the query goes to the address its client asked, and the probe keeps trying
+ * the upstreams meanwhile.
+ */
+static bool query_unreachable(struct frontend *fe)
+{
+	const struct config *cfg = fe->cfg;
+
+	if (!cfg->unreachable_plain)
+		return false;
+	if (unreachable_probe_resumed(&fe->probe))
+		upstream_pool_retry(fe->pool); /* another worker's upstream answered */
+	if (!unreachable_check(&unreachable_process, (uint64_t)cfg->unreachable_after * 1000,
+			       loop_now_ms(fe->loop)))
+		return false;
+	unreachable_count_pass(&unreachable_process);
+	unreachable_probe_kick(&fe->probe, cfg->default_upstreams, cfg->timeout_ms);
+	return true;
+}
+
+/*
  * query_start - a message arrived from the client of to (arrived on ifindex; for TCP the
  * client's): answer bad ones at once, else make a query and submit it. For TCP, tcp_client.c
  * is handing out frames, so nothing here writes to or closes the client.
@@ -966,6 +995,12 @@ static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		cache = NULL;
 	if (cache && query_from_cache(fe, cache, group, msg, len, &m, to))
 		return false;
+	if (route == ROUTE_DEFAULT && !dp && query_unreachable(fe)) {
+		route = query_asked(fe, msg, len, &m, to, queued); /* unencrypted, as asked */
+		if (route != ROUTE_RELAY)
+			return route == ROUTE_PASS;
+		cache = NULL;
+	}
 	q = query_new(fe, msg, len, &m, to);
 	if (!q)
 		return false;
@@ -1564,6 +1599,7 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 	LIST_INIT(&fe->queries);
 	TAILQ_INIT(&fe->ready);
 	loop_defer_init(&fe->ready_defer, queries_ready_run);
+	unreachable_probe_init(&fe->probe, loop, &fe->pool, &unreachable_process);
 	fe->want_ifindex = policy_has_interfaces(&cfg->groups);
 	for (int i = 0; i < 2; i++)
 		fe->udp[i].watch.fd = -1;
@@ -1664,6 +1700,7 @@ void frontend_close(struct frontend *fe)
 	while (!LIST_EMPTY(&fe->queries))
 		query_drop(LIST_FIRST(&fe->queries));
 	loop_defer_cancel(fe->loop, &fe->ready_defer); /* freeing them made some ready */
+	unreachable_probe_stop(&fe->probe);	       /* before the pools go */
 	ddr_free(fe->ddr);			       /* no query uses its pools now */
 	egress_gate_free(fe->egress);		       /* no query holds an answer now */
 	udp_reply_free(fe->udp_reply); /* answers already given leave before sockets close */

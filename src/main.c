@@ -37,6 +37,7 @@
 #include "dotgw/ruleset.h"
 #include "dotgw/sandbox.h"
 #include "dotgw/snapshot.h"
+#include "dotgw/unreachable.h"
 #include "dotgw/version.h"
 #include "dotgw/worker.h"
 #include "dotgw/egress_rules.h"
@@ -134,6 +135,7 @@ static void daemon_render(void *data, FILE *out)
 		nftset_link_unlock(d->egress_link);
 	}
 	snapshot_render(s, out);
+	unreachable_render(&unreachable_process, out);
 	free(s);
 }
 
@@ -749,6 +751,14 @@ static void log_forwards(const struct config *cfg)
 	}
 	if (!cfg->local_zones)
 		log_info("--no-local-zones: locally served zones are forwarded like other names");
+	if (cfg->unreachable_plain)
+		log_warn(
+			"--unreachable plaintext: once queries have failed and no upstream has "
+			"answered for %u s, captured queries go UNENCRYPTED to the address asked%s",
+			cfg->unreachable_after,
+			(cfg->scope & RULESET_SCOPE_GATEWAY)
+				? " (gateway scope: every client's; meant for a laptop's own DNS)"
+				: "");
 }
 
 /* log_ready - say what runs, to the log and to systemd (Type=notify). */

@@ -1140,6 +1140,12 @@ static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 	}
 }
 
+void upstream_pool_retry(struct upstream_pool *pool)
+{
+	for (size_t i = 0; i < pool->n; i++)
+		atomic_store_explicit(&pool->ups[i].down_until_ms, 0, memory_order_relaxed);
+}
+
 void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	uq->conn = NULL;

@@ -85,6 +85,9 @@ struct config {
 	unsigned int udp_size_cap; /* largest UDP answer, whatever the client advertises */
 	unsigned int tcp_idle_ms;  /* idle TCP client connections are closed after this */
 	unsigned int max_tcp_clients;
+	/* --unreachable plaintext, and --unreachable-after in seconds (unreachable.h) */
+	bool unreachable_plain;
+	unsigned int unreachable_after;
 	unsigned int max_inflight;	      /* queries in flight at once; more get SERVFAIL */
 	unsigned int max_inflight_client;     /* ...of them one client may hold (0 before parsing:
 					       * see config_parse_args) */

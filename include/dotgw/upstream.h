@@ -142,6 +142,12 @@ size_t upstream_pool_count(const struct upstream_pool *pool);
 const char *upstream_pool_name(const struct upstream_pool *pool, size_t i);
 
 /*
+ * upstream_pool_retry - end every upstream's back-off now: the next query may try it at once
+ * (another worker found the network reachable again: unreachable.h). Failures still count.
+ */
+void upstream_pool_retry(struct upstream_pool *pool);
+
+/*
  * upstream_pool_submit - send uq. complete() may run before this returns (no usable
  * upstream): the caller must not touch uq after the call unless it knows otherwise.
  */

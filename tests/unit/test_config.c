@@ -344,6 +344,8 @@ static const struct {
 	{"stall-timeout", "700", NULL, NULL},
 	{"no-padding", NULL, NULL, NULL},
 	{"timeout", "1500", NULL, NULL},
+	{"unreachable", "plaintext", NULL, NULL},
+	{"unreachable-after", "30", NULL, NULL},
 	{"cache-size", "512k", NULL, NULL},
 	{"cache-max-ttl", "600", NULL, NULL},
 	{"serve-stale", "3600", NULL, NULL},
@@ -472,7 +474,7 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 66);
+	CHECK_EQ(n, 68);
 	/* --health is a mode main() runs before parsing: reaching the parser, it is refused */
 	const char *health[] = {"--config", "none", "--health", "http://127.0.0.1:9/", NULL};
 
@@ -518,6 +520,20 @@ static void test_refused_untouched(void)
 	CHECK_EQ(cfg.scope, RULESET_SCOPE_HOST);
 }
 
+/* --unreachable: servfail and 10 s by default; a wrong word or range is named. */
+static void test_unreachable_options(void)
+{
+	const char *u[] = {"--unreachable", "plain", NULL};
+	const char *a[] = {"--unreachable-after", "0", NULL};
+
+	CHECK_EQ(parse(u), -22);
+	CHECK(strstr(errbuf, "--unreachable: invalid value 'plain'") != NULL);
+	CHECK_EQ(cfg.unreachable_plain, false);
+	CHECK_EQ(parse(a), -22);
+	CHECK(strstr(errbuf, "--unreachable-after") != NULL);
+	CHECK_EQ(cfg.unreachable_after, 10);
+}
+
 /* --max-inflight-per-client: half of --max-inflight or of the connections' slots by default */
 static void test_inflight_share(void)
 {
@@ -545,6 +561,7 @@ int main(void)
 	test_upstream_asked();
 	test_option_table();
 	test_refused_untouched();
+	test_unreachable_options();
 	test_workers();
 	return check_done("config");
 }
