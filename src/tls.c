@@ -278,6 +278,18 @@ int tls_conn_open(struct tls_ctx *ctx, size_t up, struct tls_conn **out, bool *l
 		r = -errno;
 		goto out_close;
 	}
+	/*
+	 * TCP Fast Open: connect() only records the address; the first write (the ClientHello)
+	 * goes in the SYN once this host holds a cookie from the server, else the SYN asks for
+	 * one and that write fails with EINPROGRESS, a retry for OpenSSL. A kernel without it
+	 * (ENOPROTOOPT) connects as usual.
+	 */
+	if (ctx->cfg->tcp_fastopen &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one)) < 0 &&
+	    errno != ENOPROTOOPT) {
+		r = -errno;
+		goto out_close;
+	}
 	if (connect(fd, (const struct sockaddr *)&u->addr, u->addrlen) < 0 &&
 	    errno != EINPROGRESS) {
 		r = -errno;
