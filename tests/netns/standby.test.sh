@@ -17,6 +17,7 @@ lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}" ss
 lab_require_dotgw "${1:-}"
 # The upstream closes connections idle for 2 s (Quad9 does about that).
+# shellcheck disable=SC2034 # read by lab_start_upstream
 LAB_UP_EXTRA_CONF=$'\ttcp-idle-timeout: 2000'
 lab_setup
 
@@ -54,6 +55,7 @@ open_conns()
 
 # standby_ready N: at least N standby openings and N + 1 handshakes (the first connection and
 # the standby ones), and one connection open
+# shellcheck disable=SC2317 # called through lab_wait_until
 standby_ready()
 {
 	local s h
@@ -62,6 +64,7 @@ standby_ready()
 	[ "${s:-0}" -ge "$1" ] && [ "${h:-0}" -ge $(($1 + 1)) ] && [ "$(open_conns)" = 1 ]
 }
 
+# shellcheck disable=SC2317 # called through lab_wait_until
 no_conns()
 {
 	[ "$(open_conns)" = 0 ]

@@ -27,6 +27,7 @@ nstat_get()
 	ip netns exec "$1" nstat -asz "$2" 2>/dev/null | awk -v k="$2" '$1 == k { print $2 }'
 }
 
+# shellcheck disable=SC2317 # called through lab_wait_until
 no_conns()
 {
 	[ "$(ip netns exec "$NS_GW" ss -Htn state established "( dport = :853 )" | wc -l)" = 0 ]
