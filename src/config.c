@@ -206,6 +206,14 @@ const struct config_option config_options[] = {
 	  .help = "queries in flight and no answer for MS/2: probe the\n"
 		  "connection; none by MS: close it, retry elsewhere\n"
 		  "(default: 1000)" },
+	{ .name = "standby", .key = "standby", .arg = "SECONDS",
+	  NUMBER(standby_s, 0, 3600, "0 to 3600 seconds"),
+	  .help = "an upstream connection closed idle while queries came in\n"
+		  "the last SECONDS: open a fresh one at once, so that the\n"
+		  "next query finds it ready; 0: off (default: 10)" },
+	{ .name = "tcp-fastopen", .key = "tcp-fastopen", FLAG(tcp_fastopen, 1),
+	  .help = "TCP Fast Open to the upstreams: once a server gave a\n"
+		  "cookie, the TLS ClientHello rides in the SYN" },
 	{ .name = "no-padding", .key = "no-padding", FLAG(padding, 0),
 	  .help = "do not pad queries to 128 octets (RFC 8467)" },
 	{ .name = "timeout", .key = "timeout", .arg = "MS",
@@ -434,6 +442,7 @@ void config_init(struct config *cfg)
 	cfg->asked_max = 64;
 	cfg->conn_inflight = 128;
 	cfg->idle_ms = 30000;
+	cfg->standby_s = 10;
 	cfg->stall_ms = 1000;
 	cfg->padding = true;
 	cfg->cache_size = 4u << 20;

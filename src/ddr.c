@@ -117,6 +117,8 @@ static struct ddr_cfg *ddr_cfg_new(const struct config *cfg)
 	dc->cfg.conn_inflight = cfg->conn_inflight;
 	dc->cfg.idle_ms = cfg->idle_ms;
 	dc->cfg.stall_ms = cfg->stall_ms;
+	dc->cfg.standby_s = cfg->standby_s;
+	dc->cfg.tcp_fastopen = cfg->tcp_fastopen;
 	dc->cfg.padding = cfg->padding;
 	dc->cfg.upstream_choice = cfg->upstream_choice;
 	dc->cfg.bypass_mark = cfg->bypass_mark;

@@ -58,6 +58,11 @@ static void render_counters(const struct stats_snapshot *snap, FILE *out)
 	       "(no upstream backed off).");
 	fprintf(out, "dotgw_upstream_local_errors_total %llu\n",
 		(unsigned long long)s->upstream_local_errors);
+	metric(out, "upstream_standby_total", "counter",
+	       "Upstream connections opened at once after an idle close, for the next query "
+	       "(--standby).");
+	fprintf(out, "dotgw_upstream_standby_total %llu\n",
+		(unsigned long long)s->upstream_standby);
 	metric(out, "policy_alias_total", "counter",
 	       "Answers replaced by a policy answer: their CNAME/DNAME chain led to a denied "
 	       "name.");

@@ -38,7 +38,8 @@
  * the others go idle and close after the idle timeout; else to the least loaded one under its
  * window. Another one opens once every open one has UPCONN_SPREAD in flight (or its window, if
  * smaller): a server answers each connection's queries in turn, so under load several
- * connections get more answered than one long queue does.
+ * connections get more answered than one long queue does. The last connection of an upstream
+ * that closes idle while queries came recently is opened again at once (standby.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@
 #include <time.h>
 
 #include "dotgw/log.h"
+#include "dotgw/standby.h"
 #include "dotgw/tls.h"
 #include "dotgw/upstream.h"
 
@@ -130,6 +132,7 @@ struct upstream {
 	 * until limit_until_ms (0: no limit) */
 	unsigned int limit;
 	uint64_t limit_until_ms;
+	uint64_t last_query_ms, standby_ms; /* standby.h: last query taken, last standby opened */
 };
 
 struct upstream_pool {
@@ -141,6 +144,7 @@ struct upstream_pool {
 	unsigned int rr; /* round-robin position */
 	struct log_ratelimit late_rl, local_rl;
 	TAILQ_HEAD(, upstream_query) waiting; /* in order; sent on as slots free up */
+	bool closing; /* upstream_pool_free runs: no standby connection opens */
 	size_t n;
 	struct upstream ups[];
 };
@@ -156,6 +160,7 @@ static void conn_io(struct upconn *c);
 static void conn_send(struct loop_defer *d);
 static void conn_close(struct upconn *c, int err, bool fault);
 static void conn_arm(struct upconn *c);
+static void conn_standby(struct upconn *c);
 static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_wait_head(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq);
@@ -265,6 +270,7 @@ void upstream_pool_free(struct upstream_pool *pool)
 
 	if (!pool)
 		return;
+	pool->closing = true;
 	/* Forget the waiting queries first: closing a connection must not send them on. */
 	while ((uq = TAILQ_FIRST(&pool->waiting))) {
 		TAILQ_REMOVE(&pool->waiting, uq, wait);
@@ -520,6 +526,7 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	struct upstream *up = c->up;
 	struct upstream_pool *pool = up->pool;
 	unsigned int retry = 0;
+	bool idle = c->state == UC_READY && !fault && !c->inflight && (!err || err == -ECONNRESET);
 
 	if (!fault && err == -ECONNRESET && c->state == UC_READY && c->inflight > UPCONN_SPREAD) {
 		/* the server closed under load: perhaps its limit per connection; stay below */
@@ -580,6 +587,27 @@ static void conn_close(struct upconn *c, int err, bool fault)
 		upstream_mark_failed(up, err);
 	stats_add(&pool->stats->upstream_retries, retry);
 	pool_drain_waiting(pool);
+	if (idle)
+		conn_standby(c);
+}
+
+/* conn_standby - c closed while idle: open it again at once if standby.h says so. */
+static void conn_standby(struct upconn *c)
+{
+	struct upstream *up = c->up;
+	struct upstream_pool *pool = up->pool;
+	uint64_t now = loop_now_ms(pool->loop);
+	bool local;
+
+	if (pool->closing || c->state != UC_CLOSED ||
+	    !standby_due(now, up->last_query_ms, up->standby_ms, pool->cfg->standby_s,
+			 atomic_load_explicit(&up->open, memory_order_relaxed)))
+		return;
+	up->standby_ms = now;
+	if (conn_open(c, &local) < 0)
+		return; /* not held against anyone: the next query opens one and reports */
+	stats_add(&pool->stats->upstream_standby, 1);
+	log_debug("upstream %s: standby connection for the next query", up->cfg->text);
 }
 
 static void conn_handshake_done(struct upconn *c)
@@ -1061,6 +1089,8 @@ static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq)
 	if (r < 0)
 		return r;
 	uq->attempts++;
+	if (!uq->probe)
+		c->up->last_query_ms = loop_now_ms(c->up->pool->loop);
 	if (c->state == UC_READY)
 		loop_defer(c->up->pool->loop, &c->flush);
 	c->up->last = c;

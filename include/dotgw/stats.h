@@ -44,6 +44,7 @@
 	X(upstream_stalled)	 /* connections closed because answers stopped coming */           \
 	X(upstream_probes)	 /* health probes sent on silent connections */                    \
 	X(upstream_idle_closed)	 /* idle connections closed by us (idle or keepalive timeout) */   \
+	X(upstream_standby)	 /* standby connections opened after an idle close (--standby) */  \
 	X(upstream_unverified)	 /* used unauthenticated (opportunistic) */                        \
 	X(cache_hits)		 /* queries answered from the cache */                             \
 	X(cache_misses)		 /* queries the cache could not answer */                          \

@@ -343,6 +343,8 @@ static const struct {
 	{"idle-timeout", "2000", NULL, NULL},
 	{"stall-timeout", "700", NULL, NULL},
 	{"no-padding", NULL, NULL, NULL},
+	{"standby", "30", NULL, NULL},
+	{"tcp-fastopen", NULL, NULL, NULL},
 	{"timeout", "1500", NULL, NULL},
 	{"unreachable", "plaintext", NULL, NULL},
 	{"unreachable-after", "30", NULL, NULL},
@@ -474,7 +476,7 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 68);
+	CHECK_EQ(n, 70);
 	/* --health is a mode main() runs before parsing: reaching the parser, it is refused */
 	const char *health[] = {"--config", "none", "--health", "http://127.0.0.1:9/", NULL};
 
