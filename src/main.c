@@ -873,6 +873,8 @@ int main(int argc, char **argv)
 		goto out_remove_rules;
 	if (d.egress_link)
 		workers_set_egress(d.ws, d.egress_link);
+	if (cfg->metrics && metrics_load() < 0) /* code is loaded before the sandbox */
+		goto out_remove_rules;
 	if (privileges_drop(cfg, who, sizeof(who)) < 0)
 		goto out_remove_rules;
 	/* after the drop: fstrm's I/O thread starts with no privileges */
