@@ -9,7 +9,9 @@
 # Usage: sudo bench/callgrind_hit.sh DOTGW [DOTGW...]    (N1, N2: env, default 1000, 5000)
 # With MISS=1, every query asks a name of its own: the cost of a cache miss (TLS included).
 # With KEEP=DIR, the callgrind files stay there as DIR/<i>-<N>.out (i: the binary's place in
-# the list), for callgrind_annotate.
+# the list), for callgrind_annotate. LOG_LEVEL: dotgw's --log-level (default info, as in
+# bench/run.sh; until 2026-12-04 it was the lab's debug, whose per-query line cost ~11,000
+# instructions per miss).
 
 # shellcheck source=../tests/netns/lib.sh
 . "$(dirname "$0")/../tests/netns/lib.sh"
@@ -36,7 +38,8 @@ for bin in "$@"; do
 		# --user root: callgrind writes its file at exit, after the daemon's drop otherwise
 		lab_bg "$NS_GW" "$log" valgrind --tool=callgrind --callgrind-out-file="$out" \
 			--vgdb=no "$bin" "${LAB_DOTGW_ARGS[@]}" --mode tproxy --scope gateway \
-			--interface "$LAB_GW_IF_CLIENT" --timeout 10000 --stall-timeout 10000 --user root
+			--interface "$LAB_GW_IF_CLIENT" --timeout 10000 --stall-timeout 10000 --user root \
+			--log-level "${LOG_LEVEL:-info}"
 		job=$LAB_BG_PID
 		pid=$(lab_bg_cmd_pid "$job")
 		LAB_WAIT_PID=$job lab_wait_until 600 grep -qw ready "$log" || lab_bail "$bin: not ready"

@@ -420,6 +420,11 @@ static void usage_print(FILE *out)
 void config_init(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	config_init_zeroed(cfg);
+}
+
+void config_init_zeroed(struct config *cfg)
+{
 	cfg->scope = RULESET_SCOPE_HOST;
 	cfg->mode = MODE_TPROXY;
 	cfg->log_level = LOG_LVL_INFO;

@@ -243,6 +243,9 @@ bool dns_question_equal(const struct dns_question *a, const struct dns_question 
 
 	if (a->qtype != b->qtype || a->qclass != b->qclass || a->name_len != b->name_len)
 		return false;
+	/* the usual case, an answer's question as asked: one memcmp, not a loop per octet */
+	if (memcmp(a->name, b->name, a->name_len < DNS_MAX_NAME ? a->name_len : DNS_MAX_NAME) == 0)
+		return true;
 	/* Length octets (0..63) are never ASCII letters: folding every octet is exact. */
 	for (i = 0; i < a->name_len && i < DNS_MAX_NAME; i++)
 		if (ascii_lower(a->name[i]) != ascii_lower(b->name[i]))

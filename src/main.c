@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "dotgw/config.h"
@@ -30,6 +29,7 @@
 #include "dotgw/ifkind.h"
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
+#include "dotgw/notify.h"
 #include "dotgw/loop.h"
 #include "dotgw/privs.h"
 #include "dotgw/queue.h"
@@ -447,7 +447,7 @@ static void daemon_reload(struct daemon *d)
 
 	if (!n || !d->rs)
 		goto out_put;
-	sd_notify(0, "RELOADING=1");
+	notify_send("RELOADING=1");
 	if (workers_reload_busy(d->ws)) {
 		log_warn("reload: the previous reload is still draining; try again later");
 		goto out_put;
@@ -491,12 +491,12 @@ static void daemon_reload(struct daemon *d)
 	log_info("reloaded%s%s: %zu upstreams, %zu client groups, rules replaced",
 		 n->cfg.config_path[0] ? " " : "", n->cfg.config_path, n->cfg.n_upstreams,
 		 n->cfg.groups.n_groups);
-	sd_notify(0, "READY=1\nSTATUS=serving (reloaded)");
+	notify_send("READY=1\nSTATUS=serving (reloaded)");
 	return;
 
 out_put:
 	config_ref_put(n);
-	sd_notify(0, "READY=1\nSTATUS=serving (reload refused: see the log)");
+	notify_send("READY=1\nSTATUS=serving (reload refused: see the log)");
 }
 
 static int signals_open(void)
@@ -785,8 +785,8 @@ static void log_ready(const struct config *cfg, bool queue_compat, const char *w
 		DOTGW_VERSION, mode, scope_name(cfg->scope), cfg->fail_closed ? "closed" : "open",
 		cfg->table, cfg->tproxy_port, cfg->workers, cfg->workers == 1 ? "" : "s", ups, who);
 	/* systemd (Type=notify): serving now. Does nothing without NOTIFY_SOCKET. */
-	sd_notifyf(0, "READY=1\nSTATUS=serving: mode %s, scope %s, %zu upstreams", mode,
-		   scope_name(cfg->scope), cfg->n_upstreams);
+	notify_send("READY=1\nSTATUS=serving: mode %s, scope %s, %zu upstreams", mode,
+		    scope_name(cfg->scope), cfg->n_upstreams);
 }
 
 /*
@@ -883,6 +883,8 @@ int main(int argc, char **argv)
 		goto out_remove_rules;
 	if (d.egress_link)
 		workers_set_egress(d.ws, d.egress_link);
+	if (cfg->metrics && metrics_load() < 0) /* code is loaded before the sandbox */
+		goto out_remove_rules;
 	if (privileges_drop(cfg, who, sizeof(who)) < 0)
 		goto out_remove_rules;
 	/* after the drop: fstrm's I/O thread starts with no privileges */
@@ -901,7 +903,7 @@ int main(int argc, char **argv)
 	log_ready(cfg, d.queue_compat, who);
 
 	r = loop_run(d.loop);
-	sd_notify(0, "STOPPING=1");
+	notify_send("STOPPING=1");
 	health_set_rules(&d.health, false); /* /readyz: 503 from now on */
 	cfg = &d.ref->cfg; /* a reload may have replaced (and freed) the first one */
 	if (r < 0)

@@ -3,8 +3,14 @@
  * health endpoints: /healthz and /readyz, 200 "ok" or 503 with a one-line reason, from
  * health.c's verdicts. Anything else: 404. The metrics body is rendered afresh for each
  * request by the caller's callback.
+ *
+ * libmicrohttpd is loaded (dlopen) by metrics_load only when --metrics asks for it: linked, it
+ * brought GnuTLS, p11-kit, nettle, gmp, libtasn1, libidn2 and libunistring into every dotgw,
+ * with GnuTLS's start-up work, about 2.5 MiB resident that a gateway without --metrics never
+ * used. Its calls go through the table mhd, typed from microhttpd.h.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -16,6 +22,20 @@
 #include "dotgw/health.h"
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
+
+#ifndef DOTGW_MHD_SONAME
+#define DOTGW_MHD_SONAME "libmicrohttpd.so.12"
+#endif
+
+/* The libmicrohttpd calls dotgw makes, each with its prototype's type (set once, then read). */
+static struct {
+	__typeof__(MHD_start_daemon) *start_daemon;
+	__typeof__(MHD_stop_daemon) *stop_daemon;
+	__typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+	__typeof__(MHD_add_response_header) *add_response_header;
+	__typeof__(MHD_queue_response) *queue_response;
+	__typeof__(MHD_destroy_response) *destroy_response;
+} mhd;
 
 struct metrics {
 	struct MHD_Daemon *mhd;
@@ -79,15 +99,15 @@ static enum MHD_Result metrics_request(void *cls, struct MHD_Connection *conn, c
 		fputs(status == MHD_HTTP_NOT_FOUND ? "not found: try /metrics\n" : "GET only\n",
 		      out);
 	fclose(out);
-	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	resp = mhd.create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
 		free(body);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	mhd.add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 				"text/plain; version=0.0.4; charset=utf-8");
-	ret = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
+	ret = mhd.queue_response(conn, status, resp);
+	mhd.destroy_response(resp);
 	return ret;
 }
 
@@ -117,6 +137,39 @@ static int metrics_listen(const struct sockaddr_storage *ss, uint32_t mark)
 	return fd;
 }
 
+int metrics_load(void)
+{
+	void *h;
+
+	if (mhd.start_daemon)
+		return 0;
+	dlerror();
+	h = dlopen(DOTGW_MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		log_error("--metrics: cannot load %s: %s", DOTGW_MHD_SONAME, dlerror());
+		return -ENOENT;
+	}
+	/* POSIX: a function's address from dlsym's void * (never NULL for these names) */
+	*(void **)&mhd.stop_daemon = dlsym(h, "MHD_stop_daemon");
+	*(void **)&mhd.create_response_from_buffer = dlsym(h, "MHD_create_response_from_buffer");
+	*(void **)&mhd.add_response_header = dlsym(h, "MHD_add_response_header");
+	*(void **)&mhd.queue_response = dlsym(h, "MHD_queue_response");
+	*(void **)&mhd.destroy_response = dlsym(h, "MHD_destroy_response");
+	if (!mhd.stop_daemon || !mhd.create_response_from_buffer || !mhd.add_response_header ||
+	    !mhd.queue_response || !mhd.destroy_response) {
+		log_error("--metrics: %s lacks a function dotgw calls", DOTGW_MHD_SONAME);
+		dlclose(h);
+		return -ENOENT;
+	}
+	*(void **)&mhd.start_daemon = dlsym(h, "MHD_start_daemon"); /* last: marks it loaded */
+	if (!mhd.start_daemon) {
+		log_error("--metrics: %s lacks MHD_start_daemon", DOTGW_MHD_SONAME);
+		dlclose(h);
+		return -ENOENT;
+	}
+	return 0; /* the handle stays open for the process's life */
+}
+
 int metrics_start(struct metrics **out, const char *spec, uint32_t mark, metrics_render_fn render,
 		  void *data, const struct health *health)
 {
@@ -125,6 +178,9 @@ int metrics_start(struct metrics **out, const char *spec, uint32_t mark, metrics
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
 	int fd;
 
+	fd = metrics_load();
+	if (fd < 0)
+		return fd;
 	if (metrics_parse_addr(spec, &ss) < 0) {
 		log_error("--metrics '%s': not PORT, ADDR:PORT or [ADDR]:PORT", spec);
 		return -EINVAL;
@@ -144,7 +200,7 @@ int metrics_start(struct metrics **out, const char *spec, uint32_t mark, metrics
 	m->health = health;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	m->mhd = MHD_start_daemon(
+	m->mhd = mhd.start_daemon(
 		flags, 0, NULL, NULL, metrics_request, m, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 		MHD_OPTION_CONNECTION_LIMIT, 16, MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
 	if (!m->mhd) {
@@ -163,6 +219,6 @@ void metrics_stop(struct metrics *m)
 {
 	if (!m)
 		return;
-	MHD_stop_daemon(m->mhd);
+	mhd.stop_daemon(m->mhd);
 	free(m);
 }

@@ -73,7 +73,9 @@ struct config_ref *config_ref_new(void)
 	struct config_ref *r = calloc(1, sizeof(*r));
 
 	if (r) {
-		config_init(&r->cfg);
+		/* calloc's pages of this large struct stay untouched where the options leave them
+		 */
+		config_init_zeroed(&r->cfg);
 		r->refs = 1;
 	}
 	return r;

@@ -180,6 +180,12 @@ extern const struct config_option config_options[];
 
 /* config_init - fill cfg with the defaults (no upstreams yet: see config_parse_args). */
 void config_init(struct config *cfg);
+/*
+ * config_init_zeroed - the same for a cfg that is all zeros already (calloc): struct config is
+ * about 360 KiB, mostly tables that few options fill, and zeroing it again would make all of
+ * those pages resident.
+ */
+void config_init_zeroed(struct config *cfg);
 
 /*
  * config_parse_upstream - parse "ADDR[@PORT][#AUTH-NAME]" (IPv6 may be written

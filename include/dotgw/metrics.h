@@ -1,7 +1,7 @@
 /*
  * metrics.h - a Prometheus text endpoint (GET /metrics), with /healthz and /readyz, served by
- * libmicrohttpd on its own thread. What it serves comes from a render callback, so this module
- * knows HTTP only.
+ * libmicrohttpd (loaded at run time: metrics_load) on its own thread. What it serves comes from a
+ * render callback, so this module knows HTTP only.
  */
 #ifndef DOTGW_METRICS_H
 #define DOTGW_METRICS_H
@@ -20,6 +20,12 @@ typedef void (*metrics_render_fn)(void *data, FILE *out);
  */
 struct sockaddr_storage;
 int metrics_parse_addr(const char *spec, struct sockaddr_storage *ss);
+
+/*
+ * metrics_load - load libmicrohttpd (once; metrics_start does it too, but the daemon calls it
+ * before it drops privileges and installs its seccomp filter). 0 or -ENOENT (logged).
+ */
+int metrics_load(void);
 
 /*
  * metrics_start - listen on spec, from a socket that carries mark (SO_MARK: the bypass mark),
