@@ -1,7 +1,8 @@
 #!/bin/bash
 # handover.test.sh - zero-gap handover between overlapping instances (handover.h): under a
-# steady dnsperf load (UDP) and a series of kdig TCP queries, instance B starts while A
-# serves, B's /readyz is awaited, A gets SIGTERM; then the same from B to C. For --mode
+# steady dnsperf load (UDP, 8 source ports, spread over both instances' listeners in tproxy
+# mode) and a series of kdig TCP queries, instance B starts while A serves, B's /readyz is
+# awaited, A gets SIGTERM; then the same from B to C. For --mode
 # tproxy and nfqueue, --fail open and closed. Checked for each: B starts beside A (the
 # listeners and the metrics port join SO_REUSEPORT groups); A exits 0 and its exit leaves
 # the newer table and rules in place; no query is lost or answered SERVFAIL; nothing reaches
@@ -56,6 +57,8 @@ inst_stop()
 	lab_bg_stop "${INST_JOB[$1]}" "${2:-TERM}"
 }
 
+# readyz: /readyz says 200 (the instance that answers: both listen on the port)
+# shellcheck disable=SC2317 # called indirectly
 readyz()
 {
 	[ "$(ip netns exec "$NS_GW" timeout 3 curl -s -o /dev/null -w '%{http_code}' \
@@ -103,7 +106,7 @@ for mode in tproxy nfqueue; do
 		inst_start A "${args[@]}" || lab_finish
 		lab_decoy_reset
 		lab_bg "$NS_CLIENT" "$LAB_DIR/dnsperf.out" dnsperf -s "$LAB_DECOY4" -d "$QUERIES" \
-			-Q "$RATE" -l "$SECONDS_LOAD" -t 2 -q 100
+			-Q "$RATE" -l "$SECONDS_LOAD" -t 2 -q 100 -c 8
 		perf=$LAB_BG_PID
 		tcp_queries >"$LAB_DIR/tcp.out" 2>&1 &
 		tcp=$!
@@ -120,7 +123,7 @@ for mode in tproxy nfqueue; do
 			lab_check_eq "$what: the fwmark rules stay after $prev's exit" "853: 853:" \
 				"$(fwmark_rules)"
 			lab_check_match "$what: $next logged no error" '^$' \
-				"$(grep -E 'error' "$LAB_DIR/dotgw-$next.log")"
+				"$(grep -E '^error|Sanitizer|runtime error' "$LAB_DIR/dotgw-$next.log")"
 			prev=$next
 		done
 		wait "$perf"
@@ -153,6 +156,8 @@ for mode in tproxy nfqueue; do
 		fi
 		inst_stop "$prev"
 		lab_check_eq "$what: the last instance exits 0" 0 "$?"
+		lab_check_eq "$what: no instance logged an error" "" \
+			"$(cat "$LAB_DIR"/dotgw-*.log | grep -E '^error|Sanitizer|runtime error')"
 		[ "$fail" = closed ] && lab_run "$NS_GW" "$DOTGW" --remove-rules
 		lab_check_eq "$what: no table left" "" "$(tables)"
 	done
