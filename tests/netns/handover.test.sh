@@ -162,4 +162,44 @@ for mode in tproxy nfqueue; do
 		lab_check_eq "$what: no table left" "" "$(tables)"
 	done
 done
+
+# --handover-wait: SIGTERM reaches P before its successor Q has even started (a pod taken for
+# ready on the old dotgw's /readyz); P keeps serving until Q captures, then hands over. Q, in
+# slot 1 (table dotgw-1), then reloads its configuration without a restart warning.
+what="tproxy, fail open, --handover-wait"
+args=(--mode tproxy --upstream "$LAB_UP4#$LAB_AUTH_NAME" --ca-file "$LAB_CA" --scope gateway
+	--interface "$LAB_GW_IF_CLIENT" --fail open --log-level info)
+lab_log "$what: SIGTERM first, the successor after"
+inst_start P "${args[@]}" --handover-wait 20 || lab_finish
+lab_decoy_reset
+lab_bg "$NS_CLIENT" "$LAB_DIR/dnsperf.out" dnsperf -s "$LAB_DECOY4" -d "$QUERIES" -Q "$RATE" \
+	-l 4 -t 2 -q 100 -c 8
+perf=$LAB_BG_PID
+lab_sleep 0.5
+pid=$(lab_bg_cmd_pid "${INST_JOB[P]}")
+kill -TERM "$pid"
+lab_wait_until 50 grep -q 'waiting up to 20 s' "$LAB_DIR/dotgw-P.log" ||
+	lab_fail "$what: P waits for a successor"
+lab_sleep 1
+inst_start Q "${args[@]}" || lab_finish
+inst_stop P
+lab_check_eq "$what: P exits 0" 0 "$?"
+lab_check_match "$what: P handed over" 'handing over' "$(cat "$LAB_DIR/dotgw-P.log")"
+wait "$perf"
+lab_bg_forget "$perf"
+lost=$(sed -n 's/^ *Queries lost: *\([0-9]*\).*/\1/p' "$LAB_DIR/dnsperf.out")
+lab_check_eq "$what: no UDP query lost" 0 "${lost:-?}"
+lab_check_eq "$what: nothing reached the decoy" 0 "$(lab_decoy_count)"
+lab_check_match "$what: Q's table" '^dotgw(-1)?:[1-9][0-9]* $' "$(tables)"
+kill -HUP "$(lab_bg_cmd_pid "${INST_JOB[Q]}")"
+lab_wait_until 50 grep -q reloaded "$LAB_DIR/dotgw-Q.log" || lab_fail "$what: Q reloads"
+lab_check_eq "$what: Q's reload keeps its slot without a warning" "" \
+	"$(grep 'needs a restart' "$LAB_DIR/dotgw-Q.log")"
+lab_check_match "$what: Q's table after the reload" '^dotgw(-1)?:[1-9][0-9]* $' "$(tables)"
+lab_dig "$NS_CLIENT" @"$LAB_DECOY4" www.example.test A
+lab_check_eq "$what: Q answers" "NOERROR $LAB_UP_A from $LAB_DECOY4#53 (UDP)" \
+	"$(lab_dig_summary A)"
+inst_stop Q
+lab_check_eq "$what: Q exits 0" 0 "$?"
+lab_check_eq "$what: no table left" "" "$(tables)"
 lab_finish
