@@ -160,6 +160,26 @@ static int ho_read(struct ho_dump *d, char *alt, size_t len)
 	return r;
 }
 
+/*
+ * ho_queues_bound - is one of the n queues from first bound by a process of this network
+ * namespace? /proc/net/netfilter/nfnetlink_queue lists them (per namespace, one line each,
+ * the queue number first); no file: no queue bound.
+ */
+static bool ho_queues_bound(unsigned int first, unsigned int n)
+{
+	FILE *f = fopen("/proc/net/netfilter/nfnetlink_queue", "re");
+	bool bound = false;
+	unsigned int q;
+	char line[256];
+
+	if (!f)
+		return false;
+	while (!bound && fgets(line, sizeof(line), f))
+		bound = sscanf(line, "%u", &q) == 1 && q >= first && q - first < n;
+	fclose(f);
+	return bound;
+}
+
 void handover_apply(struct config *cfg)
 {
 	if (ho.slot == 0)
@@ -203,8 +223,9 @@ int handover_prepare(struct config *cfg)
 			return -EBUSY;
 		}
 		ho.slot = d.t[0].owned ? 1 : 0;
-	} else if (d.t[0].ours) {
-		ho.slot = 1 - d.t[0].slot;
+	} else if (cfg->mode == MODE_NFQUEUE) {
+		/* one table, replaced: only the queues tell whether another run serves */
+		ho.slot = ho_queues_bound(cfg->queue_num, cfg->queues) ? 1 : 0;
 	}
 	if (ho.slot && cfg->mode == MODE_NFQUEUE &&
 	    (uint32_t)cfg->queue_num + 2u * cfg->queues > 65536u) {

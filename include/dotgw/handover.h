@@ -7,8 +7,10 @@
  * "dotgw generation=G slot=S". Two overlapping runs take different slots: slot 1 shifts the
  * nfqueue queue numbers by --queues (a queue has one listener), and with --fail open, whose
  * table a netlink socket owns and nobody else may change, it names the table TABLE-1 (slot 0:
- * TABLE). With --fail closed both slots use TABLE, which the newer run replaces in its one
- * install transaction.
+ * TABLE). A run takes slot 1 when a live run holds slot 0: fail open, when TABLE is owned;
+ * fail closed in nfqueue mode, when slot 0's queues are bound. With --fail closed both slots
+ * use TABLE, which the newer run replaces in its one install transaction (a fail-closed
+ * tproxy run is always slot 0: it has no queues).
  */
 #ifndef DOTGW_HANDOVER_H
 #define DOTGW_HANDOVER_H
@@ -21,8 +23,8 @@ struct config;
 struct workers;
 
 /*
- * handover_prepare - choose this run's slot from the dotgw tables that exist now (the slot
- * not taken by the newest of them), and apply it to cfg (handover_apply). 0, or -errno
+ * handover_prepare - choose this run's slot from the dotgw tables and queues that exist now
+ * (above), and apply it to cfg (handover_apply). 0, or -errno
  * (logged): -EBUSY when both fail-open slots are owned by live processes, -ERANGE when the
  * shifted queue numbers do not fit.
  */
