@@ -89,6 +89,11 @@ const struct config_option config_options[] = {
 	  .help = "while dotgw is not serving (stopped, crashed, killed, queue\n"
 		  "full): open lets DNS pass in plaintext; closed blocks it\n"
 		  "until dotgw serves again or --remove-rules (default: open)" },
+	{ .name = "handover-wait", .key = "handover-wait", .arg = "SECONDS",
+	  NUMBER(handover_wait, 0, 300, "0 to 300"),
+	  .help = "on SIGTERM, keep serving up to SECONDS until a newer\n"
+		  "dotgw captures, then hand over to it (default: 0: hand over\n"
+		  "only to one that captures already)" },
 	{ .name = "non-recursive", .key = "non-recursive", .arg = "forward|pass",
 	  WORDS(nonrec_pass, { "forward", 0 }, { "pass", 1 }),
 	  .help = "\n"

@@ -1297,10 +1297,10 @@ static int listener_open(struct frontend *fe, int family, int type)
 		goto out_close;
 	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto out_close;
-	/* --workers: each worker's listener joins one group; TPROXY's socket lookup picks a
-	 * member by a hash of the flow (docs/ARCHITECTURE.md, "Threads") */
-	if (fe->cfg->mode == MODE_TPROXY && fe->cfg->workers > 1 &&
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+	/* --workers, and a second instance during a handover (handover.h): the listeners join
+	 * one group; TPROXY's socket lookup picks a member by a hash of the flow
+	 * (docs/ARCHITECTURE.md, "Threads") */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto out_close;
 	if (type == SOCK_DGRAM && udp_listener_setup(fe, fd, family) < 0)
 		goto out_close;
@@ -1690,6 +1690,33 @@ struct ddr *frontend_ddr(const struct frontend *fe)
 unsigned int frontend_inflight(const struct frontend *fe)
 {
 	return atomic_load_explicit(&fe->inflight, memory_order_relaxed);
+}
+
+/*
+ * frontend_leave - handover: leave the listeners' SO_REUSEPORT groups, so that the newer
+ * instance's sockets take every new flow, and keep serving what is ours. A connected UDP
+ * socket is skipped by the kernel's reuseport selection and, bound to the wildcard address,
+ * leaves its group on connect; the datagrams already queued on it stay readable.
+ */
+void frontend_leave(struct frontend *fe)
+{
+	for (int i = 0; fe && i < 2; i++) {
+		union sockaddr_any to;
+
+		if (fe->udp[i].watch.fd < 0)
+			continue;
+		memset(&to, 0, sizeof(to));
+		to.sa.sa_family = i ? AF_INET6 : AF_INET;
+		if (i)
+			to.sin6.sin6_addr = in6addr_loopback;
+		else
+			to.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		addr_set_port(&to, 9); /* discard: nothing answers from there */
+		if (connect(fe->udp[i].watch.fd, &to.sa, addr_len(&to)) < 0)
+			log_warn("handover: leaving the UDP listener group: %s", strerror(errno));
+	}
+	if (fe)
+		tcp_clients_unlisten(fe->tcp);
 }
 
 void frontend_close(struct frontend *fe)

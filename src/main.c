@@ -25,6 +25,7 @@
 #include "dotgw/conntrack.h"
 #include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
+#include "dotgw/handover.h"
 #include "dotgw/health.h"
 #include "dotgw/ifkind.h"
 #include "dotgw/log.h"
@@ -60,6 +61,7 @@ struct daemon {
 	char egress_table[72];		 /* its name, for the metrics thread */
 	struct health health;		 /* /healthz, /readyz: written by the beat below */
 	struct loop_timer beat;		 /* the main loop's heartbeat (health.h) */
+	bool handed_over;		 /* a newer run took over: its rules are left alone */
 };
 
 static void daemon_reload(struct daemon *d);
@@ -261,6 +263,7 @@ static struct ruleset_config ruleset_config_of(const struct config *cfg, bool qu
 	return (struct ruleset_config){
 		.no_nat = no_nat,
 		.table = cfg->table,
+		.comment = handover_comment(),
 		.mode = cfg->mode == MODE_NFQUEUE ? RULESET_MODE_NFQUEUE : RULESET_MODE_TPROXY,
 		.scope = cfg->scope,
 		.interfaces = cfg->interfaces,
@@ -456,6 +459,7 @@ static void daemon_reload(struct daemon *d)
 		log_error("reload failed: the running configuration stays");
 		goto out_put;
 	}
+	handover_apply(&n->cfg); /* this run's slot: its table name and queues */
 	reload_keep(&n->cfg, &d->ref->cfg);
 	log_set_level((enum log_level)n->cfg.log_level);
 	n->cfg.cache_worker_size = n->cfg.cache_size / workers_count(d->ws);
@@ -810,6 +814,25 @@ static int rules_leave(const struct config *cfg, const struct route_config *rc, 
 	return status;
 }
 
+/*
+ * handover_leave - SIGTERM while a newer run captures (handover.h): the listeners leave their
+ * groups, our own table goes (fail open; fail closed: the newer run replaced it), the queries
+ * in flight finish, and the shared policy routing stays for the newer run.
+ */
+static void handover_leave(struct daemon *d)
+{
+	unsigned long long left;
+
+	log_info("a newer dotgw captures now: handing over");
+	d->handed_over = true;
+	workers_leave(d->ws);
+	ruleset_close(d->rs); /* fail open: the kernel deletes our owned table with it */
+	left = handover_drain(d->ws);
+	if (left)
+		log_warn("handover: %llu queries still in flight after %d ms are dropped", left,
+			 HANDOVER_DRAIN_MS);
+}
+
 int main(int argc, char **argv)
 {
 	struct config_ref *ref = config_ref_new();
@@ -860,6 +883,8 @@ int main(int argc, char **argv)
 	cfg->cache_worker_size = cfg->cache_size / workers_count(d.ws);
 	resolve_interfaces(cfg);
 	check_exempt_interfaces(cfg);
+	if (handover_prepare(cfg) < 0) /* before the queues open: a slot's numbers */
+		goto out_close_workers;
 	if (workers_open(d.ws, ref) < 0)
 		goto out_close_workers;
 	if (rc.no_ipv6)
@@ -911,6 +936,10 @@ int main(int argc, char **argv)
 	else
 		log_info("signal %d (%s): shutting down", d.exit_signal, strsignal(d.exit_signal));
 	status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	if (r >= 0 && handover_await(cfg->handover_wait)) {
+		handover_leave(&d); /* a newer run captures: leave it everything, rules too */
+		d.rs = NULL;
+	}
 
 out_stop_workers:
 	metrics_stop(metrics);
@@ -918,7 +947,8 @@ out_stop_workers:
 	workers_set_dnstap(d.ws, NULL);
 	dnstap_close(dnstap); /* flushes what the workers queued */
 out_remove_rules:
-	status = rules_leave(cfg, &rc, d.rs, d.no_nat, status);
+	if (!d.handed_over)
+		status = rules_leave(cfg, &rc, d.rs, d.no_nat, status);
 	nftset_link_free(d.egress_link); /* fail open: the egress table goes with it */
 out_close_workers:
 	/* the workers are stopped (or never started): their pools can be read, then closed */

@@ -22,6 +22,7 @@
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/table.h>
+#include <libnftnl/udata.h>
 
 #include "dotgw/nftbuild.h"
 
@@ -86,6 +87,15 @@ void nb_batch_marker(struct nb_batch *bb, bool begin)
 void nb_batch_table(struct nb_batch *bb, const char *table, uint16_t type, uint16_t flags,
 		    uint32_t table_flags)
 {
+	nb_batch_table_comment(bb, table, type, flags, table_flags, NULL);
+}
+
+/* The comment goes in the user data as nft writes it (NFTNL_UDATA_TABLE_COMMENT), so that
+ * `nft list` shows it. */
+void nb_batch_table_comment(struct nb_batch *bb, const char *table, uint16_t type, uint16_t flags,
+			    uint32_t table_flags, const char *comment)
+{
+	struct nftnl_udata_buf *ud = NULL;
 	struct nftnl_table *t;
 	struct nlmsghdr *nlh;
 
@@ -99,11 +109,21 @@ void nb_batch_table(struct nb_batch *bb, const char *table, uint16_t type, uint1
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
 	if (table_flags)
 		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, table_flags);
+	if (comment) {
+		ud = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+		if (!ud || !nftnl_udata_put_strz(ud, NFTNL_UDATA_TABLE_COMMENT, comment) ||
+		    nftnl_table_set_data(t, NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(ud),
+					 nftnl_udata_buf_len(ud)) < 0) {
+			bb->err = -ENOMEM;
+			goto out_free_table;
+		}
+	}
 	nlh = nftnl_table_nlmsg_build_hdr((char *)bb->scratch, type, NFPROTO_INET,
 					  flags | NLM_F_ACK, bb->seq);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nb_batch_put(bb, nlh->nlmsg_len);
 out_free_table:
+	nftnl_udata_buf_free(ud);
 	nftnl_table_free(t);
 }
 

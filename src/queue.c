@@ -217,12 +217,18 @@ static void queue_readable(struct loop_watch *w, uint32_t revents)
 						strerror(errno));
 			break;
 		}
-		/* An NLMSG_ERROR here answers a verdict, e.g. EPERM without CAP_NET_ADMIN. */
+		/*
+		 * An NLMSG_ERROR here answers a verdict, e.g. EPERM without CAP_NET_ADMIN.
+		 * ENOENT: the packet left the queue before its verdict: the kernel drops every
+		 * queued packet of the namespace when any netfilter hook goes (nfqnl_nf_hook_drop),
+		 * as when a table is replaced (reload, a handover); its answer went out anyway.
+		 */
 		for (int i = 0; i < n; i++)
 			if (mnl_cb_run(q->buf[i], q->mmsg[i].msg_len, 0, q->portid, queue_packet,
 				       q) < 0)
-				log_ratelimited(&q->rl, LOG_LVL_ERROR, "queue %u: kernel says: %s",
-						q->num, strerror(errno));
+				log_ratelimited(
+					&q->rl, errno == ENOENT ? LOG_LVL_DEBUG : LOG_LVL_ERROR,
+					"queue %u: kernel says: %s", q->num, strerror(errno));
 		done += n;
 		/* fewer than asked: the socket is empty (an error after them shows next time) */
 		if (n < QUEUE_BATCH)

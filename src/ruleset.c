@@ -596,8 +596,8 @@ int ruleset_build(const struct ruleset_config *cfg, void *buf, size_t buflen, ui
 	nb_batch_marker(bb, true);
 	nb_batch_table(bb, cfg->table, NFT_MSG_NEWTABLE, NLM_F_CREATE, 0);
 	nb_batch_table(bb, cfg->table, NFT_MSG_DELTABLE, 0, 0);
-	nb_batch_table(bb, cfg->table, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL,
-		       cfg->fail_closed ? 0 : NFT_TABLE_F_OWNER);
+	nb_batch_table_comment(bb, cfg->table, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL,
+			       cfg->fail_closed ? 0 : NFT_TABLE_F_OWNER, cfg->comment);
 	if (cfg->mode == RULESET_MODE_NFQUEUE) {
 		nb_batch_chain(bb, cfg->table, "raw_output", "filter", NF_INET_LOCAL_OUT,
 			       NF_IP_PRI_RAW);

@@ -523,6 +523,26 @@ unsigned int tcp_clients_count(const struct tcp_clients *s)
 	return s->nclients;
 }
 
+void tcp_clients_unlisten(struct tcp_clients *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < 2; i++) {
+		struct tcp_listener *l = &s->listeners[i];
+
+		if (l->watch.fd < 0)
+			continue;
+		/* what the kernel completed already is ours to serve: take it first (the
+		 * backlog is 128, tcp_accept takes 16 a call) */
+		for (int k = 0; k < 8; k++)
+			tcp_accept(&l->watch, EPOLLIN);
+		loop_watch_del(s->loop, &l->watch);
+		close(l->watch.fd);
+		l->watch.fd = -1;
+	}
+	loop_timer_cancel(s->loop, &s->accept_retry);
+}
+
 void tcp_clients_free(struct tcp_clients *s)
 {
 	if (!s)

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -48,6 +49,7 @@ struct worker {
 	bool started;
 	struct loop *loop;
 	struct loop_watch stop; /* an eventfd: the main thread asks the worker to stop */
+	_Atomic bool leave;	/* ...or, written first, to leave its listener groups */
 	struct upstream_pool *pool;
 	struct frontend *fe;
 	struct queue_source *queue;
@@ -100,8 +102,18 @@ static void worker_stop_event(struct loop_watch *w, uint32_t revents)
 	uint64_t v;
 
 	(void)revents;
-	if (read(w->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (read(w->fd, &v, sizeof(v)) < 0) {
+		if (errno == EAGAIN)
+			return;
 		log_error("worker %u: eventfd: %s", wk->idx, strerror(errno));
+		v = 2; /* unknown: stop */
+	}
+	/* a leave request alone (v 1) keeps the worker running; with a stop too, it stops */
+	if (atomic_exchange(&wk->leave, false)) {
+		frontend_leave(wk->fe);
+		if (v < 2)
+			return;
+	}
 	loop_stop(wk->loop);
 }
 
@@ -359,6 +371,21 @@ void workers_stop(struct workers *ws)
 			log_error("worker %u: eventfd: %s", i, strerror(errno));
 		pthread_join(w->thread, NULL);
 		w->started = false;
+	}
+}
+
+void workers_leave(struct workers *ws)
+{
+	const uint64_t one = 1;
+
+	for (unsigned int i = 0; ws && i < ws->n; i++) {
+		struct worker *w = &ws->w[i];
+
+		if (!w->started)
+			continue;
+		atomic_store(&w->leave, true);
+		if (write(w->stop.fd, &one, sizeof(one)) < 0)
+			log_error("worker %u: eventfd: %s", i, strerror(errno));
 	}
 }
 

@@ -126,6 +126,7 @@ struct config {
 	char dnstap_buf[108];
 	/* worker threads: --workers in tproxy mode, --queues in nfqueue mode */
 	unsigned int workers;
+	unsigned int handover_wait; /* --handover-wait: seconds (handover.h) */
 	/* the caches the workers share (set by worker.c; NULL: one set per worker) */
 	struct frontend_caches *shared_caches;
 	bool log_syslog; /* --log-target syslog */

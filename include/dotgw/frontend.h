@@ -92,6 +92,8 @@ struct ddr;
 struct ddr *frontend_ddr(const struct frontend *fe);
 
 /* frontend_close - close every socket and forget every query in flight. Accepts NULL. */
+/* frontend_leave - handover: the listeners leave their SO_REUSEPORT groups (frontend.c). */
+void frontend_leave(struct frontend *fe);
 void frontend_close(struct frontend *fe);
 
 #endif

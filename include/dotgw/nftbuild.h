@@ -62,6 +62,9 @@ void nb_batch_marker(struct nb_batch *bb, bool begin);
 /* nb_batch_table - a NEWTABLE or DELTABLE (type) message with nlmsg flags and table flags. */
 void nb_batch_table(struct nb_batch *bb, const char *table, uint16_t type, uint16_t flags,
 		    uint32_t table_flags);
+/* nb_batch_table_comment - the same, with a table comment (NULL: none). */
+void nb_batch_table_comment(struct nb_batch *bb, const char *table, uint16_t type, uint16_t flags,
+			    uint32_t table_flags, const char *comment);
 /* nb_batch_chain - a base chain of policy accept: dotgw never drops what it does not capture. */
 void nb_batch_chain(struct nb_batch *bb, const char *table, const char *name, const char *type,
 		    uint32_t hooknum, int32_t prio);

@@ -23,6 +23,7 @@
 
 struct ruleset_config {
 	const char *table;	       /* table name (family inet) */
+	const char *comment;	       /* the table's comment (handover.h; NULL: none) */
 	unsigned int mode;	       /* RULESET_MODE_* */
 	unsigned int scope;	       /* RULESET_SCOPE_* bits, at least one */
 	const char *const *interfaces; /* gateway scope: only these input interfaces... */

@@ -75,6 +75,12 @@ int tcp_clients_adopt(struct tcp_clients *s, int fd, const union sockaddr_any *p
 /* tcp_clients_set_limits - from now on; the clients already there stay. */
 void tcp_clients_set_limits(struct tcp_clients *s, const struct tcp_client_limits *lim);
 
+/*
+ * tcp_clients_unlisten - accept what the listeners hold (up to the client limit), then close
+ * them, leaving their SO_REUSEPORT groups to the other members (handover.h); the clients stay.
+ * Accepts NULL.
+ */
+void tcp_clients_unlisten(struct tcp_clients *s);
 /* tcp_clients_free - close every client (dropping its work) and the listeners. Accepts NULL. */
 void tcp_clients_free(struct tcp_clients *s);
 

@@ -54,6 +54,11 @@ void workers_set_dnstap(struct workers *ws, struct dnstap *dt);
 /* workers_start - a thread per worker; 0 or -errno (logged). workers_stop joins them. */
 int workers_start(struct workers *ws);
 void workers_stop(struct workers *ws);
+/*
+ * workers_leave - handover (handover.h): each worker's listeners leave their SO_REUSEPORT
+ * groups; the workers go on serving what they hold until workers_stop.
+ */
+void workers_leave(struct workers *ws);
 
 /* workers_close - close what workers_open opened (after workers_stop). The counters stay
  * readable until workers_free. */

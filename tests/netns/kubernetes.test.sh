@@ -84,7 +84,7 @@ caps drop ['ALL'] add ['NET_ADMIN', 'NET_BIND_SERVICE', 'SETGID', 'SETPCAP', 'SE
 readOnlyRootFilesystem True
 allowPrivilegeEscalation False
 privileged False
-update RollingUpdate {'maxSurge': 0, 'maxUnavailable': 1}
+update RollingUpdate {'maxSurge': 1, 'maxUnavailable': 0}
 startupProbe /usr/sbin/dotgw --health http://127.0.0.1:9853/readyz
 readinessProbe /usr/sbin/dotgw --health http://127.0.0.1:9853/readyz
 livenessProbe /usr/sbin/dotgw --health http://127.0.0.1:9853/healthz

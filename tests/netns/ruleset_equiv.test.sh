@@ -27,14 +27,16 @@ lab_ns_new NS_REF ref
 # normalise: drop handles and other trailing comments ("# progname dotgw" of an owned table),
 # counter values, blank lines and trailing blanks, and the table flag "owner" when it stands
 # alone: a table that belongs to the process that made it cannot come from a file (it would
-# vanish when nft exits), so only dotgw's copy can have it.
+# vanish when nft exits), so only dotgw's copy can have it; and dotgw's table comment, which
+# names the run (its generation: docs/ARCHITECTURE.md, "Two instances").
 normalise()
 {
 	sed -E -e 's/[[:space:]]+# .*$//' \
 		-e 's/counter packets [0-9]+ bytes [0-9]+/counter/g' \
 		-e 's/[[:space:]]+$//' \
 		-e '/^$/d' \
-		-e '/^[[:space:]]*flags owner$/d'
+		-e '/^[[:space:]]*flags owner$/d' \
+		-e '/^[[:space:]]*comment "dotgw generation=[0-9]+ slot=[01]"$/d'
 }
 
 # lan0 need not exist: iifname matches by name

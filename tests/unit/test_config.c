@@ -319,6 +319,7 @@ static const struct {
 	{"queues", "3", NULL, NULL},
 	{"workers", "3", NULL, NULL},
 	{"queue-num", "7", NULL, NULL},
+	{"handover-wait", "10", NULL, NULL},
 	{"scope", "both", "client", "192.0.2.0/24"},
 	{"interface", "lan0", "scope", "gateway"},
 	{"client", "2001:db8::/32", "scope", "gateway"},
@@ -476,7 +477,7 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 70);
+	CHECK_EQ(n, 71);
 	/* --health is a mode main() runs before parsing: reaching the parser, it is refused */
 	const char *health[] = {"--config", "none", "--health", "http://127.0.0.1:9/", NULL};
 
