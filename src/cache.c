@@ -10,6 +10,10 @@
  * back never reaches another client, and a cache hit is the answer as the upstream would give
  * it to a client that sent no option it answers.
  *
+ * An entry's refreshing mark (--prefetch) is set by one cache_lookup_refresh at a time, under the
+ * lock, and goes with the entry (a new answer for its key is a new entry) or by
+ * cache_refresh_end: at most one refresh per entry is in flight, whatever the worker.
+ *
  * Several workers may share one cache (--workers): store, lookup and stats take its lock, held
  * for the table work only (no I/O). The workers' clocks are one CLOCK_MONOTONIC read at
  * different moments, so an entry may look stored "after" the lookup's now: its age is then 0.

@@ -227,7 +227,7 @@ const struct config_option config_options[] = {
 	{ .name = "prefetch", .key = "prefetch", FLAG(prefetch, 1),
 	  .help = "refresh a cached answer in the background when a query\n"
 		  "hits it in the last tenth of its TTL (at least its last\n"
-		  "second): popular names never expire (default: on)" },
+		  "2 s): popular names never expire (default: on)" },
 	{ .name = "no-prefetch", .key = "no-prefetch", FLAG(prefetch, 0),
 	  .help = "let cached answers expire; the next query waits for the\n"
 		  "upstream" },

@@ -799,7 +799,7 @@ static void query_prefetch(struct frontend *fe, struct cache *cache, int group, 
 		req.allowed = cfg->default_upstreams;
 	/* dnstap names the first upstream allowed: the pool may pick another */
 	up = req.allowed ? (unsigned int)__builtin_ctz(req.allowed) : 0;
-	req.server = (const struct sockaddr *)&cfg->upstreams[up].addr;
+	req.server = &cfg->upstreams[up].addr;
 	prefetch_start(fe->prefetch, &req, loop_now_ms(fe->loop));
 }
 

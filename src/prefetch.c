@@ -191,7 +191,7 @@ int prefetch_start(struct prefetch *pf, const struct prefetch_req *req, uint64_t
 	pq->data = req->data;
 	pq->group = req->group;
 	if (req->server)
-		memcpy(&pq->server, req->server, addr_len((const union sockaddr_any *)req->server));
+		memcpy(&pq->server, req->server, sizeof(pq->server)); /* a prefix of it */
 	pq->m = *req->m;
 	pq->len = (uint16_t)req->len;
 	memcpy(pq->msg, req->msg, req->len);

@@ -40,13 +40,14 @@ bool prefetch_due(uint64_t stored_ms, uint64_t expire_ms, uint64_t now_ms);
 
 /* What a refresh needs: where it goes, where its answer goes, what it asks. */
 struct prefetch_req {
-	struct cache *cache;	       /* the entry's cache (its mark is cleared on failure) */
-	struct upstream_pool *pool;    /* where the query goes... */
-	uint32_t allowed;	       /* ...to these upstreams (upstream_query.allowed) */
-	const struct sockaddr *server; /* dnstap: the upstream it is meant for (NULL: no tap) */
-	struct dnstap_queue *dnstap;   /* NULL: no dnstap */
-	struct egress_gate *egress;    /* NULL: no --egress */
-	int group;		       /* the client's group, whose sets the answer refreshes */
+	struct cache *cache;	    /* the entry's cache (its mark is cleared on failure) */
+	struct upstream_pool *pool; /* where the query goes... */
+	uint32_t allowed;	    /* ...to these upstreams (upstream_query.allowed) */
+	const struct sockaddr_storage
+		*server;	     /* dnstap: the upstream it is meant for (NULL: none) */
+	struct dnstap_queue *dnstap; /* NULL: no dnstap */
+	struct egress_gate *egress;  /* NULL: no --egress */
+	int group;		     /* the client's group, whose sets the answer refreshes */
 	/* may group's clients have the answer ans (parsed into r)? (egress: its addresses) */
 	bool (*admits)(void *data, int group, const uint8_t *ans, const struct dns_msg *r);
 	void *data;
