@@ -28,6 +28,11 @@
 # bench/RESULTS.md gets a dated section with the same table, the per-round figures and the
 # checks of issue 5's targets and of dotgw against every peer (issue 17).
 #
+# With -s TTL, a "short" workload (issue 17's short TTLs): the hit names again, under a zone
+# whose answers carry that TTL, at the latency workload's rate for four TTLs, so the cache's
+# entries keep expiring under load; and a target tproxy-nopf, dotgw tproxy with --no-prefetch,
+# that runs it alone: the p99 of both rows is prefetch's effect.
+#
 # With -w RTT_MS[,JITTER_MS[,LOSS_PCT]], bench/wan.sh puts a WAN on the gateway-upstream link
 # (sch_netem, or bench/netdelay.c over NFQUEUE for TCP :853 where netem is missing); every
 # target's DoT traffic to the upstream crosses it, the DoT ceiling's included.
@@ -57,7 +62,7 @@ BENCH_HIT_NAMES=1000
 BENCH_NFQ_QUEUES=2
 BENCH_UNBOUND_THREADS=1   # num-threads of the unbound forwarder (unbound's default)
 BENCH_RESULTS="$BENCH_SELF_DIR/RESULTS.md"
-BENCH_ALL_TARGETS=(udp dot tproxy nfqueue unbound kresd dnsdist stubby)
+BENCH_ALL_TARGETS=(udp dot tproxy tproxy-nopf nfqueue unbound kresd dnsdist stubby)
 BENCH_PEERS=(unbound kresd dnsdist stubby) # forwarders behind the nft redirect
 BENCH_TARGETS=("${BENCH_ALL_TARGETS[@]}")
 BENCH_TARGETS_ASKED=0     # -t given: a missing peer is an error, not a skipped target
@@ -69,6 +74,7 @@ BENCH_FWD_PORT=5353
 BENCH_DOTGW_EXTRA=()      # -a: more dotgw arguments
 BENCH_WAN=                # -w: RTT_MS[,JITTER_MS[,LOSS_PCT]] between gateway and upstream
 BENCH_WAN_TOOL=auto       # -W: netem, netdelay or auto (netem if the kernel has it)
+BENCH_SHORT_TTL=          # -s: TTL of the "short" workload's answers (empty: no such workload)
 
 usage()
 {
@@ -97,6 +103,9 @@ usage()
 		              -w 20,0,0.2; the DoT ceiling crosses it too (see bench/wan.sh)
 		  -W TOOL     how: netem (sch_netem), netdelay (bench/netdelay.c over NFQUEUE,
 		              TCP port 853 only) or auto, netem where the kernel has it (default)
+		  -s TTL      the "short" workload: the hit names with answers of TTL seconds
+		              (1..60, e.g. 5), at -Q for 4 TTLs; adds target tproxy-nopf (dotgw
+		              tproxy --no-prefetch, this workload only) to compare p99
 		  -o FILE     results file to append to (default bench/RESULTS.md; - for none)
 		  -h          this help
 
@@ -111,7 +120,7 @@ bench_uint()
 	exit 2
 }
 
-while getopts "r:d:l:Q:q:c:u:m:t:a:w:W:o:h" opt; do
+while getopts "r:d:l:Q:q:c:u:m:t:a:w:W:s:o:h" opt; do
 	case $opt in
 	r) bench_uint -r "$OPTARG" 1 50 && BENCH_ROUNDS=$OPTARG ;;
 	d) bench_uint -d "$OPTARG" 1 120 && BENCH_DURATION=$OPTARG ;;
@@ -125,6 +134,7 @@ while getopts "r:d:l:Q:q:c:u:m:t:a:w:W:o:h" opt; do
 	a) BENCH_DOTGW_EXTRA+=("$OPTARG") ;;
 	w) BENCH_WAN=$OPTARG ;;
 	W) BENCH_WAN_TOOL=$OPTARG ;;
+	s) bench_uint -s "$OPTARG" 1 60 && BENCH_SHORT_TTL=$OPTARG ;;
 	o) BENCH_RESULTS=$OPTARG ;;
 	h) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
@@ -133,7 +143,7 @@ done
 shift $((OPTIND - 1))
 for t in "${BENCH_TARGETS[@]}"; do
 	case $t in
-	udp | dot | tproxy | nfqueue | unbound | kresd | dnsdist | stubby) ;;
+	udp | dot | tproxy | nfqueue | unbound | kresd | dnsdist | stubby | tproxy-nopf) ;;
 	*) echo "$0: unknown target '$t'" >&2; exit 2 ;;
 	esac
 done
@@ -142,13 +152,20 @@ auto | netem | netdelay) ;;
 *) echo "$0: -W wants netem, netdelay or auto, not '$BENCH_WAN_TOOL'" >&2; exit 2 ;;
 esac
 [ $# -le 1 ] || { usage >&2; exit 2; }
+# tproxy-nopf runs the -s workload alone: a target only with -s
+if [ -z "$BENCH_SHORT_TTL" ]; then
+	[[ " ${BENCH_TARGETS[*]} " == *" tproxy-nopf "* ]] && [ "$BENCH_TARGETS_ASKED" = 1 ] &&
+		{ echo "$0: target tproxy-nopf runs the -s workload alone: give -s TTL" >&2; exit 2; }
+	BENCH_TARGETS=("${BENCH_TARGETS[@]/tproxy-nopf/}")
+	read -r -a BENCH_TARGETS <<<"${BENCH_TARGETS[*]}"
+fi
 BENCH_DOTGW_ARG=${1:-$BENCH_REPO/build/dotgw}
 
 # Every background process (the resolvers, dotgw) lives at most this long: the whole run's
 # estimate (about 4 saturating + 1 latency run per target and round, plus starts and stops)
 # and a margin.
 LAB_PROC_TIMEOUT=$((BENCH_ROUNDS * ${#BENCH_TARGETS[@]} * (4 * (BENCH_DURATION + BENCH_TIMEOUT) +
-	BENCH_LAT_DURATION + BENCH_TIMEOUT + 15) + 300))
+	BENCH_LAT_DURATION + BENCH_TIMEOUT + 15 + 5 * ${BENCH_SHORT_TTL:-0}) + 300))
 # shellcheck source-path=SCRIPTDIR source=../tests/netns/lib.sh
 . "$BENCH_REPO/tests/netns/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=wan.sh
@@ -491,6 +508,10 @@ bench_workloads()
 	local miss_n=$((BENCH_MAX_RATE * BENCH_DURATION))
 	local lat_n=$((BENCH_LAT_RATE * (BENCH_LAT_DURATION + 2)))
 
+	if [ "$target" = tproxy-nopf ]; then
+		bench_short "$round" "$target"
+		return
+	fi
 	bench_names "$names" "$miss_n" "m-$tag"
 	BENCH_NAMES_N=$miss_n
 	bench_measure "$round" "$target" miss -d "$names" -n 1 -l "$BENCH_DURATION" \
@@ -502,6 +523,7 @@ bench_workloads()
 		bench_dnsperf "$target" -d "$names" -n 1 -l "$BENCH_DURATION" -q 50 >/dev/null
 		bench_measure "$round" "$target" hit -d "$names" -l "$BENCH_DURATION" \
 			-q "$BENCH_OUTSTANDING"
+		[ -n "$BENCH_SHORT_TTL" ] && bench_short "$round" "$target"
 	fi
 	bench_names "$names" "$lat_n" "l-$tag"
 	BENCH_NAMES_N=$lat_n
@@ -522,6 +544,22 @@ bench_workloads()
 		fi
 		bench_many_off
 	fi
+	rm -f -- "$names"
+}
+
+# bench_short ROUND TARGET: the -s workload: BENCH_HIT_NAMES names under short.test (answered
+# with TTL BENCH_SHORT_TTL), one warming pass, then BENCH_LAT_RATE q/s for 4 TTLs: each name
+# comes back every BENCH_HIT_NAMES / BENCH_LAT_RATE s, so every entry expires (or is refreshed)
+# three times while it is asked. -v: one line per answer, for the percentiles.
+bench_short()
+{
+	local names="$LAB_DIR/short-names"
+	awk -v n="$BENCH_HIT_NAMES" -v tag="s-r$1$2$RANDOM" \
+		'BEGIN { for (i = 0; i < n; i++) printf "%s-%x.short.test A\n", tag, i }' >"$names"
+	BENCH_NAMES_N=
+	bench_dnsperf "$2" -d "$names" -n 1 -q 50 >/dev/null
+	bench_measure "$1" "$2" short -d "$names" -l $((4 * BENCH_SHORT_TTL)) \
+		-Q "$BENCH_LAT_RATE" -q "$BENCH_OUTSTANDING" -v
 	rm -f -- "$names"
 }
 
@@ -665,6 +703,11 @@ bench_target_dotgw()
 bench_target_tproxy()
 {
 	bench_target_dotgw "$1" tproxy --mode tproxy
+}
+
+bench_target_tproxy-nopf()
+{
+	bench_target_dotgw "$1" tproxy-nopf --mode tproxy --no-prefetch
 }
 
 bench_target_nfqueue()
@@ -970,6 +1013,7 @@ bench_label()
 	udp) echo "UDP direct (ceiling)" ;;
 	dot) echo "DoT direct (ceiling)" ;;
 	tproxy) echo "dotgw tproxy" ;;
+	tproxy-nopf) echo "dotgw tproxy --no-prefetch" ;;
 	nfqueue) echo "dotgw nfqueue x$BENCH_NFQ_QUEUES" ;;
 	unbound) echo "unbound TLS forwarder" ;;
 	kresd) echo "knot-resolver (kresd) TLS forwarder" ;;
@@ -982,6 +1026,7 @@ bench_wl_label()
 {
 	case $1 in
 	many) echo "miss, $BENCH_MANY client addresses" ;;
+	short) echo "hit, TTL $BENCH_SHORT_TTL s, $BENCH_LAT_RATE q/s" ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -1002,11 +1047,12 @@ bench_table()
 	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
 	for t in "${BENCH_ALL_TARGETS[@]}"; do
 		bench_has "$t" || continue
-		for w in miss hit latency many; do
+		for w in miss hit short latency many; do
 			grep -q "^[0-9]*	$t	$w	" "$BENCH_TSV" || continue
 			q=$(bench_median "$t" "$w" 4)
 			ratio=-
-			if [ "$w" != latency ] && [[ "$q" =~ ^[0-9.]+$ ]] && [[ "$dot" =~ ^[0-9.]+$ ]]; then
+			if [ "$w" != latency ] && [ "$w" != short ] && [[ "$q" =~ ^[0-9.]+$ ]] &&
+				[[ "$dot" =~ ^[0-9.]+$ ]]; then
 				ratio=$(awk -v a="$q" -v b="$dot" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
 			fi
 			rss=-
@@ -1015,7 +1061,7 @@ bench_table()
 			[ "$t" = udp ] || [ "$t" = dot ] && cpu=-
 			tls=$(bench_max "$BENCH_TSV" "$t" "$w" 12)
 			pct=-
-			[ "$w" = latency ] &&
+			[ "$w" = latency ] || [ "$w" = short ] &&
 				pct="$(bench_fmt "$(bench_median "$t" "$w" 16)" 3) / $(bench_fmt \
 					"$(bench_median "$t" "$w" 17)" 3)"
 			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
@@ -1070,6 +1116,12 @@ bench_targets()
 	dot=$(bench_median dot miss 4)
 	unb=$(bench_median unbound miss 4)
 	ul=$(bench_median udp latency 9)
+	if bench_has tproxy && bench_has tproxy-nopf; then
+		h=$(bench_median tproxy short 17)
+		l=$(bench_median tproxy-nopf short 17)
+		bench_check "short TTLs ($BENCH_SHORT_TTL s): p99 with --prefetch below without" \
+			"$(bench_cmp "$h" '<' "$l")" "$(bench_fmt "$h" 3) vs $(bench_fmt "$l" 3) ms"
+	fi
 	for t in tproxy nfqueue; do
 		bench_has "$t" || continue
 		m=$(bench_median "$t" miss 4)
@@ -1309,6 +1361,11 @@ bench_report()
 
 BENCH_DOTGW_ORIG=$DOTGW
 BENCH_START=$SECONDS
+# -s: every name under short.test is answered with the short TTL, afresh each time (local
+# data, not a cache counting down)
+[ -n "$BENCH_SHORT_TTL" ] && LAB_UP_EXTRA_CONF="
+	local-zone: \"short.test.\" redirect
+	local-data: \"short.test. $BENCH_SHORT_TTL A 203.0.113.98\""
 lab_setup
 # A private copy: a rebuild of build/ during the run must not change what is measured.
 cp -- "$DOTGW" "$LAB_DIR/dotgw" && chmod 755 "$LAB_DIR/dotgw" && DOTGW=$LAB_DIR/dotgw
@@ -1361,6 +1418,7 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		udp) bench_target_udp "$r" ;;
 		dot) bench_target_dot "$r" ;;
 		tproxy) bench_target_tproxy "$r" ;;
+		tproxy-nopf) bench_target_tproxy-nopf "$r" ;;
 		nfqueue) bench_target_nfqueue "$r" ;;
 		unbound | kresd | dnsdist | stubby) bench_target_peer "$r" "$t" ;;
 		esac

@@ -10,6 +10,10 @@
  * back never reaches another client, and a cache hit is the answer as the upstream would give
  * it to a client that sent no option it answers.
  *
+ * An entry's refreshing mark (--prefetch) is set by one cache_lookup_refresh at a time, under the
+ * lock, and goes with the entry (a new answer for its key is a new entry) or by
+ * cache_refresh_end: at most one refresh per entry is in flight, whatever the worker.
+ *
  * Several workers may share one cache (--workers): store, lookup and stats take its lock, held
  * for the table work only (no I/O). The workers' clocks are one CLOCK_MONOTONIC read at
  * different moments, so an entry may look stored "after" the lookup's now: its age is then 0.
@@ -22,6 +26,7 @@
 #include <sys/queue.h>
 
 #include "dotgw/cache.h"
+#include "dotgw/prefetch.h"
 
 #define CACHE_KEY_MAX (DNS_MAX_NAME + 5)
 #define CACHE_MAX_RRS 512
@@ -45,9 +50,10 @@ struct cache_entry {
 	uint64_t expire_ms; /* when it stops being fresh */
 	uint32_t hash;
 	uint16_t keylen;
-	uint16_t len;	/* answer octets */
-	uint16_t noffs; /* TTL offsets */
-	uint8_t data[]; /* key, answer, then noffs uint16_t offsets (unaligned) */
+	uint16_t len;	 /* answer octets */
+	uint16_t noffs;	 /* TTL offsets */
+	bool refreshing; /* a prefetch (cache_lookup_refresh) is in flight for it */
+	uint8_t data[];	 /* key, answer, then noffs uint16_t offsets (unaligned) */
 };
 
 struct cache {
@@ -247,6 +253,7 @@ static int cache_store_locked(struct cache *c, const struct dns_msg *q, const ui
 	e->len = (uint16_t)len;
 	e->noffs = (uint16_t)ti.nrr;
 	e->stored_ms = now_ms;
+	e->refreshing = false;
 	e->expire_ms = now_ms + (uint64_t)ttl * 1000;
 	memcpy(e->data, key, keylen);
 	memcpy(e->data + keylen, answer, len);
@@ -271,7 +278,7 @@ static int cache_store_locked(struct cache *c, const struct dns_msg *q, const ui
 }
 
 static int cache_lookup_locked(struct cache *c, const struct dns_msg *q, uint8_t *out,
-			       size_t outlen, uint64_t now_ms, bool allow_stale)
+			       size_t outlen, uint64_t now_ms, bool allow_stale, bool *refresh)
 {
 	uint8_t key[CACHE_KEY_MAX];
 	size_t keylen = cache_key(q, key);
@@ -329,6 +336,9 @@ static int cache_lookup_locked(struct cache *c, const struct dns_msg *q, uint8_t
 		c->st.stale_hits++;
 	else
 		c->st.hits++;
+	/* one refresh per entry at a time, and a fresh one only (prefetch.h) */
+	if (refresh && !stale && !e->refreshing && prefetch_due(e->stored_ms, e->expire_ms, now_ms))
+		*refresh = e->refreshing = true;
 	return e->len;
 }
 
@@ -349,9 +359,33 @@ int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t 
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
-	ret = cache_lookup_locked(c, q, out, outlen, now_ms, allow_stale);
+	ret = cache_lookup_locked(c, q, out, outlen, now_ms, allow_stale, NULL);
 	pthread_mutex_unlock(&c->lock);
 	return ret;
+}
+
+int cache_lookup_refresh(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t outlen,
+			 uint64_t now_ms, bool *refresh)
+{
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = cache_lookup_locked(c, q, out, outlen, now_ms, false, refresh);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+void cache_refresh_end(struct cache *c, const struct dns_msg *q)
+{
+	uint8_t key[CACHE_KEY_MAX];
+	size_t keylen = cache_key(q, key);
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = cache_find(c, key, keylen, cache_hash(c, key, keylen));
+	if (e)
+		e->refreshing = false;
+	pthread_mutex_unlock(&c->lock);
 }
 
 void cache_get_stats(const struct cache *c, struct cache_stats *st)

@@ -248,6 +248,13 @@ const struct config_option config_options[] = {
 	  .help = "when no upstream answers, serve an expired answer up to\n"
 		  "SECONDS past its expiry, with TTL 30 (RFC 8767);\n"
 		  "0 is off, at most 604800 (default: 0)" },
+	{ .name = "prefetch", .key = "prefetch", FLAG(prefetch, 1),
+	  .help = "refresh a cached answer in the background when a query\n"
+		  "hits it in the last tenth of its TTL (at least its last\n"
+		  "2 s): popular names never expire (default: on)" },
+	{ .name = "no-prefetch", .key = "no-prefetch", FLAG(prefetch, 0),
+	  .help = "let cached answers expire; the next query waits for the\n"
+		  "upstream" },
 	/* Policy */
 	{ .name = "group", .key = "group", .arg = "NAME=CIDR|@IFACE[,...]", .list = LIST_GROUPS,
 	  .section = "Policy (client groups; clients in no group are not policed):",
@@ -460,6 +467,7 @@ void config_init_zeroed(struct config *cfg)
 	cfg->egress_grace = 300;
 	cfg->egress_max = 65536;
 	cfg->serve_stale = 0;
+	cfg->prefetch = true;
 	cfg->rate_limit = 0;
 	cfg->rate_burst = 0; /* 2 x rate_limit, decided in config_parse_args */
 	cfg->rate_prefix4 = 32;
@@ -1050,9 +1058,11 @@ static int conf_handler(void *user, const char *section, const char *name, const
 	if (!o->arg) {
 		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
 			value = NULL;
-		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0)
+		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0) {
+			/* "prefetch = no" undoes a default that is on */
+			field_store(c->cfg, o, !o->min);
 			return 1;
-		else {
+		} else {
 			ini_error(c, name, "expected yes or no");
 			return 1;
 		}

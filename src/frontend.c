@@ -50,6 +50,7 @@
 #include "dotgw/log.h"
 #include "dotgw/pkt.h"
 #include "dotgw/plain.h"
+#include "dotgw/prefetch.h"
 #include "dotgw/ratelimit.h"
 #include "dotgw/tcp_client.h"
 #include "dotgw/udp_reply.h"
@@ -131,6 +132,7 @@ struct frontend {
 	struct ddr *ddr;		 /* --upstream asked (kept once made: queries may use it) */
 	struct nftset_link *egress_link; /* --egress: the sets' socket (NULL: no egress) */
 	struct egress_gate *egress;	 /* made once a group has egress policy */
+	struct prefetch *prefetch;	 /* cache refreshes in flight (--prefetch) */
 	struct listener udp[2];
 	struct udp_reply *udp_reply;
 	struct tcp_clients *tcp; /* NULL: no TCP listeners */
@@ -737,13 +739,15 @@ static bool query_screen(struct frontend *fe, const uint8_t *msg, size_t len,
 
 /*
  * query_from_cache - answer m from cache when it holds an answer. Returns true when the
- * query was answered here (from the cache, or policed).
+ * query was answered here (from the cache, or policed). refresh (NULL: no prefetch): set when
+ * the entry is to be refreshed (cache_lookup_refresh).
  */
 static bool query_from_cache(struct frontend *fe, struct cache *cache, int group,
 			     const uint8_t *msg, size_t len, const struct dns_msg *m,
-			     const struct reply_to *to)
+			     const struct reply_to *to, bool *refresh)
 {
-	int n = cache_lookup(cache, m, fe->reply, sizeof(fe->reply), loop_now_ms(fe->loop), false);
+	int n = cache_lookup_refresh(cache, m, fe->reply, sizeof(fe->reply), loop_now_ms(fe->loop),
+				     refresh);
 
 	if (n < 0) {
 		fe->stats->cache_misses++;
@@ -770,6 +774,56 @@ static bool query_from_cache(struct frontend *fe, struct cache *cache, int group
 	deliver(fe, to, to->tc ? DNS_MAX_MSG : dns_udp_limit(m, fe->cfg->udp_size_cap), fe->reply,
 		(size_t)n, NULL);
 	return true;
+}
+
+/* prefetch_admits - prefetch.h's admits: may the clients of group have ans (parsed into r)? */
+static bool prefetch_admits(void *data, int group, const uint8_t *ans, const struct dns_msg *r)
+{
+	const struct frontend *fe = data;
+	const struct policy_group *g;
+	const struct policy_rule *rule;
+
+	if (group < 0 || (size_t)group >= fe->cfg->groups.n_groups)
+		return false;
+	g = &fe->cfg->groups.groups[group];
+	return !policy_group_polices(g) || !r->ancount ||
+	       policy_check_answer(g, ans, r, &rule) == POLICY_PASS;
+}
+
+/*
+ * query_prefetch - the entry of cache that answered m (msg, len; from a client of group,
+ * routed as route to target) is near its end: refresh it from the upstreams its miss would
+ * have gone to (prefetch.h). The client has its answer already.
+ */
+static void query_prefetch(struct frontend *fe, struct cache *cache, int group, int route,
+			   int target, const uint8_t *msg, size_t len, const struct dns_msg *m)
+{
+	const struct config *cfg = fe->cfg;
+	struct prefetch_req req = {
+		.cache = cache,
+		.pool = fe->pool,
+		.dnstap = fe->dnstap,
+		.egress = fe->egress,
+		.group = group,
+		.admits = prefetch_admits,
+		.data = fe,
+		.timeout_ms = cfg->timeout_ms,
+		.msg = msg,
+		.len = len,
+		.m = m,
+	};
+	unsigned int up;
+
+	if (route == ROUTE_DOT)
+		req.allowed = 1u << cfg->forwards.targets[target].upstream;
+	else if (group >= 0 && cfg->groups.groups[group].upstreams)
+		req.allowed = cfg->groups.groups[group].upstreams;
+	else
+		req.allowed = cfg->default_upstreams;
+	/* dnstap names the first upstream allowed: the pool may pick another */
+	up = req.allowed ? (unsigned int)__builtin_ctz(req.allowed) : 0;
+	req.server = &cfg->upstreams[up].addr;
+	prefetch_start(fe->prefetch, &req, loop_now_ms(fe->loop));
 }
 
 /*
@@ -972,6 +1026,7 @@ static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	struct dns_msg m;
 	struct query *q;
 	int group, route, target;
+	bool refresh, pf;
 
 	query_count(fe, to);
 	if (query_screen(fe, msg, len, to, &m))
@@ -993,8 +1048,15 @@ static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 		cache = route == ROUTE_RELAY ? NULL : fe->fwd_cache[target];
 	if (dp)
 		cache = NULL;
-	if (cache && query_from_cache(fe, cache, group, msg, len, &m, to))
+	/* --prefetch: entries of DoT upstreams only (a plain: target's expire) */
+	refresh = false;
+	pf = fe->cfg->prefetch && (route == ROUTE_DEFAULT || route == ROUTE_DOT) &&
+	     prefetch_room(fe->prefetch, fe->cfg->max_inflight);
+	if (cache && query_from_cache(fe, cache, group, msg, len, &m, to, pf ? &refresh : NULL)) {
+		if (refresh)
+			query_prefetch(fe, cache, group, route, target, msg, len, &m);
 		return false;
+	}
 	if (route == ROUTE_DEFAULT && !dp && query_unreachable(fe)) {
 		route = query_asked(fe, msg, len, &m, to, queued); /* unencrypted, as asked */
 		if (route != ROUTE_RELAY)
@@ -1517,6 +1579,7 @@ struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *
 	 * the new settings. The caches start empty: groups and sizes may have changed. */
 	LIST_FOREACH(q, &fe->queries, link)
 		q->cache = NULL;
+	prefetch_reload(fe->prefetch);
 	frontend_tables_free(fe);
 	fe->cfg = cfg;
 	fe->pool = pool;
@@ -1618,6 +1681,8 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 		r = udp_reply_new(&fe->udp_reply, loop, stats, cfg->bypass_mark, reply_flags);
 	if (r == 0)
 		r = plain_new(&fe->plain, loop, cfg->bypass_mark);
+	if (r == 0)
+		r = prefetch_new(&fe->prefetch, loop, stats);
 	if (r == 0 && (flags & FE_TCP_LISTEN)) {
 		struct tcp_client_limits lim = tcp_limits(fe, cfg);
 
@@ -1728,6 +1793,7 @@ void frontend_close(struct frontend *fe)
 		query_drop(LIST_FIRST(&fe->queries));
 	loop_defer_cancel(fe->loop, &fe->ready_defer); /* freeing them made some ready */
 	unreachable_probe_stop(&fe->probe);	       /* before the pools go */
+	prefetch_free(fe->prefetch);		       /* before the gate and the pools */
 	ddr_free(fe->ddr);			       /* no query uses its pools now */
 	egress_gate_free(fe->egress);		       /* no query holds an answer now */
 	udp_reply_free(fe->udp_reply); /* answers already given leave before sockets close */

@@ -72,6 +72,15 @@ static void render_counters(const struct stats_snapshot *snap, FILE *out)
 		(unsigned long long)s->cache_hits);
 	fprintf(out, "dotgw_cache_lookups_total{outcome=\"miss\"} %llu\n",
 		(unsigned long long)s->cache_misses);
+	metric(out, "cache_prefetch_total", "counter",
+	       "Cache entries refreshed before they expired (--prefetch), by outcome: started, "
+	       "completed (the new answer replaced the entry), failed.");
+	fprintf(out, "dotgw_cache_prefetch_total{outcome=\"started\"} %llu\n",
+		(unsigned long long)s->prefetch_started);
+	fprintf(out, "dotgw_cache_prefetch_total{outcome=\"completed\"} %llu\n",
+		(unsigned long long)s->prefetch_completed);
+	fprintf(out, "dotgw_cache_prefetch_total{outcome=\"failed\"} %llu\n",
+		(unsigned long long)s->prefetch_failed);
 	metric(out, "local_zone_total", "counter",
 	       "Queries for a locally served zone: answered by dotgw, or left to the private "
 	       "address the client asked.");

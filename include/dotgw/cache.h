@@ -10,6 +10,7 @@
 #ifndef DOTGW_CACHE_H
 #define DOTGW_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,18 @@ int cache_store(struct cache *c, const struct dns_msg *q, const uint8_t *answer,
  */
 int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t outlen,
 		 uint64_t now_ms, bool allow_stale);
+
+/*
+ * cache_lookup_refresh - cache_lookup without stale entries; on a hit, when refresh is not
+ * NULL and the entry is near its end (prefetch_due) and not being refreshed already, marks it
+ * so and sets *refresh (else leaves it): the caller then refreshes it (prefetch.h). The mark
+ * goes when a new answer replaces the entry, or by cache_refresh_end.
+ */
+int cache_lookup_refresh(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t outlen,
+			 uint64_t now_ms, bool *refresh);
+
+/* cache_refresh_end - the refresh of q's entry ended without a new answer: unmark it. */
+void cache_refresh_end(struct cache *c, const struct dns_msg *q);
 
 void cache_get_stats(const struct cache *c, struct cache_stats *st);
 

@@ -110,6 +110,7 @@ struct config {
 	uint32_t egress_max;	    /* --egress: elements per group and family at most */
 	char show_egress[32];	    /* --show-egress NAME: print the group's sets, exit */
 	uint32_t serve_stale;	    /* seconds an expired answer may still be served */
+	bool prefetch;		    /* refresh entries hit near their end (prefetch.h) */
 	unsigned int rate_limit;    /* queries per second per client and worker (0: off) */
 	unsigned int rate_burst;
 	unsigned int rate_prefix4, rate_prefix6;

@@ -50,12 +50,15 @@
 	X(cache_misses)		 /* queries the cache could not answer */                          \
 	X(cache_stale)		 /* expired answers served because no upstream answered */         \
 	X(cache_stored)		 /* answers stored in the cache */                                 \
-	X(dnstap_dropped)	 /* dnstap messages dropped (reader slow or gone) */               \
-	X(queue_packets)	 /* packets read from NFQUEUE (each got an NF_DROP verdict) */     \
-	X(queue_enobufs)	 /* ENOBUFS on a queue socket: the kernel dropped messages */      \
-	X(local_answered)	 /* answered by dotgw for a locally served zone */                 \
-	X(local_asked)		 /* ...left to the private address the client asked instead */     \
-	X(forward_errors)	 /* plain or relayed forwarding that failed (SERVFAIL) */
+	X(prefetch_started)   /* cache entries near their end refreshed upstream (--prefetch) */   \
+	X(prefetch_completed) /* ...whose new answer replaced the entry */                         \
+	X(prefetch_failed)    /* ...that got no answer that could be stored */                     \
+	X(dnstap_dropped)     /* dnstap messages dropped (reader slow or gone) */                  \
+	X(queue_packets)      /* packets read from NFQUEUE (each got an NF_DROP verdict) */        \
+	X(queue_enobufs)      /* ENOBUFS on a queue socket: the kernel dropped messages */         \
+	X(local_answered)     /* answered by dotgw for a locally served zone */                    \
+	X(local_asked)	      /* ...left to the private address the client asked instead */        \
+	X(forward_errors)     /* plain or relayed forwarding that failed (SERVFAIL) */
 
 #define STATS_FORWARD_TARGETS 16 /* FORWARD_MAX_TARGETS */
 

@@ -95,6 +95,7 @@ static void test_stale_off(void);
 static void test_stale(void);
 static void test_nospace(void);
 static void test_free(void);
+static void test_refresh_mark(void);
 
 static void w_u8(struct wire *w, unsigned int v)
 {
@@ -1015,6 +1016,75 @@ static void test_free(void)
 	cache_free(c);
 }
 
+/* lookup_refresh - cache_lookup_refresh for d: its result, and *refresh (false before). */
+static int lookup_refresh(struct cache *c, const struct qdesc *d, uint64_t now_ms, bool *refresh)
+{
+	static uint8_t out[16384];
+	struct wire w;
+	struct dns_msg q;
+
+	*refresh = false;
+	build_query(&w, d);
+	if (dns_msg_parse(&q, w.b, w.n) < 0)
+		return -EBADMSG;
+	return cache_lookup_refresh(c, &q, out, sizeof(out), now_ms, refresh);
+}
+
+/* end_refresh - cache_refresh_end for d. */
+static void end_refresh(struct cache *c, const struct qdesc *d)
+{
+	struct wire w;
+	struct dns_msg q;
+
+	build_query(&w, d);
+	CHECK_EQ(dns_msg_parse(&q, w.b, w.n), 0);
+	cache_refresh_end(c, &q);
+}
+
+/*
+ * --prefetch's mark: a hit near the end (prefetch_due) asks for one refresh, and no other hit
+ * does until a new answer replaces the entry or the refresh ends without one; a caller that
+ * passes no flag never marks; a miss or a stale answer never asks.
+ */
+static void test_refresh_mark(void)
+{
+	struct qdesc d = qd("www.example.com"), nothing = qd("nothing.example");
+	struct cache *c;
+	bool r;
+
+	CHECK_EQ(cache_new(&c, BIG, MAX_TTL, 60, 1), 0);
+	CHECK_EQ(lookup_refresh(c, &d, 0, &r), -ENOENT);
+	CHECK(!r);
+	CHECK_EQ(store_ttl(c, "www.example.com", 5, 0), 0);
+	CHECK(lookup_refresh(c, &d, 2999, &r) > 0);
+	CHECK(!r); /* not yet: 2.001 s left */
+	/* a caller without prefetch (cache_lookup) leaves the entry unmarked */
+	CHECK(hit(c, &d, 3000, false));
+	CHECK(lookup_refresh(c, &d, 3000, &r) > 0);
+	CHECK(r); /* the first hit in the window */
+	CHECK(lookup_refresh(c, &d, 3500, &r) > 0);
+	CHECK(!r); /* one refresh at a time */
+	/* the refresh found nothing to store: a later hit may try again */
+	end_refresh(c, &d);
+	CHECK(lookup_refresh(c, &d, 4000, &r) > 0);
+	CHECK(r);
+	/* its answer replaced the entry: unmarked, fresh, not due */
+	CHECK_EQ(store_ttl(c, "www.example.com", 5, 4100), 0);
+	CHECK(lookup_refresh(c, &d, 4200, &r) > 0);
+	CHECK(!r);
+	CHECK(lookup_refresh(c, &d, 7100, &r) > 0);
+	CHECK(r);
+	/* expired: a miss without asking; a stale answer (serve-stale) never asks either */
+	CHECK_EQ(lookup_refresh(c, &d, 9100, &r), -ENOENT);
+	CHECK(!r);
+	CHECK(hit(c, &d, 9100, true));
+	CHECK_EQ(lookup_refresh(c, &d, 9100, &r), -ENOENT);
+	CHECK(!r);
+	/* unmarking what is not there is harmless */
+	end_refresh(c, &nothing);
+	cache_free(c);
+}
+
 int main(void)
 {
 	test_ttl_countdown();
@@ -1032,5 +1102,6 @@ int main(void)
 	test_stale();
 	test_nospace();
 	test_free();
+	test_refresh_mark();
 	return check_done("cache");
 }

@@ -271,6 +271,19 @@ static void test_config_file(void)
 	CHECK_EQ(cfg.n_upstreams, 1);
 	CHECK_EQ(cfg.upstreams[0].n_pins, 0);
 	CHECK_EQ(cfg.groups.n_groups, 1); /* not given on the command line: the file's */
+	CHECK(cfg.prefetch);		  /* the default */
+	/* "no" undoes a flag that is on by default; the command line still wins */
+	unlink(path);
+	write_conf(path, "prefetch = no\n");
+	CHECK_EQ(parse(args), 0);
+	CHECK(!cfg.prefetch);
+	const char *pf_on[] = {"--config", path, "--prefetch", NULL};
+	CHECK_EQ(parse(pf_on), 0);
+	CHECK(cfg.prefetch);
+	unlink(path);
+	write_conf(path, "no-prefetch = yes\n");
+	CHECK_EQ(parse(args), 0);
+	CHECK(!cfg.prefetch);
 	/* --config none reads nothing */
 	const char *none[] = {"--config", "none", NULL};
 	CHECK_EQ(parse(none), 0);
@@ -352,6 +365,8 @@ static const struct {
 	{"cache-size", "512k", NULL, NULL},
 	{"cache-max-ttl", "600", NULL, NULL},
 	{"serve-stale", "3600", NULL, NULL},
+	{"prefetch", NULL, NULL, NULL},
+	{"no-prefetch", NULL, NULL, NULL},
 	{"group", "kids=192.0.2.0/24,@br0", NULL, NULL},
 	{"deny", "kids:example.com=192.0.2.53", "group", "kids=192.0.2.0/24"},
 	{"allow", "kids:example.org", "group", "kids=192.0.2.0/24"},
@@ -472,12 +487,14 @@ static void test_option_table(void)
 		CHECK_EQ(parse(none), 0);
 		def = cfg;
 		normalise(&def);
-		if (memcmp(&def, &from_file, sizeof(def)) == 0) {
+		/* --prefetch states the default (its --no- form changes it) */
+		if (memcmp(&def, &from_file, sizeof(def)) == 0 &&
+		    strcmp(o->name, "prefetch") != 0) {
 			fprintf(stderr, "--%s: the sample changed nothing\n", o->name);
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 71);
+	CHECK_EQ(n, 73);
 	/* --health is a mode main() runs before parsing: reaching the parser, it is refused */
 	const char *health[] = {"--config", "none", "--health", "http://127.0.0.1:9/", NULL};
 
