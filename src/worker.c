@@ -455,7 +455,7 @@ void workers_snapshot(struct workers *ws, struct stats_snapshot *s)
 			stats_add(&s->sum.forwarded[i], stats_get(&wk->stats.forwarded[i]));
 		/* the workers' current pools; their lock keeps a reload from retiring one */
 		pthread_mutex_lock(&wk->lock);
-		if (!wk->pool) { /* closed (shutting down): the counters only */
+		if (!wk->pool || !wk->fe) { /* closed, or its open failed: the counters only */
 			pthread_mutex_unlock(&wk->lock);
 			continue;
 		}

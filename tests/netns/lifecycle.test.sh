@@ -149,4 +149,18 @@ bad_option "--bogus" 'bogus' "${LAB_DOTGW_ARGS[@]}" --scope both --bogus
 bad_option "--mode nonsense" 'nonsense|--mode' --mode nonsense --scope both \
 	--upstream "$LAB_UP4#$LAB_AUTH_NAME" --ca-file "$LAB_CA"
 
+# the transparent listeners' port held by another program (no SO_REUSEPORT): a clear error
+# naming the port, exit 1 (not a crash), nothing left installed
+lab_bg "$NS_GW" "$LAB_DIR/holder.out" python3 -c 'import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 10053)); s.listen(1); print("bound", flush=True); time.sleep(30)'
+holder=$LAB_BG_PID
+LAB_WAIT_PID=$holder lab_wait_until 50 grep -q bound "$LAB_DIR/holder.out"
+bad_option "the tproxy port taken by another program" '10053.*(in use|Address)|(in use|Address).*10053' \
+	"${LAB_DOTGW_ARGS[@]}" --mode tproxy --scope both --interface "$LAB_GW_IF_CLIENT"
+lab_check_eq "the tproxy port taken: exit status 1" 1 "$LAB_RC"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+
 lab_finish
