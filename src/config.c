@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dotgw/config.h"
+#include "dotgw/doh.h"
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
 #include "dotgw/ruleset.h"
@@ -23,6 +24,7 @@
 #include "dotgw/version.h"
 
 #define DEFAULT_DOT_PORT 853
+#define DEFAULT_DOH_PORT 443
 
 static const char *const default_upstreams[] = {
 	"1.1.1.1#cloudflare-dns.com",
@@ -167,7 +169,9 @@ const struct config_option config_options[] = {
 		  "9.9.9.9 (dns.quad9.net). 'asked': send each query to the DoT\n"
 		  "resolver that the address the client asked designates by\n"
 		  "verified DDR (RFC 9462); the other upstreams (or the\n"
-		  "defaults) serve the rest" },
+		  "defaults) serve the rest. https://ADDR[:PORT]/PATH#AUTH-NAME:\n"
+		  "a DNS-over-HTTPS resolver (RFC 8484, HTTP/2 only; port 443\n"
+		  "by default), with the same checks and --pin" },
 	{ .name = "asked-max", .key = "asked-max", .arg = "N",
 	  NUMBER(asked_max, 1, 4096, "1 to 4096"),
 	  .help = "--upstream asked: resolver addresses remembered per\n"
@@ -474,6 +478,49 @@ static int parse_u32(const char *s, unsigned long min, unsigned long max, uint32
 	return 0;
 }
 
+/*
+ * config_parse_doh - a DoH upstream, "ADDR[:PORT]/PATH#AUTH-NAME" after "https://" (IPv6 in
+ * brackets), port 443 by default. 0 or -EINVAL.
+ */
+static int config_parse_doh(struct upstream_config *u, const char *spec)
+{
+	char host[INET6_ADDRSTRLEN + 8], ip[INET6_ADDRSTRLEN];
+	const char *path = strchr(spec, '/'), *name = strchr(spec, '#');
+	struct upstream_config r;
+	union sockaddr_any a;
+	size_t plen;
+
+	if (!path || (name && name < path) || (size_t)(path - spec) >= sizeof(host))
+		return -EINVAL;
+	memset(&r, 0, sizeof(r));
+	memcpy(host, spec, (size_t)(path - spec));
+	host[path - spec] = '\0';
+	plen = name ? (size_t)(name - path) : strlen(path);
+	if (plen > CONFIG_DOH_PATH_MAX)
+		return -EINVAL;
+	memcpy(r.doh_path, path, plen);
+	r.doh_path[plen] = '\0';
+	if (!doh_path_valid(r.doh_path))
+		return -EINVAL;
+	if (name) {
+		if (strlen(name + 1) > CONFIG_AUTH_NAME_MAX || !valid_auth_name(name + 1))
+			return -EINVAL;
+		strcpy(r.auth_name, name + 1);
+	}
+	if (addr_parse(&a, host, NULL, DEFAULT_DOH_PORT) < 0)
+		return -EINVAL;
+	memcpy(&r.addr, &a, sizeof(a));
+	r.addrlen = addr_len(&a);
+	inet_ntop(a.sa.sa_family, addr_bytes(&a), ip, sizeof(ip));
+	if (snprintf(r.text, sizeof(r.text), "https://%s%s%s:%u%s%s%s",
+		     r.addrlen == sizeof(a.sin6) ? "[" : "", ip,
+		     r.addrlen == sizeof(a.sin6) ? "]" : "", (unsigned int)addr_port(&a),
+		     r.doh_path, r.auth_name[0] ? "#" : "", r.auth_name) >= (int)sizeof(r.text))
+		return -EINVAL; /* too long to name */
+	*u = r;
+	return 0;
+}
+
 int config_parse_upstream(struct upstream_config *u, const char *spec)
 {
 	char buf[INET6_ADDRSTRLEN + 8 + CONFIG_AUTH_NAME_MAX + 4];
@@ -482,6 +529,8 @@ int config_parse_upstream(struct upstream_config *u, const char *spec)
 	char *name;
 	uint32_t portnum;
 
+	if (strncmp(spec, "https://", 8) == 0)
+		return config_parse_doh(u, spec + 8);
 	if (strlen(spec) >= sizeof(buf))
 		return -EINVAL;
 	memset(&r, 0, sizeof(r));
@@ -834,7 +883,8 @@ static int parse_upstream(struct config *cfg, const char *name, const char *arg,
 		return -EINVAL;
 	}
 	if (config_parse_upstream(&cfg->upstreams[cfg->n_upstreams], arg) < 0)
-		return bad_value(err, name, arg, "ADDR[@PORT][#AUTH-NAME]");
+		return bad_value(err, name, arg,
+				 "ADDR[@PORT][#AUTH-NAME] or https://ADDR[:PORT]/PATH#AUTH-NAME");
 	cfg->n_upstreams++;
 	return 0;
 }

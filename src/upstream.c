@@ -48,8 +48,8 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "dotgw/doh.h"
 #include "dotgw/log.h"
-#include "dotgw/tls.h"
 #include "dotgw/upstream.h"
 
 #define UPCONN_SLOT_BITS 10
@@ -91,6 +91,7 @@ struct upconn {
 	uint64_t progress_ms; /* last answer, or when queries started to be in flight */
 	uint64_t idle_ms;     /* this connection's idle timeout (keepalive may shorten it) */
 	struct upstream_query probe;
+	bool pinged; /* the transport's probe (ping) is out */
 	unsigned int inflight;
 	/*
 	 * The in-flight window (see the file's comment): at most window queries in flight.
@@ -171,25 +172,11 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static const struct upstream_transport upstream_tls = {
-	.ctx_new = tls_ctx_new,
-	.ctx_share = tls_ctx_share,
-	.ctx_free = tls_ctx_free,
-	.open = tls_conn_open,
-	.fd = tls_conn_fd,
-	.handshake = tls_conn_handshake,
-	.write = tls_conn_write,
-	.read = tls_conn_read,
-	.drained = tls_conn_drained,
-	.resumed = tls_conn_resumed,
-	.unverified = tls_conn_unverified,
-	.close = tls_conn_close,
-};
-
 int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struct config *cfg,
 		      struct stats *stats)
 {
-	return upstream_pool_new_transport(out, loop, cfg, stats, &upstream_tls);
+	/* tls.c for DoT upstreams, HTTP/2 over it for DoH ones */
+	return upstream_pool_new_transport(out, loop, cfg, stats, &doh_transport);
 }
 
 /*
@@ -349,8 +336,17 @@ static void conn_probe(struct upconn *c)
 	struct upstream_pool *pool = c->up->pool;
 	struct upstream_query *uq = &c->probe;
 
-	if (uq->conn || c->nfree == 0)
+	if (uq->conn || c->pinged || c->nfree == 0)
 		return; /* one at a time; no room: the stall deadline decides */
+	if (pool->tr->ping && pool->tr->ping(c->tls) > 0) {
+		/* DoH: an HTTP/2 PING instead of a query; its answer counts as progress */
+		c->pinged = true;
+		stats_add(&pool->stats->upstream_probes, 1);
+		log_debug("upstream %s: no answer for %llu ms, pinging the connection",
+			  c->up->cfg->text,
+			  (unsigned long long)(loop_now_ms(pool->loop) - c->progress_ms));
+		return;
+	}
 	memset(uq, 0, sizeof(*uq));
 	uq->msg = probe_query;
 	uq->len = sizeof(probe_query);
@@ -405,7 +401,7 @@ static void conn_arm(struct upconn *c)
 		return;
 	if (c->inflight) {
 		when = c->progress_ms + stall / 2;
-		if (when <= loop_now_ms(pool->loop) || c->probe.conn)
+		if (when <= loop_now_ms(pool->loop) || c->probe.conn || c->pinged)
 			when = c->progress_ms + stall;
 	} else {
 		when = loop_now_ms(pool->loop) + c->idle_ms;
@@ -459,6 +455,7 @@ static int conn_open(struct upconn *c, bool *local)
 	if (r < 0)
 		goto out_unwatch;
 	c->state = UC_OPENING;
+	c->pinged = false;
 	c->idle_ms = pool->cfg->idle_ms;
 	c->nfree = UPCONN_SLOTS;
 	c->free_head = 0;
@@ -721,6 +718,10 @@ static int conn_read(struct upconn *c, bool *want_write)
 		int n, r;
 
 		n = tr->read(c->tls, c->in + c->in_len, UPCONN_IN_SIZE - c->in_len, want_write);
+		if (tr->pong && tr->pong(c->tls)) {
+			c->progress_ms = loop_now_ms(c->up->pool->loop);
+			c->pinged = false;
+		}
 		if (n <= 0)
 			return n;
 		c->in_len += (size_t)n;

@@ -90,6 +90,13 @@ struct upstream_transport {
 	bool (*resumed)(const struct tls_conn *t);
 	bool (*unverified)(const struct tls_conn *t);
 	void (*close)(struct tls_conn *t, bool clean);
+	/*
+	 * Optional: a probe of the transport's own (HTTP/2 PING) instead of the DNS one. ping:
+	 * 1 sent, 0 not offered on this connection, -errno; pong: its answer came since the last
+	 * call.
+	 */
+	int (*ping)(struct tls_conn *t);
+	bool (*pong)(struct tls_conn *t);
 };
 
 /*
