@@ -25,6 +25,7 @@
 
 #define DEFAULT_DOT_PORT 853
 #define DEFAULT_DOH_PORT 443
+#define DEFAULT_DOH_PATH "/dns-query"
 
 static const char *const default_upstreams[] = {
 	"1.1.1.1#cloudflare-dns.com",
@@ -48,6 +49,7 @@ enum {
 static int parse_interface(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_upstream(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_pin(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_doh_fallback(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_ca_file(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_user(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_log_level(struct config *cfg, const char *name, const char *arg, FILE *err);
@@ -180,6 +182,12 @@ const struct config_option config_options[] = {
 	  .help = "SHA-256 SPKI pin of the upstream given just before\n"
 		  "(repeatable; RFC 7858 4.2). With an auth name both must\n"
 		  "hold; without one the pin alone authenticates" },
+	{ .name = "doh-fallback", .key = "doh-fallback", .arg = "PATH|no", .list = LIST_UPSTREAMS,
+	  .parse = parse_doh_fallback,
+	  .help = "the DNS-over-HTTPS fallback of the DoT upstream given just\n"
+		  "before: when its port 853 cannot be reached, the same\n"
+		  "address, name and pins at port 443, PATH (default:\n"
+		  "/dns-query); 853 is tried again once a minute. 'no': none" },
 	{ .name = "ca-file", .key = "ca-file", .arg = "PATH", .parse = parse_ca_file,
 	  .help = "trust anchors in PEM (default: the system trust store)" },
 	{ .name = "tls-auth", .key = "tls-auth", .arg = "MODE",
@@ -547,6 +555,7 @@ int config_parse_upstream(struct upstream_config *u, const char *spec)
 	memcpy(&r.addr, &a, sizeof(a));
 	r.addrlen = addr_len(&a);
 	portnum = addr_port(&a);
+	strcpy(r.doh_fallback, DEFAULT_DOH_PATH); /* issue 21: on by default */
 
 	struct sockaddr_in *sin = (struct sockaddr_in *)&r.addr;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&r.addr;
@@ -773,6 +782,29 @@ static int parse_pin(struct config *cfg, const char *name, const char *arg, FILE
 		return -EINVAL;
 	}
 	memcpy(u->pins[u->n_pins++], raw, 32);
+	return 0;
+}
+
+static int parse_doh_fallback(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	struct upstream_config *u;
+
+	if (cfg->n_upstreams == 0) {
+		fprintf(err, "dotgw: --%s: give it after the --upstream it belongs to\n", name);
+		return -EINVAL;
+	}
+	u = &cfg->upstreams[cfg->n_upstreams - 1];
+	if (u->doh_path[0]) {
+		fprintf(err, "dotgw: --%s: the upstream before it is DoH already\n", name);
+		return -EINVAL;
+	}
+	if (strcmp(arg, "no") == 0) {
+		u->doh_fallback[0] = '\0';
+		return 0;
+	}
+	if (!doh_path_valid(arg))
+		return bad_value(err, name, arg, "a path such as /dns-query, or no");
+	strcpy(u->doh_fallback, arg);
 	return 0;
 }
 

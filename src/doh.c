@@ -80,6 +80,10 @@ struct doh_conn {
 struct doh_ctx {
 	struct tls_ctx *tls;
 	const struct upstream_config *ups;
+	/* the DoT upstreams' DoH fallbacks (port 443, their doh_fallback path), and a context
+	 * of their own (sessions differ by port), NULL when no upstream has one */
+	struct tls_ctx *fb_tls;
+	struct upstream_config *fb;
 };
 
 static _Atomic uint64_t doh_n_queries, doh_n_answers, doh_n_errors, doh_n_refused, doh_n_goaways,
@@ -612,6 +616,39 @@ bool doh_session_over(struct doh_session *s)
 
 /* --- the transport --------------------------------------------------------------------- */
 
+static void doh_ctx_free(struct tls_ctx *ctx);
+
+/* doh_ctx_fallbacks - the DoH fallbacks of cfg's DoT upstreams that have one. 0 or -ENOMEM. */
+static int doh_ctx_fallbacks(struct doh_ctx *d, const struct config *cfg)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < cfg->n_upstreams; i++)
+		any |= cfg->upstreams[i].doh_fallback[0] != '\0';
+	if (!any)
+		return 0;
+	d->fb = calloc(cfg->n_upstreams, sizeof(*d->fb));
+	if (!d->fb)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		struct upstream_config *f = &d->fb[i];
+		union sockaddr_any *a = (union sockaddr_any *)&f->addr;
+		char ip[INET6_ADDRSTRLEN];
+
+		*f = cfg->upstreams[i];
+		if (!f->doh_fallback[0])
+			continue;
+		memcpy(f->doh_path, f->doh_fallback, sizeof(f->doh_path));
+		addr_set_port(a, 443);
+		inet_ntop(a->sa.sa_family, addr_bytes(a), ip, sizeof(ip));
+		snprintf(f->text, sizeof(f->text), "https://%s%s%s:443%.64s%s%.170s",
+			 a->sa.sa_family == AF_INET6 ? "[" : "", ip,
+			 a->sa.sa_family == AF_INET6 ? "]" : "", f->doh_path,
+			 f->auth_name[0] ? "#" : "", f->auth_name);
+	}
+	return tls_ctx_share(&d->fb_tls, cfg, d->tls, d->fb);
+}
+
 static int doh_ctx_new(struct tls_ctx **out, const struct config *cfg)
 {
 	struct doh_ctx *d = calloc(1, sizeof(*d));
@@ -625,6 +662,11 @@ static int doh_ctx_new(struct tls_ctx **out, const struct config *cfg)
 		return r;
 	}
 	d->ups = cfg->upstreams;
+	r = doh_ctx_fallbacks(d, cfg);
+	if (r < 0) {
+		doh_ctx_free((struct tls_ctx *)d);
+		return r;
+	}
 	*out = (struct tls_ctx *)d;
 	return 0;
 }
@@ -654,7 +696,9 @@ static void doh_ctx_free(struct tls_ctx *ctx)
 
 	if (!d)
 		return;
+	tls_ctx_free(d->fb_tls);
 	tls_ctx_free(d->tls);
+	free(d->fb);
 	free(d);
 }
 
@@ -664,15 +708,22 @@ static int doh_open(struct tls_ctx *ctx, size_t up, struct tls_conn **out, bool 
 	struct doh_conn *c = calloc(1, sizeof(*c));
 	int r;
 
+	bool fb = up & UPSTREAM_FALLBACK;
+
 	*local = true;
 	if (!c)
 		return -ENOMEM;
-	r = tls_conn_open(d->tls, up, &c->tls, local);
+	up &= ~UPSTREAM_FALLBACK;
+	if (fb && (!d->fb || !d->fb[up].doh_path[0])) {
+		free(c);
+		return -EOPNOTSUPP;
+	}
+	r = tls_conn_open(fb ? d->fb_tls : d->tls, up, &c->tls, local);
 	if (r < 0) {
 		free(c);
 		return r;
 	}
-	c->u = &d->ups[up];
+	c->u = fb ? &d->fb[up] : &d->ups[up];
 	*out = (struct tls_conn *)c;
 	return 0;
 }

@@ -52,22 +52,23 @@
 #include "dotgw/log.h"
 #include "dotgw/upstream.h"
 
-#define UPCONN_SLOT_BITS 10
-#define UPCONN_SLOTS	 (1u << UPCONN_SLOT_BITS)
-#define UPCONN_SLOT_MASK (UPCONN_SLOTS - 1)
-#define UPCONN_IN_SIZE	 (2 + DNS_MAX_MSG)
-#define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for the transport at most */
-#define UPCONN_SPREAD	 16	    /* in flight on each connection: open another (upstream_conn) */
-#define UPCONN_WIN_MAX	 (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
-#define UPCONN_WIN_GAIN	 2		     /* the window is this many bandwidth-delay products */
-#define UPCONN_SAMPLE_US 5000  /* a rate sample spans at least this, and the min RTT */
-#define UPCONN_MINRTT_MS 10000 /* a min-RTT sample is trusted this long */
-#define UP_LIMIT_MS	 30000 /* how long a limit learned from a server's close holds */
-#define UPQ_MAX_ATTEMPTS 3
-#define UPQ_MAX_RESENDS	 4
-#define UP_CONNECT_MS	 2000 /* TCP connect + TLS handshake */
-#define UP_BACKOFF_MIN	 500  /* first back-off after a failure, doubled per failure */
-#define UP_BACKOFF_MAX	 30000
+#define UPCONN_SLOT_BITS  10
+#define UPCONN_SLOTS	  (1u << UPCONN_SLOT_BITS)
+#define UPCONN_SLOT_MASK  (UPCONN_SLOTS - 1)
+#define UPCONN_IN_SIZE	  (2 + DNS_MAX_MSG)
+#define UPCONN_OUT_MAX	  (4u << 20) /* bytes waiting for the transport at most */
+#define UPCONN_SPREAD	  16 /* in flight on each connection: open another (upstream_conn) */
+#define UPCONN_WIN_MAX	  (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
+#define UPCONN_WIN_GAIN	  2		      /* the window is this many bandwidth-delay products */
+#define UPCONN_SAMPLE_US  5000	/* a rate sample spans at least this, and the min RTT */
+#define UPCONN_MINRTT_MS  10000 /* a min-RTT sample is trusted this long */
+#define UP_LIMIT_MS	  30000 /* how long a limit learned from a server's close holds */
+#define UPQ_MAX_ATTEMPTS  3
+#define UPQ_MAX_RESENDS	  4
+#define UP_CONNECT_MS	  2000 /* TCP connect + TLS handshake */
+#define UP_BACKOFF_MIN	  500  /* first back-off after a failure, doubled per failure */
+#define UP_BACKOFF_MAX	  30000
+#define UP_DOH_REPROBE_MS 60000 /* on the DoH fallback: try port 853 again this often */
 
 enum upconn_state {
 	UC_CLOSED,
@@ -91,7 +92,9 @@ struct upconn {
 	uint64_t progress_ms; /* last answer, or when queries started to be in flight */
 	uint64_t idle_ms;     /* this connection's idle timeout (keepalive may shorten it) */
 	struct upstream_query probe;
-	bool pinged; /* the transport's probe (ping) is out */
+	bool pinged;   /* the transport's probe (ping) is out */
+	bool fallback; /* a connection to the upstream's DoH fallback (port 443) */
+	bool reprobe;  /* on the fallback, this one tries port 853 again */
 	unsigned int inflight;
 	/*
 	 * The in-flight window (see the file's comment): at most window queries in flight.
@@ -131,6 +134,9 @@ struct upstream {
 	 * until limit_until_ms (0: no limit) */
 	unsigned int limit;
 	uint64_t limit_until_ms;
+	/* port 853 failed and the DoH fallback is used; 853 is tried again at doh_probe_ms */
+	bool doh_fb, doh_logged;
+	uint64_t doh_probe_ms;
 };
 
 struct upstream_pool {
@@ -163,6 +169,7 @@ static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_drain_waiting(struct upstream_pool *pool);
 static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq);
 static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt);
+static bool upstream_doh_fallback(struct upconn *c, int err);
 
 static uint64_t now_us(void)
 {
@@ -435,7 +442,16 @@ static int conn_open(struct upconn *c, bool *local)
 	struct upstream_pool *pool = up->pool;
 	int r;
 
-	r = pool->tr->open(pool->tls, up->idx, &c->tls, local);
+	c->fallback = up->doh_fb;
+	c->reprobe = false;
+	if (up->doh_fb && loop_now_ms(pool->loop) >= up->doh_probe_ms) {
+		/* at most once a minute, this connection tries 853 again */
+		c->fallback = false;
+		c->reprobe = true;
+		up->doh_probe_ms = loop_now_ms(pool->loop) + UP_DOH_REPROBE_MS;
+	}
+	r = pool->tr->open(pool->tls, up->idx | (c->fallback ? UPSTREAM_FALLBACK : 0), &c->tls,
+			   local);
 	if (r < 0)
 		return r;
 	*local = true;
@@ -518,6 +534,15 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	struct upstream_pool *pool = up->pool;
 	unsigned int retry = 0;
 
+	if (fault && c->state == UC_OPENING && !c->fallback && err != -EPERM &&
+	    up->cfg->doh_fallback[0] && pool->cfg->upstreams == up->cfg - up->idx)
+		fault = !upstream_doh_fallback(c, err);
+	else if (fault && c->state == UC_OPENING && c->fallback && up->doh_fb) {
+		/* the fallback does not work either: back to 853 first after the back-off */
+		log_debug("upstream %s: its DoH fallback failed too (%s)", up->cfg->text,
+			  strerror(-err));
+		up->doh_fb = false;
+	}
 	if (!fault && err == -ECONNRESET && c->state == UC_READY && c->inflight > UPCONN_SPREAD) {
 		/* the server closed under load: perhaps its limit per connection; stay below */
 		up->limit = c->inflight / 2 > UPCONN_SPREAD ? c->inflight / 2 : UPCONN_SPREAD;
@@ -579,6 +604,33 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	pool_drain_waiting(pool);
 }
 
+/*
+ * upstream_doh_fallback - a connection to c's upstream at port 853 failed with err before it
+ * was ready: use the DoH fallback (logged once, with the reason), or, when c was the re-probe
+ * of 853, stay on it. Returns true: the failure is not held against the upstream (its queries
+ * are sent again, over DoH).
+ */
+static bool upstream_doh_fallback(struct upconn *c, int err)
+{
+	struct upstream *up = c->up;
+
+	if (c->reprobe) {
+		log_debug("upstream %s: port 853 still unreachable (%s), staying on DoH",
+			  up->cfg->text, strerror(-err));
+		return true;
+	}
+	if (up->doh_fb)
+		return false; /* an 853 connection opened before the switch: fail as usual */
+	up->doh_fb = true;
+	up->doh_probe_ms = loop_now_ms(up->pool->loop) + UP_DOH_REPROBE_MS;
+	log_msg(up->doh_logged ? LOG_LVL_DEBUG : LOG_LVL_WARN,
+		"upstream %s: cannot connect to port 853 (%s); using its DNS-over-HTTPS "
+		"fallback at port 443 (%s), trying 853 again every %u s",
+		up->cfg->text, strerror(-err), up->cfg->doh_fallback, UP_DOH_REPROBE_MS / 1000);
+	up->doh_logged = true; /* once; moving back is logged each time */
+	return true;
+}
+
 static void conn_handshake_done(struct upconn *c)
 {
 	struct upstream *up = c->up;
@@ -586,6 +638,11 @@ static void conn_handshake_done(struct upconn *c)
 	bool resumed = pool->tr->resumed(c->tls);
 
 	loop_timer_cancel(pool->loop, &c->timer);
+	if (c->reprobe && up->doh_fb) {
+		up->doh_fb =
+			false; /* the DoH connections take no new queries and close when idle */
+		log_warn("upstream %s: port 853 works again; back to DNS-over-TLS", up->cfg->text);
+	}
 	c->state = UC_READY;
 	c->progress_ms = loop_now_ms(pool->loop);
 	c->est_start_us = now_us();
@@ -967,7 +1024,7 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 				closed = c;
 			continue;
 		}
-		if (c->inflight >= conn_window(c) || c->nfree == 0)
+		if (c->inflight >= conn_window(c) || c->nfree == 0 || (c->fallback && !up->doh_fb))
 			continue;
 		if (c->state == UC_READY) {
 			if (!light && c->inflight < conn_spread(c))
@@ -979,6 +1036,18 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 		}
 	}
 	*local = false;
+	if (closed && up->doh_fb && loop_now_ms(up->pool->loop) >= up->doh_probe_ms) {
+		/* on the DoH fallback: a connection to 853 in the background (conn_open) */
+		int r = conn_open(closed, local);
+
+		if (r < 0)
+			log_debug("upstream %s: cannot try port 853 again: %s", up->cfg->text,
+				  strerror(-r));
+		else if (!opening)
+			opening = closed;
+		closed = NULL;
+		*local = false;
+	}
 	if (light)
 		return light;
 	if (closed && !opening && (!best || best->inflight >= conn_spread(best))) {

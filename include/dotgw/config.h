@@ -49,6 +49,8 @@ struct upstream_config {
 	uint8_t also_ip[16]; /* verified DDR: an address the certificate must also cover... */
 	uint8_t also_ip_len; /* ...4 or 16 octets of it (0: none; never set from options) */
 	char doh_path[CONFIG_DOH_PATH_MAX + 1]; /* DoH (RFC 8484): the path; "": DoT */
+	/* DoT: the path of the DoH fallback at port 443 ("": none; --doh-fallback) */
+	char doh_fallback[CONFIG_DOH_PATH_MAX + 1];
 	char text[INET6_ADDRSTRLEN + 8 +
 		  CONFIG_AUTH_NAME_MAX]; /* "[2001:db8::1]@853#dot.test", for logs */
 };

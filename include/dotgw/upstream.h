@@ -75,6 +75,9 @@ int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struc
  * (upstream_pool_new), a fake in the unit test. A transport may define its own connection and
  * context and convert their pointers to and from these opaque types.
  */
+/* In the up index given to a transport's open: open the upstream's DoH fallback instead. */
+#define UPSTREAM_FALLBACK ((size_t)1 << 16)
+
 struct upstream_transport {
 	int (*ctx_new)(struct tls_ctx **out, const struct config *cfg);
 	/* a context for the one upstream u sharing like's trust anchors (NULL: not offered) */

@@ -124,4 +124,44 @@ lab_check_eq "nothing reached the decoy" 0 "$(lab_decoy_count)"
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM" 0 "$?"
 
+lab_log "DoT upstream with port 853 dropped on the path: its DoH fallback answers"
+printf '%s\n' 'table inet block853 {' 'chain input {' 'type filter hook input priority -10;' \
+	'tcp dport 853 counter drop' '}' '}' >"$LAB_DIR/block853.nft"
+lab_in "$NS_UP" nft -f "$LAB_DIR/block853.nft" || lab_bail "blocking 853 in the upstream's namespace"
+lab_decoy_reset
+lab_upstream_reset
+lab_start_dotgw "${ARGS[@]}" --upstream "$LAB_UP4#$LAB_AUTH_NAME" || lab_finish
+bad=0
+for ((i = 0; i < 6; i++)); do
+	proto=UDP
+	flag=
+	if [ $((i % 2)) = 1 ]; then
+		proto=TCP
+		flag=+tcp
+	fi
+	lab_dig "$NS_CLIENT" @"$LAB_DECOY4" "q$i.bench.test" A $flag
+	got=$(lab_dig_summary A)
+	if [ "$got" != "NOERROR 203.0.113.99 from $LAB_DECOY4#53 ($proto)" ]; then
+		bad=$((bad + 1))
+		lab_log "query $i: $got"
+	fi
+done
+lab_check_eq "blocked 853: all 6 queries answered by the upstream (UDP and TCP)" 0 "$bad"
+lab_check_num "blocked 853: the upstream counted them as HTTPS" "$(up_stat num.query.https)" -ge 6
+lab_check_match "blocked 853: the 853 packets were dropped" "packets [1-9]" \
+	"$(lab_in "$NS_UP" nft list table inet block853)"
+lab_check_eq "blocked 853: the switch is logged once" 1 \
+	"$(grep -c 'using its DNS-over-HTTPS fallback at port 443 (/dns-query)' "$DOTGW_LOG")"
+lab_check_eq "blocked 853: nothing reached the decoy" 0 "$(lab_decoy_count)"
+lab_stop_dotgw
+lab_check_eq "blocked 853: dotgw exits 0 on SIGTERM" 0 "$?"
+
+lab_decoy_reset
+lab_start_dotgw "${ARGS[@]}" --upstream "$LAB_UP4#$LAB_AUTH_NAME" --doh-fallback no || lab_finish
+lab_dig "$NS_CLIENT" @"$LAB_DECOY4" www.example.test A +tries=1 +time=5
+lab_check_eq "blocked 853, --doh-fallback no: SERVFAIL" SERVFAIL "$(lab_dig_status)"
+lab_check_eq "blocked 853, --doh-fallback no: nothing reached the decoy" 0 "$(lab_decoy_count)"
+lab_stop_dotgw
+lab_check_eq "--doh-fallback no: dotgw exits 0 on SIGTERM" 0 "$?"
+
 lab_finish

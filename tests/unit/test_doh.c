@@ -157,6 +157,9 @@ int main(void)
 	CHECK_EQ(config_parse_upstream(&u, "https://192.0.2.1:0/q"), -EINVAL);
 	CHECK_EQ(config_parse_upstream(&u, "192.0.2.1#dot.test"), 0);
 	CHECK(u.doh_path[0] == '\0');
+	CHECK(strcmp(u.doh_fallback, "/dns-query") == 0); /* on by default for DoT */
+	CHECK_EQ(config_parse_upstream(&u, "https://192.0.2.1/q#doh.test"), 0);
+	CHECK(u.doh_fallback[0] == '\0');
 
 	test_session();
 	return check_done("doh");
