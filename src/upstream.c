@@ -13,8 +13,12 @@
  *   stall check while queries are in flight, or the idle deadline while none are.
  * - Queries queued on a ready connection go out from its deferred flush, once per loop
  *   iteration: all the queries of one batch of client packets share a TLS record and a write.
- * The bytes travel over a struct upstream_transport: tls.c in the daemon, so that this file
- * holds no OpenSSL call; ids, slots, the wait list, upstream choice and back-off are here.
+ * The bytes travel over a struct upstream_transport: doh.c in the daemon (tls.c for DoT, HTTP/2
+ * over it for DoH upstreams and DoH fallbacks, DoT-framed either way), so that this file holds
+ * no OpenSSL or nghttp2 call; ids, slots, the wait list, upstream choice and back-off are here.
+ * DoH fallback: a DoT upstream whose 853 connection fails before it is ready (not on
+ * authentication) switches to its fallback (doh_fb) without backing off; a connection to 853
+ * is tried again at most every UP_DOH_REPROBE_MS, and its success moves the upstream back.
  *
  * The in-flight window: a connection carries at most conn_window() queries; the rest wait in
  * the pool's list. The window follows the connection's measured bandwidth-delay product:

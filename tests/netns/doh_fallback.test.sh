@@ -36,6 +36,7 @@ up_stat()
 printf '%s\n' 'table inet block853 {' 'chain input {' 'type filter hook input priority -10;' \
 	'tcp dport 853 counter drop' '}' '}' >"$LAB_DIR/block853.nft"
 lab_in "$NS_UP" nft -f "$LAB_DIR/block853.nft" || lab_bail "blocking 853"
+lab_upstream_reset # the kdig check above was an HTTPS query
 lab_start_dotgw --mode tproxy --scope both --interface "$LAB_GW_IF_CLIENT" --ca-file "$LAB_CA" \
 	--log-level debug --cache-size 0 --upstream "$LAB_UP4#$LAB_AUTH_NAME" || lab_finish
 lab_dig "$NS_CLIENT" @"$LAB_DECOY4" q0.bench.test A
