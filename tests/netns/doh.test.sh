@@ -3,7 +3,10 @@
 # queries, UDP and TCP, IPv4 and IPv6, reach the upstream as HTTP/2 POSTs (its statistics count
 # them as HTTPS queries, and none over DoT), the decoy sees nothing; a wrong authentication
 # name or pin fails closed (SERVFAIL, nothing in plaintext, no HTTPS query); a server that
-# allows only 2 concurrent streams answers every query of a dnsperf load.
+# allows only 2 concurrent streams answers every query of a dnsperf load; a silent DoH
+# connection is probed with an HTTP/2 PING (not a DNS query) and closed; a DoT upstream whose
+# port 853 is dropped on the path is answered through its DoH fallback (--doh-fallback no:
+# SERVFAIL).
 #
 #   client --- gw-c [gateway: dotgw, DoH upstream] gw-u --- upstream 203.0.113.2, 2001:db8:113::2
 #                                                           unbound: DoT @853, DoH @443
@@ -45,7 +48,9 @@ spki_pin()
 
 PIN_GOOD=$(spki_pin "$LAB_SERVER_CERT")
 PIN_OTHER=$(spki_pin "$LAB_OTHER_CA")
-[ -n "$PIN_GOOD" ] && [ "$PIN_GOOD" != "$PIN_OTHER" ] || lab_bail "computing SPKI pins"
+if [ -z "$PIN_GOOD" ] || [ "$PIN_GOOD" = "$PIN_OTHER" ]; then
+	lab_bail "computing SPKI pins"
+fi
 
 ARGS=(--mode tproxy --scope both --interface "$LAB_GW_IF_CLIENT" --ca-file "$LAB_CA"
 	--log-level debug --cache-size 0)
@@ -123,6 +128,26 @@ lab_check_num "the upstream received them over HTTPS" "$(up_stat num.query.https
 lab_check_eq "nothing reached the decoy" 0 "$(lab_decoy_count)"
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM" 0 "$?"
+
+lab_log "a DoH connection that goes silent: probed with an HTTP/2 PING, then closed"
+lab_start_dotgw "${ARGS[@]}" --upstream "https://$LAB_UP4/dns-query#$LAB_AUTH_NAME" || lab_finish
+lab_dig "$NS_CLIENT" @"$LAB_DECOY4" s0.bench.test A
+lab_check_eq "silent: the first query is answered" \
+	"NOERROR 203.0.113.99 from $LAB_DECOY4#53 (UDP)" "$(lab_dig_summary A)"
+printf '%s\n' 'table inet mute443 {' 'chain output {' 'type filter hook output priority -10;' \
+	'tcp sport 443 drop' '}' '}' >"$LAB_DIR/mute443.nft"
+lab_in "$NS_UP" nft -f "$LAB_DIR/mute443.nft" || lab_bail "muting the upstream's port 443"
+lab_dig "$NS_CLIENT" @"$LAB_DECOY4" s1.bench.test A +tries=1 +time=6
+lab_check_eq "silent: SERVFAIL, nothing in plaintext" SERVFAIL "$(lab_dig_status)"
+lab_check_match "silent: dotgw pinged the connection (HTTP/2 PING, not a DNS probe)" \
+	"pinging the connection" "$(cat "$DOTGW_LOG")"
+lab_check_match "silent: ...and closed it after --stall-timeout" \
+	"no answer for [0-9]+ ms with 1 queries in flight, closing" "$(cat "$DOTGW_LOG")"
+lab_check_nomatch "silent: no DNS probe was sent" "probing the connection" "$(cat "$DOTGW_LOG")"
+lab_in "$NS_UP" nft delete table inet mute443
+lab_check_eq "silent: nothing reached the decoy" 0 "$(lab_decoy_count)"
+lab_stop_dotgw
+lab_check_eq "silent: dotgw exits 0 on SIGTERM" 0 "$?"
 
 lab_log "DoT upstream with port 853 dropped on the path: its DoH fallback answers"
 printf '%s\n' 'table inet block853 {' 'chain input {' 'type filter hook input priority -10;' \
