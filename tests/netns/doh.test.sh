@@ -129,6 +129,28 @@ lab_check_eq "nothing reached the decoy" 0 "$(lab_decoy_count)"
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM" 0 "$?"
 
+lab_log "the server reloaded under load (its connections close): no query lost"
+N=2000
+for ((i = 0; i < N; i++)); do
+	echo "r$i.bench.test A"
+done >"$LAB_DIR/names-reload.txt"
+lab_start_dotgw "${ARGS[@]}" --upstream "https://$LAB_UP4/dns-query#$LAB_AUTH_NAME" || lab_finish
+lab_bg "$NS_CLIENT" "$LAB_DIR/reload.out" dnsperf -s "$LAB_DECOY4" -d "$LAB_DIR/names-reload.txt" \
+	-n 1 -Q 500 -c 4 -t 10
+load=$LAB_BG_PID
+lab_sleep 1.5
+lab_ok "reload: unbound-control reload" \
+	lab_in "$NS_UP" timeout 10 unbound-control -q -c "$LAB_UP_CONF" reload
+wait "$load"
+lab_bg_forget "$load"
+out=$(cat "$LAB_DIR/reload.out")
+lab_check_match "reload: every query answered" "Queries completed: +$N \(100\.00%\)" "$out"
+lab_check_match "reload: ...all NOERROR" "Response codes: +NOERROR $N \(100\.00%\)" "$out"
+lab_stop_dotgw
+lab_check_eq "reload: dotgw exits 0 on SIGTERM" 0 "$?"
+lab_check_num "reload: dotgw connected again after the reload (TLS handshakes)" \
+	"$(lab_dotgw_stat upstream_handshakes)" -ge 2
+
 lab_log "a DoH connection that goes silent: probed with an HTTP/2 PING, then closed"
 lab_start_dotgw "${ARGS[@]}" --upstream "https://$LAB_UP4/dns-query#$LAB_AUTH_NAME" || lab_finish
 lab_dig "$NS_CLIENT" @"$LAB_DECOY4" s0.bench.test A
