@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 
 RUN_PKGS="build-essential cmake pkg-config libmnl-dev libnftnl-dev libnetfilter-queue-dev
 	libssl-dev libcap-dev libseccomp-dev libinih-dev libmicrohttpd-dev
-	libfstrm-dev libprotobuf-c-dev protobuf-c-compiler golang-github-dnstap-golang-dnstap-dev
+	libfstrm-dev libprotobuf-c-dev libnghttp2-dev protobuf-c-compiler golang-github-dnstap-golang-dnstap-dev
 	ca-certificates nftables iproute2"
 TEST_PKGS="$RUN_PKGS clang clang-format libclang-rt-dev unbound unbound-anchor dnsutils knot-dnsutils
 	dnsperf tcpdump openssl procps psmisc conntrack python3 curl prometheus valgrind dpkg-dev

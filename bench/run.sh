@@ -20,8 +20,9 @@
 #                                           +----------------- port-53 packets that leak past
 #                                                              the gateway (should be 0)
 #
-# Each round runs every target (udp, dot, tproxy, nfqueue, unbound, kresd, dnsdist, stubby) in
-# rotated order; each target runs its workloads: miss (unique names, saturating), hit (1000
+# Each round runs every target (udp, dot, tproxy, doh, nfqueue, unbound, kresd, dnsdist,
+# stubby) in rotated order (doh: dotgw tproxy with the upstream over DNS-over-HTTPS, issue 21);
+# each target runs its workloads: miss (unique names, saturating), hit (1000
 # names repeated, saturating; not for the ceilings), latency (unique names at a fixed rate) and
 # many (miss from 64 client addresses; not for the ceilings). Each daemon is
 # started fresh for each round and stopped after it. The table shows medians over the rounds;
@@ -62,7 +63,7 @@ BENCH_HIT_NAMES=1000
 BENCH_NFQ_QUEUES=2
 BENCH_UNBOUND_THREADS=1   # num-threads of the unbound forwarder (unbound's default)
 BENCH_RESULTS="$BENCH_SELF_DIR/RESULTS.md"
-BENCH_ALL_TARGETS=(udp dot tproxy tproxy-nopf nfqueue unbound kresd dnsdist stubby)
+BENCH_ALL_TARGETS=(udp dot tproxy tproxy-nopf doh nfqueue unbound kresd dnsdist stubby)
 BENCH_PEERS=(unbound kresd dnsdist stubby) # forwarders behind the nft redirect
 BENCH_TARGETS=("${BENCH_ALL_TARGETS[@]}")
 BENCH_TARGETS_ASKED=0     # -t given: a missing peer is an error, not a skipped target
@@ -143,7 +144,7 @@ done
 shift $((OPTIND - 1))
 for t in "${BENCH_TARGETS[@]}"; do
 	case $t in
-	udp | dot | tproxy | nfqueue | unbound | kresd | dnsdist | stubby | tproxy-nopf) ;;
+	udp | dot | tproxy | doh | nfqueue | unbound | kresd | dnsdist | stubby | tproxy-nopf) ;;
 	*) echo "$0: unknown target '$t'" >&2; exit 2 ;;
 	esac
 done
@@ -677,7 +678,8 @@ bench_target_dotgw()
 	local round=$1 target=$2 syn0 hwm last split
 	shift 2
 	syn0=$(bench_syn_count)
-	if ! lab_start_dotgw --scope gateway --interface "$LAB_GW_IF_CLIENT" --upstream "$LAB_UP4#$LAB_AUTH_NAME" \
+	if ! lab_start_dotgw --scope gateway --interface "$LAB_GW_IF_CLIENT" \
+		--upstream "${BENCH_UPSTREAM:-$LAB_UP4#$LAB_AUTH_NAME}" \
 		--ca-file "$LAB_CA" --log-level info "$@" "${BENCH_DOTGW_EXTRA[@]}"; then
 		printf '%s\t%s\t-\tfailed\n' "$round" "$target" >>"$BENCH_TSV"
 		return 1
@@ -708,6 +710,13 @@ bench_target_tproxy()
 bench_target_tproxy-nopf()
 {
 	bench_target_dotgw "$1" tproxy-nopf --mode tproxy --no-prefetch
+}
+
+# doh: the same upstream over DNS-over-HTTPS (unbound serves it at :443, /dns-query).
+bench_target_doh()
+{
+	BENCH_UPSTREAM="https://$LAB_UP4/dns-query#$LAB_AUTH_NAME" \
+		bench_target_dotgw "$1" doh --mode tproxy
 }
 
 bench_target_nfqueue()
@@ -1014,6 +1023,7 @@ bench_label()
 	dot) echo "DoT direct (ceiling)" ;;
 	tproxy) echo "dotgw tproxy" ;;
 	tproxy-nopf) echo "dotgw tproxy --no-prefetch" ;;
+	doh) echo "dotgw tproxy, upstream over DoH" ;;
 	nfqueue) echo "dotgw nfqueue x$BENCH_NFQ_QUEUES" ;;
 	unbound) echo "unbound TLS forwarder" ;;
 	kresd) echo "knot-resolver (kresd) TLS forwarder" ;;
@@ -1361,9 +1371,13 @@ bench_report()
 
 BENCH_DOTGW_ORIG=$DOTGW
 BENCH_START=$SECONDS
+# The upstream serves DNS-over-HTTPS too, for the doh target.
+LAB_UP_EXTRA_CONF="	interface: $LAB_UP4@443
+	https-port: 443
+	http-endpoint: \"/dns-query\""
 # -s: every name under short.test is answered with the short TTL, afresh each time (local
 # data, not a cache counting down)
-[ -n "$BENCH_SHORT_TTL" ] && LAB_UP_EXTRA_CONF="
+[ -n "$BENCH_SHORT_TTL" ] && LAB_UP_EXTRA_CONF+="
 	local-zone: \"short.test.\" redirect
 	local-data: \"short.test. $BENCH_SHORT_TTL A 203.0.113.98\""
 lab_setup
@@ -1419,6 +1433,7 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		dot) bench_target_dot "$r" ;;
 		tproxy) bench_target_tproxy "$r" ;;
 		tproxy-nopf) bench_target_tproxy-nopf "$r" ;;
+		doh) bench_target_doh "$r" ;;
 		nfqueue) bench_target_nfqueue "$r" ;;
 		unbound | kresd | dnsdist | stubby) bench_target_peer "$r" "$t" ;;
 		esac

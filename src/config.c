@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dotgw/config.h"
+#include "dotgw/doh.h"
 #include "dotgw/log.h"
 #include "dotgw/metrics.h"
 #include "dotgw/ruleset.h"
@@ -23,6 +24,8 @@
 #include "dotgw/version.h"
 
 #define DEFAULT_DOT_PORT 853
+#define DEFAULT_DOH_PORT 443
+#define DEFAULT_DOH_PATH "/dns-query"
 
 static const char *const default_upstreams[] = {
 	"1.1.1.1#cloudflare-dns.com",
@@ -46,6 +49,7 @@ enum {
 static int parse_interface(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_upstream(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_pin(struct config *cfg, const char *name, const char *arg, FILE *err);
+static int parse_doh_fallback(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_ca_file(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_user(struct config *cfg, const char *name, const char *arg, FILE *err);
 static int parse_log_level(struct config *cfg, const char *name, const char *arg, FILE *err);
@@ -172,7 +176,9 @@ const struct config_option config_options[] = {
 		  "9.9.9.9 (dns.quad9.net). 'asked': send each query to the DoT\n"
 		  "resolver that the address the client asked designates by\n"
 		  "verified DDR (RFC 9462); the other upstreams (or the\n"
-		  "defaults) serve the rest" },
+		  "defaults) serve the rest. https://ADDR[:PORT]/PATH#AUTH-NAME:\n"
+		  "a DNS-over-HTTPS resolver (RFC 8484, HTTP/2 only; port 443\n"
+		  "by default), with the same checks and --pin" },
 	{ .name = "asked-max", .key = "asked-max", .arg = "N",
 	  NUMBER(asked_max, 1, 4096, "1 to 4096"),
 	  .help = "--upstream asked: resolver addresses remembered per\n"
@@ -181,6 +187,12 @@ const struct config_option config_options[] = {
 	  .help = "SHA-256 SPKI pin of the upstream given just before\n"
 		  "(repeatable; RFC 7858 4.2). With an auth name both must\n"
 		  "hold; without one the pin alone authenticates" },
+	{ .name = "doh-fallback", .key = "doh-fallback", .arg = "PATH|no", .list = LIST_UPSTREAMS,
+	  .parse = parse_doh_fallback,
+	  .help = "the DNS-over-HTTPS fallback of the DoT upstream given just\n"
+		  "before: when its port 853 cannot be reached, the same\n"
+		  "address, name and pins at port 443, PATH (default:\n"
+		  "/dns-query); 853 is tried again once a minute. 'no': none" },
 	{ .name = "ca-file", .key = "ca-file", .arg = "PATH", .parse = parse_ca_file,
 	  .help = "trust anchors in PEM (default: the system trust store)" },
 	{ .name = "tls-auth", .key = "tls-auth", .arg = "MODE",
@@ -514,6 +526,49 @@ static int parse_u32(const char *s, unsigned long min, unsigned long max, uint32
 	return 0;
 }
 
+/*
+ * config_parse_doh - a DoH upstream, "ADDR[:PORT]/PATH#AUTH-NAME" after "https://" (IPv6 in
+ * brackets), port 443 by default. 0 or -EINVAL.
+ */
+static int config_parse_doh(struct upstream_config *u, const char *spec)
+{
+	char host[INET6_ADDRSTRLEN + 8], ip[INET6_ADDRSTRLEN];
+	const char *path = strchr(spec, '/'), *name = strchr(spec, '#');
+	struct upstream_config r;
+	union sockaddr_any a;
+	size_t plen;
+
+	if (!path || (name && name < path) || (size_t)(path - spec) >= sizeof(host))
+		return -EINVAL;
+	memset(&r, 0, sizeof(r));
+	memcpy(host, spec, (size_t)(path - spec));
+	host[path - spec] = '\0';
+	plen = name ? (size_t)(name - path) : strlen(path);
+	if (plen > CONFIG_DOH_PATH_MAX)
+		return -EINVAL;
+	memcpy(r.doh_path, path, plen);
+	r.doh_path[plen] = '\0';
+	if (!doh_path_valid(r.doh_path))
+		return -EINVAL;
+	if (name) {
+		if (strlen(name + 1) > CONFIG_AUTH_NAME_MAX || !valid_auth_name(name + 1))
+			return -EINVAL;
+		strcpy(r.auth_name, name + 1);
+	}
+	if (addr_parse(&a, host, NULL, DEFAULT_DOH_PORT) < 0)
+		return -EINVAL;
+	memcpy(&r.addr, &a, sizeof(a));
+	r.addrlen = addr_len(&a);
+	inet_ntop(a.sa.sa_family, addr_bytes(&a), ip, sizeof(ip));
+	if (snprintf(r.text, sizeof(r.text), "https://%s%s%s:%u%s%s%s",
+		     r.addrlen == sizeof(a.sin6) ? "[" : "", ip,
+		     r.addrlen == sizeof(a.sin6) ? "]" : "", (unsigned int)addr_port(&a),
+		     r.doh_path, r.auth_name[0] ? "#" : "", r.auth_name) >= (int)sizeof(r.text))
+		return -EINVAL; /* too long to name */
+	*u = r;
+	return 0;
+}
+
 int config_parse_upstream(struct upstream_config *u, const char *spec)
 {
 	char buf[INET6_ADDRSTRLEN + 8 + CONFIG_AUTH_NAME_MAX + 4];
@@ -522,6 +577,8 @@ int config_parse_upstream(struct upstream_config *u, const char *spec)
 	char *name;
 	uint32_t portnum;
 
+	if (strncmp(spec, "https://", 8) == 0)
+		return config_parse_doh(u, spec + 8);
 	if (strlen(spec) >= sizeof(buf))
 		return -EINVAL;
 	memset(&r, 0, sizeof(r));
@@ -538,6 +595,7 @@ int config_parse_upstream(struct upstream_config *u, const char *spec)
 	memcpy(&r.addr, &a, sizeof(a));
 	r.addrlen = addr_len(&a);
 	portnum = addr_port(&a);
+	strcpy(r.doh_fallback, DEFAULT_DOH_PATH); /* issue 21: on by default */
 
 	struct sockaddr_in *sin = (struct sockaddr_in *)&r.addr;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&r.addr;
@@ -767,6 +825,29 @@ static int parse_pin(struct config *cfg, const char *name, const char *arg, FILE
 	return 0;
 }
 
+static int parse_doh_fallback(struct config *cfg, const char *name, const char *arg, FILE *err)
+{
+	struct upstream_config *u;
+
+	if (cfg->n_upstreams == 0) {
+		fprintf(err, "dotgw: --%s: give it after the --upstream it belongs to\n", name);
+		return -EINVAL;
+	}
+	u = &cfg->upstreams[cfg->n_upstreams - 1];
+	if (u->doh_path[0]) {
+		fprintf(err, "dotgw: --%s: the upstream before it is DoH already\n", name);
+		return -EINVAL;
+	}
+	if (strcmp(arg, "no") == 0) {
+		u->doh_fallback[0] = '\0';
+		return 0;
+	}
+	if (!doh_path_valid(arg))
+		return bad_value(err, name, arg, "a path such as /dns-query, or no");
+	strcpy(u->doh_fallback, arg);
+	return 0;
+}
+
 static int parse_cache_size(struct config *cfg, const char *name, const char *arg, FILE *err)
 {
 	char num[32], *suffix;
@@ -874,7 +955,8 @@ static int parse_upstream(struct config *cfg, const char *name, const char *arg,
 		return -EINVAL;
 	}
 	if (config_parse_upstream(&cfg->upstreams[cfg->n_upstreams], arg) < 0)
-		return bad_value(err, name, arg, "ADDR[@PORT][#AUTH-NAME]");
+		return bad_value(err, name, arg,
+				 "ADDR[@PORT][#AUTH-NAME] or https://ADDR[:PORT]/PATH#AUTH-NAME");
 	cfg->n_upstreams++;
 	return 0;
 }

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 
+#include "dotgw/doh.h"
 #include "dotgw/log.h"
 #include "dotgw/snapshot.h"
 
@@ -215,6 +216,32 @@ static void render_egress(const struct stats_snapshot *snap, FILE *out)
 	}
 }
 
+/* render_doh - the DNS-over-HTTPS transport's counters (all DoH upstreams, all workers). */
+static void render_doh(FILE *out)
+{
+	struct doh_counters c = {0};
+	const struct {
+		const char *name, *help;
+	} rows[] = {
+		{"doh_queries_total", "HTTP/2 requests sent (streams opened)."},
+		{"doh_answers_total", "Responses of status 200 carrying one DNS message."},
+		{"doh_errors_total",
+		 "Streams that ended otherwise (status, body, reset): SERVFAIL."},
+		{"doh_refused_total", "Streams the server refused, sent again."},
+		{"doh_goaways_total", "GOAWAY frames received."},
+		{"doh_pings_total", "HTTP/2 PINGs sent to silent connections."},
+	};
+
+	doh_stats(&c);
+	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+		const uint64_t val[] = {c.queries, c.answers, c.errors,
+					c.refused, c.goaways, c.pings};
+
+		metric(out, rows[r].name, "counter", rows[r].help);
+		fprintf(out, "dotgw_%s %llu\n", rows[r].name, (unsigned long long)val[r]);
+	}
+}
+
 void snapshot_render(const struct stats_snapshot *snap, FILE *out)
 {
 	size_t n = snap->n_upstreams;
@@ -240,6 +267,7 @@ void snapshot_render(const struct stats_snapshot *snap, FILE *out)
 		render_latency(snap, i, out);
 	render_ddr(snap, out);
 	render_egress(snap, out);
+	render_doh(out);
 }
 
 void snapshot_log(const struct stats_snapshot *snap)

@@ -417,6 +417,9 @@ static int tls_conn_start(struct tls_conn *t)
 	if (u->also_ip_len &&
 	    !X509_VERIFY_PARAM_set1_ip(SSL_get0_param(ssl), u->also_ip, u->also_ip_len))
 		goto out_free;
+	/* DoH (doh.c): HTTP/2 only, RFC 8484 5.2 */
+	if (u->doh_path[0] && SSL_set_alpn_protos(ssl, (const unsigned char *)"\x02h2", 3) != 0)
+		goto out_free;
 	if (*t->session && SSL_SESSION_is_resumable(*t->session) &&
 	    !SSL_set_session(ssl, *t->session))
 		goto out_free;
@@ -521,6 +524,17 @@ int tls_conn_read(struct tls_conn *t, uint8_t *buf, size_t len, bool *want_write
 bool tls_conn_drained(const struct tls_conn *t)
 {
 	return t->drained && !SSL_has_pending(t->ssl) && !BIO_pending(SSL_get_rbio(t->ssl));
+}
+
+bool tls_conn_alpn_h2(const struct tls_conn *t)
+{
+	const unsigned char *p = NULL;
+	unsigned int len = 0;
+
+	if (!t->ssl)
+		return false;
+	SSL_get0_alpn_selected(t->ssl, &p, &len);
+	return len == 2 && memcmp(p, "h2", 2) == 0;
 }
 
 bool tls_conn_resumed(const struct tls_conn *t)

@@ -13,8 +13,12 @@
  *   stall check while queries are in flight, or the idle deadline while none are.
  * - Queries queued on a ready connection go out from its deferred flush, once per loop
  *   iteration: all the queries of one batch of client packets share a TLS record and a write.
- * The bytes travel over a struct upstream_transport: tls.c in the daemon, so that this file
- * holds no OpenSSL call; ids, slots, the wait list, upstream choice and back-off are here.
+ * The bytes travel over a struct upstream_transport: doh.c in the daemon (tls.c for DoT, HTTP/2
+ * over it for DoH upstreams and DoH fallbacks, DoT-framed either way), so that this file holds
+ * no OpenSSL or nghttp2 call; ids, slots, the wait list, upstream choice and back-off are here.
+ * DoH fallback: a DoT upstream whose 853 connection fails before it is ready (not on
+ * authentication) switches to its fallback (doh_fb) without backing off; a connection to 853
+ * is tried again at most every UP_DOH_REPROBE_MS, and its success moves the upstream back.
  *
  * The in-flight window: a connection carries at most conn_window() queries; the rest wait in
  * the pool's list. The window follows the connection's measured bandwidth-delay product:
@@ -49,27 +53,29 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "dotgw/doh.h"
 #include "dotgw/log.h"
 #include "dotgw/standby.h"
 #include "dotgw/tls.h"
 #include "dotgw/upstream.h"
 
-#define UPCONN_SLOT_BITS 10
-#define UPCONN_SLOTS	 (1u << UPCONN_SLOT_BITS)
-#define UPCONN_SLOT_MASK (UPCONN_SLOTS - 1)
-#define UPCONN_IN_SIZE	 (2 + DNS_MAX_MSG)
-#define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for the transport at most */
-#define UPCONN_SPREAD	 16	    /* in flight on each connection: open another (upstream_conn) */
-#define UPCONN_WIN_MAX	 (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
-#define UPCONN_WIN_GAIN	 2		     /* the window is this many bandwidth-delay products */
-#define UPCONN_SAMPLE_US 5000  /* a rate sample spans at least this, and the min RTT */
-#define UPCONN_MINRTT_MS 10000 /* a min-RTT sample is trusted this long */
-#define UP_LIMIT_MS	 30000 /* how long a limit learned from a server's close holds */
-#define UPQ_MAX_ATTEMPTS 3
-#define UPQ_MAX_RESENDS	 4
-#define UP_CONNECT_MS	 2000 /* TCP connect + TLS handshake */
-#define UP_BACKOFF_MIN	 500  /* first back-off after a failure, doubled per failure */
-#define UP_BACKOFF_MAX	 30000
+#define UPCONN_SLOT_BITS  10
+#define UPCONN_SLOTS	  (1u << UPCONN_SLOT_BITS)
+#define UPCONN_SLOT_MASK  (UPCONN_SLOTS - 1)
+#define UPCONN_IN_SIZE	  (2 + DNS_MAX_MSG)
+#define UPCONN_OUT_MAX	  (4u << 20) /* bytes waiting for the transport at most */
+#define UPCONN_SPREAD	  16 /* in flight on each connection: open another (upstream_conn) */
+#define UPCONN_WIN_MAX	  (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
+#define UPCONN_WIN_GAIN	  2		      /* the window is this many bandwidth-delay products */
+#define UPCONN_SAMPLE_US  5000	/* a rate sample spans at least this, and the min RTT */
+#define UPCONN_MINRTT_MS  10000 /* a min-RTT sample is trusted this long */
+#define UP_LIMIT_MS	  30000 /* how long a limit learned from a server's close holds */
+#define UPQ_MAX_ATTEMPTS  3
+#define UPQ_MAX_RESENDS	  4
+#define UP_CONNECT_MS	  2000 /* TCP connect + TLS handshake */
+#define UP_BACKOFF_MIN	  500  /* first back-off after a failure, doubled per failure */
+#define UP_BACKOFF_MAX	  30000
+#define UP_DOH_REPROBE_MS 60000 /* on the DoH fallback: try port 853 again this often */
 
 enum upconn_state {
 	UC_CLOSED,
@@ -93,6 +99,9 @@ struct upconn {
 	uint64_t progress_ms; /* last answer, or when queries started to be in flight */
 	uint64_t idle_ms;     /* this connection's idle timeout (keepalive may shorten it) */
 	struct upstream_query probe;
+	bool pinged;   /* the transport's probe (ping) is out */
+	bool fallback; /* a connection to the upstream's DoH fallback (port 443) */
+	bool reprobe;  /* on the fallback, this one tries port 853 again */
 	unsigned int inflight;
 	/*
 	 * The in-flight window (see the file's comment): at most window queries in flight.
@@ -133,6 +142,9 @@ struct upstream {
 	unsigned int limit;
 	uint64_t limit_until_ms;
 	uint64_t last_query_ms, standby_ms; /* standby.h: last query taken, last standby opened */
+	/* port 853 failed and the DoH fallback is used; 853 is tried again at doh_probe_ms */
+	bool doh_fb, doh_logged;
+	uint64_t doh_probe_ms;
 };
 
 struct upstream_pool {
@@ -167,6 +179,7 @@ static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_drain_waiting(struct upstream_pool *pool);
 static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq);
 static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt);
+static bool upstream_doh_fallback(struct upconn *c, int err);
 
 static uint64_t now_us(void)
 {
@@ -176,25 +189,11 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static const struct upstream_transport upstream_tls = {
-	.ctx_new = tls_ctx_new,
-	.ctx_share = tls_ctx_share,
-	.ctx_free = tls_ctx_free,
-	.open = tls_conn_open,
-	.fd = tls_conn_fd,
-	.handshake = tls_conn_handshake,
-	.write = tls_conn_write,
-	.read = tls_conn_read,
-	.drained = tls_conn_drained,
-	.resumed = tls_conn_resumed,
-	.unverified = tls_conn_unverified,
-	.close = tls_conn_close,
-};
-
 int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struct config *cfg,
 		      struct stats *stats)
 {
-	return upstream_pool_new_transport(out, loop, cfg, stats, &upstream_tls);
+	/* tls.c for DoT upstreams, HTTP/2 over it for DoH ones */
+	return upstream_pool_new_transport(out, loop, cfg, stats, &doh_transport);
 }
 
 /*
@@ -355,8 +354,17 @@ static void conn_probe(struct upconn *c)
 	struct upstream_pool *pool = c->up->pool;
 	struct upstream_query *uq = &c->probe;
 
-	if (uq->conn || c->nfree == 0)
+	if (uq->conn || c->pinged || c->nfree == 0)
 		return; /* one at a time; no room: the stall deadline decides */
+	if (pool->tr->ping && pool->tr->ping(c->tls) > 0) {
+		/* DoH: an HTTP/2 PING instead of a query; its answer counts as progress */
+		c->pinged = true;
+		stats_add(&pool->stats->upstream_probes, 1);
+		log_debug("upstream %s: no answer for %llu ms, pinging the connection",
+			  c->up->cfg->text,
+			  (unsigned long long)(loop_now_ms(pool->loop) - c->progress_ms));
+		return;
+	}
 	memset(uq, 0, sizeof(*uq));
 	uq->msg = probe_query;
 	uq->len = sizeof(probe_query);
@@ -411,7 +419,7 @@ static void conn_arm(struct upconn *c)
 		return;
 	if (c->inflight) {
 		when = c->progress_ms + stall / 2;
-		if (when <= loop_now_ms(pool->loop) || c->probe.conn)
+		if (when <= loop_now_ms(pool->loop) || c->probe.conn || c->pinged)
 			when = c->progress_ms + stall;
 	} else {
 		when = loop_now_ms(pool->loop) + c->idle_ms;
@@ -445,7 +453,16 @@ static int conn_open(struct upconn *c, bool *local)
 	struct upstream_pool *pool = up->pool;
 	int r;
 
-	r = pool->tr->open(pool->tls, up->idx, &c->tls, local);
+	c->fallback = up->doh_fb;
+	c->reprobe = false;
+	if (up->doh_fb && loop_now_ms(pool->loop) >= up->doh_probe_ms) {
+		/* at most once a minute, this connection tries 853 again */
+		c->fallback = false;
+		c->reprobe = true;
+		up->doh_probe_ms = loop_now_ms(pool->loop) + UP_DOH_REPROBE_MS;
+	}
+	r = pool->tr->open(pool->tls, up->idx | (c->fallback ? UPSTREAM_FALLBACK : 0), &c->tls,
+			   local);
 	if (r < 0)
 		return r;
 	*local = true;
@@ -465,6 +482,7 @@ static int conn_open(struct upconn *c, bool *local)
 	if (r < 0)
 		goto out_unwatch;
 	c->state = UC_OPENING;
+	c->pinged = false;
 	c->idle_ms = pool->cfg->idle_ms;
 	c->nfree = UPCONN_SLOTS;
 	c->free_head = 0;
@@ -528,6 +546,15 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	unsigned int retry = 0;
 	bool idle = c->state == UC_READY && !fault && !c->inflight && (!err || err == -ECONNRESET);
 
+	if (fault && c->state == UC_OPENING && !c->fallback && err != -EPERM &&
+	    up->cfg->doh_fallback[0] && pool->cfg->upstreams == up->cfg - up->idx)
+		fault = !upstream_doh_fallback(c, err);
+	else if (fault && c->state == UC_OPENING && c->fallback && up->doh_fb) {
+		/* the fallback does not work either: back to 853 first after the back-off */
+		log_debug("upstream %s: its DoH fallback failed too (%s)", up->cfg->text,
+			  strerror(-err));
+		up->doh_fb = false;
+	}
 	if (!fault && err == -ECONNRESET && c->state == UC_READY && c->inflight > UPCONN_SPREAD) {
 		/* the server closed under load: perhaps its limit per connection; stay below */
 		up->limit = c->inflight / 2 > UPCONN_SPREAD ? c->inflight / 2 : UPCONN_SPREAD;
@@ -610,6 +637,33 @@ static void conn_standby(struct upconn *c)
 	log_debug("upstream %s: standby connection for the next query", up->cfg->text);
 }
 
+/*
+ * upstream_doh_fallback - a connection to c's upstream at port 853 failed with err before it
+ * was ready: use the DoH fallback (logged once, with the reason), or, when c was the re-probe
+ * of 853, stay on it. Returns true: the failure is not held against the upstream (its queries
+ * are sent again, over DoH).
+ */
+static bool upstream_doh_fallback(struct upconn *c, int err)
+{
+	struct upstream *up = c->up;
+
+	if (c->reprobe) {
+		log_debug("upstream %s: port 853 still unreachable (%s), staying on DoH",
+			  up->cfg->text, strerror(-err));
+		return true;
+	}
+	if (up->doh_fb)
+		return false; /* an 853 connection opened before the switch: fail as usual */
+	up->doh_fb = true;
+	up->doh_probe_ms = loop_now_ms(up->pool->loop) + UP_DOH_REPROBE_MS;
+	log_msg(up->doh_logged ? LOG_LVL_DEBUG : LOG_LVL_WARN,
+		"upstream %s: cannot connect to port 853 (%s); using its DNS-over-HTTPS "
+		"fallback at port 443 (%s), trying 853 again every %u s",
+		up->cfg->text, strerror(-err), up->cfg->doh_fallback, UP_DOH_REPROBE_MS / 1000);
+	up->doh_logged = true; /* once; moving back is logged each time */
+	return true;
+}
+
 static void conn_handshake_done(struct upconn *c)
 {
 	struct upstream *up = c->up;
@@ -617,6 +671,11 @@ static void conn_handshake_done(struct upconn *c)
 	bool resumed = pool->tr->resumed(c->tls);
 
 	loop_timer_cancel(pool->loop, &c->timer);
+	if (c->reprobe && up->doh_fb) {
+		up->doh_fb =
+			false; /* the DoH connections take no new queries and close when idle */
+		log_warn("upstream %s: port 853 works again; back to DNS-over-TLS", up->cfg->text);
+	}
 	c->state = UC_READY;
 	c->progress_ms = loop_now_ms(pool->loop);
 	c->est_start_us = now_us();
@@ -749,6 +808,10 @@ static int conn_read(struct upconn *c, bool *want_write)
 		int n, r;
 
 		n = tr->read(c->tls, c->in + c->in_len, UPCONN_IN_SIZE - c->in_len, want_write);
+		if (tr->pong && tr->pong(c->tls)) {
+			c->progress_ms = loop_now_ms(c->up->pool->loop);
+			c->pinged = false;
+		}
 		if (n <= 0)
 			return n;
 		c->in_len += (size_t)n;
@@ -994,7 +1057,7 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 				closed = c;
 			continue;
 		}
-		if (c->inflight >= conn_window(c) || c->nfree == 0)
+		if (c->inflight >= conn_window(c) || c->nfree == 0 || (c->fallback && !up->doh_fb))
 			continue;
 		if (c->state == UC_READY) {
 			if (!light && c->inflight < conn_spread(c))
@@ -1006,6 +1069,18 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 		}
 	}
 	*local = false;
+	if (closed && up->doh_fb && loop_now_ms(up->pool->loop) >= up->doh_probe_ms) {
+		/* on the DoH fallback: a connection to 853 in the background (conn_open) */
+		int r = conn_open(closed, local);
+
+		if (r < 0)
+			log_debug("upstream %s: cannot try port 853 again: %s", up->cfg->text,
+				  strerror(-r));
+		else if (!opening)
+			opening = closed;
+		closed = NULL;
+		*local = false;
+	}
 	if (light)
 		return light;
 	if (closed && !opening && (!best || best->inflight >= conn_spread(best))) {

@@ -20,6 +20,7 @@
 #define CONFIG_MAX_INTERFACES 32
 #define CONFIG_AUTH_NAME_MAX  253
 #define CONFIG_MAX_PINS	      8
+#define CONFIG_DOH_PATH_MAX   128 /* a DoH upstream's request path */
 #define CONFIG_MAX_POOL	      16
 #define CONFIG_MAX_CIDRS      64
 
@@ -38,7 +39,7 @@ enum capture_mode {
 
 struct frontend_caches;
 
-/* One DoT upstream: address and port, and the name its certificate must carry. */
+/* One DoT (or DoH) upstream: address and port, and the name its certificate must carry. */
 struct upstream_config {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -47,8 +48,11 @@ struct upstream_config {
 	size_t n_pins;
 	uint8_t also_ip[16]; /* verified DDR: an address the certificate must also cover... */
 	uint8_t also_ip_len; /* ...4 or 16 octets of it (0: none; never set from options) */
+	char doh_path[CONFIG_DOH_PATH_MAX + 1]; /* DoH (RFC 8484): the path; "": DoT */
+	/* DoT: the path of the DoH fallback at port 443 ("": none; --doh-fallback) */
+	char doh_fallback[CONFIG_DOH_PATH_MAX + 1];
 	char text[INET6_ADDRSTRLEN + 8 +
-		  CONFIG_AUTH_NAME_MAX]; /* "[2001:db8::1]:853#dot.test", for logs */
+		  CONFIG_AUTH_NAME_MAX]; /* "[2001:db8::1]@853#dot.test", for logs */
 };
 
 struct config {

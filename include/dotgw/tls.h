@@ -67,6 +67,8 @@ int tls_conn_read(struct tls_conn *t, uint8_t *buf, size_t len, bool *want_write
  * another read could only find EAGAIN (epoll reports what arrives later).
  */
 bool tls_conn_drained(const struct tls_conn *t);
+/* tls_conn_alpn_h2 - the finished handshake agreed on ALPN "h2" (offered for DoH upstreams). */
+bool tls_conn_alpn_h2(const struct tls_conn *t);
 /* tls_conn_resumed, tls_conn_unverified - of the finished handshake. */
 bool tls_conn_resumed(const struct tls_conn *t);
 bool tls_conn_unverified(const struct tls_conn *t);

@@ -75,6 +75,9 @@ int upstream_pool_new(struct upstream_pool **out, struct loop *loop, const struc
  * (upstream_pool_new), a fake in the unit test. A transport may define its own connection and
  * context and convert their pointers to and from these opaque types.
  */
+/* In the up index given to a transport's open: open the upstream's DoH fallback instead. */
+#define UPSTREAM_FALLBACK ((size_t)1 << 16)
+
 struct upstream_transport {
 	int (*ctx_new)(struct tls_ctx **out, const struct config *cfg);
 	/* a context for the one upstream u sharing like's trust anchors (NULL: not offered) */
@@ -90,6 +93,13 @@ struct upstream_transport {
 	bool (*resumed)(const struct tls_conn *t);
 	bool (*unverified)(const struct tls_conn *t);
 	void (*close)(struct tls_conn *t, bool clean);
+	/*
+	 * Optional: a probe of the transport's own (HTTP/2 PING) instead of the DNS one. ping:
+	 * 1 sent, 0 not offered on this connection, -errno; pong: its answer came since the last
+	 * call.
+	 */
+	int (*ping)(struct tls_conn *t);
+	bool (*pong)(struct tls_conn *t);
 };
 
 /*

@@ -348,6 +348,7 @@ static const struct {
 	{"remove-rules", NULL, NULL, NULL},
 	{"upstream", "[2001:db8::2]@8853#dot.test", NULL, NULL},
 	{"pin", "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "upstream", "203.0.113.2"},
+	{"doh-fallback", "no", "upstream", "203.0.113.2"},
 	{"ca-file", "/etc/ssl/ca.pem", NULL, NULL},
 	{"tls-auth", "opportunistic", NULL, NULL},
 	{"upstream-policy", "round-robin", NULL, NULL},
@@ -494,7 +495,7 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 73);
+	CHECK_EQ(n, 74);
 	/* --health is a mode main() runs before parsing: reaching the parser, it is refused */
 	const char *health[] = {"--config", "none", "--health", "http://127.0.0.1:9/", NULL};
 
