@@ -80,7 +80,7 @@ dnsPolicy Default
 priorityClassName system-node-critical
 tolerations [{'operator': 'Exists'}]
 ports None False
-caps drop ['ALL'] add ['NET_ADMIN', 'NET_BIND_SERVICE', 'SETGID', 'SETPCAP', 'SETUID']
+caps drop ['ALL'] add ['NET_ADMIN', 'NET_BIND_SERVICE', 'NET_RAW', 'SETGID', 'SETPCAP', 'SETUID']
 readOnlyRootFilesystem True
 allowPrivilegeEscalation False
 privileged False
