@@ -10,15 +10,16 @@
  * queued them, before the loop sleeps.
  *
  * Adaptive polling (after KVM's halt polling): before it sleeps, a loop under load polls epoll
- * without blocking for up to spin_us, yielding the CPU between polls, and sleeps only when
- * nothing came in that time. Under load is after LOOP_SPIN_AFTER sleeps in a row that each
- * ended with events within LOOP_SPIN_MAX_US: there, polling saves the sleep and the wake (a
- * context switch each, and on a shared CPU the yield lets the client or upstream that will
- * send the next burst run meanwhile, so bursts grow). spin_us starts at LOOP_SPIN_MIN_US and
- * doubles up to LOOP_SPIN_MAX_US with each such sleep; it halves (below the minimum: 0) when a
- * poll found nothing, and is 0 after a longer sleep. At low rates (a query, its answer from
- * the upstream a few microseconds later, then silence) or idle, the loop never polls; after
- * the last burst it polls at most spin_us, then sleeps.
+ * without blocking for up to spin_us, yielding the CPU after each poll that found nothing
+ * (never while events wait), and sleeps only when nothing came in that time. Under load is
+ * after LOOP_SPIN_AFTER sleeps in a row that each ended with events within LOOP_SPIN_MAX_US:
+ * there, polling saves the sleep and the wake (a context switch each, and on a shared CPU the
+ * yield lets the client or upstream that will send the next burst run meanwhile, so bursts
+ * grow). spin_us starts at LOOP_SPIN_MIN_US and doubles up to LOOP_SPIN_MAX_US with each such
+ * sleep; it halves (below the minimum: 0) when a poll found nothing, and is 0 after a longer
+ * sleep. At low rates (a query, its answer from the upstream a few microseconds later, then
+ * silence) or idle, the loop never polls; after the last burst it polls at most spin_us, then
+ * sleeps.
  */
 #include <errno.h>
 #include <sched.h>
@@ -255,10 +256,10 @@ static int loop_wait(struct loop *loop, int timeout)
 	if (loop->spin_us) {
 		end = start + loop->spin_us;
 		do {
-			sched_yield(); /* to whoever shares this CPU: the next burst's sender */
 			n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, 0);
 			if (n != 0)
 				return n;
+			sched_yield(); /* to whoever shares this CPU: the next burst's sender */
 		} while (loop_clock_us() < end);
 		loop->spin_us /= 2;
 		if (loop->spin_us < LOOP_SPIN_MIN_US)
