@@ -8,8 +8,21 @@
  * (the watch pointer is checked against a per-iteration list). One iteration: expired timers,
  * deferred calls, epoll_wait, events; so deferred calls run after the events and timers that
  * queued them, before the loop sleeps.
+ *
+ * Adaptive polling (after KVM's halt polling): before it sleeps, a loop under load polls epoll
+ * without blocking for up to spin_us, yielding the CPU after each poll that found nothing
+ * (never while events wait), and sleeps only when nothing came in that time. Under load is
+ * after LOOP_SPIN_AFTER sleeps in a row that each ended with events within LOOP_SPIN_MAX_US:
+ * there, polling saves the sleep and the wake (a context switch each, and on a shared CPU the
+ * yield lets the client or upstream that will send the next burst run meanwhile, so bursts
+ * grow). spin_us starts at LOOP_SPIN_MIN_US and doubles up to LOOP_SPIN_MAX_US with each such
+ * sleep; it halves (below the minimum: 0) when a poll found nothing, and is 0 after a longer
+ * sleep. At low rates (a query, its answer from the upstream a few microseconds later, then
+ * silence) or idle, the loop never polls; after the last burst it polls at most spin_us, then
+ * sleeps.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -18,7 +31,10 @@
 
 #include "dotgw/loop.h"
 
-#define LOOP_MAX_EVENTS 64
+#define LOOP_MAX_EVENTS	 64
+#define LOOP_SPIN_MIN_US 8
+#define LOOP_SPIN_MAX_US 64
+#define LOOP_SPIN_AFTER	 4
 
 struct loop {
 	int epfd;
@@ -30,14 +46,21 @@ struct loop {
 	/* the events of the current iteration, so that loop_watch_del can void them */
 	struct epoll_event events[LOOP_MAX_EVENTS];
 	int nevents;
+	unsigned int spin_us; /* how long to poll before sleeping; 0: sleep at once */
+	unsigned int quick;   /* sleeps in a row that ended within LOOP_SPIN_MAX_US */
 };
 
-static uint64_t loop_clock_ms(void)
+static uint64_t loop_clock_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t loop_clock_ms(void)
+{
+	return loop_clock_us() / 1000;
 }
 
 int loop_new(struct loop **out)
@@ -221,6 +244,40 @@ static void loop_run_timers(struct loop *loop)
 	}
 }
 
+/* loop_wait - epoll_wait, after polling for up to spin_us (see the top of the file). */
+static int loop_wait(struct loop *loop, int timeout)
+{
+	uint64_t start, end;
+	int n;
+
+	if (!timeout)
+		return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, 0);
+	start = loop_clock_us();
+	if (loop->spin_us) {
+		end = start + loop->spin_us;
+		do {
+			n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, 0);
+			if (n != 0)
+				return n;
+			sched_yield(); /* to whoever shares this CPU: the next burst's sender */
+		} while (loop_clock_us() < end);
+		loop->spin_us /= 2;
+		if (loop->spin_us < LOOP_SPIN_MIN_US)
+			loop->spin_us = 0;
+		start = loop_clock_us();
+	}
+	n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+	if (n <= 0 || loop_clock_us() - start > LOOP_SPIN_MAX_US) {
+		loop->quick = 0;
+		loop->spin_us = 0;
+	} else if (++loop->quick >= LOOP_SPIN_AFTER) {
+		loop->spin_us = loop->spin_us ? loop->spin_us * 2 : LOOP_SPIN_MIN_US;
+		if (loop->spin_us > LOOP_SPIN_MAX_US)
+			loop->spin_us = LOOP_SPIN_MAX_US;
+	}
+	return n;
+}
+
 int loop_run(struct loop *loop)
 {
 	loop->stop = false;
@@ -239,7 +296,7 @@ int loop_run(struct loop *loop)
 
 			timeout = wait > 60000 ? 60000 : (int)wait;
 		}
-		n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+		n = loop_wait(loop, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

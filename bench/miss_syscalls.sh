@@ -1,0 +1,74 @@
+#!/bin/bash
+# bench/miss_syscalls.sh - syscalls and context switches per cache-miss query of one or more
+# dotgw binaries: counts, not timings (the machine is shared). In a lab of tests/netns/lib.sh:
+# dotgw --mode tproxy --scope gateway --log-level info (as bench/run.sh), then dnsperf from
+# the client asking N names of their own (-c 8 -q 200 by default), every one a miss, while
+# perf stat counts dotgw's (all threads') epoll_wait, recvmmsg, sendmmsg, read, write,
+# context switches and user+system CPU. Printed per query. Bounded: N queries, dnsperf -l 60.
+#
+# "dot" in place of a binary: dnsperf's own DoT from the gateway namespace straight to the
+# upstream, the reference of bench/run.sh's ratios (q/s and latency only).
+# Usage: sudo bench/miss_syscalls.sh DOTGW [DOTGW...]   (env: N (20000), C (8), Q (200),
+# ROUNDS (1): each binary runs ROUNDS times, interleaved with the others; QPS: dnsperf -Q, a
+# rate limit, for the cost and latency at a low rate; HIT=1: one name, all hits but the first)
+
+# shellcheck source=../tests/netns/lib.sh
+. "$(dirname "$0")/../tests/netns/lib.sh"
+lab_require_root
+lab_require_tools "${LAB_TOOLS[@]}" perf dnsperf
+[ "${1:-}" = dot ] || lab_require_dotgw "${1:-}"
+N=${N:-20000}
+ROUNDS=${ROUNDS:-1}
+EVENTS=context-switches,task-clock
+for s in epoll_wait recvmmsg sendmmsg read write sched_yield; do
+	EVENTS+=",syscalls:sys_enter_$s"
+done
+lab_setup
+round=0
+for ((r = 0; r < ROUNDS; r++)); do
+	for bin in "$@"; do
+		round=$((round + 1))
+		# names of this round's own: the upstream's cache and dotgw's never hold them
+		for ((i = 0; i < N; i++)); do
+			if [ "${HIT:-0}" = 1 ]; then echo "www.example.test A"; else
+				echo "r$round-q$i.example.test A"; fi
+		done >"$LAB_DIR/q.txt"
+		if [ "$bin" = dot ]; then
+			lab_in "$NS_GW" dnsperf -m dot -s "$LAB_UP4" -p 853 -d "$LAB_DIR/q.txt" -n 1 \
+				-c "${C:-8}" -q "${Q:-200}" -t 4 -l 60 ${QPS:+-Q "$QPS"} >"$LAB_DIR/dnsperf.txt" 2>&1
+			awk '/Queries completed:/ {q = $3} /Queries per second:/ {qps = $4}
+				/Average Latency/ {lat = $4 * 1000}
+				END { printf "dot: %d answered, %.0f q/s, latency avg %.3f ms\n", q, qps, lat }' \
+				"$LAB_DIR/dnsperf.txt"
+			continue
+		fi
+		DOTGW=$bin # read by lab_start_dotgw
+		lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway \
+			--interface "$LAB_GW_IF_CLIENT" --log-level info || lab_bail "$bin: no start"
+		lab_in "$NS_CLIENT" dig +short @"$LAB_DECOY4" warm.example.test >/dev/null
+		perf stat -x, -e "$EVENTS" -p "$DOTGW_PID" -o "$LAB_DIR/perf.txt" &
+		perf_pid=$!
+		lab_sleep 0.3
+		lab_in "$NS_CLIENT" dnsperf -s "$LAB_DECOY4" -d "$LAB_DIR/q.txt" -n 1 \
+			-c "${C:-8}" -q "${Q:-200}" -t 4 -l 60 ${QPS:+-Q "$QPS"} >"$LAB_DIR/dnsperf.txt" 2>&1
+		kill -INT "$perf_pid"
+		wait "$perf_pid"
+		lab_stop_dotgw
+		done_q=$(awk '/Queries completed:/ {print $3}' "$LAB_DIR/dnsperf.txt")
+		qps=$(awk '/Queries per second:/ {print $4}' "$LAB_DIR/dnsperf.txt")
+		lat=$(awk '/Average Latency/ {printf "%.3f", $4 * 1000}' "$LAB_DIR/dnsperf.txt")
+		[ "${done_q:-0}" -gt 0 ] || lab_bail "$bin: no query completed"
+		awk -F, -v q="$done_q" -v qps="$qps" -v bin="$bin" -v lat="$lat" '
+			$3 ~ /context-switches/ { cs = $1 }
+			$3 ~ /task-clock/ { cpu = $1 }	# ms
+			$3 ~ /sys_enter_/ { n = $3; sub(/.*sys_enter_/, "", n); s[n] = $1 }
+			END {
+				printf "%s: %d answered, %.0f q/s, latency avg %s ms; per query: cpu %.1f us, cs %.3f," \
+					" epoll_wait %.3f, recvmmsg %.3f, sendmmsg %.3f, read %.3f," \
+					" write %.3f, sched_yield %.3f\n", bin, q, qps, lat, cpu * 1000 / q, cs / q,
+					s["epoll_wait"] / q, s["recvmmsg"] / q, s["sendmmsg"] / q,
+					s["read"] / q, s["write"] / q, s["sched_yield"] / q
+			}' "$LAB_DIR/perf.txt"
+	done
+done
+lab_finish
