@@ -20,7 +20,7 @@ RUN_PKGS="build-essential cmake pkg-config libmnl-dev libnftnl-dev libnetfilter-
 	libfstrm-dev libprotobuf-c-dev libnghttp2-dev protobuf-c-compiler golang-github-dnstap-golang-dnstap-dev
 	ca-certificates nftables iproute2"
 TEST_PKGS="$RUN_PKGS clang clang-format libclang-rt-dev unbound unbound-anchor dnsutils knot-dnsutils
-	dnsperf tcpdump openssl procps psmisc conntrack python3 curl prometheus valgrind dpkg-dev
+	dnsperf tcpdump openssl procps psmisc conntrack python3 python3-yaml curl prometheus valgrind dpkg-dev
 	systemd groff-base fstrm-bin dnstap-ldns
 	ansible ansible-lint mmdebstrap gpg file systemd-container podman runc netavark iptables"
 # The peers bench/run.sh measures dotgw against, and their systemd units (masked on install).

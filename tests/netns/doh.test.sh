@@ -28,17 +28,7 @@ LAB_UP_EXTRA_CONF="	interface: $LAB_UP4@443
 	extended-statistics: yes"
 lab_setup
 
-if ! lab_in "$NS_UP" timeout 5 kdig +https +tls-ca="$LAB_CA" +tls-hostname="$LAB_AUTH_NAME" \
-	+short @"$LAB_UP4" www.example.test A 2>/dev/null | grep -qx "$LAB_UP_A"; then
-	lab_skip "this unbound does not serve DNS-over-HTTPS (built without libnghttp2?)"
-fi
-
-# up_stat KEY: one of the upstream's statistics (0 when absent).
-up_stat()
-{
-	lab_in "$NS_UP" timeout 10 unbound-control -c "$LAB_UP_CONF" stats_noreset 2>/dev/null |
-		awk -F= -v k="$1" '$1 == k { v = $2 } END { print v + 0 }'
-}
+lab_require_upstream_doh
 
 spki_pin()
 {
@@ -76,8 +66,8 @@ working()
 	answered "$up: TCP A over IPv4" "$LAB_DECOY4" A "$LAB_UP_A" +tcp
 	answered "$up: UDP AAAA over IPv6" "$LAB_DECOY6" AAAA "$LAB_UP_AAAA"
 	answered "$up: TCP AAAA over IPv6" "$LAB_DECOY6" AAAA "$LAB_UP_AAAA" +tcp
-	https=$(up_stat num.query.https)
-	dot=$(up_stat num.query.tls)
+	https=$(lab_upstream_stat num.query.https)
+	dot=$(lab_upstream_stat num.query.tls)
 	lab_check_num "$up: the upstream counted the queries as HTTPS ($https)" "$https" -ge 4
 	lab_check_num "$up: ...and none over DoT ($dot TLS, $https HTTPS)" "$dot" -eq "$https"
 	lab_check_eq "$up: nothing reached the decoy" 0 "$(lab_decoy_count)"
@@ -124,7 +114,7 @@ out=$(lab_in "$NS_CLIENT" timeout 60 dnsperf -s "$LAB_DECOY4" -d "$LAB_DIR/names
 	-Q 2000 -c 4 -t 10 2>&1)
 lab_check_match "dnsperf: every query answered" "Queries completed: +$N \(100\.00%\)" "$out"
 lab_check_match "dnsperf: ...all NOERROR" "Response codes: +NOERROR $N \(100\.00%\)" "$out"
-lab_check_num "the upstream received them over HTTPS" "$(up_stat num.query.https)" -ge "$N"
+lab_check_num "the upstream received them over HTTPS" "$(lab_upstream_stat num.query.https)" -ge "$N"
 lab_check_eq "nothing reached the decoy" 0 "$(lab_decoy_count)"
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM" 0 "$?"
@@ -194,7 +184,7 @@ for ((i = 0; i < 6; i++)); do
 	fi
 done
 lab_check_eq "blocked 853: all 6 queries answered by the upstream (UDP and TCP)" 0 "$bad"
-lab_check_num "blocked 853: the upstream counted them as HTTPS" "$(up_stat num.query.https)" -ge 6
+lab_check_num "blocked 853: the upstream counted them as HTTPS" "$(lab_upstream_stat num.query.https)" -ge 6
 lab_check_match "blocked 853: the 853 packets were dropped" "packets [1-9]" \
 	"$(lab_in "$NS_UP" nft list table inet block853)"
 lab_check_eq "blocked 853: the switch is logged once" 1 \

@@ -22,16 +22,7 @@ LAB_UP_EXTRA_CONF="	interface: $LAB_UP4@443
 	extended-statistics: yes"
 lab_setup
 
-if ! lab_in "$NS_UP" timeout 5 kdig +https +tls-ca="$LAB_CA" +tls-hostname="$LAB_AUTH_NAME" \
-	+short @"$LAB_UP4" www.example.test A 2>/dev/null | grep -qx "$LAB_UP_A"; then
-	lab_skip "this unbound does not serve DNS-over-HTTPS (built without libnghttp2?)"
-fi
-
-up_stat()
-{
-	lab_in "$NS_UP" timeout 10 unbound-control -c "$LAB_UP_CONF" stats_noreset 2>/dev/null |
-		awk -F= -v k="$1" '$1 == k { v = $2 } END { print v + 0 }'
-}
+lab_require_upstream_doh
 
 printf '%s\n' 'table inet block853 {' 'chain input {' 'type filter hook input priority -10;' \
 	'tcp dport 853 counter drop' '}' '}' >"$LAB_DIR/block853.nft"
@@ -42,7 +33,7 @@ lab_start_dotgw --mode tproxy --scope both --interface "$LAB_GW_IF_CLIENT" --ca-
 lab_dig "$NS_CLIENT" @"$LAB_DECOY4" q0.bench.test A
 lab_check_eq "853 blocked: answered (over DoH)" "NOERROR 203.0.113.99 from $LAB_DECOY4#53 (UDP)" \
 	"$(lab_dig_summary A)"
-lab_check_num "853 blocked: the upstream counted an HTTPS query" "$(up_stat num.query.https)" -ge 1
+lab_check_num "853 blocked: the upstream counted an HTTPS query" "$(lab_upstream_stat num.query.https)" -ge 1
 
 lab_in "$NS_UP" nft delete table inet block853 || lab_bail "unblocking 853"
 lab_log "853 unblocked; a query every 2 s until dotgw moves back (at most 80 s)"
@@ -62,8 +53,8 @@ for ((i = 0; i < 4; i++)); do
 	lab_check_eq "853 back: query $i answered" "NOERROR 203.0.113.99 from $LAB_DECOY4#53 (UDP)" \
 		"$(lab_dig_summary A)"
 done
-lab_check_num "853 back: the upstream got them over TLS" "$(up_stat num.query.tls)" -ge 4
-lab_check_eq "853 back: ...none over HTTPS" 0 "$(up_stat num.query.https)"
+lab_check_num "853 back: the upstream got them over TLS" "$(lab_upstream_stat num.query.tls)" -ge 4
+lab_check_eq "853 back: ...none over HTTPS" 0 "$(lab_upstream_stat num.query.https)"
 lab_check_eq "nothing reached the decoy" 0 "$(lab_decoy_count)"
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM" 0 "$?"

@@ -648,6 +648,23 @@ lab_upstream_queries()
 		sed -n 's/^total\.num\.queries=//p'
 }
 
+# lab_upstream_stat KEY: print one of the upstream's statistics (0 when absent), e.g.
+# num.query.https (extended-statistics: yes).
+lab_upstream_stat()
+{
+	ip netns exec "$NS_UP" timeout 10 unbound-control -c "$LAB_UP_CONF" stats_noreset 2>/dev/null |
+		awk -F= -v k="$1" '$1 == k { v = $2 } END { print v + 0 }'
+}
+
+# lab_require_upstream_doh: skip unless the upstream answers DNS-over-HTTPS at LAB_UP4:443
+# (LAB_UP_EXTRA_CONF gave it https-port and http-endpoint).
+lab_require_upstream_doh()
+{
+	ip netns exec "$NS_UP" timeout 5 kdig +https +tls-ca="$LAB_CA" +tls-hostname="$LAB_AUTH_NAME" \
+		+short @"$LAB_UP4" www.example.test A 2>/dev/null | grep -qx "$LAB_UP_A" ||
+		lab_skip "this unbound does not serve DNS-over-HTTPS (built without libnghttp2?)"
+}
+
 # lab_upstream_reset: zero the upstream's statistics.
 lab_upstream_reset()
 {
