@@ -103,7 +103,7 @@ usage()
 		              round trip varies by up to +-JITTER_MS) and loss per packet, e.g.
 		              -w 20,0,0.2; the DoT ceiling crosses it too (see bench/wan.sh)
 		  -W TOOL     how: netem (sch_netem), netdelay (bench/netdelay.c over NFQUEUE,
-		              TCP port 853 only) or auto, netem where the kernel has it (default)
+		              TCP ports 853 and 443 only) or auto, netem where the kernel has it (default)
 		  -s TTL      the "short" workload: the hit names with answers of TTL seconds
 		              (1..60, e.g. 5), at -Q for 4 TTLs; adds target tproxy-nopf (dotgw
 		              tproxy --no-prefetch, this workload only) to compare p99
@@ -1293,7 +1293,7 @@ bench_notes()
 		echo "  DoT ceiling alike), so the ratios to the DoT ceiling compare like with like."
 		echo "  'latency' rows include the round trip."
 		if [ "$WAN_USED_LAST" = netdelay ]; then
-			echo "  netdelay delays TCP :853 only: the UDP ceiling is a LAN figure. Its counters over the"
+			echo "  netdelay delays TCP :853 and :443 only: the UDP ceiling is a LAN figure. Its counters over the"
 			echo "  whole run (warm-ups included; lost = dropped on purpose, the rest should be 0):"
 			printf '%s\n' "$WAN_COUNTERS" | sed 's/^/  - /'
 		fi

@@ -6,9 +6,11 @@
 #   gateway (NS_GW)                                  upstream (NS_UP)
 #  +----------------------------+                  +-----------------------------+
 #  | dotgw, unbound forwarder,  |       gw-u  u0   | unbound DoT @853            |
-#  | dnsperf DoT direct     ----+------------------+--> prerouting: tcp dport 853|
+#  | dnsperf DoT direct     ----+------------------+--> prerouting: tcp dport    |
+#  |                            |                  |    853 (DoT) or 443 (DoH)   |
 #  |                            |                  |    -> netdelay: RTT/2       |
-#  | prerouting: tcp sport 853 <+------------------+----                         |
+#  | prerouting: tcp sport     <+------------------+----                         |
+#  |  853 or 443                |                  |                             |
 #  |  -> netdelay: RTT/2        |                  |                             |
 #  +----------------------------+                  +-----------------------------+
 #
@@ -18,12 +20,13 @@
 #   ceiling's port 53 included. Not available on the kernels this was written on (no
 #   sch_netem): untested.
 # - netdelay: bench/netdelay.c, built here, over NFQUEUE: one instance in each namespace holds
-#   the TCP :853 packets that come in from the other side (upstream: dport 853 on u0; gateway:
-#   sport 853 on gw-u) for RTT/2 +- JITTER/2 and drops LOSS% of them. So every port-853 packet
-#   between gateway and upstream, either way, IPv4 and IPv6, pays half the round trip and the
-#   loss once; nothing else on the link is touched (UDP direct stays a LAN figure). Only
-#   incoming packets are held: a packet held in a sender's own output path would still count
-#   against its socket's TCP small queues and throttle the sender, which a real WAN does not.
+#   the TCP :853 and :443 (DoT and DoH) packets that come in from the other side (upstream: dport
+#   853/443 on u0; gateway: sport 853/443 on gw-u) for RTT/2 +- JITTER/2 and drops LOSS% of them.
+#   So every DoT or DoH packet between gateway and upstream, either way, IPv4 and IPv6, pays
+#   half the round trip and the loss once; nothing else on the link is touched (UDP direct
+#   stays a LAN figure). Only incoming packets are held: a packet held in a sender's own output
+#   path would still count against its socket's TCP small queues and throttle the sender, which
+#   a real WAN does not.
 #   The rules are a native nft "queue" where the kernel has it, else the xtables NFQUEUE target
 #   through iptables-nft (raw table, prerouting), in those two namespaces only. No fail-open:
 #   if a helper dies, the DoT flow stops instead of silently losing its delay.
@@ -89,7 +92,7 @@ wan_describe()
 	local how
 	case $WAN_USED in
 	netem) how="sch_netem on both ends of the gateway-upstream link, all traffic" ;;
-	netdelay) how="bench/netdelay.c over NFQUEUE, TCP :853 only, both ways" ;;
+	netdelay) how="bench/netdelay.c over NFQUEUE, TCP :853 and :443 (DoT, DoH) only, both ways" ;;
 	*) how="not set up" ;;
 	esac
 	printf 'RTT %s ms, jitter +-%s ms, loss %s%% per packet (%s)' "$WAN_RTT_MS" \
@@ -124,7 +127,7 @@ wan_build()
 }
 
 # wan_rule_add NS IIF MATCH: queue the packets that come in on IIF and match MATCH ("dport" or
-# "sport") 853 to WAN_QUEUE, in NS: native nft, else iptables-nft (both families).
+# "sport") 853 or 443 to WAN_QUEUE, in NS: native nft, else iptables-nft (both families).
 wan_rule_add()
 {
 	local ns=$1 iif=$2 dir=$3 cmd
@@ -132,7 +135,7 @@ wan_rule_add()
 		table inet benchwan {
 			chain pre {
 				type filter hook prerouting priority raw; policy accept;
-				iifname "$iif" tcp $dir 853 queue num $WAN_QUEUE
+				iifname "$iif" tcp $dir { 443, 853 } queue num $WAN_QUEUE
 			}
 		}
 	EOF
@@ -140,8 +143,8 @@ wan_rule_add()
 		return 0
 	fi
 	for cmd in iptables-nft ip6tables-nft; do
-		ip netns exec "$ns" "$cmd" -t raw -A PREROUTING -i "$iif" -p tcp --"$dir" 853 \
-			-j NFQUEUE --queue-num "$WAN_QUEUE" || return 1
+		ip netns exec "$ns" "$cmd" -t raw -A PREROUTING -i "$iif" -p tcp \
+			-m multiport --"$dir"s 443,853 -j NFQUEUE --queue-num "$WAN_QUEUE" || return 1
 		WAN_RULES+=" $ns:$cmd:$iif:$dir"
 	done
 }
@@ -153,8 +156,8 @@ wan_rules_del()
 		IFS=: read -r ns kind iif dir <<<"$r"
 		case $kind in
 		nft) ip netns exec "$ns" nft delete table inet benchwan ;;
-		*) ip netns exec "$ns" "$kind" -t raw -D PREROUTING -i "$iif" -p tcp --"$dir" 853 \
-			-j NFQUEUE --queue-num "$WAN_QUEUE" ;;
+		*) ip netns exec "$ns" "$kind" -t raw -D PREROUTING -i "$iif" -p tcp \
+			-m multiport --"$dir"s 443,853 -j NFQUEUE --queue-num "$WAN_QUEUE" ;;
 		esac
 	done
 	WAN_RULES=
