@@ -45,6 +45,7 @@ struct tls_conn {
 	int fd;
 	bool unverified; /* opportunistic: authentication failed, used anyway */
 	bool drained;	 /* the socket's last read took less than asked: it was empty */
+	bool unacked;	 /* read(2) took data since the last TCP_QUICKACK (see tls_conn_read) */
 	uint8_t writes;	 /* SSL_writes so far, counted up to TLS_QUICKACK_WRITES */
 };
 
@@ -349,6 +350,8 @@ static long tls_conn_read_done(BIO *b, int oper, const char *argp, size_t len, i
 		struct tls_conn *t = arg;
 
 		t->drained = ret <= 0 || !processed || *processed < len;
+		if (ret > 0 && processed && *processed)
+			t->unacked = true;
 	}
 	return ret;
 }
@@ -512,12 +515,34 @@ int tls_conn_write(struct tls_conn *t, const uint8_t *buf, size_t len, bool *wan
 	return n;
 }
 
+/*
+ * tls_conn_ack - once a burst of reads has emptied the socket, TCP_QUICKACK: Linux sends the
+ * ACK it holds for what we read now, not with our next query or after the delayed-ACK timer.
+ * A server with Nagle on (unbound 1.17 on DoT) holds each small answer while an earlier one
+ * is unacknowledged; as long as queries go out every few milliseconds (less than the 40 ms of
+ * delayed ACK), our ACK always waited for the next query, and so did every answer after the
+ * first one held: an answer took one inter-query gap more (bench/RESULTS.md, helper q1). The
+ * option is not sticky (each query we send puts the socket back in delayed-ACK mode), hence
+ * once per burst read, which costs one setsockopt and, only where an ACK is held, one packet.
+ */
+static void tls_conn_ack(struct tls_conn *t)
+{
+	int one = 1;
+
+	if (!t->unacked || !t->drained)
+		return;
+	t->unacked = false;
+	/* only a hint: a failure changes nothing else */
+	(void)setsockopt(t->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
 int tls_conn_read(struct tls_conn *t, uint8_t *buf, size_t len, bool *want_write)
 {
 	int n;
 
 	tls_clear_errors();
 	n = SSL_read(t->ssl, buf, (int)len);
+	tls_conn_ack(t);
 	return n > 0 ? n : tls_conn_want(t, n, want_write);
 }
 
