@@ -18,7 +18,7 @@
  * no OpenSSL or nghttp2 call; ids, slots, the wait list, upstream choice and back-off are here.
  * DoH fallback: a DoT upstream whose 853 connection fails before it is ready (not on
  * authentication) switches to its fallback (doh_fb) without backing off; a connection to 853
- * is tried again at most every UP_DOH_REPROBE_MS, and its success moves the upstream back.
+ * is tried again at most every --doh-reprobe seconds, and its success moves the upstream back.
  *
  * The in-flight window: a connection carries at most conn_window() queries; the rest wait in
  * the pool's list. The window follows the connection's measured bandwidth-delay product:
@@ -59,23 +59,22 @@
 #include "dotgw/tls.h"
 #include "dotgw/upstream.h"
 
-#define UPCONN_SLOT_BITS  10
-#define UPCONN_SLOTS	  (1u << UPCONN_SLOT_BITS)
-#define UPCONN_SLOT_MASK  (UPCONN_SLOTS - 1)
-#define UPCONN_IN_SIZE	  (2 + DNS_MAX_MSG)
-#define UPCONN_OUT_MAX	  (4u << 20) /* bytes waiting for the transport at most */
-#define UPCONN_SPREAD	  16 /* in flight on each connection: open another (upstream_conn) */
-#define UPCONN_WIN_MAX	  (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
-#define UPCONN_WIN_GAIN	  2		      /* the window is this many bandwidth-delay products */
-#define UPCONN_SAMPLE_US  5000	/* a rate sample spans at least this, and the min RTT */
-#define UPCONN_MINRTT_MS  10000 /* a min-RTT sample is trusted this long */
-#define UP_LIMIT_MS	  30000 /* how long a limit learned from a server's close holds */
-#define UPQ_MAX_ATTEMPTS  3
-#define UPQ_MAX_RESENDS	  4
-#define UP_CONNECT_MS	  2000 /* TCP connect + TLS handshake */
-#define UP_BACKOFF_MIN	  500  /* first back-off after a failure, doubled per failure */
-#define UP_BACKOFF_MAX	  30000
-#define UP_DOH_REPROBE_MS 60000 /* on the DoH fallback: try port 853 again this often */
+#define UPCONN_SLOT_BITS 10
+#define UPCONN_SLOTS	 (1u << UPCONN_SLOT_BITS)
+#define UPCONN_SLOT_MASK (UPCONN_SLOTS - 1)
+#define UPCONN_IN_SIZE	 (2 + DNS_MAX_MSG)
+#define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for the transport at most */
+#define UPCONN_SPREAD	 16	    /* in flight on each connection: open another (upstream_conn) */
+#define UPCONN_WIN_MAX	 (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
+#define UPCONN_WIN_GAIN	 2		     /* the window is this many bandwidth-delay products */
+#define UPCONN_SAMPLE_US 5000  /* a rate sample spans at least this, and the min RTT */
+#define UPCONN_MINRTT_MS 10000 /* a min-RTT sample is trusted this long */
+#define UP_LIMIT_MS	 30000 /* how long a limit learned from a server's close holds */
+#define UPQ_MAX_ATTEMPTS 3
+#define UPQ_MAX_RESENDS	 4
+#define UP_CONNECT_MS	 2000 /* TCP connect + TLS handshake */
+#define UP_BACKOFF_MIN	 500  /* first back-off after a failure, doubled per failure */
+#define UP_BACKOFF_MAX	 30000
 
 enum upconn_state {
 	UC_CLOSED,
@@ -456,10 +455,10 @@ static int conn_open(struct upconn *c, bool *local)
 	c->fallback = up->doh_fb;
 	c->reprobe = false;
 	if (up->doh_fb && loop_now_ms(pool->loop) >= up->doh_probe_ms) {
-		/* at most once a minute, this connection tries 853 again */
+		/* at most once per --doh-reprobe, this connection tries 853 again */
 		c->fallback = false;
 		c->reprobe = true;
-		up->doh_probe_ms = loop_now_ms(pool->loop) + UP_DOH_REPROBE_MS;
+		up->doh_probe_ms = loop_now_ms(pool->loop) + pool->cfg->doh_reprobe_s * 1000ull;
 	}
 	r = pool->tr->open(pool->tls, up->idx | (c->fallback ? UPSTREAM_FALLBACK : 0), &c->tls,
 			   local);
@@ -655,11 +654,11 @@ static bool upstream_doh_fallback(struct upconn *c, int err)
 	if (up->doh_fb)
 		return false; /* an 853 connection opened before the switch: fail as usual */
 	up->doh_fb = true;
-	up->doh_probe_ms = loop_now_ms(up->pool->loop) + UP_DOH_REPROBE_MS;
+	up->doh_probe_ms = loop_now_ms(up->pool->loop) + up->pool->cfg->doh_reprobe_s * 1000ull;
 	log_msg(up->doh_logged ? LOG_LVL_DEBUG : LOG_LVL_WARN,
 		"upstream %s: cannot connect to port 853 (%s); using its DNS-over-HTTPS "
 		"fallback at port 443 (%s), trying 853 again every %u s",
-		up->cfg->text, strerror(-err), up->cfg->doh_fallback, UP_DOH_REPROBE_MS / 1000);
+		up->cfg->text, strerror(-err), up->cfg->doh_fallback, up->pool->cfg->doh_reprobe_s);
 	up->doh_logged = true; /* once; moving back is logged each time */
 	return true;
 }

@@ -1,8 +1,8 @@
 #!/bin/bash
 # doh_fallback.test.sh - a DoT upstream whose port 853 becomes reachable again after dotgw fell
-# back to its DNS-over-HTTPS fallback: within the re-probe interval (60 s) dotgw tries 853,
-# logs the move back, and later queries reach the upstream over DoT, not HTTPS. (The fallback
-# itself, and --doh-fallback no, are in doh.test.sh.) Takes about 70 s: the interval.
+# back to its DNS-over-HTTPS fallback: within the re-probe interval (--doh-reprobe 2 here; 60 s
+# by default) dotgw tries 853, logs the move back, and later queries reach the upstream over
+# DoT, not HTTPS. (The fallback itself, and --doh-fallback no, are in doh.test.sh.)
 #
 #   client --- gw-c [gateway: dotgw, DoT upstream] gw-u --- upstream 203.0.113.2
 #                                                           unbound: DoT @853, DoH @443;
@@ -29,14 +29,17 @@ printf '%s\n' 'table inet block853 {' 'chain input {' 'type filter hook input pr
 lab_in "$NS_UP" nft -f "$LAB_DIR/block853.nft" || lab_bail "blocking 853"
 lab_upstream_reset # the kdig check above was an HTTPS query
 lab_start_dotgw --mode tproxy --scope both --interface "$LAB_GW_IF_CLIENT" --ca-file "$LAB_CA" \
-	--log-level debug --cache-size 0 --upstream "$LAB_UP4#$LAB_AUTH_NAME" || lab_finish
+	--log-level debug --cache-size 0 --upstream "$LAB_UP4#$LAB_AUTH_NAME" --doh-reprobe 2 ||
+	lab_finish
 lab_dig "$NS_CLIENT" @"$LAB_DECOY4" q0.bench.test A
 lab_check_eq "853 blocked: answered (over DoH)" "NOERROR 203.0.113.99 from $LAB_DECOY4#53 (UDP)" \
 	"$(lab_dig_summary A)"
 lab_check_num "853 blocked: the upstream counted an HTTPS query" "$(lab_upstream_stat num.query.https)" -ge 1
+lab_check_match "853 blocked: the switch names the re-probe interval (--doh-reprobe)" \
+	"using its DNS-over-HTTPS fallback .*trying 853 again every 2 s" "$(cat "$DOTGW_LOG")"
 
 lab_in "$NS_UP" nft delete table inet block853 || lab_bail "unblocking 853"
-lab_log "853 unblocked; a query every 2 s until dotgw moves back (at most 80 s)"
+lab_log "853 unblocked; a query every 0.5 s until dotgw moves back (at most 20 s)"
 back=0
 for ((i = 1; i <= 40; i++)); do
 	lab_dig "$NS_CLIENT" @"$LAB_DECOY4" "w$i.bench.test" A
@@ -44,7 +47,7 @@ for ((i = 1; i <= 40; i++)); do
 		back=1
 		break
 	fi
-	lab_sleep 2
+	lab_sleep 0.5
 done
 lab_check_eq "853 back: dotgw logs the move back to DoT" 1 "$back"
 lab_upstream_reset
