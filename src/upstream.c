@@ -132,6 +132,9 @@ struct upstream {
 	_Atomic uint64_t down_until_ms;
 	_Atomic uint64_t srtt_us; /* smoothed RTT of answers (0: none yet) */
 	_Atomic uint64_t handshakes, resumed, failures, answers;
+	/* by transport (conn_tr): queries sent, answers, handshakes, resumed */
+	_Atomic uint64_t tr_queries[UPSTREAM_TR_N], tr_answers[UPSTREAM_TR_N];
+	_Atomic uint64_t tr_handshakes[UPSTREAM_TR_N], tr_resumed[UPSTREAM_TR_N];
 	_Atomic uint64_t rtt[UPSTREAM_RTT_BUCKETS], rtt_sum_us;
 	_Atomic unsigned int open; /* connections not UC_CLOSED */
 	struct upconn *conns;	   /* pool_size of them */
@@ -179,6 +182,12 @@ static void pool_drain_waiting(struct upstream_pool *pool);
 static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq);
 static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt);
 static bool upstream_doh_fallback(struct upconn *c, int err);
+
+/* conn_tr - the transport of c: DoH for a DoH upstream or a DoT upstream's fallback. */
+static enum upstream_tr conn_tr(const struct upconn *c)
+{
+	return c->fallback || c->up->cfg->doh_path[0] ? UPSTREAM_TR_DOH : UPSTREAM_TR_DOT;
+}
 
 static uint64_t now_us(void)
 {
@@ -307,6 +316,16 @@ void upstream_pool_snapshot(const struct upstream_pool *pool, size_t i, struct u
 	for (size_t b = 0; b < UPSTREAM_RTT_BUCKETS; b++)
 		s->rtt[b] += stats_get(&up->rtt[b]);
 	s->rtt_sum_us += stats_get(&up->rtt_sum_us);
+	for (size_t t = 0; t < UPSTREAM_TR_N; t++) {
+		s->tr_queries[t] += stats_get(&up->tr_queries[t]);
+		s->tr_answers[t] += stats_get(&up->tr_answers[t]);
+		s->tr_handshakes[t] += stats_get(&up->tr_handshakes[t]);
+		s->tr_resumed[t] += stats_get(&up->tr_resumed[t]);
+	}
+	s->can[UPSTREAM_TR_DOT] |= !up->cfg->doh_path[0];
+	s->can[UPSTREAM_TR_DOH] |= up->cfg->doh_path[0] || up->cfg->doh_fallback[0];
+	if (pool->tr->snapshot)
+		pool->tr->snapshot(pool->tls, i, s);
 	if (stats_get(&up->srtt_us)) {
 		s->srtt_us_sum += stats_get(&up->srtt_us);
 		s->srtt_n++;
@@ -680,9 +699,11 @@ static void conn_handshake_done(struct upconn *c)
 	c->est_start_us = now_us();
 	stats_add(&pool->stats->upstream_handshakes, 1);
 	stats_add(&up->handshakes, 1);
+	stats_add(&up->tr_handshakes[conn_tr(c)], 1);
 	if (resumed) {
 		stats_add(&pool->stats->upstream_resumed, 1);
 		stats_add(&up->resumed, 1);
+		stats_add(&up->tr_resumed[conn_tr(c)], 1);
 	}
 	if (pool->tr->unverified(c->tls))
 		stats_add(&pool->stats->upstream_unverified, 1);
@@ -790,6 +811,7 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 		stats_add(&up->rtt_sum_us, rtt);
 	}
 	stats_add(&up->answers, 1);
+	stats_add(&up->tr_answers[conn_tr(c)], 1);
 	if (uq->probe)
 		return 0; /* its answer counted as progress; nothing else to do */
 	uq->answered_by = up->cfg->text;
@@ -1163,8 +1185,10 @@ static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq)
 	if (r < 0)
 		return r;
 	uq->attempts++;
-	if (!uq->probe)
+	if (!uq->probe) {
 		c->up->last_query_ms = loop_now_ms(c->up->pool->loop);
+		stats_add(&c->up->tr_queries[conn_tr(c)], 1);
+	}
 	if (c->state == UC_READY)
 		loop_defer(c->up->pool->loop, &c->flush);
 	c->up->last = c;

@@ -27,6 +27,7 @@
 #include "dotgw/stats.h"
 
 struct upstream_pool;
+struct upstream_snapshot;
 struct upconn;
 struct tls_ctx;
 struct tls_conn;
@@ -100,6 +101,8 @@ struct upstream_transport {
 	 */
 	int (*ping)(struct tls_conn *t);
 	bool (*pong)(struct tls_conn *t);
+	/* Optional: add the transport's own counters of ctx's upstream up to *s (doh_*). */
+	void (*snapshot)(const struct tls_ctx *ctx, size_t up, struct upstream_snapshot *s);
 };
 
 /*
@@ -130,8 +133,20 @@ bool upstream_pool_idle(const struct upstream_pool *pool);
 extern const unsigned int upstream_rtt_bounds_ms[UPSTREAM_RTT_BUCKETS - 1];
 
 /* What one pool knows of one upstream, for metrics (added up over the workers). */
+/* The transports of struct upstream_snapshot's per-transport counters. */
+enum upstream_tr { UPSTREAM_TR_DOT, UPSTREAM_TR_DOH, UPSTREAM_TR_N };
+
 struct upstream_snapshot {
 	uint64_t handshakes, resumed, failures, answers;
+	/*
+	 * The same by transport (a DoT upstream's DoH fallback is its DoH), and the queries sent
+	 * over each; can[t]: the upstream may use transport t (DoT, its fallback, DoH only).
+	 */
+	uint64_t tr_queries[UPSTREAM_TR_N], tr_answers[UPSTREAM_TR_N];
+	uint64_t tr_handshakes[UPSTREAM_TR_N], tr_resumed[UPSTREAM_TR_N];
+	bool can[UPSTREAM_TR_N];
+	/* DoH streams that ended in error, refused and sent again; GOAWAYs; PINGs (doh.h) */
+	uint64_t doh_errors, doh_refused, doh_goaways, doh_pings;
 	uint64_t rtt[UPSTREAM_RTT_BUCKETS]; /* answers by latency bucket (not cumulative) */
 	uint64_t rtt_sum_us;
 	uint64_t srtt_us_sum; /* the smoothed RTTs of the pools that have one, added up... */
