@@ -185,12 +185,11 @@ out=$(cat "$LAB_DIR/reload.out")
 lab_check_match "reload: every query answered" "Queries completed: +$N \(100\.00%\)" "$out"
 lab_check_match "reload: ...all NOERROR" "Response codes: +NOERROR $N \(100\.00%\)" "$out"
 # unbound 1.17 deletes its HTTP/2 sessions on reload and stop without a GOAWAY (its source has
-# no nghttp2_submit_goaway): the connections just close, and dotgw sends their queries again
+# no nghttp2_submit_goaway): the connections just close, and dotgw sends their queries in flight
+# again (how many were in flight at the close varies from run to run, 0 included)
 scrape
 lab_check_eq "reload: unbound sent no GOAWAY (it closed the connection)" 0 \
 	"$(value "dotgw_upstream_doh_goaways_total{upstream=\"$up\"}")"
-lab_check_num "reload: ...queries in flight were sent again" \
-	"$(lab_dotgw_stat_now upstream_retries)" -ge 1
 lab_stop_dotgw
 lab_check_eq "reload: dotgw exits 0 on SIGTERM" 0 "$?"
 lab_check_num "reload: dotgw connected again after the reload (TLS handshakes)" \
