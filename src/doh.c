@@ -16,7 +16,8 @@
  * - Each query lives in one struct doh_stream from submit to the close of the session: its
  *   body (id 0) is kept for resubmission; the stream list owns them.
  * - An answer is framed back only once per query, with the query's id: for a 200 status and a
- *   body of one DNS message; else as a counted SERVFAIL header.
+ *   body of one DNS message; else as a counted SERVFAIL header, whose id is also kept in
+ *   failed[] until doh_session_failed() claims it (upstream.c may send the query elsewhere).
  * - The session's output is bounded (DOH_OUT_MAX): writes are refused, not buffered, beyond it.
  */
 #include <errno.h>
@@ -82,7 +83,9 @@ struct doh_session {
 	uint8_t *in; /* framed answers for upstream.c */
 	size_t in_off, in_len, in_cap;
 	bool goaway, pong, failed;
-	int32_t last_id; /* GOAWAY's last-stream-id */
+	int32_t last_id;      /* GOAWAY's last-stream-id */
+	uint16_t *failed_ids; /* ids of the SERVFAIL headers framed for failed streams, unclaimed */
+	size_t n_failed, cap_failed;
 	char authority[DOH_AUTH_MAX];
 	const char *path;
 };
@@ -223,6 +226,8 @@ static int doh_buf_append(uint8_t **buf, size_t *off, size_t *len, size_t *cap, 
 	*len += n;
 	return 0;
 }
+
+static void doh_session_note_failed(struct doh_session *s, uint16_t qid);
 
 /* doh_session_pump - move everything nghttp2 wants to send into s->out. 0 or -errno. */
 static int doh_session_pump(struct doh_session *s)
@@ -397,11 +402,38 @@ static int doh_on_close(nghttp2_session *h2, int32_t id, uint32_t error, void *u
 		if (doh_fake_servfail(fake, st->q, st->qlen) < 0 ||
 		    doh_session_frame(s, st, fake, sizeof(fake)) < 0)
 			s->failed = true;
+		else
+			doh_session_note_failed(s, st->qid);
 	}
 	free(st->ans);
 	st->ans = NULL;
 	st->alen = st->acap = 0;
 	return 0;
+}
+
+/* doh_session_note_failed - remember qid as a failed stream's; without memory, it is not. */
+static void doh_session_note_failed(struct doh_session *s, uint16_t qid)
+{
+	if (s->n_failed == s->cap_failed) {
+		size_t cap = s->cap_failed ? 2 * s->cap_failed : 16;
+		uint16_t *p = realloc(s->failed_ids, cap * sizeof(*p));
+
+		if (!p)
+			return; /* a plain SERVFAIL then, as the answer says */
+		s->failed_ids = p;
+		s->cap_failed = cap;
+	}
+	s->failed_ids[s->n_failed++] = qid;
+}
+
+bool doh_session_failed(struct doh_session *s, uint16_t id)
+{
+	for (size_t i = 0; i < s->n_failed; i++)
+		if (s->failed_ids[i] == id) {
+			s->failed_ids[i] = s->failed_ids[--s->n_failed];
+			return true;
+		}
+	return false;
 }
 
 static int doh_on_frame(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
@@ -444,6 +476,7 @@ void doh_session_free(struct doh_session *s)
 	}
 	free(s->out);
 	free(s->in);
+	free(s->failed_ids);
 	free(s);
 }
 
@@ -870,6 +903,13 @@ static bool doh_drained(const struct tls_conn *t)
 	return tls_conn_drained(c->tls);
 }
 
+static bool doh_failed(struct tls_conn *t, uint16_t id)
+{
+	struct doh_conn *c = (struct doh_conn *)t;
+
+	return c->s && doh_session_failed(c->s, id);
+}
+
 static bool doh_resumed(const struct tls_conn *t)
 {
 	return tls_conn_resumed(((const struct doh_conn *)t)->tls);
@@ -955,4 +995,5 @@ const struct upstream_transport doh_transport = {
 	.ping = doh_ping,
 	.pong = doh_pong,
 	.snapshot = doh_snapshot,
+	.failed = doh_failed,
 };

@@ -245,6 +245,9 @@ static void render_transports(const struct stats_snapshot *snap, FILE *out)
 		  {"upstream_doh_goaways_total", "HTTP/2 GOAWAY frames received, by upstream."},
 		  {"upstream_doh_pings_total",
 		   "HTTP/2 PINGs sent to silent connections, by upstream."},
+		  {"upstream_doh_resent_total",
+		   "Queries whose DoH stream failed (status, body), sent once more to another "
+		   "upstream."},
 	  };
 
 	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
@@ -269,7 +272,7 @@ static void render_transports(const struct stats_snapshot *snap, FILE *out)
 		for (size_t i = 0; i < snap->n_upstreams; i++) {
 			const struct upstream_snapshot *u = &snap->up[i].s;
 			const uint64_t v[] = {u->doh_errors, u->doh_refused, u->doh_goaways,
-					      u->doh_pings};
+					      u->doh_pings, u->doh_resent};
 
 			if (u->can[UPSTREAM_TR_DOH])
 				fprintf(out, "dotgw_%s{upstream=\"%s\"} %llu\n", doh_rows[r].name,

@@ -19,6 +19,9 @@
  * DoH fallback: a DoT upstream whose 853 connection fails before it is ready (not on
  * authentication) switches to its fallback (doh_fb) without backing off; a connection to 853
  * is tried again at most every --doh-reprobe seconds, and its success moves the upstream back.
+ * A DoH request that fails at the HTTP level (status, body) comes back as a SERVFAIL the
+ * transport flags (its failed()); such a query is sent once more, to another usable upstream,
+ * within its deadline (conn_resend_error), else the SERVFAIL stands.
  *
  * The in-flight window: a connection carries at most conn_window() queries; the rest wait in
  * the pool's list. The window follows the connection's measured bandwidth-delay product:
@@ -135,6 +138,7 @@ struct upstream {
 	/* by transport (conn_tr): queries sent, answers, handshakes, resumed */
 	_Atomic uint64_t tr_queries[UPSTREAM_TR_N], tr_answers[UPSTREAM_TR_N];
 	_Atomic uint64_t tr_handshakes[UPSTREAM_TR_N], tr_resumed[UPSTREAM_TR_N];
+	_Atomic uint64_t error_resent; /* conn_resend_error */
 	_Atomic uint64_t rtt[UPSTREAM_RTT_BUCKETS], rtt_sum_us;
 	_Atomic unsigned int open; /* connections not UC_CLOSED */
 	struct upconn *conns;	   /* pool_size of them */
@@ -176,6 +180,7 @@ static void conn_close(struct upconn *c, int err, bool fault);
 static void conn_arm(struct upconn *c);
 static void conn_standby(struct upconn *c);
 static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq);
+static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstream_query *uq);
 static void pool_wait_head(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_drain_waiting(struct upstream_pool *pool);
@@ -322,6 +327,7 @@ void upstream_pool_snapshot(const struct upstream_pool *pool, size_t i, struct u
 		s->tr_handshakes[t] += stats_get(&up->tr_handshakes[t]);
 		s->tr_resumed[t] += stats_get(&up->tr_resumed[t]);
 	}
+	s->doh_resent += stats_get(&up->error_resent);
 	s->can[UPSTREAM_TR_DOT] |= !up->cfg->doh_path[0];
 	s->can[UPSTREAM_TR_DOH] |= up->cfg->doh_path[0] || up->cfg->doh_fallback[0];
 	if (pool->tr->snapshot)
@@ -757,6 +763,37 @@ static bool answer_matches(const struct upstream_query *uq, const uint8_t *ans, 
 }
 
 /*
+ * conn_resend_error - uq's answer on c is the transport's stand-in SERVFAIL for a failed
+ * request (a DoH status other than 200, or a body that is not one DNS message): send uq once
+ * more, to another upstream, when one is usable and its deadline allows. Returns true when uq
+ * left c for the pool's wait list (the caller's I/O sends it on: conn_io).
+ */
+static bool conn_resend_error(struct upconn *c, struct upstream_query *uq)
+{
+	struct upstream *up = c->up;
+	struct upstream_pool *pool = up->pool;
+	uint32_t bit = 1u << up->idx;
+	bool other;
+
+	if (uq->probe || uq->error_resent || loop_now_ms(pool->loop) >= uq->deadline_ms)
+		return false;
+	uq->tried |= bit;
+	other = pool_pick(pool, uq) != NULL;
+	if (!other) {
+		uq->tried &= ~bit; /* the SERVFAIL stands */
+		return false;
+	}
+	slot_release(c, uq);
+	uq->error_resent = 1;
+	stats_add(&up->error_resent, 1);
+	log_debug("upstream %s: error answer from the transport, sending the query to another "
+		  "upstream",
+		  up->cfg->text);
+	pool_wait_head(pool, uq);
+	return true;
+}
+
+/*
  * conn_answer - one frame from the upstream (modified in place). Returns 0, or -EPROTO when
  * the upstream broke the protocol (the connection must close).
  */
@@ -768,10 +805,14 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 	struct dns_msg r;
 	uint16_t id, keepalive = UINT16_MAX;
 	uint64_t now, rtt, srtt;
+	bool failed;
 
 	if (len < DNS_HDR_LEN)
 		return -EPROTO;
 	id = dns_get16(ans);
+	/* asked of every header-only SERVFAIL, late ones included: each is claimed once */
+	failed = pool->tr->failed && len == DNS_HDR_LEN &&
+		 (ans[3] & DNS_RCODE_MASK) == DNS_RCODE_SERVFAIL && pool->tr->failed(c->tls, id);
 	uq = c->slots[id & UPCONN_SLOT_MASK];
 	c->progress_ms = loop_now_ms(pool->loop);
 	if (!uq || uq->id != id) {
@@ -780,6 +821,8 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 				up->cfg->text, id);
 		return 0;
 	}
+	if (failed && conn_resend_error(c, uq))
+		return 0;
 	if (!answer_matches(uq, ans, len, &r)) {
 		stats_add(&pool->stats->upstream_bad_answers, 1);
 		log_warn("upstream %s: answer does not match its query, closing the connection",
@@ -1282,6 +1325,7 @@ void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
 	uq->attempts = 0;
 	uq->resends = 0;
 	uq->probe = 0;
+	uq->error_resent = 0;
 	uq->answered_by = NULL;
 	pool_dispatch(pool, uq);
 }

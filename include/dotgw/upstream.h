@@ -61,7 +61,8 @@ struct upstream_query {
 	uint8_t attempts;
 	uint8_t resends; /* sends again after clean closes, which do not count as attempts */
 	uint8_t waiting;
-	uint8_t probe; /* the pool's own health probe: complete() is never called */
+	uint8_t probe;	      /* the pool's own health probe: complete() is never called */
+	uint8_t error_resent; /* sent to another upstream after a transport error answer */
 };
 
 /*
@@ -101,6 +102,11 @@ struct upstream_transport {
 	 */
 	int (*ping)(struct tls_conn *t);
 	bool (*pong)(struct tls_conn *t);
+	/*
+	 * Optional: is the answer with id just read a stand-in SERVFAIL for a query the
+	 * transport failed (a DoH stream's status or body)? Each such answer is reported once.
+	 */
+	bool (*failed)(struct tls_conn *t, uint16_t id);
 	/* Optional: add the transport's own counters of ctx's upstream up to *s (doh_*). */
 	void (*snapshot)(const struct tls_ctx *ctx, size_t up, struct upstream_snapshot *s);
 };
@@ -147,6 +153,7 @@ struct upstream_snapshot {
 	bool can[UPSTREAM_TR_N];
 	/* DoH streams that ended in error, refused and sent again; GOAWAYs; PINGs (doh.h) */
 	uint64_t doh_errors, doh_refused, doh_goaways, doh_pings;
+	uint64_t doh_resent; /* ...of the errors, the queries sent once more to another upstream */
 	uint64_t rtt[UPSTREAM_RTT_BUCKETS]; /* answers by latency bucket (not cumulative) */
 	uint64_t rtt_sum_us;
 	uint64_t srtt_us_sum; /* the smoothed RTTs of the pools that have one, added up... */
