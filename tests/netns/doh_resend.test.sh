@@ -48,11 +48,12 @@ GOOD_DOT="$LAB_UP4@853#$LAB_AUTH_NAME"
 # resent SECOND SECOND-TRANSPORT: the 404 upstream first, SECOND after it
 resent()
 {
-	local second=$1 tr=$2 i
+	local second=$1 tr=$2 i flag proto
 	lab_decoy_reset
 	lab_start_dotgw "${ARGS[@]}" --upstream "$BAD" --upstream "$second" || return
 	for ((i = 0; i < 4; i++)); do
-		local flag= proto=UDP
+		flag=''
+		proto=UDP
 		if [ $((i % 2)) = 1 ]; then
 			flag=+tcp
 			proto=TCP
