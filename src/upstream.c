@@ -18,7 +18,8 @@
  * no OpenSSL or nghttp2 call; ids, slots, the wait list, upstream choice and back-off are here.
  * DoH fallback: a DoT upstream whose 853 connection fails before it is ready (not on
  * authentication) switches to its fallback (doh_fb) without backing off; a connection to 853
- * is tried again at most every --doh-reprobe seconds, and its success moves the upstream back.
+ * is tried again at most every --doh-reprobe seconds after the last try ended, and its success
+ * moves the upstream back; that re-probe carries no query (it may time out), they go over DoH.
  * A DoH request that fails at the HTTP level (status, body) comes back as a SERVFAIL the
  * transport flags (its failed()); such a query is sent once more, to another usable upstream,
  * within its deadline (conn_resend_error), else the SERVFAIL stands.
@@ -672,6 +673,9 @@ static bool upstream_doh_fallback(struct upconn *c, int err)
 	struct upstream *up = c->up;
 
 	if (c->reprobe) {
+		/* the interval counts from this outcome: a re-probe never follows one at once */
+		up->doh_probe_ms =
+			loop_now_ms(up->pool->loop) + up->pool->cfg->doh_reprobe_s * 1000ull;
 		log_debug("upstream %s: port 853 still unreachable (%s), staying on DoH",
 			  up->cfg->text, strerror(-err));
 		return true;
@@ -1121,7 +1125,9 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 				closed = c;
 			continue;
 		}
-		if (c->inflight >= conn_window(c) || c->nfree == 0 || (c->fallback && !up->doh_fb))
+		/* on the fallback, a re-probe of 853 takes no query: it may well time out */
+		if (c->inflight >= conn_window(c) || c->nfree == 0 ||
+		    (c->fallback && !up->doh_fb) || (c->reprobe && up->doh_fb))
 			continue;
 		if (c->state == UC_READY) {
 			if (!light && c->inflight < conn_spread(c))
@@ -1134,15 +1140,21 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 	}
 	*local = false;
 	if (closed && up->doh_fb && loop_now_ms(up->pool->loop) >= up->doh_probe_ms) {
-		/* on the DoH fallback: a connection to 853 in the background (conn_open) */
-		int r = conn_open(closed, local);
+		/*
+		 * On the DoH fallback: a connection to 853 in the background (conn_open). The
+		 * query goes over DoH meanwhile, on another closed slot if it needs one (with
+		 * none, it waits for the re-probe's outcome).
+		 */
+		struct upconn *probe = closed;
+		int r = conn_open(probe, local);
 
 		if (r < 0)
 			log_debug("upstream %s: cannot try port 853 again: %s", up->cfg->text,
 				  strerror(-r));
-		else if (!opening)
-			opening = closed;
 		closed = NULL;
+		for (unsigned int k = 0; k < size && !closed; k++)
+			if (up->conns[k].state == UC_CLOSED && &up->conns[k] != probe)
+				closed = &up->conns[k];
 		*local = false;
 	}
 	if (light)

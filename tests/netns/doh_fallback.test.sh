@@ -2,7 +2,8 @@
 # doh_fallback.test.sh - a DoT upstream whose port 853 becomes reachable again after dotgw fell
 # back to its DNS-over-HTTPS fallback: within the re-probe interval (--doh-reprobe 2 here; 60 s
 # by default) dotgw tries 853, logs the move back, and later queries reach the upstream over
-# DoT, not HTTPS. On each transport a second connection resumes the TLS session (the fallback
+# DoT, not HTTPS. While 853 is still dropped, a query that starts a re-probe goes over DoH at
+# once (the re-probe takes none). On each transport a second connection resumes the TLS session (the fallback
 # keeps its own session), and the metrics count queries, answers, handshakes and resumptions
 # per upstream and transport. (The fallback itself, and --doh-fallback no, are in doh.test.sh.)
 #
@@ -72,6 +73,18 @@ lab_check_num "853 blocked: the second DoH connection resumed the TLS session" \
 	"$(value "dotgw_upstream_transport_resumptions_total{$DOH}")" -ge 1
 lab_check_eq "853 blocked: metrics: no DoH stream errors" 0 \
 	"$(value "dotgw_upstream_doh_errors_total{upstream=\"$UP\"}")"
+dot_queries=$(value "dotgw_upstream_transport_queries_total{$DOT}") # q0's first try
+lab_sleep 2.2 # --doh-reprobe 2: the next query starts a re-probe of 853, still dropped
+lab_dig "$NS_CLIENT" @"$LAB_DECOY4" q2.bench.test A +tries=1 +time=5
+lab_check_eq "853 blocked, re-probe due: the query is answered over DoH, not held by the re-probe" \
+	"NOERROR 203.0.113.99 from $LAB_DECOY4#53 (UDP)" "$(lab_dig_summary A)"
+lab_ok "853 blocked: the re-probe timed out meanwhile" \
+	lab_wait_until 50 grep -q 'port 853 still unreachable' "$DOTGW_LOG"
+scrape
+lab_check_eq "853 blocked: metrics: no query went to the re-probe (DoT)" "$dot_queries" \
+	"$(value "dotgw_upstream_transport_queries_total{$DOT}")"
+lab_check_eq "853 blocked: metrics: 3 answers over DoH" 3 \
+	"$(value "dotgw_upstream_transport_answers_total{$DOH}")"
 lab_check_match "853 blocked: the switch names the re-probe interval (--doh-reprobe)" \
 	"using its DNS-over-HTTPS fallback .*trying 853 again every 2 s" "$(cat "$DOTGW_LOG")"
 
