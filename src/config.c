@@ -192,7 +192,12 @@ const struct config_option config_options[] = {
 	  .help = "the DNS-over-HTTPS fallback of the DoT upstream given just\n"
 		  "before: when its port 853 cannot be reached, the same\n"
 		  "address, name and pins at port 443, PATH (default:\n"
-		  "/dns-query); 853 is tried again once a minute. 'no': none" },
+		  "/dns-query); 853 is tried again every --doh-reprobe\n"
+		  "seconds. 'no': none" },
+	{ .name = "doh-reprobe", .key = "doh-reprobe", .arg = "SECONDS",
+	  NUMBER(doh_reprobe_s, 1, 3600, "1 to 3600 seconds"),
+	  .help = "on a DoH fallback: try port 853 again this often\n"
+		  "(default: 60)" },
 	{ .name = "ca-file", .key = "ca-file", .arg = "PATH", .parse = parse_ca_file,
 	  .help = "trust anchors in PEM (default: the system trust store)" },
 	{ .name = "tls-auth", .key = "tls-auth", .arg = "MODE",
@@ -473,6 +478,7 @@ void config_init_zeroed(struct config *cfg)
 	cfg->idle_ms = 30000;
 	cfg->standby_s = 10;
 	cfg->stall_ms = 1000;
+	cfg->doh_reprobe_s = 60;
 	cfg->padding = true;
 	cfg->cache_size = 4u << 20;
 	cfg->cache_max_ttl = 86400;

@@ -16,7 +16,8 @@
  * - Each query lives in one struct doh_stream from submit to the close of the session: its
  *   body (id 0) is kept for resubmission; the stream list owns them.
  * - An answer is framed back only once per query, with the query's id: for a 200 status and a
- *   body of one DNS message; else as a counted SERVFAIL header.
+ *   body of one DNS message; else as a counted SERVFAIL header, whose id is also kept in
+ *   failed[] until doh_session_failed() claims it (upstream.c may send the query elsewhere).
  * - The session's output is bounded (DOH_OUT_MAX): writes are refused, not buffered, beyond it.
  */
 #include <errno.h>
@@ -57,8 +58,24 @@ struct doh_stream {
 	uint8_t q[]; /* the query, id 0 */
 };
 
+/* The DoH counters (struct doh_counters, in its order): process-wide, and per upstream. */
+enum {
+	DOH_C_QUERIES,
+	DOH_C_ANSWERS,
+	DOH_C_ERRORS,
+	DOH_C_REFUSED,
+	DOH_C_GOAWAYS,
+	DOH_C_PINGS,
+	DOH_C_N
+};
+
+struct doh_up_counters {
+	_Atomic uint64_t v[DOH_C_N];
+};
+
 struct doh_session {
 	nghttp2_session *h2;
+	struct doh_up_counters *uc; /* its upstream's counters (NULL: none, as in the fuzzer) */
 	TAILQ_HEAD(, doh_stream) streams;
 	unsigned int n_resubmit, n_over; /* streams to send again; streams over, not reaped */
 	uint8_t *out;			 /* HTTP/2 octets for the wire */
@@ -66,7 +83,9 @@ struct doh_session {
 	uint8_t *in; /* framed answers for upstream.c */
 	size_t in_off, in_len, in_cap;
 	bool goaway, pong, failed;
-	int32_t last_id; /* GOAWAY's last-stream-id */
+	int32_t last_id;      /* GOAWAY's last-stream-id */
+	uint16_t *failed_ids; /* ids of the SERVFAIL headers framed for failed streams, unclaimed */
+	size_t n_failed, cap_failed;
 	char authority[DOH_AUTH_MAX];
 	const char *path;
 };
@@ -75,6 +94,7 @@ struct doh_conn {
 	struct tls_conn *tls;
 	struct doh_session *s; /* NULL: a DoT upstream, everything passes to tls.c */
 	const struct upstream_config *u;
+	struct doh_up_counters *uc; /* its upstream's, in the context */
 };
 
 struct doh_ctx {
@@ -84,24 +104,40 @@ struct doh_ctx {
 	 * of their own (sessions differ by port), NULL when no upstream has one */
 	struct tls_ctx *fb_tls;
 	struct upstream_config *fb;
+	/* per upstream (the fallback counts as its DoT upstream), written by the pool's worker,
+	 * read by metrics */
+	struct doh_up_counters *uc;
+	size_t n_uc;
 };
 
-static _Atomic uint64_t doh_n_queries, doh_n_answers, doh_n_errors, doh_n_refused, doh_n_goaways,
-	doh_n_pings;
+static struct doh_up_counters doh_total;
 
-static void doh_count(_Atomic uint64_t *c)
+/* doh_count - one more of counter k, process-wide and for s's upstream. */
+static void doh_count(struct doh_session *s, unsigned int k)
 {
-	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&doh_total.v[k], 1, memory_order_relaxed);
+	if (s->uc)
+		atomic_fetch_add_explicit(&s->uc->v[k], 1, memory_order_relaxed);
+}
+
+/* doh_counters_add - add the counters of uc to *c. */
+static void doh_counters_add(const struct doh_up_counters *uc, struct doh_counters *c)
+{
+	uint64_t v[DOH_C_N];
+
+	for (unsigned int k = 0; k < DOH_C_N; k++)
+		v[k] = atomic_load_explicit(&uc->v[k], memory_order_relaxed);
+	c->queries += v[DOH_C_QUERIES];
+	c->answers += v[DOH_C_ANSWERS];
+	c->errors += v[DOH_C_ERRORS];
+	c->refused += v[DOH_C_REFUSED];
+	c->goaways += v[DOH_C_GOAWAYS];
+	c->pings += v[DOH_C_PINGS];
 }
 
 void doh_stats(struct doh_counters *c)
 {
-	c->queries += atomic_load_explicit(&doh_n_queries, memory_order_relaxed);
-	c->answers += atomic_load_explicit(&doh_n_answers, memory_order_relaxed);
-	c->errors += atomic_load_explicit(&doh_n_errors, memory_order_relaxed);
-	c->refused += atomic_load_explicit(&doh_n_refused, memory_order_relaxed);
-	c->goaways += atomic_load_explicit(&doh_n_goaways, memory_order_relaxed);
-	c->pings += atomic_load_explicit(&doh_n_pings, memory_order_relaxed);
+	doh_counters_add(&doh_total, c);
 }
 
 bool doh_path_valid(const char *path)
@@ -191,6 +227,8 @@ static int doh_buf_append(uint8_t **buf, size_t *off, size_t *len, size_t *cap, 
 	return 0;
 }
 
+static void doh_session_note_failed(struct doh_session *s, uint16_t qid);
+
 /* doh_session_pump - move everything nghttp2 wants to send into s->out. 0 or -errno. */
 static int doh_session_pump(struct doh_session *s)
 {
@@ -276,7 +314,7 @@ static int doh_stream_submit(struct doh_session *s, struct doh_stream *st)
 	if (id < 0)
 		return id == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EPROTO;
 	st->id = id;
-	doh_count(&doh_n_queries);
+	doh_count(s, DOH_C_QUERIES);
 	return 0;
 }
 
@@ -347,28 +385,55 @@ static int doh_on_close(nghttp2_session *h2, int32_t id, uint32_t error, void *u
 			st->refused++;
 			st->resubmit = true;
 			s->n_resubmit++;
-			doh_count(&doh_n_refused);
+			doh_count(s, DOH_C_REFUSED);
 		}
 		/* after GOAWAY upstream.c sends it elsewhere when the connection closes */
 		return 0;
 	}
 	if (error == NGHTTP2_NO_ERROR && st->alen > 2 &&
 	    doh_answer_check(st->status, st->ans + 2, st->alen - 2) == 0) {
-		doh_count(&doh_n_answers);
+		doh_count(s, DOH_C_ANSWERS);
 		if (doh_session_frame(s, st, st->ans + 2, st->alen - 2) < 0)
 			s->failed = true;
 	} else {
-		doh_count(&doh_n_errors);
+		doh_count(s, DOH_C_ERRORS);
 		log_debug("doh: stream %d ended with status %d, error %u, %zu octets: SERVFAIL", id,
 			  st->status, error, st->alen > 2 ? st->alen - 2 : 0);
 		if (doh_fake_servfail(fake, st->q, st->qlen) < 0 ||
 		    doh_session_frame(s, st, fake, sizeof(fake)) < 0)
 			s->failed = true;
+		else
+			doh_session_note_failed(s, st->qid);
 	}
 	free(st->ans);
 	st->ans = NULL;
 	st->alen = st->acap = 0;
 	return 0;
+}
+
+/* doh_session_note_failed - remember qid as a failed stream's; without memory, it is not. */
+static void doh_session_note_failed(struct doh_session *s, uint16_t qid)
+{
+	if (s->n_failed == s->cap_failed) {
+		size_t cap = s->cap_failed ? 2 * s->cap_failed : 16;
+		uint16_t *p = realloc(s->failed_ids, cap * sizeof(*p));
+
+		if (!p)
+			return; /* a plain SERVFAIL then, as the answer says */
+		s->failed_ids = p;
+		s->cap_failed = cap;
+	}
+	s->failed_ids[s->n_failed++] = qid;
+}
+
+bool doh_session_failed(struct doh_session *s, uint16_t id)
+{
+	for (size_t i = 0; i < s->n_failed; i++)
+		if (s->failed_ids[i] == id) {
+			s->failed_ids[i] = s->failed_ids[--s->n_failed];
+			return true;
+		}
+	return false;
 }
 
 static int doh_on_frame(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
@@ -378,7 +443,7 @@ static int doh_on_frame(nghttp2_session *h2, const nghttp2_frame *frame, void *u
 	(void)h2;
 	if (frame->hd.type == NGHTTP2_GOAWAY) {
 		if (!s->goaway)
-			doh_count(&doh_n_goaways);
+			doh_count(s, DOH_C_GOAWAYS);
 		s->goaway = true;
 		s->last_id = frame->goaway.last_stream_id;
 	} else if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK)) {
@@ -411,6 +476,7 @@ void doh_session_free(struct doh_session *s)
 	}
 	free(s->out);
 	free(s->in);
+	free(s->failed_ids);
 	free(s);
 }
 
@@ -662,7 +728,9 @@ static int doh_ctx_new(struct tls_ctx **out, const struct config *cfg)
 		return r;
 	}
 	d->ups = cfg->upstreams;
-	r = doh_ctx_fallbacks(d, cfg);
+	d->n_uc = cfg->n_upstreams;
+	d->uc = calloc(d->n_uc ? d->n_uc : 1, sizeof(*d->uc));
+	r = d->uc ? doh_ctx_fallbacks(d, cfg) : -ENOMEM;
 	if (r < 0) {
 		doh_ctx_free((struct tls_ctx *)d);
 		return r;
@@ -680,8 +748,11 @@ static int doh_ctx_share(struct tls_ctx **out, const struct config *cfg, const s
 
 	if (!d)
 		return -ENOMEM;
-	r = tls_ctx_share(&d->tls, cfg, l->tls, u);
+	d->uc = calloc(1, sizeof(*d->uc));
+	d->n_uc = 1;
+	r = d->uc ? tls_ctx_share(&d->tls, cfg, l->tls, u) : -ENOMEM;
 	if (r < 0) {
+		free(d->uc);
 		free(d);
 		return r;
 	}
@@ -699,6 +770,7 @@ static void doh_ctx_free(struct tls_ctx *ctx)
 	tls_ctx_free(d->fb_tls);
 	tls_ctx_free(d->tls);
 	free(d->fb);
+	free(d->uc);
 	free(d);
 }
 
@@ -724,6 +796,7 @@ static int doh_open(struct tls_ctx *ctx, size_t up, struct tls_conn **out, bool 
 		return r;
 	}
 	c->u = fb ? &d->fb[up] : &d->ups[up];
+	c->uc = up < d->n_uc ? &d->uc[up] : NULL;
 	*out = (struct tls_conn *)c;
 	return 0;
 }
@@ -765,6 +838,7 @@ static int doh_handshake(struct tls_conn *t, bool *want_write, bool *local)
 		*local = true;
 		return r;
 	}
+	c->s->uc = c->uc;
 	return 1;
 }
 
@@ -829,6 +903,13 @@ static bool doh_drained(const struct tls_conn *t)
 	return tls_conn_drained(c->tls);
 }
 
+static bool doh_failed(struct tls_conn *t, uint16_t id)
+{
+	struct doh_conn *c = (struct doh_conn *)t;
+
+	return c->s && doh_session_failed(c->s, id);
+}
+
 static bool doh_resumed(const struct tls_conn *t)
 {
 	return tls_conn_resumed(((const struct doh_conn *)t)->tls);
@@ -849,7 +930,7 @@ static int doh_ping(struct tls_conn *t)
 	if (nghttp2_submit_ping(c->s->h2, NGHTTP2_FLAG_NONE, NULL) != 0 ||
 	    doh_session_pump(c->s) < 0)
 		return -ENOMEM;
-	doh_count(&doh_n_pings);
+	doh_count(c->s, DOH_C_PINGS);
 	/* best effort: a socket that cannot take it now gets it with the next I/O */
 	return doh_flush(c, &want_write) < 0 ? -EIO : 1;
 }
@@ -883,6 +964,21 @@ static void doh_close(struct tls_conn *t, bool clean)
 	free(c);
 }
 
+/* doh_snapshot - add the DoH counters of ctx's upstream up to *s. */
+static void doh_snapshot(const struct tls_ctx *ctx, size_t up, struct upstream_snapshot *s)
+{
+	const struct doh_ctx *d = (const struct doh_ctx *)ctx;
+	struct doh_counters c = {0};
+
+	if (up >= d->n_uc)
+		return;
+	doh_counters_add(&d->uc[up], &c);
+	s->doh_errors += c.errors;
+	s->doh_refused += c.refused;
+	s->doh_goaways += c.goaways;
+	s->doh_pings += c.pings;
+}
+
 const struct upstream_transport doh_transport = {
 	.ctx_new = doh_ctx_new,
 	.ctx_share = doh_ctx_share,
@@ -898,4 +994,6 @@ const struct upstream_transport doh_transport = {
 	.close = doh_close,
 	.ping = doh_ping,
 	.pong = doh_pong,
+	.snapshot = doh_snapshot,
+	.failed = doh_failed,
 };

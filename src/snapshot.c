@@ -216,6 +216,71 @@ static void render_egress(const struct stats_snapshot *snap, FILE *out)
 	}
 }
 
+/*
+ * render_transports - per upstream and transport (dot, doh: a DoT upstream's DoH fallback
+ * is its doh), for the transports the upstream may use; then the DoH streams' own counters
+ * per upstream.
+ */
+static void render_transports(const struct stats_snapshot *snap, FILE *out)
+{
+	static const char *const tr_name[UPSTREAM_TR_N] = {"dot", "doh"};
+	static const struct {
+		const char *name, *help;
+	} rows[] =
+		{
+			{"upstream_transport_queries_total",
+			 "Queries sent, by upstream and transport."},
+			{"upstream_transport_answers_total",
+			 "Answers received, by upstream and transport."},
+			{"upstream_transport_handshakes_total",
+			 "TLS handshakes completed, by upstream and transport."},
+			{"upstream_transport_resumptions_total",
+			 "TLS handshakes that resumed a session, by upstream and transport."},
+		},
+	  doh_rows[] = {
+		  {"upstream_doh_errors_total",
+		   "DoH streams that ended otherwise than 200 and one DNS message (SERVFAIL), by "
+		   "upstream."},
+		  {"upstream_doh_refused_total", "DoH streams the server refused, sent again."},
+		  {"upstream_doh_goaways_total", "HTTP/2 GOAWAY frames received, by upstream."},
+		  {"upstream_doh_pings_total",
+		   "HTTP/2 PINGs sent to silent connections, by upstream."},
+		  {"upstream_doh_resent_total",
+		   "Queries whose DoH stream failed (status, body), sent once more to another "
+		   "upstream."},
+	  };
+
+	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+		metric(out, rows[r].name, "counter", rows[r].help);
+		for (size_t i = 0; i < snap->n_upstreams; i++) {
+			const struct upstream_snapshot *u = &snap->up[i].s;
+
+			for (size_t t = 0; t < UPSTREAM_TR_N; t++) {
+				const uint64_t v[] = {u->tr_queries[t], u->tr_answers[t],
+						      u->tr_handshakes[t], u->tr_resumed[t]};
+
+				if (u->can[t])
+					fprintf(out,
+						"dotgw_%s{upstream=\"%s\",transport=\"%s\"} %llu\n",
+						rows[r].name, snap->up[i].name, tr_name[t],
+						(unsigned long long)v[r]);
+			}
+		}
+	}
+	for (size_t r = 0; r < sizeof(doh_rows) / sizeof(doh_rows[0]); r++) {
+		metric(out, doh_rows[r].name, "counter", doh_rows[r].help);
+		for (size_t i = 0; i < snap->n_upstreams; i++) {
+			const struct upstream_snapshot *u = &snap->up[i].s;
+			const uint64_t v[] = {u->doh_errors, u->doh_refused, u->doh_goaways,
+					      u->doh_pings, u->doh_resent};
+
+			if (u->can[UPSTREAM_TR_DOH])
+				fprintf(out, "dotgw_%s{upstream=\"%s\"} %llu\n", doh_rows[r].name,
+					snap->up[i].name, (unsigned long long)v[r]);
+		}
+	}
+}
+
 /* render_doh - the DNS-over-HTTPS transport's counters (all DoH upstreams, all workers). */
 static void render_doh(FILE *out)
 {
@@ -267,6 +332,7 @@ void snapshot_render(const struct stats_snapshot *snap, FILE *out)
 		render_latency(snap, i, out);
 	render_ddr(snap, out);
 	render_egress(snap, out);
+	render_transports(snap, out);
 	render_doh(out);
 }
 
@@ -282,12 +348,20 @@ void snapshot_log(const struct stats_snapshot *snap)
 	for (size_t i = 0; i < snap->n_upstreams; i++) {
 		const struct upstream_snapshot *u = &snap->up[i].s;
 
+		char doh[128] = "";
+
+		if (u->can[UPSTREAM_TR_DOH])
+			snprintf(doh, sizeof(doh),
+				 " doh_handshakes=%llu doh_resumed=%llu doh_answers=%llu",
+				 (unsigned long long)u->tr_handshakes[UPSTREAM_TR_DOH],
+				 (unsigned long long)u->tr_resumed[UPSTREAM_TR_DOH],
+				 (unsigned long long)u->tr_answers[UPSTREAM_TR_DOH]);
 		log_info("upstream %s: %s, %u connections open, handshakes=%llu resumed=%llu "
-			 "failures=%llu answers=%llu srtt_us=%llu",
+			 "failures=%llu answers=%llu srtt_us=%llu%s",
 			 snap->up[i].name, u->usable ? "usable" : "backing off", u->open,
 			 (unsigned long long)u->handshakes, (unsigned long long)u->resumed,
 			 (unsigned long long)u->failures, (unsigned long long)u->answers,
-			 u->srtt_n ? (unsigned long long)(u->srtt_us_sum / u->srtt_n) : 0ull);
+			 u->srtt_n ? (unsigned long long)(u->srtt_us_sum / u->srtt_n) : 0ull, doh);
 	}
 	for (size_t i = 0; i < snap->n_ddr; i++)
 		log_info("asked %s: %s%s%s, queries=%llu failures=%llu", snap->ddr[i].asked,

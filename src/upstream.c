@@ -18,7 +18,11 @@
  * no OpenSSL or nghttp2 call; ids, slots, the wait list, upstream choice and back-off are here.
  * DoH fallback: a DoT upstream whose 853 connection fails before it is ready (not on
  * authentication) switches to its fallback (doh_fb) without backing off; a connection to 853
- * is tried again at most every UP_DOH_REPROBE_MS, and its success moves the upstream back.
+ * is tried again at most every --doh-reprobe seconds after the last try ended, and its success
+ * moves the upstream back; that re-probe carries no query (it may time out), they go over DoH.
+ * A DoH request that fails at the HTTP level (status, body) comes back as a SERVFAIL the
+ * transport flags (its failed()); such a query is sent once more, to another usable upstream,
+ * within its deadline (conn_resend_error), else the SERVFAIL stands.
  *
  * The in-flight window: a connection carries at most conn_window() queries; the rest wait in
  * the pool's list. The window follows the connection's measured bandwidth-delay product:
@@ -59,23 +63,22 @@
 #include "dotgw/tls.h"
 #include "dotgw/upstream.h"
 
-#define UPCONN_SLOT_BITS  10
-#define UPCONN_SLOTS	  (1u << UPCONN_SLOT_BITS)
-#define UPCONN_SLOT_MASK  (UPCONN_SLOTS - 1)
-#define UPCONN_IN_SIZE	  (2 + DNS_MAX_MSG)
-#define UPCONN_OUT_MAX	  (4u << 20) /* bytes waiting for the transport at most */
-#define UPCONN_SPREAD	  16 /* in flight on each connection: open another (upstream_conn) */
-#define UPCONN_WIN_MAX	  (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
-#define UPCONN_WIN_GAIN	  2		      /* the window is this many bandwidth-delay products */
-#define UPCONN_SAMPLE_US  5000	/* a rate sample spans at least this, and the min RTT */
-#define UPCONN_MINRTT_MS  10000 /* a min-RTT sample is trusted this long */
-#define UP_LIMIT_MS	  30000 /* how long a limit learned from a server's close holds */
-#define UPQ_MAX_ATTEMPTS  3
-#define UPQ_MAX_RESENDS	  4
-#define UP_CONNECT_MS	  2000 /* TCP connect + TLS handshake */
-#define UP_BACKOFF_MIN	  500  /* first back-off after a failure, doubled per failure */
-#define UP_BACKOFF_MAX	  30000
-#define UP_DOH_REPROBE_MS 60000 /* on the DoH fallback: try port 853 again this often */
+#define UPCONN_SLOT_BITS 10
+#define UPCONN_SLOTS	 (1u << UPCONN_SLOT_BITS)
+#define UPCONN_SLOT_MASK (UPCONN_SLOTS - 1)
+#define UPCONN_IN_SIZE	 (2 + DNS_MAX_MSG)
+#define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for the transport at most */
+#define UPCONN_SPREAD	 16	    /* in flight on each connection: open another (upstream_conn) */
+#define UPCONN_WIN_MAX	 (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
+#define UPCONN_WIN_GAIN	 2		     /* the window is this many bandwidth-delay products */
+#define UPCONN_SAMPLE_US 5000  /* a rate sample spans at least this, and the min RTT */
+#define UPCONN_MINRTT_MS 10000 /* a min-RTT sample is trusted this long */
+#define UP_LIMIT_MS	 30000 /* how long a limit learned from a server's close holds */
+#define UPQ_MAX_ATTEMPTS 3
+#define UPQ_MAX_RESENDS	 4
+#define UP_CONNECT_MS	 2000 /* TCP connect + TLS handshake */
+#define UP_BACKOFF_MIN	 500  /* first back-off after a failure, doubled per failure */
+#define UP_BACKOFF_MAX	 30000
 
 enum upconn_state {
 	UC_CLOSED,
@@ -133,6 +136,10 @@ struct upstream {
 	_Atomic uint64_t down_until_ms;
 	_Atomic uint64_t srtt_us; /* smoothed RTT of answers (0: none yet) */
 	_Atomic uint64_t handshakes, resumed, failures, answers;
+	/* by transport (conn_tr): queries sent, answers, handshakes, resumed */
+	_Atomic uint64_t tr_queries[UPSTREAM_TR_N], tr_answers[UPSTREAM_TR_N];
+	_Atomic uint64_t tr_handshakes[UPSTREAM_TR_N], tr_resumed[UPSTREAM_TR_N];
+	_Atomic uint64_t error_resent; /* conn_resend_error */
 	_Atomic uint64_t rtt[UPSTREAM_RTT_BUCKETS], rtt_sum_us;
 	_Atomic unsigned int open; /* connections not UC_CLOSED */
 	struct upconn *conns;	   /* pool_size of them */
@@ -174,12 +181,19 @@ static void conn_close(struct upconn *c, int err, bool fault);
 static void conn_arm(struct upconn *c);
 static void conn_standby(struct upconn *c);
 static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq);
+static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstream_query *uq);
 static void pool_wait_head(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_drain_waiting(struct upstream_pool *pool);
 static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq);
 static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt);
 static bool upstream_doh_fallback(struct upconn *c, int err);
+
+/* conn_tr - the transport of c: DoH for a DoH upstream or a DoT upstream's fallback. */
+static enum upstream_tr conn_tr(const struct upconn *c)
+{
+	return c->fallback || c->up->cfg->doh_path[0] ? UPSTREAM_TR_DOH : UPSTREAM_TR_DOT;
+}
 
 static uint64_t now_us(void)
 {
@@ -308,6 +322,17 @@ void upstream_pool_snapshot(const struct upstream_pool *pool, size_t i, struct u
 	for (size_t b = 0; b < UPSTREAM_RTT_BUCKETS; b++)
 		s->rtt[b] += stats_get(&up->rtt[b]);
 	s->rtt_sum_us += stats_get(&up->rtt_sum_us);
+	for (size_t t = 0; t < UPSTREAM_TR_N; t++) {
+		s->tr_queries[t] += stats_get(&up->tr_queries[t]);
+		s->tr_answers[t] += stats_get(&up->tr_answers[t]);
+		s->tr_handshakes[t] += stats_get(&up->tr_handshakes[t]);
+		s->tr_resumed[t] += stats_get(&up->tr_resumed[t]);
+	}
+	s->doh_resent += stats_get(&up->error_resent);
+	s->can[UPSTREAM_TR_DOT] |= !up->cfg->doh_path[0];
+	s->can[UPSTREAM_TR_DOH] |= up->cfg->doh_path[0] || up->cfg->doh_fallback[0];
+	if (pool->tr->snapshot)
+		pool->tr->snapshot(pool->tls, i, s);
 	if (stats_get(&up->srtt_us)) {
 		s->srtt_us_sum += stats_get(&up->srtt_us);
 		s->srtt_n++;
@@ -456,10 +481,10 @@ static int conn_open(struct upconn *c, bool *local)
 	c->fallback = up->doh_fb;
 	c->reprobe = false;
 	if (up->doh_fb && loop_now_ms(pool->loop) >= up->doh_probe_ms) {
-		/* at most once a minute, this connection tries 853 again */
+		/* at most once per --doh-reprobe, this connection tries 853 again */
 		c->fallback = false;
 		c->reprobe = true;
-		up->doh_probe_ms = loop_now_ms(pool->loop) + UP_DOH_REPROBE_MS;
+		up->doh_probe_ms = loop_now_ms(pool->loop) + pool->cfg->doh_reprobe_s * 1000ull;
 	}
 	r = pool->tr->open(pool->tls, up->idx | (c->fallback ? UPSTREAM_FALLBACK : 0), &c->tls,
 			   local);
@@ -648,6 +673,9 @@ static bool upstream_doh_fallback(struct upconn *c, int err)
 	struct upstream *up = c->up;
 
 	if (c->reprobe) {
+		/* the interval counts from this outcome: a re-probe never follows one at once */
+		up->doh_probe_ms =
+			loop_now_ms(up->pool->loop) + up->pool->cfg->doh_reprobe_s * 1000ull;
 		log_debug("upstream %s: port 853 still unreachable (%s), staying on DoH",
 			  up->cfg->text, strerror(-err));
 		return true;
@@ -655,11 +683,11 @@ static bool upstream_doh_fallback(struct upconn *c, int err)
 	if (up->doh_fb)
 		return false; /* an 853 connection opened before the switch: fail as usual */
 	up->doh_fb = true;
-	up->doh_probe_ms = loop_now_ms(up->pool->loop) + UP_DOH_REPROBE_MS;
+	up->doh_probe_ms = loop_now_ms(up->pool->loop) + up->pool->cfg->doh_reprobe_s * 1000ull;
 	log_msg(up->doh_logged ? LOG_LVL_DEBUG : LOG_LVL_WARN,
 		"upstream %s: cannot connect to port 853 (%s); using its DNS-over-HTTPS "
 		"fallback at port 443 (%s), trying 853 again every %u s",
-		up->cfg->text, strerror(-err), up->cfg->doh_fallback, UP_DOH_REPROBE_MS / 1000);
+		up->cfg->text, strerror(-err), up->cfg->doh_fallback, up->pool->cfg->doh_reprobe_s);
 	up->doh_logged = true; /* once; moving back is logged each time */
 	return true;
 }
@@ -681,9 +709,11 @@ static void conn_handshake_done(struct upconn *c)
 	c->est_start_us = now_us();
 	stats_add(&pool->stats->upstream_handshakes, 1);
 	stats_add(&up->handshakes, 1);
+	stats_add(&up->tr_handshakes[conn_tr(c)], 1);
 	if (resumed) {
 		stats_add(&pool->stats->upstream_resumed, 1);
 		stats_add(&up->resumed, 1);
+		stats_add(&up->tr_resumed[conn_tr(c)], 1);
 	}
 	if (pool->tr->unverified(c->tls))
 		stats_add(&pool->stats->upstream_unverified, 1);
@@ -737,6 +767,37 @@ static bool answer_matches(const struct upstream_query *uq, const uint8_t *ans, 
 }
 
 /*
+ * conn_resend_error - uq's answer on c is the transport's stand-in SERVFAIL for a failed
+ * request (a DoH status other than 200, or a body that is not one DNS message): send uq once
+ * more, to another upstream, when one is usable and its deadline allows. Returns true when uq
+ * left c for the pool's wait list (the caller's I/O sends it on: conn_io).
+ */
+static bool conn_resend_error(struct upconn *c, struct upstream_query *uq)
+{
+	struct upstream *up = c->up;
+	struct upstream_pool *pool = up->pool;
+	uint32_t bit = 1u << up->idx;
+	bool other;
+
+	if (uq->probe || uq->error_resent || loop_now_ms(pool->loop) >= uq->deadline_ms)
+		return false;
+	uq->tried |= bit;
+	other = pool_pick(pool, uq) != NULL;
+	if (!other) {
+		uq->tried &= ~bit; /* the SERVFAIL stands */
+		return false;
+	}
+	slot_release(c, uq);
+	uq->error_resent = 1;
+	stats_add(&up->error_resent, 1);
+	log_debug("upstream %s: error answer from the transport, sending the query to another "
+		  "upstream",
+		  up->cfg->text);
+	pool_wait_head(pool, uq);
+	return true;
+}
+
+/*
  * conn_answer - one frame from the upstream (modified in place). Returns 0, or -EPROTO when
  * the upstream broke the protocol (the connection must close).
  */
@@ -748,10 +809,14 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 	struct dns_msg r;
 	uint16_t id, keepalive = UINT16_MAX;
 	uint64_t now, rtt, srtt;
+	bool failed;
 
 	if (len < DNS_HDR_LEN)
 		return -EPROTO;
 	id = dns_get16(ans);
+	/* asked of every header-only SERVFAIL, late ones included: each is claimed once */
+	failed = pool->tr->failed && len == DNS_HDR_LEN &&
+		 (ans[3] & DNS_RCODE_MASK) == DNS_RCODE_SERVFAIL && pool->tr->failed(c->tls, id);
 	uq = c->slots[id & UPCONN_SLOT_MASK];
 	c->progress_ms = loop_now_ms(pool->loop);
 	if (!uq || uq->id != id) {
@@ -760,6 +825,8 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 				up->cfg->text, id);
 		return 0;
 	}
+	if (failed && conn_resend_error(c, uq))
+		return 0;
 	if (!answer_matches(uq, ans, len, &r)) {
 		stats_add(&pool->stats->upstream_bad_answers, 1);
 		log_warn("upstream %s: answer does not match its query, closing the connection",
@@ -791,6 +858,7 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 		stats_add(&up->rtt_sum_us, rtt);
 	}
 	stats_add(&up->answers, 1);
+	stats_add(&up->tr_answers[conn_tr(c)], 1);
 	if (uq->probe)
 		return 0; /* its answer counted as progress; nothing else to do */
 	uq->answered_by = up->cfg->text;
@@ -1057,7 +1125,9 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 				closed = c;
 			continue;
 		}
-		if (c->inflight >= conn_window(c) || c->nfree == 0 || (c->fallback && !up->doh_fb))
+		/* on the fallback, a re-probe of 853 takes no query: it may well time out */
+		if (c->inflight >= conn_window(c) || c->nfree == 0 ||
+		    (c->fallback && !up->doh_fb) || (c->reprobe && up->doh_fb))
 			continue;
 		if (c->state == UC_READY) {
 			if (!light && c->inflight < conn_spread(c))
@@ -1070,15 +1140,21 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 	}
 	*local = false;
 	if (closed && up->doh_fb && loop_now_ms(up->pool->loop) >= up->doh_probe_ms) {
-		/* on the DoH fallback: a connection to 853 in the background (conn_open) */
-		int r = conn_open(closed, local);
+		/*
+		 * On the DoH fallback: a connection to 853 in the background (conn_open). The
+		 * query goes over DoH meanwhile, on another closed slot if it needs one (with
+		 * none, it waits for the re-probe's outcome).
+		 */
+		struct upconn *probe = closed;
+		int r = conn_open(probe, local);
 
 		if (r < 0)
 			log_debug("upstream %s: cannot try port 853 again: %s", up->cfg->text,
 				  strerror(-r));
-		else if (!opening)
-			opening = closed;
 		closed = NULL;
+		for (unsigned int k = 0; k < size && !closed; k++)
+			if (up->conns[k].state == UC_CLOSED && &up->conns[k] != probe)
+				closed = &up->conns[k];
 		*local = false;
 	}
 	if (light)
@@ -1164,8 +1240,10 @@ static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq)
 	if (r < 0)
 		return r;
 	uq->attempts++;
-	if (!uq->probe)
+	if (!uq->probe) {
 		c->up->last_query_ms = loop_now_ms(c->up->pool->loop);
+		stats_add(&c->up->tr_queries[conn_tr(c)], 1);
+	}
 	if (c->state == UC_READY)
 		loop_defer(c->up->pool->loop, &c->flush);
 	c->up->last = c;
@@ -1259,6 +1337,7 @@ void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
 	uq->attempts = 0;
 	uq->resends = 0;
 	uq->probe = 0;
+	uq->error_resent = 0;
 	uq->answered_by = NULL;
 	pool_dispatch(pool, uq);
 }

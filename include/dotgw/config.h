@@ -105,6 +105,7 @@ struct config {
 	unsigned int idle_ms;	    /* idle upstream connections are closed after this */
 	unsigned int stall_ms;	    /* no answer for this long: probe, then give up */
 	unsigned int standby_s;	    /* --standby: reopen after an idle close (0: off) */
+	unsigned int doh_reprobe_s; /* --doh-reprobe: on a DoH fallback, try 853 this often */
 	bool tcp_fastopen;	    /* --tcp-fastopen: TCP_FASTOPEN_CONNECT to the upstreams */
 	bool padding;		    /* RFC 8467 padding of queries */
 	size_t cache_size;	    /* octets of answer cache in all (0: no cache) */

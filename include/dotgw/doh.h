@@ -14,7 +14,9 @@
  * few times. After GOAWAY no stream is opened there; once the streams the server processed have
  * answered, the connection reads as closed (-ECONNRESET), and upstream.c sends the queries it
  * still holds again elsewhere, within their deadline. A stream that ends with a status other
- * than 200 or a body that is not one DNS message is counted (doh_stats) and answered SERVFAIL.
+ * than 200 or a body that is not one DNS message is counted (doh_stats) and answered SERVFAIL;
+ * the transport's failed() tells upstream.c which SERVFAIL answers stand for such a stream, so
+ * that it may send the query once more, to another upstream.
  */
 #ifndef DOTGW_DOH_H
 #define DOTGW_DOH_H
@@ -60,6 +62,12 @@ int doh_session_recv(struct doh_session *s, const uint8_t *buf, size_t len);
  * into buf; returns the count (0: none now).
  */
 size_t doh_session_take(struct doh_session *s, uint8_t *buf, size_t len);
+/*
+ * doh_session_failed - is id that of a SERVFAIL header framed for a stream that failed (a
+ * status other than 200, a body that is not one DNS message, a reset), not yet claimed? A true
+ * answer claims it: each is reported once.
+ */
+bool doh_session_failed(struct doh_session *s, uint16_t id);
 /*
  * doh_session_over - no answer can come any more: after GOAWAY every stream the server
  * processed has ended and its answer been taken, or the session has ended.

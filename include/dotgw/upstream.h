@@ -27,6 +27,7 @@
 #include "dotgw/stats.h"
 
 struct upstream_pool;
+struct upstream_snapshot;
 struct upconn;
 struct tls_ctx;
 struct tls_conn;
@@ -60,7 +61,8 @@ struct upstream_query {
 	uint8_t attempts;
 	uint8_t resends; /* sends again after clean closes, which do not count as attempts */
 	uint8_t waiting;
-	uint8_t probe; /* the pool's own health probe: complete() is never called */
+	uint8_t probe;	      /* the pool's own health probe: complete() is never called */
+	uint8_t error_resent; /* sent to another upstream after a transport error answer */
 };
 
 /*
@@ -100,6 +102,13 @@ struct upstream_transport {
 	 */
 	int (*ping)(struct tls_conn *t);
 	bool (*pong)(struct tls_conn *t);
+	/*
+	 * Optional: is the answer with id just read a stand-in SERVFAIL for a query the
+	 * transport failed (a DoH stream's status or body)? Each such answer is reported once.
+	 */
+	bool (*failed)(struct tls_conn *t, uint16_t id);
+	/* Optional: add the transport's own counters of ctx's upstream up to *s (doh_*). */
+	void (*snapshot)(const struct tls_ctx *ctx, size_t up, struct upstream_snapshot *s);
 };
 
 /*
@@ -130,8 +139,21 @@ bool upstream_pool_idle(const struct upstream_pool *pool);
 extern const unsigned int upstream_rtt_bounds_ms[UPSTREAM_RTT_BUCKETS - 1];
 
 /* What one pool knows of one upstream, for metrics (added up over the workers). */
+/* The transports of struct upstream_snapshot's per-transport counters. */
+enum upstream_tr { UPSTREAM_TR_DOT, UPSTREAM_TR_DOH, UPSTREAM_TR_N };
+
 struct upstream_snapshot {
 	uint64_t handshakes, resumed, failures, answers;
+	/*
+	 * The same by transport (a DoT upstream's DoH fallback is its DoH), and the queries sent
+	 * over each; can[t]: the upstream may use transport t (DoT, its fallback, DoH only).
+	 */
+	uint64_t tr_queries[UPSTREAM_TR_N], tr_answers[UPSTREAM_TR_N];
+	uint64_t tr_handshakes[UPSTREAM_TR_N], tr_resumed[UPSTREAM_TR_N];
+	bool can[UPSTREAM_TR_N];
+	/* DoH streams that ended in error, refused and sent again; GOAWAYs; PINGs (doh.h) */
+	uint64_t doh_errors, doh_refused, doh_goaways, doh_pings;
+	uint64_t doh_resent; /* ...of the errors, the queries sent once more to another upstream */
 	uint64_t rtt[UPSTREAM_RTT_BUCKETS]; /* answers by latency bucket (not cumulative) */
 	uint64_t rtt_sum_us;
 	uint64_t srtt_us_sum; /* the smoothed RTTs of the pools that have one, added up... */

@@ -3,7 +3,10 @@
 # queries, UDP and TCP, IPv4 and IPv6, reach the upstream as HTTP/2 POSTs (its statistics count
 # them as HTTPS queries, and none over DoT), the decoy sees nothing; a wrong authentication
 # name or pin fails closed (SERVFAIL, nothing in plaintext, no HTTPS query); a server that
-# allows only 2 concurrent streams answers every query of a dnsperf load; a silent DoH
+# allows only 2 concurrent streams answers every query of a dnsperf load; a second DoH
+# connection resumes the TLS session, and the metrics count per upstream and transport; unbound
+# reloaded under load closes its connections without an HTTP/2 GOAWAY (1.17 never sends one),
+# and no query is lost; a silent DoH
 # connection is probed with an HTTP/2 PING (not a DNS query) and closed; a DoT upstream whose
 # port 853 is dropped on the path is answered through its DoH fallback (--doh-fallback no:
 # SERVFAIL).
@@ -54,6 +57,20 @@ answered()
 	lab_check_eq "$1" "NOERROR $4 from $2#53 ($proto)" "$(lab_dig_summary "$3")"
 }
 
+# scrape: dotgw's /metrics (--metrics 127.0.0.1:9853) into $LAB_DIR/scrape.txt;
+# value NAME-WITH-LABELS: one sample's value from it (empty when absent)
+scrape()
+{
+	ip netns exec "$NS_GW" timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9853 &&
+		printf "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3 && cat <&3' |
+		sed '1,/^\r$/d' >"$LAB_DIR/scrape.txt"
+}
+
+value()
+{
+	awk -v k="$1" '$1 == k { print $2 }' "$LAB_DIR/scrape.txt"
+}
+
 # working UPSTREAM SOURCE [--pin PIN]: a DoH-only upstream answers the four kinds of client.
 working()
 {
@@ -99,6 +116,36 @@ lab_log "DoH-only upstreams"
 working "https://$LAB_UP4/dns-query#$LAB_AUTH_NAME" --pin "$PIN_GOOD"
 working "https://[$LAB_UP6]:443/dns-query#$LAB_AUTH_NAME"
 
+lab_log "DoH-only: each new connection resumes the TLS session; metrics per upstream and transport"
+# --idle-timeout 100 and no standby: each query after a pause opens a new connection
+lab_start_dotgw "${ARGS[@]}" --upstream "https://$LAB_UP4/dns-query#$LAB_AUTH_NAME" \
+	--idle-timeout 100 --standby 0 --metrics 127.0.0.1:9853 || lab_finish
+for i in 0 1 2; do
+	lab_dig "$NS_CLIENT" @"$LAB_DECOY4" "res$i.bench.test" A
+	lab_check_eq "resume: query $i answered" "NOERROR 203.0.113.99 from $LAB_DECOY4#53 (UDP)" \
+		"$(lab_dig_summary A)"
+	lab_sleep 0.4 # the connection closes idle meanwhile
+done
+scrape
+up="https://$LAB_UP4:443/dns-query#$LAB_AUTH_NAME"
+doh="upstream=\"$up\",transport=\"doh\""
+lab_check_num "resume: a DoH handshake per query" \
+	"$(value "dotgw_upstream_transport_handshakes_total{$doh}")" -ge 3
+lab_check_num "resume: ...the later ones resumed the TLS session" \
+	"$(value "dotgw_upstream_transport_resumptions_total{$doh}")" -ge 2
+lab_check_eq "metrics: queries sent over DoH" 3 "$(value "dotgw_upstream_transport_queries_total{$doh}")"
+lab_check_eq "metrics: answers over DoH" 3 "$(value "dotgw_upstream_transport_answers_total{$doh}")"
+lab_check_eq "metrics: a DoH-only upstream has no DoT series" "" \
+	"$(value "dotgw_upstream_transport_answers_total{upstream=\"$up\",transport=\"dot\"}")"
+lab_check_eq "metrics: no DoH stream errors for it" 0 \
+	"$(value "dotgw_upstream_doh_errors_total{upstream=\"$up\"}")"
+lab_check_eq "metrics: the process-wide DoH answers stay" 3 "$(value dotgw_doh_answers_total)"
+lab_stop_dotgw
+lab_check_eq "resume: dotgw exits 0 on SIGTERM" 0 "$?"
+lab_check_num "resume: the stats line counts the resumptions" "$(lab_dotgw_stat upstream_resumed)" -ge 2
+lab_check_match "resume: ...and the upstream's line, per transport" \
+	"upstream $up: .* doh_handshakes=[3-9] doh_resumed=[2-9] doh_answers=3" "$(cat "$DOTGW_LOG")"
+
 lab_log "authentication fails closed"
 refused "wrong name" --upstream "https://$LAB_UP4/dns-query#wrong.test"
 refused "wrong pin" --upstream "https://$LAB_UP4/dns-query#$LAB_AUTH_NAME" --pin "$PIN_OTHER"
@@ -119,12 +166,13 @@ lab_check_eq "nothing reached the decoy" 0 "$(lab_decoy_count)"
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM" 0 "$?"
 
-lab_log "the server reloaded under load (its connections close): no query lost"
+lab_log "the server reloaded under load (its connections close, no GOAWAY): no query lost"
 N=2000
 for ((i = 0; i < N; i++)); do
 	echo "r$i.bench.test A"
 done >"$LAB_DIR/names-reload.txt"
-lab_start_dotgw "${ARGS[@]}" --upstream "https://$LAB_UP4/dns-query#$LAB_AUTH_NAME" || lab_finish
+lab_start_dotgw "${ARGS[@]}" --upstream "https://$LAB_UP4/dns-query#$LAB_AUTH_NAME" \
+	--metrics 127.0.0.1:9853 || lab_finish
 lab_bg "$NS_CLIENT" "$LAB_DIR/reload.out" dnsperf -s "$LAB_DECOY4" -d "$LAB_DIR/names-reload.txt" \
 	-n 1 -Q 500 -c 4 -t 10
 load=$LAB_BG_PID
@@ -136,6 +184,12 @@ lab_bg_forget "$load"
 out=$(cat "$LAB_DIR/reload.out")
 lab_check_match "reload: every query answered" "Queries completed: +$N \(100\.00%\)" "$out"
 lab_check_match "reload: ...all NOERROR" "Response codes: +NOERROR $N \(100\.00%\)" "$out"
+# unbound 1.17 deletes its HTTP/2 sessions on reload and stop without a GOAWAY (its source has
+# no nghttp2_submit_goaway): the connections just close, and dotgw sends their queries in flight
+# again (how many were in flight at the close varies from run to run, 0 included)
+scrape
+lab_check_eq "reload: unbound sent no GOAWAY (it closed the connection)" 0 \
+	"$(value "dotgw_upstream_doh_goaways_total{upstream=\"$up\"}")"
 lab_stop_dotgw
 lab_check_eq "reload: dotgw exits 0 on SIGTERM" 0 "$?"
 lab_check_num "reload: dotgw connected again after the reload (TLS handshakes)" \

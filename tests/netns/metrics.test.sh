@@ -1,8 +1,8 @@
 #!/bin/bash
 # metrics.test.sh - the Prometheus endpoint: --metrics 127.0.0.1:9853 in the gateway serves
 # /metrics that promtool accepts, and its counters move as queries flow (queries by protocol
-# and family, answers, cache hits, per-upstream answers and latency histogram); SIGUSR1 logs the
-# same counters.
+# and family, answers, cache hits, per-upstream answers and latency histogram, per upstream and
+# transport); SIGUSR1 logs the same counters.
 #
 #   client --- gw-c [gateway: dotgw --metrics 127.0.0.1:9853] gw-u --- upstream
 #
@@ -58,6 +58,18 @@ lab_check_eq "per-upstream answers" 4 "$(value "dotgw_upstream_answers_total{ups
 lab_check_eq "latency histogram count" 4 \
 	"$(value "dotgw_upstream_latency_seconds_count{upstream=\"$up\"}")"
 lab_check_eq "handshakes" 1 "$(value "dotgw_upstream_handshakes_total{upstream=\"$up\"}")"
+# per upstream and transport: a DoT upstream has both series (dot, and doh for its DoH
+# fallback), and all went over DoT
+lab_check_eq "per transport: queries over DoT" 4 \
+	"$(value "dotgw_upstream_transport_queries_total{upstream=\"$up\",transport=\"dot\"}")"
+lab_check_eq "per transport: answers over DoT" 4 \
+	"$(value "dotgw_upstream_transport_answers_total{upstream=\"$up\",transport=\"dot\"}")"
+lab_check_eq "per transport: one DoT handshake" 1 \
+	"$(value "dotgw_upstream_transport_handshakes_total{upstream=\"$up\",transport=\"dot\"}")"
+lab_check_eq "per transport: nothing over its DoH fallback" 0 \
+	"$(value "dotgw_upstream_transport_answers_total{upstream=\"$up\",transport=\"doh\"}")"
+lab_check_eq "per upstream: no DoH errors" 0 "$(value "dotgw_upstream_doh_errors_total{upstream=\"$up\"}")"
+lab_check_eq "the process-wide DoH counters stay" 0 "$(value dotgw_doh_queries_total)"
 ip netns exec "$NS_GW" promtool check metrics <"$LAB_DIR/scrape.txt" >/dev/null 2>&1
 lab_check_eq "promtool still accepts it with samples" 0 "$?"
 lab_ok "another path is 404" sh -c "ip netns exec '$NS_GW' timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9853; printf \"GET /x HTTP/1.0\r\n\r\n\" >&3; head -n 1 <&3' | grep -q ' 404 '"
@@ -68,6 +80,8 @@ lab_ok "SIGUSR1 logs the counters" lab_wait_until 50 grep -q 'stats: .*answered=
 lab_check_match "SIGUSR1 logs the upstream's health and counters" \
 	"upstream $up: usable, 1 connections open, handshakes=1 resumed=0 failures=0 answers=4" \
 	"$(cat "$DOTGW_LOG")"
+lab_check_match "SIGUSR1 logs its DoH fallback's counters" \
+	"upstream $up: .* doh_handshakes=0 doh_resumed=0 doh_answers=0" "$(cat "$DOTGW_LOG")"
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0" 0 "$?"
 lab_finish

@@ -349,6 +349,7 @@ static const struct {
 	{"upstream", "[2001:db8::2]@8853#dot.test", NULL, NULL},
 	{"pin", "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "upstream", "203.0.113.2"},
 	{"doh-fallback", "no", "upstream", "203.0.113.2"},
+	{"doh-reprobe", "5", NULL, NULL},
 	{"ca-file", "/etc/ssl/ca.pem", NULL, NULL},
 	{"tls-auth", "opportunistic", NULL, NULL},
 	{"upstream-policy", "round-robin", NULL, NULL},
@@ -495,7 +496,7 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 74);
+	CHECK_EQ(n, 75);
 	/* --health is a mode main() runs before parsing: reaching the parser, it is refused */
 	const char *health[] = {"--config", "none", "--health", "http://127.0.0.1:9/", NULL};
 
@@ -555,6 +556,25 @@ static void test_unreachable_options(void)
 	CHECK_EQ(cfg.unreachable_after, 10);
 }
 
+/* --doh-reprobe: 60 s by default, 1 to 3600; an error names the option and the range. */
+static void test_doh_reprobe(void)
+{
+	const char *none[] = {NULL};
+	const char *ok[] = {"--doh-reprobe", "2", NULL};
+	const char *zero[] = {"--doh-reprobe", "0", NULL};
+	const char *big[] = {"--doh-reprobe", "3601", NULL};
+
+	CHECK_EQ(parse(none), 0);
+	CHECK_EQ(cfg.doh_reprobe_s, 60);
+	CHECK_EQ(parse(ok), 0);
+	CHECK_EQ(cfg.doh_reprobe_s, 2);
+	CHECK_EQ(parse(zero), -22);
+	CHECK(strstr(errbuf, "--doh-reprobe") != NULL);
+	CHECK(strstr(errbuf, "1 to 3600 seconds") != NULL);
+	CHECK_EQ(parse(big), -22);
+	CHECK(strstr(errbuf, "--doh-reprobe") != NULL);
+}
+
 /* --max-inflight-per-client: half of --max-inflight or of the connections' slots by default */
 static void test_inflight_share(void)
 {
@@ -583,6 +603,7 @@ int main(void)
 	test_option_table();
 	test_refused_untouched();
 	test_unreachable_options();
+	test_doh_reprobe();
 	test_workers();
 	return check_done("config");
 }

@@ -1,8 +1,9 @@
 /*
  * test_doh.c - doh.c without a network: request paths, the SERVFAIL header of a failed stream,
  * the answer check, the https:// upstream syntax, and a client session fed server frames made
- * here byte by byte: an answer gets its query's id back, a 404 becomes SERVFAIL, a refused
- * stream is sent again, and after GOAWAY the session ends once the processed stream answered.
+ * here byte by byte: an answer gets its query's id back, a 404 becomes SERVFAIL (flagged for
+ * upstream.c, once), a refused stream is sent again, and after GOAWAY the session ends once the
+ * processed stream answered.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -92,6 +93,10 @@ static void test_session(void)
 	CHECK_EQ(dns_get16(out + 2 + sizeof(a1)), DNS_HDR_LEN);
 	CHECK_EQ(dns_get16(out + 4 + sizeof(a1)), 0x1235);
 	CHECK_EQ(out[4 + sizeof(a1) + 3] & 0x0f, DNS_RCODE_SERVFAIL);
+	/* the 404's SERVFAIL is flagged, once; the 200 answer is not */
+	CHECK(!doh_session_failed(s, 0x1234));
+	CHECK(doh_session_failed(s, 0x1235));
+	CHECK(!doh_session_failed(s, 0x1235));
 	CHECK(!doh_session_over(s));
 	/* GOAWAY: stream 7 (the resubmitted one) was processed; nothing new is taken */
 	n = 0;

@@ -3,7 +3,8 @@
  * per connection, the test playing the upstream at the other end. Checks id allocation and
  * reuse, the per-connection pipelining limit, the wait list (order, cancel), back-off only on
  * the upstream's faults, failover, round-robin and fastest choice, the in-flight window
- * (growth, shrink, cap, a limit learned from a close) and the connections (opening, idle close).
+ * (growth, shrink, cap, a limit learned from a close), the connections (opening, idle close),
+ * and a transport's error answers (failed()): sent once more, to another upstream.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@ struct fake_conn {
 	size_t n_ids;
 	uint8_t in[65536]; /* what the upstream read, up to a whole frame */
 	size_t in_len;
+	uint16_t failed[16]; /* ids answered with a stand-in SERVFAIL (serve_error), unclaimed */
+	size_t n_failed;
 };
 
 #define FAKE_MAX 64
@@ -137,6 +140,19 @@ static bool fake_false(const struct tls_conn *t)
 	return false;
 }
 
+/* fake_failed - the transport's failed(): was id answered by serve_error (claimed once)? */
+static bool fake_failed(struct tls_conn *t, uint16_t id)
+{
+	struct fake_conn *f = fc(t);
+
+	for (size_t i = 0; i < f->n_failed; i++)
+		if (f->failed[i] == id) {
+			f->failed[i] = f->failed[--f->n_failed];
+			return true;
+		}
+	return false;
+}
+
 static void fake_close(struct tls_conn *t, bool clean)
 {
 	struct fake_conn *f = fc(t);
@@ -160,6 +176,7 @@ static const struct upstream_transport fake = {
 	.resumed = fake_false,
 	.unverified = fake_false,
 	.close = fake_close,
+	.failed = fake_failed,
 };
 
 /* --- the upstream's side --------------------------------------------------------------- */
@@ -224,6 +241,36 @@ static size_t serve_answer(size_t up, bool bad)
 	return total;
 }
 
+/*
+ * serve_error - answer every query read on upstream up's connections with a header-only
+ * SERVFAIL; flagged: the transport's failed() reports it (a DoH stream's 404), else it is a
+ * server's own SERVFAIL.
+ */
+static size_t serve_error(size_t up, bool flagged)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < FAKE_MAX; i++) {
+		struct fake_conn *f = &fakes[i];
+
+		if (!f->live || f->up != up || f->peer < 0)
+			continue;
+		for (size_t k = 0; k < f->n_ids; k++) {
+			uint8_t frame[2 + DNS_HDR_LEN] = {0, DNS_HDR_LEN};
+
+			dns_put16(frame + 2, f->ids[k]);
+			frame[4] = 0x81; /* QR, RD */
+			frame[5] = DNS_RCODE_SERVFAIL;
+			if (flagged && f->n_failed < 16)
+				f->failed[f->n_failed++] = f->ids[k];
+			CHECK_EQ(write(f->peer, frame, sizeof(frame)), (ssize_t)sizeof(frame));
+		}
+		total += f->n_ids;
+		f->n_ids = 0;
+	}
+	return total;
+}
+
 /* serve_hangup - the upstream closes its connections (a restart: a clean close). */
 static void serve_hangup(size_t up)
 {
@@ -239,7 +286,7 @@ static void serve_hangup(size_t up)
 
 struct tq {
 	struct upstream_query uq;
-	int done, err, order;
+	int done, err, order, rcode;
 	const char *by;
 };
 
@@ -256,7 +303,9 @@ static void tq_complete(struct upstream_query *uq, const uint8_t *answer, const 
 	q->order = completions++;
 	if (err == 0) {
 		CHECK(answer != NULL);
-		CHECK_EQ(r->qdcount, 1);
+		q->rcode = r->flags & DNS_RCODE_MASK;
+		/* a SERVFAIL may come without the question */
+		CHECK_EQ(r->qdcount, q->rcode == DNS_RCODE_SERVFAIL ? 0 : 1);
 	}
 }
 
@@ -791,6 +840,81 @@ static void test_connections(void)
 	upstream_pool_free(pool);
 }
 
+/*
+ * A transport's error answer (failed()) sends the query once more, to the next upstream, which
+ * is not blamed; a second one stands, as does a server's own SERVFAIL and an error answer with
+ * no other upstream usable.
+ */
+static void test_error_resend(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct upstream_snapshot s;
+	struct tq q;
+	uint64_t failures;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	pool = pool_new(&cfg, &st);
+	/* flagged on up0: resent to up1, which answers */
+	tq_init(&q, loop);
+	upstream_pool_submit(pool, &q.uq);
+	spin();
+	CHECK_EQ(serve_read(0), 1);
+	CHECK_EQ(serve_error(0, true), 1);
+	spin();
+	CHECK_EQ(q.done, 0);
+	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(serve_answer(1, false), 1);
+	spin();
+	CHECK_EQ(q.done, 1);
+	CHECK_EQ(q.err, 0);
+	CHECK_EQ(q.rcode, 0);
+	CHECK(q.by && strcmp(q.by, "up1") == 0);
+	CHECK(usable(pool, 0, &failures));
+	CHECK_EQ(failures, 0);
+	memset(&s, 0, sizeof(s));
+	upstream_pool_snapshot(pool, 0, &s);
+	CHECK_EQ(s.doh_resent, 1);
+	/* flagged on up0, then on up1: once only, the second SERVFAIL stands */
+	tq_init(&q, loop);
+	upstream_pool_submit(pool, &q.uq);
+	spin();
+	CHECK_EQ(serve_read(0), 1);
+	CHECK_EQ(serve_error(0, true), 1);
+	spin();
+	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(serve_error(1, true), 1);
+	spin();
+	CHECK_EQ(q.done, 1);
+	CHECK_EQ(q.rcode, DNS_RCODE_SERVFAIL);
+	CHECK_EQ(serve_read(2), 0);
+	/* a server's own SERVFAIL is an answer: not resent */
+	tq_init(&q, loop);
+	upstream_pool_submit(pool, &q.uq);
+	spin();
+	CHECK_EQ(serve_read(0), 1);
+	CHECK_EQ(serve_error(0, false), 1);
+	spin();
+	CHECK_EQ(q.done, 1);
+	CHECK_EQ(q.rcode, DNS_RCODE_SERVFAIL);
+	CHECK_EQ(serve_read(1), 0);
+	/* only up0 allowed: nowhere else to go, the SERVFAIL stands */
+	tq_init(&q, loop);
+	q.uq.allowed = 1;
+	upstream_pool_submit(pool, &q.uq);
+	spin();
+	CHECK_EQ(serve_read(0), 1);
+	CHECK_EQ(serve_error(0, true), 1);
+	spin();
+	CHECK_EQ(q.done, 1);
+	CHECK_EQ(q.rcode, DNS_RCODE_SERVFAIL);
+	memset(&s, 0, sizeof(s));
+	upstream_pool_snapshot(pool, 0, &s);
+	CHECK_EQ(s.doh_resent, 2);
+	upstream_pool_free(pool);
+}
+
 int main(void)
 {
 	CHECK_EQ(dns_msg_parse(&query_msg, query, sizeof(query)), 0);
@@ -807,6 +931,7 @@ int main(void)
 	test_window();
 	test_window_limit();
 	test_connections();
+	test_error_resend();
 	loop_free(loop);
 	return check_done("upstream");
 }
