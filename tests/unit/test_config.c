@@ -333,6 +333,7 @@ static const struct {
 	{"workers", "3", NULL, NULL},
 	{"queue-num", "7", NULL, NULL},
 	{"handover-wait", "10", NULL, NULL},
+	{"dataplane-check", "0", NULL, NULL},
 	{"scope", "both", "client", "192.0.2.0/24"},
 	{"interface", "lan0", "scope", "gateway"},
 	{"client", "2001:db8::/32", "scope", "gateway"},
@@ -495,7 +496,7 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 74);
+	CHECK_EQ(n, 75);
 	/* --health is a mode main() runs before parsing: reaching the parser, it is refused */
 	const char *health[] = {"--config", "none", "--health", "http://127.0.0.1:9/", NULL};
 
