@@ -7,7 +7,9 @@
 # reported before; the warnings name interface, hook, program and data plane; the gauge
 # dotgw_bpf_dataplane_programs counts them; DNS is still answered through dotgw; detached
 # programs are reported gone. First with the defaults (a check at start and on SIGHUP), then
-# with the periodic check (--dataplane-check 1), then with it off (0).
+# with the periodic check (--dataplane-check 1), then with it off (0); last under a seccomp
+# filter that denies bpf() (nobpf.c, as a container runtime's default profile does): tcx
+# cannot be listed, and cilium_host stands in for Cilium's programs.
 #
 #   client --- gw-c [gateway: dotgw --metrics; veths cilium_host/cilium_net, dp-plain0/1,
 #                    lxc1234/lxc1234p, all inside this namespace] gw-u --- upstream (DoT)
@@ -35,11 +37,14 @@ EOF
 clang -O2 -target bpf -c "$LAB_DIR/prog.c" -o "$LAB_DIR/prog.o" 2>"$LAB_DIR/clang.err" ||
 	lab_skip "clang -target bpf cannot compile a tc program: $(cat "$LAB_DIR/clang.err")"
 cc -O -o "$LAB_DIR/bpf_tcx" "$HERE/bpf_tcx.c" || lab_bail "building bpf_tcx.c"
+cc -O -o "$LAB_DIR/nobpf" "$HERE/nobpf.c" -lseccomp || lab_bail "building nobpf.c"
 
 for pair in cilium_host:cilium_net dp-plain0:dp-plain1 lxc1234:lxc1234p; do
-	ip -n "$NS_GW" link add "${pair%%:*}" type veth peer name "${pair##*:}" &&
-		ip -n "$NS_GW" link set "${pair%%:*}" up && ip -n "$NS_GW" link set "${pair##*:}" up ||
+	if ! ip -n "$NS_GW" link add "${pair%%:*}" type veth peer name "${pair##*:}" ||
+		! ip -n "$NS_GW" link set "${pair%%:*}" up ||
+		! ip -n "$NS_GW" link set "${pair##*:}" up; then
 		lab_bail "veth $pair"
+	fi
 done
 # tc_attach IFACE ingress|egress / tc_detach IFACE ingress|egress
 tc_attach()
@@ -167,6 +172,28 @@ lab_ok "tc program on dp-plain0 egress again" tc_attach dp-plain0 egress
 lab_ok "SIGHUP: reloaded" reloaded 2
 lab_check_eq "not reported when off, on reload" 1 \
 	"$(grep -Ec "^warn: BPF program $PLAIN" "$DOTGW_LOG")"
+resolves "DNS answered through dotgw"
+lab_stop_dotgw
+lab_check_eq "dotgw exits 0" 0 "$?"
+
+lab_log "bpf() denied by a seccomp filter: tcx cannot be listed"
+lab_ok "the cilium_host program detached" tc_detach cilium_host ingress
+echo "dataplane-check = 1" >"$CONF"
+REAL_DOTGW=$DOTGW
+DOTGW=$LAB_DIR/nobpf # lab_start_dotgw runs "$DOTGW" ARGS...: nobpf runs the real one
+lab_start_dotgw "$REAL_DOTGW" "${LAB_DOTGW_ARGS[@]}" --config "$CONF" --scope gateway \
+	--interface "$LAB_GW_IF_CLIENT" --metrics 127.0.0.1:9853 || lab_finish
+DOTGW=$REAL_DOTGW
+DENIED="^info: BPF data plane check: tcx and netkit programs cannot be listed here "
+DENIED+="\\(bpf\\(BPF_PROG_QUERY\\): Operation not permitted"
+lab_ok "says so at info level" lab_wait_until 50 logged "$DENIED"
+UNLISTED="^warn: interface 'cilium_host' of data plane cilium, whose tcx programs cannot be "
+UNLISTED+="listed: $WHY"
+lab_ok "warns of cilium_host as Cilium's, its tcx programs unlisted" \
+	lab_wait_until 50 logged "$UNLISTED"
+lab_ok "tc programs are still listed" lab_wait_until 50 logged "^warn: BPF program $PLAIN: $WHY"
+lab_check_eq "gauge cilium 1" 1 "$(metric cilium)"
+lab_check_eq "gauge unknown 1" 1 "$(metric unknown)"
 resolves "DNS answered through dotgw"
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0" 0 "$?"
