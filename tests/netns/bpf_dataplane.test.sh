@@ -3,7 +3,8 @@
 # netfilter (Cilium, Calico eBPF: docs/kubernetes.md), and says when they go: a minimal tc
 # program, compiled here with clang -target bpf and attached with tc to the clsact hooks of
 # an interface named like Cilium's (cilium_host) and of a plain one; a tcx program (kernel >=
-# 6.6, attached by bpf_tcx.c, built here) on one named like a Cilium pod's (lxc*). Nothing is
+# 6.6, attached by bpf_tcx.c, built here) on one named like a Cilium pod's (lxc*); an XDP
+# program (generic mode) on a plain interface. Nothing is
 # reported before; the warnings name interface, hook, program and data plane; the gauge
 # dotgw_bpf_dataplane_programs counts them; DNS is still answered through dotgw; detached
 # programs are reported gone. First with the defaults (a check at start and on SIGHUP), then
@@ -31,6 +32,10 @@ cat >"$LAB_DIR/prog.c" <<-'EOF'
 	__attribute__((section("tc"), used)) int dp_test(void *skb)
 	{
 		return -1; /* TC_ACT_UNSPEC: go on as if nothing were here */
+	}
+	__attribute__((section("xdp"), used)) int dp_xdp(void *ctx)
+	{
+		return 2; /* XDP_PASS */
 	}
 	char _license[] __attribute__((section("license"), used)) = "GPL";
 EOF
@@ -157,12 +162,19 @@ else
 		lab_fail "bpf_tcx lxc1234 ingress (exit $rc)" "$(cat "$LAB_DIR/tcx.out")"
 	fi
 fi
+XDP="\\(id [0-9]+\\) on 'dp-plain1' xdp, data plane unknown"
+lab_ok "XDP program (generic) on dp-plain1" \
+	ip -n "$NS_GW" link set dev dp-plain1 xdpgeneric obj "$LAB_DIR/prog.o" sec xdp
+lab_ok "warned of" lab_wait_until 50 logged "^warn: BPF program $XDP: $WHY"
+lab_check_eq "gauge unknown 2" 2 "$(metric unknown)"
+lab_ok "XDP program detached" ip -n "$NS_GW" link set dev dp-plain1 xdpgeneric off
+lab_ok "reported gone" lab_wait_until 50 logged "^info: BPF program $XDP: gone"
 lab_ok "the dp-plain0 program detached" tc_detach dp-plain0 egress
 lab_ok "reported gone within the interval" \
 	lab_wait_until 50 logged "^info: BPF program $PLAIN: gone"
 lab_check_eq "gauge unknown 0" 0 "$(metric unknown)"
 lab_check_eq "gauge cilium 1" 1 "$(metric cilium)"
-lab_check_eq "each program warned of once" 2 "$(grep -c '^warn: BPF program' "$DOTGW_LOG")"
+lab_check_eq "each program warned of once" 3 "$(grep -c '^warn: BPF program' "$DOTGW_LOG")"
 
 lab_log "dataplane-check = 0 (reload): off"
 echo "dataplane-check = 0" >"$CONF"
