@@ -15,9 +15,9 @@
 #include <seccomp.h>
 #include <stddef.h>
 
-#define SANDBOX_BPF_PROG_QUERY 16 /* enum bpf_cmd */
-
 #include "dotgw/sandbox.h"
+
+#define SANDBOX_BPF_PROG_QUERY 16 /* enum bpf_cmd */
 
 /* grouped by what they reach, several to a line */
 /* clang-format off */
