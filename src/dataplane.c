@@ -8,11 +8,12 @@
  * All on a netlink socket of its own, opened and closed per check, from the main thread; each
  * read waits at most a second. The rtnetlink dumps need no privilege; BPF_PROG_QUERY needs
  * CAP_NET_ADMIN (kept) and a seccomp filter that lets it through (sandbox.c allows bpf() for
- * this command only; systemd's @system-service and a container runtime's default profile deny
- * bpf() altogether). Where tcx cannot be listed (EPERM), the interfaces a data plane always
- * programs (cilium_host, bpfout.cali) stand in for its programs: one finding each. A dump that
- * an interface change interrupts (NLM_F_DUMP_INTR) is taken as it came, and a filter dump that
- * fails (its interface deleted meanwhile) is skipped: the next check sees what they missed.
+ * this command only; a container runtime's default profile denies bpf() altogether, and so
+ * would systemd's @system-service without the "bpf" that packaging/dotgw.service adds). Where tcx
+ * cannot be listed (EPERM), the interfaces a data plane always programs (cilium_host, bpfout.cali)
+ * stand in for its programs: one finding each. A dump that an interface change interrupts
+ * (NLM_F_DUMP_INTR) is taken as it came, and a filter dump that fails (its interface deleted
+ * meanwhile) is skipped: the next check sees what they missed.
  *
  * Invariants: dp->known is sorted by (ifindex, hook, id) and holds what the last check that
  * listed the interfaces found; the gauges count it by data plane. Only the main thread checks;
