@@ -1,7 +1,7 @@
 /*
  * nobpf.c - a test helper of bpf_dataplane.test.sh: run a command under a seccomp filter that
  * makes bpf(2) fail with EPERM, as a container runtime's default profile does for a container
- * without CAP_SYS_ADMIN or CAP_BPF, and as systemd's SystemCallFilter=@system-service does.
+ * without CAP_SYS_ADMIN or CAP_BPF (and systemd's SystemCallFilter=@system-service alone would).
  *
  * Usage: nobpf COMMAND [ARG]...
  */
