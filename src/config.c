@@ -390,6 +390,12 @@ const struct config_option config_options[] = {
 	{ .name = "metrics", .key = "metrics", .arg = "[ADDR:]PORT", .parse = parse_metrics,
 	  .help = "serve Prometheus metrics at http://ADDR:PORT/metrics\n"
 		  "(address default 127.0.0.1; default: off)" },
+	{ .name = "dataplane-check", .key = "dataplane-check", .arg = "SECONDS",
+	  NUMBER(dataplane_check, 0, 86400, "0 to 86400 seconds"),
+	  .help = "\n"
+		  "look for BPF programs (Cilium, Calico eBPF) that may route\n"
+		  "DNS around the host's netfilter, at start, on reload and\n"
+		  "every SECONDS, and warn of them; 0: off (default: 60)" },
 	{ .name = "health", .key = NULL, .arg = "URL", .type = CONFIG_OPT_CLI,
 	  .help = "a mode of its own: GET URL (http://ADDR:PORT/PATH, e.g.\n"
 		  "the /readyz of --metrics), exit 0 on status 200, else 1\n"
@@ -493,6 +499,7 @@ void config_init_zeroed(struct config *cfg)
 	cfg->rate_refuse = true;
 	cfg->queue_num = 0;
 	cfg->local_zones = true;
+	cfg->dataplane_check = 60;
 }
 
 static bool valid_auth_name(const char *name)

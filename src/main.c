@@ -23,6 +23,7 @@
 
 #include "dotgw/config.h"
 #include "dotgw/conntrack.h"
+#include "dotgw/dataplane.h"
 #include "dotgw/dnstap.h"
 #include "dotgw/frontend.h"
 #include "dotgw/handover.h"
@@ -62,6 +63,8 @@ struct daemon {
 	struct health health;		 /* /healthz, /readyz: written by the beat below */
 	struct loop_timer beat;		 /* the main loop's heartbeat (health.h) */
 	bool handed_over;		 /* a newer run took over: its rules are left alone */
+	struct dataplane *dp;		 /* --dataplane-check's findings (dataplane.h) */
+	struct loop_timer dp_timer;	 /* its next check */
 };
 
 static void daemon_reload(struct daemon *d);
@@ -138,6 +141,7 @@ static void daemon_render(void *data, FILE *out)
 	}
 	snapshot_render(s, out);
 	unreachable_render(&unreachable_process, out);
+	dataplane_render(d->dp, out);
 	free(s);
 }
 
@@ -156,6 +160,24 @@ static void daemon_beat(struct loop_timer *t)
 		free(s);
 	}
 	loop_timer_set(d->loop, &d->beat, loop_now_ms(d->loop) + HEALTH_BEAT_MS);
+}
+
+/*
+ * daemon_dataplane - --dataplane-check: look for BPF data planes now and again in SECONDS (at
+ * start, from the timer, after a reload); with 0, forget what was found.
+ */
+static void daemon_dataplane(struct loop_timer *t)
+{
+	struct daemon *d = container_of(t, struct daemon, dp_timer);
+	uint64_t every_ms = d->ref->cfg.dataplane_check * 1000ULL;
+
+	loop_timer_cancel(d->loop, t);
+	if (!every_ms) {
+		dataplane_off(d->dp);
+		return;
+	}
+	dataplane_check(d->dp);
+	loop_timer_set(d->loop, t, loop_now_ms(d->loop) + every_ms);
 }
 
 /* daemon_health_start - the rules are in and the workers run: beat from now on. */
@@ -492,6 +514,7 @@ static void daemon_reload(struct daemon *d)
 	config_ref_put(d->ref);
 	d->ref = n;
 	log_forwards(&n->cfg);
+	daemon_dataplane(&d->dp_timer);
 	log_info("reloaded%s%s: %zu upstreams, %zu client groups, rules replaced",
 		 n->cfg.config_path[0] ? " " : "", n->cfg.config_path, n->cfg.n_upstreams,
 		 n->cfg.groups.n_groups);
@@ -920,12 +943,16 @@ int main(int argc, char **argv)
 	}
 	if (workers_start(d.ws) < 0)
 		goto out_stop_workers;
+	if (dataplane_new(&d.dp) < 0)
+		goto out_stop_workers;
 	if (cfg->metrics) /* the beat serves only /healthz and /readyz */
 		daemon_health_start(&d);
 	if (cfg->metrics && metrics_start(&metrics, cfg->metrics, cfg->bypass_mark, daemon_render,
 					  &d, &d.health) < 0)
 		goto out_stop_workers;
 	log_ready(cfg, d.queue_compat, who);
+	loop_timer_init(&d.dp_timer, daemon_dataplane);
+	daemon_dataplane(&d.dp_timer);
 
 	r = loop_run(d.loop);
 	notify_send("STOPPING=1");
@@ -958,6 +985,7 @@ out_close_workers:
 	workers_free(d.ws);
 out_close_loop:
 	daemon_loop_close(&d);
+	dataplane_free(d.dp); /* after metrics_stop: the metrics thread renders it */
 out_put:
 	config_ref_put(d.ref); /* the running configuration, which a reload may have replaced */
 	return status;

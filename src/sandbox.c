@@ -7,7 +7,8 @@
  * what an attacker who got code running inside dotgw would reach for next, and what dotgw
  * itself never does after setup. systemd's SystemCallFilter= in dotgw.service adds an allow
  * list on top of this where dotgw runs under systemd; this filter is what holds elsewhere
- * (a container, a shell).
+ * (a container, a shell). bpf() is denied but for BPF_PROG_QUERY, with which dataplane.c lists
+ * the programs attached to the interfaces (the kernel asks CAP_NET_ADMIN for it).
  */
 #include <errno.h>
 #include <sched.h>
@@ -15,6 +16,8 @@
 #include <stddef.h>
 
 #include "dotgw/sandbox.h"
+
+#define SANDBOX_BPF_PROG_QUERY 16 /* enum bpf_cmd */
 
 /* grouped by what they reach, several to a line */
 /* clang-format off */
@@ -32,7 +35,7 @@ static const char *const sandbox_denied[] = {
 	"reboot", "swapon", "swapoff", "acct", "quotactl", "quotactl_fd", "syslog",
 	"iopl", "ioperm", "uselib", "vhangup",
 	/* large attack surfaces dotgw has no use for */
-	"bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
+	"perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
 	"io_uring_setup", "io_uring_enter", "io_uring_register", "personality",
 	/* clocks and names of the machine */
 	"settimeofday", "clock_settime", "adjtimex", "clock_adjtime", "sethostname",
@@ -70,6 +73,10 @@ int sandbox_apply(bool sanitizer)
 		r = seccomp_rule_add(
 			ctx, deny, SCMP_SYS(clone), 1,
 			SCMP_A0(SCMP_CMP_MASKED_EQ, sandbox_clone_ns[i], sandbox_clone_ns[i]));
+	/* bpf(): only the query of attached programs; any other command, the high bits set too */
+	if (!r)
+		r = seccomp_rule_add(ctx, deny, SCMP_SYS(bpf), 1,
+				     SCMP_A0(SCMP_CMP_NE, SANDBOX_BPF_PROG_QUERY, 0));
 	/* clone3 passes its flags in memory the filter cannot read: make glibc use clone */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);

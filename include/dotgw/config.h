@@ -133,6 +133,8 @@ struct config {
 	/* worker threads: --workers in tproxy mode, --queues in nfqueue mode */
 	unsigned int workers;
 	unsigned int handover_wait; /* --handover-wait: seconds (handover.h) */
+	/* --dataplane-check: seconds between checks for BPF data planes (dataplane.h; 0: off) */
+	unsigned int dataplane_check;
 	/* the caches the workers share (set by worker.c; NULL: one set per worker) */
 	struct frontend_caches *shared_caches;
 	bool log_syslog; /* --log-target syslog */

@@ -333,6 +333,7 @@ static const struct {
 	{"workers", "3", NULL, NULL},
 	{"queue-num", "7", NULL, NULL},
 	{"handover-wait", "10", NULL, NULL},
+	{"dataplane-check", "0", NULL, NULL},
 	{"scope", "both", "client", "192.0.2.0/24"},
 	{"interface", "lan0", "scope", "gateway"},
 	{"client", "2001:db8::/32", "scope", "gateway"},

@@ -2,7 +2,7 @@
  * test_sandbox.c - the seccomp filter of src/sandbox.c, applied in child processes: what it
  * denies kills the child with SIGSYS (or fails with EPERM in the sanitizer variant), and what
  * the daemon needs still works: threads (clone3 says ENOSYS, glibc falls back to clone),
- * sockets, files, time.
+ * sockets, files, time; bpf() only for BPF_PROG_QUERY (dataplane.c), any other command kills.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +73,27 @@ static int do_clone_newuser(void)
 	return CHILD_FAIL;
 }
 
+/* bpf(BPF_PROG_LOAD) with no attributes: the kernel would say EINVAL or EPERM */
+static int do_bpf_load(void)
+{
+	syscall(SYS_bpf, 5L, NULL, 0L);
+	return CHILD_FAIL;
+}
+
+/* BPF_PROG_QUERY with the high bits of the command set: not the command the filter lets by */
+static int do_bpf_query_high(void)
+{
+	syscall(SYS_bpf, (1L << 32) | 16L, NULL, 0L);
+	return CHILD_FAIL;
+}
+
+/* BPF_PROG_QUERY passes the filter: the kernel answers (an error, for no attributes) */
+static int do_bpf_query(void)
+{
+	syscall(SYS_bpf, 16L, NULL, 0L);
+	return 0;
+}
+
 static int do_setuid(void)
 {
 	if (setuid(getuid()) < 0)
@@ -138,6 +159,12 @@ int main(void)
 	st = run(false, do_setuid);
 	CHECK(killed_by_sigsys(st));
 	st = run(false, do_allowed);
+	CHECK(exited(st, 0));
+	st = run(false, do_bpf_load);
+	CHECK(killed_by_sigsys(st));
+	st = run(false, do_bpf_query_high);
+	CHECK(killed_by_sigsys(st));
+	st = run(false, do_bpf_query);
 	CHECK(exited(st, 0));
 
 	/* the sanitizer variant: EPERM instead of SIGSYS, ptrace not denied */
