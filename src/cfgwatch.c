@@ -6,6 +6,9 @@
  * update renames a new "..data" symlink over the old one (IN_MOVED_TO "..data"). A watch on the
  * file's inode would see none of the last two. Events name the configured file, or the first
  * component of its relative symlink target ("..data"); others in the directory are ignored.
+ * When PATH resolves into another directory (a symlink to /srv/conf/dotgw.conf, or the kubelet's
+ * "..<timestamp>" directory), that one is watched too, for the resolved file's name, and moved
+ * after each check to wherever PATH resolves then.
  *
  * Invariants: a burst of events is one check, CFGWATCH_SETTLE_MS after its last event (at most
  * CFGWATCH_MAX_WAIT_MS after its first); a check reads the file and asks for a reload only when
@@ -35,6 +38,7 @@ struct cfgwatch {
 	struct loop_timer check; /* the end of a burst, or a retry */
 	uint64_t first_ms;	 /* first event of the pending burst (0: none) */
 	int wd;			 /* the directory's watch (-1: lost) */
+	int wd_target;		 /* the resolved file's directory's, when another (-1: none) */
 	cfgwatch_reload_fn reload;
 	void *data;
 	unsigned char *content; /* the file's bytes as last read (NULL: never read) */
@@ -42,7 +46,8 @@ struct cfgwatch {
 	char path[PATH_MAX];
 	char dir[PATH_MAX];
 	char base[NAME_MAX + 1];
-	char link_head[NAME_MAX + 1]; /* first component of a relative symlink target, or "" */
+	char link_head[NAME_MAX + 1];	/* first component of a relative symlink target, or "" */
+	char target_base[NAME_MAX + 1]; /* the resolved file's name (with wd_target) */
 };
 
 static void cfgwatch_event(struct loop_watch *lw, uint32_t revents);
@@ -114,6 +119,35 @@ static void cfgwatch_link_head(struct cfgwatch *w)
 		strcpy(w->link_head, target);
 }
 
+/*
+ * cfgwatch_follow - watch the directory path resolves into, when it is not the one holding
+ * path; drop the watch of the one it resolved into before. Failures only lose that watch.
+ */
+static void cfgwatch_follow(struct cfgwatch *w)
+{
+	char *real = realpath(w->path, NULL), *slash;
+	int wd = -1;
+
+	slash = real ? strrchr(real, '/') : NULL;
+	if (slash && strlen(slash + 1) < sizeof(w->target_base)) {
+		strcpy(w->target_base, slash + 1);
+		*slash = '\0';
+		/* the same directory (inode) as the main watch gives its wd back */
+		wd = inotify_add_watch(w->ino.fd, real[0] ? real : "/", CFGWATCH_MASK);
+		if (wd < 0)
+			log_warn("--watch-config: cannot watch '%s' (%s), where '%s' leads: a "
+				 "change "
+				 "made there is not seen",
+				 real, strerror(errno), w->path);
+		if (wd == w->wd)
+			wd = -1;
+	}
+	if (w->wd_target >= 0 && w->wd_target != wd)
+		inotify_rm_watch(w->ino.fd, w->wd_target); /* gone already: EINVAL, fine */
+	w->wd_target = wd;
+	free(real);
+}
+
 int cfgwatch_open(struct cfgwatch **out, struct loop *loop, const char *path,
 		  cfgwatch_reload_fn reload, void *data)
 {
@@ -130,6 +164,7 @@ int cfgwatch_open(struct cfgwatch **out, struct loop *loop, const char *path,
 	w->reload = reload;
 	w->data = data;
 	w->wd = -1;
+	w->wd_target = -1;
 	loop_timer_init(&w->check, cfgwatch_check);
 	strcpy(w->path, path);
 	/* base and dir (calloc'd: terminated) of path */
@@ -159,6 +194,7 @@ int cfgwatch_open(struct cfgwatch **out, struct loop *loop, const char *path,
 		r = -errno;
 		goto out_close;
 	}
+	cfgwatch_follow(w);
 	r = loop_watch_add(loop, &w->ino, EPOLLIN);
 	if (r < 0)
 		goto out_close;
@@ -189,7 +225,11 @@ static bool cfgwatch_relevant(const struct cfgwatch *w, const struct inotify_eve
 {
 	if (ev->mask & IN_Q_OVERFLOW)
 		return true; /* events were lost: look */
-	if (ev->wd != w->wd || !ev->len)
+	if (!ev->len)
+		return false;
+	if (ev->wd == w->wd_target && w->wd_target >= 0)
+		return strcmp(ev->name, w->target_base) == 0;
+	if (ev->wd != w->wd)
 		return false;
 	return strcmp(ev->name, w->base) == 0 ||
 	       (w->link_head[0] && !strcmp(ev->name, w->link_head));
@@ -213,6 +253,8 @@ static void cfgwatch_event(struct loop_watch *lw, uint32_t revents)
 					 "are no longer seen (SIGHUP still reloads)",
 					 w->dir, w->path);
 				w->wd = -1;
+			} else if (ev->wd == w->wd_target && (ev->mask & IN_IGNORED)) {
+				w->wd_target = -1; /* the kubelet removed an old "..<timestamp>" */
 			} else if (cfgwatch_relevant(w, ev)) {
 				seen = true;
 			}
@@ -241,6 +283,7 @@ static void cfgwatch_check(struct loop_timer *t)
 
 	w->first_ms = 0;
 	cfgwatch_link_head(w); /* the symlink may point elsewhere now */
+	cfgwatch_follow(w);
 	r = cfgwatch_read(w->path, &content, &len);
 	if (r < 0) {
 		log_warn("config file '%s' changed but cannot be read (%s): the running "

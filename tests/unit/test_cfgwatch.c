@@ -1,6 +1,7 @@
 /*
  * test_cfgwatch.c - cfgwatch.c on a real directory and a real event loop (no root): one
- * reload for one kubelet-style ConfigMap update, an in-place write and a rename over the file;
+ * reload for one kubelet-style ConfigMap update, an in-place write and a rename over the file
+ * (also where a symlink leads into another directory);
  * none for the same bytes again or for another file; a reload that cannot run now is asked
  * again; --watch-config needs a file that can be read.
  */
@@ -165,6 +166,34 @@ static void test_plain(void)
 	cfgwatch_close(NULL);
 }
 
+/* a symlink into another directory: that directory is watched too */
+static void test_elsewhere(void)
+{
+	struct cfgwatch *w = NULL;
+	char sub[128], real[160], tmp[160], link[160];
+
+	path_of(sub, sizeof(sub), "elsewhere");
+	CHECK(mkdir(sub, 0755) == 0);
+	snprintf(real, sizeof(real), "%s/real.conf", sub);
+	snprintf(tmp, sizeof(tmp), "%s/real.conf.tmp", sub);
+	path_of(link, sizeof(link), "link.conf");
+	write_file(real, "log-level = info\n");
+	CHECK(symlink(real, link) == 0); /* absolute */
+	tw.calls = 0;
+	CHECK_EQ(cfgwatch_open(&w, tw.loop, link, on_reload, &tw), 0);
+	write_file(real, "log-level = debug\n"); /* in place, over there */
+	run(600);
+	CHECK_EQ(tw.calls, 1);
+	write_file(tmp, "log-level = warn\n"); /* renamed over, over there */
+	CHECK(rename(tmp, real) == 0);
+	run(600);
+	CHECK_EQ(tw.calls, 2);
+	cfgwatch_close(w);
+	unlink(link);
+	unlink(real);
+	rmdir(sub);
+}
+
 int main(void)
 {
 	char cmd[128];
@@ -177,6 +206,7 @@ int main(void)
 	loop_timer_init(&tw.stop, on_stop);
 	test_kubelet();
 	test_plain();
+	test_elsewhere();
 	loop_free(tw.loop);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
