@@ -135,9 +135,8 @@ static void cfgwatch_follow(struct cfgwatch *w)
 		/* the same directory (inode) as the main watch gives its wd back */
 		wd = inotify_add_watch(w->ino.fd, real[0] ? real : "/", CFGWATCH_MASK);
 		if (wd < 0)
-			log_warn("--watch-config: cannot watch '%s' (%s), where '%s' leads: a "
-				 "change "
-				 "made there is not seen",
+			log_warn("--watch-config: cannot watch '%s' (%s), where '%s' leads: "
+				 "a change made there is not seen",
 				 real, strerror(errno), w->path);
 		if (wd == w->wd)
 			wd = -1;
@@ -155,7 +154,9 @@ int cfgwatch_open(struct cfgwatch **out, struct loop *loop, const char *path,
 	const char *slash;
 	int r;
 
-	if (strlen(path) >= sizeof(w->path) || !*path)
+	if (!*path)
+		return -EINVAL;
+	if (strlen(path) >= sizeof(w->path))
 		return -ENAMETOOLONG;
 	w = calloc(1, sizeof(*w));
 	if (!w)
