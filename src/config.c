@@ -370,6 +370,11 @@ const struct config_option config_options[] = {
 		  "for each long option; the command line overrides them\n"
 		  "(default: " CONFIG_DEFAULT_PATH " if it exists; none:\n"
 		  "read no file)" },
+	{ .name = "watch-config", .key = "watch-config", FLAG(watch_config, 1),
+	  .help = "reload when the --config file changes (inotify on its\n"
+		  "directory: edits in place, files renamed over it, and\n"
+		  "Kubernetes ConfigMap volumes), as SIGHUP does; only when\n"
+		  "its content changed (default: off; restart to change)" },
 	{ .name = "check-config", .key = NULL, FLAG(check_config, 1),
 	  .help = "check the file and the options, say so, and exit" },
 	{ .name = "user", .key = "user", .arg = "NAME", .parse = parse_user,
@@ -1323,6 +1328,11 @@ static int config_finish(struct config *cfg, FILE *err)
 	}
 	if (cfg->n_interfaces && !(cfg->scope & RULESET_SCOPE_GATEWAY)) {
 		fprintf(err, "dotgw: --interface: needs --scope gateway or --scope both\n");
+		return -EINVAL;
+	}
+	if (cfg->watch_config && !cfg->config_path[0]) {
+		fprintf(err, "dotgw: --watch-config: no configuration file was read (--config "
+			     "PATH)\n");
 		return -EINVAL;
 	}
 	/* TPROXY hands dotgw a socket, not a packet it could still let go */

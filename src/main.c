@@ -21,6 +21,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "dotgw/cfgwatch.h"
 #include "dotgw/config.h"
 #include "dotgw/conntrack.h"
 #include "dotgw/dataplane.h"
@@ -65,9 +66,10 @@ struct daemon {
 	bool handed_over;		 /* a newer run took over: its rules are left alone */
 	struct dataplane *dp;		 /* --dataplane-check's findings (dataplane.h) */
 	struct loop_timer dp_timer;	 /* its next check */
+	struct cfgwatch *watch;		 /* --watch-config (NULL: off) */
 };
 
-static void daemon_reload(struct daemon *d);
+static int daemon_reload(struct daemon *d);
 static int reload_parse(const struct daemon *d, struct config *cfg);
 static void log_forwards(const struct config *cfg);
 static void resolve_interfaces(struct config *cfg);
@@ -241,7 +243,7 @@ static void daemon_signal(struct loop_watch *w, uint32_t revents)
 			daemon_log_stats(d);
 			break;
 		case SIGHUP:
-			daemon_reload(d);
+			(void)daemon_reload(d);
 			break;
 		default:
 			break;
@@ -438,6 +440,7 @@ static void reload_keep(struct config *n, const struct config *o)
 	KEEP(rule_priority, "--rule-priority");
 	KEEP(fail_closed, "--fail");
 	KEEP(capture_local, "--capture-local");
+	KEEP(watch_config, "--watch-config");
 #undef KEEP
 	if (strcmp(n->table, o->table) != 0)
 		log_warn(
@@ -463,18 +466,19 @@ static void reload_keep(struct config *n, const struct config *o)
  * in flight finish on the old one, freed once drained). When it is not: say why and keep
  * running as before. No moment without rules, no query dropped.
  */
-static void daemon_reload(struct daemon *d)
+static int daemon_reload(struct daemon *d)
 {
 	struct config_ref *n = config_ref_new();
 	struct upstream_pool **pools = NULL;
 	struct ruleset_config rsc;
-	int r;
+	int r, ret = 0;
 
 	if (!n || !d->rs)
 		goto out_put;
 	notify_send("RELOADING=1");
 	if (workers_reload_busy(d->ws)) {
 		log_warn("reload: the previous reload is still draining; try again later");
+		ret = -EAGAIN;
 		goto out_put;
 	}
 	if (reload_parse(d, &n->cfg) != 0) {
@@ -519,11 +523,18 @@ static void daemon_reload(struct daemon *d)
 		 n->cfg.config_path[0] ? " " : "", n->cfg.config_path, n->cfg.n_upstreams,
 		 n->cfg.groups.n_groups);
 	notify_send("READY=1\nSTATUS=serving (reloaded)");
-	return;
+	return 0;
 
 out_put:
 	config_ref_put(n);
 	notify_send("READY=1\nSTATUS=serving (reload refused: see the log)");
+	return ret;
+}
+
+/* daemon_watch_reload - --watch-config saw the file change: as SIGHUP (cfgwatch.h). */
+static int daemon_watch_reload(void *data)
+{
+	return daemon_reload(data);
 }
 
 static int signals_open(void)
@@ -727,6 +738,7 @@ out_close_sig:
 
 static void daemon_loop_close(struct daemon *d)
 {
+	cfgwatch_close(d->watch);
 	loop_free(d->loop);
 	if (d->sig.fd >= 0)
 		close(d->sig.fd);
@@ -933,6 +945,15 @@ int main(int argc, char **argv)
 		workers_set_egress(d.ws, d.egress_link);
 	if (cfg->metrics && metrics_load() < 0) /* code is loaded before the sandbox */
 		goto out_remove_rules;
+	/* the watch is made while the directory can surely be opened: before the drop */
+	if (cfg->watch_config) {
+		r = cfgwatch_open(&d.watch, d.loop, cfg->config_path, daemon_watch_reload, &d);
+		if (r < 0) {
+			log_error("--watch-config '%s': %s", cfg->config_path, strerror(-r));
+			goto out_remove_rules;
+		}
+		log_info("--watch-config: a change of '%s' reloads it", cfg->config_path);
+	}
 	if (privileges_drop(cfg, who, sizeof(who)) < 0)
 		goto out_remove_rules;
 	/* after the drop: fstrm's I/O thread starts with no privileges */

@@ -126,6 +126,7 @@ struct config {
 	bool nonrec_pass;    /* nfqueue UDP: queries not a stub's pass untouched */
 	bool remove_rules;   /* --remove-rules: remove a table and routes left behind, exit */
 	bool check_config;   /* --check-config: validate, say so, exit */
+	bool watch_config;   /* --watch-config: reload when the file changes (cfgwatch.h) */
 	const char *metrics; /* --metrics ADDR:PORT (NULL: off) */
 	bool query_log;	     /* a log line per answered query */
 	const char *dnstap;  /* --dnstap SOCKET (NULL: off) */

@@ -394,6 +394,7 @@ static const struct {
 	{"log-level", "debug", NULL, NULL},
 	{"log-target", "syslog", NULL, NULL},
 	{"query-log", NULL, NULL, NULL},
+	{"watch-config", NULL, NULL, NULL},
 	{"dnstap", "/run/dnstap.sock", NULL, NULL},
 	{"metrics", "[::1]:9153", NULL, NULL},
 };
@@ -462,7 +463,13 @@ static void test_option_table(void)
 		/* the command line */
 		char before[64], opt[64];
 		const char *cargs[8] = {"--config", "none"};
+		bool watch = strcmp(o->name, "watch-config") == 0;
 		int k = 2;
+
+		if (watch) { /* it needs a file: an empty one */
+			write_conf(path, "");
+			cargs[1] = path;
+		}
 
 		if (samples[s].before) {
 			snprintf(before, sizeof(before), "--%s", samples[s].before);
@@ -475,6 +482,8 @@ static void test_option_table(void)
 			cargs[k++] = samples[s].value;
 		cargs[k] = NULL;
 		CHECK_EQ(parse(cargs), 0);
+		if (watch)
+			unlink(path);
 		if (errbuf[0])
 			fprintf(stderr, "--%s on the command line: %s", o->name, errbuf);
 		normalise(&cfg);
@@ -497,7 +506,12 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 75);
+	CHECK_EQ(n, 77);
+	/* --watch-config watches the file that was read: without one it is refused */
+	const char *watch_none[] = {"--config", "none", "--watch-config", NULL};
+
+	CHECK(parse(watch_none) < 0);
+	CHECK(strstr(errbuf, "--watch-config: no configuration file was read") != NULL);
 	/* --health is a mode main() runs before parsing: reaching the parser, it is refused */
 	const char *health[] = {"--config", "none", "--health", "http://127.0.0.1:9/", NULL};
 
