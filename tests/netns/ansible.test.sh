@@ -22,8 +22,8 @@
 #   host.yml (scope host, fail closed, the package from a URL with its checksum) in the same
 #     machine: its own DNS is answered over DoT, the client's is no longer captured; a second
 #     run changes nothing;
-#   uninstall.yml, after dotgw was stopped (fail closed: its block stays), removes the package,
-#     the files, the table and the policy routing (the block included): DNS reaches the decoy
+#   uninstall.yml stops dotgw (fail closed: its block stays) and removes the package, the
+#     files, the table and the policy routing (the block included): DNS reaches the decoy
 #     again; a second run changes nothing.
 # The idempotence runs are one after the install and one after each of the three changes
 # (reload and restart together, host scope, uninstall): ansible-playbook over nsenter takes
