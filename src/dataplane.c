@@ -21,7 +21,6 @@
  */
 #include <errno.h>
 #include <net/if.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,6 +40,7 @@
 
 #include "dotgw/dataplane.h"
 #include "dotgw/log.h"
+#include "dotgw/nldump.h"
 
 #define DP_BUF_SIZE	 32768
 #define DP_MAX_FINDINGS	 4096 /* more are not tracked (a check says so) */
@@ -106,7 +106,7 @@ struct dataplane {
 /* One check's state. */
 struct dp_scan {
 	struct mnl_socket *nl;
-	uint32_t seq, portid;
+	uint32_t seq;
 	void *buf;
 	struct dp_link *links;
 	size_t n_links, cap_links;
@@ -169,29 +169,11 @@ static bool dp_anchor(const char *ifname)
 /* dp_dump - send the dump request nlh and run cb on each message of the answer; 0 or -errno. */
 static int dp_dump(struct dp_scan *s, struct nlmsghdr *nlh, mnl_cb_t cb)
 {
-	int r = MNL_CB_OK;
+	int r;
 
-	nlh->nlmsg_seq = ++s->seq;
-	if (mnl_socket_sendto(s->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
 	s->err = 0;
-	do {
-		struct pollfd p = {.fd = mnl_socket_get_fd(s->nl), .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&p, 1, 1000) <= 0)
-			return -ETIMEDOUT;
-		n = recv(p.fd, s->buf, DP_BUF_SIZE, MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			return -errno;
-		}
-		r = mnl_cb_run(s->buf, (size_t)n, s->seq, s->portid, cb, s);
-	} while (r > MNL_CB_STOP);
-	if (s->err)
-		return s->err;
-	return r < 0 ? -errno : 0;
+	r = nldump_run(s->nl, nlh, s->buf, DP_BUF_SIZE, ++s->seq, cb, s);
+	return s->err ? s->err : r;
 }
 
 static int dp_xdp_attr(const struct nlattr *a, void *data)
@@ -577,7 +559,6 @@ int dataplane_check(struct dataplane *dp)
 		r = -errno;
 		goto out_close;
 	}
-	s.portid = mnl_socket_get_portid(s.nl);
 	s.seq = (uint32_t)time(NULL);
 	r = dp_scan_run(&s);
 	if (r < 0)

@@ -5,7 +5,6 @@
  * check it serves only warns, so it is not done again.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include <libmnl/libmnl.h>
 
 #include "dotgw/ifkind.h"
+#include "dotgw/nldump.h"
 
 #define IFKIND_BUF_SIZE 32768
 
@@ -76,32 +76,13 @@ static int ifkind_msg(const struct nlmsghdr *nlh, void *data)
 static int ifkind_read(struct mnl_socket *nl, uint32_t seq, void *buf, struct ifkind_dump *d)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	uint32_t portid = mnl_socket_get_portid(nl);
 	struct ifinfomsg *ifm;
-	int r = MNL_CB_OK; /* EAGAIN or EINTR before the first message: read again */
 
 	nlh->nlmsg_type = RTM_GETLINK;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = seq;
 	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
 	ifm->ifi_family = AF_UNSPEC;
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	do {
-		struct pollfd p = {.fd = mnl_socket_get_fd(nl), .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&p, 1, 1000) <= 0)
-			return -ETIMEDOUT;
-		n = recv(p.fd, buf, IFKIND_BUF_SIZE, MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			return -errno;
-		}
-		r = mnl_cb_run(buf, (size_t)n, seq, portid, ifkind_msg, d);
-	} while (r > MNL_CB_STOP);
-	return r < 0 ? -errno : 0;
+	return nldump_run(nl, nlh, buf, IFKIND_BUF_SIZE, seq, ifkind_msg, d);
 }
 
 int ifkind_foreach(void (*fn)(const char *name, const char *kind, unsigned short type, void *data),
