@@ -20,8 +20,9 @@
 #                                           +----------------- port-53 packets that leak past
 #                                                              the gateway (should be 0)
 #
-# Each round runs every target (udp, dot, tproxy, doh, nfqueue, unbound, kresd, dnsdist,
-# stubby) in rotated order (doh: dotgw tproxy with the upstream over DNS-over-HTTPS, issue 21);
+# Each round runs every target (udp, dot, dotpad, tproxy, doh, nfqueue, unbound, kresd, dnsdist,
+# stubby) in rotated order (doh: dotgw tproxy with the upstream over DNS-over-HTTPS, issue 21;
+# dotpad: the DoT ceiling with dotgw's padding and quick ACKs, see bench/README.md);
 # each target runs its workloads: miss (unique names, saturating), hit (1000
 # names repeated, saturating; not for the ceilings), latency (unique names at a fixed rate) and
 # many (miss from 64 client addresses; not for the ceilings). Each daemon is
@@ -63,7 +64,7 @@ BENCH_HIT_NAMES=1000
 BENCH_NFQ_QUEUES=2
 BENCH_UNBOUND_THREADS=1   # num-threads of the unbound forwarder (unbound's default)
 BENCH_RESULTS="$BENCH_SELF_DIR/RESULTS.md"
-BENCH_ALL_TARGETS=(udp dot tproxy tproxy-nopf doh nfqueue unbound kresd dnsdist stubby)
+BENCH_ALL_TARGETS=(udp dot dotpad tproxy tproxy-nopf doh nfqueue unbound kresd dnsdist stubby)
 BENCH_PEERS=(unbound kresd dnsdist stubby) # forwarders behind the nft redirect
 BENCH_TARGETS=("${BENCH_ALL_TARGETS[@]}")
 BENCH_TARGETS_ASKED=0     # -t given: a missing peer is an error, not a skipped target
@@ -76,6 +77,14 @@ BENCH_DOTGW_EXTRA=()      # -a: more dotgw arguments
 BENCH_WAN=                # -w: RTT_MS[,JITTER_MS[,LOSS_PCT]] between gateway and upstream
 BENCH_WAN_TOOL=auto       # -W: netem, netdelay or auto (netem if the kernel has it)
 BENCH_SHORT_TTL=          # -s: TTL of the "short" workload's answers (empty: no such workload)
+# dotpad, the DoT ceiling that sends what dotgw sends: queries with an EDNS padding option
+# (code 12; 64 zero octets make a bench name's query ~128 octets, dotgw's block), so unbound
+# pads its answers to 468 octets as it does dotgw's; and from a second gateway address whose
+# policy route has "quickack 1", so the client ACKs at once as dotgw does (TCP_QUICKACK), with
+# bench/nodelay.c preloaded, so it sets TCP_NODELAY as dotgw does
+BENCH_PAD_SRC4=203.0.113.3
+BENCH_PAD_HEX=$(printf '%0128d' 0)
+BENCH_PAD_TABLE=853
 
 usage()
 {
@@ -144,7 +153,7 @@ done
 shift $((OPTIND - 1))
 for t in "${BENCH_TARGETS[@]}"; do
 	case $t in
-	udp | dot | tproxy | doh | nfqueue | unbound | kresd | dnsdist | stubby | tproxy-nopf) ;;
+	udp | dot | dotpad | tproxy | doh | nfqueue | unbound | kresd | dnsdist | stubby | tproxy-nopf) ;;
 	*) echo "$0: unknown target '$t'" >&2; exit 2 ;;
 	esac
 done
@@ -313,6 +322,11 @@ bench_client()
 	case $1 in
 	udp) BENCH_NS=$NS_GW; BENCH_DNSPERF=(dnsperf -s "$LAB_UP4" -p 53) ;;
 	dot) BENCH_NS=$NS_GW; BENCH_DNSPERF=(dnsperf -m dot -s "$LAB_UP4" -p 853) ;;
+	dotpad)
+		BENCH_NS=$NS_GW
+		BENCH_DNSPERF=(env LD_PRELOAD="$BENCH_NODELAY" dnsperf -m dot -s "$LAB_UP4" -p 853
+			-a "$BENCH_PAD_SRC4" -E "12:$BENCH_PAD_HEX")
+		;;
 	*) BENCH_NS=$NS_CLIENT; BENCH_DNSPERF=(dnsperf -s "$LAB_DECOY4" -p 53) ;;
 	esac
 }
@@ -502,6 +516,15 @@ bench_measure()
 	return 0
 }
 
+# bench_is_ceiling TARGET: dnsperf straight to the upstream, no daemon of ours or a peer's.
+bench_is_ceiling()
+{
+	case $1 in
+	udp | dot | dotpad) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
 # bench_workloads ROUND TARGET: the target's workloads, on a server that is up and warm.
 bench_workloads()
 {
@@ -517,7 +540,7 @@ bench_workloads()
 	BENCH_NAMES_N=$miss_n
 	bench_measure "$round" "$target" miss -d "$names" -n 1 -l "$BENCH_DURATION" \
 		-q "$BENCH_OUTSTANDING"
-	if [ "$target" != udp ] && [ "$target" != dot ]; then
+	if ! bench_is_ceiling "$target"; then
 		bench_names "$names" "$BENCH_HIT_NAMES" "h-$tag"
 		BENCH_NAMES_N=
 		# One pass first, so a cache holds them all; then the measured run repeats them.
@@ -531,7 +554,7 @@ bench_workloads()
 	# -v: one line per answer, for the percentiles.
 	bench_measure "$round" "$target" latency -d "$names" -n 1 -l "$BENCH_LAT_DURATION" \
 		-Q "$BENCH_LAT_RATE" -q "$BENCH_OUTSTANDING" -v
-	if [ "$BENCH_MANY" -gt 0 ] && [ "$target" != udp ] && [ "$target" != dot ]; then
+	if [ "$BENCH_MANY" -gt 0 ] && ! bench_is_ceiling "$target"; then
 		bench_names "$names" "$miss_n" "n-$tag"
 		BENCH_NAMES_N=$miss_n
 		if bench_many_on; then
@@ -664,12 +687,29 @@ bench_target_udp()
 	BENCH_PID='' BENCH_KIND=none bench_workloads "$1" udp
 }
 
+# bench_pad_setup: for dotpad's dnsperf, what dotgw does on its upstream sockets: the
+# gateway's second address on its upstream link and a policy route for what leaves from it
+# with delayed ACKs off (RTAX_QUICKACK, as dotgw's TCP_QUICKACK), in the lab's gateway
+# namespace only (gone with it); and bench/nodelay.c built into LAB_DIR, an LD_PRELOAD shim
+# that sets TCP_NODELAY (as dotgw does) where dnsperf sets none.
+bench_pad_setup()
+{
+	BENCH_NODELAY=$LAB_DIR/nodelay.so
+	"${CC:-cc}" -std=gnu17 -O2 -Wall -Wextra -D_GNU_SOURCE -shared -fPIC -o "$BENCH_NODELAY" \
+		"$BENCH_SELF_DIR/nodelay.c" -ldl || return 1
+	ip -n "$NS_GW" addr add "$BENCH_PAD_SRC4/24" dev "$LAB_GW_IF_UP" &&
+		ip -n "$NS_GW" route add "$LAB_UP4" dev "$LAB_GW_IF_UP" src "$BENCH_PAD_SRC4" \
+			quickack 1 table "$BENCH_PAD_TABLE" &&
+		ip -n "$NS_GW" rule add from "$BENCH_PAD_SRC4" lookup "$BENCH_PAD_TABLE"
+}
+
+# bench_target_dot ROUND TARGET: a DoT ceiling (dot or dotpad).
 bench_target_dot()
 {
 	local syn0
 	syn0=$(bench_syn_count)
-	BENCH_PID='' BENCH_KIND=none bench_workloads "$1" dot
-	bench_daemon_done "$1" dot - - $(($(bench_syn_count) - syn0)) -
+	BENCH_PID='' BENCH_KIND=none bench_workloads "$1" "$2"
+	bench_daemon_done "$1" "$2" - - $(($(bench_syn_count) - syn0)) -
 }
 
 # bench_target_dotgw ROUND TARGET DOTGW-ARGS...
@@ -1021,6 +1061,7 @@ bench_label()
 	case $1 in
 	udp) echo "UDP direct (ceiling)" ;;
 	dot) echo "DoT direct (ceiling)" ;;
+	dotpad) echo "DoT direct, padded, quick ACKs (ceiling)" ;;
 	tproxy) echo "dotgw tproxy" ;;
 	tproxy-nopf) echo "dotgw tproxy --no-prefetch" ;;
 	doh) echo "dotgw tproxy, upstream over DoH" ;;
@@ -1066,9 +1107,9 @@ bench_table()
 				ratio=$(awk -v a="$q" -v b="$dot" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
 			fi
 			rss=-
-			[ "$t" = udp ] || [ "$t" = dot ] || rss=$(bench_max "$BENCH_DAEMONS" "$t" - 3)
+			bench_is_ceiling "$t" || rss=$(bench_max "$BENCH_DAEMONS" "$t" - 3)
 			cpu=$(bench_median "$t" "$w" 11)
-			[ "$t" = udp ] || [ "$t" = dot ] && cpu=-
+			bench_is_ceiling "$t" && cpu=-
 			tls=$(bench_max "$BENCH_TSV" "$t" "$w" 12)
 			pct=-
 			[ "$w" = latency ] || [ "$w" = short ] &&
@@ -1121,9 +1162,10 @@ bench_cmp()
 
 bench_targets()
 {
-	local udp dot unb m t h l ul rss life pool n nfq tp
+	local udp dot pad unb m t h l ul rss life pool n nfq tp
 	udp=$(bench_median udp miss 4)
 	dot=$(bench_median dot miss 4)
+	pad=$(bench_median dotpad miss 4)
 	unb=$(bench_median unbound miss 4)
 	ul=$(bench_median udp latency 9)
 	if bench_has tproxy && bench_has tproxy-nopf; then
@@ -1138,6 +1180,11 @@ bench_targets()
 		bench_check "$t miss >= 0.9 x DoT ceiling" \
 			"$(bench_cmp "$m" '>=' "$(bench_calc "$dot" "* 0.9")")" \
 			"$(bench_fmt "$m" 0) vs 0.9 x $(bench_fmt "$dot" 0) q/s"
+		if bench_has dotpad; then
+			bench_check "$t miss >= 0.9 x the padded DoT ceiling (dotpad: dotgw's padding and quick ACKs)" \
+				"$(bench_cmp "$m" '>=' "$(bench_calc "$pad" "* 0.9")")" \
+				"$(bench_fmt "$m" 0) vs 0.9 x $(bench_fmt "$pad" 0) q/s"
+		fi
 		bench_check "$t miss ahead of the unbound forwarder" "$(bench_cmp "$m" '>' "$unb")" \
 			"$(bench_fmt "$m" 0) vs $(bench_fmt "$unb" 0) q/s"
 		h=$(bench_median "$t" hit 4)
@@ -1169,6 +1216,10 @@ bench_targets()
 			bench_check "$t miss >= 0.95 x DoT ceiling across the WAN (issue 17)" \
 				"$(bench_cmp "$m" '>=' "$(bench_calc "$dot" "* 0.95")")" \
 				"$(bench_fmt "$m" 0) vs 0.95 x $(bench_fmt "$dot" 0) q/s"
+			bench_has dotpad || continue
+			bench_check "$t miss >= 0.95 x the padded DoT ceiling across the WAN (issue 17)" \
+				"$(bench_cmp "$m" '>=' "$(bench_calc "$pad" "* 0.95")")" \
+				"$(bench_fmt "$m" 0) vs 0.95 x $(bench_fmt "$pad" 0) q/s"
 		done
 	fi
 	if bench_has tproxy && bench_has nfqueue; then
@@ -1266,6 +1317,18 @@ bench_notes()
 	echo "  its upstream_handshakes counter (SIGUSR1 before and after each run); for the peers"
 	echo "  and the DoT ceiling it is the TCP SYNs that reached the upstream's :853"
 	echo "  (connection attempts), counted by nft in the upstream namespace. UDP: n/a."
+	if bench_has dotpad; then
+		echo "- The padded DoT ceiling (dotpad) sends what dotgw sends: each query carries an EDNS"
+		echo "  padding option (64 octets, ~128-octet queries), so unbound pads its answers to 468"
+		echo "  octets (pad-responses) as it does dotgw's; the plain DoT ceiling's answers are not"
+		echo "  padded. dotpad's dnsperf also sends from $BENCH_PAD_SRC4, whose route has"
+		echo "  'quickack 1' (no delayed ACKs, as dotgw's TCP_QUICKACK): unbound 1.17 sends DoT"
+		echo "  without TCP_NODELAY, so with delayed ACKs its Nagle holds answers (the plain"
+		echo "  ceiling's p50 of ~4 ms at 2k q/s); and with bench/nodelay.c preloaded, which sets"
+		echo "  TCP_NODELAY (as dotgw does) where dnsperf sets none: across a WAN, Nagle on"
+		echo "  dnsperf's side holds each query until the previous one is acknowledged."
+		echo "  The 'x DoT ceiling' column is against the plain one."
+	fi
 	echo "- CPU us/query: utime+stime of the daemon (all threads, /proc/PID/stat, ${CLK_TCK} Hz"
 	echo "  ticks) over the run divided by completed queries. Peak RSS: VmHWM at the end of each"
 	echo "  round's daemon (covers all its workloads), the largest over the rounds."
@@ -1311,7 +1374,7 @@ bench_notes()
 bench_daemon_lines()
 {
 	# Counters that are 0 are left out.
-	awk -F'\t' '$2 != "dot" {
+	awk -F'\t' '$2 != "dot" && $2 != "dotpad" {
 		n = split($6, kv, " "); c = ""
 		for (i = 1; i <= n; i++) if (kv[i] !~ /=0$/) c = c (c == "" ? "" : " ") kv[i]
 		printf "- round %s %s: VmHWM %s KiB; VmRSS after each run (KiB): %s; ", $1, $2, $3, $7
@@ -1320,7 +1383,7 @@ bench_daemon_lines()
 		if ($6 != "-") printf "; non-zero exit counters: %s", c
 		printf "\n"
 	}
-		$2 == "dot" { printf "- round %s dot ceiling: SYNs to :853 %s\n", $1, $5 }' \
+		$2 == "dot" || $2 == "dotpad" { printf "- round %s %s ceiling: SYNs to :853 %s\n", $1, $2, $5 }' \
 		"$BENCH_DAEMONS"
 }
 
@@ -1386,6 +1449,9 @@ cp -- "$DOTGW" "$LAB_DIR/dotgw" && chmod 755 "$LAB_DIR/dotgw" && DOTGW=$LAB_DIR/
 bench_environment
 bench_quiet_upstream || lab_bail "restarting the upstream without query logging"
 bench_syn_counter_install || lab_bail "installing the SYN counter in the upstream namespace"
+if bench_has dotpad; then
+	bench_pad_setup || lab_bail "adding $BENCH_PAD_SRC4 and its quickack route for dotpad"
+fi
 if [ -n "$BENCH_WAN" ]; then
 	wan_start || lab_bail "setting up the WAN ($BENCH_WAN, -W $BENCH_WAN_TOOL)"
 	lab_log "WAN between gateway and upstream: $(wan_describe)"
@@ -1430,7 +1496,7 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		BENCH_RSS_SEQ=
 		case $t in
 		udp) bench_target_udp "$r" ;;
-		dot) bench_target_dot "$r" ;;
+		dot | dotpad) bench_target_dot "$r" "$t" ;;
 		tproxy) bench_target_tproxy "$r" ;;
 		tproxy-nopf) bench_target_tproxy-nopf "$r" ;;
 		doh) bench_target_doh "$r" ;;
