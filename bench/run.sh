@@ -1034,14 +1034,17 @@ bench_max()
 		END { print n ? m : "n/a" }' "$1"
 }
 
-# bench_rounds TARGET WORKLOAD: the q/s of each round, "a / b / c".
+# bench_rounds TARGET WORKLOAD: the q/s of each round, "a / b / c"; for the latency and short
+# workloads also each round's p99, "; p99 ms x / y / z".
 bench_rounds()
 {
 	awk -F'\t' -v t="$1" -v w="$2" '
 		$2 == t && $3 == w {
 			s = s (s == "" ? "" : " / ") ($4 == "failed" ? "failed" : sprintf("%.0f", $4))
+			if ($17 ~ /^[0-9.]+$/)
+				p = p (p == "" ? "" : " / ") sprintf("%.1f", $17)
 		}
-		END { print s == "" ? "-" : s }' "$BENCH_TSV"
+		END { print (s == "" ? "-" : s) (p == "" ? "" : "; p99 ms " p) }' "$BENCH_TSV"
 }
 
 # bench_fmt VALUE DECIMALS [INSTEAD-OF-N/A]
