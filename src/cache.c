@@ -144,8 +144,8 @@ int cache_new(struct cache **out, size_t max_bytes, uint32_t max_ttl, uint32_t s
 		return -ENOMEM;
 	/*
 	 * a bucket per 128 octets of max_bytes (8 each: a sixteenth of the budget): entries take
-	 * 160-300 (chunk, key, answer), so chains stay under 1 long on average: each link is a
-	 * cache miss once the table outgrows the CPU caches
+	 * 144-300 (a short answer, key and header: a 144-octet chunk), so chains stay under 1 long
+	 * on average: each link is a cache miss once the table outgrows the CPU caches
 	 */
 	while (2 * n <= max_bytes / 128 && n < (1u << 20))
 		n *= 2;
