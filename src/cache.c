@@ -4,11 +4,15 @@
  * out of its OPT RR; a negative answer's SOA TTL lowered to the entry's lifetime) and the
  * offsets of the answer's TTL fields, in one allocation.
  *
- * Invariants: bytes == the sum of entry sizes; an entry is in its bucket chain and in the LRU
- * list, or freed; bytes <= max_bytes after every store. No stored answer holds an EDNS option
- * or a nonzero extended rcode: what one client's options (COOKIE, Client Subnet, NSID) brought
- * back never reaches another client, and a cache hit is the answer as the upstream would give
- * it to a client that sent no option it answers.
+ * Invariants: bytes == table + the sum of entry_charge() over the entries; an entry is in its
+ * bucket chain and in the LRU list, or freed; bytes <= max_bytes after every store. So
+ * --cache-size counts what the cache holds on the heap: its bucket array, charged when made (a
+ * power of two of 8-octet buckets, at most a sixteenth of max_bytes or else one bucket; none
+ * below 8 octets), and each entry's whole malloc chunk, header and rounding included. Not
+ * counted: struct cache (~200 octets) and the heap's fragmentation. No stored answer holds an
+ * EDNS option or a nonzero extended rcode: what one client's options (COOKIE, Client Subnet,
+ * NSID) brought back never reaches another client, and a cache hit is the answer as the
+ * upstream would give it to a client that sent no option it answers.
  *
  * An entry's refreshing mark (--prefetch) is set by one cache_lookup_refresh at a time, under the
  * lock, and goes with the entry (a new answer for its key is a new entry) or by
@@ -19,6 +23,7 @@
  * different moments, so an entry may look stored "after" the lookup's now: its age is then 0.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -59,6 +64,8 @@ struct cache_entry {
 struct cache {
 	struct cache_bucket *buckets;
 	size_t nbuckets; /* a power of two */
+	size_t table;	 /* octets of buckets charged against max_bytes (0: the one in none) */
+	struct cache_bucket none; /* the bucket of a cache too small for an array of one */
 	TAILQ_HEAD(cache_lru, cache_entry) lru;
 	size_t bytes, max_bytes, entries;
 	uint32_t max_ttl, stale_s, seed;
@@ -114,31 +121,47 @@ static uint32_t cache_hash(const struct cache *c, const uint8_t *key, size_t len
 	return h ^ (h >> 15);
 }
 
-static size_t entry_size(const struct cache_entry *e)
+/*
+ * The octets a chunk of glibc's malloc puts before the pointer it returns: its size field.
+ * The previous-size field in front of it belongs to the chunk before (its usable tail while
+ * that one is in use), so malloc_usable_size() + this is the whole chunk: 16-octet rounding
+ * and a 32-octet minimum included. This is what an entry takes from the heap.
+ */
+#define CACHE_CHUNK_HEADER sizeof(size_t)
+
+static size_t entry_charge(struct cache_entry *e)
 {
-	return sizeof(*e) + e->keylen + e->len + 2u * e->noffs;
+	return malloc_usable_size(e) + CACHE_CHUNK_HEADER;
 }
 
 int cache_new(struct cache **out, size_t max_bytes, uint32_t max_ttl, uint32_t stale_s,
 	      uint32_t seed)
 {
 	struct cache *c = calloc(1, sizeof(*c));
-	size_t n = 256;
+	size_t n = 1;
 
 	if (!c)
 		return -ENOMEM;
 	/*
-	 * a bucket per 128 octets: entries take 140-300 (header, key, answer), so chains stay
-	 * under 1 long on average: each link is a cache miss once the table outgrows the CPU caches
+	 * a bucket per 128 octets of max_bytes (8 each: a sixteenth of the budget): entries take
+	 * 144-300 (a short answer, key and header: a 144-octet chunk), so chains stay under 1 long
+	 * on average: each link is a cache miss once the table outgrows the CPU caches
 	 */
-	while (n < max_bytes / 128 && n < (1u << 20))
+	while (2 * n <= max_bytes / 128 && n < (1u << 20))
 		n *= 2;
-	c->buckets = calloc(n, sizeof(*c->buckets));
-	if (!c->buckets) {
-		free(c);
-		return -ENOMEM;
-	}
 	c->nbuckets = n;
+	if (max_bytes < sizeof(*c->buckets)) {
+		/* no room for an array of one: nothing is ever stored (an entry is larger still) */
+		c->buckets = &c->none;
+	} else {
+		c->buckets = calloc(n, sizeof(*c->buckets));
+		if (!c->buckets) {
+			free(c);
+			return -ENOMEM;
+		}
+		c->table = n * sizeof(*c->buckets);
+	}
+	c->bytes = c->table;
 	TAILQ_INIT(&c->lru);
 	c->max_bytes = max_bytes;
 	c->max_ttl = max_ttl;
@@ -153,7 +176,7 @@ static void entry_remove(struct cache *c, struct cache_entry *e)
 {
 	SLIST_REMOVE(&c->buckets[e->hash & (c->nbuckets - 1)], e, cache_entry, hlink);
 	TAILQ_REMOVE(&c->lru, e, lru);
-	c->bytes -= entry_size(e);
+	c->bytes -= entry_charge(e);
 	c->entries--;
 	free(e);
 }
@@ -164,7 +187,8 @@ void cache_free(struct cache *c)
 		return;
 	while (!TAILQ_EMPTY(&c->lru))
 		entry_remove(c, TAILQ_FIRST(&c->lru));
-	free(c->buckets);
+	if (c->buckets != &c->none)
+		free(c->buckets);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -242,11 +266,18 @@ static int cache_store_locked(struct cache *c, const struct dns_msg *q, const ui
 	/* the options go: the OPT RR is last, so no offset before it moves */
 	len = r->has_opt ? r->len - (r->opt_len - DNS_OPT_MIN_LEN) : r->len;
 	size = sizeof(*e) + keylen + len + 2 * ti.nrr;
-	if (size > c->max_bytes)
+	/* the request is less than its chunk: a first test before malloc */
+	if (size > c->max_bytes - c->table)
 		return 1;
 	e = malloc(size);
 	if (!e)
 		return -ENOMEM;
+	/* from here on, size is what the entry costs */
+	size = entry_charge(e);
+	if (size > c->max_bytes - c->table) {
+		free(e);
+		return 1;
+	}
 	hash = cache_hash(c, key, keylen);
 	e->hash = hash;
 	e->keylen = (uint16_t)keylen;

@@ -255,8 +255,8 @@ const struct config_option config_options[] = {
 	/* Cache */
 	{ .name = "cache-size", .key = "cache-size", .arg = "N[k|M]", .section = "Cache:",
 	  .parse = parse_cache_size,
-	  .help = "answer cache in all, shared out among the workers;\n"
-		  "0 turns it off (default: 4M)" },
+	  .help = "answer cache in all (its heap: entries and table),\n"
+		  "shared out among the workers; 0 turns it off (default: 1M)" },
 	{ .name = "cache-max-ttl", .key = "cache-max-ttl", .arg = "SECONDS",
 	  NUMBER(cache_max_ttl, 1, 604800, "1 to 604800 seconds"),
 	  .help = "cache answers this long at most (default: 86400)" },
@@ -491,7 +491,7 @@ void config_init_zeroed(struct config *cfg)
 	cfg->stall_ms = 1000;
 	cfg->doh_reprobe_s = 60;
 	cfg->padding = true;
-	cfg->cache_size = 4u << 20;
+	cfg->cache_size = 1u << 20;
 	cfg->cache_max_ttl = 86400;
 	cfg->egress_grace = 300;
 	cfg->egress_max = 65536;

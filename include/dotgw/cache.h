@@ -22,11 +22,14 @@ struct cache;
 
 struct cache_stats {
 	uint64_t hits, misses, stale_hits, stored, evicted, expired;
-	size_t entries, bytes;
+	size_t entries;
+	size_t bytes; /* charged against max_bytes: the bucket array and the entries' malloc chunks
+		       */
 };
 
 /*
- * cache_new - a cache of at most max_bytes (entries and their answers), TTLs capped at
+ * cache_new - a cache of at most max_bytes of heap (its bucket array, made now, and each entry's
+ * malloc chunk: a full cache takes about max_bytes, fragmentation apart), TTLs capped at
  * max_ttl seconds, expired entries kept for stale_s seconds for cache_lookup(allow_stale)
  * (0: never serve stale). seed randomises the hash. Returns 0 or -ENOMEM.
  */

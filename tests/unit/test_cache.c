@@ -7,6 +7,7 @@
  * cache_free and any write past the exact-size output buffer of test_nospace.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +91,8 @@ static void test_keys(void);
 static void test_rd(void);
 static void test_client_options(void);
 static void test_eviction(void);
+static void test_charge(void);
+static void test_small(void);
 static void test_replace(void);
 static void test_stale_off(void);
 static void test_stale(void);
@@ -325,13 +328,15 @@ static void test_ttl_countdown(void)
 	struct qdesc d = qd("www.example.com");
 	struct cache *c;
 	struct cache_stats st;
+	size_t empty;
 
 	CHECK_EQ(cache_new(&c, BIG, MAX_TTL, 0, 1), 0);
+	empty = stats(c).bytes; /* the bucket array */
 	CHECK_EQ(store(c, &d, &a, 0), 0);
 	st = stats(c);
 	CHECK_EQ(st.stored, 1);
 	CHECK_EQ(st.entries, 1);
-	CHECK(st.bytes > 0);
+	CHECK(st.bytes > empty);
 
 	CHECK(lookup(c, &d, 0, false, &rp) > 0);
 	CHECK_EQ(rp.m.id, QUERY_ID);
@@ -363,7 +368,7 @@ static void test_ttl_countdown(void)
 	CHECK_EQ(st.misses, 1);
 	CHECK_EQ(st.expired, 1);
 	CHECK_EQ(st.entries, 0);
-	CHECK_EQ(st.bytes, 0);
+	CHECK_EQ(st.bytes, empty);
 	cache_free(c);
 }
 
@@ -550,7 +555,7 @@ static void test_not_stored(void)
 
 	CHECK_EQ(stats(c).stored, 0);
 	CHECK_EQ(stats(c).entries, 0);
-	CHECK_EQ(stats(c).bytes, 0);
+	CHECK_EQ(stats(c).bytes, BIG / 16); /* the bucket array alone */
 	CHECK(!hit(c, &d, 0, false));
 	CHECK(!hit(c, &longer, 0, false));
 
@@ -799,26 +804,31 @@ static void test_eviction(void)
 	struct qdesc d[6];
 	struct cache_stats st;
 	struct cache *c;
-	size_t size, max;
+	size_t size, max, table;
 
 	for (size_t i = 0; i < 6; i++)
 		d[i] = qd(names[i]);
 	/* the size of one entry, the same for all these names */
 	CHECK_EQ(cache_new(&c, BIG, MAX_TTL, 0, 9), 0);
+	table = stats(c).bytes;
 	CHECK_EQ(store_ttl(c, names[0], 300, 0), 0);
-	size = stats(c).bytes;
+	size = stats(c).bytes - table;
 	CHECK_EQ(store_ttl(c, names[1], 300, 0), 0);
-	CHECK_EQ(stats(c).bytes, 2 * size);
+	CHECK_EQ(stats(c).bytes, table + 2 * size);
 	cache_free(c);
 
-	/* room for four */
+	/* room for four, and the bucket array (a power of two below a sixteenth of max) */
 	max = 4 * size + size / 2;
+	max += max / 32;
 	CHECK_EQ(cache_new(&c, max, MAX_TTL, 0, 10), 0);
+	table = stats(c).bytes;
+	CHECK(table <= max / 16 && table > max / 64);
+	CHECK(max - table >= 4 * size && max - table < 5 * size);
 	for (size_t i = 0; i < 4; i++)
 		CHECK_EQ(store_ttl(c, names[i], 300, i * SEC), 0);
 	st = stats(c);
 	CHECK_EQ(st.entries, 4);
-	CHECK_EQ(st.bytes, 4 * size);
+	CHECK_EQ(st.bytes, table + 4 * size);
 	CHECK_EQ(st.evicted, 0);
 
 	/* h0, the oldest, is used: h1 is now the least recently used, and goes */
@@ -854,11 +864,104 @@ static void test_eviction(void)
 	CHECK(hit(c, &d[0], 20 * SEC, false));
 	cache_free(c);
 
-	/* an answer larger than the whole cache is not stored */
-	CHECK_EQ(cache_new(&c, size - 1, MAX_TTL, 0, 11), 0);
+	/* an answer larger than the whole cache, its bucket array taken out, is not stored */
+	CHECK_EQ(cache_new(&c, size + 7, MAX_TTL, 0, 11), 0);
+	CHECK_EQ(stats(c).bytes, 8); /* one bucket */
 	CHECK_EQ(store_ttl(c, names[0], 300, 0), 1);
-	CHECK_EQ(stats(c).bytes, 0);
+	CHECK_EQ(stats(c).bytes, 8);
 	cache_free(c);
+	CHECK_EQ(cache_new(&c, size + 8, MAX_TTL, 0, 11), 0);
+	CHECK_EQ(store_ttl(c, names[0], 300, 0), 0);
+	CHECK_EQ(stats(c).bytes, size + 8);
+	cache_free(c);
+}
+
+/* heap_used - octets in malloc's chunks in use, or 0 where malloc keeps no count (ASan). */
+static size_t heap_used(void)
+{
+	return mallinfo2().uordblks;
+}
+
+/*
+ * What an entry is charged is what malloc took for it: while the cache grows (answers of 1 to
+ * 12 RRs, names of 3 to 60 octets), the heap in use grows by exactly what stats count. malloc's
+ * per-thread cache (tcache) hands out chunks counted in use already: it is emptied first.
+ * Then, filled with the same answers, a cache of max octets never counts more than max.
+ */
+static void test_charge(void)
+{
+	static const uint32_t ttls[12] = {300, 300, 300, 300, 300, 300,
+					  300, 300, 300, 300, 300, 300};
+	static void *hold[64 * 8];
+	struct cache_stats st;
+	struct cache *c;
+	char name[80];
+	size_t used, bytes, nhold = 0;
+
+	CHECK_EQ(cache_new(&c, BIG, MAX_TTL, 0, 20), 0);
+	for (size_t sz = 8; sz <= 1024; sz += 16)
+		for (size_t i = 0; i < 8; i++)
+			hold[nhold++] = malloc(sz);
+	used = heap_used();
+	bytes = stats(c).bytes;
+	for (unsigned int i = 0; i < 300; i++) {
+		struct adesc a = {.ttls = ttls, .nttls = 1 + i % 12};
+		struct qdesc d;
+		int len = snprintf(name, sizeof(name), "c%u.x%.*s.example", i, (int)(i % 50),
+				   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+
+		CHECK(len > 0);
+		d = qd(name);
+		CHECK_EQ(store(c, &d, &a, 0), 0);
+	}
+	if (used) /* glibc: the heap in use grew by what the cache counts */
+		CHECK_EQ(heap_used() - used, stats(c).bytes - bytes);
+	else
+		printf("test_charge: no mallinfo2 count (sanitizer?): checked the bound only\n");
+	while (nhold)
+		free(hold[--nhold]);
+	bytes = stats(c).bytes - bytes; /* the 300 entries */
+	cache_free(c);
+
+	/* a third of them fits, and the bound holds after every store */
+	CHECK_EQ(cache_new(&c, bytes / 3, MAX_TTL, 0, 21), 0);
+	for (unsigned int i = 0; i < 300; i++) {
+		struct adesc a = {.ttls = ttls, .nttls = 1 + i % 12};
+		struct qdesc d;
+
+		snprintf(name, sizeof(name), "c%u.x%.*s.example", i, (int)(i % 50),
+			 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		d = qd(name);
+		CHECK_EQ(store(c, &d, &a, 0), 0);
+		CHECK(stats(c).bytes <= bytes / 3);
+	}
+	st = stats(c);
+	CHECK(st.evicted > 0);
+	CHECK_EQ(st.evicted + st.entries, 300);
+	CHECK(st.entries >= 80 && st.entries < 120);
+	cache_free(c);
+}
+
+/*
+ * Small caches (what --cache-size 1 and a small size shared out among workers and groups
+ * give): the bucket array stays within the budget, and what fits is stored.
+ */
+static void test_small(void)
+{
+	static const size_t sizes[] = {0, 1, 7, 8, 100, 127, 128, 255, 256, 300, 1000, 4096};
+	struct qdesc d = qd("a.example");
+	struct cache *c;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		CHECK_EQ(cache_new(&c, sizes[i], MAX_TTL, 0, 22), 0);
+		CHECK(stats(c).bytes <= sizes[i]);
+		CHECK(stats(c).bytes <= 8 || stats(c).bytes <= sizes[i] / 16);
+		/* an entry of this test takes about 128 octets */
+		CHECK_EQ(store_ttl(c, "a.example", 300, 0), sizes[i] >= 255 ? 0 : 1);
+		CHECK(stats(c).bytes <= sizes[i]);
+		CHECK_EQ(hit(c, &d, 0, false), sizes[i] >= 255);
+		cache_free(c);
+	}
 }
 
 /* Storing an answer to the same question again replaces the entry. */
@@ -1097,6 +1200,8 @@ int main(void)
 	test_rd();
 	test_client_options();
 	test_eviction();
+	test_charge();
+	test_small();
 	test_replace();
 	test_stale_off();
 	test_stale();

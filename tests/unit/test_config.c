@@ -101,6 +101,8 @@ static void test_defaults(void)
 	CHECK(cfg.ca_file == NULL);
 	CHECK(cfg.user == NULL);
 	CHECK(!cfg.nonrec_pass);
+	/* 1 MiB of answers, bucket array and malloc chunks counted (cache.c) */
+	CHECK_EQ(cfg.cache_size, 1u << 20);
 }
 
 /* --upstream asked: alone, the defaults are the fallback; with upstreams, those are. */
