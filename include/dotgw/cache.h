@@ -23,8 +23,8 @@ struct cache;
 struct cache_stats {
 	uint64_t hits, misses, stale_hits, stored, evicted, expired;
 	size_t entries;
-	size_t bytes; /* charged against max_bytes: the bucket array and the entries' malloc chunks
-		       */
+	/* charged against max_bytes: the bucket array and the entries' malloc chunks */
+	size_t bytes;
 };
 
 /*
