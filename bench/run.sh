@@ -1002,8 +1002,9 @@ bench_pool_size()
 		--pool-size) [ $((i + 1)) -lt "$n" ] && v=${BENCH_DOTGW_EXTRA[$((i + 1))]} ;;
 		esac
 	done
-	[ -n "$v" ] || v=$("$DOTGW" --help 2>&1 |
-		sed -n 's/.*--pool-size N .*(default: \([0-9][0-9]*\)).*/\1/p' | head -n 1)
+	# the help text may put the default on the option's second line
+	[ -n "$v" ] || v=$("$DOTGW" --help 2>&1 | grep -A 1 -- '--pool-size N ' |
+		sed -n 's/.*(default: \([0-9][0-9]*\)).*/\1/p' | head -n 1)
 	echo "${v:-1}"
 }
 
