@@ -12,6 +12,8 @@
 
 # shellcheck source=../tests/netns/lib.sh
 . "$(dirname "$0")/../tests/netns/lib.sh"
+# shellcheck source=percentiles.sh
+. "$(dirname "$0")/percentiles.sh"
 lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}" dnsperf
 lab_require_dotgw "${1:-}"
@@ -52,9 +54,7 @@ run()
 		--interface "$LAB_GW_IF_CLIENT" --timeout 5000 --metrics 127.0.0.1:9853 "$@" || lab_bail "$label: no start"
 	out=$(lab_in "$NS_CLIENT" dnsperf -s "$LAB_DECOY4" -d "$LAB_DIR/queries.txt" -n 1 \
 		-Q "$RATE" -c 4 -t 5 -v 2>&1)
-	pct=$(printf '%s\n' "$out" | awk '$1 == ">" { print $NF }' | sort -g |
-		awk '{ v[NR] = $1 } END { if (!NR) { print "- -"; exit }
-			printf "%.3f %.3f", v[int(NR * 0.5)] * 1000, v[int(NR * 0.99)] * 1000 }')
+	pct=$(printf '%s\n' "$out" | bench_dnsperf_percentiles)
 	printf '%s: %s; p50 %s ms, p99 %s ms' "$label" \
 		"$(printf '%s\n' "$out" | grep -E 'Queries completed' | xargs)" "${pct% *}" "${pct#* }"
 	if lab_in "$NS_GW" nft list set inet dotgw_egress e0_6 >"$LAB_DIR/set.txt" 2>/dev/null; then

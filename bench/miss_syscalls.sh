@@ -16,6 +16,8 @@
 
 # shellcheck source=../tests/netns/lib.sh
 . "$(dirname "$0")/../tests/netns/lib.sh"
+# shellcheck source=percentiles.sh
+. "$(dirname "$0")/percentiles.sh"
 lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}" perf dnsperf
 [ "${1:-}" = dot ] || lab_require_dotgw "${1:-}"
@@ -67,10 +69,12 @@ for ((r = 0; r < ROUNDS; r++)); do
 		wait "$perf_pid"
 		acks=$(($(pure_acks) - acks0))
 		lab_stop_dotgw
-		pct=$(awk '$1 == ">" { print $NF }' "$LAB_DIR/dnsperf.txt" | sort -g |
-			awk '{ v[NR] = $1 } END { if (!NR) { print "-"; exit }
-				i = int(NR * 0.5); j = int(NR * 0.99); if (i < 1) i = 1; if (j < 1) j = 1
-				printf "%.3f / %.3f", v[i] * 1000, v[j] * 1000 }')
+		pct=$(bench_dnsperf_percentiles <"$LAB_DIR/dnsperf.txt")
+		if [ "$pct" = "- -" ]; then
+			pct=-
+		else
+			pct="${pct% *} / ${pct#* }"
+		fi
 		done_q=$(awk '/Queries completed:/ {print $3}' "$LAB_DIR/dnsperf.txt")
 		qps=$(awk '/Queries per second:/ {print $4}' "$LAB_DIR/dnsperf.txt")
 		lat=$(awk '/Average Latency/ {printf "%.3f", $4 * 1000}' "$LAB_DIR/dnsperf.txt")

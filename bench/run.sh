@@ -41,8 +41,9 @@
 #
 # Usage: sudo bench/run.sh [OPTIONS] [PATH-TO-DOTGW]   (-h lists the options)
 # Needs root, dnsperf (with -m dot), unbound, nft, conntrack, and what tests/netns/lib.sh needs;
-# kresd, dnsdist and stubby for those targets (bootstrap.sh bench installs them); with -w
-# also a C compiler, pkg-config and iptables-nft (for netdelay, where netem is missing).
+# kresd, dnsdist and stubby for those targets (bootstrap.sh bench installs them); a C compiler
+# for the dotpad target (bench/nodelay.c); with -w also pkg-config and iptables-nft (for
+# netdelay, where netem is missing).
 # Exit status: 0 when the run completed (whatever the figures), 1 on a failure, 77 skipped.
 
 set -u
@@ -180,6 +181,8 @@ LAB_PROC_TIMEOUT=$((BENCH_ROUNDS * ${#BENCH_TARGETS[@]} * (4 * (BENCH_DURATION +
 . "$BENCH_REPO/tests/netns/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=wan.sh
 . "$BENCH_SELF_DIR/wan.sh"
+# shellcheck source-path=SCRIPTDIR source=percentiles.sh
+. "$BENCH_SELF_DIR/percentiles.sh"
 if [ -n "$BENCH_WAN" ]; then
 	wan_parse "$BENCH_WAN" || exit 2
 	WAN_TOOL=$BENCH_WAN_TOOL
@@ -420,19 +423,11 @@ bench_pct()
 	awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { printf "%.*f", d, b ? 100 * a / b : 0 }'
 }
 
-# bench_percentiles: from a verbose dnsperf run in LAB_OUT ("> NOERROR name A 0.000123" per
-# answer), print "p50 p99" in ms; "- -" when it was not verbose.
+# bench_percentiles: "p50 p99" in ms of the dnsperf run in LAB_OUT; "- -" when it was not
+# verbose.
 bench_percentiles()
 {
-	printf '%s\n' "$LAB_OUT" | awk '$1 == ">" { print $NF }' | sort -g |
-		awk '{ v[NR] = $1 }
-		END {
-			if (!NR) { print "- -"; exit }
-			i = int(NR * 0.5); j = int(NR * 0.99)
-			if (i < 1) i = 1
-			if (j < 1) j = 1
-			printf "%.3f %.3f\n", v[i] * 1000, v[j] * 1000
-		}'
+	printf '%s\n' "$LAB_OUT" | bench_dnsperf_percentiles
 }
 
 # bench_measure ROUND TARGET WORKLOAD DNSPERF-ARGS...: one measured run; appends a line to
