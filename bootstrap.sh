@@ -24,7 +24,7 @@ TEST_PKGS="$RUN_PKGS clang clang-format libclang-rt-dev unbound unbound-anchor d
 	systemd groff-base fstrm-bin dnstap-ldns
 	ansible ansible-lint mmdebstrap gpg file systemd-container podman runc netavark iptables"
 # The peers bench/run.sh measures dotgw against, and their systemd units (masked on install).
-BENCH_PKGS="knot-resolver dnsdist stubby"
+BENCH_PKGS="knot-resolver dnsdist stubby linux-perf" # linux-perf: bench/miss_syscalls.sh
 BENCH_UNITS="kresd.target kresd@.service kresd.service kres-cache-gc.service dnsdist.service
 	dnsdist@.service stubby.service"
 JOBS=$(nproc 2>/dev/null || echo 2)
