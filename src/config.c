@@ -213,7 +213,7 @@ const struct config_option config_options[] = {
 	{ .name = "pool-size", .key = "pool-size", .arg = "N",
 	  NUMBER(pool_size, 1, CONFIG_MAX_POOL, "1 to 16"),
 	  .help = "TLS connections per upstream and worker, at most\n"
-		  "(default: 4)" },
+		  "(default: 2)" },
 	{ .name = "conn-inflight", .key = "conn-inflight", .arg = "N",
 	  NUMBER(conn_inflight, 1, 1024, "1 to 1024"),
 	  .help = "queries in flight per connection at least; the window\n"
@@ -362,7 +362,7 @@ const struct config_option config_options[] = {
 		  "of them, what one client (counted as for --rate-limit)\n"
 		  "may have in flight; as many more wait, the rest get\n"
 		  "SERVFAIL (default: half of --max-inflight or of\n"
-		  "--pool-size x --conn-inflight, the smaller: 256;\n"
+		  "--pool-size x --conn-inflight, the smaller: 128;\n"
 		  "growing while its answers come back)" },
 	/* Process */
 	{ .name = "config", .key = NULL, .arg = "PATH", .section = "Process:", .type = CONFIG_OPT_CLI,
@@ -483,7 +483,7 @@ void config_init_zeroed(struct config *cfg)
 	cfg->queues = 0;  /* the number of CPUs, decided in config_parse_args */
 	cfg->workers = 0; /* likewise */
 	cfg->upstream_choice = UPSTREAM_CHOICE_ORDERED;
-	cfg->pool_size = 4;
+	cfg->pool_size = 2;
 	cfg->asked_max = 64;
 	cfg->conn_inflight = 128;
 	cfg->idle_ms = 30000;

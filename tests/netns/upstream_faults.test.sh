@@ -205,14 +205,14 @@ summary()
 T0=$(date +%s)
 
 # ---------------------------------------------------------------------------------------------
-lab_log "1. normal: unbound, steady load (1000 queries/s): the pool opens at most 4 connections"
+lab_log "1. normal: unbound, steady load (1000 queries/s): the pool opens at most 2 connections"
 if lab_start_dotgw "${DOTGW_BASE[@]}" --upstream "$UNBOUND_UP"; then
 	load normal 3000 -q 50 -Q 1000
 	check_answered normal
 	check_all_noerror normal
 	stop_dotgw normal
-	lab_check_num "normal: TLS handshakes <= pool size 4" \
-		"$(lab_dotgw_stat upstream_handshakes)" -le 4
+	lab_check_num "normal: TLS handshakes <= pool size 2" \
+		"$(lab_dotgw_stat upstream_handshakes)" -le 2
 	lab_check_num "normal: at least one TLS handshake" "$(lab_dotgw_stat upstream_handshakes)" -ge 1
 	lab_check_eq "normal: no upstream failure" 0 "$(lab_dotgw_stat upstream_failures)"
 	summary normal upstream_failures

@@ -600,7 +600,7 @@ static void test_inflight_share(void)
 	const char *set[] = {"--max-inflight-per-client", "7", NULL};
 
 	CHECK_EQ(parse(none), 0);
-	CHECK_EQ(cfg.max_inflight_client, 256); /* half of 4 connections x 128 */
+	CHECK_EQ(cfg.max_inflight_client, 128); /* half of 2 connections x 128 */
 	CHECK_EQ(parse(small), 0);
 	CHECK_EQ(cfg.max_inflight_client, 50);
 	CHECK_EQ(parse(set), 0);
