@@ -40,7 +40,12 @@
  * that closes a connection with more than UPCONN_SPREAD queries in flight (a per-connection
  * limit) caps every window of that upstream at half of that for UP_LIMIT_MS; those queries are
  * sent again like those of any clean close, and the stall check still closes a connection
- * that goes silent.
+ * that goes silent. A stall is held against the upstream (it backs off) only when none of its
+ * connections answered since the stalled one last did: a server that answers on the others is
+ * alive, and one connection that it stopped reading (unbound does while 32 requests on it are
+ * open, such as queries it cannot resolve) or a lost flow costs no back-off, whose SERVFAILs would
+ * reach every client; its queries go to another upstream that can take them, else to its
+ * other connections.
  * Connections: at most --pool-size per upstream. A query goes to the first ready connection
  * with fewer than UPCONN_SPREAD in flight, so that light traffic stays on the first ones and
  * the others go idle and close after the idle timeout; else to the least loaded one under its
@@ -129,6 +134,7 @@ struct upstream {
 	const struct upstream_config *cfg;
 	unsigned int idx;
 	unsigned int fails; /* consecutive failures */
+	uint64_t answer_ms; /* the last answer (or DoH pong) on any of its connections */
 	/*
 	 * Written by the pool's worker only, read by others too (metrics, SIGUSR1): atomic,
 	 * written with relaxed stores (stats_add) where it matters.
@@ -402,6 +408,27 @@ static void conn_probe(struct upconn *c)
 	pool_dispatch_to(c, uq);
 }
 
+/*
+ * conn_prefer_others - c stalled while its upstream answers elsewhere: each of its queries
+ * that another usable upstream can take goes there, as after a fault; the others stay with
+ * this upstream, which does not back off.
+ */
+static void conn_prefer_others(struct upconn *c)
+{
+	struct upstream_pool *pool = c->up->pool;
+	uint32_t bit = 1u << c->up->idx;
+
+	for (unsigned int s = 0; s < UPCONN_SLOTS; s++) {
+		struct upstream_query *uq = c->slots[s];
+
+		if (!uq || uq->probe || (uq->tried & bit))
+			continue;
+		uq->tried |= bit;
+		if (!pool_pick(pool, uq))
+			uq->tried &= ~bit;
+	}
+}
+
 static void conn_timeout(struct loop_timer *t)
 {
 	struct upconn *c = container_of(t, struct upconn, timer);
@@ -421,12 +448,21 @@ static void conn_timeout(struct loop_timer *t)
 		return;
 	}
 	if (now >= c->progress_ms + stall) {
+		/* the upstream answered on another connection meanwhile: it is alive, only this
+		 * connection is stuck (a server that stops reading it while its requests stay
+		 * open, a lost flow): no back-off; its queries go to another upstream if one
+		 * can take them, else to this one's other connections */
+		bool alive = c->up->answer_ms > c->progress_ms;
+
 		stats_add(&pool->stats->upstream_stalled, 1);
 		log_warn(
 			"upstream %s: no answer for %llu ms with %u queries in flight, closing the "
-			"connection and sending them again",
-			c->up->cfg->text, (unsigned long long)(now - c->progress_ms), c->inflight);
-		conn_close(c, -ETIMEDOUT, true);
+			"connection and sending them again%s",
+			c->up->cfg->text, (unsigned long long)(now - c->progress_ms), c->inflight,
+			alive ? " (it answers on another connection: not backing off)" : "");
+		if (alive)
+			conn_prefer_others(c);
+		conn_close(c, -ETIMEDOUT, !alive);
 		return;
 	}
 	if (now >= c->progress_ms + stall / 2)
@@ -819,6 +855,7 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 		 (ans[3] & DNS_RCODE_MASK) == DNS_RCODE_SERVFAIL && pool->tr->failed(c->tls, id);
 	uq = c->slots[id & UPCONN_SLOT_MASK];
 	c->progress_ms = loop_now_ms(pool->loop);
+	up->answer_ms = c->progress_ms;
 	if (!uq || uq->id != id) {
 		/* The answer to a query that was cancelled (deadline, client gone). */
 		log_ratelimited(&pool->late_rl, LOG_LVL_DEBUG, "upstream %s: late answer, id %u",
@@ -878,6 +915,7 @@ static int conn_read(struct upconn *c, bool *want_write)
 		n = tr->read(c->tls, c->in + c->in_len, UPCONN_IN_SIZE - c->in_len, want_write);
 		if (tr->pong && tr->pong(c->tls)) {
 			c->progress_ms = loop_now_ms(c->up->pool->loop);
+			c->up->answer_ms = c->progress_ms;
 			c->pinged = false;
 		}
 		if (n <= 0)
