@@ -14,6 +14,12 @@
 #                                         its namespaces), and build (then: sudo bench/run.sh)
 set -eu
 cd "$(dirname "$0")"
+# The distribution's programs first: the packages below are installed for them (python3-yaml
+# for /usr/bin/python3). A python3 earlier in PATH, such as a pyenv shim (a shell script: 0.7 s
+# a start or more on these 2 cores, against 0.1 s), is another interpreter, and it slowed the
+# suite: egress.test.sh alone starts python3 some 35 times, three times a run.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+export PATH
 
 RUN_PKGS="build-essential cmake pkg-config libmnl-dev libnftnl-dev libnetfilter-queue-dev
 	libssl-dev libcap-dev libseccomp-dev libinih-dev libmicrohttpd-dev
