@@ -52,6 +52,22 @@ lab_bg "$NS_UP" "$LAB_DIR/echo.log" python3 "$TCPCHECK" serve 0.0.0.0 8080 :: 80
 conn() { lab_in "$NS_CLIENT" timeout 5 python3 "$TCPCHECK" conn "$@"; }
 udp() { lab_in "$NS_CLIENT" timeout 5 python3 "$TCPCHECK" udp "$@"; }
 q() { lab_in "$NS_CLIENT" dig +short +time=2 +tries=1 "$@" 2>&1 | xargs; }
+# probe NAME conn|udp ARGS...: run a probe in the background (probed NAME: its output), so that
+# the drop checks wait out their 1.5 s at the same time; probes_wait: wait for them all
+PROBES=()
+probe()
+{
+	local name=$1
+	shift
+	"$@" >"$LAB_DIR/probe-$name.out" 2>&1 &
+	PROBES+=($!)
+}
+probes_wait()
+{
+	wait "${PROBES[@]}"
+	PROBES=()
+}
+probed() { cat "$LAB_DIR/probe-$1.out"; }
 lab_wait_until 50 lab_in "$NS_UP" python3 -c \
 	'import socket; socket.create_connection(("203.0.113.10", 8080), 1)' ||
 	lab_bail "the echo servers did not start"
@@ -82,18 +98,34 @@ for mode in tproxy nfqueue; do
 	lab_check_match "$mode: UDP to the resolved address" '^UDP ok' "$(udp 203.0.113.10 8080)"
 	lab_check_match "$mode: UDP to the resolved IPv6 address" '^UDP ok' \
 		"$(udp 2001:db8:113::10 8080)"
-	lab_check_match "$mode: an address never resolved: dropped" '^FAIL' \
-		"$(conn 203.0.113.11 8080)"
-	lab_check_match "$mode: ...UDP to it too" '^FAIL' "$(udp 203.0.113.11 8080)"
-	lab_check_match "$mode: DoT to a resolver of the client's own: dropped" '^FAIL' \
-		"$(conn 203.0.113.11 853)"
+	# TTL 2 + grace 4: a new connection after 6 s is dropped, an established one stays. The
+	# element expires while the checks below run (they do not touch 203.0.113.13).
+	lab_check_eq "$mode: short.eg.test (TTL 2)" "203.0.113.13" \
+		"$(q @"$LAB_DECOY4" short.eg.test A)"
+	rm -f "$LAB_DIR/flag"
+	lab_in "$NS_CLIENT" timeout 70 python3 "$TCPCHECK" conn 203.0.113.13 8080 "" \
+		"$LAB_DIR/flag" >"$LAB_DIR/held.out" 2>&1 &
+	held=$!
+	lab_wait_until 50 grep -q ECHO1 "$LAB_DIR/held.out" || lab_fail "$mode: no held connection"
+
 	lab_check_eq "$mode: a denied name: NXDOMAIN" "NXDOMAIN" \
 		"$(lab_in "$NS_CLIENT" dig +time=2 +tries=1 @"$LAB_DECOY4" denied.eg.test A |
 			sed -n 's/.*status: \([A-Z]*\),.*/\1/p')"
+	# the drops, probed at the same time (each waits its own 1.5 s for an answer)
+	probe never conn 203.0.113.11 8080
+	probe never-udp udp 203.0.113.11 8080
+	probe dot conn 203.0.113.11 853
+	probe denied conn 203.0.113.14 8080
+	probe g2 conn 203.0.113.10 8080 "$C2"
+	probes_wait
+	lab_check_match "$mode: an address never resolved: dropped" '^FAIL' "$(probed never)"
+	lab_check_match "$mode: ...UDP to it too" '^FAIL' "$(probed never-udp)"
+	lab_check_match "$mode: DoT to a resolver of the client's own: dropped" '^FAIL' \
+		"$(probed dot)"
 	lab_check_match "$mode: ...and no element: its address is dropped" '^FAIL' \
-		"$(conn 203.0.113.14 8080)"
+		"$(probed denied)"
 	lab_check_match "$mode: an address resolved only for kids: g2 is dropped" '^FAIL' \
-		"$(conn 203.0.113.10 8080 "$C2")"
+		"$(probed g2)"
 	lab_check_eq "$mode: g2 asks a CNAME chain that ends there" \
 		"c2.eg.test. ok.eg.test. 203.0.113.10" "$(q -b "$C2" @"$LAB_DECOY4" c1.eg.test A)"
 	lab_check_match "$mode: ...now g2 reaches it, first SYN" '^ECHO1 ok retrans 0$' \
@@ -108,14 +140,6 @@ for mode in tproxy nfqueue; do
 	lab_check_match "$mode: ...the hit put it in kids' set: reached on the first SYN" \
 		'^ECHO1 ok retrans 0$' "$(conn 203.0.113.15 8080)"
 
-	# TTL 2 + grace 4: a new connection after 6 s is dropped, an established one stays
-	lab_check_eq "$mode: short.eg.test (TTL 2)" "203.0.113.13" \
-		"$(q @"$LAB_DECOY4" short.eg.test A)"
-	rm -f "$LAB_DIR/flag"
-	lab_in "$NS_CLIENT" timeout 25 python3 "$TCPCHECK" conn 203.0.113.13 8080 "" \
-		"$LAB_DIR/flag" >"$LAB_DIR/held.out" 2>&1 &
-	held=$!
-	lab_wait_until 50 grep -q ECHO1 "$LAB_DIR/held.out" || lab_fail "$mode: no held connection"
 	gone() { ! lab_in "$NS_GW" nft list set inet "$E" e0_4 | grep -q '203\.0\.113\.13'; }
 	lab_ok "$mode: the element expires after TTL + grace" lab_wait_until 150 gone
 	lab_check_match "$mode: ...a new connection is dropped" '^FAIL' "$(conn 203.0.113.13 8080)"

@@ -7,7 +7,8 @@
 #       or "FAIL why"
 #   tcpcheck.py conn ADDR PORT [SRC] [FLAG]     connect (1.5 s: one SYN, no retry), echo; print
 #       "ECHO1 ok retrans N" (N: the kernel's retransmissions, SYN included) or "FAIL why";
-#       with FLAG, hold the connection until the file FLAG exists, then echo again ("ECHO2 ok")
+#       with FLAG, hold the connection until the file FLAG exists (60 s at most: "ECHO2 FAIL
+#       no flag" if it never does), then echo again ("ECHO2 ok")
 import os
 import socket
 import struct
@@ -73,10 +74,13 @@ def conn(addr, port, src, flag):
     print("ECHO1", "ok" if ok else "bad", "retrans", struct.unpack_from("I", info, 100)[0],
           flush=True)
     if flag:
-        for _ in range(150):
+        for _ in range(600):
             if os.path.exists(flag):
                 break
             time.sleep(0.1)
+        else:
+            print("ECHO2 FAIL no flag")
+            return 0
         try:
             s.settimeout(2)
             s.sendall(b"y")
