@@ -124,10 +124,15 @@ for mode in tproxy nfqueue; do
 	lab_check_eq "$mode: getent ahostsv6 ok.eg.test" 2001:db8:113::10 "$(resolve 6)"
 	lab_check_eq "$mode: ...then a connect to it over IPv6: on the first SYN" "ECHO syns 1" \
 		"$(conn_first 6 2001:db8:113::10)"
+	# the two drops at the same time (each waits its 3 s; each family has its SYN counter)
+	conn_first 4 203.0.113.11 >"$LAB_DIR/drop4.out" 2>&1 &
+	drop4=$!
+	conn_first 6 2001:db8:113::11 >"$LAB_DIR/drop6.out" 2>&1 &
+	wait "$drop4" "$!"
 	lab_check_match "$mode: still dropped: the address never resolved" '^FAIL 124 syns [1-9]$' \
-		"$(conn_first 4 203.0.113.11)"
+		"$(cat "$LAB_DIR/drop4.out")"
 	lab_check_match "$mode: ...and over IPv6" '^FAIL 124 syns [1-9]$' \
-		"$(conn_first 6 2001:db8:113::11)"
+		"$(cat "$LAB_DIR/drop6.out")"
 	lab_check_match "$mode: dotgw logged the container's queries" \
 		'query 198\.51\.100\.[0-9]+:[0-9]+ ok\.eg\.test\. 28 NOERROR udp ' "$(cat "$DOTGW_LOG")"
 	M=$(lab_in "$NS_GW" curl -s http://127.0.0.1:9853/metrics)
