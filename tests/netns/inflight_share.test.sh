@@ -20,11 +20,7 @@ lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}" dnsperf
 lab_require_dotgw "${1:-}"
 
-LAB_UP_EXTRA_CONF="server:
-	local-zone: \"void.test.\" transparent
-forward-zone:
-	name: \"void.test.\"
-	forward-addr: 203.0.113.250"
+LAB_UP_EXTRA_CONF=$LAB_UP_VOID_CONF
 lab_setup
 
 OTHER=198.51.100.3

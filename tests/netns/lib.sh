@@ -42,6 +42,15 @@
 # LAB_PROC_TIMEOUT (seconds a background process may live, default 300),
 # LAB_KEEP=1 (keep the temporary directory for inspection).
 
+# LAB_UP_VOID_CONF: for LAB_UP_EXTRA_CONF, the upstream forwards void.test to 203.0.113.250,
+# a host that does not exist: its names are never answered (they stay open at the upstream)
+# shellcheck disable=SC2034 # used by the tests that source this file
+LAB_UP_VOID_CONF="server:
+	local-zone: \"void.test.\" transparent
+forward-zone:
+	name: \"void.test.\"
+	forward-addr: 203.0.113.250"
+
 LAB_ID="dotgw-$$-$RANDOM"
 LAB_DIR=
 LAB_NAMESPACES=()

@@ -24,11 +24,7 @@ lab_require_tools "${LAB_TOOLS[@]}" ss dnsperf
 lab_require_dotgw "${1:-}"
 
 # shellcheck disable=SC2034 # read by lab_start_upstream
-LAB_UP_EXTRA_CONF="server:
-	local-zone: \"void.test.\" transparent
-forward-zone:
-	name: \"void.test.\"
-	forward-addr: 203.0.113.250"
+LAB_UP_EXTRA_CONF=$LAB_UP_VOID_CONF
 lab_setup
 
 # conn_ports: the gateway's local ports of its established connections to the upstream's 853
