@@ -98,7 +98,17 @@ struct query {
  * A query beyond its client's in-flight share waits (in fe->shares) until one of the client's
  * earlier queries ends; it is then ready, and a deferred call sends it upstream.
  */
-enum { QUERY_RUNNING, QUERY_WAITING, QUERY_READY };
+enum { QUERY_RUNNING, QUERY_WAITING, QUERY_READY, QUERY_HELD };
+
+/*
+ * QUERY_HELD: a query answered SERVFAIL at its deadline while the upstream still works on it
+ * (upstream_query_abandon). It keeps its place in its client's share and in --max-inflight
+ * until the upstream ends it (its late answer, its connection's close) or QUERY_HOLD_MS pass:
+ * a client asking names that the upstream cannot resolve soon thus has no more of them open
+ * there than its share, instead of a share more at every deadline, which piled up in the
+ * upstream's request list until other clients' queries were dropped there.
+ */
+#define QUERY_HOLD_MS 30000
 
 /*
  * Where a query goes (query_route): the configured upstreams (DEFAULT), one DoT upstream
@@ -315,8 +325,40 @@ static void query_free(struct query *q)
 static void query_drop(struct query *q)
 {
 	query_cancel(q);
-	q->fe->stats->dropped++;
+	if (q->held != QUERY_HELD) /* a held one was answered */
+		q->fe->stats->dropped++;
 	query_free(q);
+}
+
+/* query_hold_end - QUERY_HOLD_MS passed: the upstream kept q too long to be counted. */
+static void query_hold_end(struct loop_timer *t)
+{
+	struct query *q = container_of(t, struct query, deadline);
+
+	query_cancel(q);
+	query_free(q);
+}
+
+/*
+ * query_end - q was answered: free it, or, held (QUERY_HELD), keep it counted without its
+ * client (a TCP client may go) until the upstream ends it or its time is up.
+ */
+static void query_end(struct query *q)
+{
+	struct frontend *fe = q->fe;
+
+	if (q->held != QUERY_HELD) {
+		query_free(q);
+		return;
+	}
+	if (q->to.tc) { /* its share is still its address's (frontend_shares_renew) */
+		q->to.client = *tcp_client_peer(q->to.tc);
+		tcp_work_end(&q->work);
+		q->to.tc = NULL;
+	}
+	loop_timer_init(&q->deadline, query_hold_end);
+	if (loop_timer_set(fe->loop, &q->deadline, loop_now_ms(fe->loop) + QUERY_HOLD_MS) < 0)
+		query_hold_end(&q->deadline);
 }
 
 static const char *rcode_name(unsigned int rcode)
@@ -419,7 +461,7 @@ static void query_egress_done(struct egress_hold *h, int err)
 	(void)err; /* a refused address was logged and counted; its connections are dropped */
 	query_log(fe, &q->to, &q->m, q->egress_ans, q->egress_via, q->start_ms);
 	deliver(fe, &q->to, q->udp_limit, q->egress_ans, q->egress_len, NULL);
-	query_free(q);
+	query_end(q);
 	if (tc)
 		tcp_client_kick(tc);
 }
@@ -454,7 +496,7 @@ static bool query_egress_hold(struct query *q, int group, const uint8_t *ans, si
 
 /*
  * query_finish - answer q with msg (an answer from the upstream, any id, parsed into r), or
- * with rcode when msg is NULL (see query_answer); then free q.
+ * with rcode when msg is NULL (see query_answer); then free q (query_end).
  */
 static void query_finish(struct query *q, const uint8_t *msg, const struct dns_msg *r, int rcode)
 {
@@ -469,7 +511,7 @@ static void query_finish(struct query *q, const uint8_t *msg, const struct dns_m
 		query_log(fe, &q->to, &q->m, fe->reply, via, q->start_ms);
 		deliver(fe, &q->to, q->udp_limit, fe->reply, (size_t)n, msg ? r : NULL);
 	}
-	query_free(q);
+	query_end(q);
 	if (tc)
 		tcp_client_kick(tc);
 }
@@ -480,6 +522,14 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer,
 	struct query *q = container_of(uq, struct query, uq);
 	struct frontend *fe = q->fe;
 
+	if (q->held == QUERY_HELD) {
+		/* the upstream answered it late, or its connection closed; unless dotgw closed
+		 * that for silence while the upstream answered on others (it may still hold
+		 * the query: held until QUERY_HOLD_MS), its place is free now */
+		if (err != -ETIMEDOUT)
+			query_free(q);
+		return;
+	}
 	if (q->ddr) {
 		ddr_done(q->ddr, err);
 		if (!err)
@@ -541,14 +591,21 @@ static void query_deadline(struct loop_timer *t)
 		query_egress_done(&q->hold, -ETIMEDOUT);
 		return;
 	}
-	query_cancel(q);
+	if (q->held == QUERY_RUNNING && q->route != ROUTE_PLAIN && q->route != ROUTE_RELAY &&
+	    fe_shares_counted(q) && upstream_query_abandon(q->pool, &q->uq))
+		q->held = QUERY_HELD; /* query_end keeps it */
+	else
+		query_cancel(q);
 	if (fe_shares_counted(q))
 		inflight_timed_out(q->fe->shares, &q->share);
 	if (q->ddr)
 		ddr_done(q->ddr, -ETIMEDOUT);
 	else if (q->route == ROUTE_DEFAULT)
 		unreachable_failed(&unreachable_process, loop_now_ms(q->fe->loop));
-	log_debug("query id %u: no answer within %u ms, SERVFAIL", q->m.id, q->fe->cfg->timeout_ms);
+	log_debug(
+		"query id %u: no answer within %u ms, SERVFAIL%s", q->m.id, q->fe->cfg->timeout_ms,
+		q->held == QUERY_HELD ? " (counted in its client's share while the upstream has it)"
+				      : "");
 	query_finish(q, NULL, NULL, DNS_RCODE_SERVFAIL);
 }
 

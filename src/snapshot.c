@@ -64,6 +64,14 @@ static void render_counters(const struct stats_snapshot *snap, FILE *out)
 	       "(--standby).");
 	fprintf(out, "dotgw_upstream_standby_total %llu\n",
 		(unsigned long long)s->upstream_standby);
+	metric(out, "upstream_held_total", "counter",
+	       "Queries answered SERVFAIL at their deadline while an upstream still had them: "
+	       "each kept its place in its client's share until the upstream ended it.");
+	fprintf(out, "dotgw_upstream_held_total %llu\n", (unsigned long long)s->upstream_abandoned);
+	metric(out, "upstream_held_answered_total", "counter",
+	       "Of the held queries, those the upstream answered late (the answer is not used).");
+	fprintf(out, "dotgw_upstream_held_answered_total %llu\n",
+		(unsigned long long)s->upstream_late_answers);
 	metric(out, "policy_alias_total", "counter",
 	       "Answers replaced by a policy answer: their CNAME/DNAME chain led to a denied "
 	       "name.");

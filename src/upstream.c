@@ -24,6 +24,9 @@
  * transport flags (its failed()); such a query is sent once more, to another usable upstream,
  * within its deadline (conn_resend_error), else the SERVFAIL stands.
  *
+ * A query whose client was answered at its deadline may stay in its slot, abandoned
+ * (upstream_query_abandon), until its late answer or the connection's close: the upstream
+ * still works on it, so it counts in the window, and its late RTT stays out of the estimates.
  * The in-flight window: a connection carries at most conn_window() queries; the rest wait in
  * the pool's list. The window follows the connection's measured bandwidth-delay product:
  *   window = clamp(UPCONN_WIN_GAIN (2) x rate x min_rtt, --conn-inflight, UPCONN_WIN_MAX)
@@ -598,7 +601,8 @@ static void upstream_mark_failed(struct upstream *up, int err)
  * conn_close - tear the connection down. fault: the upstream misbehaved or is unreachable,
  * so it backs off and the queries are not sent to it again. Queries in flight are sent again
  * (pool_dispatch), after the connection is fully reset, with the rest of the wait list; the
- * probe is simply forgotten. Callers return right after it, without draining again.
+ * probe is simply forgotten; abandoned queries are not sent again, their complete() tells
+ * them of the close. Callers return right after it, without draining again.
  */
 static void conn_close(struct upconn *c, int err, bool fault)
 {
@@ -606,6 +610,8 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	struct upstream_pool *pool = up->pool;
 	unsigned int retry = 0;
 	bool idle = c->state == UC_READY && !fault && !c->inflight && (!err || err == -ECONNRESET);
+	TAILQ_HEAD(, upstream_query) gone = TAILQ_HEAD_INITIALIZER(gone); /* abandoned ones */
+	struct upstream_query *ab;
 
 	if (fault && c->state == UC_OPENING && !c->fallback && err != -EPERM &&
 	    up->cfg->doh_fallback[0] && pool->cfg->upstreams == up->cfg - up->idx)
@@ -638,6 +644,10 @@ static void conn_close(struct upconn *c, int err, bool fault)
 		uq->conn = NULL;
 		if (uq->probe)
 			continue;
+		if (uq->abandoned) { /* not sent again: told of the close below */
+			TAILQ_INSERT_TAIL(&gone, uq, wait);
+			continue;
+		}
 		if (fault)
 			uq->tried |= 1u << up->idx;
 		/* a server closing cleanly (idle, restart) is not the query's failure: send it
@@ -674,6 +684,13 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	if (fault)
 		upstream_mark_failed(up, err);
 	stats_add(&pool->stats->upstream_retries, retry);
+	/* -ETIMEDOUT only for a stalled connection of an upstream that answers on others: it
+	 * may well still hold them (upstream.h) */
+	err = !fault && err == -ETIMEDOUT ? err : err && err != -ETIMEDOUT ? err : -ECONNRESET;
+	while ((ab = TAILQ_FIRST(&gone))) {
+		TAILQ_REMOVE(&gone, ab, wait);
+		ab->complete(ab, NULL, NULL, err);
+	}
 	pool_drain_waiting(pool);
 	if (idle)
 		conn_standby(c);
@@ -862,7 +879,7 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 				up->cfg->text, id);
 		return 0;
 	}
-	if (failed && conn_resend_error(c, uq))
+	if (failed && !uq->abandoned && conn_resend_error(c, uq))
 		return 0;
 	if (!answer_matches(uq, ans, len, &r)) {
 		stats_add(&pool->stats->upstream_bad_answers, 1);
@@ -871,6 +888,13 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 		return -EPROTO;
 	}
 	slot_release(c, uq);
+	if (uq->abandoned) {
+		/* its client has had a SERVFAIL: this ends the hold, and its RTT (the
+		 * name's own delay) stays out of the connection's estimates */
+		stats_add(&pool->stats->upstream_late_answers, 1);
+		uq->complete(uq, NULL, NULL, 0);
+		return 0;
+	}
 	/* r now describes the restored answer: nobody downstream parses it again */
 	dns_answer_restore_view(ans, &r, uq->m->has_opt, &keepalive);
 	if (keepalive != UINT16_MAX) {
@@ -1376,6 +1400,7 @@ void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
 	uq->resends = 0;
 	uq->probe = 0;
 	uq->error_resent = 0;
+	uq->abandoned = 0;
 	uq->answered_by = NULL;
 	pool_dispatch(pool, uq);
 }
@@ -1394,4 +1419,17 @@ void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq
 	conn_arm(c);
 	/* The freed slot goes to a waiting query at the next I/O on any connection (this may
 	 * run deep inside a completion, where dispatching more would re-enter the caller). */
+}
+
+bool upstream_query_abandon(struct upstream_pool *pool, struct upstream_query *uq)
+{
+	struct upconn *c = uq->conn;
+
+	if (!c || c->state != UC_READY || uq->probe) {
+		upstream_query_cancel(pool, uq); /* waiting, done, or not out yet */
+		return false;
+	}
+	uq->abandoned = 1;
+	stats_add(&pool->stats->upstream_abandoned, 1);
+	return true;
 }

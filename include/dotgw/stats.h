@@ -46,6 +46,8 @@
 	X(upstream_idle_closed)	 /* idle connections closed by us (idle or keepalive timeout) */   \
 	X(upstream_standby)	 /* standby connections opened after an idle close (--standby) */  \
 	X(upstream_unverified)	 /* used unauthenticated (opportunistic) */                        \
+	X(upstream_abandoned)	 /* timed-out queries left with the upstream, their slot held */   \
+	X(upstream_late_answers) /* ...of them answered later (the answer is not used) */          \
 	X(cache_hits)		 /* queries answered from the cache */                             \
 	X(cache_misses)		 /* queries the cache could not answer */                          \
 	X(cache_stale)		 /* expired answers served because no upstream answered */         \

@@ -63,6 +63,7 @@ struct upstream_query {
 	uint8_t waiting;
 	uint8_t probe;	      /* the pool's own health probe: complete() is never called */
 	uint8_t error_resent; /* sent to another upstream after a transport error answer */
+	uint8_t abandoned;    /* upstream_query_abandon: its slot stays taken until it ends */
 };
 
 /*
@@ -191,5 +192,19 @@ void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
  * not by the queries that timed out on them.
  */
 void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq);
+
+/*
+ * upstream_query_abandon - uq's client was answered without it (its deadline passed), but
+ * the upstream may still be working on it: when uq went out on a connection, it keeps its
+ * slot there, counted in that connection's window, until its late answer or the connection's
+ * close, and complete() is called once more at that end: with answer and r NULL and err 0
+ * (it was answered; the answer is not used) or the error the connection closed with:
+ * -ETIMEDOUT only when dotgw closed it because answers stopped on it while the upstream
+ * answered on its other connections, so that it may well still hold uq.
+ * upstream_query_cancel() still ends it sooner, without a call. Returns false, after what
+ * upstream_query_cancel() does, when uq was not out on an open connection (waiting, on one
+ * still opening, or done): complete() is not called again.
+ */
+bool upstream_query_abandon(struct upstream_pool *pool, struct upstream_query *uq);
 
 #endif
