@@ -149,6 +149,7 @@ struct frontend {
 	struct conntrack *ct;	 /* original destinations of redirected UDP; NULL: not known */
 	LIST_HEAD(, query) queries;
 	_Atomic unsigned int inflight; /* also read by the metrics thread (frontend_inflight) */
+	_Atomic unsigned int held;     /* of them, QUERY_HELD: their clients have their answer */
 	struct log_ratelimit rl_malformed, rl_recv, rl_ct;
 	/* UDP receive batch */
 	struct mmsghdr mmsg[UDP_BATCH];
@@ -315,6 +316,8 @@ static void query_free(struct query *q)
 	}
 	LIST_REMOVE(q, link);
 	fe->inflight--;
+	if (q->held == QUERY_HELD)
+		fe->held--;
 	query_share_end(q);
 	if (q->to.tc)
 		tcp_work_end(&q->work);
@@ -356,6 +359,7 @@ static void query_end(struct query *q)
 		tcp_work_end(&q->work);
 		q->to.tc = NULL;
 	}
+	fe->held++;
 	loop_timer_init(&q->deadline, query_hold_end);
 	if (loop_timer_set(fe->loop, &q->deadline, loop_now_ms(fe->loop) + QUERY_HOLD_MS) < 0)
 		query_hold_end(&q->deadline);
@@ -1811,7 +1815,10 @@ struct ddr *frontend_ddr(const struct frontend *fe)
 
 unsigned int frontend_inflight(const struct frontend *fe)
 {
-	return atomic_load_explicit(&fe->inflight, memory_order_relaxed);
+	unsigned int held = atomic_load_explicit(&fe->held, memory_order_relaxed);
+	unsigned int n = atomic_load_explicit(&fe->inflight, memory_order_relaxed);
+
+	return n > held ? n - held : 0; /* two reads, not one instant's */
 }
 
 /*

@@ -83,7 +83,10 @@ void frontend_set_egress(struct frontend *fe, struct nftset_link *link);
 /* frontend_egress_stats - group's egress counters in this worker (zeros: none). */
 void frontend_egress_stats(const struct frontend *fe, int group, struct egress_gate_stats *out);
 
-/* frontend_inflight - queries in flight now (read from another thread: a snapshot). */
+/*
+ * frontend_inflight - queries in flight now whose clients wait for them (read from another
+ * thread: a snapshot); not those held after their SERVFAIL while an upstream has them.
+ */
 unsigned int frontend_inflight(const struct frontend *fe);
 
 struct ddr;
