@@ -18,9 +18,9 @@
  * lock, and goes with the entry (a new answer for its key is a new entry) or by
  * cache_refresh_end: at most one refresh per entry is in flight, whatever the worker.
  *
- * Several workers may share one cache (--workers): store, lookup and stats take its lock, held
- * for the table work only (no I/O). The workers' clocks are one CLOCK_MONOTONIC read at
- * different moments, so an entry may look stored "after" the lookup's now: its age is then 0.
+ * Several workers may share one cache (--workers, --queues): store, lookup and stats take its
+ * lock, held for the table work only (no I/O). The workers' clocks are one CLOCK_MONOTONIC read
+ * at different moments, so an entry may look stored "after" the lookup's now: its age is then 0.
  */
 #include <errno.h>
 #include <malloc.h>

@@ -256,7 +256,7 @@ const struct config_option config_options[] = {
 	{ .name = "cache-size", .key = "cache-size", .arg = "N[k|M]", .section = "Cache:",
 	  .parse = parse_cache_size,
 	  .help = "answer cache in all (its heap: entries and table),\n"
-		  "shared out among the workers; 0 turns it off (default: 1M)" },
+		  "shared by the workers; 0 turns it off (default: 1M)" },
 	{ .name = "cache-max-ttl", .key = "cache-max-ttl", .arg = "SECONDS",
 	  NUMBER(cache_max_ttl, 1, 604800, "1 to 604800 seconds"),
 	  .help = "cache answers this long at most (default: 86400)" },

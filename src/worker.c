@@ -4,9 +4,9 @@
  * everything privileged for them before any thread starts, and afterwards talks to a worker
  * only through two eventfds (stop, reload) and the worker's lock.
  *
- * With several workers in tproxy mode they share one set of answer caches (cache.c locks),
- * owned by the configuration reference they came with: a reload brings a new set, and the old
- * one goes with the old reference, once every worker has switched and drained.
+ * Several workers (either mode) share one set of answer caches (cache.c locks), owned by the
+ * configuration reference they came with: a reload brings a new set, and the old one goes with
+ * the old reference, once every worker has switched and drained.
  *
  * The reload handshake: the main thread leaves a new configuration reference and pool in
  * pending_ref/pending_pool under the lock and writes the reload eventfd; the worker swaps them
@@ -272,13 +272,14 @@ unsigned int workers_count(const struct workers *ws)
 }
 
 /*
- * workers_share_caches - several tproxy workers share one set of caches, owned by ref (freed
- * with it): the kernel spreads one name's askers over the workers. Without memory each
- * worker makes its own, as before.
+ * workers_share_caches - several workers share one set of caches, owned by ref (freed with
+ * it): the kernel spreads one name's askers over the workers (tproxy: by a hash of addresses
+ * and ports; nfqueue: UDP by a hash of the addresses, while worker 0 takes all TCP, so even
+ * one client's UDP and TCP may meet two workers). Without memory each worker makes its own.
  */
 static void workers_share_caches(struct workers *ws, struct config_ref *ref)
 {
-	if (ws->n < 2 || ref->cfg.mode != MODE_TPROXY || ref->cfg.shared_caches)
+	if (ws->n < 2 || ref->cfg.shared_caches)
 		return;
 	if (frontend_caches_new(&ref->cfg.shared_caches, &ref->cfg) < 0)
 		log_warn("no memory for the shared cache: each worker keeps its own");

@@ -825,6 +825,24 @@ lab_dotgw_stat_now()
 	lab_dotgw_stat "$1"
 }
 
+# lab_dotgw_usr1_workers: ask for the counters (SIGUSR1) and wait for the per-worker lines,
+# "worker I: N queries (N UDP, N TCP), N cache hits, N misses" (logged with two workers or more).
+lab_dotgw_usr1_workers()
+{
+	local before
+	before=$(grep -c 'worker 1: ' "$DOTGW_LOG")
+	kill -USR1 "$DOTGW_PID"
+	lab_wait_until 50 test "$(grep -c 'worker 1: ' "$DOTGW_LOG")" -gt "$before"
+}
+
+# lab_dotgw_worker_stat I WORD: the number before WORD (queries, UDP, TCP, cache, misses) on
+# worker I's last per-worker line.
+lab_dotgw_worker_stat()
+{
+	grep "worker $1: " "$DOTGW_LOG" 2>/dev/null | tail -n 1 | grep -Eo "[0-9]+ $2" |
+		head -n 1 | sed 's/ .*//'
+}
+
 # lab_capture DESC CMD...: run CMD, keeping its output (stdout and stderr) in LAB_OUT, its
 # status in LAB_RC and DESC in LAB_CMD for the checks that follow (and their failure reports).
 # The way to run a command in a namespace or a container is the caller's (lab_run, and the

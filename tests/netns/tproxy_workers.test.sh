@@ -58,21 +58,6 @@ perf()
 		"$(printf '%s\n' "$LAB_OUT" | sed -n 's/^ *Response codes: *NOERROR \([0-9]*\).*/\1/p')"
 }
 
-# worker_queries I: worker I's queries on the last per-worker log line (SIGUSR1)
-worker_queries()
-{
-	grep "worker $1: " "$DOTGW_LOG" | tail -n 1 | sed -n 's/.*worker [0-9]*: \([0-9]*\) queries.*/\1/p'
-}
-
-# usr1: ask for the counters and wait for the per-worker lines
-usr1()
-{
-	local before
-	before=$(grep -c 'worker 1: ' "$DOTGW_LOG")
-	kill -USR1 "$DOTGW_PID"
-	lab_wait_until 50 test "$(grep -c 'worker 1: ' "$DOTGW_LOG")" -gt "$before"
-}
-
 # hit ratio with WORKERS: 1000 queries of 100 names, in percent
 hit_ratio()
 {
@@ -106,9 +91,9 @@ for ((i = 0; i < 16; i++)); do
 	done
 done
 lab_check_eq "32 queries from 16 client addresses answered from $LAB_DECOY4" 0 "$bad"
-usr1
-w0=$(worker_queries 0)
-w1=$(worker_queries 1)
+lab_dotgw_usr1_workers
+w0=$(lab_dotgw_worker_stat 0 queries)
+w1=$(lab_dotgw_worker_stat 1 queries)
 lab_log "per worker: worker 0 $w0 queries, worker 1 $w1"
 lab_check_eq "the workers' queries add up" $((3 * N + 32)) $((w0 + w1))
 lab_ok "worker 0 served some queries" test "${w0:-0}" -gt 0
