@@ -185,6 +185,7 @@ static const struct upstream_transport fake = {
 static const uint8_t query[] = {0,   0,	  1,   0, 0,   1,   0,	 0,   0, 0, 0, 0, 3,
 				'f', 'o', 'o', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
 static struct dns_msg query_msg;
+static uint64_t reads[3]; /* the queries each upstream read, since setup() */
 
 /* serve_read - read what upstream up's connections sent; the number of queries. */
 static size_t serve_read(size_t up)
@@ -205,6 +206,7 @@ static size_t serve_read(size_t up)
 			while (dns_frame_next(f->in, f->in_len, &off, &msg, &len) > 0) {
 				f->ids[f->n_ids++] = dns_get16(msg);
 				total++;
+				reads[up]++;
 			}
 			memmove(f->in, f->in + off, f->in_len - off);
 			f->in_len -= off;
@@ -319,8 +321,6 @@ static void tq_init(struct tq *q, struct loop *loop)
 	q->uq.complete = tq_complete;
 }
 
-static void stop(struct loop_timer *t);
-
 static struct loop *loop;
 static struct loop_timer stopper;
 
@@ -330,18 +330,52 @@ static void stop(struct loop_timer *t)
 	loop_stop(loop);
 }
 
-/* spin - run the loop for a few milliseconds: connections open, queries leave, answers land. */
-static void spin(void)
+/* clock_ms - CLOCK_MONOTONIC milliseconds read afresh, as the loop reads them. */
+static uint64_t clock_ms(void)
 {
 	struct timespec ts;
 
-	/* the loop's clock, read afresh: loop_now_ms() is that of its last iteration */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	loop_timer_init(&stopper, stop);
-	loop_timer_set(loop, &stopper,
-		       (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 5);
-	loop_run(loop);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+
+/*
+ * How long SPIN_UNTIL waits for what must come: events that take microseconds here, so only a
+ * machine that does not run this test for seconds (or a bug) reaches it.
+ */
+#define SPIN_LIMIT_MS 3000
+
+/*
+ * spin_turn - one turn of the loop, a millisecond or so: connections open, queries leave,
+ * answers land, timers due fire. Past end_ms, none: it records a failure of the wait for
+ * what (at file:line) and returns false.
+ */
+static bool spin_turn(uint64_t end_ms, const char *what, const char *file, int line)
+{
+	if (clock_ms() >= end_ms) {
+		check_failed++;
+		fprintf(stderr, "%s:%d: gave up after %d ms waiting for: %s\n", file, line,
+			SPIN_LIMIT_MS, what);
+		return false;
+	}
+	loop_timer_init(&stopper, stop);
+	loop_timer_set(loop, &stopper, clock_ms() + 1);
+	loop_run(loop);
+	return true;
+}
+
+/*
+ * SPIN_UNTIL - run the loop until cond holds (evaluated before each turn), SPIN_LIMIT_MS at
+ * most, then a failure. The checks that follow read the state cond waited for, however slowly
+ * the machine ran the loop; where a check says something did not happen, the comment there
+ * says why waiting for cond is enough.
+ */
+#define SPIN_UNTIL(cond)                                                           \
+	do {                                                                       \
+		uint64_t spin_end_ = clock_ms() + SPIN_LIMIT_MS;                   \
+		while (!(cond) && spin_turn(spin_end_, #cond, __FILE__, __LINE__)) \
+			;                                                          \
+	} while (0)
 
 static void setup(struct config *cfg, struct stats *st, enum upstream_choice choice)
 {
@@ -352,6 +386,7 @@ static void setup(struct config *cfg, struct stats *st, enum upstream_choice cho
 		snprintf(cfg->upstreams[i].text, sizeof(cfg->upstreams[i].text), "up%zu", i);
 		modes[i] = FAKE_OK;
 		opens[i] = 0;
+		reads[i] = 0;
 	}
 	cfg->upstream_choice = choice;
 	cfg->padding = false;
@@ -368,14 +403,41 @@ static struct upstream_pool *pool_new(const struct config *cfg, struct stats *st
 	return pool;
 }
 
-static bool usable(struct upstream_pool *pool, size_t i, uint64_t *failures)
+static struct upstream_snapshot snap(const struct upstream_pool *pool, size_t i)
 {
 	struct upstream_snapshot s;
 
 	memset(&s, 0, sizeof(s));
 	upstream_pool_snapshot(pool, i, &s);
+	return s;
+}
+
+static bool usable(struct upstream_pool *pool, size_t i, uint64_t *failures)
+{
+	struct upstream_snapshot s = snap(pool, i);
+
 	*failures = s.failures;
 	return s.usable;
+}
+
+/* sent - the queries the pool gave upstream i's connections so far (written or about to be). */
+static uint64_t sent(const struct upstream_pool *pool, size_t i)
+{
+	return snap(pool, i).tr_queries[UPSTREAM_TR_DOT];
+}
+
+/*
+ * serve_read_until - run the loop until upstream up has read n queries or more, and every
+ * query the pool gave it: so more than n shows too, however late the loop wrote them. The
+ * queries read, as serve_read. With n 0, the pool must have decided already (a completion
+ * waited for): only what it gave up is waited for.
+ */
+static size_t serve_read_until(const struct upstream_pool *pool, size_t up, size_t n)
+{
+	size_t total = 0;
+
+	SPIN_UNTIL((total += serve_read(up)) >= n && reads[up] >= sent(pool, up));
+	return total;
 }
 
 /* One query, answered by the first upstream; ids; a late answer is ignored; id reuse. */
@@ -392,14 +454,13 @@ static void test_ids(void)
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
 	CHECK(!upstream_pool_idle(pool));
-	spin();
-	CHECK_EQ(serve_read(0), 1);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
 	for (size_t i = 0; i < FAKE_MAX; i++)
 		if (fakes[i].live)
 			f = &fakes[i];
 	CHECK(f && f->ids[0] == 0); /* slot 0, generation 0 */
 	CHECK_EQ(serve_answer(0, false), 1);
-	spin();
+	SPIN_UNTIL(q.done);
 	CHECK_EQ(q.done, 1);
 	CHECK_EQ(q.err, 0);
 	CHECK(q.by && strcmp(q.by, "up0") == 0);
@@ -416,10 +477,10 @@ static void test_ids(void)
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
 	CHECK_EQ(q.uq.id, 1u << 10); /* slot 0, generation 1 */
-	spin();
-	CHECK_EQ(serve_read(0), 1024);
+	CHECK_EQ(serve_read_until(pool, 0, 1024), 1024);
 	CHECK_EQ(serve_answer(0, false), 1024); /* 1023 late answers, and q's */
-	spin();
+	/* q's answer is the last of the write: once q is done, the late ones were read too */
+	SPIN_UNTIL(q.done);
 	CHECK_EQ(c.done, 0);
 	CHECK_EQ(q.done, 1);
 	CHECK_EQ(q.err, 0);
@@ -442,15 +503,14 @@ static void test_wait_list(void)
 		tq_init(&q[i], loop);
 		upstream_pool_submit(pool, &q[i].uq);
 	}
-	spin();
-	CHECK_EQ(serve_read(0), 4);
+	CHECK_EQ(serve_read_until(pool, 0, 4), 4);
 	CHECK_EQ(opens[0], 1);		       /* the pool has room for one connection */
 	upstream_query_cancel(pool, &q[5].uq); /* waiting: simply forgotten */
 	CHECK_EQ(serve_answer(0, false), 4);
-	spin();
-	CHECK_EQ(serve_read(0), 2); /* the wait list moved up */
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2); /* the wait list moved up */
 	CHECK_EQ(serve_answer(0, false), 2);
-	spin();
+	/* q[5] cannot complete once the others did: it was in no list to come back from */
+	SPIN_UNTIL(completions >= 6);
 	for (size_t i = 0; i < 7; i++) {
 		CHECK_EQ(q[i].done, i == 5 ? 0 : 1);
 		CHECK_EQ(q[i].err, 0);
@@ -476,20 +536,19 @@ static void test_clean_close(void)
 		tq_init(&q[i], loop);
 		upstream_pool_submit(pool, &q[i].uq);
 	}
-	spin();
-	CHECK_EQ(serve_read(0), 2);
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2);
 	serve_hangup(0);
-	spin();
+	/* the close seen, the queries it held go again at once, on a new connection */
+	SPIN_UNTIL(opens[0] >= 2);
 	CHECK_EQ(opens[0], 2);
 	CHECK(usable(pool, 0, &failures));
 	CHECK_EQ(failures, 0);
 	CHECK_EQ(stats_get(&st.upstream_retries), 2);
-	CHECK_EQ(serve_read(0), 2);
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2);
 	CHECK_EQ(serve_answer(0, false), 2);
-	spin();
-	CHECK_EQ(serve_read(0), 2);
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2);
 	CHECK_EQ(serve_answer(0, false), 2);
-	spin();
+	SPIN_UNTIL(completions >= 4);
 	for (size_t i = 0; i < 4; i++) {
 		CHECK_EQ(q[i].done, 1);
 		CHECK_EQ(q[i].err, 0);
@@ -512,10 +571,9 @@ static void test_fault_refused(void)
 	modes[0] = FAKE_REFUSED;
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
-	spin();
-	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(serve_read_until(pool, 1, 1), 1);
 	CHECK_EQ(serve_answer(1, false), 1);
-	spin();
+	SPIN_UNTIL(q.done);
 	CHECK_EQ(q.done, 1);
 	CHECK(q.by && strcmp(q.by, "up1") == 0);
 	CHECK(!usable(pool, 0, &failures));
@@ -538,10 +596,9 @@ static void test_fault_handshake(void)
 	modes[0] = FAKE_HS_FAIL;
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
-	spin();
-	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(serve_read_until(pool, 1, 1), 1);
 	CHECK_EQ(serve_answer(1, false), 1);
-	spin();
+	SPIN_UNTIL(q.done);
 	CHECK_EQ(q.done, 1);
 	CHECK(q.by && strcmp(q.by, "up1") == 0);
 	CHECK(!usable(pool, 0, &failures));
@@ -562,15 +619,14 @@ static void test_fault_bad_answer(void)
 	pool = pool_new(&cfg, &st);
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
-	spin();
-	CHECK_EQ(serve_read(0), 1);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
 	CHECK_EQ(serve_answer(0, true), 1);
-	spin();
+	SPIN_UNTIL(stats_get(&st.upstream_bad_answers) >= 1);
 	CHECK_EQ(stats_get(&st.upstream_bad_answers), 1);
 	CHECK(!usable(pool, 0, &failures));
-	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(serve_read_until(pool, 1, 1), 1);
 	CHECK_EQ(serve_answer(1, false), 1);
-	spin();
+	SPIN_UNTIL(q.done);
 	CHECK_EQ(q.done, 1);
 	CHECK_EQ(q.err, 0);
 	CHECK(q.by && strcmp(q.by, "up1") == 0);
@@ -605,8 +661,7 @@ static void test_local_errors(void)
 	modes[0] = FAKE_HS_LOCAL;
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
-	for (int i = 0; i < 20 && !q.done; i++)
-		spin();
+	SPIN_UNTIL(q.done);
 	CHECK(usable(pool, 0, &failures));
 	CHECK_EQ(failures, 0);
 	CHECK(stats_get(&st.upstream_local_errors) >= 1);
@@ -649,13 +704,12 @@ static void test_choice(void)
 		tq_init(&q[i], loop);
 		upstream_pool_submit(pool, &q[i].uq);
 	}
-	spin();
-	CHECK_EQ(serve_read(0), 2);
-	CHECK_EQ(serve_read(1), 1);
-	CHECK_EQ(serve_read(2), 1);
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2);
+	CHECK_EQ(serve_read_until(pool, 1, 1), 1);
+	CHECK_EQ(serve_read_until(pool, 2, 1), 1);
 	for (size_t i = 0; i < 3; i++)
 		serve_answer(i, false);
-	spin();
+	SPIN_UNTIL(q[3].done);
 	CHECK(q[3].by && strcmp(q[3].by, "up0") == 0);
 	upstream_pool_free(pool);
 
@@ -665,32 +719,32 @@ static void test_choice(void)
 	for (size_t i = 0; i < 3; i++) {
 		tq_init(&q[i], loop);
 		upstream_pool_submit(pool, &q[i].uq);
-		spin();
-		CHECK_EQ(serve_read(i), 1);
+		CHECK_EQ(serve_read_until(pool, i, 1), 1);
 		if (i != 1)
 			nanosleep(&slow, NULL);
 		serve_answer(i, false);
-		spin();
+		SPIN_UNTIL(q[i].done);
 		CHECK_EQ(q[i].done, 1);
 	}
 	tq_init(&q[3], loop);
 	upstream_pool_submit(pool, &q[3].uq);
-	spin();
-	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(serve_read_until(pool, 1, 1), 1);
 	serve_answer(1, false);
-	spin();
+	SPIN_UNTIL(q[3].done);
 	CHECK(q[3].by && strcmp(q[3].by, "up1") == 0);
 	upstream_pool_free(pool);
 }
 
-/* round - one round trip of the fake upstream, delay_ms long; the queries it answered. */
-static size_t round_trip(size_t up, long delay_ms, size_t *answered)
+/*
+ * round_trip - one round trip of the fake upstream, delay_ms long, once the pool sent queries
+ * (serve_read_until: at least one, and all it gave up); the queries it read and answered.
+ */
+static size_t round_trip(const struct upstream_pool *pool, size_t up, long delay_ms,
+			 size_t *answered)
 {
 	struct timespec d = {0, delay_ms * 1000 * 1000};
-	size_t n;
+	size_t n = serve_read_until(pool, up, 1);
 
-	spin();
-	n = serve_read(up);
 	nanosleep(&d, NULL);
 	*answered += serve_answer(up, false);
 	return n;
@@ -706,7 +760,7 @@ static void test_window(void)
 	struct config cfg;
 	struct stats st;
 	struct upstream_pool *pool;
-	size_t first, n = 0, answered = 0, sent = 0;
+	size_t first, n, most = 0, answered = 0;
 
 	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	cfg.conn_inflight = 4;
@@ -715,34 +769,45 @@ static void test_window(void)
 		tq_init(&q[i], loop);
 		upstream_pool_submit(pool, &q[i].uq);
 	}
-	/* a round trip of 20 ms, the loop's turns add 5: the window grows by about 2 x 20/25 */
-	first = round_trip(0, 20, &answered);
+	/*
+	 * Round trips of 20 ms, each as soon as the loop sent what the last answers let it: the
+	 * window grows with the answers (here from 4 to about 150 in 12 round trips). The largest
+	 * round trip counts: were the 600 queries answered sooner, the last would carry only
+	 * what was left. A loop that runs late makes the RTT and the rate's sample longer alike.
+	 */
+	first = round_trip(pool, 0, 20, &answered);
 	CHECK_EQ(first, 4);
 	for (int r = 0; r < 12 && answered < 600; r++) {
-		n = round_trip(0, 20, &answered);
+		n = round_trip(pool, 0, 20, &answered);
 		CHECK(n <= 1008);
+		most = n > most ? n : most;
 	}
-	fprintf(stderr, "window: %zu in flight at first, %zu after 12 round trips\n", first, n);
-	CHECK(n >= 16); /* about 100 here; a busy machine's late turns slow the growth */
+	fprintf(stderr, "window: %zu in flight at first, %zu at most in 12 round trips\n", first,
+		most);
+	CHECK(most >= 16);
 	for (int r = 0; r < 10 && answered < 600; r++)
-		round_trip(0, 20, &answered);
-	spin();
+		round_trip(pool, 0, 20, &answered);
+	SPIN_UNTIL(completions >= 600);
 	CHECK_EQ(answered, 600);
 	for (size_t i = 0; i < 600; i++)
 		CHECK_EQ(q[i].done, 1);
 
-	/* one query per round trip: the rate and the window fall back to the floor */
+	/*
+	 * One query per round trip: the rate and the window fall back to the floor. Each query
+	 * leaves once the last answer was read, so that each answer ends a rate sample (one
+	 * that spans less than the least RTT goes on): 12 samples halve the rate 12 times.
+	 */
 	for (int r = 0; r < 12; r++) {
 		tq_init(&q[r], loop);
 		upstream_pool_submit(pool, &q[r].uq);
-		CHECK_EQ(round_trip(0, 20, &answered), 1);
+		CHECK_EQ(round_trip(pool, 0, 20, &answered), 1);
+		SPIN_UNTIL(q[r].done);
 	}
-	spin();
 	for (size_t i = 0; i < 100; i++) {
 		tq_init(&q[i], loop);
 		upstream_pool_submit(pool, &q[i].uq);
 	}
-	CHECK_EQ(round_trip(0, 1, &sent), 4);
+	CHECK_EQ(round_trip(pool, 0, 1, &answered), 4);
 	upstream_pool_free(pool);
 
 	/* --conn-inflight above the cap: the cap holds */
@@ -753,8 +818,7 @@ static void test_window(void)
 		tq_init(&q[i], loop);
 		upstream_pool_submit(pool, &q[i].uq);
 	}
-	spin();
-	CHECK_EQ(serve_read(0), 1008);
+	CHECK_EQ(serve_read_until(pool, 0, 1008), 1008);
 	upstream_pool_free(pool);
 }
 
@@ -777,15 +841,14 @@ static void test_window_limit(void)
 		tq_init(&q[i], loop);
 		upstream_pool_submit(pool, &q[i].uq);
 	}
-	spin();
-	CHECK_EQ(serve_read(0), 64);
+	CHECK_EQ(serve_read_until(pool, 0, 64), 64);
 	serve_hangup(0);
-	spin();
+	SPIN_UNTIL(opens[0] >= 2); /* the close seen: its queries went again at once */
 	CHECK_EQ(opens[0], 2);
 	CHECK_EQ(stats_get(&st.upstream_retries), 64);
-	CHECK_EQ(round_trip(0, 1, &answered), 32);
-	CHECK_EQ(round_trip(0, 1, &answered), 32);
-	spin();
+	CHECK_EQ(round_trip(pool, 0, 1, &answered), 32);
+	CHECK_EQ(round_trip(pool, 0, 1, &answered), 32);
+	SPIN_UNTIL(completions >= 64);
 	CHECK_EQ(answered, 64);
 	for (size_t i = 0; i < 64; i++) {
 		CHECK_EQ(q[i].done, 1);
@@ -804,8 +867,9 @@ static void test_connections(void)
 	struct config cfg;
 	struct stats st;
 	struct upstream_pool *pool;
-	struct upstream_snapshot snap;
 	size_t answered = 0;
+	uint64_t idle_from;
+	bool seen_close = false;
 
 	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	cfg.pool_size = 3;
@@ -816,25 +880,36 @@ static void test_connections(void)
 		tq_init(&q[i], loop);
 		upstream_pool_submit(pool, &q[i].uq);
 	}
-	spin();
 	CHECK_EQ(opens[0], 3);
-	CHECK_EQ(serve_read(0), 10); /* 4 + 4 + 2 */
+	CHECK_EQ(serve_read_until(pool, 0, 10), 10); /* 4 + 4 + 2 */
+	idle_from = clock_ms(); /* the connections go idle later, once the answers are read */
 	serve_answer(0, false);
-	spin();
-	/* two queries per round trip, in different loop turns: both go to the first connection */
-	for (int r = 0; r < 25; r++) {
+	SPIN_UNTIL(completions >= 10);
+	/*
+	 * Two queries per round trip, in different loop turns: both go to the first connection,
+	 * and the others close once idle_ms passed, while the traffic goes on: 25 round trips at
+	 * least, and on until both closed. That no close came early is checked when the first is
+	 * seen (it came at that time or before, so a late look cannot hide an early close).
+	 */
+	for (int r = 0; r < 25 || (stats_get(&st.upstream_idle_closed) < 2 &&
+				   clock_ms() < idle_from + SPIN_LIMIT_MS);
+	     r++) {
+		size_t n;
+
 		tq_init(&q[0], loop);
 		upstream_pool_submit(pool, &q[0].uq);
-		spin();
+		n = serve_read_until(pool, 0, 1);
 		tq_init(&q[1], loop);
 		upstream_pool_submit(pool, &q[1].uq);
-		CHECK_EQ(round_trip(0, 5, &answered), 2);
-		spin();
+		CHECK_EQ(n + round_trip(pool, 0, 5, &answered), 2);
+		SPIN_UNTIL(q[0].done + q[1].done >= 2);
 		CHECK_EQ(q[0].done + q[1].done, 2);
+		if (!seen_close && stats_get(&st.upstream_idle_closed) > 0) {
+			seen_close = true;
+			CHECK(clock_ms() >= idle_from + cfg.idle_ms);
+		}
 	}
-	memset(&snap, 0, sizeof(snap));
-	upstream_pool_snapshot(pool, 0, &snap);
-	CHECK_EQ(snap.open, 1);
+	CHECK_EQ(snap(pool, 0).open, 1);
 	CHECK_EQ(stats_get(&st.upstream_idle_closed), 2);
 	CHECK_EQ(opens[0], 3);
 	upstream_pool_free(pool);
@@ -850,68 +925,65 @@ static void test_error_resend(void)
 	struct config cfg;
 	struct stats st;
 	struct upstream_pool *pool;
-	struct upstream_snapshot s;
 	struct tq q;
 	uint64_t failures;
+	size_t n;
 
 	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	pool = pool_new(&cfg, &st);
 	/* flagged on up0: resent to up1, which answers */
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
-	spin();
-	CHECK_EQ(serve_read(0), 1);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
 	CHECK_EQ(serve_error(0, true), 1);
-	spin();
+	/* the pool resends or completes as it reads the error answer: once up1 has the query,
+	 * q would be done already had the SERVFAIL been passed on too */
+	n = serve_read_until(pool, 1, 1);
 	CHECK_EQ(q.done, 0);
-	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(n, 1);
 	CHECK_EQ(serve_answer(1, false), 1);
-	spin();
+	SPIN_UNTIL(q.done);
 	CHECK_EQ(q.done, 1);
 	CHECK_EQ(q.err, 0);
 	CHECK_EQ(q.rcode, 0);
 	CHECK(q.by && strcmp(q.by, "up1") == 0);
 	CHECK(usable(pool, 0, &failures));
 	CHECK_EQ(failures, 0);
-	memset(&s, 0, sizeof(s));
-	upstream_pool_snapshot(pool, 0, &s);
-	CHECK_EQ(s.doh_resent, 1);
-	/* flagged on up0, then on up1: once only, the second SERVFAIL stands */
+	CHECK_EQ(snap(pool, 0).doh_resent, 1);
+	/*
+	 * flagged on up0, then on up1: once only, the second SERVFAIL stands. Here and below, a
+	 * resend would be decided with the completion: once q is done, serve_read_until (n 0)
+	 * sees every query the pool gave the upstream.
+	 */
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
-	spin();
-	CHECK_EQ(serve_read(0), 1);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
 	CHECK_EQ(serve_error(0, true), 1);
-	spin();
-	CHECK_EQ(serve_read(1), 1);
+	CHECK_EQ(serve_read_until(pool, 1, 1), 1);
 	CHECK_EQ(serve_error(1, true), 1);
-	spin();
+	SPIN_UNTIL(q.done);
 	CHECK_EQ(q.done, 1);
 	CHECK_EQ(q.rcode, DNS_RCODE_SERVFAIL);
-	CHECK_EQ(serve_read(2), 0);
+	CHECK_EQ(serve_read_until(pool, 2, 0), 0);
 	/* a server's own SERVFAIL is an answer: not resent */
 	tq_init(&q, loop);
 	upstream_pool_submit(pool, &q.uq);
-	spin();
-	CHECK_EQ(serve_read(0), 1);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
 	CHECK_EQ(serve_error(0, false), 1);
-	spin();
+	SPIN_UNTIL(q.done);
 	CHECK_EQ(q.done, 1);
 	CHECK_EQ(q.rcode, DNS_RCODE_SERVFAIL);
-	CHECK_EQ(serve_read(1), 0);
+	CHECK_EQ(serve_read_until(pool, 1, 0), 0);
 	/* only up0 allowed: nowhere else to go, the SERVFAIL stands */
 	tq_init(&q, loop);
 	q.uq.allowed = 1;
 	upstream_pool_submit(pool, &q.uq);
-	spin();
-	CHECK_EQ(serve_read(0), 1);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
 	CHECK_EQ(serve_error(0, true), 1);
-	spin();
+	SPIN_UNTIL(q.done);
 	CHECK_EQ(q.done, 1);
 	CHECK_EQ(q.rcode, DNS_RCODE_SERVFAIL);
-	memset(&s, 0, sizeof(s));
-	upstream_pool_snapshot(pool, 0, &s);
-	CHECK_EQ(s.doh_resent, 2);
+	CHECK_EQ(snap(pool, 0).doh_resent, 2);
 	upstream_pool_free(pool);
 }
 
