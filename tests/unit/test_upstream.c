@@ -303,7 +303,9 @@ static void tq_complete(struct upstream_query *uq, const uint8_t *answer, const 
 	q->err = err;
 	q->by = uq->answered_by;
 	q->order = completions++;
-	if (err == 0) {
+	if (err == 0 && uq->abandoned) {
+		CHECK(answer == NULL); /* the end of an abandoned query: its answer is not used */
+	} else if (err == 0) {
 		CHECK(answer != NULL);
 		q->rcode = r->flags & DNS_RCODE_MASK;
 		/* a SERVFAIL may come without the question */
@@ -516,6 +518,96 @@ static void test_wait_list(void)
 		CHECK_EQ(q[i].err, 0);
 	}
 	CHECK(q[4].order < q[6].order); /* in order */
+	CHECK(upstream_pool_idle(pool));
+	upstream_pool_free(pool);
+}
+
+/* live_fake - upstream up's one connection that is open (NULL: none). */
+static struct fake_conn *live_fake(size_t up)
+{
+	for (size_t i = 0; i < FAKE_MAX; i++)
+		if (fakes[i].live && fakes[i].up == up && fakes[i].peer >= 0)
+			return &fakes[i];
+	return NULL;
+}
+
+/*
+ * Abandoned queries (upstream_query_abandon): a query whose client was answered without it
+ * keeps its slot, counted in the window, until its late answer (complete(): err 0, no answer)
+ * or its connection's close (the error); one not out on an open connection is only
+ * cancelled, and never completes.
+ */
+static void test_abandon(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct fake_conn *f;
+	struct tq o, q[4];
+	uint16_t id0, id2;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	cfg.conn_inflight = 2;
+	pool = pool_new(&cfg, &st);
+	/* its connection still opens: cancelled (it goes out after the handshake all the same,
+	 * and its answer is a late one, ignored) */
+	tq_init(&o, loop);
+	upstream_pool_submit(pool, &o.uq);
+	CHECK(!upstream_query_abandon(pool, &o.uq));
+	CHECK(upstream_pool_idle(pool));
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
+	CHECK_EQ(serve_answer(0, false), 1);
+
+	/* a window of 2: q[0] and q[1] go, q[2] and q[3] wait */
+	for (size_t i = 0; i < 4; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2);
+	CHECK(upstream_query_abandon(pool, &q[0].uq));
+	CHECK_EQ(stats_get(&st.upstream_abandoned), 1);
+	/* q[1] is answered, q[0] not: one slot frees, so q[2] goes and q[3] still waits (a
+	 * cancelled q[0] would have freed its slot for q[3] too: the wait counts what was sent) */
+	f = live_fake(0);
+	CHECK(f && f->n_ids == 2);
+	if (!f)
+		return;
+	id0 = f->ids[0];
+	f->ids[0] = f->ids[1];
+	f->n_ids = 1;
+	CHECK_EQ(serve_answer(0, false), 1);
+	SPIN_UNTIL(q[1].done);
+	CHECK_EQ(q[1].err, 0);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
+	CHECK_EQ(q[0].done, 0);
+	/* q[0]'s late answer ends it, and frees its slot for q[3] (q[2] stays unanswered) */
+	CHECK_EQ(f->n_ids, 1);
+	id2 = f->ids[0];
+	f->ids[0] = id0;
+	CHECK_EQ(serve_answer(0, false), 1);
+	f->ids[f->n_ids++] = id2;
+	SPIN_UNTIL(q[0].done);
+	CHECK_EQ(q[0].done, 1);
+	CHECK_EQ(q[0].err, 0);
+	CHECK_EQ(stats_get(&st.upstream_late_answers), 1);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1); /* q[3] */
+
+	/* q[2] abandoned too, then the upstream closes: q[2] is told (not sent again), q[3] is
+	 * sent again and answered */
+	CHECK(upstream_query_abandon(pool, &q[2].uq));
+	serve_hangup(0);
+	SPIN_UNTIL(q[2].done);
+	CHECK_EQ(q[2].err, -ECONNRESET);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
+	CHECK_EQ(stats_get(&st.upstream_retries), 1);
+	CHECK_EQ(serve_answer(0, false), 1);
+	SPIN_UNTIL(q[3].done);
+	CHECK_EQ(q[3].err, 0);
+	CHECK_EQ(q[2].done, 1);
+	CHECK_EQ(q[0].done, 1);
+	CHECK_EQ(o.done, 0);
+	CHECK_EQ(stats_get(&st.upstream_abandoned), 2);
+	CHECK_EQ(stats_get(&st.upstream_late_answers), 1);
 	CHECK(upstream_pool_idle(pool));
 	upstream_pool_free(pool);
 }
@@ -994,6 +1086,7 @@ int main(void)
 	test_ids();
 	test_wait_list();
 	test_clean_close();
+	test_abandon();
 	test_fault_refused();
 	test_fault_handshake();
 	test_fault_bad_answer();
