@@ -359,7 +359,6 @@ static void query_end(struct query *q)
 		tcp_work_end(&q->work);
 		q->to.tc = NULL;
 	}
-	fe->held++;
 	loop_timer_init(&q->deadline, query_hold_end);
 	if (loop_timer_set(fe->loop, &q->deadline, loop_now_ms(fe->loop) + QUERY_HOLD_MS) < 0)
 		query_hold_end(&q->deadline);
@@ -596,9 +595,10 @@ static void query_deadline(struct loop_timer *t)
 		return;
 	}
 	if (q->held == QUERY_RUNNING && q->route != ROUTE_PLAIN && q->route != ROUTE_RELAY &&
-	    fe_shares_counted(q) && upstream_query_abandon(q->pool, &q->uq))
+	    fe_shares_counted(q) && upstream_query_abandon(q->pool, &q->uq)) {
 		q->held = QUERY_HELD; /* query_end keeps it */
-	else
+		q->fe->held++;
+	} else
 		query_cancel(q);
 	if (fe_shares_counted(q))
 		inflight_timed_out(q->fe->shares, &q->share);
