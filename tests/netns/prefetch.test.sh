@@ -80,16 +80,21 @@ ask()
 		     /^[^;]/ && NF >= 5 { t = t " " $2 } END { print s t }'
 }
 
-# workload LABEL: 30 rounds, about 0.5 s apart (about three 5 s TTL periods), of both names; the
-# answers go to $LAB_DIR/LABEL.txt
+# workload LABEL: 30 rounds of both names, each begun 0.5 s after the one before (later if a
+# round takes longer), so that they span three 5 s TTL periods however fast dig answers (a
+# fixed 0.25 s pause made rounds 0.4 s apart on a quiet machine: two expiries, not three, and
+# the --no-prefetch part failed); the answers go to $LAB_DIR/LABEL.txt
 workload()
 {
-	local i
+	local i t0 wait
 	: >"$LAB_DIR/$1.txt"
+	t0=${EPOCHREALTIME/./}
 	for ((i = 0; i < 30; i++)); do
 		echo "short $(ask short.pf.test)" >>"$LAB_DIR/$1.txt"
 		echo "alias $(ask alias.pf.test)" >>"$LAB_DIR/$1.txt"
-		lab_sleep 0.25
+		# microseconds until this round's start + 0.5 s
+		wait=$((t0 + (i + 1) * 500000 - ${EPOCHREALTIME/./}))
+		[ "$wait" -le 0 ] || lab_sleep "$(printf '%d.%06d' $((wait / 1000000)) $((wait % 1000000)))"
 	done
 }
 
