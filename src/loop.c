@@ -20,6 +20,14 @@
  * sleep. At low rates (a query, its answer from the upstream a few microseconds later, then
  * silence) or idle, the loop never polls; after the last burst it polls at most spin_us, then
  * sleeps.
+ * Coalescing (after NAPI's interrupt mitigation): under load, once that many sleeps in a row
+ * ended within LOOP_SPIN_MAX_US, the loop instead sleeps LOOP_COALESCE_US without looking at
+ * epoll, then takes what came meanwhile, as long as something did; when nothing did, it goes
+ * back to the above. Each wake then finds a batch (one recvmmsg, one sendmmsg, one TLS record
+ * for many queries) instead of a packet or two, and the peers that send the next burst run
+ * meanwhile. On a quiet 2-CPU machine it took 31-33% off the CPU per miss and 25-38% per hit,
+ * and raised saturated miss throughput 27-39%, with p99 at 2,000 q/s unchanged (where it does
+ * not engage: bench/RESULTS.md, 2026-12-04 22:34-22:43).
  */
 #include <errno.h>
 #include <sched.h>
@@ -35,6 +43,7 @@
 #define LOOP_SPIN_MIN_US 8
 #define LOOP_SPIN_MAX_US 64
 #define LOOP_SPIN_AFTER	 4
+#define LOOP_COALESCE_US 50
 
 struct loop {
 	int epfd;
@@ -253,7 +262,19 @@ static int loop_wait(struct loop *loop, int timeout)
 	if (!timeout)
 		return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, 0);
 	start = loop_clock_us();
-	if (loop->spin_us) {
+	if (loop->quick >= LOOP_SPIN_AFTER) {
+		struct timespec ts = {.tv_nsec = LOOP_COALESCE_US * 1000};
+
+		n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, 0);
+		if (n != 0)
+			return n;
+		nanosleep(&ts, NULL);
+		n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, 0);
+		if (n != 0)
+			return n;
+		loop->quick = 0; /* nothing came: no longer under load */
+		start = loop_clock_us();
+	} else if (loop->spin_us) {
 		end = start + loop->spin_us;
 		do {
 			n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, 0);
