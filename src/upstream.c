@@ -686,7 +686,8 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	stats_add(&pool->stats->upstream_retries, retry);
 	/* -ETIMEDOUT only for a stalled connection of an upstream that answers on others: it
 	 * may well still hold them (upstream.h) */
-	err = !fault && err == -ETIMEDOUT ? err : err && err != -ETIMEDOUT ? err : -ECONNRESET;
+	if (!err || (fault && err == -ETIMEDOUT))
+		err = -ECONNRESET;
 	while ((ab = TAILQ_FIRST(&gone))) {
 		TAILQ_REMOVE(&gone, ab, wait);
 		ab->complete(ab, NULL, NULL, err);
