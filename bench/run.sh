@@ -587,35 +587,20 @@ bench_short()
 # them (numgen inc). dnsperf opens one UDP socket per client (-c BENCH_MANY), each a flow, so
 # every address carries one socket's queries. Replies come back to the addresses (the gateway
 # has the client's /24 on its link) and conntrack turns them back to the client's own.
+# bench_many_setup, once before the rounds: the addresses, and the NAT tried once.
 bench_many_setup()
 {
-	local i
-	for ((i = 0; i < BENCH_MANY; i++)); do
-		ip -n "$NS_CLIENT" addr add "198.51.100.$((10 + i))/32" dev "$LAB_IF_CLIENT" || return 1
-	done
+	lab_client_spread benchmany "$BENCH_MANY" && lab_client_spread_off benchmany
 }
 
 bench_many_on()
 {
-	local i map=
-	for ((i = 0; i < BENCH_MANY; i++)); do
-		map+="${map:+, }$i : 198.51.100.$((10 + i))"
-	done
-	ip netns exec "$NS_CLIENT" conntrack -F >/dev/null 2>&1
-	ip netns exec "$NS_CLIENT" nft -f - <<-EOF
-		table ip benchmany {
-			chain post {
-				type nat hook postrouting priority srcnat; policy accept;
-				ip saddr $LAB_CLIENT4 udp dport 53 snat to numgen inc mod $BENCH_MANY map { $map }
-			}
-		}
-	EOF
+	lab_client_spread benchmany "$BENCH_MANY"
 }
 
 bench_many_off()
 {
-	ip netns exec "$NS_CLIENT" nft delete table ip benchmany 2>/dev/null
-	ip netns exec "$NS_CLIENT" conntrack -F >/dev/null 2>&1
+	lab_client_spread_off benchmany
 }
 
 # bench_many_used: how many distinct source addresses the last "many" run's flows had, from

@@ -755,6 +755,35 @@ lab_setup()
 	lab_log "lab $LAB_ID ready (namespaces ${LAB_NAMESPACES[*]}; files in $LAB_DIR)"
 }
 
+# lab_client_spread TABLE N: the client's UDP to port 53 leaves from N addresses in turn, one per
+# new flow (198.51.100.10 and up, added to the client's interface if missing; SNAT in nft table
+# ip TABLE of the client's namespace, conntrack flushed), so NFQUEUE's hash of the addresses
+# spreads it over the queues. lab_client_spread_off TABLE undoes the SNAT.
+lab_client_spread()
+{
+	local i map=
+	for ((i = 0; i < $2; i++)); do
+		ip -n "$NS_CLIENT" -4 addr show dev "$LAB_IF_CLIENT" | grep -q " 198.51.100.$((10 + i))/" ||
+			ip -n "$NS_CLIENT" addr add "198.51.100.$((10 + i))/32" dev "$LAB_IF_CLIENT" || return 1
+		map+="${map:+, }$i : 198.51.100.$((10 + i))"
+	done
+	ip netns exec "$NS_CLIENT" conntrack -F >/dev/null 2>&1
+	ip netns exec "$NS_CLIENT" nft -f - <<-EOF
+		table ip $1 {
+			chain post {
+				type nat hook postrouting priority srcnat; policy accept;
+				ip saddr $LAB_CLIENT4 udp dport 53 snat to numgen inc mod $2 map { $map }
+			}
+		}
+	EOF
+}
+
+lab_client_spread_off()
+{
+	ip netns exec "$NS_CLIENT" nft delete table ip "$1" 2>/dev/null
+	ip netns exec "$NS_CLIENT" conntrack -F >/dev/null 2>&1
+}
+
 # ---------------------------------------------------------------------------------------------
 # The daemon
 
