@@ -698,8 +698,11 @@ bench_target_dotgw()
 	local round=$1 target=$2 syn0 hwm last split
 	shift 2
 	syn0=$(bench_syn_count)
+	# --user nobody: this lab machine has no dotgw user, and looking it up loads nsswitch's
+	# systemd module and libm (650-680 KiB resident) before dotgw settles on nobody; an install,
+	# whose dotgw user is in /etc/passwd, never loads them (bench/RESULTS.md, helper M1).
 	if ! lab_start_dotgw --scope gateway --interface "$LAB_GW_IF_CLIENT" \
-		--upstream "${BENCH_UPSTREAM:-$LAB_UP4#$LAB_AUTH_NAME}" \
+		--upstream "${BENCH_UPSTREAM:-$LAB_UP4#$LAB_AUTH_NAME}" --user nobody \
 		--ca-file "$LAB_CA" --log-level info "$@" "${BENCH_DOTGW_EXTRA[@]}"; then
 		printf '%s\t%s\t-\tfailed\n' "$round" "$target" >>"$BENCH_TSV"
 		return 1
@@ -1389,7 +1392,7 @@ bench_report()
 	[ "$BENCH_MANY" -gt 0 ] && printf -- '- many: %s client addresses, dnsperf -c %s (one socket each)\n' \
 		"$BENCH_MANY" "$BENCH_MANY"
 	cat <<-EOF
-		- dotgw arguments: --scope gateway --interface $LAB_GW_IF_CLIENT --upstream $LAB_UP4#$LAB_AUTH_NAME --ca-file CA
+		- dotgw arguments: --scope gateway --interface $LAB_GW_IF_CLIENT --upstream $LAB_UP4#$LAB_AUTH_NAME --user nobody --ca-file CA
 		  --log-level info, --mode tproxy or --mode nfqueue --queues $BENCH_NFQ_QUEUES${BENCH_DOTGW_EXTRA[*]:+, and }${BENCH_DOTGW_EXTRA[*]};
 		  pool size $BENCH_POOL per upstream and worker
 		- $BENCH_ROUNDS rounds; saturating runs ${BENCH_DURATION} s with -q $BENCH_OUTSTANDING;
