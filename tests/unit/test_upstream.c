@@ -28,6 +28,7 @@ enum fake_mode {
 struct fake_conn {
 	int fd, peer; /* ours, the test's (the upstream) */
 	size_t up;
+	unsigned int nth; /* the upstream's nth connection (opens[up] then) */
 	bool drained, live;
 	uint16_t ids[2048]; /* queries read by the upstream, not answered yet */
 	size_t n_ids;
@@ -82,7 +83,7 @@ static int fake_open(struct tls_ctx *ctx, size_t up, struct tls_conn **out, bool
 		f->peer = sv[1];
 		f->up = up;
 		f->live = true;
-		opens[up]++;
+		f->nth = ++opens[up];
 		*out = (struct tls_conn *)f;
 		return 0;
 	}
@@ -612,6 +613,100 @@ static void test_abandon(void)
 	upstream_pool_free(pool);
 }
 
+/* fake_nth - upstream up's nth connection, while open (NULL: closed). */
+static struct fake_conn *fake_nth(size_t up, unsigned int nth)
+{
+	for (size_t i = 0; i < FAKE_MAX; i++)
+		if (fakes[i].live && fakes[i].up == up && fakes[i].peer >= 0 && fakes[i].nth == nth)
+			return &fakes[i];
+	return NULL;
+}
+
+/*
+ * The close of a connection that holds an abandoned query ends it with that close's error,
+ * except a close for silence (--stall-timeout) while its upstream answered on another
+ * connection: -ETIMEDOUT, the upstream may still hold the query (the frontend keeps it held).
+ * up0 (two connections of one query each): a[0] abandoned on a silent one, a[1] answered on
+ * the other; up1 (one connection): b abandoned, nothing answered. Both stall at once. Then a
+ * bad answer (-EPROTO) closes the connection of an abandoned query.
+ */
+static void test_abandon_stall(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct fake_conn *f;
+	struct tq a[2], b, c[2];
+	uint64_t failures, t0;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	cfg.pool_size = 2;
+	cfg.conn_inflight = 1; /* a[1] finds the first connection full: a second one opens */
+	cfg.stall_ms = 1000;   /* the default; a[1]'s answer must come well before it */
+	pool = pool_new(&cfg, &st);
+	t0 = clock_ms();
+	for (size_t i = 0; i < 2; i++) {
+		tq_init(&a[i], loop);
+		a[i].uq.allowed = 1; /* up0 only */
+		upstream_pool_submit(pool, &a[i].uq);
+	}
+	tq_init(&b, loop);
+	b.uq.allowed = 2; /* up1 only */
+	upstream_pool_submit(pool, &b.uq);
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2);
+	CHECK_EQ(serve_read_until(pool, 1, 1), 1);
+	CHECK_EQ(opens[0], 2);
+	CHECK(upstream_query_abandon(pool, &a[0].uq));
+	CHECK(upstream_query_abandon(pool, &b.uq));
+	/* the upstreams never answer a[0] nor b (nor the probes the stall check sends) */
+	f = fake_nth(0, 1); /* a[0]'s (a[1] opened the second) */
+	CHECK(f && f->n_ids == 1);
+	if (f)
+		f->n_ids = 0;
+	f = fake_nth(1, 1);
+	CHECK(f && f->n_ids == 1);
+	if (f)
+		f->n_ids = 0;
+	CHECK_EQ(serve_answer(0, false), 1);
+	SPIN_UNTIL(a[1].done);
+	CHECK_EQ(a[1].err, 0);
+	/* a[1]'s answer came after a[0] went out, and the stall check reads the order of the
+	 * two; here it only shows that the machine ran the test slowly enough to spoil it */
+	CHECK(clock_ms() < t0 + cfg.stall_ms);
+	SPIN_UNTIL(a[0].done && b.done);
+	CHECK_EQ(stats_get(&st.upstream_stalled), 2);
+	CHECK_EQ(a[0].done, 1);
+	CHECK_EQ(a[0].err, -ETIMEDOUT); /* up0 answers on its other connection */
+	CHECK(usable(pool, 0, &failures));
+	CHECK_EQ(failures, 0);
+	CHECK_EQ(b.done, 1);
+	CHECK_EQ(b.err, -ECONNRESET); /* up1 answers nowhere: a fault, not a reason to hold */
+	CHECK(!usable(pool, 1, &failures));
+	CHECK_EQ(failures, 1);
+	upstream_pool_free(pool);
+
+	/* one connection: c[0] abandoned, c[1]'s answer asks another question: -EPROTO */
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 2; i++) {
+		tq_init(&c[i], loop);
+		upstream_pool_submit(pool, &c[i].uq);
+	}
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2);
+	CHECK(upstream_query_abandon(pool, &c[0].uq));
+	f = live_fake(0);
+	CHECK(f && f->n_ids == 2 && f->ids[0] == c[0].uq.id);
+	if (f) { /* c[1]'s alone is answered */
+		f->ids[0] = f->ids[1];
+		f->n_ids = 1;
+	}
+	CHECK_EQ(serve_answer(0, true), 1);
+	SPIN_UNTIL(c[0].done);
+	CHECK_EQ(c[0].done, 1);
+	CHECK_EQ(c[0].err, -EPROTO);
+	upstream_pool_free(pool);
+}
+
 /* A clean close by the upstream: the queries go again, without back-off, waiting ones too. */
 static void test_clean_close(void)
 {
@@ -1087,6 +1182,7 @@ int main(void)
 	test_wait_list();
 	test_clean_close();
 	test_abandon();
+	test_abandon_stall();
 	test_fault_refused();
 	test_fault_handshake();
 	test_fault_bad_answer();
