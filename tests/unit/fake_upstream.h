@@ -181,13 +181,26 @@ static const struct upstream_transport fake = {
 	.failed = fake_failed,
 };
 
+/* fake_nth - upstream up's nth connection, while open (NULL: closed). */
+static inline struct fake_conn *fake_nth(size_t up, unsigned int nth)
+{
+	for (size_t i = 0; i < FAKE_MAX; i++)
+		if (fakes[i].live && fakes[i].up == up && fakes[i].peer >= 0 && fakes[i].nth == nth)
+			return &fakes[i];
+	return NULL;
+}
+
 /* --- the upstream's side --------------------------------------------------------------- */
 /* "foo.test. IN A", recursion desired */
 static const uint8_t query[] = {0,   0,	  1,   0, 0,   1,   0,	 0,   0, 0, 0, 0, 3,
 				'f', 'o', 'o', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
 static uint64_t reads[3]; /* the queries each upstream read, since setup() */
 
-/* serve_read - read what upstream up's connections sent; the number of queries. */
+/*
+ * serve_read - read what upstream up's connections sent; the number of queries. The pool's
+ * probes of a silent connection (". NS") are read and left unanswered, and not counted, as
+ * sent() does not count them.
+ */
 static inline size_t serve_read(size_t up)
 {
 	size_t total = 0;
@@ -204,6 +217,8 @@ static inline size_t serve_read(size_t up)
 			f->in_len += (size_t)n;
 			off = 0;
 			while (dns_frame_next(f->in, f->in_len, &off, &msg, &len) > 0) {
+				if (len > DNS_HDR_LEN && msg[DNS_HDR_LEN] == 0)
+					continue; /* a probe: the root name */
 				f->ids[f->n_ids++] = dns_get16(msg);
 				total++;
 				reads[up]++;

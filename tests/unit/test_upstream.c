@@ -315,15 +315,6 @@ static void test_abandon(void)
 	upstream_pool_free(pool);
 }
 
-/* fake_nth - upstream up's nth connection, while open (NULL: closed). */
-static struct fake_conn *fake_nth(size_t up, unsigned int nth)
-{
-	for (size_t i = 0; i < FAKE_MAX; i++)
-		if (fakes[i].live && fakes[i].up == up && fakes[i].peer >= 0 && fakes[i].nth == nth)
-			return &fakes[i];
-	return NULL;
-}
-
 /*
  * The close of a connection that holds an abandoned query ends it with that close's error,
  * except a close for silence (--stall-timeout) while its upstream answered on another
