@@ -2,9 +2,11 @@
  * test_upstream.c - the connection pools over a fake transport (fake_upstream.h): plain bytes
  * over a socketpair per connection, the test playing the upstream at the other end. Checks id
  * allocation and reuse, the per-connection pipelining limit, the wait list (order, cancel),
- * back-off only on the upstream's faults, failover, round-robin and fastest choice, the in-flight
- * window (growth, shrink, cap, a limit learned from a close), the connections (opening, idle
- * close), and a transport's error answers (failed()): sent once more, to another upstream.
+ * back-off only on the upstream's faults, failover, round-robin and fastest choice, abandoned
+ * queries (their slots, their end: a late answer, or a close and which error it tells), the
+ * in-flight window (growth, shrink, cap, a limit learned from a close), the connections
+ * (opening, idle close), and a transport's error answers (failed()): sent once more, to another
+ * upstream.
  */
 #include "check.h"
 #include "fake_upstream.h"
