@@ -364,6 +364,12 @@ const struct config_option config_options[] = {
 		  "SERVFAIL (default: half of --max-inflight or of\n"
 		  "--pool-size x --conn-inflight, the smaller: 128;\n"
 		  "growing while its answers come back)" },
+	{ .name = "hold-timeout", .key = "hold-timeout", .arg = "MS",
+	  NUMBER(hold_ms, 100, 600000, "100 to 600000 milliseconds"),
+	  .help = "a query answered SERVFAIL at its deadline while an\n"
+		  "upstream connection still has it keeps its place in its\n"
+		  "client's share until the upstream ends it, MS at most\n"
+		  "(default: 30000)" },
 	/* Process */
 	{ .name = "config", .key = NULL, .arg = "PATH", .section = "Process:", .type = CONFIG_OPT_CLI,
 	  .help = "read settings from PATH first: 'key = value' lines, a key\n"
@@ -480,6 +486,7 @@ void config_init_zeroed(struct config *cfg)
 	cfg->tcp_idle_ms = 10000;
 	cfg->max_tcp_clients = 256;
 	cfg->max_inflight = 4096;
+	cfg->hold_ms = 30000;
 	cfg->queues = 0;  /* the number of CPUs, decided in config_parse_args */
 	cfg->workers = 0; /* likewise */
 	cfg->upstream_choice = UPSTREAM_CHOICE_ORDERED;

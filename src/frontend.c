@@ -103,12 +103,13 @@ enum { QUERY_RUNNING, QUERY_WAITING, QUERY_READY, QUERY_HELD };
 /*
  * QUERY_HELD: a query answered SERVFAIL at its deadline while the upstream still works on it
  * (upstream_query_abandon). It keeps its place in its client's share and in --max-inflight
- * until the upstream ends it (its late answer, its connection's close) or QUERY_HOLD_MS pass:
- * a client asking names that the upstream cannot resolve soon thus has no more of them open
- * there than its share, instead of a share more at every deadline, which piled up in the
- * upstream's request list until other clients' queries were dropped there.
+ * until the upstream ends it (its late answer, its connection's close) or --hold-timeout
+ * passes: a client asking names that the upstream cannot resolve soon thus has no more of them
+ * open there than its share, instead of a share more at every deadline, which piled up in the
+ * upstream's request list until other clients' queries were dropped there. A close for
+ * silence while the upstream answers on its other connections (complete() with -ETIMEDOUT)
+ * does not end the hold: the upstream may still work on the query.
  */
-#define QUERY_HOLD_MS 30000
 
 /*
  * Where a query goes (query_route): the configured upstreams (DEFAULT), one DoT upstream
@@ -333,7 +334,7 @@ static void query_drop(struct query *q)
 	query_free(q);
 }
 
-/* query_hold_end - QUERY_HOLD_MS passed: the upstream kept q too long to be counted. */
+/* query_hold_end - --hold-timeout passed: the upstream kept q too long to be counted. */
 static void query_hold_end(struct loop_timer *t)
 {
 	struct query *q = container_of(t, struct query, deadline);
@@ -360,7 +361,7 @@ static void query_end(struct query *q)
 		q->to.tc = NULL;
 	}
 	loop_timer_init(&q->deadline, query_hold_end);
-	if (loop_timer_set(fe->loop, &q->deadline, loop_now_ms(fe->loop) + QUERY_HOLD_MS) < 0)
+	if (loop_timer_set(fe->loop, &q->deadline, loop_now_ms(fe->loop) + fe->cfg->hold_ms) < 0)
 		query_hold_end(&q->deadline);
 }
 
@@ -528,7 +529,7 @@ static void query_complete(struct upstream_query *uq, const uint8_t *answer,
 	if (q->held == QUERY_HELD) {
 		/* the upstream answered it late, or its connection closed; unless dotgw closed
 		 * that for silence while the upstream answered on others (it may still hold
-		 * the query: held until QUERY_HOLD_MS), its place is free now */
+		 * the query: held until --hold-timeout), its place is free now */
 		if (err != -ETIMEDOUT)
 			query_free(q);
 		return;

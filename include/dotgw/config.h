@@ -96,6 +96,7 @@ struct config {
 	unsigned int max_inflight_client;     /* ...of them one client may hold (0 before parsing:
 					       * see config_parse_args) */
 	bool inflight_client_auto;	      /* not given: a client's share grows while answered */
+	unsigned int hold_ms;		      /* --hold-timeout: a held query counts this long */
 	enum upstream_choice upstream_choice; /* --upstream-policy */
 	bool upstream_asked;		      /* --upstream asked: verified DDR (ddr.c) */
 	unsigned int asked_max;		      /* --asked-max: its table's size per worker */

@@ -203,6 +203,8 @@ static void test_errors(void)
 		{{"stray"}, "'stray'"},
 		{{"--upstream"}, "'--upstream'"},
 		{{"--max-inflight-per-client", "0"}, "--max-inflight-per-client"},
+		{{"--hold-timeout", "99"}, "--hold-timeout"},
+		{{"--hold-timeout", "600001"}, "--hold-timeout"},
 		{{"--exempt-interface", "t*n"}, "--exempt-interface: invalid value 't*n'"},
 		{{"--exempt-interface", "*"}, "--exempt-interface: invalid value '*'"},
 		{{"--exempt-interface", "a-name-far-too-long"}, "'a-name-far-too-long'"},
@@ -392,6 +394,7 @@ static const struct {
 	{"max-tcp-clients", "10", NULL, NULL},
 	{"max-inflight", "100", NULL, NULL},
 	{"max-inflight-per-client", "9", NULL, NULL},
+	{"hold-timeout", "5000", NULL, NULL},
 	{"user", "daemon", NULL, NULL},
 	{"log-level", "debug", NULL, NULL},
 	{"log-target", "syslog", NULL, NULL},
@@ -508,7 +511,7 @@ static void test_option_table(void)
 			CHECK(0);
 		}
 	}
-	CHECK_EQ(n, 77);
+	CHECK_EQ(n, 78);
 	/* --watch-config watches the file that was read: without one it is refused */
 	const char *watch_none[] = {"--config", "none", "--watch-config", NULL};
 

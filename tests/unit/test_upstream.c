@@ -1,247 +1,17 @@
 /*
- * test_upstream.c - the connection pools over a fake transport: plain bytes over a socketpair
- * per connection, the test playing the upstream at the other end. Checks id allocation and
- * reuse, the per-connection pipelining limit, the wait list (order, cancel), back-off only on
- * the upstream's faults, failover, round-robin and fastest choice, the in-flight window
- * (growth, shrink, cap, a limit learned from a close), the connections (opening, idle close),
- * and a transport's error answers (failed()): sent once more, to another upstream.
+ * test_upstream.c - the connection pools over a fake transport (fake_upstream.h): plain bytes
+ * over a socketpair per connection, the test playing the upstream at the other end. Checks id
+ * allocation and reuse, the per-connection pipelining limit, the wait list (order, cancel),
+ * back-off only on the upstream's faults, failover, round-robin and fastest choice, abandoned
+ * queries (their slots, their end: a late answer, or a close and which error it tells), the
+ * in-flight window (growth, shrink, cap, a limit learned from a close), the connections
+ * (opening, idle close), and a transport's error answers (failed()): sent once more, to another
+ * upstream.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
 #include "check.h"
-#include "dotgw/upstream.h"
+#include "fake_upstream.h"
 
-enum fake_mode {
-	FAKE_OK,
-	FAKE_REFUSED,  /* connect() fails: the upstream's fault */
-	FAKE_LOCAL,    /* socket() fails for want of descriptors: ours */
-	FAKE_HS_FAIL,  /* the handshake fails (authentication): the upstream's fault */
-	FAKE_HS_LOCAL, /* no memory for the TLS state: ours */
-};
-
-/* A fake connection: upstream.c sees it as a struct tls_conn * (see upstream_transport). */
-struct fake_conn {
-	int fd, peer; /* ours, the test's (the upstream) */
-	size_t up;
-	bool drained, live;
-	uint16_t ids[2048]; /* queries read by the upstream, not answered yet */
-	size_t n_ids;
-	uint8_t in[65536]; /* what the upstream read, up to a whole frame */
-	size_t in_len;
-	uint16_t failed[16]; /* ids answered with a stand-in SERVFAIL (serve_error), unclaimed */
-	size_t n_failed;
-};
-
-#define FAKE_MAX 64
-static struct fake_conn fakes[FAKE_MAX];
-static enum fake_mode modes[3];
-static unsigned int opens[3];
-static int fake_ctx_token;
-
-static struct fake_conn *fc(const struct tls_conn *t)
-{
-	return (struct fake_conn *)t;
-}
-
-static int fake_ctx_new(struct tls_ctx **out, const struct config *cfg)
-{
-	(void)cfg;
-	*out = (struct tls_ctx *)&fake_ctx_token;
-	return 0;
-}
-
-static void fake_ctx_free(struct tls_ctx *ctx)
-{
-	(void)ctx;
-}
-
-static int fake_open(struct tls_ctx *ctx, size_t up, struct tls_conn **out, bool *local)
-{
-	int sv[2];
-
-	(void)ctx;
-	*local = modes[up] == FAKE_LOCAL;
-	if (modes[up] == FAKE_LOCAL)
-		return -EMFILE;
-	if (modes[up] == FAKE_REFUSED)
-		return -ECONNREFUSED;
-	for (size_t i = 0; i < FAKE_MAX; i++) {
-		struct fake_conn *f = &fakes[i];
-
-		if (f->live)
-			continue;
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
-			return -errno;
-		memset(f, 0, sizeof(*f));
-		f->fd = sv[0];
-		f->peer = sv[1];
-		f->up = up;
-		f->live = true;
-		opens[up]++;
-		*out = (struct tls_conn *)f;
-		return 0;
-	}
-	return -ENFILE;
-}
-
-static int fake_fd(const struct tls_conn *t)
-{
-	return fc(t)->fd;
-}
-
-static int fake_handshake(struct tls_conn *t, bool *want_write, bool *local)
-{
-	(void)want_write;
-	*local = modes[fc(t)->up] == FAKE_HS_LOCAL;
-	if (modes[fc(t)->up] == FAKE_HS_FAIL)
-		return -EPERM;
-	if (modes[fc(t)->up] == FAKE_HS_LOCAL)
-		return -ENOMEM;
-	return 1;
-}
-
-static int fake_write(struct tls_conn *t, const uint8_t *buf, size_t len, bool *want_write)
-{
-	ssize_t n = write(fc(t)->fd, buf, len);
-
-	if (n < 0 && errno == EAGAIN) {
-		*want_write = true;
-		return 0;
-	}
-	return n < 0 ? -errno : (int)n;
-}
-
-static int fake_read(struct tls_conn *t, uint8_t *buf, size_t len, bool *want_write)
-{
-	ssize_t n = read(fc(t)->fd, buf, len);
-
-	(void)want_write;
-	fc(t)->drained = n <= 0 || (size_t)n < len;
-	if (n < 0 && errno == EAGAIN)
-		return 0;
-	if (n == 0)
-		return -ECONNRESET;
-	return n < 0 ? -errno : (int)n;
-}
-
-static bool fake_drained(const struct tls_conn *t)
-{
-	return fc(t)->drained;
-}
-
-static bool fake_false(const struct tls_conn *t)
-{
-	(void)t;
-	return false;
-}
-
-/* fake_failed - the transport's failed(): was id answered by serve_error (claimed once)? */
-static bool fake_failed(struct tls_conn *t, uint16_t id)
-{
-	struct fake_conn *f = fc(t);
-
-	for (size_t i = 0; i < f->n_failed; i++)
-		if (f->failed[i] == id) {
-			f->failed[i] = f->failed[--f->n_failed];
-			return true;
-		}
-	return false;
-}
-
-static void fake_close(struct tls_conn *t, bool clean)
-{
-	struct fake_conn *f = fc(t);
-
-	(void)clean;
-	close(f->fd);
-	if (f->peer >= 0)
-		close(f->peer);
-	f->live = false;
-}
-
-static const struct upstream_transport fake = {
-	.ctx_new = fake_ctx_new,
-	.ctx_free = fake_ctx_free,
-	.open = fake_open,
-	.fd = fake_fd,
-	.handshake = fake_handshake,
-	.write = fake_write,
-	.read = fake_read,
-	.drained = fake_drained,
-	.resumed = fake_false,
-	.unverified = fake_false,
-	.close = fake_close,
-	.failed = fake_failed,
-};
-
-/* --- the upstream's side --------------------------------------------------------------- */
-
-/* "foo.test. IN A", recursion desired */
-static const uint8_t query[] = {0,   0,	  1,   0, 0,   1,   0,	 0,   0, 0, 0, 0, 3,
-				'f', 'o', 'o', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
-static struct dns_msg query_msg;
-static uint64_t reads[3]; /* the queries each upstream read, since setup() */
-
-/* serve_read - read what upstream up's connections sent; the number of queries. */
-static size_t serve_read(size_t up)
-{
-	size_t total = 0;
-
-	for (size_t i = 0; i < FAKE_MAX; i++) {
-		struct fake_conn *f = &fakes[i];
-		const uint8_t *msg;
-		size_t off = 0, len;
-		ssize_t n;
-
-		if (!f->live || f->up != up || f->peer < 0)
-			continue;
-		while ((n = read(f->peer, f->in + f->in_len, sizeof(f->in) - f->in_len)) > 0) {
-			f->in_len += (size_t)n;
-			off = 0;
-			while (dns_frame_next(f->in, f->in_len, &off, &msg, &len) > 0) {
-				f->ids[f->n_ids++] = dns_get16(msg);
-				total++;
-				reads[up]++;
-			}
-			memmove(f->in, f->in + off, f->in_len - off);
-			f->in_len -= off;
-		}
-	}
-	return total;
-}
-
-/* serve_answer - answer every query read on upstream up's connections, in one write. */
-static size_t serve_answer(size_t up, bool bad)
-{
-	static uint8_t out[2048 * (2 + sizeof(query))];
-	size_t total = 0;
-
-	for (size_t i = 0; i < FAKE_MAX; i++) {
-		struct fake_conn *f = &fakes[i];
-		uint8_t *frame = out;
-
-		if (!f->live || f->up != up || f->peer < 0)
-			continue;
-		for (size_t k = 0; k < f->n_ids; k++, frame += 2 + sizeof(query)) {
-			dns_put16(frame, sizeof(query));
-			memcpy(frame + 2, query, sizeof(query));
-			dns_put16(frame + 2, f->ids[k]);
-			frame[4] |= 0x80; /* QR */
-			if (bad)
-				frame[2 + 13] = 'g'; /* another question */
-		}
-		if (frame > out)
-			CHECK_EQ(write(f->peer, out, (size_t)(frame - out)), frame - out);
-		total += f->n_ids;
-		f->n_ids = 0;
-	}
-	return total;
-}
+/* --- the upstream's side (fake_upstream.h, and:) --------------------------------------- */
 
 /*
  * serve_error - answer every query read on upstream up's connections with a header-only
@@ -273,18 +43,9 @@ static size_t serve_error(size_t up, bool flagged)
 	return total;
 }
 
-/* serve_hangup - the upstream closes its connections (a restart: a clean close). */
-static void serve_hangup(size_t up)
-{
-	for (size_t i = 0; i < FAKE_MAX; i++)
-		if (fakes[i].live && fakes[i].up == up && fakes[i].peer >= 0) {
-			close(fakes[i].peer);
-			fakes[i].peer = -1;
-			fakes[i].n_ids = 0;
-		}
-}
-
 /* --- the client's side ----------------------------------------------------------------- */
+
+static struct dns_msg query_msg;
 
 struct tq {
 	struct upstream_query uq;
@@ -313,71 +74,15 @@ static void tq_complete(struct upstream_query *uq, const uint8_t *answer, const 
 	}
 }
 
-static void tq_init(struct tq *q, struct loop *loop)
+static void tq_init(struct tq *q, struct loop *l)
 {
 	memset(q, 0, sizeof(*q));
 	q->uq.msg = query;
 	q->uq.len = sizeof(query);
 	q->uq.m = &query_msg;
-	q->uq.deadline_ms = loop_now_ms(loop) + 60000;
+	q->uq.deadline_ms = loop_now_ms(l) + 60000;
 	q->uq.complete = tq_complete;
 }
-
-static struct loop *loop;
-static struct loop_timer stopper;
-
-static void stop(struct loop_timer *t)
-{
-	(void)t;
-	loop_stop(loop);
-}
-
-/* clock_ms - CLOCK_MONOTONIC milliseconds read afresh, as the loop reads them. */
-static uint64_t clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/*
- * How long SPIN_UNTIL waits for what must come: events that take microseconds here, so only a
- * machine that does not run this test for seconds (or a bug) reaches it.
- */
-#define SPIN_LIMIT_MS 3000
-
-/*
- * spin_turn - one turn of the loop, a millisecond or so: connections open, queries leave,
- * answers land, timers due fire. Past end_ms, none: it records a failure of the wait for
- * what (at file:line) and returns false.
- */
-static bool spin_turn(uint64_t end_ms, const char *what, const char *file, int line)
-{
-	if (clock_ms() >= end_ms) {
-		check_failed++;
-		fprintf(stderr, "%s:%d: gave up after %d ms waiting for: %s\n", file, line,
-			SPIN_LIMIT_MS, what);
-		return false;
-	}
-	loop_timer_init(&stopper, stop);
-	loop_timer_set(loop, &stopper, clock_ms() + 1);
-	loop_run(loop);
-	return true;
-}
-
-/*
- * SPIN_UNTIL - run the loop until cond holds (evaluated before each turn), SPIN_LIMIT_MS at
- * most, then a failure. The checks that follow read the state cond waited for, however slowly
- * the machine ran the loop; where a check says something did not happen, the comment there
- * says why waiting for cond is enough.
- */
-#define SPIN_UNTIL(cond)                                                           \
-	do {                                                                       \
-		uint64_t spin_end_ = clock_ms() + SPIN_LIMIT_MS;                   \
-		while (!(cond) && spin_turn(spin_end_, #cond, __FILE__, __LINE__)) \
-			;                                                          \
-	} while (0)
 
 static void setup(struct config *cfg, struct stats *st, enum upstream_choice choice)
 {
@@ -609,6 +314,91 @@ static void test_abandon(void)
 	CHECK_EQ(stats_get(&st.upstream_abandoned), 2);
 	CHECK_EQ(stats_get(&st.upstream_late_answers), 1);
 	CHECK(upstream_pool_idle(pool));
+	upstream_pool_free(pool);
+}
+
+/*
+ * The close of a connection that holds an abandoned query ends it with that close's error,
+ * except a close for silence (--stall-timeout) while its upstream answered on another
+ * connection: -ETIMEDOUT, the upstream may still hold the query (the frontend keeps it held).
+ * up0 (two connections of one query each): a[0] abandoned on a silent one, a[1] answered on
+ * the other; up1 (one connection): b abandoned, nothing answered. Both stall at once. Then a
+ * bad answer (-EPROTO) closes the connection of an abandoned query.
+ */
+static void test_abandon_stall(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct fake_conn *f;
+	struct tq a[2], b, c[2];
+	uint64_t failures, t0;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	cfg.pool_size = 2;
+	cfg.conn_inflight = 1; /* a[1] finds the first connection full: a second one opens */
+	cfg.stall_ms = 1000;   /* the default; a[1]'s answer must come well before it */
+	pool = pool_new(&cfg, &st);
+	t0 = clock_ms();
+	for (size_t i = 0; i < 2; i++) {
+		tq_init(&a[i], loop);
+		a[i].uq.allowed = 1; /* up0 only */
+		upstream_pool_submit(pool, &a[i].uq);
+	}
+	tq_init(&b, loop);
+	b.uq.allowed = 2; /* up1 only */
+	upstream_pool_submit(pool, &b.uq);
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2);
+	CHECK_EQ(serve_read_until(pool, 1, 1), 1);
+	CHECK_EQ(opens[0], 2);
+	CHECK(upstream_query_abandon(pool, &a[0].uq));
+	CHECK(upstream_query_abandon(pool, &b.uq));
+	/* the upstreams never answer a[0] nor b (nor the probes the stall check sends) */
+	f = fake_nth(0, 1); /* a[0]'s (a[1] opened the second) */
+	CHECK(f && f->n_ids == 1);
+	if (f)
+		f->n_ids = 0;
+	f = fake_nth(1, 1);
+	CHECK(f && f->n_ids == 1);
+	if (f)
+		f->n_ids = 0;
+	CHECK_EQ(serve_answer(0, false), 1);
+	SPIN_UNTIL(a[1].done);
+	CHECK_EQ(a[1].err, 0);
+	/* a[1]'s answer came after a[0] went out, and the stall check reads the order of the
+	 * two; here it only shows that the machine ran the test slowly enough to spoil it */
+	CHECK(clock_ms() < t0 + cfg.stall_ms);
+	SPIN_UNTIL(a[0].done && b.done);
+	CHECK_EQ(stats_get(&st.upstream_stalled), 2);
+	CHECK_EQ(a[0].done, 1);
+	CHECK_EQ(a[0].err, -ETIMEDOUT); /* up0 answers on its other connection */
+	CHECK(usable(pool, 0, &failures));
+	CHECK_EQ(failures, 0);
+	CHECK_EQ(b.done, 1);
+	CHECK_EQ(b.err, -ECONNRESET); /* up1 answers nowhere: a fault, not a reason to hold */
+	CHECK(!usable(pool, 1, &failures));
+	CHECK_EQ(failures, 1);
+	upstream_pool_free(pool);
+
+	/* one connection: c[0] abandoned, c[1]'s answer asks another question: -EPROTO */
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 2; i++) {
+		tq_init(&c[i], loop);
+		upstream_pool_submit(pool, &c[i].uq);
+	}
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2);
+	CHECK(upstream_query_abandon(pool, &c[0].uq));
+	f = live_fake(0);
+	CHECK(f && f->n_ids == 2 && f->ids[0] == c[0].uq.id);
+	if (f) { /* c[1]'s alone is answered */
+		f->ids[0] = f->ids[1];
+		f->n_ids = 1;
+	}
+	CHECK_EQ(serve_answer(0, true), 1);
+	SPIN_UNTIL(c[0].done);
+	CHECK_EQ(c[0].done, 1);
+	CHECK_EQ(c[0].err, -EPROTO);
 	upstream_pool_free(pool);
 }
 
@@ -966,7 +756,9 @@ static void test_connections(void)
 	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	cfg.pool_size = 3;
 	cfg.conn_inflight = 4;
-	cfg.idle_ms = 150;
+	/* the first connection is idle too between two round trips: a loop that the machine
+	 * holds up for idle_ms just then closes it (and a fourth opens) */
+	cfg.idle_ms = 400;
 	pool = pool_new(&cfg, &st);
 	for (size_t i = 0; i < 10; i++) {
 		tq_init(&q[i], loop);
@@ -1087,6 +879,7 @@ int main(void)
 	test_wait_list();
 	test_clean_close();
 	test_abandon();
+	test_abandon_stall();
 	test_fault_refused();
 	test_fault_handshake();
 	test_fault_bad_answer();
