@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench/rss_stages.sh - where dotgw's resident set goes, stage by stage: dotgw started as
 # bench/run.sh starts it (the lab of tests/netns/lib.sh, --scope gateway, --log-level info,
-# the upstream without query logging), then dnsperf from the client as bench/run.sh's miss
+# the upstream without query logging; but without bench/run.sh's --user nobody, so that the
+# figures of bench/RESULTS.md 2026-12-04 23:53 stay comparable: -a --user -a nobody adds it), then dnsperf from the client as bench/run.sh's miss
 # workload (-c 8 -q 200, unique names), and bench/smaps_split.py's split of the resident set
 # (KiB by mapping) after each stage: start, first query, 2,000, 20,000 and 200,000 misses.
 #
