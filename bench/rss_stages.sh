@@ -41,11 +41,7 @@ lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}" dnsperf python3
 lab_require_dotgw "${1:-}"
 lab_setup
-sed -i 's/^\([[:space:]]*\)log-queries: yes/\1log-queries: no/' "$LAB_UP_CONF"
-lab_bg_stop "$LAB_UP_PID"
-lab_bg "$NS_UP" "$LAB_DIR/upstream.log" unbound -d -c "$LAB_UP_CONF"
-LAB_UP_PID=$LAB_BG_PID
-LAB_WAIT_PID=$LAB_UP_PID lab_wait_until 100 lab_upstream_answers || lab_bail "upstream restart"
+lab_upstream_quiet || lab_bail "upstream restart"
 
 if [ "$RSS_MANY" -gt 0 ]; then
 	lab_client_spread rssmany "$RSS_MANY" || lab_bail "the client's $RSS_MANY addresses"

@@ -939,17 +939,6 @@ bench_target_peer()
 # ---------------------------------------------------------------------------------------------
 # Set-up
 
-# The lab's upstream logs every query (the tests want that); at tens of thousands of queries a
-# second that would be the bottleneck and fill the disk. Restart it without.
-bench_quiet_upstream()
-{
-	sed -i 's/^\([[:space:]]*\)log-queries: yes/\1log-queries: no/' "$LAB_UP_CONF"
-	lab_bg_stop "$LAB_UP_PID"
-	lab_bg "$NS_UP" "$LAB_DIR/upstream.log" unbound -d -c "$LAB_UP_CONF"
-	LAB_UP_PID=$LAB_BG_PID
-	LAB_WAIT_PID=$LAB_UP_PID lab_wait_until 100 lab_upstream_answers
-}
-
 bench_environment()
 {
 	local commit dirty
@@ -1434,7 +1423,7 @@ lab_setup
 # A private copy: a rebuild of build/ during the run must not change what is measured.
 cp -- "$DOTGW" "$LAB_DIR/dotgw" && chmod 755 "$LAB_DIR/dotgw" && DOTGW=$LAB_DIR/dotgw
 bench_environment
-bench_quiet_upstream || lab_bail "restarting the upstream without query logging"
+lab_upstream_quiet || lab_bail "restarting the upstream without query logging"
 bench_syn_counter_install || lab_bail "installing the SYN counter in the upstream namespace"
 if bench_has dotpad; then
 	bench_pad_setup || lab_bail "adding $BENCH_PAD_SRC4 and its quickack route for dotpad"

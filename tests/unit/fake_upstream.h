@@ -9,6 +9,7 @@
 #define DOTGW_FAKE_UPSTREAM_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -188,6 +189,18 @@ static inline struct fake_conn *fake_nth(size_t up, unsigned int nth)
 		if (fakes[i].live && fakes[i].up == up && fakes[i].peer >= 0 && fakes[i].nth == nth)
 			return &fakes[i];
 	return NULL;
+}
+
+/* fake_forget - upstream up's nth connection holds one query, which it will never answer:
+ * false if it holds another number (or is closed). */
+static inline bool fake_forget(size_t up, unsigned int nth)
+{
+	struct fake_conn *f = fake_nth(up, nth);
+
+	if (!f || f->n_ids != 1)
+		return false;
+	f->n_ids = 0;
+	return true;
 }
 
 /* --- the upstream's side --------------------------------------------------------------- */
