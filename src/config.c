@@ -213,7 +213,8 @@ const struct config_option config_options[] = {
 	{ .name = "pool-size", .key = "pool-size", .arg = "N",
 	  NUMBER(pool_size, 1, CONFIG_MAX_POOL, "1 to 16"),
 	  .help = "TLS connections per upstream and worker, at most\n"
-		  "(default: 2)" },
+		  "(default: 4 per upstream shared by the workers, at\n"
+		  "least 1 each: 4 with one worker, 2 each with two)" },
 	{ .name = "conn-inflight", .key = "conn-inflight", .arg = "N",
 	  NUMBER(conn_inflight, 1, 1024, "1 to 1024"),
 	  .help = "queries in flight per connection at least; the window\n"
@@ -362,7 +363,8 @@ const struct config_option config_options[] = {
 		  "of them, what one client (counted as for --rate-limit)\n"
 		  "may have in flight; as many more wait, the rest get\n"
 		  "SERVFAIL (default: half of --max-inflight or of\n"
-		  "--pool-size x --conn-inflight, the smaller: 128;\n"
+		  "--pool-size x --conn-inflight, the smaller: 256 with\n"
+		  "one worker, 128 with two;\n"
 		  "growing while its answers come back)" },
 	{ .name = "hold-timeout", .key = "hold-timeout", .arg = "MS",
 	  NUMBER(hold_ms, 100, 600000, "100 to 600000 milliseconds"),
@@ -490,7 +492,7 @@ void config_init_zeroed(struct config *cfg)
 	cfg->queues = 0;  /* the number of CPUs, decided in config_parse_args */
 	cfg->workers = 0; /* likewise */
 	cfg->upstream_choice = UPSTREAM_CHOICE_ORDERED;
-	cfg->pool_size = 2;
+	cfg->pool_size = 0; /* CONFIG_POOL_TOTAL over the workers, in config_finish */
 	cfg->asked_max = 64;
 	cfg->conn_inflight = 128;
 	cfg->idle_ms = 30000;
@@ -1362,16 +1364,6 @@ static int config_finish(struct config *cfg, FILE *err)
 	}
 	if (cfg->rate_limit && cfg->rate_burst == 0)
 		cfg->rate_burst = cfg->rate_limit * 2;
-	if (cfg->max_inflight_client == 0) {
-		/* half of what can be in flight, or of what one upstream's connections can take:
-		 * past that, queries wait for a connection behind the flooder's */
-		unsigned int cap = cfg->pool_size * cfg->conn_inflight;
-
-		if (cap > cfg->max_inflight)
-			cap = cfg->max_inflight;
-		cfg->max_inflight_client = cap > 1 ? cap / 2 : 1;
-		cfg->inflight_client_auto = true; /* inflight.h: it grows while answers come */
-	}
 	if (cfg->queues == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -1390,6 +1382,26 @@ static int config_finish(struct config *cfg, FILE *err)
 	} else if (cfg->workers == 0) {
 		/* one: tests and users count one worker's upstream connections (see README) */
 		cfg->workers = 1;
+	}
+	if (cfg->pool_size == 0) {
+		/*
+		 * Each worker opens its own connections. Across a WAN more than two carry a
+		 * server's pauses better (its congestion control's, bench/RESULTS.md 2026-12-05):
+		 * CONFIG_POOL_TOTAL per upstream in all, and never fewer than one per worker.
+		 */
+		cfg->pool_size = CONFIG_POOL_TOTAL / cfg->workers;
+		if (cfg->pool_size == 0)
+			cfg->pool_size = 1;
+	}
+	if (cfg->max_inflight_client == 0) {
+		/* half of what can be in flight, or of what one upstream's connections can take:
+		 * past that, queries wait for a connection behind the flooder's */
+		unsigned int cap = cfg->pool_size * cfg->conn_inflight;
+
+		if (cap > cfg->max_inflight)
+			cap = cfg->max_inflight;
+		cfg->max_inflight_client = cap > 1 ? cap / 2 : 1;
+		cfg->inflight_client_auto = true; /* inflight.h: it grows while answers come */
 	}
 	if ((unsigned long)cfg->queue_num + cfg->queues > 65536) {
 		fprintf(err, "dotgw: --queue-num: queues %u to %lu do not exist (at most 65535)\n",

@@ -22,6 +22,7 @@
 #define CONFIG_MAX_PINS	      8
 #define CONFIG_DOH_PATH_MAX   128 /* a DoH upstream's request path */
 #define CONFIG_MAX_POOL	      16
+#define CONFIG_POOL_TOTAL     4 /* default: connections per upstream, all workers together */
 #define CONFIG_MAX_CIDRS      64
 
 enum upstream_choice {

@@ -602,7 +602,11 @@ static void test_inflight_share(void)
 	const char *small[] = {"--max-inflight", "100", NULL};
 	const char *set[] = {"--max-inflight-per-client", "7", NULL};
 
+	const char *two[] = {"--workers", "2", NULL};
+
 	CHECK_EQ(parse(none), 0);
+	CHECK_EQ(cfg.max_inflight_client, 256); /* half of 4 connections x 128 */
+	CHECK_EQ(parse(two), 0);
 	CHECK_EQ(cfg.max_inflight_client, 128); /* half of 2 connections x 128 */
 	CHECK_EQ(parse(small), 0);
 	CHECK_EQ(cfg.max_inflight_client, 50);
@@ -610,9 +614,34 @@ static void test_inflight_share(void)
 	CHECK_EQ(cfg.max_inflight_client, 7);
 }
 
+/* --pool-size: 4 connections per upstream shared by the workers, at least 1 each */
+static void test_pool_size(void)
+{
+	const char *none[] = {NULL};
+	const char *two[] = {"--workers", "2", NULL};
+	const char *three[] = {"--workers", "3", NULL};
+	const char *eight[] = {"--workers", "8", NULL};
+	const char *nfq[] = {"--mode", "nfqueue", "--queues", "2", NULL};
+	const char *set[] = {"--pool-size", "3", "--workers", "2", NULL};
+
+	CHECK_EQ(parse(none), 0);
+	CHECK_EQ(cfg.pool_size, 4);
+	CHECK_EQ(parse(two), 0);
+	CHECK_EQ(cfg.pool_size, 2);
+	CHECK_EQ(parse(three), 0);
+	CHECK_EQ(cfg.pool_size, 1);
+	CHECK_EQ(parse(eight), 0);
+	CHECK_EQ(cfg.pool_size, 1);
+	CHECK_EQ(parse(nfq), 0);
+	CHECK_EQ(cfg.pool_size, 2);
+	CHECK_EQ(parse(set), 0);
+	CHECK_EQ(cfg.pool_size, 3); /* given: per worker, as it says */
+}
+
 int main(void)
 {
 	test_upstream_specs();
+	test_pool_size();
 	test_defaults();
 	test_options();
 	test_errors();
