@@ -964,20 +964,42 @@ bench_environment()
 }
 
 # bench_pool_size: TLS connections dotgw may open per upstream and worker: --pool-size from -a,
-# else the default its --help states, else 1 (before pools existed).
+# else the default its --help states, else 1 (before pools existed). Its default is either a
+# number per worker ("(default: 2)", until 2026-12-05) or a number per upstream shared by the
+# workers ("(default: 4 per upstream shared by the workers, at least 1 each..."): then this
+# prints "N/" and bench_pool_total divides it.
 bench_pool_size()
 {
-	local i n=${#BENCH_DOTGW_EXTRA[@]} v=
+	local i n=${#BENCH_DOTGW_EXTRA[@]} v='' help
 	for ((i = 0; i < n; i++)); do
 		case ${BENCH_DOTGW_EXTRA[$i]} in
 		--pool-size=*) v=${BENCH_DOTGW_EXTRA[$i]#*=} ;;
 		--pool-size) [ $((i + 1)) -lt "$n" ] && v=${BENCH_DOTGW_EXTRA[$((i + 1))]} ;;
 		esac
 	done
-	# the help text may put the default on the option's second line
-	[ -n "$v" ] || v=$("$DOTGW" --help 2>&1 | grep -A 1 -- '--pool-size N ' |
-		sed -n 's/.*(default: \([0-9][0-9]*\)).*/\1/p' | head -n 1)
+	if [ -z "$v" ]; then
+		# the help text may put the default on the option's second line
+		help=$("$DOTGW" --help 2>&1 | grep -A 1 -- '--pool-size N ' | tr -s ' \n' ' ')
+		v=$(sed -n 's/.*(default: \([0-9][0-9]*\)).*/\1/p' <<<"$help" | head -n 1)
+		[ -n "$v" ] ||
+			v=$(sed -n 's/.*(default: \([0-9][0-9]*\) per upstream shared.*/\1\//p' <<<"$help" |
+				head -n 1)
+	fi
 	echo "${v:-1}"
+}
+
+# bench_pool_total WORKERS: connections per upstream all WORKERS may open, from BENCH_POOL.
+bench_pool_total()
+{
+	local per
+	case $BENCH_POOL in
+	*/)
+		per=$((${BENCH_POOL%/} / $1))
+		[ "$per" -ge 1 ] || per=1
+		;;
+	*) per=$BENCH_POOL ;;
+	esac
+	echo $((per * $1))
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1138,7 +1160,7 @@ bench_cmp()
 
 bench_targets()
 {
-	local udp dot pad unb m t h l ul rss life pool n nfq tp
+	local udp dot pad unb m t h l ul rss life pool n nfq tp w
 	udp=$(bench_median udp miss 4)
 	dot=$(bench_median dot miss 4)
 	pad=$(bench_median dotpad miss 4)
@@ -1176,12 +1198,13 @@ bench_targets()
 				"$(bench_median udp latency 16)" 3) ms"
 		rss=$(bench_max "$BENCH_DAEMONS" "$t" - 3)
 		bench_check "$t peak RSS <= 8 MiB" "$(bench_cmp "$rss" '<=' 8192)" "$rss KiB"
-		pool=$BENCH_POOL
-		[ "$t" = nfqueue ] && pool=$((BENCH_POOL * BENCH_NFQ_QUEUES))
+		w=1
+		[ "$t" = nfqueue ] && w=$BENCH_NFQ_QUEUES
+		pool=$(bench_pool_total "$w")
 		life=$(bench_max "$BENCH_DAEMONS" "$t" - 4)
 		n=$(bench_max "$BENCH_DAEMONS" "$t" - 5)
-		bench_check "$t TLS connections <= pool size ($pool: 1 upstream x $((pool / BENCH_POOL))\
- worker(s) x $BENCH_POOL)" \
+		bench_check "$t TLS connections <= pool size ($pool: 1 upstream x $w\
+ worker(s) x $((pool / w)))" \
 			"$(bench_cmp "$life" '<=' "$pool")" \
 			"at most $life handshakes per daemon life ($n SYNs at the upstream's :853)"
 	done
@@ -1383,7 +1406,7 @@ bench_report()
 	cat <<-EOF
 		- dotgw arguments: --scope gateway --interface $LAB_GW_IF_CLIENT --upstream $LAB_UP4#$LAB_AUTH_NAME --user nobody --ca-file CA
 		  --log-level info, --mode tproxy or --mode nfqueue --queues $BENCH_NFQ_QUEUES${BENCH_DOTGW_EXTRA[*]:+, and }${BENCH_DOTGW_EXTRA[*]};
-		  pool size $BENCH_POOL per upstream and worker
+		  pool size $(bench_pool_total 1) per upstream with one worker (tproxy), $(bench_pool_total "$BENCH_NFQ_QUEUES") with $BENCH_NFQ_QUEUES (nfqueue)
 		- $BENCH_ROUNDS rounds; saturating runs ${BENCH_DURATION} s with -q $BENCH_OUTSTANDING;
 		  latency runs ${BENCH_LAT_DURATION} s at -Q $BENCH_LAT_RATE;
 		  dnsperf -c $BENCH_CLIENTS -t $BENCH_TIMEOUT; IPv4, UDP; wall time ${BENCH_WALL} s
