@@ -9,7 +9,8 @@
  * share (--max-inflight-per-client 1) stays taken when that connection is closed for silence
  * while the upstream answers on its other one, until --hold-timeout passes; a close for
  * silence with no answer anywhere frees it at once. A TCP client's query is held the same
- * way, past its connection's close, until the late answer or --hold-timeout.
+ * way, past its connection's close, until the late answer or --hold-timeout. A reload's
+ * --hold-timeout holds for queries held after it; those held before keep theirs.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -320,12 +321,75 @@ static void test_hold_tcp(void)
 	fe_close();
 }
 
+/*
+ * A reload that changes --hold-timeout (frontend_reload, as a worker takes up SIGHUP's or the
+ * config watch's configuration) from 1500 to 300: client 2's query, held before it, keeps its
+ * 1500 ms; client 4's, held after it on the new pool, is held 300 ms: client 4's next query
+ * then goes out (and is answered), while client 2's waits and gets SERVFAIL at its deadline,
+ * and client 2's next one goes out once the 1500 ms passed.
+ */
+static void test_hold_reload(void)
+{
+	const unsigned int stall = 3000, hold_old = 1500, hold_new = 300;
+	static struct config cfg_new;
+	struct upstream_pool *pool_new, *pool_old;
+	uint64_t servfail_old, servfail_new, waited;
+
+	fe_open(stall, hold_old);
+	ask(2, 1);
+	SPIN_UNTIL(upstream_reads() >= 1);
+	CHECK(fake_forget(0, 1));
+	SPIN_UNTIL(stats_get(&st.servfail) >= 1);
+	servfail_old = clock_ms();
+	CHECK_EQ(stats_get(&st.upstream_abandoned), 1);
+
+	cfg_load(&cfg_new, stall, hold_new);
+	CHECK_EQ(upstream_pool_new_transport(&pool_new, loop, &cfg_new, &st, &fake), 0);
+	pool_old = frontend_reload(fe, &cfg_new, pool_new);
+	CHECK(pool_old == pool);
+	ask(4, 2);
+	SPIN_UNTIL(upstream_reads() >= 2);
+	CHECK(fake_forget(0, 2)); /* the new pool's first connection */
+	SPIN_UNTIL(stats_get(&st.servfail) >= 2);
+	servfail_new = clock_ms();
+	CHECK_EQ(stats_get(&st.upstream_abandoned), 2);
+
+	/* client 4's place is free after the new --hold-timeout (its query may wait for the
+	 * loop's next turn to see that), client 2's is not */
+	SPIN_UNTIL(clock_ms() >= servfail_new + hold_new);
+	ask(4, 3);
+	SPIN_UNTIL(upstream_reads() >= 3 || stats_get(&st.servfail) >= 3);
+	CHECK_EQ(upstream_reads(), 3);
+	serve_answer(0, false);
+	serve_answer(1, false);
+	SPIN_UNTIL(stats_get(&st.answered) >= 1);
+	waited = stats_get(&st.client_waited);
+	ask(2, 4);
+	CHECK_EQ(stats_get(&st.client_waited), waited + 1);
+	SPIN_UNTIL(stats_get(&st.servfail) >= 3);
+	CHECK_EQ(upstream_reads(), 3);
+	/* the checks above read the old hold before it ran out */
+	CHECK(clock_ms() < servfail_old + hold_old);
+
+	/* and it runs out at the old --hold-timeout */
+	SPIN_UNTIL(clock_ms() >= servfail_old + hold_old);
+	ask(2, 5);
+	SPIN_UNTIL(upstream_reads() >= 4 || stats_get(&st.servfail) >= 4);
+	CHECK_EQ(upstream_reads(), 4);
+	CHECK_EQ(stats_get(&st.servfail), 3);
+	CHECK_EQ(stats_get(&st.upstream_stalled), 0);
+	frontend_close(fe);
+	upstream_pool_free(pool_new);
+	upstream_pool_free(pool_old);
+}
+
 int main(void)
 {
 	CHECK_EQ(loop_new(&loop), 0);
 	test_hold_alive();
 	test_hold_dead();
 	test_hold_tcp();
+	test_hold_reload();
 	loop_free(loop);
 	return check_done("frontend");
 }
