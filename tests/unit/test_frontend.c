@@ -94,6 +94,19 @@ static uint64_t upstream_reads(void)
 	return reads[0] + reads[1];
 }
 
+/*
+ * ask_at - at at_ms (when a hold ended), client 127.0.0.host asks with id; its query must go
+ * out, the nth that the upstreams read, with servfail SERVFAILs so far and none for it.
+ */
+static void ask_at(uint64_t at_ms, uint8_t host, uint16_t id, uint64_t nth, uint64_t servfail)
+{
+	SPIN_UNTIL(clock_ms() >= at_ms);
+	ask(host, id);
+	SPIN_UNTIL(upstream_reads() >= nth || stats_get(&st.servfail) > servfail);
+	CHECK_EQ(upstream_reads(), nth);
+	CHECK_EQ(stats_get(&st.servfail), servfail);
+}
+
 /* A TCP client of the frontend: the test's end of a socketpair, and what it read. */
 struct tcp_peer {
 	int fd;
@@ -216,11 +229,7 @@ static void test_hold_alive(void)
 	CHECK(clock_ms() < servfail_ms + HOLD_MS);
 
 	/* --hold-timeout after its SERVFAIL (servfail_ms is later): client 2's place is free */
-	SPIN_UNTIL(clock_ms() >= servfail_ms + HOLD_MS);
-	ask(2, 4);
-	SPIN_UNTIL(upstream_reads() >= 3 || stats_get(&st.servfail) >= 3);
-	CHECK_EQ(upstream_reads(), 3);
-	CHECK_EQ(stats_get(&st.servfail), 2);
+	ask_at(servfail_ms + HOLD_MS, 2, 4, 3, 2);
 	fe_close();
 }
 
@@ -356,10 +365,7 @@ static void test_hold_reload(void)
 
 	/* client 4's place is free after the new --hold-timeout (its query may wait for the
 	 * loop's next turn to see that), client 2's is not */
-	SPIN_UNTIL(clock_ms() >= servfail_new + hold_new);
-	ask(4, 3);
-	SPIN_UNTIL(upstream_reads() >= 3 || stats_get(&st.servfail) >= 3);
-	CHECK_EQ(upstream_reads(), 3);
+	ask_at(servfail_new + hold_new, 4, 3, 3, 2);
 	serve_answer(0, false);
 	serve_answer(1, false);
 	SPIN_UNTIL(stats_get(&st.answered) >= 1);
@@ -372,11 +378,7 @@ static void test_hold_reload(void)
 	CHECK(clock_ms() < servfail_old + hold_old);
 
 	/* and it runs out at the old --hold-timeout */
-	SPIN_UNTIL(clock_ms() >= servfail_old + hold_old);
-	ask(2, 5);
-	SPIN_UNTIL(upstream_reads() >= 4 || stats_get(&st.servfail) >= 4);
-	CHECK_EQ(upstream_reads(), 4);
-	CHECK_EQ(stats_get(&st.servfail), 3);
+	ask_at(servfail_old + hold_old, 2, 5, 4, 3);
 	CHECK_EQ(stats_get(&st.upstream_stalled), 0);
 	frontend_close(fe);
 	upstream_pool_free(pool_new);
