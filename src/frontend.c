@@ -146,7 +146,7 @@ struct frontend {
 	struct prefetch *prefetch;	 /* cache refreshes in flight (--prefetch) */
 	struct listener udp[2];
 	struct udp_reply *udp_reply;
-	struct tcp_clients *tcp; /* NULL: no TCP listeners */
+	struct tcp_clients *tcp; /* NULL: no TCP listeners (nor adopted clients) */
 	struct conntrack *ct;	 /* original destinations of redirected UDP; NULL: not known */
 	LIST_HEAD(, query) queries;
 	_Atomic unsigned int inflight; /* also read by the metrics thread (frontend_inflight) */
@@ -1769,6 +1769,22 @@ int frontend_open(struct frontend **out, struct loop *loop, const struct config 
 			 strerror(-r));
 	*out = fe;
 	return 0;
+}
+
+int frontend_tcp_adopt(struct frontend *fe, int fd, const union sockaddr_any *peer)
+{
+	int r;
+
+	if (!fe->tcp) {
+		struct tcp_client_limits lim = tcp_limits(fe, fe->cfg);
+
+		r = tcp_clients_new(&fe->tcp, fe->loop, fe->stats, &lim, &tcp_ops, fe);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+	}
+	return tcp_clients_adopt(fe->tcp, fd, peer);
 }
 
 void frontend_set_dnstap(struct frontend *fe, struct dnstap_queue *q)

@@ -6,6 +6,7 @@
 #ifndef DOTGW_FRONTEND_H
 #define DOTGW_FRONTEND_H
 
+#include "dotgw/addr.h"
 #include "dotgw/config.h"
 #include "dotgw/loop.h"
 #include "dotgw/stats.h"
@@ -65,6 +66,13 @@ bool frontend_queue_packet(void *data, const uint8_t *pkt, size_t len, unsigned 
  */
 struct upstream_pool *frontend_reload(struct frontend *fe, const struct config *cfg,
 				      struct upstream_pool *pool);
+
+/*
+ * frontend_tcp_adopt - serve the connected stream socket fd (non-blocking; now the frontend's)
+ * of a DNS-over-TCP client at peer, as if a listener had accepted it; for tests, which need no
+ * transparent listener (a socketpair will do). 0 or -errno (fd then closed).
+ */
+int frontend_tcp_adopt(struct frontend *fe, int fd, const union sockaddr_any *peer);
 
 struct dnstap_queue;
 

@@ -15,10 +15,10 @@
 #   gateway.yml installs the package, writes the configuration, turns forwarding on, enables
 #     and starts the service: the client's DNS to the decoy is answered by the upstream over
 #     DoT, the decoy sees nothing; a second run changes nothing (changed=0);
-#   --check --diff shows a changed variable (cache size) and changes nothing; the real run
-#     reloads dotgw (same process, one more "reloaded" in its journal); a restart-only change
-#     (mode nfqueue, fail closed) then restarts it, and the next run changes nothing (the
-#     configuration it checks has both changes);
+#   --check --diff shows changed variables (cache size, hold timeout) and changes nothing; the
+#     real run reloads dotgw (same process, one more "reloaded" in its journal); a
+#     restart-only change (mode nfqueue, fail closed) then restarts it, and the next run
+#     changes nothing (the configuration it checks has both changes);
 #   host.yml (scope host, fail closed, the package from a URL with its checksum) in the same
 #     machine: its own DNS is answered over DoT, the client's is no longer captured; a second
 #     run changes nothing;
@@ -250,23 +250,24 @@ lab_check_match "the query log names the client" "$LAB_CLIENT4.*www\.example\.te
 play gateway gateway
 lab_check_eq "second run: idempotent" "0 0" "$CHANGED $FAILED"
 
-lab_log "a changed variable: reload"
-echo "dotgw_cache_size: 1M" >>"$LAB_DIR/inv-gateway/group_vars/all.yml"
+lab_log "changed variables: reload"
+printf 'dotgw_cache_size: 1M\ndotgw_hold_timeout: 5000\n' >>"$LAB_DIR/inv-gateway/group_vars/all.yml"
 r0=$(reloads)
 play gateway gateway --check --diff
 lab_check_num "--check --diff: no task failed" "$FAILED" -eq 0
 lab_check_match "--check --diff shows the new line" '^\+cache-size = 1M' "$(cat "$PLAY_OUT")"
-ctr grep -c '^cache-size' /etc/dotgw/dotgw.conf
+lab_check_match "--check --diff shows the hold timeout" '^\+hold-timeout = 5000' "$(cat "$PLAY_OUT")"
+ctr grep -c '^cache-size\|^hold-timeout' /etc/dotgw/dotgw.conf
 lab_check_eq "--check changed nothing in the file" 0 "$LAB_OUT"
 lab_check_eq "--check did not reload" "$r0" "$(reloads)"
 play gateway gateway
-lab_check_num "cache size changed: no task failed" "$FAILED" -eq 0
-lab_check_num "cache size changed: the file changed" "$CHANGED" -gt 0
+lab_check_num "variables changed: no task failed" "$FAILED" -eq 0
+lab_check_num "variables changed: the file changed" "$CHANGED" -gt 0
 lab_check_match "the reload handler ran" 'RUNNING HANDLER \[dotgw : Reload dotgw\]' "$LAB_OUT"
 lab_check_eq "reloaded, not restarted: same MainPID" "$PID1" "$(main_pid)"
 lab_check_eq "dotgw logged one more reload" "$((r0 + 1))" "$(reloads)"
-ctr grep -c '^cache-size = 1M$' /etc/dotgw/dotgw.conf
-lab_check_eq "the new setting is in the file" 1 "$LAB_OUT"
+ctr grep -c '^cache-size = 1M$\|^hold-timeout = 5000$' /etc/dotgw/dotgw.conf
+lab_check_eq "the new settings are in the file" 2 "$LAB_OUT"
 
 lab_log "a restart-only change: mode nfqueue, fail closed"
 printf 'dotgw_mode: nfqueue\ndotgw_fail: closed\n' >>"$LAB_DIR/inv-gateway/group_vars/all.yml"
