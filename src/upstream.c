@@ -54,7 +54,10 @@
  * the others go idle and close after the idle timeout; else to the least loaded one under its
  * window. Another one opens once every open one has UPCONN_SPREAD in flight (or its window, if
  * smaller): a server answers each connection's queries in turn, so under load several
- * connections get more answered than one long queue does. The last connection of an upstream
+ * connections get more answered than one long queue does. Past UPCONN_NEAR_MAX (2) only for
+ * an upstream at least UPCONN_FAR_US (5 ms) away, or when no open one has room: over a WAN
+ * more connections carry losses and a server's pauses (BBR's ProbeRTT) better, on a LAN they
+ * only cost CPU (up_may_grow). The last connection of an upstream
  * that closes idle while queries came recently is opened again at once (standby.h).
  */
 #include <errno.h>
@@ -77,6 +80,8 @@
 #define UPCONN_IN_SIZE	 (2 + DNS_MAX_MSG)
 #define UPCONN_OUT_MAX	 (4u << 20) /* bytes waiting for the transport at most */
 #define UPCONN_SPREAD	 16	    /* in flight on each connection: open another (upstream_conn) */
+#define UPCONN_NEAR_MAX	 2	    /* connections to an upstream closer than UPCONN_FAR_US */
+#define UPCONN_FAR_US	 5000	    /* least RTT from which an upstream gets all of --pool-size */
 #define UPCONN_WIN_MAX	 (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
 #define UPCONN_WIN_GAIN	 2		     /* the window is this many bandwidth-delay products */
 #define UPCONN_SAMPLE_US 5000  /* a rate sample spans at least this, and the min RTT */
@@ -1159,6 +1164,32 @@ static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt)
 }
 
 /*
+ * up_may_grow - whether up may open one more connection beside the open ones (the pool has a
+ * closed slot). Past UPCONN_NEAR_MAX only for an upstream UPCONN_FAR_US away or more (the
+ * least min RTT of its open connections; not known yet: yes, as before any answer). A
+ * server's pause costs capacity in proportion to its RTT: a connection in BBR's ProbeRTT
+ * carries 4 packets a round trip, 12 padded answers, so ~600 answers/s at 20 ms and more than
+ * ever needed at 0.2 ms; on a LAN more connections only cost CPU (smaller writes and reads:
+ * bench/RESULTS.md, 2026-12-05 03:35-03:50).
+ */
+static bool up_may_grow(const struct upstream *up)
+{
+	unsigned int size = up->pool->cfg->pool_size, open = 0;
+	uint64_t min_rtt = 0;
+
+	for (unsigned int k = 0; k < size; k++) {
+		const struct upconn *c = &up->conns[k];
+
+		if (c->state == UC_CLOSED)
+			continue;
+		open++;
+		if (c->min_rtt_us && (!min_rtt || c->min_rtt_us < min_rtt))
+			min_rtt = c->min_rtt_us;
+	}
+	return open < UPCONN_NEAR_MAX || !min_rtt || min_rtt >= UPCONN_FAR_US;
+}
+
+/*
  * upstream_conn - a connection of up with room for one more query: the one that took the last
  * query, while its batch is still being gathered and it has fewer than conn_spread() in flight
  * (queries sent in one loop iteration share a TLS record and a write, where spreading them
@@ -1167,9 +1198,10 @@ static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt)
  * when idle); else the least loaded ready one under its window, else one still opening, else a
  * new one while the pool has room, else NULL (the query waits). Once every connection has
  * conn_spread() in flight, one more is opened while the pool has room, for the queries that
- * follow (see the file's comment). Returns -errno through *err when opening failed and no
- * connection can take the query, and whether that failure was this machine's (see conn_open)
- * through *local.
+ * follow (see the file's comment); past UPCONN_NEAR_MAX that needs a far upstream
+ * (up_may_grow), or no ready connection with room left. Returns -errno through *err when opening
+ * failed and no connection can take the query, and whether that failure was this machine's (see
+ * conn_open) through *local.
  */
 static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 {
@@ -1222,7 +1254,8 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 	}
 	if (light)
 		return light;
-	if (closed && !opening && (!best || best->inflight >= conn_spread(best))) {
+	if (closed && !opening && (!best || best->inflight >= conn_spread(best)) &&
+	    (!best || up_may_grow(up))) {
 		int r = conn_open(closed, local);
 
 		if (r < 0 && *local)

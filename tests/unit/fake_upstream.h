@@ -44,6 +44,7 @@ struct fake_conn {
 static struct fake_conn fakes[FAKE_MAX];
 static enum fake_mode modes[3];
 static unsigned int opens[3];
+static unsigned int handshakes[3]; /* handshakes done, per upstream */
 static int fake_ctx_token;
 
 static struct fake_conn *fc(const struct tls_conn *t)
@@ -105,6 +106,7 @@ static int fake_handshake(struct tls_conn *t, bool *want_write, bool *local)
 		return -EPERM;
 	if (modes[fc(t)->up] == FAKE_HS_LOCAL)
 		return -ENOMEM;
+	handshakes[fc(t)->up]++;
 	return 1;
 }
 

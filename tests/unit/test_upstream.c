@@ -93,6 +93,7 @@ static void setup(struct config *cfg, struct stats *st, enum upstream_choice cho
 		snprintf(cfg->upstreams[i].text, sizeof(cfg->upstreams[i].text), "up%zu", i);
 		modes[i] = FAKE_OK;
 		opens[i] = 0;
+		handshakes[i] = 0;
 		reads[i] = 0;
 	}
 	cfg->upstream_choice = choice;
@@ -795,6 +796,51 @@ static void test_connections(void)
 }
 
 /*
+ * Past two connections only for a far upstream (up_may_grow): with its least RTT under 5 ms,
+ * six rounds of 16 queries, left unanswered so that every open connection stays at its spread
+ * (16 in flight) or more, open a second connection and no more; 6 ms away, all four of
+ * --pool-size open.
+ */
+static void test_far(void)
+{
+	static struct tq q[96];
+	struct config cfg;
+	struct stats st;
+
+	for (long delay = 0; delay <= 6; delay += 6) {
+		struct upstream_pool *pool;
+		size_t answered = 0;
+
+		setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+		cfg.pool_size = 4;
+		pool = pool_new(&cfg, &st);
+		/* the RTT: three round trips, so that one slow turn of a loaded machine is not
+		 * the least */
+		for (int r = 0; r < 3; r++) {
+			tq_init(&q[0], loop);
+			upstream_pool_submit(pool, &q[0].uq);
+			CHECK_EQ(round_trip(pool, 0, delay, &answered), 1);
+			SPIN_UNTIL(q[0].done);
+		}
+		/* each new connection takes a round's 16, and the next round opens one more */
+		for (size_t round = 0; round < 6; round++) {
+			for (size_t i = round * 16; i < round * 16 + 16; i++) {
+				tq_init(&q[i], loop);
+				upstream_pool_submit(pool, &q[i].uq);
+			}
+			CHECK_EQ(serve_read_until(pool, 0, 16), 16);
+			/* a connection opened in this round takes the next one's first queries */
+			SPIN_UNTIL(handshakes[0] >= opens[0]);
+		}
+		CHECK_EQ(opens[0], delay ? 4 : 2);
+		CHECK_EQ(serve_answer(0, false), 96);
+		SPIN_UNTIL(completions >= 99);
+		CHECK_EQ(completions, 99);
+		upstream_pool_free(pool);
+	}
+}
+
+/*
  * A transport's error answer (failed()) sends the query once more, to the next upstream, which
  * is not blamed; a second one stands, as does a server's own SERVFAIL and an error answer with
  * no other upstream usable.
@@ -884,6 +930,7 @@ int main(void)
 	test_window();
 	test_window_limit();
 	test_connections();
+	test_far();
 	test_error_resend();
 	loop_free(loop);
 	return check_done("upstream");
