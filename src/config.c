@@ -214,7 +214,8 @@ const struct config_option config_options[] = {
 	  NUMBER(pool_size, 1, CONFIG_MAX_POOL, "1 to 16"),
 	  .help = "TLS connections per upstream and worker, at most\n"
 		  "(default: 4 per upstream shared by the workers, at\n"
-		  "least 1 each: 4 with one worker, 2 each with two)" },
+		  "least 1 each: 4 with one worker, 2 each with two);\n"
+		  "past 2 only for an upstream 5 ms away or more" },
 	{ .name = "conn-inflight", .key = "conn-inflight", .arg = "N",
 	  NUMBER(conn_inflight, 1, 1024, "1 to 1024"),
 	  .help = "queries in flight per connection at least; the window\n"
