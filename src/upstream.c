@@ -38,17 +38,17 @@
  * and so does the window; the gain of 2 bounds that queue to about one min_rtt of answers.
  * Over a LAN the product is far below --conn-inflight and the floor rules, as before.
  * Safety: the window grows only with answers that came back, so a server that reads or
- * answers slower shrinks it (unbound, for one, stops reading a connection while a fixed number
- * of its requests are open: the rest wait in the TCP buffers, and no query is lost). A server
- * that closes a connection with more than UPCONN_SPREAD queries in flight (a per-connection
- * limit) caps every window of that upstream at half of that for UP_LIMIT_MS; those queries are
- * sent again like those of any clean close, and the stall check still closes a connection
- * that goes silent. A stall is held against the upstream (it backs off) only when none of its
+ * answers slower shrinks it (a server that stops reading a connection leaves the rest in the TCP
+ * buffers, and no query is lost; unbound before 1.13 did while 32 requests on it were open,
+ * later ones have no such limit: bench/RESULTS.md, 2026-12-05 03:06). A server that closes a
+ * connection with more than UPCONN_SPREAD queries in flight (a per-connection limit) caps
+ * every window of that upstream at half of that for UP_LIMIT_MS; those queries are sent again
+ * like those of any clean close, and the stall check still closes a connection that goes
+ * silent. A stall is held against the upstream (it backs off) only when none of its
  * connections answered since the stalled one last did: a server that answers on the others is
- * alive, and one connection that it stopped reading (unbound does while 32 requests on it are
- * open, such as queries it cannot resolve) or a lost flow costs no back-off, whose SERVFAILs would
- * reach every client; its queries go to another upstream that can take them, else to its
- * other connections.
+ * alive, and one connection that it stopped reading or answering, or a lost flow, costs no
+ * back-off, whose SERVFAILs would reach every client; its queries go to another upstream that
+ * can take them, else to its other connections.
  * Connections: at most --pool-size per upstream. A query goes to the first ready connection
  * with fewer than UPCONN_SPREAD in flight, so that light traffic stays on the first ones and
  * the others go idle and close after the idle timeout; else to the least loaded one under its
