@@ -243,6 +243,8 @@ static void query_submit(struct query *q)
 		return;
 	}
 	q->pool = q->ddr ? ddr_pool_upstream(q->ddr) : q->fe->pool;
+	/* past its client's default share: it waits behind the other clients' queries */
+	q->uq.bulk = q->fe->shares && inflight_over_share(q->fe->shares, &q->share);
 	upstream_pool_submit(q->pool, &q->uq); /* may complete (and free) q at once */
 }
 

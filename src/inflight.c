@@ -85,6 +85,13 @@ void inflight_answered(struct inflight *t, const struct inflight_wait *w)
 		s->share++;
 }
 
+bool inflight_over_share(const struct inflight *t, const struct inflight_wait *w)
+{
+	if (w->slot < 0 || (size_t)w->slot >= t->nslots)
+		return false;
+	return t->slots[w->slot].count > t->share; /* a free slot counts 0 */
+}
+
 void inflight_timed_out(struct inflight *t, const struct inflight_wait *w)
 {
 	struct inflight_slot *s = inflight_slot(t, w);

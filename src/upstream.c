@@ -176,7 +176,12 @@ struct upstream_pool {
 	struct tls_ctx *tls;
 	unsigned int rr; /* round-robin position */
 	struct log_ratelimit late_rl, local_rl;
-	TAILQ_HEAD(, upstream_query) waiting; /* in order; sent on as slots free up */
+	/*
+	 * Queries waiting for room, in order, sent on as slots free up: [0] first, then [1],
+	 * the bulk ones (uq->bulk: their client is past its default share), so that one client's
+	 * excess never queues the others' queries behind it.
+	 */
+	TAILQ_HEAD(, upstream_query) waiting[2];
 	bool closing; /* upstream_pool_free runs: no standby connection opens */
 	size_t n;
 	struct upstream ups[];
@@ -199,6 +204,7 @@ static struct upstream *pool_pick(struct upstream_pool *pool, const struct upstr
 static void pool_wait_head(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq);
 static void pool_drain_waiting(struct upstream_pool *pool);
+static struct upstream_query *pool_first_waiting(const struct upstream_pool *pool);
 static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq);
 static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt);
 static bool upstream_doh_fallback(struct upconn *c, int err);
@@ -247,7 +253,8 @@ static int pool_new(struct upstream_pool **out, struct loop *loop, const struct 
 		free(pool);
 		return r;
 	}
-	TAILQ_INIT(&pool->waiting);
+	TAILQ_INIT(&pool->waiting[0]);
+	TAILQ_INIT(&pool->waiting[1]);
 	pool->tr = tr;
 	pool->loop = loop;
 	pool->stats = stats;
@@ -299,8 +306,8 @@ void upstream_pool_free(struct upstream_pool *pool)
 		return;
 	pool->closing = true;
 	/* Forget the waiting queries first: closing a connection must not send them on. */
-	while ((uq = TAILQ_FIRST(&pool->waiting))) {
-		TAILQ_REMOVE(&pool->waiting, uq, wait);
+	while ((uq = pool_first_waiting(pool))) {
+		TAILQ_REMOVE(&pool->waiting[uq->bulk != 0], uq, wait);
 		uq->waiting = 0;
 	}
 	for (size_t i = 0; i < pool->n; i++) {
@@ -368,7 +375,7 @@ const char *upstream_pool_name(const struct upstream_pool *pool, size_t i)
 
 bool upstream_pool_idle(const struct upstream_pool *pool)
 {
-	if (!TAILQ_EMPTY(&pool->waiting))
+	if (pool_first_waiting(pool))
 		return false;
 	for (size_t i = 0; i < pool->n; i++)
 		for (unsigned int k = 0; k < pool->cfg->pool_size; k++)
@@ -975,12 +982,20 @@ static int conn_read(struct upconn *c, bool *want_write)
 	}
 }
 
+/* pool_first_waiting - the query that waited longest, the bulk ones last; NULL: none. */
+static struct upstream_query *pool_first_waiting(const struct upstream_pool *pool)
+{
+	struct upstream_query *uq = TAILQ_FIRST(&pool->waiting[0]);
+
+	return uq ? uq : TAILQ_FIRST(&pool->waiting[1]);
+}
+
 /* pool_drain_waiting - send the waiting queries on, in order, until one finds no room. */
 static void pool_drain_waiting(struct upstream_pool *pool)
 {
 	struct upstream_query *uq;
 
-	while ((uq = TAILQ_FIRST(&pool->waiting))) {
+	while ((uq = pool_first_waiting(pool))) {
 		pool_unwait(pool, uq);
 		/* uq may be freed by the time this returns: only the result tells */
 		if (pool_dispatch(pool, uq)) {
@@ -1046,7 +1061,7 @@ static void conn_io(struct upconn *c)
 	}
 	loop_watch_mod(pool->loop, &c->watch, EPOLLIN | (want_write ? EPOLLOUT : 0));
 	conn_arm(c);
-	if (!TAILQ_EMPTY(&pool->waiting) && c->nfree)
+	if (c->nfree && pool_first_waiting(pool))
 		pool_drain_waiting(pool);
 }
 
@@ -1349,19 +1364,19 @@ static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq)
 static void pool_wait_head(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	uq->waiting = 1;
-	TAILQ_INSERT_HEAD(&pool->waiting, uq, wait);
+	TAILQ_INSERT_HEAD(&pool->waiting[uq->bulk != 0], uq, wait);
 }
 
 static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq)
 {
-	TAILQ_REMOVE(&pool->waiting, uq, wait);
+	TAILQ_REMOVE(&pool->waiting[uq->bulk != 0], uq, wait);
 	uq->waiting = 0;
 }
 
 static void pool_wait(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	uq->waiting = 1;
-	TAILQ_INSERT_TAIL(&pool->waiting, uq, wait);
+	TAILQ_INSERT_TAIL(&pool->waiting[uq->bulk != 0], uq, wait);
 }
 
 /*

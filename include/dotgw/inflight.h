@@ -70,6 +70,12 @@ void inflight_set_growth(struct inflight *t, unsigned int max_share);
 /* inflight_answered - the counted query w got its answer: its client's share may grow. */
 void inflight_answered(struct inflight *t, const struct inflight_wait *w);
 
+/*
+ * inflight_over_share - the counted query w's client has more in flight than the default share
+ * (its share grew): w is part of its excess. False for a query not counted.
+ */
+bool inflight_over_share(const struct inflight *t, const struct inflight_wait *w);
+
 /* inflight_timed_out - the counted query w timed out: its client's share halves. */
 void inflight_timed_out(struct inflight *t, const struct inflight_wait *w);
 

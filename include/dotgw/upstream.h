@@ -43,6 +43,9 @@ struct upstream_query {
 	uint64_t deadline_ms;	 /* no new attempt is started after it */
 	uint32_t allowed;	 /* bit i: the i-th upstream may be used; 0: any */
 	const char *answered_by; /* set before complete(): the upstream's name, or NULL */
+	/* the caller's: its client is past its default share; while queries wait for room,
+	 * this one waits behind every one that is not bulk (set before submitting, kept) */
+	uint8_t bulk;
 	/*
 	 * Called exactly once, unless cancelled: with the answer (its id is the upstream one;
 	 * the buffer is valid only during the call), its parsed view r and err 0, or with

@@ -67,7 +67,9 @@ int main(void)
 		struct inflight_wait r[8];
 
 		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[0], false), 0);
+		CHECK(!inflight_over_share(t, &r[0]));
 		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[1], false), 0);
+		CHECK(!inflight_over_share(t, &r[1])); /* 2 counted: the share, not past it */
 		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[2], false), 1);
 		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[3], false), 1);
 		/* no growth allowed yet: an answer changes nothing */
@@ -93,6 +95,7 @@ int main(void)
 		CHECK(inflight_admit(t, r[2].slot) == &r[4]);
 		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[5], false), 0);
 		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[6], false), 0); /* 6 counted */
+		CHECK(inflight_over_share(t, &r[6])); /* the grown part: past the default 2 */
 		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[7], false), 1); /* the 7th waits */
 		/* a timeout halves it: 3; below the default it never goes */
 		inflight_timed_out(t, &r[2]);
@@ -104,6 +107,8 @@ int main(void)
 		CHECK_EQ(take(t, AF_INET, "198.51.100.3", &r[2], false), 0);
 		CHECK_EQ(take(t, AF_INET, "198.51.100.3", &r[1], false), 0);
 		CHECK_EQ(take(t, AF_INET, "198.51.100.3", &extra, false), 1);
+		CHECK(!inflight_over_share(t, &r[1]));
+		CHECK(!inflight_over_share(t, &extra)); /* waiting: not counted */
 	}
 	inflight_free(t);
 

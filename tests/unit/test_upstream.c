@@ -796,6 +796,39 @@ static void test_connections(void)
 }
 
 /*
+ * Bulk queries (their client past its default share) wait behind the others: with a window of
+ * 2 full, two bulk queries wait, then a plain one; each answer lets the plain one go first.
+ */
+static void test_bulk(void)
+{
+	static struct tq q[5];
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	cfg.conn_inflight = 2;
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 5; i++) {
+		tq_init(&q[i], loop);
+		q[i].uq.bulk = i >= 1 && i <= 3; /* q[4], after them, is a plain client's */
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2); /* q[0] and q[1]: the window */
+	CHECK_EQ(serve_answer(0, false), 2);
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2); /* q[4] before q[2] */
+	CHECK_EQ(serve_answer(0, false), 2);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
+	CHECK_EQ(serve_answer(0, false), 1);
+	SPIN_UNTIL(completions >= 5);
+	CHECK_EQ(completions, 5);
+	CHECK(q[4].order < q[2].order);
+	CHECK(q[2].order < q[3].order); /* the bulk ones in their order */
+	CHECK(upstream_pool_idle(pool));
+	upstream_pool_free(pool);
+}
+
+/*
  * Past two connections only for a far upstream (up_may_grow): with its least RTT under 5 ms,
  * six rounds of 16 queries, left unanswered so that every open connection stays at its spread
  * (16 in flight) or more, open a second connection and no more; 6 ms away, all four of
@@ -931,6 +964,7 @@ int main(void)
 	test_window_limit();
 	test_connections();
 	test_far();
+	test_bulk();
 	test_error_resend();
 	loop_free(loop);
 	return check_done("upstream");
