@@ -819,11 +819,11 @@ static void log_ready(const struct config *cfg, bool queue_compat, const char *w
 	else
 		snprintf(mode, sizeof(mode), "tproxy");
 	log_info("dotgw %s ready: mode %s, scope %s, fail %s, table inet '%s', TPROXY port %u, "
-		 "%u worker%s, up to %u TLS connection%s per upstream %s; upstreams %s; running as "
+		 "%u worker%s, up to %u TLS connection%s per upstream%s; upstreams %s; running as "
 		 "%s with CAP_NET_ADMIN, CAP_NET_BIND_SERVICE",
 		 DOTGW_VERSION, mode, scope_name(cfg->scope), cfg->fail_closed ? "closed" : "open",
 		 cfg->table, cfg->tproxy_port, cfg->workers, cfg->workers == 1 ? "" : "s",
-		 cfg->pool_size, cfg->pool_size == 1 ? "" : "s", cfg->workers == 1 ? "" : "each",
+		 cfg->pool_size, cfg->pool_size == 1 ? "" : "s", cfg->workers == 1 ? "" : " each",
 		 ups, who);
 	/* systemd (Type=notify): serving now. Does nothing without NOTIFY_SOCKET. */
 	notify_send("READY=1\nSTATUS=serving: mode %s, scope %s, %zu upstreams", mode,

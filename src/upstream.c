@@ -306,10 +306,8 @@ void upstream_pool_free(struct upstream_pool *pool)
 		return;
 	pool->closing = true;
 	/* Forget the waiting queries first: closing a connection must not send them on. */
-	while ((uq = pool_first_waiting(pool))) {
-		TAILQ_REMOVE(&pool->waiting[uq->bulk != 0], uq, wait);
-		uq->waiting = 0;
-	}
+	while ((uq = pool_first_waiting(pool)))
+		pool_unwait(pool, uq);
 	for (size_t i = 0; i < pool->n; i++) {
 		struct upstream *up = &pool->ups[i];
 
@@ -1179,28 +1177,16 @@ static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt)
 }
 
 /*
- * up_may_grow - whether up may open one more connection beside the open ones (the pool has a
- * closed slot). Past UPCONN_NEAR_MAX only for an upstream UPCONN_FAR_US away or more (the
- * least min RTT of its open connections; not known yet: yes, as before any answer). A
- * server's pause costs capacity in proportion to its RTT: a connection in BBR's ProbeRTT
- * carries 4 packets a round trip, 12 padded answers, so ~600 answers/s at 20 ms and more than
- * ever needed at 0.2 ms; on a LAN more connections only cost CPU (smaller writes and reads:
- * bench/RESULTS.md, 2026-12-05 03:35-03:50).
+ * up_may_grow - whether an upstream with open connections, whose least min RTT is min_rtt
+ * microseconds (0: none measured yet), may open one more. Past UPCONN_NEAR_MAX only when it is
+ * UPCONN_FAR_US away or more (not known yet: yes, as before any answer). A server's pause costs
+ * capacity in proportion to its RTT: a connection in BBR's ProbeRTT carries 4 packets a round
+ * trip, 12 padded answers, so ~600 answers/s at 20 ms and more than ever needed at 0.2 ms; on
+ * a LAN more connections only cost CPU (smaller writes and reads: bench/RESULTS.md,
+ * 2026-12-05 03:35-03:50).
  */
-static bool up_may_grow(const struct upstream *up)
+static bool up_may_grow(unsigned int open, uint64_t min_rtt)
 {
-	unsigned int size = up->pool->cfg->pool_size, open = 0;
-	uint64_t min_rtt = 0;
-
-	for (unsigned int k = 0; k < size; k++) {
-		const struct upconn *c = &up->conns[k];
-
-		if (c->state == UC_CLOSED)
-			continue;
-		open++;
-		if (c->min_rtt_us && (!min_rtt || c->min_rtt_us < min_rtt))
-			min_rtt = c->min_rtt_us;
-	}
 	return open < UPCONN_NEAR_MAX || !min_rtt || min_rtt >= UPCONN_FAR_US;
 }
 
@@ -1220,8 +1206,9 @@ static bool up_may_grow(const struct upstream *up)
  */
 static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 {
-	unsigned int size = up->pool->cfg->pool_size;
+	unsigned int size = up->pool->cfg->pool_size, open = 0;
 	struct upconn *best = up->last, *light = NULL, *opening = NULL, *closed = NULL;
+	uint64_t min_rtt = 0; /* the least of the open connections' (up_may_grow) */
 
 	*err = 0;
 	if (best && best->flush.queued && best->inflight < conn_spread(best) && best->nfree)
@@ -1235,6 +1222,9 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 				closed = c;
 			continue;
 		}
+		open++;
+		if (c->min_rtt_us && (!min_rtt || c->min_rtt_us < min_rtt))
+			min_rtt = c->min_rtt_us;
 		/* on the fallback, a re-probe of 853 takes no query: it may well time out */
 		if (c->inflight >= conn_window(c) || c->nfree == 0 ||
 		    (c->fallback && !up->doh_fb) || (c->reprobe && up->doh_fb))
@@ -1261,6 +1251,8 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 		if (r < 0)
 			log_debug("upstream %s: cannot try port 853 again: %s", up->cfg->text,
 				  strerror(-r));
+		else
+			open++;
 		closed = NULL;
 		for (unsigned int k = 0; k < size && !closed; k++)
 			if (up->conns[k].state == UC_CLOSED && &up->conns[k] != probe)
@@ -1270,7 +1262,7 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 	if (light)
 		return light;
 	if (closed && !opening && (!best || best->inflight >= conn_spread(best)) &&
-	    (!best || up_may_grow(up))) {
+	    (!best || up_may_grow(open, min_rtt))) {
 		int r = conn_open(closed, local);
 
 		if (r < 0 && *local)
@@ -1364,19 +1356,19 @@ static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq)
 static void pool_wait_head(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	uq->waiting = 1;
-	TAILQ_INSERT_HEAD(&pool->waiting[uq->bulk != 0], uq, wait);
+	TAILQ_INSERT_HEAD(&pool->waiting[uq->bulk], uq, wait);
 }
 
 static void pool_unwait(struct upstream_pool *pool, struct upstream_query *uq)
 {
-	TAILQ_REMOVE(&pool->waiting[uq->bulk != 0], uq, wait);
+	TAILQ_REMOVE(&pool->waiting[uq->bulk], uq, wait);
 	uq->waiting = 0;
 }
 
 static void pool_wait(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	uq->waiting = 1;
-	TAILQ_INSERT_TAIL(&pool->waiting[uq->bulk != 0], uq, wait);
+	TAILQ_INSERT_TAIL(&pool->waiting[uq->bulk], uq, wait);
 }
 
 /*

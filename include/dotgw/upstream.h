@@ -45,7 +45,7 @@ struct upstream_query {
 	const char *answered_by; /* set before complete(): the upstream's name, or NULL */
 	/* the caller's: its client is past its default share; while queries wait for room,
 	 * this one waits behind every one that is not bulk (set before submitting, kept) */
-	uint8_t bulk;
+	bool bulk;
 	/*
 	 * Called exactly once, unless cancelled: with the answer (its id is the upstream one;
 	 * the buffer is valid only during the call), its parsed view r and err 0, or with
