@@ -97,73 +97,13 @@ lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}" dnsperf pkg-config awk ss
 lab_require_dotgw "${1:-$BENCH_REPO/build/dotgw}"
 
-AUTH4=203.0.113.200
-AUTH_PEER4=203.0.113.201
 LIGHT4=198.51.100.3
-SLOW_A=203.0.113.77
-LAB_UP_EXTRA_CONF="	log-queries: no
-	outgoing-range: 4096
-	num-queries-per-thread: 4096
-	local-zone: \"slow.test.\" transparent
-forward-zone:
-	name: \"slow.test.\"
-	forward-addr: $AUTH4"
+LAB_UP_EXTRA_CONF=$WAN_SLOW_UP_CONF
 lab_setup >/dev/null
 ip -n "$NS_CLIENT" addr add "$LIGHT4/24" dev "$LAB_IF_CLIENT" || lab_bail "adding $LIGHT4"
-
-# The auth namespace: a point-to-point link from the upstream, its own unbound, the delay.
-lab_ns_new NS_AUTH auth
-lab_veth "$NS_UP" ua "$NS_AUTH" a0 || lab_bail "the upstream-auth link"
-if ! ip -n "$NS_UP" addr add "$AUTH_PEER4" peer "$AUTH4" dev ua ||
-	! ip -n "$NS_AUTH" addr add "$AUTH4" peer "$AUTH_PEER4" dev a0; then
-	lab_bail "auth addresses"
-fi
-{
-	lab_unbound_common auth
-	cat <<-EOF
-		log-queries: no
-		interface: $AUTH4@53
-		local-zone: "slow.test." redirect
-		local-data: "slow.test. 60 A $SLOW_A"
-		remote-control:
-			control-enable: no
-	EOF
-} >"$LAB_DIR/auth.conf"
-lab_bg "$NS_AUTH" "$LAB_DIR/auth.log" unbound -d -c "$LAB_DIR/auth.conf"
-# shellcheck disable=SC2317 # called through lab_wait_until
-auth_answers()
-{
-	[ "$(ip netns exec "$NS_UP" timeout 3 dig +time=1 +tries=1 +short @"$AUTH4" \
-		probe.slow.test A 2>/dev/null)" = "$SLOW_A" ]
-}
-LAB_WAIT_PID=$LAB_BG_PID lab_wait_until 100 auth_answers || {
-	lab_indent <"$LAB_DIR/auth.log"
-	lab_bail "the auth server did not answer"
-}
-# The delay: queries into the auth namespace wait DELAY ms (netdelay's -d is half WAN_RTT_MS).
-WAN_RTT_MS=$((2 * DELAY)) WAN_JITTER_MS=0 WAN_LOSS_PCT=0
-wan_build || lab_bail "building bench/netdelay.c"
-wan_helper_start "$NS_AUTH" auth || lab_bail "starting netdelay"
-WAN_USED=netdelay
-# native nft queue where the kernel has it, else the xtables NFQUEUE target (as wan.sh does)
-if ! ip netns exec "$NS_AUTH" nft -f - 2>/dev/null <<-EOF; then
-	table inet slowauth {
-		chain pre {
-			type filter hook prerouting priority raw; policy accept;
-			iifname "a0" udp dport 53 queue num $WAN_QUEUE
-		}
-	}
-EOF
-	ip netns exec "$NS_AUTH" iptables-nft -t raw -A PREROUTING -i a0 -p udp --dport 53 \
-		-j NFQUEUE --queue-num "$WAN_QUEUE" ||
-		lab_bail "the auth namespace's queue rule (neither nft queue nor iptables-nft NFQUEUE)"
-fi
-t0=$(date +%s%N)
-a=$(ip netns exec "$NS_GW" timeout 5 dig +time=3 +tries=1 +short @"$LAB_UP4" \
-	first.check.slow.test A 2>/dev/null)
-t1=$(date +%s%N)
-[ "$a" = "$SLOW_A" ] || lab_bail "the upstream did not resolve first.check.slow.test ('$a')"
-lab_log "a slow miss through the upstream took $(((t1 - t0) / 1000000)) ms (delay $DELAY ms)"
+# The auth namespace, its unbound and the delay (bench/wan.sh).
+wan_slow_auth_start "$DELAY" || lab_bail "the slow auth server"
+lab_log "a slow miss through the upstream took $WAN_SLOW_FIRST_MS ms (delay $DELAY ms)"
 
 # The upstream counts the connections opened to its :853 (SYNs in): dnsperf's DoT client has
 # been seen reconnecting (bench/README.md's caveats), dotgw's handshakes are its own figure.
