@@ -91,6 +91,7 @@ lab_check_num "the light stream was sent" "$l_sent" -ge $((RATE * SECS))
 lab_check_eq "dotgw opened one TLS connection (upstream_handshakes)" 1 "$handshakes"
 
 lab_stop_dotgw
+lab_check_eq "dotgw exits 0 on SIGTERM (a sanitizer's report would make it 1)" 0 "$?"
 wan_stop
 lab_log "netdelay: $WAN_COUNTERS"
 lab_finish
