@@ -148,9 +148,18 @@ unread()
 		awk '{ print $1 }' | sort -rn | paste -sd' ' -
 }
 
+# rcvbuf_drops NS: datagrams dropped for a full socket receive buffer in NS so far (dnsperf's
+# own, when answers come back in a burst larger than its buffer: dnsperf counts them lost).
+rcvbuf_drops()
+{
+	ip netns exec "$1" awk '/^Udp:/ { if (!k) { for (i = 1; i <= NF; i++)
+		if ($i == "RcvbufErrors") k = i } else { print $k; exit } }' /proc/net/snmp
+}
+
 # run_pair TAG NS SLOW_ARGS -- LIGHT_NS LIGHT_ARGS: the light stream (RATE q/s, SECS + 2 s;
 # none with RATE 0) and, 1 s into it, the slow load (LOAD outstanding, SECS s); results into
-# TAG.slow, TAG.light, TAG.open (the upstream's request list mid-run and at most), TAG.unread.
+# TAG.slow, TAG.light, TAG.open (the upstream's request list mid-run and at most), TAG.unread,
+# TAG.drops (rcvbuf_drops in NS over the run).
 run_pair()
 {
 	local tag=$1 ns=$2 slow=() light=() lns job=
@@ -164,6 +173,7 @@ run_pair()
 	names "$LAB_DIR/$tag.light.names" $((RATE * (SECS + 2))) bench.test
 	lab_upstream_reset
 	syns >"$LAB_DIR/$tag.syn"
+	rcvbuf_drops "$ns" >"$LAB_DIR/$tag.drops"
 	: >"$LAB_DIR/$tag.light"
 	if [ "$RATE" -gt 0 ]; then
 		lab_bg "$lns" "$LAB_DIR/$tag.light" "${light[@]}" -d "$LAB_DIR/$tag.light.names" \
@@ -184,6 +194,7 @@ run_pair()
 	fi
 	lab_upstream_stat total.requestlist.max >>"$LAB_DIR/$tag.open"
 	echo $(($(syns) - $(cat "$LAB_DIR/$tag.syn"))) >"$LAB_DIR/$tag.syn"
+	echo $(($(rcvbuf_drops "$ns") - $(cat "$LAB_DIR/$tag.drops"))) >"$LAB_DIR/$tag.drops"
 }
 
 # light_during FILE: the light stream's answers to the names it sent while the slow load ran
@@ -205,7 +216,7 @@ row()
 	p=$(light_during "$LAB_DIR/$1.light" | bench_dnsperf_percentiles)
 	# answers within the SECS s: dnsperf's own q/s counts the last LOAD, answered after
 	q=$(((s[0] > LOAD ? s[0] - LOAD : 0) / SECS))
-	echo "| $2 | $LOAD | $q | ${s[3]} / ${s[4]} | ${s[5]} | ${l[1]} | ${p% *} | ${p#* } | ${l[3]} / ${l[4]} | $(paste -sd/ "$LAB_DIR/$1.open") | $(cat "$LAB_DIR/$1.syn") | $(cat "$LAB_DIR/$1.unread") |"
+	echo "| $2 | $LOAD | $q | ${s[3]} / ${s[4]} | ${s[5]} | ${l[1]} | ${p% *} | ${p#* } | ${l[3]} / ${l[4]} | $(paste -sd/ "$LAB_DIR/$1.open") | $(cat "$LAB_DIR/$1.syn") | $(cat "$LAB_DIR/$1.unread") | $(cat "$LAB_DIR/$1.drops") |"
 }
 
 scrape()
@@ -262,8 +273,8 @@ echo "dotgw: --cache-size 0, --max-inflight-per-client $SHARE (default: dotgw's 
 echo "Light stream through dotgw with no load: p50 ${ALONE% *} ms, p99 ${ALONE#* } ms."
 echo "dotgw's cap while its windows stay at their floor: --pool-size x --conn-inflight / $DELAY ms."
 echo
-echo "| path | slow outstanding | slow q/s | slow SERVFAIL / lost | slow avg ms | light q/s | light p50 ms | light p99 ms | light SERVFAIL / lost | upstream requests open mid-run / most | SYNs to :853 | upstream unread octets per :853 conn (mid-run) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| path | slow outstanding | slow q/s | slow SERVFAIL / lost | slow avg ms | light q/s | light p50 ms | light p99 ms | light SERVFAIL / lost | upstream requests open mid-run / most | SYNs to :853 | upstream unread octets per :853 conn (mid-run) | slow client's receive-buffer drops |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
 printf '%s\n' "${ROWS[@]}"
 echo "netdelay: $WAN_COUNTERS"
 lab_finish >/dev/null

@@ -36,7 +36,10 @@
  * whole window answered within one RTT, so the window doubles per RTT until the demand is met
  * or the server queues: its RTT then rises above min_rtt, the answers per second stop rising,
  * and so does the window; the gain of 2 bounds that queue to about one min_rtt of answers.
- * Over a LAN the product is far below --conn-inflight and the floor rules, as before.
+ * Over a LAN the product is far below --conn-inflight and the floor rules, as before. The
+ * least RTT undercounts a recursive server's misses, slower than the cached answers that set
+ * it: while queries wait for room, conn_grow doubles the window each round for as long as the
+ * answers per second rise with it (the window is the larger of the two).
  * Safety: the window grows only with answers that came back, so a server that reads or
  * answers slower shrinks it (a server that stops reading a connection leaves the rest in the TCP
  * buffers, and no query is lost; unbound before 1.13 did while 32 requests on it were open,
@@ -61,6 +64,7 @@
  * that closes idle while queries came recently is opened again at once (standby.h).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,9 +88,11 @@
 #define UPCONN_FAR_US	 5000	    /* least RTT from which an upstream gets all of --pool-size */
 #define UPCONN_WIN_MAX	 (UPCONN_SLOTS - 16) /* the window's cap; the rest keeps room for probes */
 #define UPCONN_WIN_GAIN	 2		     /* the window is this many bandwidth-delay products */
-#define UPCONN_SAMPLE_US 5000  /* a rate sample spans at least this, and the min RTT */
-#define UPCONN_MINRTT_MS 10000 /* a min-RTT sample is trusted this long */
-#define UP_LIMIT_MS	 30000 /* how long a limit learned from a server's close holds */
+#define UPCONN_SAMPLE_US 5000	 /* a rate sample spans at least this, and the min RTT */
+#define UPCONN_MINRTT_MS 10000	 /* a min-RTT sample is trusted this long */
+#define UPCONN_ROUND_MAX 1000000 /* a round of conn_grow lasts at most this, in µs */
+#define UP_GROW_FAILS	 2	 /* rounds without more answers before the probe ends */
+#define UP_LIMIT_MS	 30000	 /* how long a limit learned from a server's close holds */
 #define UPQ_MAX_ATTEMPTS 3
 #define UPQ_MAX_RESENDS	 4
 #define UP_CONNECT_MS	 2000 /* TCP connect + TLS handshake */
@@ -127,6 +133,16 @@ struct upconn {
 	unsigned int window, est_answers;
 	uint64_t rate, est_start_us, min_rtt_us, min_rtt_ms;
 	/*
+	 * Growth for slow answers (conn_grow): rounds of round_us from round_start_us (0: none
+	 * yet), with round_answers answers, round_max_us their largest RTT, round_rtt_us their
+	 * RTTs' sum. probe_w: the window the probe asks for (0: none); probe_ok: the last one
+	 * whose round's answers per second rose by a quarter (0: none); probe_rate: the rate of
+	 * the round before probe_w was set; probe_fails: rounds since, without that rise; no
+	 * probe before probe_hold_ms.
+	 */
+	unsigned int probe_w, probe_ok, probe_fails, round_answers;
+	uint64_t probe_rate, probe_hold_ms, round_start_us, round_us, round_max_us, round_rtt_us;
+	/*
 	 * Free slots in a FIFO ring, and a generation per slot: a slot comes back only after
 	 * every other free one, and its id then differs, so a late answer to a cancelled query
 	 * matches a new one only after 64 x 1024 queries on this connection.
@@ -163,6 +179,7 @@ struct upstream {
 	unsigned int limit;
 	uint64_t limit_until_ms;
 	uint64_t last_query_ms, standby_ms; /* standby.h: last query taken, last standby opened */
+	uint64_t waited_ms; /* a query last found no connection with room (conn_grow) */
 	/* port 853 failed and the DoH fallback is used; 853 is tried again at doh_probe_ms */
 	bool doh_fb, doh_logged;
 	uint64_t doh_probe_ms;
@@ -207,6 +224,7 @@ static void pool_drain_waiting(struct upstream_pool *pool);
 static struct upstream_query *pool_first_waiting(const struct upstream_pool *pool);
 static int pool_dispatch_to(struct upconn *c, struct upstream_query *uq);
 static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt);
+static void conn_grow(struct upconn *c, uint64_t now, uint64_t rtt);
 static bool upstream_doh_fallback(struct upconn *c, int err);
 
 /* conn_tr - the transport of c: DoH for a DoH upstream or a DoT upstream's fallback. */
@@ -568,6 +586,9 @@ static int conn_open(struct upconn *c, bool *local)
 	c->rate = 0;
 	c->est_answers = 0;
 	c->min_rtt_us = 0;
+	c->probe_w = c->probe_ok = c->probe_fails = 0;
+	c->probe_hold_ms = 0;
+	c->round_start_us = 0;
 	atomic_store_explicit(&up->open, atomic_load_explicit(&up->open, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	log_debug("upstream %s: connecting", up->cfg->text);
@@ -1150,6 +1171,80 @@ static unsigned int conn_spread(struct upconn *c)
 }
 
 /*
+ * conn_grow - an answer came back after rtt microseconds, at now: at the end of each round,
+ * the window for answers slower than the least RTT. conn_estimate's window is the answers per
+ * second times the least RTT; a recursive server's misses take far longer than its cached
+ * answers, which set that least RTT, so misses alone would top out at connections x window /
+ * miss latency while the server could take more. So while queries wait for room on the
+ * upstream (waited_ms), each round doubles the window (probe_w) as long as its answers per
+ * second rose by a quarter or more with the last doubling, as BBR's startup does; after
+ * UP_GROW_FAILS rounds that did not, the server's answers are not limited by the window
+ * but by the server: the window falls back to the last doubling that paid (none: the least
+ * RTT's), and the next probe waits UPCONN_MINRTT_MS. A round lasts twice the last round's
+ * largest RTT (UPCONN_SAMPLE_US to UPCONN_ROUND_MAX), so that answers to the queries a
+ * doubling let out are in it. A round without waits brings the learned window down to twice
+ * what its answers kept in flight (their RTTs' sum over the round's span: Little's law), so it
+ * follows the load down as the least RTT's window follows the rate. The growth only follows
+ * answers that came back, as the least RTT's does.
+ */
+static void conn_grow(struct upconn *c, uint64_t now, uint64_t rtt)
+{
+	struct upstream *up = c->up;
+	uint64_t now_ms = now / 1000, span, rate;
+	bool waited;
+
+	if (rtt > c->round_max_us)
+		c->round_max_us = rtt;
+	c->round_rtt_us += rtt;
+	c->round_answers++;
+	if (c->round_start_us && now >= c->round_start_us) {
+		span = now - c->round_start_us;
+		if (span < c->round_us)
+			return;
+		rate = (uint64_t)c->round_answers * 1000000 / (span ? span : 1);
+		waited = up->waited_ms * 1000 >= c->round_start_us;
+		if (waited && now_ms >= c->probe_hold_ms) {
+			if (c->probe_w && rate >= c->probe_rate + c->probe_rate / 4)
+				c->probe_ok = c->probe_w;
+			if (!c->probe_w || c->probe_ok == c->probe_w) {
+				unsigned int cur = c->window > c->probe_w ? c->window : c->probe_w;
+
+				c->probe_w = cur < UPCONN_WIN_MAX / 2 ? 2 * cur : UPCONN_WIN_MAX;
+				c->probe_rate = rate;
+				c->probe_fails = 0;
+				if (c->window < c->probe_w)
+					c->window = c->probe_w;
+				log_debug("upstream %s: window %u: %" PRIu64 " answers/s",
+					  up->cfg->text, c->probe_w, rate);
+			} else if (++c->probe_fails >= UP_GROW_FAILS) {
+				log_debug("upstream %s: window back to %u: %" PRIu64
+					  " answers/s, no more with %u",
+					  up->cfg->text, c->probe_ok, rate, c->probe_w);
+				c->probe_w = c->probe_ok;
+				c->probe_fails = 0;
+				c->probe_hold_ms = now_ms + UPCONN_MINRTT_MS;
+			}
+		} else if (!waited && c->probe_w) {
+			/* twice what the answers kept in flight (Little's law), if less */
+			uint64_t need = (c->round_rtt_us * UPCONN_WIN_GAIN + span - 1) / span;
+
+			if (need < c->probe_w)
+				c->probe_w = (unsigned int)need;
+			if (c->probe_ok > c->probe_w)
+				c->probe_ok = c->probe_w;
+		}
+	}
+	c->round_us = 2 * c->round_max_us;
+	c->round_us = c->round_us < UPCONN_SAMPLE_US   ? UPCONN_SAMPLE_US
+		      : c->round_us > UPCONN_ROUND_MAX ? UPCONN_ROUND_MAX
+						       : c->round_us;
+	c->round_start_us = now;
+	c->round_answers = 0;
+	c->round_max_us = 0;
+	c->round_rtt_us = 0;
+}
+
+/*
  * conn_estimate - an answer came back after rtt microseconds, at now: update c's min RTT and
  * rate, and at the end of each sample its window (see the file's comment).
  */
@@ -1162,6 +1257,7 @@ static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt)
 		c->min_rtt_us = rtt ? rtt : 1;
 		c->min_rtt_ms = now_ms;
 	}
+	conn_grow(c, now, rtt);
 	c->est_answers++;
 	span = now - c->est_start_us;
 	if (now < c->est_start_us || span < c->min_rtt_us || span < UPCONN_SAMPLE_US)
@@ -1171,6 +1267,8 @@ static void conn_estimate(struct upconn *c, uint64_t now, uint64_t rtt)
 	c->est_answers = 0;
 	c->est_start_us = now;
 	w = (c->rate * c->min_rtt_us * UPCONN_WIN_GAIN + 999999) / 1000000;
+	if (w < c->probe_w)
+		w = c->probe_w;
 	if (floor > UPCONN_WIN_MAX)
 		floor = UPCONN_WIN_MAX;
 	c->window = w < floor ? floor : w > UPCONN_WIN_MAX ? UPCONN_WIN_MAX : (unsigned int)w;
@@ -1409,8 +1507,9 @@ static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 			continue;
 		}
 		if (!c) {
-			pool_wait(pool,
-				  uq); /* every connection is full: first free slot takes it */
+			/* every connection is full: first free slot takes it */
+			up->waited_ms = loop_now_ms(pool->loop);
+			pool_wait(pool, uq);
 			return true;
 		}
 		r = pool_dispatch_to(c, uq);

@@ -210,6 +210,8 @@ static inline bool fake_forget(size_t up, unsigned int nth)
 static const uint8_t query[] = {0,   0,	  1,   0, 0,   1,   0,	 0,   0, 0, 0, 0, 3,
 				'f', 'o', 'o', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
 static uint64_t reads[3]; /* the queries each upstream read, since setup() */
+/* the first letter of each query's name, in the order each upstream read them (the first 256) */
+static char read_first[3][256];
 
 /*
  * serve_read - read what upstream up's connections sent; the number of queries. The pool's
@@ -235,6 +237,8 @@ static inline size_t serve_read(size_t up)
 				if (len > DNS_HDR_LEN && msg[DNS_HDR_LEN] == 0)
 					continue; /* a probe: the root name */
 				f->ids[f->n_ids++] = dns_get16(msg);
+				if (reads[up] < sizeof(read_first[up]) && len > DNS_HDR_LEN + 1)
+					read_first[up][reads[up]] = (char)msg[DNS_HDR_LEN + 1];
 				total++;
 				reads[up]++;
 			}

@@ -10,10 +10,13 @@
  * while the upstream answers on its other one, until --hold-timeout passes; a close for
  * silence with no answer anywhere frees it at once. A TCP client's query is held the same
  * way, past its connection's close, until the late answer or --hold-timeout. A reload's
- * --hold-timeout holds for queries held after it; those held before keep theirs.
+ * --hold-timeout holds for queries held after it; those held before keep theirs. And the
+ * wiring of per-client shares to the pool's wait lists: a client past its default share (grown
+ * with its answers) waits behind another client's later query for a slot on a full connection.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 
 #include "check.h"
 #include "fake_upstream.h"
@@ -25,13 +28,19 @@
 #define STALL_MS   1000
 #define HOLD_MS	   2000
 
+/* the hold tests' limits: one query per client, two connections of one query each */
+#define HOLD_LIMITS "--max-inflight-per-client 1 --pool-size 2 --conn-inflight 1"
+
 static struct config cfg;
 static struct stats st;
 static struct upstream_pool *pool;
 static struct frontend *fe;
 
-/* cfg_load - c: the options of these tests, with --stall-timeout stall and --hold-timeout hold. */
-static void cfg_load(struct config *c, unsigned int stall, unsigned int hold)
+/*
+ * cfg_load - c: the options of these tests, with limits (--max-inflight-per-client,
+ * --pool-size, --conn-inflight), --stall-timeout stall and --hold-timeout hold.
+ */
+static void cfg_load(struct config *c, const char *limits, unsigned int stall, unsigned int hold)
 {
 	char line[512];
 	char *argv[32];
@@ -40,9 +49,9 @@ static void cfg_load(struct config *c, unsigned int stall, unsigned int hold)
 
 	snprintf(line, sizeof(line),
 		 "dotgw --config none --upstream 192.0.2.1#up0 --upstream 192.0.2.2#up1 "
-		 "--timeout %u --stall-timeout %u --hold-timeout %u --max-inflight-per-client 1 "
-		 "--pool-size 2 --conn-inflight 1 --cache-size 0 --no-padding --no-prefetch",
-		 TIMEOUT_MS, stall, hold);
+		 "--timeout %u --stall-timeout %u --hold-timeout %u %s --cache-size 0 --no-padding "
+		 "--no-prefetch",
+		 TIMEOUT_MS, stall, hold, limits);
 	for (char *w = strtok(line, " "); w && argc < 31; w = strtok(NULL, " "))
 		argv[argc++] = w;
 	argv[argc] = NULL;
@@ -55,9 +64,9 @@ static void cfg_load(struct config *c, unsigned int stall, unsigned int hold)
 }
 
 /* fe_open - a frontend with the options of cfg_load, over a pool of the fake upstreams. */
-static void fe_open(unsigned int stall, unsigned int hold)
+static void fe_open(const char *limits, unsigned int stall, unsigned int hold)
 {
-	cfg_load(&cfg, stall, hold);
+	cfg_load(&cfg, limits, stall, hold);
 	memset(&st, 0, sizeof(st));
 	for (size_t i = 0; i < 3; i++)
 		opens[i] = reads[i] = 0;
@@ -71,8 +80,11 @@ static void fe_close(void)
 	upstream_pool_free(pool);
 }
 
-/* ask - client 127.0.0.host asks foo.test A of 127.0.0.1:53, with id. */
-static void ask(uint8_t host, uint16_t id)
+/*
+ * ask_as - client 127.0.0.host asks foo.test A of 127.0.0.1:53, with id, the name's first
+ * letter first (its case tells the upstream whose query it read: read_first).
+ */
+static void ask_as(uint8_t host, uint16_t id, char first)
 {
 	const uint8_t src[4] = {127, 0, 0, host}, dst[4] = {127, 0, 0, 1};
 	uint8_t msg[sizeof(query)], pkt[PKT_MAX_HDR + sizeof(query)];
@@ -80,10 +92,17 @@ static void ask(uint8_t host, uint16_t id)
 
 	memcpy(msg, query, sizeof(query));
 	dns_put16(msg, id);
+	msg[DNS_HDR_LEN + 1] = (uint8_t)first;
 	n = pkt_udp_build(pkt, sizeof(pkt), AF_INET, src, 40000 + id, dst, 53, msg, sizeof(msg));
 	CHECK(n > 0);
 	if (n > 0)
 		CHECK(!frontend_queue_packet(fe, pkt, (size_t)n, 1, false));
+}
+
+/* ask - client 127.0.0.host asks foo.test A of 127.0.0.1:53, with id. */
+static void ask(uint8_t host, uint16_t id)
+{
+	ask_as(host, id, 'f');
 }
 
 /* upstream_reads - the queries both upstreams read so far (serve_read). */
@@ -201,7 +220,7 @@ static void test_hold_alive(void)
 	struct upstream_snapshot s = {0};
 	uint64_t t0, servfail_ms;
 
-	fe_open(STALL_MS, HOLD_MS);
+	fe_open(HOLD_LIMITS, STALL_MS, HOLD_MS);
 	t0 = clock_ms();
 	ask(2, 1);
 	SPIN_UNTIL(upstream_reads() >= 1);
@@ -241,7 +260,7 @@ static void test_hold_alive(void)
  */
 static void test_hold_dead(void)
 {
-	fe_open(STALL_MS, HOLD_MS);
+	fe_open(HOLD_LIMITS, STALL_MS, HOLD_MS);
 	ask(2, 1);
 	SPIN_UNTIL(upstream_reads() >= 1);
 	CHECK(fake_forget(0, 1));
@@ -275,7 +294,7 @@ static void test_hold_tcp(void)
 	struct tcp_peer c;
 	uint64_t t0, servfail_ms;
 
-	fe_open(stall, hold);
+	fe_open(HOLD_LIMITS, stall, hold);
 	tcp_open(&c, 2);
 	t0 = clock_ms();
 	tcp_ask(&c, 1);
@@ -344,7 +363,7 @@ static void test_hold_reload(void)
 	struct upstream_pool *pool_new, *pool_old;
 	uint64_t servfail_old, servfail_new, waited;
 
-	fe_open(stall, hold_old);
+	fe_open(HOLD_LIMITS, stall, hold_old);
 	ask(2, 1);
 	SPIN_UNTIL(upstream_reads() >= 1);
 	CHECK(fake_forget(0, 1));
@@ -352,7 +371,7 @@ static void test_hold_reload(void)
 	servfail_old = clock_ms();
 	CHECK_EQ(stats_get(&st.upstream_abandoned), 1);
 
-	cfg_load(&cfg_new, stall, hold_new);
+	cfg_load(&cfg_new, HOLD_LIMITS, stall, hold_new);
 	CHECK_EQ(upstream_pool_new_transport(&pool_new, loop, &cfg_new, &st, &fake), 0);
 	pool_old = frontend_reload(fe, &cfg_new, pool_new);
 	CHECK(pool_old == pool);
@@ -385,6 +404,93 @@ static void test_hold_reload(void)
 	upstream_pool_free(pool_old);
 }
 
+/*
+ * ask_ids - client 127.0.0.host asks with ids first to last; then the upstreams have read n
+ * queries in all, no more (those the asks sent leave in one flush, read at once), and waited
+ * queries have waited for their client's share.
+ */
+static void ask_ids(uint8_t host, uint16_t first, uint16_t last, uint64_t n, uint64_t waited)
+{
+	for (uint16_t id = first; id <= last; id++)
+		ask(host, id);
+	SPIN_UNTIL(upstream_reads() >= n);
+	CHECK_EQ(upstream_reads(), n);
+	CHECK_EQ(stats_get(&st.client_waited), waited);
+}
+
+/* quick_answer - the upstream's end of a connection, watched: what it reads it answers at once. */
+static void quick_answer(struct loop_watch *w, uint32_t revents)
+{
+	(void)w;
+	(void)revents;
+	serve_read(0);
+	serve_answer(0, false);
+}
+
+/*
+ * A client past its default share waits behind the others (query_submit marks its queries
+ * bulk, the pool's wait list serves them last). --max-inflight-per-client is left to its
+ * default, which alone grows (an explicit one never does): half of --pool-size 1 x
+ * --conn-inflight 4, 2, while one connection carries 4 queries. Client 2's share grows with
+ * its answers while it has queries waiting for it (inflight.h): to 5 after two rounds. It then
+ * fills the connection's 4 slots and has one more, bulk, waiting in the pool when client 3
+ * (within its share) asks, after it. Once answers free the slots, client 3's query is the
+ * first that the upstream reads; then client 2's. Client 2 asks foo.test, client 3 FOO.test:
+ * the upstream tells them apart by the first letter (read_first).
+ */
+static void test_bulk_behind(void)
+{
+	const char *order = read_first[0];
+	struct loop_watch quick = {.cb = quick_answer};
+
+	fe_open("--pool-size 1 --conn-inflight 4", STALL_MS, HOLD_MS);
+	CHECK_EQ(cfg.max_inflight_client, 2);
+	CHECK(cfg.inflight_client_auto);
+
+	/*
+	 * Client 4's query opens the connection and is answered from within the loop: its least
+	 * RTT is some microseconds, so its window (twice the answers per second times the least
+	 * RTT, upstream.c) stays at --conn-inflight however slowly the machine runs what follows;
+	 * answers a pause made late would otherwise let it grow past 4.
+	 */
+	ask(4, 100);
+	quick.fd = fake_nth(0, 1) ? fake_nth(0, 1)->peer : -1;
+	CHECK_EQ(loop_watch_add(loop, &quick, EPOLLIN), 0);
+	SPIN_UNTIL(stats_get(&st.answered) >= 1);
+	loop_watch_del(loop, &quick);
+
+	/* share 2: two go out, two wait for them; the first answer grows the share to 3 */
+	ask_ids(2, 1, 4, 3, 2);
+	CHECK_EQ(serve_answer(0, false), 2);
+	SPIN_UNTIL(upstream_reads() >= 5);
+
+	/* share 3, 2 in flight: one more goes out, three wait; three answers: share 5 */
+	ask_ids(2, 5, 8, 6, 5);
+	CHECK_EQ(serve_answer(0, false), 3);
+	SPIN_UNTIL(upstream_reads() >= 9);
+
+	/*
+	 * 3 in flight: id 9 fills the connection's window, id 10 (counted: the share is 5) waits
+	 * in the pool, bulk (10 queries read in all), and id 11 waits for the share
+	 */
+	ask_ids(2, 9, 11, 10, 6);
+	ask_as(3, 12, 'F');
+
+	/* the window empties: client 3's query first, then client 2's ids 10 and 11 */
+	CHECK_EQ(serve_answer(0, false), 4);
+	SPIN_UNTIL(upstream_reads() >= 13);
+	CHECK_EQ(upstream_reads(), 13);
+	CHECK_EQ(order[10], 'F');
+	CHECK_EQ(order[11], 'f');
+	CHECK_EQ(order[12], 'f');
+	CHECK_EQ(serve_answer(0, false), 3);
+	SPIN_UNTIL(stats_get(&st.answered) >= 13);
+	CHECK_EQ(stats_get(&st.answered), 13);
+	CHECK_EQ(stats_get(&st.servfail), 0);
+	CHECK_EQ(reads[1], 0);
+	fe_close();
+}
+
 int main(void)
 {
 	CHECK_EQ(loop_new(&loop), 0);
@@ -392,6 +498,7 @@ int main(void)
 	test_hold_dead();
 	test_hold_tcp();
 	test_hold_reload();
+	test_bulk_behind();
 	loop_free(loop);
 	return check_done("frontend");
 }
