@@ -148,18 +148,11 @@ unread()
 		awk '{ print $1 }' | sort -rn | paste -sd' ' -
 }
 
-# rcvbuf_drops NS: datagrams dropped for a full socket receive buffer in NS so far (dnsperf's
-# own, when answers come back in a burst larger than its buffer: dnsperf counts them lost).
-rcvbuf_drops()
-{
-	ip netns exec "$1" awk '/^Udp:/ { if (!k) { for (i = 1; i <= NF; i++)
-		if ($i == "RcvbufErrors") k = i } else { print $k; exit } }' /proc/net/snmp
-}
-
 # run_pair TAG NS SLOW_ARGS -- LIGHT_NS LIGHT_ARGS: the light stream (RATE q/s, SECS + 2 s;
 # none with RATE 0) and, 1 s into it, the slow load (LOAD outstanding, SECS s); results into
 # TAG.slow, TAG.light, TAG.open (the upstream's request list mid-run and at most), TAG.unread,
-# TAG.drops (rcvbuf_drops in NS over the run).
+# TAG.drops (lab_rcvbuf_drops in NS over the run: dnsperf's own, when answers come back in a
+# burst larger than its buffer; dnsperf counts them lost).
 run_pair()
 {
 	local tag=$1 ns=$2 slow=() light=() lns job=
@@ -173,7 +166,7 @@ run_pair()
 	names "$LAB_DIR/$tag.light.names" $((RATE * (SECS + 2))) bench.test
 	lab_upstream_reset
 	syns >"$LAB_DIR/$tag.syn"
-	rcvbuf_drops "$ns" >"$LAB_DIR/$tag.drops"
+	lab_rcvbuf_drops "$ns" >"$LAB_DIR/$tag.drops"
 	: >"$LAB_DIR/$tag.light"
 	if [ "$RATE" -gt 0 ]; then
 		lab_bg "$lns" "$LAB_DIR/$tag.light" "${light[@]}" -d "$LAB_DIR/$tag.light.names" \
@@ -194,7 +187,7 @@ run_pair()
 	fi
 	lab_upstream_stat total.requestlist.max >>"$LAB_DIR/$tag.open"
 	echo $(($(syns) - $(cat "$LAB_DIR/$tag.syn"))) >"$LAB_DIR/$tag.syn"
-	echo $(($(rcvbuf_drops "$ns") - $(cat "$LAB_DIR/$tag.drops"))) >"$LAB_DIR/$tag.drops"
+	echo $(($(lab_rcvbuf_drops "$ns") - $(cat "$LAB_DIR/$tag.drops"))) >"$LAB_DIR/$tag.drops"
 }
 
 # light_during FILE: the light stream's answers to the names it sent while the slow load ran
