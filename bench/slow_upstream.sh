@@ -97,73 +97,13 @@ lab_require_root
 lab_require_tools "${LAB_TOOLS[@]}" dnsperf pkg-config awk ss
 lab_require_dotgw "${1:-$BENCH_REPO/build/dotgw}"
 
-AUTH4=203.0.113.200
-AUTH_PEER4=203.0.113.201
 LIGHT4=198.51.100.3
-SLOW_A=203.0.113.77
-LAB_UP_EXTRA_CONF="	log-queries: no
-	outgoing-range: 4096
-	num-queries-per-thread: 4096
-	local-zone: \"slow.test.\" transparent
-forward-zone:
-	name: \"slow.test.\"
-	forward-addr: $AUTH4"
+LAB_UP_EXTRA_CONF=$WAN_SLOW_UP_CONF
 lab_setup >/dev/null
 ip -n "$NS_CLIENT" addr add "$LIGHT4/24" dev "$LAB_IF_CLIENT" || lab_bail "adding $LIGHT4"
-
-# The auth namespace: a point-to-point link from the upstream, its own unbound, the delay.
-lab_ns_new NS_AUTH auth
-lab_veth "$NS_UP" ua "$NS_AUTH" a0 || lab_bail "the upstream-auth link"
-if ! ip -n "$NS_UP" addr add "$AUTH_PEER4" peer "$AUTH4" dev ua ||
-	! ip -n "$NS_AUTH" addr add "$AUTH4" peer "$AUTH_PEER4" dev a0; then
-	lab_bail "auth addresses"
-fi
-{
-	lab_unbound_common auth
-	cat <<-EOF
-		log-queries: no
-		interface: $AUTH4@53
-		local-zone: "slow.test." redirect
-		local-data: "slow.test. 60 A $SLOW_A"
-		remote-control:
-			control-enable: no
-	EOF
-} >"$LAB_DIR/auth.conf"
-lab_bg "$NS_AUTH" "$LAB_DIR/auth.log" unbound -d -c "$LAB_DIR/auth.conf"
-# shellcheck disable=SC2317 # called through lab_wait_until
-auth_answers()
-{
-	[ "$(ip netns exec "$NS_UP" timeout 3 dig +time=1 +tries=1 +short @"$AUTH4" \
-		probe.slow.test A 2>/dev/null)" = "$SLOW_A" ]
-}
-LAB_WAIT_PID=$LAB_BG_PID lab_wait_until 100 auth_answers || {
-	lab_indent <"$LAB_DIR/auth.log"
-	lab_bail "the auth server did not answer"
-}
-# The delay: queries into the auth namespace wait DELAY ms (netdelay's -d is half WAN_RTT_MS).
-WAN_RTT_MS=$((2 * DELAY)) WAN_JITTER_MS=0 WAN_LOSS_PCT=0
-wan_build || lab_bail "building bench/netdelay.c"
-wan_helper_start "$NS_AUTH" auth || lab_bail "starting netdelay"
-WAN_USED=netdelay
-# native nft queue where the kernel has it, else the xtables NFQUEUE target (as wan.sh does)
-if ! ip netns exec "$NS_AUTH" nft -f - 2>/dev/null <<-EOF; then
-	table inet slowauth {
-		chain pre {
-			type filter hook prerouting priority raw; policy accept;
-			iifname "a0" udp dport 53 queue num $WAN_QUEUE
-		}
-	}
-EOF
-	ip netns exec "$NS_AUTH" iptables-nft -t raw -A PREROUTING -i a0 -p udp --dport 53 \
-		-j NFQUEUE --queue-num "$WAN_QUEUE" ||
-		lab_bail "the auth namespace's queue rule (neither nft queue nor iptables-nft NFQUEUE)"
-fi
-t0=$(date +%s%N)
-a=$(ip netns exec "$NS_GW" timeout 5 dig +time=3 +tries=1 +short @"$LAB_UP4" \
-	first.check.slow.test A 2>/dev/null)
-t1=$(date +%s%N)
-[ "$a" = "$SLOW_A" ] || lab_bail "the upstream did not resolve first.check.slow.test ('$a')"
-lab_log "a slow miss through the upstream took $(((t1 - t0) / 1000000)) ms (delay $DELAY ms)"
+# The auth namespace, its unbound and the delay (bench/wan.sh).
+wan_slow_auth_start "$DELAY" || lab_bail "the slow auth server"
+lab_log "a slow miss through the upstream took $WAN_SLOW_FIRST_MS ms (delay $DELAY ms)"
 
 # The upstream counts the connections opened to its :853 (SYNs in): dnsperf's DoT client has
 # been seen reconnecting (bench/README.md's caveats), dotgw's handshakes are its own figure.
@@ -208,18 +148,11 @@ unread()
 		awk '{ print $1 }' | sort -rn | paste -sd' ' -
 }
 
-# rcvbuf_drops NS: datagrams dropped for a full socket receive buffer in NS so far (dnsperf's
-# own, when answers come back in a burst larger than its buffer: dnsperf counts them lost).
-rcvbuf_drops()
-{
-	ip netns exec "$1" awk '/^Udp:/ { if (!k) { for (i = 1; i <= NF; i++)
-		if ($i == "RcvbufErrors") k = i } else { print $k; exit } }' /proc/net/snmp
-}
-
 # run_pair TAG NS SLOW_ARGS -- LIGHT_NS LIGHT_ARGS: the light stream (RATE q/s, SECS + 2 s;
 # none with RATE 0) and, 1 s into it, the slow load (LOAD outstanding, SECS s); results into
 # TAG.slow, TAG.light, TAG.open (the upstream's request list mid-run and at most), TAG.unread,
-# TAG.drops (rcvbuf_drops in NS over the run).
+# TAG.drops (lab_rcvbuf_drops in NS over the run: dnsperf's own, when answers come back in a
+# burst larger than its buffer; dnsperf counts them lost).
 run_pair()
 {
 	local tag=$1 ns=$2 slow=() light=() lns job=
@@ -233,7 +166,7 @@ run_pair()
 	names "$LAB_DIR/$tag.light.names" $((RATE * (SECS + 2))) bench.test
 	lab_upstream_reset
 	syns >"$LAB_DIR/$tag.syn"
-	rcvbuf_drops "$ns" >"$LAB_DIR/$tag.drops"
+	lab_rcvbuf_drops "$ns" >"$LAB_DIR/$tag.drops"
 	: >"$LAB_DIR/$tag.light"
 	if [ "$RATE" -gt 0 ]; then
 		lab_bg "$lns" "$LAB_DIR/$tag.light" "${light[@]}" -d "$LAB_DIR/$tag.light.names" \
@@ -254,7 +187,7 @@ run_pair()
 	fi
 	lab_upstream_stat total.requestlist.max >>"$LAB_DIR/$tag.open"
 	echo $(($(syns) - $(cat "$LAB_DIR/$tag.syn"))) >"$LAB_DIR/$tag.syn"
-	echo $(($(rcvbuf_drops "$ns") - $(cat "$LAB_DIR/$tag.drops"))) >"$LAB_DIR/$tag.drops"
+	echo $(($(lab_rcvbuf_drops "$ns") - $(cat "$LAB_DIR/$tag.drops"))) >"$LAB_DIR/$tag.drops"
 }
 
 # light_during FILE: the light stream's answers to the names it sent while the slow load ran

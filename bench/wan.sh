@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/wan.sh - the WAN path of bench/run.sh: delay, jitter and loss between the lab's gateway
-# and its upstream. Sourced (after tests/netns/lib.sh and lab_setup) by bench/run.sh and
-# bench/wan_check.sh; it runs nothing by itself.
+# and its upstream. Sourced (after tests/netns/lib.sh) by bench/run.sh, bench/wan_check.sh,
+# bench/slow_upstream.sh and tests that need a slow path; it runs nothing by itself.
 #
 #   gateway (NS_GW)                                  upstream (NS_UP)
 #  +----------------------------+                  +-----------------------------+
@@ -36,6 +36,9 @@
 # WAN_LIMIT (packets netdelay holds at most, per side; default 10000).
 # Afterwards: WAN_USED (netem or netdelay, while it is up), WAN_USED_LAST (after wan_stop),
 # WAN_COUNTERS (netdelay's exit lines, after wan_stop).
+#
+# Also here, for bench/slow_upstream.sh and tests/netns/slow_misses.test.sh: a recursive
+# upstream whose misses are slow (wan_slow_auth_start), netdelay again, on another link.
 
 WAN_RTT_MS=${WAN_RTT_MS:-0}
 WAN_JITTER_MS=${WAN_JITTER_MS:-0}
@@ -261,4 +264,95 @@ wan_snapshot()
 		LAB_WAIT_PID=$job lab_wait_until 20 sh -c "[ \$(grep -c ' now: ' '$log') -gt $n0 ]"
 		grep ' now: ' "$log" | tail -n 1
 	done
+}
+
+# The slow authoritative server: a fourth namespace (NS_AUTH, the lab's: cleaned up with it) on
+# a point-to-point link from the upstream, an unbound there that answers every name under
+# slow.test with WAN_SLOW_A, and netdelay holding each query into it (UDP :53 in) DELAY ms.
+# The upstream forwards slow.test there (WAN_SLOW_UP_CONF), so that each new name under
+# slow.test is a miss that takes DELAY ms and more, while it answers its local data at once.
+#
+#   upstream: unbound DoT, forward-zone slow.test    auth: unbound, slow.test redirect
+#   ua 203.0.113.201 ------------------------------- a0 203.0.113.200 (netdelay: DELAY ms in)
+WAN_AUTH4=203.0.113.200
+WAN_AUTH_PEER4=203.0.113.201
+WAN_SLOW_A=203.0.113.77
+# WAN_SLOW_UP_CONF: for LAB_UP_EXTRA_CONF: the forward, no query log, and room for thousands of
+# requests at once (the lab's outgoing-range of 64 would cap the misses far below that).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+WAN_SLOW_UP_CONF="	log-queries: no
+	outgoing-range: 4096
+	num-queries-per-thread: 4096
+	local-zone: \"slow.test.\" transparent
+forward-zone:
+	name: \"slow.test.\"
+	forward-addr: $WAN_AUTH4"
+
+# shellcheck disable=SC2317 # called through lab_wait_until
+wan_auth_answers()
+{
+	[ "$(ip netns exec "$NS_UP" timeout 3 dig +time=1 +tries=1 +short @"$WAN_AUTH4" \
+		probe.slow.test A 2>/dev/null)" = "$WAN_SLOW_A" ]
+}
+
+# wan_slow_auth_start DELAY_MS: the auth namespace, its server and its delay (after lab_setup
+# with LAB_UP_EXTRA_CONF=$WAN_SLOW_UP_CONF); then one miss through the upstream, whose time it
+# keeps in WAN_SLOW_FIRST_MS. Sets NS_AUTH and WAN_USED=netdelay (wan_stop stops the helper).
+# On failure it prints why and returns 1.
+wan_slow_auth_start()
+{
+	local WAN_RTT_MS=$((2 * $1)) WAN_JITTER_MS=0 WAN_LOSS_PCT=0 a t0 t1
+	lab_ns_new NS_AUTH auth
+	lab_veth "$NS_UP" ua "$NS_AUTH" a0 || { echo "the upstream-auth link"; return 1; }
+	if ! ip -n "$NS_UP" addr add "$WAN_AUTH_PEER4" peer "$WAN_AUTH4" dev ua ||
+		! ip -n "$NS_AUTH" addr add "$WAN_AUTH4" peer "$WAN_AUTH_PEER4" dev a0; then
+		echo "auth addresses"
+		return 1
+	fi
+	{
+		lab_unbound_common auth
+		cat <<-EOF
+			log-queries: no
+			interface: $WAN_AUTH4@53
+			local-zone: "slow.test." redirect
+			local-data: "slow.test. 60 A $WAN_SLOW_A"
+			remote-control:
+				control-enable: no
+		EOF
+	} >"$LAB_DIR/auth.conf"
+	lab_bg "$NS_AUTH" "$LAB_DIR/auth.log" unbound -d -c "$LAB_DIR/auth.conf"
+	if ! LAB_WAIT_PID=$LAB_BG_PID lab_wait_until 100 wan_auth_answers; then
+		echo "the auth server did not answer; its log:"
+		lab_indent <"$LAB_DIR/auth.log"
+		return 1
+	fi
+	# netdelay's -d is half WAN_RTT_MS
+	wan_build || { echo "building bench/netdelay.c failed"; return 1; }
+	wan_helper_start "$NS_AUTH" auth || return 1
+	WAN_USED=netdelay
+	# native nft queue where the kernel has it, else the xtables NFQUEUE target (as above)
+	if ! ip netns exec "$NS_AUTH" nft -f - 2>/dev/null <<-EOF; then
+		table inet slowauth {
+			chain pre {
+				type filter hook prerouting priority raw; policy accept;
+				iifname "a0" udp dport 53 queue num $WAN_QUEUE
+			}
+		}
+	EOF
+		if ! ip netns exec "$NS_AUTH" iptables-nft -t raw -A PREROUTING -i a0 -p udp \
+			--dport 53 -j NFQUEUE --queue-num "$WAN_QUEUE"; then
+			echo "the auth namespace's queue rule (neither nft queue nor iptables-nft NFQUEUE)"
+			return 1
+		fi
+	fi
+	t0=$(date +%s%N)
+	a=$(ip netns exec "$NS_GW" timeout 5 dig +time=3 +tries=1 +short @"$LAB_UP4" \
+		first.check.slow.test A 2>/dev/null)
+	t1=$(date +%s%N)
+	if [ "$a" != "$WAN_SLOW_A" ]; then
+		echo "the upstream did not resolve first.check.slow.test ('$a')"
+		return 1
+	fi
+	# shellcheck disable=SC2034 # for the caller
+	WAN_SLOW_FIRST_MS=$(((t1 - t0) / 1000000))
 }

@@ -686,6 +686,16 @@ lab_require_upstream_doh()
 		lab_skip "this unbound does not serve DNS-over-HTTPS (built without libnghttp2?)"
 }
 
+# lab_rcvbuf_drops NS: UDP datagrams dropped for a full socket receive buffer in NS so far
+# (/proc/net/snmp's RcvbufErrors: e.g. a dnsperf whose answers come back in a burst larger than
+# its buffer; it counts them lost).
+lab_rcvbuf_drops()
+{
+	# shellcheck disable=SC2016 # awk's fields, not the shell's
+	ip netns exec "$1" awk '/^Udp:/ { if (!k) { for (i = 1; i <= NF; i++)
+		if ($i == "RcvbufErrors") k = i } else { print $k; exit } }' /proc/net/snmp
+}
+
 # lab_upstream_reset: zero the upstream's statistics.
 lab_upstream_reset()
 {
