@@ -92,6 +92,7 @@
 #define UPCONN_MINRTT_MS 10000	 /* a min-RTT sample is trusted this long */
 #define UPCONN_ROUND_MAX 1000000 /* a round of conn_grow lasts at most this, in µs */
 #define UP_GROW_FAILS	 2	 /* rounds without more answers before the probe ends */
+#define UP_GROW_HOLD_MS	 100	 /* the first hold after a probe that did not pay (doubling) */
 #define UP_LIMIT_MS	 30000	 /* how long a limit learned from a server's close holds */
 #define UPQ_MAX_ATTEMPTS 3
 #define UPQ_MAX_RESENDS	 4
@@ -138,10 +139,11 @@ struct upconn {
 	 * RTTs' sum. probe_w: the window the probe asks for (0: none); probe_ok: the last one
 	 * whose round's answers per second rose by a quarter (0: none); probe_rate: the rate of
 	 * the round before probe_w was set; probe_fails: rounds since, without that rise; no
-	 * probe before probe_hold_ms.
+	 * probe before probe_hold_ms; hold_ms: the next such hold.
 	 */
 	unsigned int probe_w, probe_ok, probe_fails, round_answers;
-	uint64_t probe_rate, probe_hold_ms, round_start_us, round_us, round_max_us, round_rtt_us;
+	uint64_t probe_rate, probe_hold_ms, hold_ms, round_start_us, round_us, round_max_us;
+	uint64_t round_rtt_us;
 	/*
 	 * Free slots in a FIFO ring, and a generation per slot: a slot comes back only after
 	 * every other free one, and its id then differs, so a late answer to a cancelled query
@@ -588,6 +590,7 @@ static int conn_open(struct upconn *c, bool *local)
 	c->min_rtt_us = 0;
 	c->probe_w = c->probe_ok = c->probe_fails = 0;
 	c->probe_hold_ms = 0;
+	c->hold_ms = UP_GROW_HOLD_MS;
 	c->round_start_us = 0;
 	atomic_store_explicit(&up->open, atomic_load_explicit(&up->open, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
@@ -1180,11 +1183,14 @@ static unsigned int conn_spread(struct upconn *c)
  * second rose by a quarter or more with the last doubling, as BBR's startup does; after
  * UP_GROW_FAILS rounds that did not, the server's answers are not limited by the window
  * but by the server: the window falls back to the last doubling that paid (none: the least
- * RTT's), and the next probe waits UPCONN_MINRTT_MS. A round lasts twice the last round's
- * largest RTT (UPCONN_SAMPLE_US to UPCONN_ROUND_MAX), so that answers to the queries a
- * doubling let out are in it. A round without waits brings the learned window down to twice
- * what its answers kept in flight (their RTTs' sum over the round's span: Little's law), so it
- * follows the load down as the least RTT's window follows the rate. The growth only follows
+ * RTT's), and the next probe waits: UP_GROW_HOLD_MS after the first such probe, twice as long
+ * after each next one, to UPCONN_MINRTT_MS (a probe that paid starts that over). A probe can
+ * end early for want of answers (rounds shorter than the misses' RTT at first), and one
+ * that did so is tried again soon; against a server that is the limit, probes become rare. A round
+ * lasts twice the last round's largest RTT (UPCONN_SAMPLE_US to UPCONN_ROUND_MAX), so that answers
+ * to the queries a doubling let out are in it. A round without waits brings the learned window down
+ * to twice what its answers kept in flight (their RTTs' sum over the round's span: Little's law),
+ * so it follows the load down as the least RTT's window follows the rate. The growth only follows
  * answers that came back, as the least RTT's does.
  */
 static void conn_grow(struct upconn *c, uint64_t now, uint64_t rtt)
@@ -1204,8 +1210,10 @@ static void conn_grow(struct upconn *c, uint64_t now, uint64_t rtt)
 		rate = (uint64_t)c->round_answers * 1000000 / (span ? span : 1);
 		waited = up->waited_ms * 1000 >= c->round_start_us;
 		if (waited && now_ms >= c->probe_hold_ms) {
-			if (c->probe_w && rate >= c->probe_rate + c->probe_rate / 4)
+			if (c->probe_w && rate >= c->probe_rate + c->probe_rate / 4) {
 				c->probe_ok = c->probe_w;
+				c->hold_ms = UP_GROW_HOLD_MS;
+			}
 			if (!c->probe_w || c->probe_ok == c->probe_w) {
 				unsigned int cur = c->window > c->probe_w ? c->window : c->probe_w;
 
@@ -1222,7 +1230,9 @@ static void conn_grow(struct upconn *c, uint64_t now, uint64_t rtt)
 					  up->cfg->text, c->probe_ok, rate, c->probe_w);
 				c->probe_w = c->probe_ok;
 				c->probe_fails = 0;
-				c->probe_hold_ms = now_ms + UPCONN_MINRTT_MS;
+				c->probe_hold_ms = now_ms + c->hold_ms;
+				c->hold_ms = c->hold_ms < UPCONN_MINRTT_MS / 2 ? 2 * c->hold_ms
+									       : UPCONN_MINRTT_MS;
 			}
 		} else if (!waited && c->probe_w) {
 			/* twice what the answers kept in flight (Little's law), if less */

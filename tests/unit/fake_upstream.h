@@ -211,7 +211,7 @@ static const uint8_t query[] = {0,   0,	  1,   0, 0,   1,   0,	 0,   0, 0, 0, 0,
 				'f', 'o', 'o', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
 static uint64_t reads[3]; /* the queries each upstream read, since setup() */
 /* the first letter of each query's name, in the order each upstream read them (the first 256) */
-static char read_first[3][256];
+static char read_first[3][4096];
 
 /*
  * serve_read - read what upstream up's connections sent; the number of queries. The pool's

@@ -702,19 +702,23 @@ static void test_window(void)
 
 /*
  * serve_paced - play upstream 0 for up to limit_ms, until n queries were answered: each query
- * read is due at once (every fast-th one, a cached name's) or delay_ms later (a miss), and the
- * due ones are answered in order, at most per_ms a millisecond on average (0: no such limit,
- * a server with room to spare). The most queries it held unanswered at once.
+ * read is due at once (every fast-th one, 0: none, a cached name's; and every one whose name
+ * starts with 'F') or delay_ms later (a miss), and the due ones are answered in order, at most
+ * per_ms a millisecond on average (0: no such limit, a server with room to spare). With light,
+ * one more of those nlight queries is submitted each turn (with FOO.test: answered at once),
+ * a light stream beside the misses. The most queries it held unanswered at once.
  */
-static size_t serve_paced(size_t n, unsigned int fast, long delay_ms, unsigned int per_ms,
-			  long limit_ms)
+static size_t serve_paced(struct upstream_pool *pool, size_t n, unsigned int fast, long delay_ms,
+			  unsigned int per_ms, struct tq *light, size_t nlight, long limit_ms)
 {
+	static uint8_t light_query[sizeof(query)];
 	static struct {
 		uint16_t id;
+		char first;
 		uint64_t due;
 	} held[2048];
 	static uint8_t frame[2 + sizeof(query)];
-	size_t nheld = 0, most = 0, answered = 0, nread = 0;
+	size_t nheld = 0, most = 0, answered = 0, nread = 0, nsent = 0;
 	uint64_t start = clock_ms(), end = start + (uint64_t)limit_ms;
 	struct fake_conn *f = NULL;
 
@@ -722,6 +726,13 @@ static size_t serve_paced(size_t n, unsigned int fast, long delay_ms, unsigned i
 		uint64_t now = clock_ms();
 		size_t k = 0, budget = per_ms ? (now - start + 1) * per_ms - answered : SIZE_MAX;
 
+		if (nsent < nlight) {
+			memcpy(light_query, query, sizeof(query));
+			light_query[DNS_HDR_LEN + 1] = 'F';
+			tq_init(&light[nsent], loop);
+			light[nsent].uq.msg = light_query;
+			upstream_pool_submit(pool, &light[nsent++].uq);
+		}
 		loop_timer_init(&stopper, stop);
 		loop_timer_set(loop, &stopper, now + 1);
 		loop_run(loop);
@@ -732,8 +743,14 @@ static size_t serve_paced(size_t n, unsigned int fast, long delay_ms, unsigned i
 		if (!f)
 			continue;
 		for (size_t i = 0; i < f->n_ids && nheld < 2048; i++, nread++) {
+			size_t r = reads[0] - f->n_ids + i;
+			char first = r < sizeof(read_first[0]) ? read_first[0][r] : 'f';
+
 			held[nheld].id = f->ids[i];
-			held[nheld++].due = nread % fast == 0 ? now : now + (uint64_t)delay_ms;
+			held[nheld].first = first;
+			held[nheld++].due = first == 'F' || (fast && nread % fast == 0)
+						    ? now
+						    : now + (uint64_t)delay_ms;
 		}
 		f->n_ids = 0;
 		most = nheld > most ? nheld : most;
@@ -747,6 +764,7 @@ static size_t serve_paced(size_t n, unsigned int fast, long delay_ms, unsigned i
 			memcpy(frame + 2, query, sizeof(query));
 			dns_put16(frame + 2, held[i].id);
 			frame[4] |= 0x80; /* QR */
+			frame[2 + DNS_HDR_LEN + 1] = (uint8_t)held[i].first;
 			CHECK_EQ(write(f->peer, frame, sizeof(frame)), (ssize_t)sizeof(frame));
 			answered++;
 			budget--;
@@ -766,7 +784,7 @@ static size_t serve_paced(size_t n, unsigned int fast, long delay_ms, unsigned i
  */
 static void test_window_slow(void)
 {
-	static struct tq q[1000];
+	static struct tq q[1000], light[300];
 	struct config cfg;
 	struct stats st;
 	struct upstream_pool *pool;
@@ -779,7 +797,7 @@ static void test_window_slow(void)
 		tq_init(&q[i], loop);
 		upstream_pool_submit(pool, &q[i].uq);
 	}
-	most = serve_paced(1000, 4, 40, 0, 10000);
+	most = serve_paced(pool, 1000, 4, 40, 0, NULL, 0, 10000);
 	fprintf(stderr, "window: misses 40 ms, 1 in 4 at once: %zu held at most\n", most);
 	CHECK(most >= 128);
 	CHECK(most <= 1008);
@@ -793,10 +811,31 @@ static void test_window_slow(void)
 		tq_init(&q[i], loop);
 		upstream_pool_submit(pool, &q[i].uq);
 	}
-	most = serve_paced(400, 1, 0, 2, 10000);
+	most = serve_paced(pool, 400, 1, 0, 2, NULL, 0, 10000);
 	fprintf(stderr, "window: a server busy at 2 answers/ms: %zu held at most\n", most);
 	CHECK(most <= 64);
 	SPIN_UNTIL(completions >= 400);
+	upstream_pool_free(pool);
+
+	/*
+	 * Misses alone (another client's: bulk), and beside them a light stream answered at
+	 * once, a query a millisecond: its answers end rounds before any miss came back, so the
+	 * first probes see no more answers; they are tried again soon, and the window grows.
+	 */
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	cfg.conn_inflight = 16;
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 1000; i++) {
+		tq_init(&q[i], loop);
+		q[i].uq.bulk = true;
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	most = serve_paced(pool, 1300, 0, 40, 0, light, 300, 10000);
+	fprintf(stderr, "window: misses 40 ms, a light stream beside: %zu held at most\n", most);
+	CHECK(most >= 96); /* more than two doublings: 32 or 64 with each failed probe held 10 s */
+	SPIN_UNTIL(completions >= 1300);
+	for (size_t i = 0; i < 300; i++)
+		CHECK(light[i].done == 1 && light[i].err == 0);
 	upstream_pool_free(pool);
 }
 
