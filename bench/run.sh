@@ -966,8 +966,8 @@ bench_environment()
 # bench_pool_size: TLS connections dotgw may open per upstream and worker: --pool-size from -a,
 # else the default its --help states, else 1 (before pools existed). Its default is either a
 # number per worker ("(default: 2)", until 2026-12-05) or a number per upstream shared by the
-# workers ("(default: 4 per upstream shared by the workers, at least 1 each..."): then this
-# prints "N/" and bench_pool_total divides it.
+# workers ("(default: 4 per upstream shared by the workers: each..."): then this prints "N/"
+# and bench_pool_total reads it.
 bench_pool_size()
 {
 	local i n=${#BENCH_DOTGW_EXTRA[@]} v='' help
@@ -988,18 +988,22 @@ bench_pool_size()
 	echo "${v:-1}"
 }
 
-# bench_pool_total WORKERS: connections per upstream all WORKERS may open, from BENCH_POOL.
+# bench_pool_total WORKERS: connections per upstream all WORKERS may hold open at once, from
+# BENCH_POOL. Shared ("N/"): N in all (one worker may hold all N), or one per worker when they
+# are more than N (until 2026-12-05 each held N / WORKERS, the same total). A worker past its
+# share closes one when another opens its share, so across a WAN the handshakes of a daemon's
+# life may pass this count.
 bench_pool_total()
 {
-	local per
+	local n
 	case $BENCH_POOL in
 	*/)
-		per=$((${BENCH_POOL%/} / $1))
-		[ "$per" -ge 1 ] || per=1
+		n=${BENCH_POOL%/}
+		[ "$1" -le "$n" ] || n=$1
+		echo "$n"
 		;;
-	*) per=$BENCH_POOL ;;
+	*) echo $((BENCH_POOL * $1)) ;;
 	esac
-	echo $((per * $1))
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -213,8 +213,9 @@ const struct config_option config_options[] = {
 	{ .name = "pool-size", .key = "pool-size", .arg = "N",
 	  NUMBER(pool_size, 1, CONFIG_MAX_POOL, "1 to 16"),
 	  .help = "TLS connections per upstream and worker, at most\n"
-		  "(default: 4 per upstream shared by the workers, at\n"
-		  "least 1 each: 4 with one worker, 2 each with two);\n"
+		  "(default: 4 per upstream shared by the workers: each\n"
+		  "has 4 / workers (at least 1), and opens more while\n"
+		  "all of them together hold fewer than 4);\n"
 		  "past 2 only for an upstream 5 ms away or more" },
 	{ .name = "conn-inflight", .key = "conn-inflight", .arg = "N",
 	  NUMBER(conn_inflight, 1, 1024, "1 to 1024"),
@@ -493,7 +494,7 @@ void config_init_zeroed(struct config *cfg)
 	cfg->queues = 0;  /* the number of CPUs, decided in config_parse_args */
 	cfg->workers = 0; /* likewise */
 	cfg->upstream_choice = UPSTREAM_CHOICE_ORDERED;
-	cfg->pool_size = 0; /* CONFIG_POOL_TOTAL over the workers, in config_finish */
+	cfg->pool_size = 0; /* CONFIG_POOL_TOTAL shared by the workers, in config_finish */
 	cfg->asked_max = 64;
 	cfg->conn_inflight = 128;
 	cfg->idle_ms = 30000;
@@ -1384,20 +1385,28 @@ static int config_finish(struct config *cfg, FILE *err)
 		/* one: tests and users count one worker's upstream connections (see README) */
 		cfg->workers = 1;
 	}
+	cfg->pool_floor = 0;
 	if (cfg->pool_size == 0) {
 		/*
 		 * Each worker opens its own connections. Across a WAN more than two carry a
 		 * server's pauses better (its congestion control's, bench/RESULTS.md 2026-12-05):
-		 * CONFIG_POOL_TOTAL per upstream in all, and never fewer than one per worker.
+		 * CONFIG_POOL_TOTAL per upstream in all, which one busy worker may hold alone (the
+		 * kernel may send one busy client to one worker), and never fewer than one per
+		 * worker, its floor, whatever the others hold.
 		 */
-		cfg->pool_size = CONFIG_POOL_TOTAL / cfg->workers;
-		if (cfg->pool_size == 0)
-			cfg->pool_size = 1;
+		cfg->pool_size = CONFIG_POOL_TOTAL;
+		if (cfg->workers > 1) {
+			cfg->pool_floor = CONFIG_POOL_TOTAL / cfg->workers;
+			if (cfg->pool_floor == 0)
+				cfg->pool_floor = 1;
+		}
 	}
 	if (cfg->max_inflight_client == 0) {
-		/* half of what can be in flight, or of what one upstream's connections can take:
-		 * past that, queries wait for a connection behind the flooder's */
-		unsigned int cap = cfg->pool_size * cfg->conn_inflight;
+		/* half of what can be in flight, or of what one upstream's connections can take
+		 * (a worker's, as sure as its floor): past that, queries wait for a connection
+		 * behind the flooder's */
+		unsigned int cap =
+			(cfg->pool_floor ? cfg->pool_floor : cfg->pool_size) * cfg->conn_inflight;
 
 		if (cap > cfg->max_inflight)
 			cap = cfg->max_inflight;

@@ -113,7 +113,8 @@ static struct ddr_cfg *ddr_cfg_new(const struct config *cfg)
 		return NULL;
 	/* what upstream.c and tls.c read of a configuration; the rest stays at its default */
 	config_init(&dc->cfg);
-	dc->cfg.pool_size = cfg->pool_size;
+	/* a pool per worker outside the budget the workers share: as large as a worker's share */
+	dc->cfg.pool_size = cfg->pool_floor ? cfg->pool_floor : cfg->pool_size;
 	dc->cfg.conn_inflight = cfg->conn_inflight;
 	dc->cfg.idle_ms = cfg->idle_ms;
 	dc->cfg.stall_ms = cfg->stall_ms;

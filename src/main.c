@@ -803,7 +803,7 @@ static void log_forwards(const struct config *cfg)
 /* log_ready - say what runs, to the log and to systemd (Type=notify). */
 static void log_ready(const struct config *cfg, bool queue_compat, const char *who)
 {
-	char ups[512], mode[64];
+	char ups[512], mode[64], each[64] = "";
 	size_t n = 0;
 
 	for (size_t i = 0; i < cfg->n_upstreams && n < sizeof(ups); i++)
@@ -818,13 +818,17 @@ static void log_ready(const struct config *cfg, bool queue_compat, const char *w
 			 cfg->queue_num + cfg->queues - 1, queue_compat ? ", xtables target" : "");
 	else
 		snprintf(mode, sizeof(mode), "tproxy");
+	if (cfg->pool_floor) /* the default: a budget the workers share (config.h) */
+		snprintf(each, sizeof(each), " shared by the workers, at least %u each",
+			 cfg->pool_floor);
+	else if (cfg->workers > 1)
+		snprintf(each, sizeof(each), " each");
 	log_info("dotgw %s ready: mode %s, scope %s, fail %s, table inet '%s', TPROXY port %u, "
 		 "%u worker%s, up to %u TLS connection%s per upstream%s; upstreams %s; running as "
 		 "%s with CAP_NET_ADMIN, CAP_NET_BIND_SERVICE",
 		 DOTGW_VERSION, mode, scope_name(cfg->scope), cfg->fail_closed ? "closed" : "open",
 		 cfg->table, cfg->tproxy_port, cfg->workers, cfg->workers == 1 ? "" : "s",
-		 cfg->pool_size, cfg->pool_size == 1 ? "" : "s", cfg->workers == 1 ? "" : " each",
-		 ups, who);
+		 cfg->pool_size, cfg->pool_size == 1 ? "" : "s", each, ups, who);
 	/* systemd (Type=notify): serving now. Does nothing without NOTIFY_SOCKET. */
 	notify_send("READY=1\nSTATUS=serving: mode %s, scope %s, %zu upstreams", mode,
 		    scope_name(cfg->scope), cfg->n_upstreams);

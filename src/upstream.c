@@ -62,6 +62,8 @@
  * more connections carry losses and a server's pauses (BBR's ProbeRTT) better, on a LAN they
  * only cost CPU (up_may_grow). The last connection of an upstream
  * that closes idle while queries came recently is opened again at once (standby.h).
+ * With the default --pool-size the workers' pools share a budget of connections per
+ * upstream, each with a floor of its own (up_budget).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -174,8 +176,11 @@ struct upstream {
 	_Atomic uint64_t error_resent; /* conn_resend_error */
 	_Atomic uint64_t rtt[UPSTREAM_RTT_BUCKETS], rtt_sum_us;
 	_Atomic unsigned int open; /* connections not UC_CLOSED */
-	struct upconn *conns;	   /* pool_size of them */
-	struct upconn *last;	   /* where the last query went */
+	/* the count of all workers' open connections to it (cfg->pool_open[idx]) when they
+	 * share a budget (up_budget); NULL: pool_size of its own */
+	_Atomic unsigned int *open_all;
+	struct upconn *conns; /* pool_size of them */
+	struct upconn *last;  /* where the last query went */
 	/* the server closed a connection with queries in flight: windows stay below limit
 	 * until limit_until_ms (0: no limit) */
 	unsigned int limit;
@@ -286,6 +291,9 @@ static int pool_new(struct upstream_pool **out, struct loop *loop, const struct 
 		up->pool = pool;
 		up->cfg = &ups[i];
 		up->idx = (unsigned int)i;
+		/* cfg's own upstreams share the budget; one found at run time has its own */
+		if (!like && cfg->pool_floor && cfg->pool_open)
+			up->open_all = &cfg->pool_open[i];
 		up->conns = calloc(cfg->pool_size, sizeof(*up->conns));
 		if (!up->conns) {
 			upstream_pool_free(pool);
@@ -404,6 +412,58 @@ bool upstream_pool_idle(const struct upstream_pool *pool)
 
 /* --- connection life ------------------------------------------------------------------ */
 
+/*
+ * up_count - one more connection of up open (delta 1) or one fewer (-1): the pool's count,
+ * which other threads read (metrics), and all workers' (open_all).
+ */
+static void up_count(struct upstream *up, int delta)
+{
+	atomic_store_explicit(&up->open,
+			      atomic_load_explicit(&up->open, memory_order_relaxed) +
+				      (unsigned int)delta,
+			      memory_order_relaxed);
+	if (up->open_all)
+		atomic_fetch_add_explicit(up->open_all, (unsigned int)delta, memory_order_relaxed);
+}
+
+/*
+ * The budget the workers share (config.h, pool_floor), with the default --pool-size only: a
+ * worker's pool may open up to pool_size (CONFIG_POOL_TOTAL) connections to an upstream, so
+ * that one busy worker uses what idle ones leave (nfqueue spreads packets over the queues by
+ * a hash of the addresses: one busy client is one worker's); all workers' together stay
+ * within pool_size, except that each may always open its floor (pool_floor: 4 / workers, at
+ * least 1), so that a busy worker never starves another. A worker past its floor while all
+ * hold more than pool_size (another opened within its floor meanwhile) gives one back
+ * (up_surplus). One relaxed counter per upstream, written only when a connection opens or
+ * closes: two workers opening at the same instant may pass the budget, and the give-back
+ * brings it down again. up_budget - may this pool, with open connections to up, open one more?
+ */
+static bool up_budget(const struct upstream *up, unsigned int open)
+{
+	const struct config *cfg = up->pool->cfg;
+
+	return !up->open_all || open < cfg->pool_floor ||
+	       atomic_load_explicit(up->open_all, memory_order_relaxed) < cfg->pool_size;
+}
+
+/*
+ * up_surplus - the connection this pool gives back (see up_budget): its last open one to up,
+ * which takes no new query and closes once it has none in flight (conn_arm); NULL: none.
+ */
+static struct upconn *up_surplus(const struct upstream *up)
+{
+	const struct config *cfg = up->pool->cfg;
+
+	if (!up->open_all ||
+	    atomic_load_explicit(&up->open, memory_order_relaxed) <= cfg->pool_floor ||
+	    atomic_load_explicit(up->open_all, memory_order_relaxed) <= cfg->pool_size)
+		return NULL;
+	for (unsigned int k = cfg->pool_size; k-- > 0;)
+		if (up->conns[k].state != UC_CLOSED)
+			return &up->conns[k];
+	return NULL;
+}
+
 static void conn_event(struct loop_watch *w, uint32_t revents)
 {
 	struct upconn *c = container_of(w, struct upconn, watch);
@@ -473,6 +533,12 @@ static void conn_timeout(struct loop_timer *t)
 		conn_close(c, -ETIMEDOUT, true);
 		return;
 	}
+	if (c->inflight == 0 && c == up_surplus(c->up)) {
+		log_debug("upstream %s: the workers hold more than %u connections: giving one back",
+			  c->up->cfg->text, pool->cfg->pool_size);
+		conn_close(c, 0, false);
+		return;
+	}
 	if (c->inflight == 0) {
 		log_debug("upstream %s: connection idle for %llu ms, closing", c->up->cfg->text,
 			  (unsigned long long)c->idle_ms);
@@ -503,7 +569,10 @@ static void conn_timeout(struct loop_timer *t)
 	conn_arm(c);
 }
 
-/* conn_arm - set the timer of a ready connection: stall check, or idle deadline. */
+/*
+ * conn_arm - set the timer of a ready connection: stall check, or idle deadline (now for one
+ * given back: up_surplus).
+ */
 static void conn_arm(struct upconn *c)
 {
 	struct upstream_pool *pool = c->up->pool;
@@ -515,6 +584,8 @@ static void conn_arm(struct upconn *c)
 		when = c->progress_ms + stall / 2;
 		if (when <= loop_now_ms(pool->loop) || c->probe.conn || c->pinged)
 			when = c->progress_ms + stall;
+	} else if (c == up_surplus(c->up)) {
+		when = loop_now_ms(pool->loop);
 	} else {
 		when = loop_now_ms(pool->loop) + c->idle_ms;
 	}
@@ -592,8 +663,7 @@ static int conn_open(struct upconn *c, bool *local)
 	c->probe_hold_ms = 0;
 	c->hold_ms = UP_GROW_HOLD_MS;
 	c->round_start_us = 0;
-	atomic_store_explicit(&up->open, atomic_load_explicit(&up->open, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	up_count(up, 1);
 	log_debug("upstream %s: connecting", up->cfg->text);
 	return 0;
 
@@ -711,9 +781,7 @@ static void conn_close(struct upconn *c, int err, bool fault)
 	c->out = NULL;
 	c->out_off = c->out_len = c->out_cap = 0;
 	if (c->state != UC_CLOSED)
-		atomic_store_explicit(&up->open,
-				      atomic_load_explicit(&up->open, memory_order_relaxed) - 1,
-				      memory_order_relaxed);
+		up_count(up, -1);
 	c->state = UC_CLOSED;
 	if (fault)
 		upstream_mark_failed(up, err);
@@ -1308,20 +1376,23 @@ static bool up_may_grow(unsigned int open, uint64_t min_rtt)
  * new one while the pool has room, else NULL (the query waits). Once every connection has
  * conn_spread() in flight, one more is opened while the pool has room, for the queries that
  * follow (see the file's comment); past UPCONN_NEAR_MAX that needs a far upstream
- * (up_may_grow), or no ready connection with room left. Returns -errno through *err when opening
+ * (up_may_grow), or no ready connection with room left; past the pool's floor, room in the
+ * budget the workers share (up_budget), and a connection given back (up_surplus) takes no
+ * query but a batch's that it already took. Returns -errno through *err when opening
  * failed and no connection can take the query, and whether that failure was this machine's (see
  * conn_open) through *local.
  */
 static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 {
 	unsigned int size = up->pool->cfg->pool_size, open = 0;
-	struct upconn *best = up->last, *light = NULL, *opening = NULL, *closed = NULL;
+	struct upconn *best = up->last, *light = NULL, *opening = NULL, *closed = NULL, *surplus;
 	uint64_t min_rtt = 0; /* the least of the open connections' (up_may_grow) */
 
 	*err = 0;
 	if (best && best->flush.queued && best->inflight < conn_spread(best) && best->nfree)
 		return best;
 	best = NULL;
+	surplus = up_surplus(up);
 	for (unsigned int k = 0; k < size; k++) {
 		struct upconn *c = &up->conns[k];
 
@@ -1334,7 +1405,7 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 		if (c->min_rtt_us && (!min_rtt || c->min_rtt_us < min_rtt))
 			min_rtt = c->min_rtt_us;
 		/* on the fallback, a re-probe of 853 takes no query: it may well time out */
-		if (c->inflight >= conn_window(c) || c->nfree == 0 ||
+		if (c == surplus || c->inflight >= conn_window(c) || c->nfree == 0 ||
 		    (c->fallback && !up->doh_fb) || (c->reprobe && up->doh_fb))
 			continue;
 		if (c->state == UC_READY) {
@@ -1346,6 +1417,8 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 			opening = c;
 		}
 	}
+	if (surplus && !surplus->inflight)
+		conn_arm(surplus); /* idle already: it closes now */
 	*local = false;
 	if (closed && up->doh_fb && loop_now_ms(up->pool->loop) >= up->doh_probe_ms) {
 		/*
@@ -1370,7 +1443,7 @@ static struct upconn *upstream_conn(struct upstream *up, int *err, bool *local)
 	if (light)
 		return light;
 	if (closed && !opening && (!best || best->inflight >= conn_spread(best)) &&
-	    (!best || up_may_grow(open, min_rtt))) {
+	    (!best || up_may_grow(open, min_rtt)) && up_budget(up, open)) {
 		int r = conn_open(closed, local);
 
 		if (r < 0 && *local)

@@ -78,6 +78,7 @@ struct config_ref *config_ref_new(void)
 		/* calloc's pages of this large struct stay untouched where the options leave them
 		 */
 		config_init_zeroed(&r->cfg);
+		r->cfg.pool_open = r->pool_open;
 		r->refs = 1;
 	}
 	return r;

@@ -102,7 +102,18 @@ struct config {
 	bool upstream_asked;		      /* --upstream asked: verified DDR (ddr.c) */
 	unsigned int asked_max;		      /* --asked-max: its table's size per worker */
 	bool tls_opportunistic;		      /* use upstreams that fail authentication (loudly) */
-	unsigned int pool_size;	    /* TLS connections per upstream (per worker), at most */
+	unsigned int pool_size; /* TLS connections per upstream (per worker), at most */
+	/*
+	 * --pool-size not given, several workers: pool_size is CONFIG_POOL_TOTAL, a budget per
+	 * upstream that the workers share: a worker's pool opens a connection past pool_floor
+	 * only while all of them together have fewer than pool_size open (pool_open), and
+	 * gives one back when they have more (upstream.c). 0: nothing shared (--pool-size
+	 * given, or one worker): pool_size per worker.
+	 */
+	unsigned int pool_floor;
+	/* per upstream index: the connections open in all of this configuration's pools (set
+	 * by config_ref_new, worker.h; NULL: nothing shared, pool_size per pool) */
+	_Atomic unsigned int *pool_open;
 	unsigned int conn_inflight; /* queries in flight per connection */
 	unsigned int idle_ms;	    /* idle upstream connections are closed after this */
 	unsigned int stall_ms;	    /* no answer for this long: probe, then give up */

@@ -17,14 +17,16 @@ struct upstream_pool;
 /*
  * A configuration shared by the main thread and the workers' pools; freed by whoever drops
  * the last reference (a pool retired by a reload is freed only once drained, and it points
- * into its configuration).
+ * into its configuration). pool_open: the count of cfg.pool_open (config.h), the connections
+ * open per upstream in the pools of this configuration, which the workers share.
  */
 struct config_ref {
 	struct config cfg;
 	int refs;
+	_Atomic unsigned int pool_open[CONFIG_MAX_UPSTREAMS];
 };
 
-/* config_ref_new - config_init'ed, one reference; NULL without memory. */
+/* config_ref_new - config_init'ed with cfg.pool_open set, one reference; NULL without memory. */
 struct config_ref *config_ref_new(void);
 void config_ref_get(struct config_ref *r);
 /* config_ref_put - drop a reference (NULL: nothing); the last one frees. */

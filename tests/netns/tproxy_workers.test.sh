@@ -76,8 +76,9 @@ hit_ratio()
 
 write_conf 2
 lab_start_dotgw --config "$CONF" || lab_finish
-lab_ok "two workers are started, 2 TLS connections per upstream each" \
-	grep -q 'ready: .*, 2 workers, up to 2 TLS connections per upstream each;' "$DOTGW_LOG"
+lab_ok "two workers are started, sharing 4 TLS connections per upstream, at least 2 each" \
+	grep -q 'ready: .*, 2 workers, up to 4 TLS connections per upstream shared by the workers, at least 2 each;' \
+	"$DOTGW_LOG"
 perf "UDP, 16 sockets" "$LAB_DIR/queries.txt"
 perf "TCP, 16 connections" "$LAB_DIR/queries.txt" -m tcp
 perf "UDP over IPv6, 16 sockets" "$LAB_DIR/queries.txt" -s "$LAB_DECOY6"

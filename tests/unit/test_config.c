@@ -614,7 +614,11 @@ static void test_inflight_share(void)
 	CHECK_EQ(cfg.max_inflight_client, 7);
 }
 
-/* --pool-size: 4 connections per upstream shared by the workers, at least 1 each */
+/*
+ * --pool-size: by default 4 connections per upstream shared by the workers: each worker's pool
+ * may open 4, and 4 / workers (at least 1) whatever the others hold (pool_floor); given, or
+ * with one worker, that many per worker and nothing shared (floor 0)
+ */
 static void test_pool_size(void)
 {
 	const char *none[] = {NULL};
@@ -623,19 +627,29 @@ static void test_pool_size(void)
 	const char *eight[] = {"--workers", "8", NULL};
 	const char *nfq[] = {"--mode", "nfqueue", "--queues", "2", NULL};
 	const char *set[] = {"--pool-size", "3", "--workers", "2", NULL};
+	const char *one[] = {"--pool-size", "4", "--workers", "2", NULL};
 
 	CHECK_EQ(parse(none), 0);
 	CHECK_EQ(cfg.pool_size, 4);
+	CHECK_EQ(cfg.pool_floor, 0);
 	CHECK_EQ(parse(two), 0);
-	CHECK_EQ(cfg.pool_size, 2);
+	CHECK_EQ(cfg.pool_size, 4);
+	CHECK_EQ(cfg.pool_floor, 2);
 	CHECK_EQ(parse(three), 0);
-	CHECK_EQ(cfg.pool_size, 1);
+	CHECK_EQ(cfg.pool_size, 4);
+	CHECK_EQ(cfg.pool_floor, 1);
 	CHECK_EQ(parse(eight), 0);
-	CHECK_EQ(cfg.pool_size, 1);
+	CHECK_EQ(cfg.pool_size, 4);
+	CHECK_EQ(cfg.pool_floor, 1);
 	CHECK_EQ(parse(nfq), 0);
-	CHECK_EQ(cfg.pool_size, 2);
+	CHECK_EQ(cfg.pool_size, 4);
+	CHECK_EQ(cfg.pool_floor, 2);
 	CHECK_EQ(parse(set), 0);
 	CHECK_EQ(cfg.pool_size, 3); /* given: per worker, as it says */
+	CHECK_EQ(cfg.pool_floor, 0);
+	CHECK_EQ(parse(one), 0);
+	CHECK_EQ(cfg.pool_size, 4); /* given, even as the default's number: nothing shared */
+	CHECK_EQ(cfg.pool_floor, 0);
 }
 
 int main(void)

@@ -968,6 +968,54 @@ static void test_bulk(void)
 }
 
 /*
+ * submit_16 - queries q[from] to q[from + 15] to pool, left unanswered: once upstream 0 read
+ * 16, and every query pool and other (NULL: none) gave it, the number it read.
+ */
+static size_t submit_16(struct upstream_pool *pool, const struct upstream_pool *other, struct tq *q,
+			size_t from)
+{
+	size_t total = 0;
+
+	for (size_t i = from; i < from + 16; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	SPIN_UNTIL((total += serve_read(0)) >= 16 &&
+		   reads[0] >= sent(pool, 0) + (other ? sent(other, 0) : 0));
+	return total;
+}
+
+/*
+ * measure_rtt - three round trips of q[0] on pool, delay_ms long, so that one slow turn of a
+ * loaded machine is not the least RTT.
+ */
+static void measure_rtt(struct upstream_pool *pool, struct tq *q, long delay_ms)
+{
+	size_t answered = 0;
+
+	for (int r = 0; r < 3; r++) {
+		tq_init(&q[0], loop);
+		upstream_pool_submit(pool, &q[0].uq);
+		CHECK_EQ(round_trip(pool, 0, delay_ms, &answered), 1);
+		SPIN_UNTIL(q[0].done);
+	}
+}
+
+/*
+ * load_rounds - rounds of 16 queries from q on pool, as in test_far: each new connection takes
+ * a round's 16, and the next round opens one more where the pool may.
+ */
+static void load_rounds(struct upstream_pool *pool, const struct upstream_pool *other, struct tq *q,
+			size_t rounds)
+{
+	for (size_t round = 0; round < rounds; round++) {
+		CHECK_EQ(submit_16(pool, other, q, round * 16), 16);
+		/* a connection opened in this round takes the next one's first queries */
+		SPIN_UNTIL(handshakes[0] >= opens[0]);
+	}
+}
+
+/*
  * Past two connections only for a far upstream (up_may_grow): with its least RTT under 5 ms,
  * six rounds of 16 queries, left unanswered so that every open connection stays at its spread
  * (16 in flight) or more, open a second connection and no more; 6 ms away, all four of
@@ -981,34 +1029,90 @@ static void test_far(void)
 
 	for (long delay = 0; delay <= 6; delay += 6) {
 		struct upstream_pool *pool;
-		size_t answered = 0;
 
 		setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 		cfg.pool_size = 4;
 		pool = pool_new(&cfg, &st);
-		/* the RTT: three round trips, so that one slow turn of a loaded machine is not
-		 * the least */
-		for (int r = 0; r < 3; r++) {
-			tq_init(&q[0], loop);
-			upstream_pool_submit(pool, &q[0].uq);
-			CHECK_EQ(round_trip(pool, 0, delay, &answered), 1);
-			SPIN_UNTIL(q[0].done);
-		}
-		/* each new connection takes a round's 16, and the next round opens one more */
-		for (size_t round = 0; round < 6; round++) {
-			for (size_t i = round * 16; i < round * 16 + 16; i++) {
-				tq_init(&q[i], loop);
-				upstream_pool_submit(pool, &q[i].uq);
-			}
-			CHECK_EQ(serve_read_until(pool, 0, 16), 16);
-			/* a connection opened in this round takes the next one's first queries */
-			SPIN_UNTIL(handshakes[0] >= opens[0]);
-		}
+		measure_rtt(pool, q, delay);
+		load_rounds(pool, NULL, q, 6);
 		CHECK_EQ(opens[0], delay ? 4 : 2);
 		CHECK_EQ(serve_answer(0, false), 96);
 		SPIN_UNTIL(completions >= 99);
 		CHECK_EQ(completions, 99);
 		upstream_pool_free(pool);
+	}
+}
+
+/*
+ * The default --pool-size with two workers: two pools (a and b) on one loop share a budget of
+ * 4 connections per upstream (pool_open), at least 2 each (pool_floor). 6 ms away, a under
+ * load opens all 4 while b holds none; then b under load opens its 2 and no more (the
+ * budget), and a gives back one connection for each past 4 in all: its last open one takes no
+ * new query and closes, at once when idle, else once its queries are answered: 2 and 2. Near,
+ * a stays at 2 (up_may_grow still applies).
+ */
+static void test_shared(void)
+{
+	static struct tq qa[128], qb[64];
+	static _Atomic unsigned int open_all[3];
+	struct config cfg;
+	struct stats st;
+
+	for (long delay = 6; delay >= 0; delay -= 6) {
+		struct upstream_pool *a, *b;
+		struct fake_conn *last;
+		size_t held;
+
+		setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+		cfg.pool_size = 4;
+		cfg.pool_floor = 2;
+		cfg.pool_open = open_all;
+		a = pool_new(&cfg, &st);
+		b = pool_new(&cfg, &st);
+		measure_rtt(a, qa, delay);
+		load_rounds(a, NULL, qa, 6);
+		CHECK_EQ(snap(a, 0).open, delay ? 4 : 2);
+		CHECK_EQ(open_all[0], delay ? 4 : 2);
+		if (!delay) {
+			CHECK_EQ(serve_answer(0, false), 96);
+			SPIN_UNTIL(completions >= 3 + 96);
+			upstream_pool_free(a);
+			upstream_pool_free(b);
+			CHECK_EQ(open_all[0], 0);
+			continue;
+		}
+		/* a's 4th connection opened in the last round: idle (load_rounds) */
+		last = fake_nth(0, 4);
+		CHECK(last && last->n_ids == 0);
+		/* b: its floor, though the budget is spent, and no more (its fourth round would
+		 * open a third: b has no RTT yet, so up_may_grow says yes) */
+		load_rounds(b, a, qb, 4);
+		CHECK_EQ(snap(b, 0).open, 2);
+		CHECK_EQ(opens[0], 4 + 2); /* none opened and given back meanwhile */
+		CHECK_EQ(open_all[0], 6);
+		/* a's next queries: its last connection, idle, closes at once and takes none */
+		CHECK_EQ(submit_16(a, b, qa, 96), 16);
+		SPIN_UNTIL(snap(a, 0).open <= 3);
+		CHECK(!fake_nth(0, 4));
+		/* the one before it now: it has queries in flight, so it stays open, but takes none
+		 * of the next ones */
+		CHECK_EQ(snap(a, 0).open, 3);
+		CHECK_EQ(open_all[0], 5);
+		held = fake_nth(0, 3) ? fake_nth(0, 3)->n_ids : 0;
+		CHECK(held > 0);
+		CHECK_EQ(submit_16(a, b, qa, 112), 16);
+		CHECK(fake_nth(0, 3) && fake_nth(0, 3)->n_ids == held);
+		CHECK_EQ(snap(a, 0).open, 3);
+		/* answered: it closes too */
+		CHECK_EQ(serve_answer(0, false), 96 + 64 + 32);
+		SPIN_UNTIL(completions >= 3 + 96 + 64 + 32);
+		SPIN_UNTIL(open_all[0] <= 4);
+		CHECK_EQ(snap(a, 0).open, 2);
+		CHECK_EQ(snap(b, 0).open, 2);
+		CHECK_EQ(open_all[0], 4);
+		upstream_pool_free(a);
+		upstream_pool_free(b);
+		CHECK_EQ(open_all[0], 0);
 	}
 }
 
@@ -1104,6 +1208,7 @@ int main(void)
 	test_window_limit();
 	test_connections();
 	test_far();
+	test_shared();
 	test_bulk();
 	test_error_resend();
 	loop_free(loop);
