@@ -220,8 +220,9 @@ const struct config_option config_options[] = {
 	{ .name = "conn-inflight", .key = "conn-inflight", .arg = "N",
 	  NUMBER(conn_inflight, 1, 1024, "1 to 1024"),
 	  .help = "queries in flight per connection at least; the window\n"
-		  "grows to twice the measured bandwidth-delay product, up\n"
-		  "to 1008 (default: 128)" },
+		  "grows to twice the measured bandwidth-delay product,\n"
+		  "and while queries wait for as long as the answers per\n"
+		  "second rise with it, up to 1008 (default: 128)" },
 	{ .name = "idle-timeout", .key = "idle-timeout", .arg = "MS",
 	  NUMBER(idle_ms, 100, 3600000, "100 to 3600000 milliseconds"),
 	  .help = "close idle upstream connections; shortened by the server's\n"
