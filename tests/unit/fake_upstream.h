@@ -249,6 +249,20 @@ static inline size_t serve_read(size_t up)
 	return total;
 }
 
+/*
+ * fake_answer_frame - at frame, the framed answer to query id, its name's first letter first
+ * ('f': foo.test, as asked); where the next frame goes.
+ */
+static inline uint8_t *fake_answer_frame(uint8_t *frame, uint16_t id, char first)
+{
+	dns_put16(frame, sizeof(query));
+	memcpy(frame + 2, query, sizeof(query));
+	dns_put16(frame + 2, id);
+	frame[4] |= 0x80; /* QR */
+	frame[2 + DNS_HDR_LEN + 1] = (uint8_t)first;
+	return frame + 2 + sizeof(query);
+}
+
 /* serve_answer - answer every query read on upstream up's connections, in one write. */
 static inline size_t serve_answer(size_t up, bool bad)
 {
@@ -261,14 +275,9 @@ static inline size_t serve_answer(size_t up, bool bad)
 
 		if (!f->live || f->up != up || f->peer < 0)
 			continue;
-		for (size_t k = 0; k < f->n_ids; k++, frame += 2 + sizeof(query)) {
-			dns_put16(frame, sizeof(query));
-			memcpy(frame + 2, query, sizeof(query));
-			dns_put16(frame + 2, f->ids[k]);
-			frame[4] |= 0x80; /* QR */
-			if (bad)
-				frame[2 + 13] = 'g'; /* another question */
-		}
+		/* bad: goo.test, another question than the one asked */
+		for (size_t k = 0; k < f->n_ids; k++)
+			frame = fake_answer_frame(frame, f->ids[k], bad ? 'g' : 'f');
 		if (frame > out)
 			CHECK_EQ(write(f->peer, out, (size_t)(frame - out)), frame - out);
 		total += f->n_ids;

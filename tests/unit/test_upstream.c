@@ -762,12 +762,7 @@ static size_t serve_paced(struct upstream_pool *pool, size_t n, unsigned int fas
 				held[k++] = held[i];
 				continue;
 			}
-			dns_put16(frame, sizeof(query));
-			memcpy(frame + 2, query, sizeof(query));
-			dns_put16(frame + 2, held[i].id);
-			frame[4] |= 0x80; /* QR */
-			frame[2 + DNS_HDR_LEN + 1] = (uint8_t)held[i].first;
-			frame += 2 + sizeof(query);
+			frame = fake_answer_frame(frame, held[i].id, held[i].first);
 			answered++;
 			budget--;
 		}
