@@ -12,7 +12,8 @@
 # upstream, the reference of bench/run.sh's ratios (q/s and latency only).
 # Usage: sudo bench/miss_syscalls.sh DOTGW [DOTGW...]   (env: N (20000), C (8), Q (200),
 # ROUNDS (1): each binary runs ROUNDS times, interleaved with the others; QPS: dnsperf -Q, a
-# rate limit, for the cost and latency at a low rate; HIT=1: one name, all hits but the first)
+# rate limit, for the cost and latency at a low rate; HIT=1: one name, all hits but the first;
+# ARGS: more dotgw arguments, after the lab's, e.g. ARGS="--mode nfqueue --queues 2")
 
 # shellcheck source=../tests/netns/lib.sh
 . "$(dirname "$0")/../tests/netns/lib.sh"
@@ -24,11 +25,12 @@ lab_require_tools "${LAB_TOOLS[@]}" perf dnsperf
 N=${N:-20000}
 ROUNDS=${ROUNDS:-1}
 EVENTS=context-switches,task-clock
-for s in epoll_wait recvmmsg sendmmsg read write sched_yield setsockopt; do
+for s in epoll_wait recvmmsg sendmmsg recvmsg sendmsg sendto read write sched_yield setsockopt; do
 	EVENTS+=",syscalls:sys_enter_$s"
 done
 lab_setup
 round=0
+read -ra extra <<<"${ARGS:-}"
 
 # pure_acks: segments without data dotgw sent on its upstream connections (open ones)
 pure_acks()
@@ -57,7 +59,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 		fi
 		DOTGW=$bin # read by lab_start_dotgw
 		lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --scope gateway \
-			--interface "$LAB_GW_IF_CLIENT" --log-level info || lab_bail "$bin: no start"
+			--interface "$LAB_GW_IF_CLIENT" --log-level info "${extra[@]}" || lab_bail "$bin: no start"
 		lab_in "$NS_CLIENT" dig +short @"$LAB_DECOY4" warm.example.test >/dev/null
 		perf stat -x, -e "$EVENTS" -p "$DOTGW_PID" -o "$LAB_DIR/perf.txt" &
 		perf_pid=$!
@@ -87,9 +89,11 @@ for ((r = 0; r < ROUNDS; r++)); do
 			END {
 				printf "%s: %d answered, %.0f q/s, latency avg %s ms (p50 / p99 %s); per query:" \
 					" cpu %.1f us, cs %.3f, epoll_wait %.3f, recvmmsg %.3f, sendmmsg %.3f," \
+					" recvmsg %.3f, sendmsg %.3f, sendto %.3f," \
 					" read %.3f, write %.3f, sched_yield %.3f, setsockopt %.3f, pure ACKs %.3f\n",
 					bin, q, qps, lat, pct, cpu * 1000 / q, cs / q,
 					s["epoll_wait"] / q, s["recvmmsg"] / q, s["sendmmsg"] / q,
+					s["recvmsg"] / q, s["sendmsg"] / q, s["sendto"] / q,
 					s["read"] / q, s["write"] / q, s["sched_yield"] / q, s["setsockopt"] / q,
 					acks / q
 			}' "$LAB_DIR/perf.txt"

@@ -203,13 +203,15 @@ light_during()
 # row TAG LABEL: a table row from run_pair's files.
 row()
 {
-	local s l p q
+	local s l p q ok
 	read -r -a s <<<"$(dnsperf_stats "$LAB_DIR/$1.slow")"
 	read -r -a l <<<"$(dnsperf_stats "$LAB_DIR/$1.light")"
 	p=$(light_during "$LAB_DIR/$1.light" | bench_dnsperf_percentiles)
 	# answers within the SECS s: dnsperf's own q/s counts the last LOAD, answered after
 	q=$(((s[0] > LOAD ? s[0] - LOAD : 0) / SECS))
-	echo "| $2 | $LOAD | $q | ${s[3]} / ${s[4]} | ${s[5]} | ${l[1]} | ${p% *} | ${p#* } | ${l[3]} / ${l[4]} | $(paste -sd/ "$LAB_DIR/$1.open") | $(cat "$LAB_DIR/$1.syn") | $(cat "$LAB_DIR/$1.unread") | $(cat "$LAB_DIR/$1.drops") |"
+	# of them the NOERROR ones, in the run's proportion (SERVFAILs come back at once)
+	ok=$((s[0] > 0 ? q * s[2] / s[0] : 0))
+	echo "| $2 | $LOAD | $q | $ok | ${s[3]} / ${s[4]} | ${s[5]} | ${l[1]} | ${p% *} | ${p#* } | ${l[3]} / ${l[4]} | $(paste -sd/ "$LAB_DIR/$1.open") | $(cat "$LAB_DIR/$1.syn") | $(cat "$LAB_DIR/$1.unread") | $(cat "$LAB_DIR/$1.drops") |"
 }
 
 scrape()
@@ -266,8 +268,8 @@ echo "dotgw: --cache-size 0, --max-inflight-per-client $SHARE (default: dotgw's 
 echo "Light stream through dotgw with no load: p50 ${ALONE% *} ms, p99 ${ALONE#* } ms."
 echo "dotgw's cap while its windows stay at their floor: --pool-size x --conn-inflight / $DELAY ms."
 echo
-echo "| path | slow outstanding | slow q/s | slow SERVFAIL / lost | slow avg ms | light q/s | light p50 ms | light p99 ms | light SERVFAIL / lost | upstream requests open mid-run / most | SYNs to :853 | upstream unread octets per :853 conn (mid-run) | slow client's receive-buffer drops |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+echo "| path | slow outstanding | slow q/s | slow NOERROR q/s | slow SERVFAIL / lost | slow avg ms | light q/s | light p50 ms | light p99 ms | light SERVFAIL / lost | upstream requests open mid-run / most | SYNs to :853 | upstream unread octets per :853 conn (mid-run) | slow client's receive-buffer drops |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
 printf '%s\n' "${ROWS[@]}"
 echo "netdelay: $WAN_COUNTERS"
 lab_finish >/dev/null
