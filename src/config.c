@@ -216,7 +216,8 @@ const struct config_option config_options[] = {
 		  "(default: 4 per upstream shared by the workers: each\n"
 		  "has 4 / workers (at least 1), and opens more while\n"
 		  "all of them together hold fewer than 4);\n"
-		  "past 2 only for an upstream 5 ms away or more" },
+		  "past 2 only for an upstream 5 ms away or more,\n"
+		  "or when the open ones have no room" },
 	{ .name = "conn-inflight", .key = "conn-inflight", .arg = "N",
 	  NUMBER(conn_inflight, 1, 1024, "1 to 1024"),
 	  .help = "queries in flight per connection at least; the window\n"
