@@ -162,7 +162,8 @@ const struct config_option config_options[] = {
 	{ .name = "rule-priority", .key = "rule-priority", .arg = "N",
 	  NUMBER(rule_priority, 1, 32765, "a priority from 1 to 32765"),
 	  .help = "priority of the fwmark policy rules (default: 853)" },
-	{ .name = "remove-rules", .key = "remove-rules", FLAG(remove_rules, 1),
+	/* a command, not a setting: in a file it would remove the rules at every start */
+	{ .name = "remove-rules", .key = NULL, FLAG(remove_rules, 1),
 	  .help = "remove the table and policy routing a run left (with\n"
 		  "--fail closed: the block), and exit" },
 	/* Upstreams */

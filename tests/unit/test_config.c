@@ -253,8 +253,7 @@ static void test_config_file(void)
 			 "upstream = 203.0.113.2#dot.test\n"
 			 "pin = 3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
 			 "upstream = 203.0.113.3@8853\nno-padding = yes\nfail = closed\n"
-			 "group = kids=192.0.2.0/24,@br0\ndeny = kids:example.com=refused\n"
-			 "remove-rules = no\n");
+			 "group = kids=192.0.2.0/24,@br0\ndeny = kids:example.com=refused\n");
 	CHECK_EQ(parse(args), 0);
 	CHECK(strcmp(cfg.config_path, path) == 0);
 	CHECK_EQ(cfg.scope, RULESET_SCOPE_HOST | RULESET_SCOPE_GATEWAY);
@@ -264,7 +263,6 @@ static void test_config_file(void)
 	CHECK_EQ(cfg.upstreams[0].n_pins, 1);
 	CHECK(!cfg.padding);
 	CHECK(cfg.fail_closed);
-	CHECK(!cfg.remove_rules);
 	CHECK_EQ(cfg.groups.n_groups, 1);
 
 	/* the command line overrides: a scalar, and the upstream list (with its pins) */
@@ -307,6 +305,7 @@ static void test_config_file(void)
 		{"scope = host\njust words\n", ":2: not a 'key = value' line"},
 		{"config = /etc/other.conf\n", ":1: config: unknown key"},
 		{"help = yes\n", ":1: help: unknown key"},
+		{"remove-rules = yes\n", ":1: remove-rules: unknown key"},
 		{"pin = 3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", ":1: pin: give it after"},
 		{"deny = nogroup:example.com\n", ":1: deny 'nogroup:example.com': no --group"},
 	};
@@ -350,7 +349,6 @@ static const struct {
 	{"bypass-mark", "0x11", NULL, NULL},
 	{"route-table", "900", NULL, NULL},
 	{"rule-priority", "900", NULL, NULL},
-	{"remove-rules", NULL, NULL, NULL},
 	{"upstream", "[2001:db8::2]@8853#dot.test", NULL, NULL},
 	{"pin", "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "upstream", "203.0.113.2"},
 	{"doh-fallback", "no", "upstream", "203.0.113.2"},
@@ -420,14 +418,15 @@ static void normalise(struct config *c)
 }
 
 /*
- * Every row of the option table has help text, and a file key unless it is one of the five
- * options of the command line alone (six, with --health); every option with a key reads the same
+ * Every row of the option table has help text, and a file key unless it is one of the options
+ * of the command line alone (cli_only); every option with a key reads the same
  * from the file as from the command line.
  */
 static void test_option_table(void)
 {
-	static const char *const cli_only[] = {"config",  "check-config", "help",
-					       "version", "show-egress",  "health"};
+	static const char *const cli_only[] = {"config",      "check-config", "help",
+					       "version",     "show-egress",  "health",
+					       "remove-rules"};
 	static struct config from_file;
 	char path[64], text[512];
 	size_t n = 0;
