@@ -74,8 +74,9 @@ queued()
 		END { print q0 + 0, q1 + 0 }' /proc/net/netfilter/nfnetlink_queue
 }
 
-# queue_of ADDR: the queue (0 or 1) a query from ADDR went to; a name under invalid. that
-# dotgw answers itself (local zone), so the probe opens no upstream connection
+# queue_of ADDR: the queue (0 or 1) a query from ADDR went to (none: no answer or both). The
+# name is under invalid., which dotgw answers itself (a locally served zone): the probe opens
+# no upstream connection
 queue_of()
 {
 	local b0 b1 a0 a1
@@ -90,7 +91,7 @@ queue_of()
 }
 
 QA=$(queue_of "$CLIENT_A")
-[ -n "$QA" ] || lab_bail "a probe from $CLIENT_A reached one queue of the two"
+[ -n "$QA" ] || lab_bail "a probe from $CLIENT_A did not reach exactly one of the two queues"
 CLIENT_B=
 for ((i = 3; i < 23; i++)); do
 	ip -n "$NS_CLIENT" addr add "198.51.100.$i/24" dev "$LAB_IF_CLIENT" ||
@@ -103,7 +104,8 @@ for ((i = 3; i < 23; i++)); do
 done
 [ -n "$CLIENT_B" ] || lab_bail "none of 198.51.100.3-22 lands on the queue $CLIENT_A does not"
 lab_log "client A $CLIENT_A: queue $QA; client B $CLIENT_B: queue $((1 - QA))"
-lab_check_eq "the probes opened no upstream connection" 0 "$(lab_dotgw_stat_now upstream_handshakes)"
+lab_check_eq "the probes opened no upstream connection (upstream_handshakes)" 0 \
+	"$(lab_dotgw_stat_now upstream_handshakes)"
 
 # sample: UP_OPEN, the connections established at the upstream's :853; LOOPS, "EPFD:N" for
 # each of dotgw's event loops (epoll fds) that watches N of dotgw's connections to it
@@ -147,6 +149,8 @@ others_count()
 	echo "$n"
 }
 
+# load NAME ADDR SECS: dnsperf from ADDR in the background, each name of NAME.names once, at
+# RATE q/s for SECS seconds; its output in NAME.out
 load()
 {
 	lab_bg "$NS_CLIENT" "$LAB_DIR/$1.out" dnsperf -s "$LAB_DECOY4" -a "$2" \
@@ -240,4 +244,8 @@ lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM (a sanitizer's report would make it 1)" 0 "$?"
 wan_stop
 lab_log "netdelay: $WAN_COUNTERS"
+if [ "$LAB_FAILED" -gt 0 ]; then
+	lab_log "the samples (time, open at the upstream, each loop's EPFD:connections):"
+	lab_indent <"$LAB_DIR/samples.log"
+fi
 lab_finish
