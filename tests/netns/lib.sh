@@ -696,6 +696,14 @@ lab_rcvbuf_drops()
 		if ($i == "RcvbufErrors") k = i } else { print $k; exit } }' /proc/net/snmp
 }
 
+# lab_dnsperf_counts FILE: "sent completed lost NOERROR SERVFAIL" from a dnsperf output.
+lab_dnsperf_counts()
+{
+	awk '/Queries sent:/ { s = $3 } /Queries completed:/ { c = $3 } /Queries lost:/ { l = $3 }
+		/Response codes:/ { for (i = 3; i < NF; i++) if ($i ~ /^[A-Z]+$/) r[$i] = $(i + 1) + 0 }
+		END { printf "%d %d %d %d %d\n", s, c, l, r["NOERROR"], r["SERVFAIL"] }' "$1"
+}
+
 # lab_upstream_reset: zero the upstream's statistics.
 lab_upstream_reset()
 {

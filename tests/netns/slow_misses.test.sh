@@ -51,14 +51,6 @@ awk -v n=$N 'BEGIN { for (i = 0; i < n; i++) printf "s%d.slow.test A\n", i }' \
 awk -v n=$((RATE * (SECS + 2))) 'BEGIN { for (i = 0; i < n; i++) printf "l%d.bench.test A\n", i }' \
 	>"$LAB_DIR/light.names"
 
-# counts FILE: "sent completed lost NOERROR SERVFAIL" from a dnsperf output.
-counts()
-{
-	awk '/Queries sent:/ { s = $3 } /Queries completed:/ { c = $3 } /Queries lost:/ { l = $3 }
-		/Response codes:/ { for (i = 3; i < NF; i++) if ($i ~ /^[A-Z]+$/) r[$i] = $(i + 1) + 0 }
-		END { printf "%d %d %d %d %d\n", s, c, l, r["NOERROR"], r["SERVFAIL"] }' "$1"
-}
-
 lab_start_dotgw "${LAB_DOTGW_ARGS[@]}" --log-level info --scope gateway --workers 1 \
 	--interface "$LAB_GW_IF_CLIENT" --cache-size 0 --pool-size 1 --conn-inflight 128 \
 	--max-inflight-per-client 4096 --timeout 5000 || lab_bail "dotgw did not start"
@@ -82,8 +74,8 @@ handshakes=$(lab_dotgw_stat_now upstream_handshakes)
 got=$(lab_dotgw_stat queries)
 answered=$(lab_dotgw_stat answered)
 servfail=$(lab_dotgw_stat servfail)
-read -r s_sent s_done s_lost s_ok s_fail <<<"$(counts "$LAB_DIR/slow.out")"
-read -r l_sent l_done l_lost l_ok l_fail <<<"$(counts "$LAB_DIR/light.out")"
+read -r s_sent s_done s_lost s_ok s_fail <<<"$(lab_dnsperf_counts "$LAB_DIR/slow.out")"
+read -r l_sent l_done l_lost l_ok l_fail <<<"$(lab_dnsperf_counts "$LAB_DIR/light.out")"
 lab_log "slow misses: sent $s_sent, completed $s_done, lost $s_lost, NOERROR $s_ok," \
 	"SERVFAIL $s_fail; light: sent $l_sent, completed $l_done, lost $l_lost, NOERROR $l_ok," \
 	"SERVFAIL $l_fail; the client's receive-buffer drops $drops; dotgw: queries $got," \
