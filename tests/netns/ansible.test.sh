@@ -16,9 +16,10 @@
 #     and starts the service: the client's DNS to the decoy is answered by the upstream over
 #     DoT, the decoy sees nothing; a second run changes nothing (changed=0);
 #   --check --diff shows changed variables (cache size, hold timeout) and changes nothing; the
-#     real run reloads dotgw (same process, one more "reloaded" in its journal); a
-#     restart-only change (mode nfqueue, fail closed) then restarts it, and the next run
-#     changes nothing (the configuration it checks has both changes);
+#     real run reloads dotgw (same process, one more "reloaded" in its journal); a change of
+#     metrics, which a reload would keep, restarts it; a restart-only change (mode nfqueue,
+#     fail closed) then restarts it, and the next run changes nothing (the configuration it
+#     checks has all the changes);
 #   host.yml (scope host, fail closed, the package from a URL with its checksum) in the same
 #     machine: its own DNS is answered over DoT, the client's is no longer captured; a second
 #     run changes nothing;
@@ -268,6 +269,17 @@ lab_check_eq "reloaded, not restarted: same MainPID" "$PID1" "$(main_pid)"
 lab_check_eq "dotgw logged one more reload" "$((r0 + 1))" "$(reloads)"
 ctr grep -c '^cache-size = 1M$\|^hold-timeout = 5000$' /etc/dotgw/dotgw.conf
 lab_check_eq "the new settings are in the file" 2 "$LAB_OUT"
+
+# a reload keeps the running metrics listener (with a warning): its change must restart
+lab_log "a restart-only change the reload would ignore: metrics"
+printf 'dotgw_metrics: "127.0.0.1:9153"\n' >>"$LAB_DIR/inv-gateway/group_vars/all.yml"
+play gateway gateway
+lab_check_num "metrics changed: no task failed" "$FAILED" -eq 0
+lab_check_match "metrics changed: the restart handler ran" \
+	'RUNNING HANDLER \[dotgw : Restart dotgw\]' "$LAB_OUT"
+PIDM=$(main_pid)
+lab_ok "metrics changed: a new MainPID ($PID1 -> $PIDM)" test "$PIDM" != "$PID1" -a "$PIDM" != 0
+PID1=$PIDM
 
 lab_log "a restart-only change: mode nfqueue, fail closed"
 printf 'dotgw_mode: nfqueue\ndotgw_fail: closed\n' >>"$LAB_DIR/inv-gateway/group_vars/all.yml"
