@@ -121,8 +121,9 @@ struct upconn {
 	size_t out_off, out_len, out_cap;
 	uint8_t *in; /* UPCONN_IN_SIZE octets while open */
 	size_t in_len;
-	uint64_t progress_ms; /* last answer, or when queries started to be in flight */
-	uint64_t idle_ms;     /* this connection's idle timeout (keepalive may shorten it) */
+	uint64_t progress_ms;  /* last answer, or when queries started to be in flight */
+	uint64_t progress_seq; /* up->answer_seq then (conn_progress) */
+	uint64_t idle_ms;      /* this connection's idle timeout (keepalive may shorten it) */
 	struct upstream_query probe;
 	bool pinged;   /* the transport's probe (ping) is out */
 	bool fallback; /* a connection to the upstream's DoH fallback (port 443) */
@@ -162,7 +163,9 @@ struct upstream {
 	const struct upstream_config *cfg;
 	unsigned int idx;
 	unsigned int fails; /* consecutive failures */
-	uint64_t answer_ms; /* the last answer (or DoH pong) on any of its connections */
+	/* answers (and DoH pongs) on any of its connections so far: which came after a
+	 * connection's progress (conn_progress), however close in time */
+	uint64_t answer_seq;
 	/*
 	 * Written by the pool's worker only, read by others too (metrics, SIGUSR1): atomic,
 	 * written with relaxed stores (stats_add) where it matters.
@@ -472,6 +475,21 @@ static void conn_event(struct loop_watch *w, uint32_t revents)
 	conn_io(c);
 }
 
+/*
+ * conn_progress - c made progress now: answered (an answer or a DoH pong on it), or it became
+ * ready, or its first query in flight left. Besides the time (the stall check's), it keeps the
+ * count of its upstream's answers then: the stall check tells an answer on another connection
+ * after this one's progress from one before it by that count, not by the time, which cannot
+ * tell two events of one millisecond (or of one loop iteration) apart.
+ */
+static void conn_progress(struct upconn *c, bool answered)
+{
+	c->progress_ms = loop_now_ms(c->up->pool->loop);
+	if (answered)
+		c->up->answer_seq++;
+	c->progress_seq = c->up->answer_seq;
+}
+
 /* conn_probe - send the health probe on a connection that went silent. */
 static void conn_probe(struct upconn *c)
 {
@@ -551,7 +569,7 @@ static void conn_timeout(struct loop_timer *t)
 		 * connection is stuck (a server that stops reading it while its requests stay
 		 * open, a lost flow): no back-off; its queries go to another upstream if one
 		 * can take them, else to this one's other connections */
-		bool alive = c->up->answer_ms > c->progress_ms;
+		bool alive = c->up->answer_seq > c->progress_seq;
 
 		stats_add(&pool->stats->upstream_stalled, 1);
 		log_warn(
@@ -861,7 +879,7 @@ static void conn_handshake_done(struct upconn *c)
 		log_warn("upstream %s: port 853 works again; back to DNS-over-TLS", up->cfg->text);
 	}
 	c->state = UC_READY;
-	c->progress_ms = loop_now_ms(pool->loop);
+	conn_progress(c, false);
 	c->est_start_us = now_us();
 	stats_add(&pool->stats->upstream_handshakes, 1);
 	stats_add(&up->handshakes, 1);
@@ -974,8 +992,7 @@ static int conn_answer(struct upconn *c, uint8_t *ans, size_t len)
 	failed = pool->tr->failed && len == DNS_HDR_LEN &&
 		 (ans[3] & DNS_RCODE_MASK) == DNS_RCODE_SERVFAIL && pool->tr->failed(c->tls, id);
 	uq = c->slots[id & UPCONN_SLOT_MASK];
-	c->progress_ms = loop_now_ms(pool->loop);
-	up->answer_ms = c->progress_ms;
+	conn_progress(c, true);
 	if (!uq || uq->id != id) {
 		/* The answer to a query that was cancelled (deadline, client gone). */
 		log_ratelimited(&pool->late_rl, LOG_LVL_DEBUG, "upstream %s: late answer, id %u",
@@ -1041,8 +1058,7 @@ static int conn_read(struct upconn *c, bool *want_write)
 
 		n = tr->read(c->tls, c->in + c->in_len, UPCONN_IN_SIZE - c->in_len, want_write);
 		if (tr->pong && tr->pong(c->tls)) {
-			c->progress_ms = loop_now_ms(c->up->pool->loop);
-			c->up->answer_ms = c->progress_ms;
+			conn_progress(c, true);
 			c->pinged = false;
 		}
 		if (n <= 0)
@@ -1502,7 +1518,7 @@ static int conn_queue(struct upconn *c, struct upstream_query *uq)
 	id = (uint16_t)((c->slot_gen[s]++ & 0x3f) << UPCONN_SLOT_BITS | s);
 	c->slots[s] = uq;
 	if (c->inflight++ == 0)
-		c->progress_ms = loop_now_ms(c->up->pool->loop);
+		conn_progress(c, false);
 	uq->conn = c;
 	uq->id = id;
 	uq->sent_us = now_us();

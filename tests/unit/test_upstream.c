@@ -398,6 +398,74 @@ static void test_abandon_stall(void)
 	upstream_pool_free(pool);
 }
 
+/* the query that tq_complete_submit submits on next_pool and abandons at once */
+static struct upstream_pool *next_pool;
+static struct tq *next_q;
+
+/* tq_complete_submit - tq_complete, then next_q submitted (and abandoned) from within. */
+static void tq_complete_submit(struct upstream_query *uq, const uint8_t *answer,
+			       const struct dns_msg *r, int err)
+{
+	tq_complete(uq, answer, r, err);
+	tq_init(next_q, loop);
+	next_q->uq.allowed = 1; /* up0 only */
+	upstream_pool_submit(next_pool, &next_q->uq);
+	CHECK(upstream_query_abandon(next_pool, &next_q->uq));
+}
+
+/*
+ * A stall close reads the order of an upstream's events, not their times: up0's second
+ * connection answers x and y in one read; x's completion sends a on the first one, idle then,
+ * so y's answer comes after a went out, in the same loop iteration (the same millisecond).
+ * Nobody answers a: its connection stalls while up0 answered on the other one after a left,
+ * so up0 is alive (-ETIMEDOUT, no back-off). A comparison of milliseconds took it as dead.
+ */
+static void test_stall_order(void)
+{
+	struct config cfg;
+	struct stats st;
+	struct fake_conn *f;
+	struct tq p[2], x, y, a;
+	uint64_t failures;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	cfg.pool_size = 2;
+	cfg.conn_inflight = 2; /* p[0] and p[1] fill the first connection, x and y the second */
+	/* the default stall of 1 s: x and y must be answered before it (test_abandon_stall) */
+	next_pool = pool_new(&cfg, &st);
+	next_q = &a;
+	for (size_t i = 0; i < 2; i++) {
+		tq_init(&p[i], loop);
+		upstream_pool_submit(next_pool, &p[i].uq);
+	}
+	tq_init(&x, loop);
+	x.uq.complete = tq_complete_submit;
+	upstream_pool_submit(next_pool, &x.uq);
+	tq_init(&y, loop);
+	upstream_pool_submit(next_pool, &y.uq);
+	CHECK_EQ(serve_read_until(next_pool, 0, 4), 4);
+	CHECK_EQ(opens[0], 2);
+	/* the first connection's answers alone: it is idle, x and y still out on the second */
+	f = fake_nth(0, 2);
+	CHECK(f && f->n_ids == 2);
+	if (!f)
+		return;
+	f->n_ids = 0;
+	CHECK_EQ(serve_answer(0, false), 2);
+	f->n_ids = 2;
+	SPIN_UNTIL(p[0].done && p[1].done);
+	CHECK_EQ(serve_answer(0, false), 2); /* x's and y's, in one write */
+	SPIN_UNTIL(y.done);
+	CHECK_EQ(x.done, 1);
+	SPIN_UNTIL(a.done); /* the fake upstream never answers a */
+	CHECK_EQ(stats_get(&st.upstream_stalled), 1);
+	CHECK_EQ(a.err, -ETIMEDOUT);
+	CHECK(usable(next_pool, 0, &failures));
+	CHECK_EQ(failures, 0);
+	upstream_pool_free(next_pool);
+	next_pool = NULL;
+}
+
 /* A clean close by the upstream: the queries go again, without back-off, waiting ones too. */
 static void test_clean_close(void)
 {
@@ -639,6 +707,7 @@ static void test_window(void)
 	struct stats st;
 	struct upstream_pool *pool;
 	size_t first, n, most = 0, answered = 0;
+	uint64_t t0;
 
 	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
 	cfg.conn_inflight = 4;
@@ -674,12 +743,18 @@ static void test_window(void)
 	 * One query per round trip: the rate and the window fall back to the floor. Each query
 	 * leaves once the last answer was read, so that each answer ends a rate sample (one
 	 * that spans less than the least RTT goes on): 12 samples halve the rate 12 times.
+	 * conn_grow's window falls at the end of a round without waits, and a round lasts twice
+	 * the last one's largest RTT, up to 1 s: after a loop held up in the bulk phase (a busy
+	 * machine), the round under way when it ends (with bulk answers in it) and the next one
+	 * may last 1 s each, so the round trips go on for 2.5 s (with a 250 ms hold-up in the
+	 * bulk phase, 12 of them ended with 16 in flight, not 4).
 	 */
-	for (int r = 0; r < 12; r++) {
-		tq_init(&q[r], loop);
-		upstream_pool_submit(pool, &q[r].uq);
+	t0 = clock_ms();
+	for (int r = 0; r < 12 || clock_ms() < t0 + 2500; r++) {
+		tq_init(&q[r % 12], loop);
+		upstream_pool_submit(pool, &q[r % 12].uq);
 		CHECK_EQ(round_trip(pool, 0, 20, &answered), 1);
-		SPIN_UNTIL(q[r].done);
+		SPIN_UNTIL(q[r % 12].done);
 	}
 	for (size_t i = 0; i < 100; i++) {
 		tq_init(&q[i], loop);
@@ -1199,6 +1274,7 @@ int main(void)
 	test_clean_close();
 	test_abandon();
 	test_abandon_stall();
+	test_stall_order();
 	test_fault_refused();
 	test_fault_handshake();
 	test_fault_bad_answer();
