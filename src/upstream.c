@@ -146,7 +146,7 @@ struct upconn {
 	 */
 	unsigned int probe_w, probe_ok, probe_fails, round_answers;
 	uint64_t probe_rate, probe_hold_ms, hold_ms, round_start_us, round_us, round_max_us;
-	uint64_t round_rtt_us;
+	uint64_t round_rtt_us, round_wait_seq; /* up->wait_seq at round_start_us */
 	/*
 	 * Free slots in a FIFO ring, and a generation per slot: a slot comes back only after
 	 * every other free one, and its id then differs, so a late answer to a cancelled query
@@ -189,7 +189,9 @@ struct upstream {
 	unsigned int limit;
 	uint64_t limit_until_ms;
 	uint64_t last_query_ms, standby_ms; /* standby.h: last query taken, last standby opened */
-	uint64_t waited_ms; /* a query last found no connection with room (conn_grow) */
+	/* queries that found no connection with room so far (conn_grow: which came after a
+	 * round's start, however close in time) */
+	uint64_t wait_seq;
 	/* port 853 failed and the DoH fallback is used; 853 is tried again at doh_probe_ms */
 	bool doh_fb, doh_logged;
 	uint64_t doh_probe_ms;
@@ -1263,7 +1265,7 @@ static unsigned int conn_spread(struct upconn *c)
  * second times the least RTT; a recursive server's misses take far longer than its cached
  * answers, which set that least RTT, so misses alone would top out at connections x window /
  * miss latency while the server could take more. So while queries wait for room on the
- * upstream (waited_ms), each round doubles the window (probe_w) as long as its answers per
+ * upstream (wait_seq), each round doubles the window (probe_w) as long as its answers per
  * second rose by a quarter or more with the last doubling, as BBR's startup does; after
  * UP_GROW_FAILS rounds that did not, the server's answers are not limited by the window
  * but by the server: the window falls back to the last doubling that paid (none: the least
@@ -1292,7 +1294,9 @@ static void conn_grow(struct upconn *c, uint64_t now, uint64_t rtt)
 		if (span < c->round_us)
 			return;
 		rate = (uint64_t)c->round_answers * 1000000 / (span ? span : 1);
-		waited = up->waited_ms * 1000 >= c->round_start_us;
+		/* by count, not time: a wait of the loop iteration that started the round (the
+		 * wait list sent on after its answers) is in the round */
+		waited = up->wait_seq != c->round_wait_seq;
 		if (waited && now_ms >= c->probe_hold_ms) {
 			if (c->probe_w && rate >= c->probe_rate + c->probe_rate / 4) {
 				c->probe_ok = c->probe_w;
@@ -1333,6 +1337,7 @@ static void conn_grow(struct upconn *c, uint64_t now, uint64_t rtt)
 		      : c->round_us > UPCONN_ROUND_MAX ? UPCONN_ROUND_MAX
 						       : c->round_us;
 	c->round_start_us = now;
+	c->round_wait_seq = up->wait_seq;
 	c->round_answers = 0;
 	c->round_max_us = 0;
 	c->round_rtt_us = 0;
@@ -1607,7 +1612,7 @@ static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 		}
 		if (!c) {
 			/* every connection is full: first free slot takes it */
-			up->waited_ms = loop_now_ms(pool->loop);
+			up->wait_seq++;
 			pool_wait(pool, uq);
 			return true;
 		}

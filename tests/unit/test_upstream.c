@@ -916,6 +916,60 @@ static void test_window_slow(void)
 	upstream_pool_free(pool);
 }
 
+/* serve_answer_one - answer the query upstream up's connection read first; false: none. */
+static bool serve_answer_one(size_t up)
+{
+	uint8_t frame[2 + sizeof(query)];
+
+	for (size_t i = 0; i < FAKE_MAX; i++) {
+		struct fake_conn *f = &fakes[i];
+
+		if (!f->live || f->up != up || f->peer < 0 || !f->n_ids)
+			continue;
+		fake_answer_frame(frame, f->ids[0], 'f');
+		memmove(f->ids, f->ids + 1, --f->n_ids * sizeof(f->ids[0]));
+		CHECK_EQ(write(f->peer, frame, sizeof(frame)), (ssize_t)sizeof(frame));
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Queries that wait the whole of conn_grow's round make it a round with waits, also when the
+ * only wait began in the loop iteration that started the round: the answer that starts it
+ * frees a slot, the wait list is sent on right after, and the rest of it waits again.
+ * Answers one at a time, a round (at most 1 s) apart: the one that ends the round doubles the
+ * window (4 to 8), so that 5 more queries go out, not 1.
+ */
+static void test_window_round_waits(void)
+{
+	static struct tq q[16];
+	struct timespec round = {1, 100 * 1000 * 1000}; /* past UPCONN_ROUND_MAX */
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	cfg.conn_inflight = 4;
+	cfg.stall_ms = 60000; /* no stall check within the test's pauses */
+	pool = pool_new(&cfg, &st);
+	for (size_t i = 0; i < 16; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	CHECK_EQ(serve_read_until(pool, 0, 4), 4);
+	/* the first answer starts the first round; one more query goes, 11 wait again */
+	CHECK(serve_answer_one(0));
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
+	CHECK_EQ(completions, 1);
+	nanosleep(&round, NULL);
+	/* its end: the queries waited all along; 4 in flight were the window, 8 now */
+	CHECK(serve_answer_one(0));
+	CHECK_EQ(serve_read_until(pool, 0, 1), 5);
+	CHECK_EQ(completions, 2);
+	upstream_pool_free(pool);
+}
+
 /*
  * The server closes a connection with 64 queries in flight (perhaps its limit): they go again,
  * and the windows of that upstream stay at half of that.
@@ -1283,6 +1337,7 @@ int main(void)
 	test_choice();
 	test_window();
 	test_window_slow();
+	test_window_round_waits();
 	test_window_limit();
 	test_connections();
 	test_far();
