@@ -682,7 +682,9 @@ static int conn_open(struct upconn *c, bool *local)
 	c->probe_w = c->probe_ok = c->probe_fails = 0;
 	c->probe_hold_ms = 0;
 	c->hold_ms = UP_GROW_HOLD_MS;
-	c->round_start_us = 0;
+	/* the round a closed connection left unfinished is not this one's: its largest RTT
+	 * would set the length of the first round here */
+	c->round_start_us = c->round_max_us = 0;
 	up_count(up, 1);
 	log_debug("upstream %s: connecting", up->cfg->text);
 	return 0;
