@@ -398,6 +398,49 @@ static void test_abandon_stall(void)
 	upstream_pool_free(pool);
 }
 
+/*
+ * one_answer - a pool of cfg's defaults (setup) with q submitted, q.uq.allowed upstreams, and
+ * upstream 0's answer to it written (bad: to another question), not read yet.
+ */
+static struct upstream_pool *one_answer(struct config *cfg, struct stats *st, struct tq *q,
+					uint32_t allowed, bool bad)
+{
+	struct upstream_pool *pool;
+
+	setup(cfg, st, UPSTREAM_CHOICE_ORDERED);
+	pool = pool_new(cfg, st);
+	tq_init(q, loop);
+	q->uq.allowed = allowed;
+	upstream_pool_submit(pool, &q->uq);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
+	CHECK_EQ(serve_answer(0, bad), 1);
+	return pool;
+}
+
+/*
+ * A loop held up past the stall deadline (a busy machine) with an answer unread: the loop runs
+ * its timers before it reads, and the stall check reads the connection before it judges it;
+ * the answer counts, and the upstream neither stalled nor backs off.
+ */
+static void test_stall_unread(void)
+{
+	struct timespec held = {1, 500 * 1000 * 1000}; /* past the stall deadline, 1 s */
+	struct config cfg;
+	struct stats st;
+	struct tq q;
+	struct upstream_pool *pool = one_answer(&cfg, &st, &q, 1, false); /* up0 only */
+	uint64_t failures;
+
+	nanosleep(&held, NULL);
+	SPIN_UNTIL(q.done);
+	CHECK_EQ(q.done, 1);
+	CHECK_EQ(q.err, 0);
+	CHECK_EQ(stats_get(&st.upstream_stalled), 0);
+	CHECK(usable(pool, 0, &failures));
+	CHECK_EQ(failures, 0);
+	upstream_pool_free(pool);
+}
+
 /* the query that tq_complete_submit submits on next_pool and abandons at once */
 static struct upstream_pool *next_pool;
 static struct tq *next_q;
@@ -557,16 +600,10 @@ static void test_fault_bad_answer(void)
 {
 	struct config cfg;
 	struct stats st;
-	struct upstream_pool *pool;
 	struct tq q;
+	struct upstream_pool *pool = one_answer(&cfg, &st, &q, 0, true);
 	uint64_t failures;
 
-	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
-	pool = pool_new(&cfg, &st);
-	tq_init(&q, loop);
-	upstream_pool_submit(pool, &q.uq);
-	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
-	CHECK_EQ(serve_answer(0, true), 1);
 	SPIN_UNTIL(stats_get(&st.upstream_bad_answers) >= 1);
 	CHECK_EQ(stats_get(&st.upstream_bad_answers), 1);
 	CHECK(!usable(pool, 0, &failures));
@@ -1390,6 +1427,7 @@ int main(void)
 	test_abandon();
 	test_abandon_stall();
 	test_stall_order();
+	test_stall_unread();
 	test_fault_refused();
 	test_fault_handshake();
 	test_fault_bad_answer();
