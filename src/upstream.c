@@ -558,6 +558,11 @@ static void conn_timeout(struct loop_timer *t)
 	bool alive;
 
 	if (c->state != UC_READY) {
+		/* as for a stall (below): the handshake goes on first if it can; ready,
+		 * closed, or opened again (a new deadline armed), it has not timed out */
+		conn_io(c);
+		if (c->state != UC_OPENING || loop_timer_armed(&c->timer))
+			return;
 		log_debug("upstream %s: connect/handshake timed out", c->up->cfg->text);
 		conn_close(c, -ETIMEDOUT, true);
 		return;

@@ -441,6 +441,37 @@ static void test_stall_unread(void)
 	upstream_pool_free(pool);
 }
 
+/*
+ * Likewise at the connect deadline (2 s): a handshake that could go on while the loop was held
+ * up goes on before the deadline closes the connection; the query goes out and is answered.
+ */
+static void test_connect_unread(void)
+{
+	struct timespec held = {2, 500 * 1000 * 1000};
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q;
+	uint64_t failures;
+	size_t n = 0;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	pool = pool_new(&cfg, &st);
+	tq_init(&q, loop);
+	q.uq.allowed = 1; /* up0 only */
+	upstream_pool_submit(pool, &q.uq);
+	nanosleep(&held, NULL);
+	SPIN_UNTIL((n += serve_read(0)) >= 1 || q.done);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(serve_answer(0, false), 1);
+	SPIN_UNTIL(q.done);
+	CHECK_EQ(q.err, 0);
+	CHECK_EQ(opens[0], 1);
+	CHECK(usable(pool, 0, &failures));
+	CHECK_EQ(failures, 0);
+	upstream_pool_free(pool);
+}
+
 /* the query that tq_complete_submit submits on next_pool and abandons at once */
 static struct upstream_pool *next_pool;
 static struct tq *next_q;
@@ -1428,6 +1459,7 @@ int main(void)
 	test_abandon_stall();
 	test_stall_order();
 	test_stall_unread();
+	test_connect_unread();
 	test_fault_refused();
 	test_fault_handshake();
 	test_fault_bad_answer();
