@@ -146,7 +146,7 @@ struct upconn {
 	 */
 	unsigned int probe_w, probe_ok, probe_fails, round_answers;
 	uint64_t probe_rate, probe_hold_ms, hold_ms, round_start_us, round_us, round_max_us;
-	uint64_t round_rtt_us;
+	uint64_t round_rtt_us, round_wait_seq; /* up->wait_seq at round_start_us */
 	/*
 	 * Free slots in a FIFO ring, and a generation per slot: a slot comes back only after
 	 * every other free one, and its id then differs, so a late answer to a cancelled query
@@ -189,7 +189,9 @@ struct upstream {
 	unsigned int limit;
 	uint64_t limit_until_ms;
 	uint64_t last_query_ms, standby_ms; /* standby.h: last query taken, last standby opened */
-	uint64_t waited_ms; /* a query last found no connection with room (conn_grow) */
+	/* queries that found no connection with room so far (conn_grow: which came after a
+	 * round's start, however close in time) */
+	uint64_t wait_seq;
 	/* port 853 failed and the DoH fallback is used; 853 is tried again at doh_probe_ms */
 	bool doh_fb, doh_logged;
 	uint64_t doh_probe_ms;
@@ -540,13 +542,27 @@ static void conn_prefer_others(struct upconn *c)
 	}
 }
 
+/* up_read - read up's ready connections now, as if each were readable (conn_io). */
+static void up_read(struct upstream *up)
+{
+	for (unsigned int k = 0; k < up->pool->cfg->pool_size; k++)
+		if (up->conns[k].state == UC_READY)
+			conn_io(&up->conns[k]);
+}
+
 static void conn_timeout(struct loop_timer *t)
 {
 	struct upconn *c = container_of(t, struct upconn, timer);
 	struct upstream_pool *pool = c->up->pool;
 	uint64_t now = loop_now_ms(pool->loop), stall = pool->cfg->stall_ms;
+	bool alive;
 
 	if (c->state != UC_READY) {
+		/* as for a stall (below): the handshake goes on first if it can; ready,
+		 * closed, or opened again (a new deadline armed), it has not timed out */
+		conn_io(c);
+		if (c->state != UC_OPENING || loop_timer_armed(&c->timer))
+			return;
 		log_debug("upstream %s: connect/handshake timed out", c->up->cfg->text);
 		conn_close(c, -ETIMEDOUT, true);
 		return;
@@ -565,12 +581,16 @@ static void conn_timeout(struct loop_timer *t)
 		return;
 	}
 	if (now >= c->progress_ms + stall) {
+		/* the loop runs its timers before it reads: held up (a busy machine), it may
+		 * have answers waiting unread, on this connection or the others */
+		up_read(c->up);
+		if (c->state != UC_READY || now < c->progress_ms + stall)
+			return; /* it answered (conn_io set its timer), or closed meanwhile */
 		/* the upstream answered on another connection meanwhile: it is alive, only this
 		 * connection is stuck (a server that stops reading it while its requests stay
 		 * open, a lost flow): no back-off; its queries go to another upstream if one
 		 * can take them, else to this one's other connections */
-		bool alive = c->up->answer_seq > c->progress_seq;
-
+		alive = c->up->answer_seq > c->progress_seq;
 		stats_add(&pool->stats->upstream_stalled, 1);
 		log_warn(
 			"upstream %s: no answer for %llu ms with %u queries in flight, closing the "
@@ -680,7 +700,9 @@ static int conn_open(struct upconn *c, bool *local)
 	c->probe_w = c->probe_ok = c->probe_fails = 0;
 	c->probe_hold_ms = 0;
 	c->hold_ms = UP_GROW_HOLD_MS;
-	c->round_start_us = 0;
+	/* the round a closed connection left unfinished is not this one's: its largest RTT
+	 * would set the length of the first round here */
+	c->round_start_us = c->round_max_us = 0;
 	up_count(up, 1);
 	log_debug("upstream %s: connecting", up->cfg->text);
 	return 0;
@@ -1263,7 +1285,7 @@ static unsigned int conn_spread(struct upconn *c)
  * second times the least RTT; a recursive server's misses take far longer than its cached
  * answers, which set that least RTT, so misses alone would top out at connections x window /
  * miss latency while the server could take more. So while queries wait for room on the
- * upstream (waited_ms), each round doubles the window (probe_w) as long as its answers per
+ * upstream (wait_seq), each round doubles the window (probe_w) as long as its answers per
  * second rose by a quarter or more with the last doubling, as BBR's startup does; after
  * UP_GROW_FAILS rounds that did not, the server's answers are not limited by the window
  * but by the server: the window falls back to the last doubling that paid (none: the least
@@ -1292,7 +1314,9 @@ static void conn_grow(struct upconn *c, uint64_t now, uint64_t rtt)
 		if (span < c->round_us)
 			return;
 		rate = (uint64_t)c->round_answers * 1000000 / (span ? span : 1);
-		waited = up->waited_ms * 1000 >= c->round_start_us;
+		/* by count, not time: a wait of the loop iteration that started the round (the
+		 * wait list sent on after its answers) is in the round */
+		waited = up->wait_seq != c->round_wait_seq;
 		if (waited && now_ms >= c->probe_hold_ms) {
 			if (c->probe_w && rate >= c->probe_rate + c->probe_rate / 4) {
 				c->probe_ok = c->probe_w;
@@ -1333,6 +1357,7 @@ static void conn_grow(struct upconn *c, uint64_t now, uint64_t rtt)
 		      : c->round_us > UPCONN_ROUND_MAX ? UPCONN_ROUND_MAX
 						       : c->round_us;
 	c->round_start_us = now;
+	c->round_wait_seq = up->wait_seq;
 	c->round_answers = 0;
 	c->round_max_us = 0;
 	c->round_rtt_us = 0;
@@ -1607,7 +1632,7 @@ static bool pool_dispatch(struct upstream_pool *pool, struct upstream_query *uq)
 		}
 		if (!c) {
 			/* every connection is full: first free slot takes it */
-			up->waited_ms = loop_now_ms(pool->loop);
+			up->wait_seq++;
 			pool_wait(pool, uq);
 			return true;
 		}

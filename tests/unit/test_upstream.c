@@ -398,6 +398,80 @@ static void test_abandon_stall(void)
 	upstream_pool_free(pool);
 }
 
+/*
+ * one_answer - a pool of cfg's defaults (setup) with q submitted, q.uq.allowed upstreams, and
+ * upstream 0's answer to it written (bad: to another question), not read yet.
+ */
+static struct upstream_pool *one_answer(struct config *cfg, struct stats *st, struct tq *q,
+					uint32_t allowed, bool bad)
+{
+	struct upstream_pool *pool;
+
+	setup(cfg, st, UPSTREAM_CHOICE_ORDERED);
+	pool = pool_new(cfg, st);
+	tq_init(q, loop);
+	q->uq.allowed = allowed;
+	upstream_pool_submit(pool, &q->uq);
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
+	CHECK_EQ(serve_answer(0, bad), 1);
+	return pool;
+}
+
+/*
+ * A loop held up past the stall deadline (a busy machine) with an answer unread: the loop runs
+ * its timers before it reads, and the stall check reads the connection before it judges it;
+ * the answer counts, and the upstream neither stalled nor backs off.
+ */
+static void test_stall_unread(void)
+{
+	struct timespec held = {1, 500 * 1000 * 1000}; /* past the stall deadline, 1 s */
+	struct config cfg;
+	struct stats st;
+	struct tq q;
+	struct upstream_pool *pool = one_answer(&cfg, &st, &q, 1, false); /* up0 only */
+	uint64_t failures;
+
+	nanosleep(&held, NULL);
+	SPIN_UNTIL(q.done);
+	CHECK_EQ(q.done, 1);
+	CHECK_EQ(q.err, 0);
+	CHECK_EQ(stats_get(&st.upstream_stalled), 0);
+	CHECK(usable(pool, 0, &failures));
+	CHECK_EQ(failures, 0);
+	upstream_pool_free(pool);
+}
+
+/*
+ * Likewise at the connect deadline (2 s): a handshake that could go on while the loop was held
+ * up goes on before the deadline closes the connection; the query goes out and is answered.
+ */
+static void test_connect_unread(void)
+{
+	struct timespec held = {2, 500 * 1000 * 1000};
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool;
+	struct tq q;
+	uint64_t failures;
+	size_t n = 0;
+
+	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
+	pool = pool_new(&cfg, &st);
+	tq_init(&q, loop);
+	q.uq.allowed = 1; /* up0 only */
+	upstream_pool_submit(pool, &q.uq);
+	nanosleep(&held, NULL);
+	SPIN_UNTIL((n += serve_read(0)) >= 1 || q.done);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(serve_answer(0, false), 1);
+	SPIN_UNTIL(q.done);
+	CHECK_EQ(q.err, 0);
+	CHECK_EQ(opens[0], 1);
+	CHECK(usable(pool, 0, &failures));
+	CHECK_EQ(failures, 0);
+	upstream_pool_free(pool);
+}
+
 /* the query that tq_complete_submit submits on next_pool and abandons at once */
 static struct upstream_pool *next_pool;
 static struct tq *next_q;
@@ -557,16 +631,10 @@ static void test_fault_bad_answer(void)
 {
 	struct config cfg;
 	struct stats st;
-	struct upstream_pool *pool;
 	struct tq q;
+	struct upstream_pool *pool = one_answer(&cfg, &st, &q, 0, true);
 	uint64_t failures;
 
-	setup(&cfg, &st, UPSTREAM_CHOICE_ORDERED);
-	pool = pool_new(&cfg, &st);
-	tq_init(&q, loop);
-	upstream_pool_submit(pool, &q.uq);
-	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
-	CHECK_EQ(serve_answer(0, true), 1);
 	SPIN_UNTIL(stats_get(&st.upstream_bad_answers) >= 1);
 	CHECK_EQ(stats_get(&st.upstream_bad_answers), 1);
 	CHECK(!usable(pool, 0, &failures));
@@ -913,6 +981,121 @@ static void test_window_slow(void)
 	SPIN_UNTIL(completions >= 2300);
 	for (size_t i = 0; i < 300; i++)
 		CHECK(light[i].done == 1 && light[i].err == 0);
+	upstream_pool_free(pool);
+}
+
+/* serve_answer_one - answer the query upstream up's connection read first; false: none. */
+static bool serve_answer_one(size_t up)
+{
+	uint8_t frame[2 + sizeof(query)];
+
+	for (size_t i = 0; i < FAKE_MAX; i++) {
+		struct fake_conn *f = &fakes[i];
+
+		if (!f->live || f->up != up || f->peer < 0 || !f->n_ids)
+			continue;
+		fake_answer_frame(frame, f->ids[0], 'f');
+		memmove(f->ids, f->ids + 1, --f->n_ids * sizeof(f->ids[0]));
+		CHECK_EQ(write(f->peer, frame, sizeof(frame)), (ssize_t)sizeof(frame));
+		return true;
+	}
+	return false;
+}
+
+/*
+ * round_pool - a pool of one connection per upstream, a window of 4 (its floor), no stall
+ * check within the tests' pauses, no standby connection.
+ */
+static struct upstream_pool *round_pool(struct config *cfg, struct stats *st)
+{
+	setup(cfg, st, UPSTREAM_CHOICE_ORDERED);
+	cfg->conn_inflight = 4;
+	cfg->stall_ms = 60000;
+	cfg->standby_s = 0;
+	return pool_new(cfg, st);
+}
+
+/*
+ * start_round - 16 queries, q[0] to q[15], to pool, whose window is 4: 4 out, 12 wait; the
+ * first answer starts a round of conn_grow, one more query goes, 11 wait again. The
+ * milliseconds this took: that answer's RTT at most.
+ */
+static uint64_t start_round(struct upstream_pool *pool, struct tq *q)
+{
+	uint64_t t0 = clock_ms();
+	int done = 0;
+
+	for (size_t i = 0; i < 16; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	CHECK_EQ(serve_read_until(pool, 0, 4), 4);
+	CHECK(serve_answer_one(0));
+	CHECK_EQ(serve_read_until(pool, 0, 1), 1);
+	for (size_t i = 0; i < 16; i++)
+		done += q[i].done;
+	CHECK_EQ(done, 1);
+	return clock_ms() - t0;
+}
+
+/*
+ * Queries that wait the whole of conn_grow's round make it a round with waits, also when the
+ * only wait began in the loop iteration that started the round: the answer that starts it
+ * frees a slot, the wait list is sent on right after, and the rest of it waits again.
+ * Answers one at a time, a round (at most 1 s) apart: the one that ends the round doubles the
+ * window (4 to 8), so that 5 more queries go out, not 1.
+ */
+static void test_window_round_waits(void)
+{
+	static struct tq q[16];
+	struct timespec round = {1, 100 * 1000 * 1000}; /* past UPCONN_ROUND_MAX */
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool = round_pool(&cfg, &st);
+
+	start_round(pool, q);
+	nanosleep(&round, NULL);
+	/* its end: the queries waited all along; 4 in flight were the window, 8 now */
+	CHECK(serve_answer_one(0));
+	CHECK_EQ(serve_read_until(pool, 0, 1), 5);
+	CHECK_EQ(completions, 2);
+	upstream_pool_free(pool);
+}
+
+/*
+ * A connection opened again in a closed one's place starts its rounds afresh: the first lasts
+ * twice its own first answer's RTT, not twice the largest RTT of the round the closed one left
+ * unfinished (600 ms here: a round of 1 s, its cap). Then, as above, the answer that ends it
+ * 800 ms later doubles the window (5 queries more out, not 1).
+ */
+static void test_window_reopen(void)
+{
+	static struct tq q[20];
+	struct timespec slow = {0, 600 * 1000 * 1000}, gap = {0, 800 * 1000 * 1000};
+	struct config cfg;
+	struct stats st;
+	struct upstream_pool *pool = round_pool(&cfg, &st); /* closed stays closed */
+	uint64_t rtt_ms;
+
+	/* two answers 600 ms late in one write: the first starts a round, the second is in it */
+	for (size_t i = 0; i < 2; i++) {
+		tq_init(&q[i], loop);
+		upstream_pool_submit(pool, &q[i].uq);
+	}
+	CHECK_EQ(serve_read_until(pool, 0, 2), 2);
+	nanosleep(&slow, NULL);
+	CHECK_EQ(serve_answer(0, false), 2);
+	SPIN_UNTIL(completions >= 2);
+	serve_hangup(0);
+	SPIN_UNTIL(snap(pool, 0).open == 0);
+	rtt_ms = start_round(pool, q + 2); /* the next connection, in the same place */
+	nanosleep(&gap, NULL);
+	CHECK(serve_answer_one(0));
+	if (rtt_ms < 400) /* else the round may well last 800 ms: a machine too slow to tell */
+		CHECK_EQ(serve_read_until(pool, 0, 1), 5);
+	else
+		fprintf(stderr, "window_reopen: first RTT up to %llu ms, not checked\n",
+			(unsigned long long)rtt_ms);
 	upstream_pool_free(pool);
 }
 
@@ -1275,6 +1458,8 @@ int main(void)
 	test_abandon();
 	test_abandon_stall();
 	test_stall_order();
+	test_stall_unread();
+	test_connect_unread();
 	test_fault_refused();
 	test_fault_handshake();
 	test_fault_bad_answer();
@@ -1283,6 +1468,8 @@ int main(void)
 	test_choice();
 	test_window();
 	test_window_slow();
+	test_window_round_waits();
+	test_window_reopen();
 	test_window_limit();
 	test_connections();
 	test_far();
