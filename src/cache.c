@@ -16,7 +16,8 @@
  *
  * An entry's refreshing mark (--prefetch) is set by one cache_lookup_refresh at a time, under the
  * lock, and goes with the entry (a new answer for its key is a new entry) or by
- * cache_refresh_end: at most one refresh per entry is in flight, whatever the worker.
+ * cache_refresh_end with that mark: at most one refresh per entry is in flight, whatever the
+ * worker. Marks are numbered, so a refresh that ends late never unmarks a later entry.
  *
  * Several workers may share one cache (--workers, --queues): store, lookup and stats take its
  * lock, held for the table work only (no I/O). The workers' clocks are one CLOCK_MONOTONIC read
@@ -55,10 +56,10 @@ struct cache_entry {
 	uint64_t expire_ms; /* when it stops being fresh */
 	uint32_t hash;
 	uint16_t keylen;
-	uint16_t len;	 /* answer octets */
-	uint16_t noffs;	 /* TTL offsets */
-	bool refreshing; /* a prefetch (cache_lookup_refresh) is in flight for it */
-	uint8_t data[];	 /* key, answer, then noffs uint16_t offsets (unaligned) */
+	uint16_t len;	     /* answer octets */
+	uint16_t noffs;	     /* TTL offsets */
+	uint32_t refreshing; /* its prefetch's mark (cache_lookup_refresh); 0: none */
+	uint8_t data[];	     /* key, answer, then noffs uint16_t offsets (unaligned) */
 };
 
 struct cache {
@@ -69,6 +70,7 @@ struct cache {
 	TAILQ_HEAD(cache_lru, cache_entry) lru;
 	size_t bytes, max_bytes, entries;
 	uint32_t max_ttl, stale_s, seed;
+	uint32_t marks; /* the last refreshing mark given */
 	struct cache_stats st;
 	pthread_mutex_t lock; /* held by store, lookup and stats: workers may share the cache */
 };
@@ -284,7 +286,7 @@ static int cache_store_locked(struct cache *c, const struct dns_msg *q, const ui
 	e->len = (uint16_t)len;
 	e->noffs = (uint16_t)ti.nrr;
 	e->stored_ms = now_ms;
-	e->refreshing = false;
+	e->refreshing = 0;
 	e->expire_ms = now_ms + (uint64_t)ttl * 1000;
 	memcpy(e->data, key, keylen);
 	memcpy(e->data + keylen, answer, len);
@@ -309,7 +311,7 @@ static int cache_store_locked(struct cache *c, const struct dns_msg *q, const ui
 }
 
 static int cache_lookup_locked(struct cache *c, const struct dns_msg *q, uint8_t *out,
-			       size_t outlen, uint64_t now_ms, bool allow_stale, bool *refresh)
+			       size_t outlen, uint64_t now_ms, bool allow_stale, uint32_t *refresh)
 {
 	uint8_t key[CACHE_KEY_MAX];
 	size_t keylen = cache_key(q, key);
@@ -368,8 +370,12 @@ static int cache_lookup_locked(struct cache *c, const struct dns_msg *q, uint8_t
 	else
 		c->st.hits++;
 	/* one refresh per entry at a time, and a fresh one only (prefetch.h) */
-	if (refresh && !stale && !e->refreshing && prefetch_due(e->stored_ms, e->expire_ms, now_ms))
-		*refresh = e->refreshing = true;
+	if (refresh && !stale && !e->refreshing &&
+	    prefetch_due(e->stored_ms, e->expire_ms, now_ms)) {
+		if (++c->marks == 0)
+			c->marks = 1;
+		*refresh = e->refreshing = c->marks;
+	}
 	return e->len;
 }
 
@@ -396,7 +402,7 @@ int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t 
 }
 
 int cache_lookup_refresh(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t outlen,
-			 uint64_t now_ms, bool *refresh)
+			 uint64_t now_ms, uint32_t *refresh)
 {
 	int ret;
 
@@ -406,7 +412,7 @@ int cache_lookup_refresh(struct cache *c, const struct dns_msg *q, uint8_t *out,
 	return ret;
 }
 
-void cache_refresh_end(struct cache *c, const struct dns_msg *q)
+void cache_refresh_end(struct cache *c, const struct dns_msg *q, uint32_t mark)
 {
 	uint8_t key[CACHE_KEY_MAX];
 	size_t keylen = cache_key(q, key);
@@ -414,8 +420,8 @@ void cache_refresh_end(struct cache *c, const struct dns_msg *q)
 
 	pthread_mutex_lock(&c->lock);
 	e = cache_find(c, key, keylen, cache_hash(c, key, keylen));
-	if (e)
-		e->refreshing = false;
+	if (e && e->refreshing == mark)
+		e->refreshing = 0;
 	pthread_mutex_unlock(&c->lock);
 }
 

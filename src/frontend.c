@@ -803,12 +803,12 @@ static bool query_screen(struct frontend *fe, const uint8_t *msg, size_t len,
 
 /*
  * query_from_cache - answer m from cache when it holds an answer. Returns true when the
- * query was answered here (from the cache, or policed). refresh (NULL: no prefetch): set when
- * the entry is to be refreshed (cache_lookup_refresh).
+ * query was answered here (from the cache, or policed). refresh (NULL: no prefetch): set to the
+ * entry's mark when it is to be refreshed (cache_lookup_refresh).
  */
 static bool query_from_cache(struct frontend *fe, struct cache *cache, int group,
 			     const uint8_t *msg, size_t len, const struct dns_msg *m,
-			     const struct reply_to *to, bool *refresh)
+			     const struct reply_to *to, uint32_t *refresh)
 {
 	int n = cache_lookup_refresh(cache, m, fe->reply, sizeof(fe->reply), loop_now_ms(fe->loop),
 				     refresh);
@@ -857,10 +857,12 @@ static bool prefetch_admits(void *data, int group, const uint8_t *ans, const str
 /*
  * query_prefetch - the entry of cache that answered m (msg, len; from a client of group,
  * routed as route to target) is near its end: refresh it from the upstreams its miss would
- * have gone to (prefetch.h). The client has its answer already.
+ * have gone to (prefetch.h), with mark, the entry's refreshing mark. The client has its answer
+ * already.
  */
 static void query_prefetch(struct frontend *fe, struct cache *cache, int group, int route,
-			   int target, const uint8_t *msg, size_t len, const struct dns_msg *m)
+			   int target, const uint8_t *msg, size_t len, const struct dns_msg *m,
+			   uint32_t mark)
 {
 	const struct config *cfg = fe->cfg;
 	struct prefetch_req req = {
@@ -875,6 +877,7 @@ static void query_prefetch(struct frontend *fe, struct cache *cache, int group, 
 		.msg = msg,
 		.len = len,
 		.m = m,
+		.mark = mark,
 	};
 	unsigned int up;
 
@@ -1090,7 +1093,8 @@ static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	struct dns_msg m;
 	struct query *q;
 	int group, route, target;
-	bool refresh, pf;
+	uint32_t refresh;
+	bool pf;
 
 	query_count(fe, to);
 	if (query_screen(fe, msg, len, to, &m))
@@ -1113,12 +1117,12 @@ static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 	if (dp)
 		cache = NULL;
 	/* --prefetch: entries of DoT upstreams only (a plain: target's expire) */
-	refresh = false;
+	refresh = 0;
 	pf = fe->cfg->prefetch && (route == ROUTE_DEFAULT || route == ROUTE_DOT) &&
 	     prefetch_room(fe->prefetch, fe->cfg->max_inflight);
 	if (cache && query_from_cache(fe, cache, group, msg, len, &m, to, pf ? &refresh : NULL)) {
 		if (refresh)
-			query_prefetch(fe, cache, group, route, target, msg, len, &m);
+			query_prefetch(fe, cache, group, route, target, msg, len, &m, refresh);
 		return false;
 	}
 	if (route == ROUTE_DEFAULT && !dp && query_unreachable(fe)) {

@@ -39,6 +39,7 @@ struct prefetch_query {
 	union sockaddr_any server; /* family 0: not tapped */
 	int group;		   /* -1: no sets to refresh */
 	bool holding;		   /* waiting for the egress gate */
+	uint32_t mark;		   /* its entry's refreshing mark */
 	struct dns_msg m;
 	uint16_t len;
 	uint8_t msg[];
@@ -106,7 +107,7 @@ static void pq_fail(struct prefetch_query *pq, const char *why)
 	pq_log(pq, why);
 	pq->pf->stats->prefetch_failed++;
 	if (pq->cache)
-		cache_refresh_end(pq->cache, &pq->m);
+		cache_refresh_end(pq->cache, &pq->m, pq->mark);
 	pq_free(pq);
 }
 
@@ -178,7 +179,7 @@ int prefetch_start(struct prefetch *pf, const struct prefetch_req *req, uint64_t
 	pf->stats->prefetch_started++;
 	if (!pq) {
 		pf->stats->prefetch_failed++;
-		cache_refresh_end(req->cache, req->m);
+		cache_refresh_end(req->cache, req->m, req->mark);
 		return -ENOMEM;
 	}
 	memset(pq, 0, sizeof(*pq));
@@ -190,6 +191,7 @@ int prefetch_start(struct prefetch *pf, const struct prefetch_req *req, uint64_t
 	pq->admits = req->admits;
 	pq->data = req->data;
 	pq->group = req->group;
+	pq->mark = req->mark;
 	if (req->server)
 		memcpy(&pq->server, req->server, sizeof(pq->server)); /* a prefix of it */
 	pq->m = *req->m;

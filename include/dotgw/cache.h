@@ -57,14 +57,18 @@ int cache_lookup(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t 
 /*
  * cache_lookup_refresh - cache_lookup without stale entries; on a hit, when refresh is not
  * NULL and the entry is near its end (prefetch_due) and not being refreshed already, marks it
- * so and sets *refresh (else leaves it): the caller then refreshes it (prefetch.h). The mark
- * goes when a new answer replaces the entry, or by cache_refresh_end.
+ * so and sets *refresh to the mark, nonzero (else leaves it): the caller then refreshes it
+ * (prefetch.h). The mark goes when a new answer replaces the entry, or by cache_refresh_end.
  */
 int cache_lookup_refresh(struct cache *c, const struct dns_msg *q, uint8_t *out, size_t outlen,
-			 uint64_t now_ms, bool *refresh);
+			 uint64_t now_ms, uint32_t *refresh);
 
-/* cache_refresh_end - the refresh of q's entry ended without a new answer: unmark it. */
-void cache_refresh_end(struct cache *c, const struct dns_msg *q);
+/*
+ * cache_refresh_end - the refresh that got mark for q's entry ended without a new answer:
+ * unmark the entry, if it is still the one marked so (not one stored after it, maybe marked
+ * for a refresh of its own).
+ */
+void cache_refresh_end(struct cache *c, const struct dns_msg *q, uint32_t mark);
 
 void cache_get_stats(const struct cache *c, struct cache_stats *st);
 

@@ -55,6 +55,7 @@ struct prefetch_req {
 	const uint8_t *msg; /* the client's query that hit (copied) */
 	size_t len;
 	const struct dns_msg *m;
+	uint32_t mark; /* the entry's refreshing mark (cache_lookup_refresh) */
 };
 
 /* prefetch_new - the refreshes of one worker, counted in stats. 0 or -ENOMEM. */

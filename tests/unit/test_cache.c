@@ -99,6 +99,7 @@ static void test_stale(void);
 static void test_nospace(void);
 static void test_free(void);
 static void test_refresh_mark(void);
+static void test_refresh_end_stale(void);
 
 static void w_u8(struct wire *w, unsigned int v)
 {
@@ -1119,29 +1120,30 @@ static void test_free(void)
 	cache_free(c);
 }
 
-/* lookup_refresh - cache_lookup_refresh for d: its result, and *refresh (false before). */
-static int lookup_refresh(struct cache *c, const struct qdesc *d, uint64_t now_ms, bool *refresh)
+/* lookup_refresh - cache_lookup_refresh for d: its result, and *refresh (0 before). */
+static int lookup_refresh(struct cache *c, const struct qdesc *d, uint64_t now_ms,
+			  uint32_t *refresh)
 {
 	static uint8_t out[16384];
 	struct wire w;
 	struct dns_msg q;
 
-	*refresh = false;
+	*refresh = 0;
 	build_query(&w, d);
 	if (dns_msg_parse(&q, w.b, w.n) < 0)
 		return -EBADMSG;
 	return cache_lookup_refresh(c, &q, out, sizeof(out), now_ms, refresh);
 }
 
-/* end_refresh - cache_refresh_end for d. */
-static void end_refresh(struct cache *c, const struct qdesc *d)
+/* end_refresh - cache_refresh_end for d, the refresh that got mark. */
+static void end_refresh(struct cache *c, const struct qdesc *d, uint32_t mark)
 {
 	struct wire w;
 	struct dns_msg q;
 
 	build_query(&w, d);
 	CHECK_EQ(dns_msg_parse(&q, w.b, w.n), 0);
-	cache_refresh_end(c, &q);
+	cache_refresh_end(c, &q, mark);
 }
 
 /*
@@ -1153,7 +1155,7 @@ static void test_refresh_mark(void)
 {
 	struct qdesc d = qd("www.example.com"), nothing = qd("nothing.example");
 	struct cache *c;
-	bool r;
+	uint32_t r, mark;
 
 	CHECK_EQ(cache_new(&c, BIG, MAX_TTL, 60, 1), 0);
 	CHECK_EQ(lookup_refresh(c, &d, 0, &r), -ENOENT);
@@ -1165,10 +1167,15 @@ static void test_refresh_mark(void)
 	CHECK(hit(c, &d, 3000, false));
 	CHECK(lookup_refresh(c, &d, 3000, &r) > 0);
 	CHECK(r); /* the first hit in the window */
+	mark = r;
 	CHECK(lookup_refresh(c, &d, 3500, &r) > 0);
 	CHECK(!r); /* one refresh at a time */
+	/* another refresh's end (none is in flight) leaves the mark */
+	end_refresh(c, &d, mark + 1);
+	CHECK(lookup_refresh(c, &d, 3600, &r) > 0);
+	CHECK(!r);
 	/* the refresh found nothing to store: a later hit may try again */
-	end_refresh(c, &d);
+	end_refresh(c, &d, mark);
 	CHECK(lookup_refresh(c, &d, 4000, &r) > 0);
 	CHECK(r);
 	/* its answer replaced the entry: unmarked, fresh, not due */
@@ -1184,7 +1191,33 @@ static void test_refresh_mark(void)
 	CHECK_EQ(lookup_refresh(c, &d, 9100, &r), -ENOENT);
 	CHECK(!r);
 	/* unmarking what is not there is harmless */
-	end_refresh(c, &nothing);
+	end_refresh(c, &nothing, 1);
+	cache_free(c);
+}
+
+/*
+ * A refresh that ends without an answer unmarks the entry it was started for, not a later one
+ * of the same key: the entry expired meanwhile (the refresh waits up to --timeout), a miss
+ * stored a new one, and a hit marked that one for a refresh of its own, still in flight.
+ */
+static void test_refresh_end_stale(void)
+{
+	struct qdesc d = qd("www.example.com");
+	struct cache *c;
+	uint32_t r, mark;
+
+	CHECK_EQ(cache_new(&c, BIG, MAX_TTL, 60, 2), 0);
+	CHECK_EQ(store_ttl(c, "www.example.com", 5, 0), 0);
+	CHECK(lookup_refresh(c, &d, 3000, &r) > 0);
+	CHECK(r); /* refresh 1, its upstream slow */
+	mark = r;
+	CHECK_EQ(lookup_refresh(c, &d, 5000, &r), -ENOENT);
+	CHECK_EQ(store_ttl(c, "www.example.com", 5, 5100), 0); /* the miss's answer */
+	CHECK(lookup_refresh(c, &d, 8100, &r) > 0);
+	CHECK(r);		  /* refresh 2 */
+	end_refresh(c, &d, mark); /* refresh 1 gives up */
+	CHECK(lookup_refresh(c, &d, 8200, &r) > 0);
+	CHECK(!r); /* refresh 2 is still in flight */
 	cache_free(c);
 }
 
@@ -1208,5 +1241,6 @@ int main(void)
 	test_nospace();
 	test_free();
 	test_refresh_mark();
+	test_refresh_end_stale();
 	return check_done("cache");
 }
