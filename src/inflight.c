@@ -67,7 +67,14 @@ void inflight_free(struct inflight *t)
 
 void inflight_set_growth(struct inflight *t, unsigned int max_share)
 {
+	unsigned int was = t->max_share;
+
 	t->max_share = max_share > t->share ? max_share : t->share;
+	/* a share grown past a lowered bound is cut to it (a busy client's slot is never freed):
+	 * only a reload lowers it, so a new table's slots are not walked */
+	for (size_t i = 0; t->max_share < was && i < t->nslots; i++)
+		if (t->slots[i].count && t->slots[i].share > t->max_share)
+			t->slots[i].share = t->max_share;
 }
 
 static struct inflight_slot *inflight_slot(struct inflight *t, const struct inflight_wait *w)

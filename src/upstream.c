@@ -1685,6 +1685,13 @@ void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq
 	 * run deep inside a completion, where dispatching more would re-enter the caller). */
 }
 
+void upstream_query_read(struct upstream_pool *pool, struct upstream_query *uq)
+{
+	(void)pool;
+	if (uq->conn && uq->conn->state == UC_READY)
+		conn_io(uq->conn);
+}
+
 bool upstream_query_abandon(struct upstream_pool *pool, struct upstream_query *uq)
 {
 	struct upconn *c = uq->conn;

@@ -63,7 +63,7 @@ struct inflight_wait *inflight_put(struct inflight *t, struct inflight_wait *w);
 
 /*
  * inflight_set_growth - let each client's share grow up to max_share (not below the table's
- * share; equal: no growth, the default).
+ * share; equal: no growth, the default). Shares grown past it are cut to it.
  */
 void inflight_set_growth(struct inflight *t, unsigned int max_share);
 

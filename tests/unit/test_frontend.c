@@ -13,6 +13,7 @@
  * --hold-timeout holds for queries held after it; those held before keep theirs. And the
  * wiring of per-client shares to the pool's wait lists: a client past its default share (grown
  * with its answers) waits behind another client's later query for a slot on a full connection.
+ * An answer that sat unread while the loop was held up past the query's deadline answers it.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -491,6 +492,23 @@ static void test_bulk_behind(void)
 	fe_close();
 }
 
+/*
+ * The loop runs its timers before it reads: an answer written before the query's deadline,
+ * read only after a loop held up past it, answers the query (no SERVFAIL).
+ */
+static void test_deadline_unread(void)
+{
+	fe_open("", STALL_MS, HOLD_MS);
+	ask(2, 1);
+	SPIN_UNTIL(upstream_reads() >= 1);
+	CHECK_EQ(serve_answer(0, false), 1);
+	usleep((TIMEOUT_MS + 100) * 1000); /* the loop held up past the deadline */
+	SPIN_UNTIL(stats_get(&st.answered) + stats_get(&st.servfail) >= 1);
+	CHECK_EQ(stats_get(&st.answered), 1);
+	CHECK_EQ(stats_get(&st.servfail), 0);
+	fe_close();
+}
+
 int main(void)
 {
 	CHECK_EQ(loop_new(&loop), 0);
@@ -499,6 +517,7 @@ int main(void)
 	test_hold_tcp();
 	test_hold_reload();
 	test_bulk_behind();
+	test_deadline_unread();
 	loop_free(loop);
 	return check_done("frontend");
 }

@@ -1,6 +1,7 @@
 /* test_inflight.c - per-client shares of the queries in flight: share, waiting in order,
  * refusal past the wait list, give-back, prefixes, forced counts, a full table, a share that
- * grows while answers come and halves on timeouts. */
+ * grows while answers come and halves on timeouts, and falls back to the default when growth
+ * is turned off. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sys/socket.h>
@@ -109,6 +110,29 @@ int main(void)
 		CHECK_EQ(take(t, AF_INET, "198.51.100.3", &extra, false), 1);
 		CHECK(!inflight_over_share(t, &r[1]));
 		CHECK(!inflight_over_share(t, &extra)); /* waiting: not counted */
+	}
+	inflight_free(t);
+
+	/* growth turned off (a reload): a share grown meanwhile is back at the default */
+	CHECK_EQ(inflight_new(&t, 16, 2, 32, 56, 5), 0);
+	inflight_set_growth(t, 6);
+	{
+		struct inflight_wait r[5];
+		int slot;
+
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[0], false), 0);
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[1], false), 0);
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[2], false), 1);
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[3], false), 1);
+		for (int i = 0; i < 4; i++)
+			inflight_answered(t, &r[0]); /* share 6 */
+		slot = r[0].slot;
+		CHECK(inflight_admit(t, slot) == &r[2]);
+		CHECK(inflight_admit(t, slot) == &r[3]);
+		inflight_set_growth(t, 2);
+		CHECK(inflight_put(t, &r[0]) == NULL);
+		CHECK(inflight_put(t, &r[1]) == NULL); /* 2 counted: the share */
+		CHECK_EQ(take(t, AF_INET, "198.51.100.2", &r[4], false), 1);
 	}
 	inflight_free(t);
 

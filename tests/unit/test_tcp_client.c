@@ -1,7 +1,8 @@
 /*
  * test_tcp_client.c - TCP client framing over a socketpair: frames split across reads, the
  * answer's length prefix, the limit of frames in work (reading pauses, then resumes), a
- * frame shorter than a header (the client closes, its work is dropped), an idle close.
+ * frame shorter than a header (the client closes, its work is dropped), an idle close, and
+ * none for a frame sent in time but read only after a loop held up past the idle period.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -204,11 +205,31 @@ static void test_idle(void)
 	teardown();
 }
 
+/*
+ * The loop runs its timers before it reads: a frame sent before the idle period ended, read
+ * only after a loop held up past it, is handed out, and the client stays.
+ */
+static void test_idle_unread(void)
+{
+	uint8_t buf[16];
+
+	setup(50);
+	CHECK_EQ(write(fx.peer, buf, frame(buf, 9)), 14);
+	usleep(120 * 1000); /* the loop held up past the idle period (a busy machine) */
+	run(1, 300);
+	CHECK_EQ(fx.nframes, 1);
+	CHECK_EQ(fx.ids[0], 9);
+	CHECK_EQ(tcp_clients_count(fx.set), 1);
+	CHECK_EQ(fx.ndropped, 0);
+	teardown();
+}
+
 int main(void)
 {
 	test_framing();
 	test_backpressure();
 	test_short_frame();
 	test_idle();
+	test_idle_unread();
 	return check_done("tcp_client");
 }
