@@ -171,7 +171,7 @@ static int frontend_iftab_open(struct frontend *fe);
 static void frontend_egress_renew(struct frontend *fe, const struct config *cfg);
 static int query_group(const struct query *q);
 static struct query *query_new(struct frontend *fe, const uint8_t *msg, size_t len,
-			       const struct dns_msg *m, const struct reply_to *to);
+			       const struct dns_msg *m, const struct reply_to *to, bool share);
 static bool answer_police(struct frontend *fe, int group, const uint8_t *ans, size_t alen,
 			  const struct dns_msg *r, const uint8_t *qmsg, size_t qlen,
 			  const struct dns_msg *qm, const struct reply_to *to);
@@ -836,7 +836,9 @@ static bool query_from_cache(struct frontend *fe, struct cache *cache, int group
 	fe->stats->cache_hits++;
 	if (egress_gate_polices(fe->egress, group)) {
 		/* a hit refreshes the group's elements too: it may have to wait for them */
-		struct query *q = query_new(fe, msg, len, m, to);
+		/* not counted in its client's share: it has its answer and only waits for the
+		 * sets, and a place handed to it would send it upstream with no query set up */
+		struct query *q = query_new(fe, msg, len, m, to, false);
 
 		if (!q)
 			return true;
@@ -908,11 +910,11 @@ static void query_prefetch(struct frontend *fe, struct cache *cache, int group, 
 }
 
 /*
- * query_new - a query for m (msg, len) from the client of to, counted in its client's share;
- * NULL when there is no room (then SERVFAIL was sent).
+ * query_new - a query for m (msg, len) from the client of to, counted in its client's share
+ * when share is set; NULL when there is no room (then SERVFAIL was sent).
  */
 static struct query *query_new(struct frontend *fe, const uint8_t *msg, size_t len,
-			       const struct dns_msg *m, const struct reply_to *to)
+			       const struct dns_msg *m, const struct reply_to *to, bool share)
 {
 	struct query *q = fe->inflight < fe->cfg->max_inflight ? malloc(sizeof(*q) + len) : NULL;
 	const union sockaddr_any *who = reply_to_peer(to);
@@ -926,7 +928,7 @@ static struct query *query_new(struct frontend *fe, const uint8_t *msg, size_t l
 	}
 	memset(q, 0, sizeof(*q));
 	q->share.slot = -1;
-	if (fe->shares) {
+	if (fe->shares && share) {
 		r = inflight_take(fe->shares, who->sa.sa_family, addr_bytes(who), &q->share, false);
 		if (r == -EBUSY) {
 			/* its share is in flight and as many wait: the other clients keep theirs */
@@ -1145,7 +1147,7 @@ static bool query_start(struct frontend *fe, const uint8_t *msg, size_t len,
 			return route == ROUTE_PASS;
 		cache = NULL;
 	}
-	q = query_new(fe, msg, len, &m, to);
+	q = query_new(fe, msg, len, &m, to, true);
 	if (!q)
 		return false;
 	q->start_ms = loop_now_ms(fe->loop);
