@@ -269,9 +269,10 @@ static int rules_remove(const struct config *cfg, const struct route_config *rc)
 
 	if (r < 0 && r != -ENOENT)
 		log_error("removing nftables table inet '%s': %s", cfg->table, strerror(-r));
-	/* the --egress table, when a run made one (fail open: it went with its socket) */
+	/* the --egress table, when a run made one. Fail open: the egress socket owns it, and it
+	 * goes with that socket, which may still be open here (EPERM: not ours to delete) */
 	r2 = ruleset_remove(cfg->egress_table);
-	if (r2 < 0 && r2 != -ENOENT)
+	if (r2 < 0 && r2 != -ENOENT && !(r2 == -EPERM && !cfg->fail_closed))
 		log_error("removing nftables table inet '%s': %s", cfg->egress_table,
 			  strerror(-r2));
 	r2 = route_remove(rc);

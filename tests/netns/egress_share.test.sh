@@ -78,6 +78,9 @@ lab_check_eq "every slow miss NOERROR" "$s_sent" "$s_ok"
 lab_stop_dotgw
 lab_check_eq "dotgw exits 0 on SIGTERM (a sanitizer's report would make it 1)" 0 "$?"
 lab_check_eq "no client_overload" 0 "$(lab_dotgw_stat client_overload)"
+# (the stop of a fail-open --egress run used to log "error: removing nftables table inet
+# 'dotgw_egress': Operation not permitted": the table's owner socket was still open)
+lab_check_eq "dotgw logged no error" 0 "$(grep -c '^error:' "$DOTGW_LOG")"
 lab_check_eq "dotgw answered what it was asked (upstream answers + cache hits)" \
 	"$(lab_dotgw_stat queries)" "$(($(lab_dotgw_stat answered) + $(lab_dotgw_stat cache_hits)))"
 lab_finish
