@@ -149,7 +149,6 @@ struct frontend {
 	struct tcp_clients *tcp; /* NULL: no TCP listeners (nor adopted clients) */
 	struct conntrack *ct;	 /* original destinations of redirected UDP; NULL: not known */
 	LIST_HEAD(, query) queries;
-	struct query *deadline_q;      /* the query whose deadline reads its connection (or NULL) */
 	_Atomic unsigned int inflight; /* also read by the metrics thread (frontend_inflight) */
 	_Atomic unsigned int held;     /* of them, QUERY_HELD: their clients have their answer */
 	struct log_ratelimit rl_malformed, rl_recv, rl_ct;
@@ -319,8 +318,6 @@ static void query_free(struct query *q)
 		free(q->egress_ans);
 	}
 	LIST_REMOVE(q, link);
-	if (fe->deadline_q == q)
-		fe->deadline_q = NULL;
 	fe->inflight--;
 	if (q->held == QUERY_HELD)
 		fe->held--;
@@ -594,18 +591,7 @@ static void plain_complete(struct plain_query *pq, const uint8_t *answer, const 
 static void query_deadline(struct loop_timer *t)
 {
 	struct query *q = container_of(t, struct query, deadline);
-	struct frontend *fe = q->fe;
 
-	if (q->held == QUERY_RUNNING && (q->route == ROUTE_DEFAULT || q->route == ROUTE_DOT) &&
-	    !q->egress_ans) {
-		/* the loop runs its timers before it reads: held up (a busy machine), it may
-		 * have q's answer waiting unread */
-		fe->deadline_q = q;
-		upstream_query_read(q->pool, &q->uq);
-		if (fe->deadline_q != q)
-			return; /* answered (or failed) meanwhile: q is gone */
-		fe->deadline_q = NULL;
-	}
 	if (q->egress_ans) { /* the sets' update is late: the answer goes as it is */
 		egress_gate_cancel(&q->hold);
 		query_egress_done(&q->hold, -ETIMEDOUT);

@@ -299,6 +299,20 @@ static int loop_wait(struct loop *loop, int timeout)
 	return n;
 }
 
+/* loop_dispatch - the callbacks of the n events loop_wait returned. */
+static void loop_dispatch(struct loop *loop, int n)
+{
+	loop->now_ms = loop_clock_ms();
+	loop->nevents = n;
+	for (int i = 0; i < n && !loop->stop; i++) {
+		struct loop_watch *w = loop->events[i].data.ptr;
+
+		if (w)
+			w->cb(w, loop->events[i].events);
+	}
+	loop->nevents = 0;
+}
+
 int loop_run(struct loop *loop)
 {
 	loop->stop = false;
@@ -306,6 +320,17 @@ int loop_run(struct loop *loop)
 		int timeout = -1, n;
 
 		loop->now_ms = loop_clock_ms();
+		/* A timer due: first take what is ready. Held up (a busy machine), the loop may
+		 * have an answer, a client's query or a handshake's next step waiting unread,
+		 * which a timer (a stall, a deadline, an idle close) must not judge without. */
+		if (loop->heap_len && loop->heap[0]->when_ms <= loop->now_ms) {
+			n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, 0);
+			if (n > 0)
+				loop_dispatch(loop, n);
+			loop_run_deferred(loop);
+			if (loop->stop)
+				break;
+		}
 		loop_run_timers(loop);
 		loop_run_deferred(loop);
 		if (loop->stop)
@@ -323,15 +348,7 @@ int loop_run(struct loop *loop)
 				continue;
 			return -errno;
 		}
-		loop->now_ms = loop_clock_ms();
-		loop->nevents = n;
-		for (int i = 0; i < n && !loop->stop; i++) {
-			struct loop_watch *w = loop->events[i].data.ptr;
-
-			if (w)
-				w->cb(w, loop->events[i].events);
-		}
-		loop->nevents = 0;
+		loop_dispatch(loop, n);
 	}
 	return 0;
 }

@@ -75,7 +75,6 @@ struct tcp_clients {
 };
 
 static void tcp_client_close(struct tcp_client *tc);
-static bool tcp_client_read(struct tcp_client *tc);
 
 static void listeners_enable(struct tcp_clients *s, bool on)
 {
@@ -105,12 +104,12 @@ static void tcp_client_update(struct tcp_client *tc)
 		loop_timer_set(loop, &tc->resume, loop_now_ms(loop));
 }
 
-/* tcp_client_write - send what is pending; closes the client when it is finished (false). */
-static bool tcp_client_write(struct tcp_client *tc)
+/* tcp_client_write - send what is pending; closes the client when it is finished. */
+static void tcp_client_write(struct tcp_client *tc)
 {
 	if (tc->dead) {
 		tcp_client_close(tc);
-		return false;
+		return;
 	}
 	while (tc->out_off < tc->out_len) {
 		ssize_t n = send(tc->watch.fd, tc->out + tc->out_off, tc->out_len - tc->out_off,
@@ -120,7 +119,7 @@ static bool tcp_client_write(struct tcp_client *tc)
 			if (errno == EAGAIN || errno == EINTR)
 				break;
 			tcp_client_close(tc);
-			return false;
+			return;
 		}
 		tc->out_off += (size_t)n;
 		tc->progress_ms = loop_now_ms(tc->set->loop);
@@ -129,10 +128,9 @@ static bool tcp_client_write(struct tcp_client *tc)
 		tc->out_off = tc->out_len = 0;
 	if (tc->eof && tc->nwork == 0 && tc->out_len == 0) {
 		tcp_client_close(tc);
-		return false;
+		return;
 	}
 	tcp_client_update(tc);
-	return true;
 }
 
 void tcp_client_kick(struct tcp_client *tc)
@@ -224,18 +222,6 @@ static void tcp_client_idle(struct loop_timer *t)
 	struct tcp_clients *s = tc->set;
 	uint64_t now = loop_now_ms(s->loop);
 
-	/* The loop runs its timers before it reads: after a loop held up past the idle period,
-	 * what the client sent or took meanwhile is not seen yet. Take it up first. */
-	if (!tc->eof && tc->nwork < TCP_CLIENT_WORK) {
-		if (!tcp_client_read(tc))
-			return;
-		if (loop_timer_armed(&tc->idle)) { /* it sent something: a new idle period */
-			tcp_client_write(tc);
-			return;
-		}
-	}
-	if (tc->out_len && !tcp_client_write(tc))
-		return;
 	/* Output nobody takes for a whole idle period: the client stopped reading. */
 	if (tc->out_len && now - tc->progress_ms >= s->lim.idle_ms) {
 		log_debug("TCP client %s takes none of its answers, closing", tc->peer);

@@ -542,27 +542,13 @@ static void conn_prefer_others(struct upconn *c)
 	}
 }
 
-/* up_read - read up's ready connections now, as if each were readable (conn_io). */
-static void up_read(struct upstream *up)
-{
-	for (unsigned int k = 0; k < up->pool->cfg->pool_size; k++)
-		if (up->conns[k].state == UC_READY)
-			conn_io(&up->conns[k]);
-}
-
 static void conn_timeout(struct loop_timer *t)
 {
 	struct upconn *c = container_of(t, struct upconn, timer);
 	struct upstream_pool *pool = c->up->pool;
 	uint64_t now = loop_now_ms(pool->loop), stall = pool->cfg->stall_ms;
-	bool alive;
 
 	if (c->state != UC_READY) {
-		/* as for a stall (below): the handshake goes on first if it can; ready,
-		 * closed, or opened again (a new deadline armed), it has not timed out */
-		conn_io(c);
-		if (c->state != UC_OPENING || loop_timer_armed(&c->timer))
-			return;
 		log_debug("upstream %s: connect/handshake timed out", c->up->cfg->text);
 		conn_close(c, -ETIMEDOUT, true);
 		return;
@@ -581,16 +567,12 @@ static void conn_timeout(struct loop_timer *t)
 		return;
 	}
 	if (now >= c->progress_ms + stall) {
-		/* the loop runs its timers before it reads: held up (a busy machine), it may
-		 * have answers waiting unread, on this connection or the others */
-		up_read(c->up);
-		if (c->state != UC_READY || now < c->progress_ms + stall)
-			return; /* it answered (conn_io set its timer), or closed meanwhile */
 		/* the upstream answered on another connection meanwhile: it is alive, only this
 		 * connection is stuck (a server that stops reading it while its requests stay
 		 * open, a lost flow): no back-off; its queries go to another upstream if one
 		 * can take them, else to this one's other connections */
-		alive = c->up->answer_seq > c->progress_seq;
+		bool alive = c->up->answer_seq > c->progress_seq;
+
 		stats_add(&pool->stats->upstream_stalled, 1);
 		log_warn(
 			"upstream %s: no answer for %llu ms with %u queries in flight, closing the "
@@ -1683,13 +1665,6 @@ void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq
 	conn_arm(c);
 	/* The freed slot goes to a waiting query at the next I/O on any connection (this may
 	 * run deep inside a completion, where dispatching more would re-enter the caller). */
-}
-
-void upstream_query_read(struct upstream_pool *pool, struct upstream_query *uq)
-{
-	(void)pool;
-	if (uq->conn && uq->conn->state == UC_READY)
-		conn_io(uq->conn);
 }
 
 bool upstream_query_abandon(struct upstream_pool *pool, struct upstream_query *uq)

@@ -197,13 +197,6 @@ void upstream_pool_submit(struct upstream_pool *pool, struct upstream_query *uq)
 void upstream_query_cancel(struct upstream_pool *pool, struct upstream_query *uq);
 
 /*
- * upstream_query_read - read what uq's connection has now, as if it were readable: the loop
- * runs its timers before it reads, so an answer may wait unread at uq's deadline. complete()
- * may run, for uq or others, before this returns.
- */
-void upstream_query_read(struct upstream_pool *pool, struct upstream_query *uq);
-
-/*
  * upstream_query_abandon - uq's client was answered without it (its deadline passed), but
  * the upstream may still be working on it: when uq went out on a connection, it keeps its
  * slot there, counted in that connection's window, until its late answer or the connection's
